@@ -1,0 +1,45 @@
+//! The OpenAI-compatible operations a client can ask the gateway for.
+
+use std::fmt;
+
+/// One OpenAI-compatible operation, named after its path under `/v1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// `POST /v1/chat/completions`
+    ChatCompletions,
+    /// `POST /v1/completions` (legacy text completions)
+    Completions,
+    /// `POST /v1/embeddings`
+    Embeddings,
+}
+
+impl Endpoint {
+    /// The path under the provider's base URL (which, for OpenAI-style kinds, ends in `/v1`).
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::ChatCompletions => "/chat/completions",
+            Endpoint::Completions => "/completions",
+            Endpoint::Embeddings => "/embeddings",
+        }
+    }
+
+    /// Whether this operation can answer with a server-sent-event stream.
+    pub fn can_stream(self) -> bool {
+        !matches!(self, Endpoint::Embeddings)
+    }
+
+    /// Stable name used in logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::ChatCompletions => "chat.completions",
+            Endpoint::Completions => "completions",
+            Endpoint::Embeddings => "embeddings",
+        }
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,214 @@
+//! The one table of public error codes.
+//!
+//! Every error a client can see is an [`ApiError`]: a code from [`ErrorCode`] (which fixes the
+//! HTTP status, OpenAI's error `type` and a stable `code` string) and a message that says what
+//! to fix. The table is written as plain `match`es so that adding a code is a compile error
+//! until every column is filled.
+
+use std::fmt;
+
+/// A public error code. Each maps to one HTTP status, OpenAI error `type` and `code` string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// The body is not valid JSON, or not the JSON object the endpoint expects.
+    InvalidJson,
+    /// A parameter is missing, of the wrong type or out of range.
+    InvalidParameter,
+    /// A request header has an invalid value (for example `x-portkey-metadata`).
+    InvalidHeader,
+    /// The request body is larger than the gateway accepts.
+    PayloadTooLarge,
+    /// No gateway key was sent.
+    MissingApiKey,
+    /// The gateway key is unknown or revoked.
+    InvalidApiKey,
+    /// The key is valid but may not use this provider or model.
+    Forbidden,
+    /// The `@slug` names no provider in the catalog.
+    UnknownProvider,
+    /// The provider exists but the model is not in its allow-list.
+    UnknownModel,
+    /// No such route on the gateway.
+    RouteNotFound,
+    /// The HTTP method is not allowed on this route.
+    MethodNotAllowed,
+    /// The provider has no adapter for this operation (for example embeddings on a chat-only kind).
+    UnsupportedOperation,
+    /// The upstream could not be reached (connect error, reset, TLS).
+    UpstreamUnreachable,
+    /// The upstream answered something the gateway could not understand.
+    UpstreamMalformed,
+    /// The upstream did not answer in time.
+    UpstreamTimeout,
+    /// The upstream answered with an error; its status is passed on.
+    UpstreamError,
+    /// The gateway is shutting down or not ready.
+    Unavailable,
+    /// A bug in the gateway.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The HTTP status this code is answered with. [`ErrorCode::UpstreamError`] carries the
+    /// upstream's own status in [`ApiError::status`] instead; 502 is its fallback.
+    pub fn status(self) -> u16 {
+        match self {
+            ErrorCode::InvalidJson | ErrorCode::InvalidParameter | ErrorCode::InvalidHeader => 400,
+            ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::MissingApiKey | ErrorCode::InvalidApiKey => 401,
+            ErrorCode::Forbidden => 403,
+            ErrorCode::UnknownProvider | ErrorCode::UnknownModel | ErrorCode::RouteNotFound => 404,
+            ErrorCode::MethodNotAllowed => 405,
+            ErrorCode::UnsupportedOperation => 400,
+            ErrorCode::UpstreamUnreachable => 502,
+            ErrorCode::UpstreamMalformed => 502,
+            ErrorCode::UpstreamTimeout => 504,
+            ErrorCode::UpstreamError => 502,
+            ErrorCode::Unavailable => 503,
+            ErrorCode::Internal => 500,
+        }
+    }
+
+    /// OpenAI's error `type`, which OpenAI SDKs read alongside the status.
+    pub fn error_type(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidJson
+            | ErrorCode::InvalidParameter
+            | ErrorCode::InvalidHeader
+            | ErrorCode::PayloadTooLarge
+            | ErrorCode::UnknownProvider
+            | ErrorCode::UnknownModel
+            | ErrorCode::RouteNotFound
+            | ErrorCode::MethodNotAllowed
+            | ErrorCode::UnsupportedOperation => "invalid_request_error",
+            ErrorCode::MissingApiKey | ErrorCode::InvalidApiKey => "authentication_error",
+            ErrorCode::Forbidden => "permission_error",
+            ErrorCode::UpstreamUnreachable
+            | ErrorCode::UpstreamMalformed
+            | ErrorCode::UpstreamTimeout
+            | ErrorCode::UpstreamError => "upstream_error",
+            ErrorCode::Unavailable => "service_unavailable",
+            ErrorCode::Internal => "server_error",
+        }
+    }
+
+    /// The stable snake_case code string clients can match on.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidJson => "invalid_json",
+            ErrorCode::InvalidParameter => "invalid_parameter",
+            ErrorCode::InvalidHeader => "invalid_header",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::MissingApiKey => "missing_api_key",
+            ErrorCode::InvalidApiKey => "invalid_api_key",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::UnknownProvider => "provider_not_found",
+            ErrorCode::UnknownModel => "model_not_found",
+            ErrorCode::RouteNotFound => "route_not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::UnsupportedOperation => "unsupported_operation",
+            ErrorCode::UpstreamUnreachable => "upstream_unreachable",
+            ErrorCode::UpstreamMalformed => "upstream_malformed_response",
+            ErrorCode::UpstreamTimeout => "upstream_timeout",
+            ErrorCode::UpstreamError => "upstream_error",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Internal => "internal_error",
+        }
+    }
+}
+
+/// An error a client sees: answered as OpenAI's `{"error": {message, type, param, code}}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    /// What went wrong.
+    pub code: ErrorCode,
+    /// The HTTP status; the code's own unless an upstream's status is passed on.
+    pub status: u16,
+    /// What was wrong and how to fix it. Never contains a secret.
+    pub message: String,
+    /// The request field at fault, when there is one.
+    pub param: Option<String>,
+    /// OpenAI error `type` override: an upstream's own type is kept when it sent one.
+    pub error_type: Option<String>,
+    /// Code string override: an upstream's own code is kept when it sent one.
+    pub code_str: Option<String>,
+    /// Seconds the client should wait before retrying (sets `Retry-After`).
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    /// An error with the code's own status.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            code,
+            status: code.status(),
+            message: message.into(),
+            param: None,
+            error_type: None,
+            code_str: None,
+            retry_after: None,
+        }
+    }
+
+    /// Names the request field at fault.
+    pub fn with_param(mut self, param: impl Into<String>) -> ApiError {
+        self.param = Some(param.into());
+        self
+    }
+
+    /// The OpenAI `type` sent to the client.
+    pub fn type_str(&self) -> &str {
+        self.error_type
+            .as_deref()
+            .unwrap_or_else(|| self.code.error_type())
+    }
+
+    /// The `code` string sent to the client.
+    pub fn code_string(&self) -> &str {
+        self.code_str.as_deref().unwrap_or_else(|| self.code.as_str())
+    }
+
+    /// The OpenAI-shaped JSON body.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "error": {
+                "message": self.message,
+                "type": self.type_str(),
+                "param": self.param,
+                "code": self.code_string(),
+            }
+        })
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({}): {}", self.status, self.code_string(), self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_openai_shape() {
+        let err = ApiError::new(ErrorCode::UnknownModel, "no model").with_param("model");
+        let body = err.to_json();
+        assert_eq!(body["error"]["message"], "no model");
+        assert_eq!(body["error"]["type"], "invalid_request_error");
+        assert_eq!(body["error"]["code"], "model_not_found");
+        assert_eq!(body["error"]["param"], "model");
+        assert_eq!(err.status, 404);
+    }
+
+    #[test]
+    fn auth_errors_are_401_authentication_error() {
+        for code in [ErrorCode::MissingApiKey, ErrorCode::InvalidApiKey] {
+            assert_eq!(code.status(), 401);
+            assert_eq!(code.error_type(), "authentication_error");
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! Domain types shared by every Portico crate.
+//!
+//! This crate has no I/O and no async runtime: it holds the vocabulary the other crates speak.
+//!
+//! - [`ErrorCode`] / [`ApiError`]: the one table of public error codes, each with its HTTP
+//!   status and OpenAI error `type`, and the error value every layer returns to a client.
+//! - [`ProviderKind`]: the closed set of upstream dialects Portico speaks.
+//! - [`ModelRef`]: the `@slug/model` address of a model in the catalog.
+//! - [`Endpoint`]: the OpenAI-compatible operations a request can ask for.
+//! - [`Usage`]: token counts in OpenAI's meaning.
+//! - [`KeyHash`], [`Secret`]: gateway key hashing and secrets that never print themselves.
+
+mod endpoint;
+mod error;
+mod kind;
+mod model_ref;
+mod secret;
+mod usage;
+
+pub use endpoint::Endpoint;
+pub use error::{ApiError, ErrorCode};
+pub use kind::{ProviderKind, UnknownProviderKind};
+pub use model_ref::{ModelRef, ModelRefError, is_valid_slug};
+pub use secret::{KEY_PREFIX, KeyHash, Secret, generate_key, key_hint};
+pub use usage::Usage;

@@ -1,0 +1,127 @@
+//! Gateway key secrets: generation, hashing, and a redacting wrapper for provider secrets.
+//!
+//! Gateway keys are 256-bit random strings, so a single SHA-256 is the right hash: a slow
+//! password hash (argon2, bcrypt) protects low-entropy secrets against guessing, which a
+//! random 256-bit key does not need, and it would cost milliseconds on every request.
+//! GitHub and Stripe tokens are stored the same way.
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngCore as _;
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
+
+/// The prefix of every generated gateway key, so leaked keys are easy to recognise and scan for.
+pub const KEY_PREFIX: &str = "prt-";
+
+/// The SHA-256 of a gateway key secret: what the store keeps instead of the secret.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeyHash(pub [u8; 32]);
+
+impl KeyHash {
+    /// Hashes a presented secret.
+    pub fn of(secret: &str) -> KeyHash {
+        KeyHash(Sha256::digest(secret.as_bytes()).into())
+    }
+
+    /// Compares in constant time (the map lookup already narrowed it; this guards callers
+    /// that compare hashes directly).
+    pub fn ct_eq(&self, other: &KeyHash) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+
+    /// Lowercase hex, as stored.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// Parses 64 hex digits.
+    pub fn from_hex(s: &str) -> Option<KeyHash> {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(s, &mut out).ok()?;
+        Some(KeyHash(out))
+    }
+}
+
+impl fmt::Debug for KeyHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyHash({}…)", &self.to_hex()[..8])
+    }
+}
+
+/// Generates a new gateway key: `prt-<label>-<43 chars of base64url of 32 random bytes>`.
+pub fn generate_key(label: &str) -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("{KEY_PREFIX}{label}-{}", URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// A short, non-secret hint of a key for listings: its first 12 characters.
+pub fn key_hint(secret: &str) -> String {
+    let end = secret
+        .char_indices()
+        .nth(12)
+        .map_or(secret.len(), |(i, _)| i);
+    format!("{}…", &secret[..end])
+}
+
+/// A secret string (a provider API key, a gateway key from a file) that never prints itself.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+
+    /// The secret itself, for the one place that must send or hash it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_are_distinct_and_prefixed() {
+        let a = generate_key("admin");
+        let b = generate_key("admin");
+        assert_ne!(a, b);
+        assert!(a.starts_with("prt-admin-"), "{a}");
+        assert_eq!(a.len(), "prt-admin-".len() + 43);
+    }
+
+    #[test]
+    fn hash_hex_round_trips() {
+        let h = KeyHash::of("prt-x-secret");
+        assert_eq!(KeyHash::from_hex(&h.to_hex()), Some(h));
+        assert!(h.ct_eq(&KeyHash::of("prt-x-secret")));
+        assert!(!h.ct_eq(&KeyHash::of("prt-x-other")));
+        assert_eq!(KeyHash::from_hex("zz"), None);
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = Secret::new("sk-very-secret");
+        assert_eq!(format!("{s:?}"), "Secret(***)");
+        let h = KeyHash::of("sk-very-secret");
+        assert!(!format!("{h:?}").contains("sk-very"));
+    }
+
+    #[test]
+    fn hint_is_a_prefix() {
+        assert_eq!(key_hint("prt-admin-abcdefgh"), "prt-admin-ab…");
+        assert_eq!(key_hint("short"), "short…");
+    }
+}
