@@ -1,1 +1,130 @@
-//! placeholder
+//! The catalog file: YAML with `${VAR}` substitution, parsed into raw serde types and validated
+//! into a [`Catalog`].
+//!
+//! What this crate is: pure parsing and validation. It reads a file (or a string) and the
+//! environment it is given; it opens no database and starts nothing.
+//!
+//! Errors ([`ConfigError`]) name the file, the field path (`providers[1].base_url`) and what is
+//! wrong, and never include a secret's value. The binary turns them into exit code 2.
+//!
+//! Main types: [`Catalog`], [`ProviderConfig`], [`ModelConfig`], [`KeyConfig`], [`MockSettings`],
+//! [`ConfigError`]; entry points [`load_file`], [`parse_str`], [`detect_env_providers`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use portico_core::{ProviderKind, Secret};
+
+/// A validated catalog file.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Catalog {
+    /// `listen:` (the CLI flag and `PORTICO_LISTEN` win over it).
+    pub listen: Option<SocketAddr>,
+    /// `data_dir:` (the CLI flag and `PORTICO_DATA_DIR` win over it).
+    pub data_dir: Option<PathBuf>,
+    /// `admin_key:`; generated on first start when absent everywhere.
+    pub admin_key: Option<Secret>,
+    /// `auto_providers:` (default true): add `@mock` and providers found in the environment.
+    pub auto_providers: bool,
+    /// `providers:` in file order; slugs are unique.
+    pub providers: Vec<ProviderConfig>,
+    /// `keys:` in file order; names are unique.
+    pub keys: Vec<KeyConfig>,
+}
+
+/// One provider integration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderConfig {
+    /// Addressed as `@slug`.
+    pub slug: String,
+    /// The upstream dialect.
+    pub kind: ProviderKind,
+    /// The provider's API key.
+    pub api_key: Option<Secret>,
+    /// Base URL override (validated as an absolute http(s) URL, trailing `/` removed).
+    pub base_url: Option<String>,
+    /// The allow-list; `None` passes any model name through.
+    pub models: Option<Vec<ModelConfig>>,
+    /// Settings of a `mock` provider (only allowed on kind `mock`).
+    pub mock: Option<MockSettings>,
+}
+
+/// A model of a provider's allow-list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelConfig {
+    /// The model name sent upstream.
+    pub id: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// Price override in USD per million tokens.
+    pub pricing: Option<PricingConfig>,
+}
+
+/// Price override in USD per million tokens; each field is optional and non-negative.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct PricingConfig {
+    /// Uncached input tokens.
+    pub input_per_mtok: Option<f64>,
+    /// Output tokens.
+    pub output_per_mtok: Option<f64>,
+    /// Cache reads.
+    pub cache_read_per_mtok: Option<f64>,
+    /// Cache writes.
+    pub cache_write_per_mtok: Option<f64>,
+}
+
+/// How the built-in `mock` provider behaves.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MockSettings {
+    /// Delay before the answer (or the first stream chunk), in milliseconds.
+    pub latency_ms: u64,
+    /// Delay between stream chunks, in milliseconds.
+    pub chunk_delay_ms: u64,
+    /// Fraction of requests, 0.0 to 1.0, answered with a simulated 503.
+    pub failure_rate: f64,
+}
+
+impl Default for MockSettings {
+    fn default() -> Self {
+        MockSettings {
+            latency_ms: 0,
+            chunk_delay_ms: 0,
+            failure_rate: 0.0,
+        }
+    }
+}
+
+/// What kind of gateway key a file declares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// A service or application key.
+    Service,
+    /// A personal key; `user` names the person.
+    User,
+}
+
+/// A gateway key declared in the file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyConfig {
+    /// Unique name; keys are matched by name across applies.
+    pub name: String,
+    /// `service` (default) or `user`.
+    pub kind: KeyKind,
+    /// The person of a user key (required for `user`).
+    pub user: Option<String>,
+    /// A fixed secret; generated and printed once when absent.
+    pub key: Option<Secret>,
+    /// `allowed_models:` patterns `@slug` or `@slug/model`; `None` allows everything.
+    pub allowed_models: Option<Vec<String>>,
+    /// `log_payloads:` (default true).
+    pub log_payloads: bool,
+}
+
+mod env;
+mod error;
+mod file;
+mod validate;
+
+pub use env::{detect_env_providers, substitute};
+pub use error::ConfigError;
+pub use file::{load_file, parse_str};

@@ -1,1 +1,27 @@
-//! placeholder
+//! The request pipeline, independent of HTTP serving.
+//!
+//! ```text
+//! server (axum) ──► Gateway::authenticate ──► Gateway::route ──► Provider::send ──► server
+//!                       │ key hash lookup          │ @slug/model → provider,
+//!                       │ in the snapshot          │ allow-lists, key permissions
+//!                       ▼                          ▼
+//!                   Snapshot (ArcSwap: lock-free reads, replaced whole on reload)
+//! ```
+//!
+//! What this crate is: the decisions of a request (who is calling, which provider and model
+//! answer) over an immutable [`Snapshot`] of the catalog and keys, and the apply of a catalog
+//! file to the store at start ([`bootstrap`]).
+//!
+//! What it is not: HTTP parsing or rendering (the server's), a provider's wire format (the
+//! providers'), or SQL (the store's).
+//!
+//! Main types: [`Gateway`], [`Snapshot`], [`KeyEntry`], [`ProviderEntry`], [`Route`].
+
+pub mod bootstrap;
+mod gateway;
+mod registry;
+mod snapshot;
+
+pub use gateway::{Gateway, Route};
+pub use registry::build_provider;
+pub use snapshot::{KeyEntry, ModelPattern, ProviderEntry, Snapshot};

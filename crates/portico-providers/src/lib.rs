@@ -1,1 +1,94 @@
-//! placeholder
+//! Upstream providers: the [`Provider`] trait and one adapter per dialect.
+//!
+//! What this crate is: everything that knows a provider's wire format and talks to it. The
+//! engine hands an adapter an OpenAI-shaped [`UpstreamRequest`] and gets back an OpenAI-shaped
+//! [`UpstreamResponse`], either a whole JSON body or a stream of [`SseEvent`]s that are
+//! forwarded to the client as they arrive.
+//!
+//! What it is not: routing, retries, auth or logging (the engine's), or HTTP serving (the
+//! server's).
+//!
+//! Adapters: [`openai::OpenAiProvider`] (OpenAI and every OpenAI-compatible kind) and
+//! [`mock::MockProvider`] (built in, no network). The shared, pooled HTTP client is built by
+//! [`http::build_client`]; [`sse`] parses and re-frames server-sent events.
+
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::Stream;
+use portico_core::{Endpoint, ProviderKind, Usage};
+
+pub mod error;
+pub mod http;
+pub mod mock;
+pub mod openai;
+pub mod sse;
+
+pub use error::{Fault, ProviderError};
+pub use sse::SseEvent;
+
+/// A stream of OpenAI-shaped server-sent events (`data` is one chunk's JSON, or `[DONE]`).
+pub type EventStream = Pin<Box<dyn Stream<Item = Result<SseEvent, ProviderError>> + Send>>;
+
+/// One call to an upstream, in OpenAI's request shape.
+#[derive(Debug, Clone)]
+pub struct UpstreamRequest {
+    /// The operation.
+    pub endpoint: Endpoint,
+    /// The model name sent upstream (without the `@slug/`).
+    pub model: String,
+    /// The request body in OpenAI's shape; its `model` field is already the upstream name.
+    pub body: serde_json::Map<String, serde_json::Value>,
+    /// Whether the client asked for a stream (`"stream": true`).
+    pub stream: bool,
+}
+
+/// A successful upstream answer, in OpenAI's response shape.
+pub enum UpstreamResponse {
+    /// A whole JSON body.
+    Complete {
+        /// The upstream's 2xx status.
+        status: u16,
+        /// The JSON body, in OpenAI's shape.
+        body: Bytes,
+        /// Usage read from the body, when reported.
+        usage: Option<Usage>,
+    },
+    /// A stream of SSE events, forwarded as they arrive.
+    Stream {
+        /// The upstream's 2xx status.
+        status: u16,
+        /// The events; an `Err` ends the stream (the server sends an in-band error event).
+        events: EventStream,
+    },
+}
+
+impl std::fmt::Debug for UpstreamResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UpstreamResponse::Complete { status, body, usage } => f
+                .debug_struct("Complete")
+                .field("status", status)
+                .field("body_len", &body.len())
+                .field("usage", usage)
+                .finish(),
+            UpstreamResponse::Stream { status, .. } => {
+                f.debug_struct("Stream").field("status", status).finish()
+            }
+        }
+    }
+}
+
+/// One upstream API dialect. Translation is pure; only `send` does I/O.
+///
+/// Dropping the future returned by `send`, or the stream it returns, cancels the upstream
+/// request: that is how a client's disconnect reaches the provider.
+#[async_trait]
+pub trait Provider: Send + Sync + 'static {
+    /// The dialect.
+    fn kind(&self) -> ProviderKind;
+
+    /// Sends one request upstream.
+    async fn send(&self, req: UpstreamRequest) -> Result<UpstreamResponse, ProviderError>;
+}

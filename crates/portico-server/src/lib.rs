@@ -1,1 +1,69 @@
-//! placeholder
+//! HTTP serving: the OpenAI-compatible data plane and the health endpoints, on axum.
+//!
+//! What this crate is: thin. Handlers parse the request (headers, JSON), call the
+//! [`portico_engine::Gateway`], and render the answer or an [`portico_core::ApiError`] in
+//! OpenAI's shape. Streams are forwarded event by event as the upstream sends them.
+//!
+//! What it is not: routing decisions, provider wire formats, or persistence.
+//!
+//! Main items: [`AppState`], [`router`].
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use portico_engine::Gateway;
+
+mod error;
+mod request;
+mod routes;
+mod stream;
+
+pub use error::ErrorResponse;
+
+/// Default limit on a request body: large enough for several base64 images.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// What every handler shares. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The request pipeline.
+    pub gateway: Arc<Gateway>,
+    /// Cleared when shutdown starts, so `/readyz` sends load balancers elsewhere.
+    pub ready: Arc<AtomicBool>,
+}
+
+impl AppState {
+    /// State for a gateway that is ready to serve.
+    pub fn new(gateway: Arc<Gateway>) -> AppState {
+        AppState {
+            gateway,
+            ready: Arc::new(AtomicBool::new(true)),
+        }
+    }
+
+    /// Marks the gateway as draining: `/readyz` answers 503 from now on.
+    pub fn begin_shutdown(&self) {
+        self.ready.store(false, Ordering::SeqCst);
+    }
+}
+
+/// The gateway's routes.
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route(
+            "/v1/chat/completions",
+            post(routes::openai::chat_completions),
+        )
+        .route("/v1/completions", post(routes::openai::completions))
+        .route("/v1/embeddings", post(routes::openai::embeddings))
+        .route("/v1/models", get(routes::openai::list_models))
+        .route("/healthz", get(routes::health::healthz))
+        .route("/readyz", get(routes::health::readyz))
+        .fallback(routes::health::not_found)
+        .method_not_allowed_fallback(routes::health::method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}

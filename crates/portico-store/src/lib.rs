@@ -1,1 +1,252 @@
-//! placeholder
+//! Persistence for the catalog and gateway keys, behind the [`Store`] trait.
+//!
+//! What this crate is: the one place that talks to the database. The engine and the server see
+//! only [`Store`] and the record types below, so PostgreSQL can be added beside SQLite (a
+//! later issue) without touching them.
+//!
+//! What it is not: it does not read the catalog file or decide what a request may do; it stores
+//! records and applies a whole catalog in one transaction.
+//!
+//! Guarantees:
+//! - Provider secrets are encrypted at rest with XChaCha20-Poly1305 under a master key
+//!   ([`MasterKey`]); records carry them decrypted, in a [`Secret`] that never prints itself.
+//! - Gateway keys are stored as [`KeyHash`]es only; the plain secret never reaches this crate.
+//! - [`Store::apply_catalog`] is idempotent: applying the same catalog twice changes nothing,
+//!   and a key keeps its id (and so its spend) across applies.
+//!
+//! Main types: [`Store`], [`SqliteStore`], [`MasterKey`], [`ProviderRecord`], [`KeyRecord`],
+//! [`CatalogApply`], [`ApplyReport`].
+
+use async_trait::async_trait;
+use portico_core::{KeyHash, ProviderKind, Secret};
+use serde::{Deserialize, Serialize};
+
+/// A provider integration as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderRecord {
+    /// Addressed as `@slug`. Unique.
+    pub slug: String,
+    /// The upstream dialect.
+    pub kind: ProviderKind,
+    /// Base URL override; `None` means the kind's default.
+    pub base_url: Option<String>,
+    /// The provider's API key, decrypted. Encrypted in the database.
+    pub api_key: Option<Secret>,
+    /// Kind-specific settings as JSON (for `mock`: latency, failure rate).
+    pub settings: serde_json::Value,
+    /// The model allow-list; `None` means any model name is passed through.
+    pub models: Option<Vec<ModelRecord>>,
+    /// Where the record came from: `file`, `env`, `default` or `api`.
+    pub source: RecordSource,
+}
+
+/// A model of a provider's allow-list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelRecord {
+    /// The model name sent upstream.
+    pub id: String,
+    /// A display name.
+    pub name: Option<String>,
+    /// Price override, in USD per million tokens.
+    pub pricing: Option<Pricing>,
+}
+
+/// Prices in USD per million tokens. Absent fields mean "unknown", never zero.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Pricing {
+    /// Uncached input tokens.
+    pub input_per_mtok: Option<f64>,
+    /// Output tokens.
+    pub output_per_mtok: Option<f64>,
+    /// Input tokens read from the prompt cache.
+    pub cache_read_per_mtok: Option<f64>,
+    /// Input tokens written to the prompt cache.
+    pub cache_write_per_mtok: Option<f64>,
+}
+
+/// Who created a record, which decides what a later apply may remove.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordSource {
+    /// Declared in the catalog file: removed from the store when removed from the file.
+    File,
+    /// Detected from a provider API key in the environment.
+    Env,
+    /// Built in (the `@mock` provider).
+    Default,
+    /// Created through the admin API or CLI: never touched by a catalog apply.
+    Api,
+}
+
+impl RecordSource {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordSource::File => "file",
+            RecordSource::Env => "env",
+            RecordSource::Default => "default",
+            RecordSource::Api => "api",
+        }
+    }
+}
+
+/// What a gateway key is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyType {
+    /// The admin key: the admin API, and every provider and model on the data plane.
+    Admin,
+    /// A key for a service or application.
+    Service,
+    /// A key for one person; its requests are attributed to `user`.
+    User,
+}
+
+impl KeyType {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyType::Admin => "admin",
+            KeyType::Service => "service",
+            KeyType::User => "user",
+        }
+    }
+}
+
+/// A gateway key as stored: never the secret, only its hash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyRecord {
+    /// Stable id (UUID v7 string); kept across applies and secret rotations.
+    pub id: String,
+    /// Unique name.
+    pub name: String,
+    /// What the key is.
+    pub key_type: KeyType,
+    /// The end user of a user key.
+    pub user: Option<String>,
+    /// SHA-256 of the secret.
+    pub hash: KeyHash,
+    /// The first characters of the secret, for listings.
+    pub hint: String,
+    /// `@slug` or `@slug/model` patterns this key may use; `None` means all.
+    pub allowed_models: Option<Vec<String>>,
+    /// Whether request and response payloads of this key are logged.
+    pub log_payloads: bool,
+    /// Where the key came from.
+    pub source: RecordSource,
+    /// Unix milliseconds of creation.
+    pub created_at_ms: i64,
+    /// Unix milliseconds of revocation; a revoked key authenticates nothing.
+    pub revoked_at_ms: Option<i64>,
+}
+
+/// A key as declared by a catalog: matched to a stored key by `name`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeySpec {
+    /// Unique name; the match key for idempotent applies.
+    pub name: String,
+    /// What the key is.
+    pub key_type: KeyType,
+    /// The end user of a user key.
+    pub user: Option<String>,
+    /// Hash and hint of the secret. With `fixed: true` the stored hash is replaced by this one
+    /// when it differs (the file's secret wins); with `fixed: false` it is used only when the
+    /// key is created (a generated secret, printed once by the caller).
+    pub hash: KeyHash,
+    /// Hint of the secret.
+    pub hint: String,
+    /// Whether the secret is fixed by the file (see `hash`).
+    pub fixed: bool,
+    /// `@slug` or `@slug/model` patterns this key may use; `None` means all.
+    pub allowed_models: Option<Vec<String>>,
+    /// Whether payloads are logged.
+    pub log_payloads: bool,
+}
+
+/// Everything a catalog file (plus environment detection) declares, applied in one transaction.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CatalogApply {
+    /// Providers with source `File`, `Env` or `Default`. Stored providers of those sources that
+    /// are not listed here are removed; `Api` providers are never touched.
+    pub providers: Vec<ProviderRecord>,
+    /// File keys. Stored `File` keys not listed are revoked (not deleted: their history stays).
+    pub keys: Vec<KeySpec>,
+}
+
+/// What an apply changed.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ApplyReport {
+    /// Names of keys created by this apply (the caller prints generated secrets for these).
+    pub created_keys: Vec<String>,
+    /// Names of keys whose fixed secret changed.
+    pub rotated_keys: Vec<String>,
+    /// Names of keys revoked because the file no longer declares them.
+    pub revoked_keys: Vec<String>,
+    /// Slugs inserted or changed.
+    pub changed_providers: Vec<String>,
+    /// Slugs removed.
+    pub removed_providers: Vec<String>,
+}
+
+/// A store error. Messages name what failed; they never include secrets.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be opened, migrated or queried.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Migrations failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored secret could not be decrypted: the master key is not the one it was written with.
+    #[error("cannot decrypt stored provider secrets: the master key (PORTICO_MASTER_KEY or {path}) is not the one they were encrypted with")]
+    WrongMasterKey {
+        /// Where the master key came from, for the message.
+        path: String,
+    },
+    /// The master key file or variable is malformed or unreadable.
+    #[error("master key: {0}")]
+    MasterKey(String),
+    /// A stored row could not be read back (corrupt or from a newer version).
+    #[error("corrupt record in table {table}: {detail}")]
+    Corrupt {
+        /// The table.
+        table: &'static str,
+        /// What was wrong.
+        detail: String,
+    },
+    /// A uniqueness or reference constraint was violated.
+    #[error("{0}")]
+    Conflict(String),
+}
+
+/// Persistence for the catalog and keys. Implemented by [`SqliteStore`]; PostgreSQL later.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Applies a catalog in one transaction (see [`CatalogApply`]). Idempotent.
+    async fn apply_catalog(&self, apply: &CatalogApply) -> Result<ApplyReport, StoreError>;
+
+    /// Every provider with its models, secrets decrypted, ordered by slug.
+    async fn list_providers(&self) -> Result<Vec<ProviderRecord>, StoreError>;
+
+    /// Every key, revoked ones included, ordered by name.
+    async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError>;
+
+    /// Makes sure the admin key exists with this hash: creates it (returning `true`) or, when
+    /// `replace` is set, replaces the stored hash (an admin key given by file or environment
+    /// wins). With `replace` unset an existing admin key is left as it is.
+    async fn ensure_admin_key(
+        &self,
+        hash: KeyHash,
+        hint: &str,
+        replace: bool,
+    ) -> Result<bool, StoreError>;
+
+    /// Whether an admin key exists.
+    async fn has_admin_key(&self) -> Result<bool, StoreError>;
+}
+
+mod crypto;
+mod sqlite;
+
+pub use crypto::MasterKey;
+pub use sqlite::SqliteStore;

@@ -1,0 +1,208 @@
+//! The gateway: authentication, routing and the upstream call over the current snapshot.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use portico_core::{ApiError, Endpoint, ErrorCode, KeyHash, ModelRef, ModelRefError};
+use portico_providers::{Provider, UpstreamRequest, UpstreamResponse};
+use portico_store::Store;
+
+use crate::snapshot::{KeyEntry, Snapshot};
+
+/// Where a request goes: the provider that answers and the model name sent to it.
+#[derive(Clone)]
+pub struct Route {
+    /// The provider's slug (without `@`).
+    pub slug: String,
+    /// The model name sent upstream.
+    pub model: String,
+    /// The adapter.
+    pub provider: Arc<dyn Provider>,
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Route")
+            .field("slug", &self.slug)
+            .field("model", &self.model)
+            .finish()
+    }
+}
+
+/// The request pipeline over a swappable [`Snapshot`].
+pub struct Gateway {
+    snapshot: ArcSwap<Snapshot>,
+    client: reqwest::Client,
+}
+
+impl Gateway {
+    /// A gateway serving `snapshot`, building adapters on reload with `client`.
+    pub fn new(snapshot: Snapshot, client: reqwest::Client) -> Gateway {
+        Gateway {
+            snapshot: ArcSwap::from_pointee(snapshot),
+            client,
+        }
+    }
+
+    /// The current snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// Rebuilds the snapshot from the store and swaps it in; requests in flight keep the one
+    /// they started with.
+    pub async fn reload(&self, store: &dyn Store) -> Result<(), String> {
+        let providers = store.list_providers().await.map_err(|e| e.to_string())?;
+        let keys = store.list_keys().await.map_err(|e| e.to_string())?;
+        let snapshot = Snapshot::build(providers, keys, &self.client)?;
+        self.snapshot.store(Arc::new(snapshot));
+        Ok(())
+    }
+
+    /// The key a request presented, or 401.
+    pub fn authenticate(&self, secret: Option<&str>) -> Result<Arc<KeyEntry>, ApiError> {
+        let Some(secret) = secret.filter(|s| !s.is_empty()) else {
+            return Err(ApiError::new(
+                ErrorCode::MissingApiKey,
+                "missing gateway key: send `Authorization: Bearer <key>` or `x-portkey-api-key: <key>`",
+            ));
+        };
+        self.snapshot
+            .load()
+            .key(&KeyHash::of(secret))
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::InvalidApiKey,
+                    "invalid gateway key: it is unknown or revoked; use a key Portico printed when it was created, or the admin key",
+                )
+            })
+    }
+
+    /// Resolves `model` (`@slug/model`, or a bare name with `x-portkey-provider: @slug`) to a
+    /// provider the key may use.
+    pub fn route(
+        &self,
+        key: &KeyEntry,
+        model: &str,
+        provider_header: Option<&str>,
+    ) -> Result<Route, ApiError> {
+        let snapshot = self.snapshot.load();
+        let target = match (model.starts_with('@'), provider_header) {
+            (false, Some(header)) => {
+                let slug = header.trim().trim_start_matches('@');
+                ModelRef::parse(&format!("@{slug}/{model}"))
+            }
+            _ => ModelRef::parse(model),
+        };
+        let target = target.map_err(|err| match err {
+            ModelRefError::NoProvider(_) => ApiError::new(
+                ErrorCode::UnknownModel,
+                format!(
+                    "model `{model}` is not in the catalog: address models as `@provider/model`{}, or send `x-portkey-provider: @provider` with a bare model name",
+                    example(&snapshot, model)
+                ),
+            )
+            .with_param("model"),
+            other => ApiError::new(ErrorCode::UnknownModel, other.to_string()).with_param("model"),
+        })?;
+        let Some(entry) = snapshot.provider(&target.slug) else {
+            return Err(ApiError::new(
+                ErrorCode::UnknownProvider,
+                format!(
+                    "no provider `@{}` in the catalog (model `{target}`); address models as `@provider/model` with one of: {}",
+                    target.slug,
+                    slug_list(&snapshot)
+                ),
+            )
+            .with_param("model"));
+        };
+        if !entry.allows_model(&target.model) {
+            let choices: Vec<String> = entry
+                .advertised_models()
+                .iter()
+                .map(|m| format!("`@{}/{m}`", entry.slug))
+                .collect();
+            return Err(ApiError::new(
+                ErrorCode::UnknownModel,
+                format!(
+                    "model `{target}` is not in the catalog of provider @{}; use one of: {}",
+                    entry.slug,
+                    choices.join(", ")
+                ),
+            )
+            .with_param("model"));
+        }
+        if !key.may_use(&target.slug, &target.model) {
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "the key `{}` may not use `{target}`; ask an admin to add it to the key's allowed_models",
+                    key.name
+                ),
+            )
+            .with_param("model"));
+        }
+        Ok(Route {
+            slug: target.slug,
+            model: target.model,
+            provider: Arc::clone(&entry.provider),
+        })
+    }
+
+    /// The `@slug/model` ids a key may use, ordered by slug then catalog order.
+    pub fn visible_models(&self, key: &KeyEntry) -> Vec<(String, String)> {
+        let snapshot = self.snapshot.load();
+        snapshot
+            .providers()
+            .flat_map(|p| {
+                p.advertised_models()
+                    .into_iter()
+                    .filter(|m| key.may_use(&p.slug, m))
+                    .map(|m| (p.slug.clone(), m.to_owned()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// Sends a request along `route`: the body's `model` becomes the upstream name.
+    pub async fn send(
+        &self,
+        route: &Route,
+        endpoint: Endpoint,
+        mut body: serde_json::Map<String, serde_json::Value>,
+        stream: bool,
+    ) -> Result<UpstreamResponse, ApiError> {
+        body.insert(
+            "model".to_owned(),
+            serde_json::Value::String(route.model.clone()),
+        );
+        let request = UpstreamRequest {
+            endpoint,
+            model: route.model.clone(),
+            body,
+            stream,
+        };
+        route
+            .provider
+            .send(request)
+            .await
+            .map_err(|e| e.to_api_error(&route.slug))
+    }
+}
+
+fn slug_list(snapshot: &Snapshot) -> String {
+    let slugs: Vec<String> = snapshot.providers().map(|p| format!("@{}", p.slug)).collect();
+    if slugs.is_empty() {
+        "(the catalog has no providers)".to_owned()
+    } else {
+        slugs.join(", ")
+    }
+}
+
+fn example(snapshot: &Snapshot, model: &str) -> String {
+    match snapshot.providers().next() {
+        Some(p) => format!(" (for example `@{}/{model}`)", p.slug),
+        None => String::new(),
+    }
+}

@@ -1,0 +1,50 @@
+//! Builds the adapter for a stored provider.
+
+use std::sync::Arc;
+
+use portico_core::ProviderKind;
+use portico_providers::Provider;
+use portico_providers::mock::MockProvider;
+use portico_providers::openai::OpenAiProvider;
+use portico_store::ProviderRecord;
+
+/// The adapter for one stored provider, sharing `client`'s connection pool.
+///
+/// Fails with a message naming the provider when its record cannot make a working adapter
+/// (for example an `openai-compatible` provider without a base URL).
+pub fn build_provider(
+    record: &ProviderRecord,
+    client: &reqwest::Client,
+) -> Result<Arc<dyn Provider>, String> {
+    match record.kind {
+        ProviderKind::Mock => {
+            let mock = MockProvider::from_settings(&record.settings)
+                .map_err(|e| format!("provider @{}: invalid mock settings: {e}", record.slug))?;
+            Ok(Arc::new(mock))
+        }
+        ProviderKind::OpenAi
+        | ProviderKind::OpenAiCompatible
+        | ProviderKind::Mistral
+        | ProviderKind::Groq
+        | ProviderKind::DeepSeek
+        | ProviderKind::Together
+        | ProviderKind::Ollama => {
+            let base_url = record
+                .base_url
+                .as_deref()
+                .or_else(|| record.kind.default_base_url())
+                .ok_or_else(|| {
+                    format!(
+                        "provider @{} (kind {}) has no base_url; set one",
+                        record.slug, record.kind
+                    )
+                })?;
+            Ok(Arc::new(OpenAiProvider::new(
+                record.kind,
+                client.clone(),
+                base_url,
+                record.api_key.clone(),
+            )))
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! An immutable view of the catalog and keys, replaced whole on reload.
+//!
+//! Requests read it through `ArcSwap` without locks; a reload builds a new one off the request
+//! path and swaps it in, so a request sees either the old catalog or the new one, never a mix.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use portico_core::{KeyHash, ProviderKind};
+use portico_providers::Provider;
+use portico_providers::mock::MOCK_MODELS;
+use portico_store::{KeyRecord, KeyType, ModelRecord, ProviderRecord};
+
+use crate::registry::build_provider;
+
+/// One provider of the catalog, with its adapter.
+pub struct ProviderEntry {
+    /// Addressed as `@slug`.
+    pub slug: String,
+    /// The dialect.
+    pub kind: ProviderKind,
+    /// The allow-list, in catalog order; `None` passes any model name through.
+    pub models: Option<Vec<ModelRecord>>,
+    model_ids: Option<HashSet<String>>,
+    /// The adapter.
+    pub provider: Arc<dyn Provider>,
+}
+
+impl ProviderEntry {
+    /// Whether `model` may be sent to this provider.
+    pub fn allows_model(&self, model: &str) -> bool {
+        self.model_ids.as_ref().is_none_or(|ids| ids.contains(model))
+    }
+
+    /// The model names `GET /v1/models` advertises for this provider: the allow-list, or for
+    /// the mock provider its built-in models. A provider without an allow-list accepts any
+    /// name but advertises none, since the gateway cannot know them without asking upstream.
+    pub fn advertised_models(&self) -> Vec<&str> {
+        match &self.models {
+            Some(models) => models.iter().map(|m| m.id.as_str()).collect(),
+            None if self.kind == ProviderKind::Mock => MOCK_MODELS.to_vec(),
+            None => Vec::new(),
+        }
+    }
+}
+
+/// What a key may address: `@slug` (any model of it) or `@slug/model`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelPattern {
+    /// Every model of one provider.
+    Provider(String),
+    /// One model of one provider.
+    Model {
+        /// The provider slug.
+        slug: String,
+        /// The model name.
+        model: String,
+    },
+}
+
+impl ModelPattern {
+    /// Parses `@slug` or `@slug/model`; `None` for anything else.
+    pub fn parse(s: &str) -> Option<ModelPattern> {
+        let rest = s.strip_prefix('@')?;
+        match rest.split_once('/') {
+            Some((slug, model)) if !slug.is_empty() && !model.is_empty() => {
+                Some(ModelPattern::Model {
+                    slug: slug.to_owned(),
+                    model: model.to_owned(),
+                })
+            }
+            None if !rest.is_empty() => Some(ModelPattern::Provider(rest.to_owned())),
+            _ => None,
+        }
+    }
+
+    /// Whether the pattern allows `model` of provider `slug`.
+    pub fn matches(&self, slug: &str, model: &str) -> bool {
+        match self {
+            ModelPattern::Provider(s) => s == slug,
+            ModelPattern::Model { slug: s, model: m } => s == slug && m == model,
+        }
+    }
+}
+
+/// A gateway key as the request path needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyEntry {
+    /// Stable id.
+    pub id: String,
+    /// Name, shown in logs.
+    pub name: String,
+    /// Admin, service or user.
+    pub key_type: KeyType,
+    /// The person of a user key.
+    pub user: Option<String>,
+    /// What the key may address; `None` means everything.
+    pub allowed: Option<Vec<ModelPattern>>,
+    /// Whether payloads are logged.
+    pub log_payloads: bool,
+}
+
+impl KeyEntry {
+    /// Whether this key may use `model` of provider `slug`.
+    pub fn may_use(&self, slug: &str, model: &str) -> bool {
+        self.allowed
+            .as_ref()
+            .is_none_or(|patterns| patterns.iter().any(|p| p.matches(slug, model)))
+    }
+}
+
+/// The catalog and keys a request is served from.
+#[derive(Default)]
+pub struct Snapshot {
+    providers: HashMap<String, ProviderEntry>,
+    slugs: Vec<String>,
+    keys: HashMap<KeyHash, Arc<KeyEntry>>,
+}
+
+impl Snapshot {
+    /// Builds a snapshot from stored records; revoked keys are left out.
+    pub fn build(
+        providers: Vec<ProviderRecord>,
+        keys: Vec<KeyRecord>,
+        client: &reqwest::Client,
+    ) -> Result<Snapshot, String> {
+        let mut snapshot = Snapshot::default();
+        for record in providers {
+            let provider = build_provider(&record, client)?;
+            let model_ids = record
+                .models
+                .as_ref()
+                .map(|models| models.iter().map(|m| m.id.clone()).collect());
+            snapshot.slugs.push(record.slug.clone());
+            snapshot.providers.insert(
+                record.slug.clone(),
+                ProviderEntry {
+                    slug: record.slug,
+                    kind: record.kind,
+                    models: record.models,
+                    model_ids,
+                    provider,
+                },
+            );
+        }
+        snapshot.slugs.sort();
+        for key in keys.into_iter().filter(|k| k.revoked_at_ms.is_none()) {
+            let allowed = key.allowed_models.map(|patterns| {
+                patterns
+                    .iter()
+                    .filter_map(|p| ModelPattern::parse(p))
+                    .collect()
+            });
+            snapshot.keys.insert(
+                key.hash,
+                Arc::new(KeyEntry {
+                    id: key.id,
+                    name: key.name,
+                    key_type: key.key_type,
+                    user: key.user,
+                    allowed,
+                    log_payloads: key.log_payloads,
+                }),
+            );
+        }
+        Ok(snapshot)
+    }
+
+    /// The provider addressed as `@slug`.
+    pub fn provider(&self, slug: &str) -> Option<&ProviderEntry> {
+        self.providers.get(slug)
+    }
+
+    /// Every provider, ordered by slug.
+    pub fn providers(&self) -> impl Iterator<Item = &ProviderEntry> {
+        self.slugs.iter().filter_map(|s| self.providers.get(s))
+    }
+
+    /// The active key with this hash.
+    pub fn key(&self, hash: &KeyHash) -> Option<&Arc<KeyEntry>> {
+        self.keys.get(hash)
+    }
+
+    /// How many active keys there are.
+    pub fn key_count(&self) -> usize {
+        self.keys.len()
+    }
+}

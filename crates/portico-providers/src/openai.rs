@@ -1,0 +1,312 @@
+//! OpenAI and every OpenAI-compatible upstream (Mistral, Groq, DeepSeek, Together, Ollama, any
+//! server that speaks the API).
+//!
+//! The request is OpenAI's already, so this adapter only sets the credentials and forwards the
+//! body; a stream's events are forwarded one by one as they arrive.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use portico_core::{ProviderKind, Secret, Usage};
+use serde::Deserialize;
+
+use crate::sse::sse_events;
+use crate::{Provider, ProviderError, UpstreamRequest, UpstreamResponse};
+
+/// Upstream error bodies larger than this are cut before parsing.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// An OpenAI-style upstream.
+#[derive(Debug, Clone)]
+pub struct OpenAiProvider {
+    kind: ProviderKind,
+    client: reqwest::Client,
+    base_url: String,
+    api_key: Option<Secret>,
+}
+
+impl OpenAiProvider {
+    /// An adapter for `base_url` (which includes `/v1` or its equivalent), sending `api_key` as
+    /// a bearer token when there is one.
+    pub fn new(
+        kind: ProviderKind,
+        client: reqwest::Client,
+        base_url: impl Into<String>,
+        api_key: Option<Secret>,
+    ) -> OpenAiProvider {
+        let mut base_url = base_url.into();
+        while base_url.ends_with('/') {
+            base_url.pop();
+        }
+        OpenAiProvider {
+            kind,
+            client,
+            base_url,
+            api_key,
+        }
+    }
+}
+
+#[async_trait]
+impl Provider for OpenAiProvider {
+    fn kind(&self) -> ProviderKind {
+        self.kind
+    }
+
+    async fn send(&self, req: UpstreamRequest) -> Result<UpstreamResponse, ProviderError> {
+        let url = format!("{}{}", self.base_url, req.endpoint.path());
+        let body = serde_json::to_vec(&req.body)
+            .map_err(|e| ProviderError::Malformed(format!("could not encode the request: {e}")))?;
+        let mut builder = self
+            .client
+            .post(url)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        if let Some(key) = &self.api_key {
+            builder = builder.bearer_auth(key.expose());
+        }
+        if req.stream {
+            builder = builder.header(http::header::ACCEPT, "text/event-stream");
+        }
+        let response = builder.send().await.map_err(transport_error)?;
+        let status = response.status().as_u16();
+        if !response.status().is_success() {
+            return Err(error_from_response(response).await);
+        }
+        let is_sse = response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        if is_sse {
+            return Ok(UpstreamResponse::Stream {
+                status,
+                events: Box::pin(sse_events(response.bytes_stream())),
+            });
+        }
+        let body = response.bytes().await.map_err(transport_error)?;
+        let usage = read_usage(&body)?;
+        Ok(UpstreamResponse::Complete {
+            status,
+            body,
+            usage,
+        })
+    }
+}
+
+/// Checks that a complete answer is JSON and reads its usage without building a tree.
+fn read_usage(body: &Bytes) -> Result<Option<Usage>, ProviderError> {
+    #[derive(Deserialize)]
+    struct WithUsage {
+        usage: Option<UsageWire>,
+    }
+    #[derive(Deserialize)]
+    struct UsageWire {
+        prompt_tokens: Option<u64>,
+        completion_tokens: Option<u64>,
+        prompt_tokens_details: Option<PromptDetails>,
+    }
+    #[derive(Deserialize)]
+    struct PromptDetails {
+        cached_tokens: Option<u64>,
+    }
+    let parsed: WithUsage = serde_json::from_slice(body)
+        .map_err(|e| ProviderError::Malformed(format!("the answer is not a JSON object: {e}")))?;
+    Ok(parsed.usage.and_then(|u| {
+        if u.prompt_tokens.is_none() && u.completion_tokens.is_none() {
+            return None;
+        }
+        Some(Usage {
+            prompt_tokens: u.prompt_tokens.unwrap_or(0),
+            completion_tokens: u.completion_tokens.unwrap_or(0),
+            cached_tokens: u
+                .prompt_tokens_details
+                .and_then(|d| d.cached_tokens)
+                .unwrap_or(0),
+        })
+    }))
+}
+
+/// Maps a transport failure. The message never includes credentials: they travel in headers,
+/// which reqwest does not print.
+pub(crate) fn transport_error(err: reqwest::Error) -> ProviderError {
+    if err.is_timeout() {
+        // reqwest does not say which timeout fired; the read timeout is the one a user tunes.
+        return ProviderError::Timeout(Duration::ZERO);
+    }
+    let mut detail = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(inner) = source {
+        detail.push_str(": ");
+        detail.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    if err.is_body() || err.is_decode() {
+        ProviderError::StreamBroken(detail)
+    } else {
+        ProviderError::Unreachable(detail)
+    }
+}
+
+/// Turns an upstream error answer into [`ProviderError::Status`], keeping the upstream's own
+/// message, type and code when its body is OpenAI-shaped (or close to it).
+async fn error_from_response(response: reqwest::Response) -> ProviderError {
+    let status = response.status().as_u16();
+    let retry_after = retry_after(response.headers());
+    let body = read_capped(response, MAX_ERROR_BODY).await;
+    let mut err = parse_error_body(status, &body);
+    if let ProviderError::Status {
+        retry_after: ra, ..
+    } = &mut err
+    {
+        *ra = retry_after;
+    }
+    err
+}
+
+async fn read_capped(mut response: reqwest::Response, cap: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let room = cap.saturating_sub(out.len());
+        out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if out.len() >= cap {
+            break;
+        }
+    }
+    out
+}
+
+/// Reads an error body in the shapes OpenAI-compatible servers use: `{"error": {...}}`,
+/// `{"error": "text"}`, `{"message": "text"}`, `{"detail": "text"}`, or plain text.
+pub(crate) fn parse_error_body(status: u16, body: &[u8]) -> ProviderError {
+    let text_of = |v: &serde_json::Value| -> Option<String> {
+        match v {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Null => None,
+            other => Some(other.to_string()),
+        }
+    };
+    let mut message = None;
+    let mut error_type = None;
+    let mut code = None;
+    let mut param = None;
+    if let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) {
+        match json.get("error") {
+            Some(serde_json::Value::Object(e)) => {
+                message = e.get("message").and_then(text_of);
+                error_type = e.get("type").and_then(text_of);
+                code = e.get("code").and_then(text_of);
+                param = e.get("param").and_then(text_of);
+            }
+            Some(serde_json::Value::String(s)) => message = Some(s.clone()),
+            _ => {}
+        }
+        if message.is_none() {
+            message = json
+                .get("message")
+                .or_else(|| json.get("detail"))
+                .and_then(text_of);
+        }
+    }
+    let message = message.unwrap_or_else(|| {
+        let text = String::from_utf8_lossy(body);
+        let text = text.trim();
+        if text.is_empty() {
+            format!("the upstream answered HTTP {status} with an empty body")
+        } else {
+            let cut: String = text.chars().take(500).collect();
+            format!("the upstream answered HTTP {status}: {cut}")
+        }
+    });
+    ProviderError::Status {
+        status,
+        message,
+        error_type,
+        code,
+        param,
+        retry_after: None,
+    }
+}
+
+/// `Retry-After` in seconds or as an HTTP date, or Azure's `retry-after-ms` /
+/// `x-ms-retry-after-ms`.
+pub(crate) fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    for name in ["retry-after-ms", "x-ms-retry-after-ms"] {
+        if let Some(ms) = header(name).and_then(|v| v.trim().parse::<f64>().ok()) {
+            if ms.is_finite() && ms >= 0.0 {
+                return Some(Duration::from_millis(ms as u64));
+            }
+        }
+    }
+    let value = header("retry-after")?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_openai_error_fields() {
+        let body = br#"{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded","param":null}}"#;
+        match parse_error_body(429, body) {
+            ProviderError::Status {
+                status,
+                message,
+                error_type,
+                code,
+                param,
+                ..
+            } => {
+                assert_eq!(status, 429);
+                assert_eq!(message, "Rate limit reached");
+                assert_eq!(error_type.as_deref(), Some("requests"));
+                assert_eq!(code.as_deref(), Some("rate_limit_exceeded"));
+                assert_eq!(param, None);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn reads_other_error_shapes() {
+        let msg = |body: &[u8]| match parse_error_body(500, body) {
+            ProviderError::Status { message, .. } => message,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(msg(br#"{"error":"model overloaded"}"#), "model overloaded");
+        assert_eq!(msg(br#"{"detail":"Not Found"}"#), "Not Found");
+        assert_eq!(msg(b"<html>bad gateway</html>"), "the upstream answered HTTP 500: <html>bad gateway</html>");
+        assert!(msg(b"").contains("empty body"));
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        let mut h = http::HeaderMap::new();
+        h.insert("retry-after", "7".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        h.insert("retry-after-ms", "1500".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_millis(1500)));
+        let mut past = http::HeaderMap::new();
+        past.insert("retry-after", "Sun, 06 Nov 1994 08:49:37 GMT".parse().unwrap());
+        assert_eq!(retry_after(&past), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn usage_is_read_without_a_tree() {
+        let body = Bytes::from_static(br#"{"id":"x","usage":{"prompt_tokens":3,"completion_tokens":4,"prompt_tokens_details":{"cached_tokens":1}}}"#);
+        let usage = read_usage(&body).unwrap().unwrap();
+        assert_eq!((usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens), (3, 4, 1));
+        assert!(read_usage(&Bytes::from_static(b"not json")).is_err());
+        assert_eq!(read_usage(&Bytes::from_static(b"{}")).unwrap(), None);
+    }
+}

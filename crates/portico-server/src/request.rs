@@ -1,0 +1,225 @@
+//! Reading what a client sent: the gateway key, Portkey's headers, and the JSON body.
+
+use axum::http::HeaderMap;
+use bytes::Bytes;
+use portico_core::{ApiError, ErrorCode};
+
+/// Header carrying a trace id to group requests (echoed, or generated when absent).
+pub(crate) const TRACE_ID: &str = "x-portkey-trace-id";
+/// Header carrying request metadata: a JSON object of string values.
+pub(crate) const METADATA: &str = "x-portkey-metadata";
+/// Header naming the provider for a bare model name.
+pub(crate) const PROVIDER: &str = "x-portkey-provider";
+/// Header carrying the gateway key (Portkey's name for it).
+pub(crate) const API_KEY: &str = "x-portkey-api-key";
+/// Response header carrying the request's log id.
+pub(crate) const REQUEST_ID: &str = "x-portkey-request-id";
+
+/// Longest accepted trace id.
+const MAX_TRACE_ID: usize = 256;
+/// Longest accepted metadata header.
+const MAX_METADATA: usize = 8 * 1024;
+
+/// The gateway key: `x-portkey-api-key`, else `Authorization: Bearer`. The Portkey header
+/// wins because SDKs often put a placeholder into `Authorization`.
+pub(crate) fn gateway_secret(headers: &HeaderMap) -> Option<&str> {
+    if let Some(key) = headers.get(API_KEY).and_then(|v| v.to_str().ok()) {
+        return Some(key.trim());
+    }
+    let auth = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = auth.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
+/// The trace id the client sent (validated) or a new one.
+pub(crate) fn trace_id(headers: &HeaderMap) -> Result<String, ApiError> {
+    let Some(value) = headers.get(TRACE_ID) else {
+        return Ok(uuid::Uuid::new_v4().to_string());
+    };
+    let bad = || {
+        ApiError::new(
+            ErrorCode::InvalidHeader,
+            format!("`{TRACE_ID}` must be 1 to {MAX_TRACE_ID} printable ASCII characters"),
+        )
+        .with_param(TRACE_ID)
+    };
+    let text = value.to_str().map_err(|_| bad())?.trim();
+    if text.is_empty() || text.len() > MAX_TRACE_ID || !text.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(bad());
+    }
+    Ok(text.to_owned())
+}
+
+/// `x-portkey-metadata`: a JSON object whose values are strings (Portkey's rule). `_user`
+/// names the end user.
+pub(crate) fn metadata(
+    headers: &HeaderMap,
+) -> Result<Option<serde_json::Map<String, serde_json::Value>>, ApiError> {
+    let Some(value) = headers.get(METADATA) else {
+        return Ok(None);
+    };
+    let invalid = |why: String| {
+        ApiError::new(ErrorCode::InvalidHeader, format!("`{METADATA}` {why}")).with_param(METADATA)
+    };
+    if value.len() > MAX_METADATA {
+        return Err(invalid(format!("is longer than {MAX_METADATA} bytes")));
+    }
+    let text = value
+        .to_str()
+        .map_err(|_| invalid("is not valid visible ASCII; encode it as JSON with \\u escapes".into()))?;
+    let parsed: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+        invalid(format!(
+            "is not valid JSON ({e}); send an object such as {{\"team\":\"backend\"}}"
+        ))
+    })?;
+    let serde_json::Value::Object(map) = parsed else {
+        return Err(invalid(
+            "must be a JSON object such as {\"team\":\"backend\"}".into(),
+        ));
+    };
+    if let Some((key, _)) = map.iter().find(|(_, v)| !v.is_string()) {
+        return Err(invalid(format!(
+            "values must be strings; `{key}` is not (quote numbers and booleans)"
+        )));
+    }
+    Ok(Some(map))
+}
+
+/// `x-portkey-provider`, when sent.
+pub(crate) fn provider_header(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(PROVIDER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+/// What the body of an OpenAI-style request must have for the gateway to route it.
+pub(crate) struct ParsedBody {
+    /// The whole body.
+    pub(crate) body: serde_json::Map<String, serde_json::Value>,
+    /// `model`, as sent.
+    pub(crate) model: String,
+    /// `stream`, false when absent.
+    pub(crate) stream: bool,
+}
+
+/// Parses a request body: a JSON object with a string `model` and, if present, a boolean
+/// `stream`.
+pub(crate) fn parse_body(bytes: &Bytes) -> Result<ParsedBody, ApiError> {
+    if bytes.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidJson,
+            "the request body is empty; send a JSON object with `model` and the endpoint's parameters",
+        ));
+    }
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidJson,
+            format!("the request body is not valid JSON: {e}"),
+        )
+    })?;
+    let serde_json::Value::Object(body) = value else {
+        return Err(ApiError::new(
+            ErrorCode::InvalidJson,
+            "the request body must be a JSON object",
+        ));
+    };
+    let model = match body.get("model") {
+        Some(serde_json::Value::String(m)) if !m.trim().is_empty() => m.clone(),
+        Some(serde_json::Value::String(_)) | None => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidParameter,
+                "`model` is required; address models as `@provider/model`, for example `@mock/echo`",
+            )
+            .with_param("model"));
+        }
+        Some(_) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidParameter,
+                "`model` must be a string such as `@provider/model`",
+            )
+            .with_param("model"));
+        }
+    };
+    let stream = match body.get("stream") {
+        None | Some(serde_json::Value::Null) => false,
+        Some(serde_json::Value::Bool(b)) => *b,
+        Some(_) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidParameter,
+                "`stream` must be true or false",
+            )
+            .with_param("stream"));
+        }
+    };
+    Ok(ParsedBody {
+        body,
+        model,
+        stream,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn reads_the_key_from_either_header() {
+        assert_eq!(gateway_secret(&headers(&[("authorization", "Bearer abc")])), Some("abc"));
+        assert_eq!(gateway_secret(&headers(&[("authorization", "bearer  abc ")])), Some("abc"));
+        assert_eq!(
+            gateway_secret(&headers(&[("authorization", "Bearer x"), (API_KEY, "k")])),
+            Some("k")
+        );
+        assert_eq!(gateway_secret(&headers(&[("authorization", "Basic abc")])), None);
+        assert_eq!(gateway_secret(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn metadata_must_be_an_object_of_strings() {
+        let ok = metadata(&headers(&[(METADATA, r#"{"team":"backend","_user":"a"}"#)])).unwrap();
+        assert_eq!(ok.unwrap()["team"], "backend");
+        for bad in [r#"{"team":1}"#, "[1]", "{not json", r#""text""#] {
+            let err = metadata(&headers(&[(METADATA, bad)])).unwrap_err();
+            assert_eq!(err.status, 400, "{bad}");
+            assert_eq!(err.param.as_deref(), Some(METADATA));
+        }
+    }
+
+    #[test]
+    fn trace_id_is_echoed_or_generated() {
+        assert_eq!(trace_id(&headers(&[(TRACE_ID, "session-1")])).unwrap(), "session-1");
+        assert_eq!(trace_id(&HeaderMap::new()).unwrap().len(), 36);
+        assert!(trace_id(&headers(&[(TRACE_ID, "has space")])).is_err());
+    }
+
+    #[test]
+    fn body_needs_a_string_model() {
+        let err = |b: &str| parse_body(&Bytes::from(b.to_owned())).err().unwrap();
+        assert_eq!(err("").code, ErrorCode::InvalidJson);
+        assert_eq!(err("{").code, ErrorCode::InvalidJson);
+        assert_eq!(err("[]").code, ErrorCode::InvalidJson);
+        assert_eq!(err("{}").param.as_deref(), Some("model"));
+        assert_eq!(err(r#"{"model":3}"#).param.as_deref(), Some("model"));
+        assert_eq!(err(r#"{"model":"@m/x","stream":"yes"}"#).param.as_deref(), Some("stream"));
+        let ok = parse_body(&Bytes::from_static(br#"{"model":"@m/x","stream":true}"#)).unwrap();
+        assert_eq!(ok.model, "@m/x");
+        assert!(ok.stream);
+    }
+}

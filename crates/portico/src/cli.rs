@@ -1,0 +1,75 @@
+//! The command line (clap). Every flag also reads a `PORTICO_*` environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Portico: one fast binary between AI applications and LLM providers.
+#[derive(Debug, clap::Parser)]
+#[command(name = "portico", version, about, long_about = None, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum Command {
+    /// Run the gateway with its catalog in embedded SQLite (the all-in-one deployment).
+    Serve(ServeArgs),
+}
+
+/// How the log lines on stderr are written.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `portico serve`
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServeArgs {
+    /// Catalog file (YAML; `${VAR}` is replaced from the environment).
+    #[arg(long, short = 'c', env = "PORTICO_CONFIG", value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+
+    /// Address to listen on [default: 127.0.0.1:8787, or `listen:` in the catalog file].
+    #[arg(long, env = "PORTICO_LISTEN", value_name = "ADDR")]
+    pub(crate) listen: Option<SocketAddr>,
+
+    /// Directory for the database and the master key [default: ./.portico, or `data_dir:`].
+    #[arg(long, env = "PORTICO_DATA_DIR", value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "PORTICO_MAX_BODY_BYTES", default_value_t = portico_server::DEFAULT_MAX_BODY_BYTES)]
+    pub(crate) max_body_bytes: usize,
+
+    /// Time allowed to connect to an upstream, in milliseconds.
+    #[arg(long, env = "PORTICO_UPSTREAM_CONNECT_TIMEOUT_MS", default_value_t = 10_000)]
+    pub(crate) upstream_connect_timeout_ms: u64,
+
+    /// Time allowed between two reads from an upstream, in milliseconds.
+    #[arg(long, env = "PORTICO_UPSTREAM_READ_TIMEOUT_MS", default_value_t = 600_000)]
+    pub(crate) upstream_read_timeout_ms: u64,
+
+    /// On SIGTERM or Ctrl-C, how long in-flight requests may take to finish, in seconds.
+    #[arg(long, env = "PORTICO_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
+    pub(crate) shutdown_timeout_secs: u64,
+
+    /// Log line format on stderr (the level is set with RUST_LOG, default `info`).
+    #[arg(long, env = "PORTICO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub(crate) log_format: LogFormat,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,69 @@
+//! The `portico` binary: command line, start-up and shutdown.
+//!
+//! `portico serve` runs the gateway with its catalog in embedded SQLite. Exit codes: 0 ok,
+//! 2 usage or configuration error, 1 anything else, always with one clear line on stderr.
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+mod cli;
+mod serve;
+
+/// A failure that ends the process: its exit code and the one line that explains it.
+#[derive(Debug)]
+pub(crate) struct Fatal {
+    code: u8,
+    message: String,
+}
+
+impl Fatal {
+    /// A usage or configuration error (exit code 2).
+    pub(crate) fn usage(message: impl Into<String>) -> Fatal {
+        Fatal {
+            code: 2,
+            message: message.into(),
+        }
+    }
+
+    /// Any other failure (exit code 1).
+    pub(crate) fn other(message: impl Into<String>) -> Fatal {
+        Fatal {
+            code: 1,
+            message: message.into(),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // clap prints help and version to stdout (exit 0) and usage errors to stderr (2).
+            let _ = err.print();
+            return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2));
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("portico: error: cannot start the async runtime: {err}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            cli::Command::Serve(args) => serve::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(fatal) => {
+            eprintln!("portico: error: {}", fatal.message);
+            ExitCode::from(fatal.code)
+        }
+    }
+}

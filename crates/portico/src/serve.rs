@@ -1,0 +1,176 @@
+//! `portico serve`: load the catalog, apply it, and serve until SIGTERM or Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use portico_config::Catalog;
+use portico_core::Secret;
+use portico_engine::{Gateway, Snapshot};
+use portico_providers::http::{HttpOptions, build_client};
+use portico_server::AppState;
+use portico_store::{MasterKey, SqliteStore, Store};
+use tokio_util::sync::CancellationToken;
+
+use crate::Fatal;
+use crate::cli::{LogFormat, ServeArgs};
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
+const DEFAULT_DATA_DIR: &str = ".portico";
+
+/// Runs the gateway until a shutdown signal, then drains in-flight requests.
+pub(crate) async fn run(args: ServeArgs) -> Result<(), Fatal> {
+    init_tracing(args.log_format);
+    let env = |name: &str| std::env::var(name).ok();
+
+    let catalog = match &args.config {
+        Some(path) => portico_config::load_file(path, &env).map_err(|e| Fatal::usage(e.to_string()))?,
+        None => Catalog {
+            auto_providers: true,
+            ..Catalog::default()
+        },
+    };
+    let listen: SocketAddr = match args.listen.or(catalog.listen) {
+        Some(addr) => addr,
+        None => DEFAULT_LISTEN
+            .parse()
+            .map_err(|e| Fatal::other(format!("default listen address: {e}")))?,
+    };
+    let data_dir = args
+        .data_dir
+        .clone()
+        .or_else(|| catalog.data_dir.clone())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+    std::fs::create_dir_all(&data_dir).map_err(|e| {
+        Fatal::other(format!("cannot create the data directory {}: {e}", data_dir.display()))
+    })?;
+
+    let master = match env("PORTICO_MASTER_KEY").filter(|v| !v.is_empty()) {
+        Some(value) => MasterKey::from_env_value(&value),
+        None => MasterKey::load_or_create(&data_dir),
+    }
+    .map_err(|e| Fatal::other(e.to_string()))?;
+    let db_path = data_dir.join("portico.db");
+    let store = SqliteStore::open(&db_path, master)
+        .await
+        .map_err(|e| Fatal::other(format!("{}: {e}", db_path.display())))?;
+
+    let admin_key = env("PORTICO_ADMIN_KEY")
+        .filter(|v| !v.is_empty())
+        .map(Secret::new)
+        .or_else(|| catalog.admin_key.clone());
+    let env_providers = portico_config::detect_env_providers(&env);
+    let report = portico_engine::bootstrap::bootstrap(&store, &catalog, env_providers, admin_key.as_ref())
+        .await
+        .map_err(|e| Fatal::other(format!("cannot apply the catalog: {e}")))?;
+    announce_secrets(&report);
+
+    let client = build_client(HttpOptions {
+        connect_timeout: Duration::from_millis(args.upstream_connect_timeout_ms),
+        read_timeout: Duration::from_millis(args.upstream_read_timeout_ms),
+        ..HttpOptions::default()
+    })
+    .map_err(|e| Fatal::other(format!("cannot build the HTTP client: {e}")))?;
+    let snapshot = Snapshot::build(
+        store.list_providers().await.map_err(|e| Fatal::other(e.to_string()))?,
+        store.list_keys().await.map_err(|e| Fatal::other(e.to_string()))?,
+        &client,
+    )
+    .map_err(Fatal::other)?;
+    let providers: Vec<String> = snapshot.providers().map(|p| format!("@{}", p.slug)).collect();
+    let gateway = Arc::new(Gateway::new(snapshot, client));
+    let state = AppState::new(gateway);
+    let app = portico_server::router(state.clone(), args.max_body_bytes);
+
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| Fatal::other(format!("cannot listen on {listen}: {e}")))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| Fatal::other(format!("cannot read the listening address: {e}")))?;
+    tracing::info!(
+        data_dir = %data_dir.display(),
+        providers = %providers.join(", "),
+        "portico {} ready",
+        env!("CARGO_PKG_VERSION")
+    );
+    announce_listening(local);
+
+    let shutdown = CancellationToken::new();
+    let signal_token = shutdown.clone();
+    let signal_state = state.clone();
+    let signals = async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown requested: finishing in-flight requests");
+        signal_state.begin_shutdown();
+        signal_token.cancel();
+    };
+    let server = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .into_future();
+    let drain_limit = Duration::from_secs(args.shutdown_timeout_secs);
+    let deadline = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(drain_limit).await;
+    };
+    tokio::select! {
+        result = server => result.map_err(|e| Fatal::other(format!("server error: {e}")))?,
+        () = async { signals.await; std::future::pending::<()>().await } => {}
+        () = deadline => {
+            tracing::warn!(seconds = args.shutdown_timeout_secs, "in-flight requests did not finish in time; exiting");
+        }
+    }
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+#[expect(clippy::print_stdout, reason = "the CLI's contract: secrets are shown once, on stdout")]
+fn announce_secrets(report: &portico_engine::bootstrap::BootstrapReport) {
+    if let Some(admin) = &report.generated_admin_key {
+        println!("portico: admin key (shown once, store it now): {}", admin.expose());
+    }
+    for (name, secret) in &report.generated_keys {
+        println!("portico: key {name} (shown once, store it now): {}", secret.expose());
+    }
+}
+
+#[expect(clippy::print_stdout, reason = "the CLI's contract: the address is printed on stdout")]
+fn announce_listening(addr: SocketAddr) {
+    println!("portico: listening on http://{addr}");
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
