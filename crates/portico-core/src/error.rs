@@ -165,7 +165,9 @@ impl ApiError {
 
     /// The `code` string sent to the client.
     pub fn code_string(&self) -> &str {
-        self.code_str.as_deref().unwrap_or_else(|| self.code.as_str())
+        self.code_str
+            .as_deref()
+            .unwrap_or_else(|| self.code.as_str())
     }
 
     /// The OpenAI-shaped JSON body.
@@ -183,7 +185,13 @@ impl ApiError {
 
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({}): {}", self.status, self.code_string(), self.message)
+        write!(
+            f,
+            "{} ({}): {}",
+            self.status,
+            self.code_string(),
+            self.message
+        )
     }
 }
 

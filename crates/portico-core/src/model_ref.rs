@@ -18,7 +18,9 @@ pub struct ModelRef {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ModelRefError {
     /// The string does not start with `@`: a bare model name with no provider.
-    #[error("`{0}` names no provider; address models as `@provider/model` (for example `@openai/gpt-4o-mini`), or send the `x-portkey-provider` header")]
+    #[error(
+        "`{0}` names no provider; address models as `@provider/model` (for example `@openai/gpt-4o-mini`), or send the `x-portkey-provider` header"
+    )]
     NoProvider(String),
     /// `@slug` with no `/model` part.
     #[error("`{0}` names a provider but no model; address models as `{0}/model-name`")]
@@ -84,16 +86,34 @@ mod tests {
     fn model_may_contain_slashes_and_colons() {
         let r = ModelRef::parse("@together/meta-llama/Llama-3.3-70B").unwrap();
         assert_eq!(r.model, "meta-llama/Llama-3.3-70B");
-        assert_eq!(ModelRef::parse("@ollama/llama3:8b").unwrap().model, "llama3:8b");
+        assert_eq!(
+            ModelRef::parse("@ollama/llama3:8b").unwrap().model,
+            "llama3:8b"
+        );
     }
 
     #[test]
     fn rejects_what_is_not_an_address() {
-        assert!(matches!(ModelRef::parse("gpt-4o"), Err(ModelRefError::NoProvider(_))));
-        assert!(matches!(ModelRef::parse("@openai"), Err(ModelRefError::NoModel(_))));
-        assert!(matches!(ModelRef::parse("@openai/"), Err(ModelRefError::NoModel(_))));
-        assert!(matches!(ModelRef::parse("@Open AI/x"), Err(ModelRefError::BadSlug(_))));
-        assert!(matches!(ModelRef::parse("@/x"), Err(ModelRefError::BadSlug(_))));
+        assert!(matches!(
+            ModelRef::parse("gpt-4o"),
+            Err(ModelRefError::NoProvider(_))
+        ));
+        assert!(matches!(
+            ModelRef::parse("@openai"),
+            Err(ModelRefError::NoModel(_))
+        ));
+        assert!(matches!(
+            ModelRef::parse("@openai/"),
+            Err(ModelRefError::NoModel(_))
+        ));
+        assert!(matches!(
+            ModelRef::parse("@Open AI/x"),
+            Err(ModelRefError::BadSlug(_))
+        ));
+        assert!(matches!(
+            ModelRef::parse("@/x"),
+            Err(ModelRefError::BadSlug(_))
+        ));
     }
 
     #[test]

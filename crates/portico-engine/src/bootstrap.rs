@@ -100,13 +100,21 @@ pub async fn bootstrap(
     match admin_key {
         Some(secret) => {
             store
-                .ensure_admin_key(KeyHash::of(secret.expose()), &key_hint(secret.expose()), true)
+                .ensure_admin_key(
+                    KeyHash::of(secret.expose()),
+                    &key_hint(secret.expose()),
+                    true,
+                )
                 .await?;
         }
         None if !store.has_admin_key().await? => {
             let secret = Secret::new(generate_key("admin"));
             store
-                .ensure_admin_key(KeyHash::of(secret.expose()), &key_hint(secret.expose()), false)
+                .ensure_admin_key(
+                    KeyHash::of(secret.expose()),
+                    &key_hint(secret.expose()),
+                    false,
+                )
                 .await?;
             report.generated_admin_key = Some(secret);
         }

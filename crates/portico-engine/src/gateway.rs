@@ -192,7 +192,10 @@ impl Gateway {
 }
 
 fn slug_list(snapshot: &Snapshot) -> String {
-    let slugs: Vec<String> = snapshot.providers().map(|p| format!("@{}", p.slug)).collect();
+    let slugs: Vec<String> = snapshot
+        .providers()
+        .map(|p| format!("@{}", p.slug))
+        .collect();
     if slugs.is_empty() {
         "(the catalog has no providers)".to_owned()
     } else {

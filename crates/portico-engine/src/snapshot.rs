@@ -29,7 +29,9 @@ pub struct ProviderEntry {
 impl ProviderEntry {
     /// Whether `model` may be sent to this provider.
     pub fn allows_model(&self, model: &str) -> bool {
-        self.model_ids.as_ref().is_none_or(|ids| ids.contains(model))
+        self.model_ids
+            .as_ref()
+            .is_none_or(|ids| ids.contains(model))
     }
 
     /// The model names `GET /v1/models` advertises for this provider: the allow-list, or for

@@ -23,7 +23,10 @@ impl IntoResponse for ErrorResponse {
         let body = self.0.to_json().to_string();
         let mut response = (
             status,
-            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
             body,
         )
             .into_response();

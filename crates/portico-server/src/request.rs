@@ -49,8 +49,7 @@ pub(crate) fn trace_id(headers: &HeaderMap) -> Result<String, ApiError> {
         .with_param(TRACE_ID)
     };
     let text = value.to_str().map_err(|_| bad())?.trim();
-    if text.is_empty() || text.len() > MAX_TRACE_ID || !text.bytes().all(|b| b.is_ascii_graphic())
-    {
+    if text.is_empty() || text.len() > MAX_TRACE_ID || !text.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(bad());
     }
     Ok(text.to_owned())
@@ -70,9 +69,9 @@ pub(crate) fn metadata(
     if value.len() > MAX_METADATA {
         return Err(invalid(format!("is longer than {MAX_METADATA} bytes")));
     }
-    let text = value
-        .to_str()
-        .map_err(|_| invalid("is not valid visible ASCII; encode it as JSON with \\u escapes".into()))?;
+    let text = value.to_str().map_err(|_| {
+        invalid("is not valid visible ASCII; encode it as JSON with \\u escapes".into())
+    })?;
     let parsed: serde_json::Value = serde_json::from_str(text).map_err(|e| {
         invalid(format!(
             "is not valid JSON ({e}); send an object such as {{\"team\":\"backend\"}}"
@@ -181,13 +180,22 @@ mod tests {
 
     #[test]
     fn reads_the_key_from_either_header() {
-        assert_eq!(gateway_secret(&headers(&[("authorization", "Bearer abc")])), Some("abc"));
-        assert_eq!(gateway_secret(&headers(&[("authorization", "bearer  abc ")])), Some("abc"));
+        assert_eq!(
+            gateway_secret(&headers(&[("authorization", "Bearer abc")])),
+            Some("abc")
+        );
+        assert_eq!(
+            gateway_secret(&headers(&[("authorization", "bearer  abc ")])),
+            Some("abc")
+        );
         assert_eq!(
             gateway_secret(&headers(&[("authorization", "Bearer x"), (API_KEY, "k")])),
             Some("k")
         );
-        assert_eq!(gateway_secret(&headers(&[("authorization", "Basic abc")])), None);
+        assert_eq!(
+            gateway_secret(&headers(&[("authorization", "Basic abc")])),
+            None
+        );
         assert_eq!(gateway_secret(&HeaderMap::new()), None);
     }
 
@@ -204,7 +212,10 @@ mod tests {
 
     #[test]
     fn trace_id_is_echoed_or_generated() {
-        assert_eq!(trace_id(&headers(&[(TRACE_ID, "session-1")])).unwrap(), "session-1");
+        assert_eq!(
+            trace_id(&headers(&[(TRACE_ID, "session-1")])).unwrap(),
+            "session-1"
+        );
         assert_eq!(trace_id(&HeaderMap::new()).unwrap().len(), 36);
         assert!(trace_id(&headers(&[(TRACE_ID, "has space")])).is_err());
     }
@@ -217,7 +228,10 @@ mod tests {
         assert_eq!(err("[]").code, ErrorCode::InvalidJson);
         assert_eq!(err("{}").param.as_deref(), Some("model"));
         assert_eq!(err(r#"{"model":3}"#).param.as_deref(), Some("model"));
-        assert_eq!(err(r#"{"model":"@m/x","stream":"yes"}"#).param.as_deref(), Some("stream"));
+        assert_eq!(
+            err(r#"{"model":"@m/x","stream":"yes"}"#).param.as_deref(),
+            Some("stream")
+        );
         let ok = parse_body(&Bytes::from_static(br#"{"model":"@m/x","stream":true}"#)).unwrap();
         assert_eq!(ok.model, "@m/x");
         assert!(ok.stream);

@@ -47,11 +47,19 @@ pub(crate) struct ServeArgs {
     pub(crate) max_body_bytes: usize,
 
     /// Time allowed to connect to an upstream, in milliseconds.
-    #[arg(long, env = "PORTICO_UPSTREAM_CONNECT_TIMEOUT_MS", default_value_t = 10_000)]
+    #[arg(
+        long,
+        env = "PORTICO_UPSTREAM_CONNECT_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
     pub(crate) upstream_connect_timeout_ms: u64,
 
     /// Time allowed between two reads from an upstream, in milliseconds.
-    #[arg(long, env = "PORTICO_UPSTREAM_READ_TIMEOUT_MS", default_value_t = 600_000)]
+    #[arg(
+        long,
+        env = "PORTICO_UPSTREAM_READ_TIMEOUT_MS",
+        default_value_t = 600_000
+    )]
     pub(crate) upstream_read_timeout_ms: u64,
 
     /// On SIGTERM or Ctrl-C, how long in-flight requests may take to finish, in seconds.

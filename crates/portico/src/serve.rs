@@ -25,7 +25,9 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Fatal> {
     let env = |name: &str| std::env::var(name).ok();
 
     let catalog = match &args.config {
-        Some(path) => portico_config::load_file(path, &env).map_err(|e| Fatal::usage(e.to_string()))?,
+        Some(path) => {
+            portico_config::load_file(path, &env).map_err(|e| Fatal::usage(e.to_string()))?
+        }
         None => Catalog {
             auto_providers: true,
             ..Catalog::default()
@@ -43,7 +45,10 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Fatal> {
         .or_else(|| catalog.data_dir.clone())
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
     std::fs::create_dir_all(&data_dir).map_err(|e| {
-        Fatal::other(format!("cannot create the data directory {}: {e}", data_dir.display()))
+        Fatal::other(format!(
+            "cannot create the data directory {}: {e}",
+            data_dir.display()
+        ))
     })?;
 
     let master = match env("PORTICO_MASTER_KEY").filter(|v| !v.is_empty()) {
@@ -61,9 +66,10 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Fatal> {
         .map(Secret::new)
         .or_else(|| catalog.admin_key.clone());
     let env_providers = portico_config::detect_env_providers(&env);
-    let report = portico_engine::bootstrap::bootstrap(&store, &catalog, env_providers, admin_key.as_ref())
-        .await
-        .map_err(|e| Fatal::other(format!("cannot apply the catalog: {e}")))?;
+    let report =
+        portico_engine::bootstrap::bootstrap(&store, &catalog, env_providers, admin_key.as_ref())
+            .await
+            .map_err(|e| Fatal::other(format!("cannot apply the catalog: {e}")))?;
     announce_secrets(&report);
 
     let client = build_client(HttpOptions {
@@ -73,12 +79,21 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Fatal> {
     })
     .map_err(|e| Fatal::other(format!("cannot build the HTTP client: {e}")))?;
     let snapshot = Snapshot::build(
-        store.list_providers().await.map_err(|e| Fatal::other(e.to_string()))?,
-        store.list_keys().await.map_err(|e| Fatal::other(e.to_string()))?,
+        store
+            .list_providers()
+            .await
+            .map_err(|e| Fatal::other(e.to_string()))?,
+        store
+            .list_keys()
+            .await
+            .map_err(|e| Fatal::other(e.to_string()))?,
         &client,
     )
     .map_err(Fatal::other)?;
-    let providers: Vec<String> = snapshot.providers().map(|p| format!("@{}", p.slug)).collect();
+    let providers: Vec<String> = snapshot
+        .providers()
+        .map(|p| format!("@{}", p.slug))
+        .collect();
     let gateway = Arc::new(Gateway::new(snapshot, client));
     let state = AppState::new(gateway);
     let app = portico_server::router(state.clone(), args.max_body_bytes);
@@ -148,17 +163,29 @@ async fn wait_for_signal() {
     }
 }
 
-#[expect(clippy::print_stdout, reason = "the CLI's contract: secrets are shown once, on stdout")]
+#[expect(
+    clippy::print_stdout,
+    reason = "the CLI's contract: secrets are shown once, on stdout"
+)]
 fn announce_secrets(report: &portico_engine::bootstrap::BootstrapReport) {
     if let Some(admin) = &report.generated_admin_key {
-        println!("portico: admin key (shown once, store it now): {}", admin.expose());
+        println!(
+            "portico: admin key (shown once, store it now): {}",
+            admin.expose()
+        );
     }
     for (name, secret) in &report.generated_keys {
-        println!("portico: key {name} (shown once, store it now): {}", secret.expose());
+        println!(
+            "portico: key {name} (shown once, store it now): {}",
+            secret.expose()
+        );
     }
 }
 
-#[expect(clippy::print_stdout, reason = "the CLI's contract: the address is printed on stdout")]
+#[expect(
+    clippy::print_stdout,
+    reason = "the CLI's contract: the address is printed on stdout"
+)]
 fn announce_listening(addr: SocketAddr) {
     println!("portico: listening on http://{addr}");
 }

@@ -97,10 +97,9 @@ async fn proxy(
         let bytes = body.map_err(body_rejection)?;
         let parsed = request::parse_body(&bytes)?;
         drop(bytes);
-        let route =
-            state
-                .gateway
-                .route(&key, &parsed.model, request::provider_header(&headers))?;
+        let route = state
+            .gateway
+            .route(&key, &parsed.model, request::provider_header(&headers))?;
         provider = Some(route.slug.clone());
         let stream = parsed.stream && endpoint.can_stream();
         let answer = state
@@ -130,7 +129,10 @@ async fn proxy(
                 let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
                 Ok((
                     status,
-                    [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+                    [(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    )],
                     body,
                 )
                     .into_response())
@@ -161,7 +163,10 @@ async fn proxy(
                 Ok((
                     status,
                     [
-                        (header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream")),
+                        (
+                            header::CONTENT_TYPE,
+                            HeaderValue::from_static("text/event-stream"),
+                        ),
                         (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
                     ],
                     body,

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs Portico's whole test suite: unit, integration and end-to-end tests (the real binary
+# against mock upstreams, driven by reqwest and by the official OpenAI Python SDK).
+#
+# Usage: scripts/test.sh [extra arguments for cargo nextest / cargo test]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The Python SDKs the end-to-end tests use, in a virtualenv under target/ (re-installed only
+# when tests/python/requirements.txt changes).
+venv="$PWD/target/py-venv"
+stamp="$venv/.requirements"
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+if ! cmp -s tests/python/requirements.txt "$stamp"; then
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+  cp tests/python/requirements.txt "$stamp"
+fi
+export PORTICO_TEST_PYTHON="$venv/bin/python"
+
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast "$@"
+else
+  cargo test --workspace --no-fail-fast "$@"
+fi
+cargo test --workspace --doc
