@@ -198,7 +198,11 @@ pub enum StoreError {
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// A stored secret could not be decrypted: the master key is not the one it was written with.
-    #[error("cannot decrypt stored provider secrets: the master key (PORTICO_MASTER_KEY or {path}) is not the one they were encrypted with")]
+    #[error(
+        "cannot decrypt stored provider secrets: the master key from {path} is not the one they \
+         were encrypted with; set PORTICO_MASTER_KEY to the original key, or restore the data \
+         dir's master.key"
+    )]
     WrongMasterKey {
         /// Where the master key came from, for the message.
         path: String,
@@ -223,6 +227,11 @@ pub enum StoreError {
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Applies a catalog in one transaction (see [`CatalogApply`]). Idempotent.
+    ///
+    /// Fails with [`StoreError::Conflict`], changing nothing, when the catalog declares a slug,
+    /// a model of one provider or a key name twice; declares an admin key (type `admin` or name
+    /// `admin`) or a provider with source `Api`; names a provider or key that was created
+    /// through the API; or gives a key a secret that another key already has.
     async fn apply_catalog(&self, apply: &CatalogApply) -> Result<ApplyReport, StoreError>;
 
     /// Every provider with its models, secrets decrypted, ordered by slug.
@@ -234,6 +243,11 @@ pub trait Store: Send + Sync + 'static {
     /// Makes sure the admin key exists with this hash: creates it (returning `true`) or, when
     /// `replace` is set, replaces the stored hash (an admin key given by file or environment
     /// wins). With `replace` unset an existing admin key is left as it is.
+    ///
+    /// The admin key's row is named `admin` and keeps its id when replaced. A revoked admin key
+    /// counts as missing: it is given this hash, un-revoked, and `true` is returned (so a
+    /// generated secret gets printed). A non-admin key named `admin` is a
+    /// [`StoreError::Conflict`], and so is a hash that another key already has.
     async fn ensure_admin_key(
         &self,
         hash: KeyHash,
@@ -241,7 +255,7 @@ pub trait Store: Send + Sync + 'static {
         replace: bool,
     ) -> Result<bool, StoreError>;
 
-    /// Whether an admin key exists.
+    /// Whether an admin key exists that is not revoked.
     async fn has_admin_key(&self) -> Result<bool, StoreError>;
 }
 

@@ -1,0 +1,260 @@
+//! [`SqliteStore`]: the [`Store`] on a SQLite file (the all-in-one deployment).
+//!
+//! Opening runs the migrations and then checks the master key against a canary in `meta`, so a
+//! wrong key fails at startup with [`StoreError::WrongMasterKey`] rather than on the first
+//! request that needs a provider secret.
+//!
+//! Queries are plain `sqlx::query` with binds (no compile-time checked macros, so building needs
+//! no database). Row decoding lives in `rows`, the catalog apply in `apply`.
+
+mod apply;
+mod rows;
+
+use std::path::Path;
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use portico_core::KeyHash;
+use sqlx::SqliteConnection;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::{
+    ApplyReport, CatalogApply, KeyRecord, KeyType, MasterKey, ProviderRecord, RecordSource, Store,
+    StoreError,
+};
+
+/// The `meta` row holding a value encrypted under the master key, to detect a wrong key.
+const CANARY_KEY: &str = "master_key_canary";
+const CANARY_TEXT: &[u8] = b"portico master key canary v1";
+/// The name of the admin key's row.
+const ADMIN_KEY_NAME: &str = "admin";
+/// How long a writer waits for another one before giving up with "database is locked".
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// SQLite has one writer at a time; a few connections let reads proceed beside it.
+const MAX_CONNECTIONS: u32 = 4;
+/// Takes the write lock at the start, so a read-then-write transaction never fails half-way
+/// because another connection wrote in between.
+const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
+/// The [`Store`] on SQLite, with provider secrets encrypted under a [`MasterKey`].
+///
+/// Cheap to clone: clones share the connection pool.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    master: MasterKey,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing, with its parent directory) the database file at `path`: WAL
+    /// journal, `synchronous=NORMAL`, a 5 s busy timeout, foreign keys on. Runs the migrations,
+    /// then verifies `master` against the canary written on first open: a database created under
+    /// another master key gives [`StoreError::WrongMasterKey`].
+    pub async fn open(path: &Path, master: MasterKey) -> Result<SqliteStore, StoreError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(sqlx::Error::Io)?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .connect_with(options)
+            .await?;
+        SqliteStore::init(pool, master).await
+    }
+
+    /// Opens a private in-memory database, for tests and throwaway runs. Everything is lost when
+    /// the store is dropped.
+    pub async fn open_in_memory(master: MasterKey) -> Result<SqliteStore, StoreError> {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
+        // An in-memory database lives as long as its one connection: never let it be closed.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await?;
+        SqliteStore::init(pool, master).await
+    }
+
+    /// Closes every connection, waiting for them to be returned. With WAL this also checkpoints
+    /// the log into the main file. Later calls fail.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn init(pool: SqlitePool, master: MasterKey) -> Result<SqliteStore, StoreError> {
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        let mut conn = pool.acquire().await?;
+        verify_master_key(&mut conn, &master).await?;
+        drop(conn);
+        Ok(SqliteStore { pool, master })
+    }
+}
+
+/// Writes the canary if this is the first open, then checks that `master` decrypts it.
+async fn verify_master_key(
+    conn: &mut SqliteConnection,
+    master: &MasterKey,
+) -> Result<(), StoreError> {
+    // Two processes may open a new database at once: the first canary wins, and both read it.
+    sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING")
+        .bind(CANARY_KEY)
+        .bind(master.encrypt(CANARY_TEXT))
+        .execute(&mut *conn)
+        .await?;
+    let blob: Vec<u8> = sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
+        .bind(CANARY_KEY)
+        .fetch_one(&mut *conn)
+        .await?;
+    if master.decrypt_for("meta", &blob)? != CANARY_TEXT {
+        return Err(master.wrong_key());
+    }
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Maps a uniqueness violation to [`StoreError::Conflict`] with `message`; other errors pass.
+fn conflict_on_unique(err: sqlx::Error, message: impl FnOnce() -> String) -> StoreError {
+    match err.as_database_error() {
+        Some(db) if db.is_unique_violation() => StoreError::Conflict(message()),
+        _ => StoreError::Database(err),
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn apply_catalog(&self, catalog: &CatalogApply) -> Result<ApplyReport, StoreError> {
+        apply::validate(catalog)?;
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let report = apply::apply(&mut tx, &self.master, catalog, now_ms()).await?;
+        tx.commit().await?;
+        if report != ApplyReport::default() {
+            tracing::info!(
+                created_keys = report.created_keys.len(),
+                rotated_keys = report.rotated_keys.len(),
+                revoked_keys = report.revoked_keys.len(),
+                changed_providers = report.changed_providers.len(),
+                removed_providers = report.removed_providers.len(),
+                "applied the catalog"
+            );
+        }
+        Ok(report)
+    }
+
+    async fn list_providers(&self) -> Result<Vec<ProviderRecord>, StoreError> {
+        // One read transaction, so providers and models come from the same snapshot.
+        let mut tx = self.pool.begin().await?;
+        let providers = rows::load_providers(&mut tx).await?;
+        let mut models = rows::load_models(&mut tx).await?;
+        tx.commit().await?;
+        providers
+            .into_iter()
+            .map(|row| {
+                let listed = models.remove(&row.slug);
+                row.into_record(&self.master, listed)
+            })
+            .collect()
+    }
+
+    async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        rows::load_keys(&mut conn)
+            .await?
+            .into_iter()
+            .map(rows::KeyRow::into_record)
+            .collect()
+    }
+
+    async fn ensure_admin_key(
+        &self,
+        hash: KeyHash,
+        hint: &str,
+        replace: bool,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let now = now_ms();
+        let existing: Option<(String, String, Option<i64>)> =
+            sqlx::query_as("SELECT key_type, key_hash, revoked_at FROM keys WHERE name = ?")
+                .bind(ADMIN_KEY_NAME)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let taken = || {
+            "the admin key's secret is already the secret of another key; \
+             choose a different admin key"
+                .to_owned()
+        };
+        let created = match existing {
+            None => {
+                sqlx::query(
+                    "INSERT INTO keys (id, name, key_type, user_id, key_hash, hint, allowed_models, \
+                     log_payloads, source, created_at, updated_at, revoked_at) \
+                     VALUES (?, ?, ?, NULL, ?, ?, NULL, 0, ?, ?, ?, NULL)",
+                )
+                .bind(uuid::Uuid::now_v7().to_string())
+                .bind(ADMIN_KEY_NAME)
+                .bind(KeyType::Admin.as_str())
+                .bind(hash.to_hex())
+                .bind(hint)
+                .bind(RecordSource::Default.as_str())
+                .bind(now)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| conflict_on_unique(e, taken))?;
+                true
+            }
+            Some((key_type, _, _)) if key_type != KeyType::Admin.as_str() => {
+                return Err(StoreError::Conflict(format!(
+                    "a {key_type} key is named `{ADMIN_KEY_NAME}`, a name reserved for the admin \
+                     key; rename or delete that key"
+                )));
+            }
+            Some((_, stored_hash, revoked_at)) => {
+                // A revoked admin key locks everyone out, so it counts as missing.
+                let revoked = revoked_at.is_some();
+                if revoked || (replace && stored_hash != hash.to_hex()) {
+                    sqlx::query(
+                        "UPDATE keys SET key_hash = ?, hint = ?, revoked_at = NULL, updated_at = ? \
+                         WHERE name = ?",
+                    )
+                    .bind(hash.to_hex())
+                    .bind(hint)
+                    .bind(now)
+                    .bind(ADMIN_KEY_NAME)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| conflict_on_unique(e, taken))?;
+                }
+                revoked
+            }
+        };
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    async fn has_admin_key(&self) -> Result<bool, StoreError> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM keys WHERE key_type = ? AND revoked_at IS NULL",
+        )
+        .bind(KeyType::Admin.as_str())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(count > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests;

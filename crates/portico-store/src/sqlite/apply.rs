@@ -1,0 +1,360 @@
+//! [`Store::apply_catalog`](crate::Store::apply_catalog) on SQLite: diff the catalog against the
+//! stored rows inside one write transaction and write only what differs.
+//!
+//! Writing only differences is what makes an apply idempotent in the report *and* on disk: a
+//! restart with an unchanged file rewrites no row, so `updated_at` means something.
+
+use std::collections::{HashMap, HashSet};
+
+use sqlx::SqliteConnection;
+
+use super::rows::{self, KeyRow, ModelRow, ProviderRow};
+use super::{ADMIN_KEY_NAME, conflict_on_unique};
+use crate::{
+    ApplyReport, CatalogApply, KeySpec, KeyType, MasterKey, ProviderRecord, RecordSource,
+    StoreError,
+};
+
+/// Rejects catalogs that no store could apply: duplicates, and records an apply may not write.
+pub(super) fn validate(catalog: &CatalogApply) -> Result<(), StoreError> {
+    let mut slugs = HashSet::new();
+    for p in &catalog.providers {
+        if p.source == RecordSource::Api {
+            return Err(StoreError::Conflict(format!(
+                "provider `@{}` has source `api`; a catalog apply writes only file, env and \
+                 default providers",
+                p.slug
+            )));
+        }
+        if !slugs.insert(p.slug.as_str()) {
+            return Err(StoreError::Conflict(format!(
+                "provider `@{}` is declared twice",
+                p.slug
+            )));
+        }
+        let mut ids = HashSet::new();
+        for m in p.models.iter().flatten() {
+            if !ids.insert(m.id.as_str()) {
+                return Err(StoreError::Conflict(format!(
+                    "provider `@{}` lists model `{}` twice",
+                    p.slug, m.id
+                )));
+            }
+        }
+    }
+    let mut names = HashSet::new();
+    for k in &catalog.keys {
+        if k.key_type == KeyType::Admin || k.name == ADMIN_KEY_NAME {
+            return Err(StoreError::Conflict(format!(
+                "key `{}`: the admin key is set with `admin_key` (or PORTICO_ADMIN_KEY), not \
+                 under `keys`, and the name `{ADMIN_KEY_NAME}` is reserved for it",
+                k.name
+            )));
+        }
+        if !names.insert(k.name.as_str()) {
+            return Err(StoreError::Conflict(format!(
+                "key `{}` is declared twice",
+                k.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Applies a validated catalog on `conn`, which must be inside a write transaction.
+pub(super) async fn apply(
+    conn: &mut SqliteConnection,
+    master: &MasterKey,
+    catalog: &CatalogApply,
+    now: i64,
+) -> Result<ApplyReport, StoreError> {
+    let mut report = ApplyReport::default();
+    apply_providers(conn, master, &catalog.providers, now, &mut report).await?;
+    apply_keys(conn, &catalog.keys, now, &mut report).await?;
+    Ok(report)
+}
+
+/// A provider in the form it is stored, secret decrypted, to compare stored with declared.
+#[derive(Debug, PartialEq)]
+struct ProviderState {
+    kind: &'static str,
+    base_url: Option<String>,
+    api_key: Option<String>,
+    settings: String,
+    models: Option<Vec<ModelRow>>,
+    source: String,
+}
+
+impl ProviderState {
+    fn declared(p: &ProviderRecord) -> Result<ProviderState, StoreError> {
+        Ok(ProviderState {
+            kind: p.kind.as_str(),
+            base_url: p.base_url.clone(),
+            api_key: p.api_key.as_ref().map(|s| s.expose().to_owned()),
+            // Compared as text: parsing floats back from JSON need not give the same bits, and
+            // the same value always serializes to the same text.
+            settings: p.settings.to_string(),
+            models: p
+                .models
+                .as_ref()
+                .map(|ms| ms.iter().map(ModelRow::from_record).collect())
+                .transpose()?,
+            source: p.source.as_str().to_owned(),
+        })
+    }
+
+    /// Whether `row` (with its `models`) already stores exactly this.
+    fn matches(
+        &self,
+        row: &ProviderRow,
+        models: Option<&Vec<ModelRow>>,
+        master: &MasterKey,
+    ) -> Result<bool, StoreError> {
+        let stored_models = (row.has_models != 0).then(|| models.cloned().unwrap_or_default());
+        Ok(self.kind == row.kind
+            && self.base_url == row.base_url
+            && self.settings == row.settings
+            && self.source == row.source
+            && self.models == stored_models
+            && self.api_key == row.api_key(master)?)
+    }
+}
+
+async fn apply_providers(
+    conn: &mut SqliteConnection,
+    master: &MasterKey,
+    declared: &[ProviderRecord],
+    now: i64,
+    report: &mut ApplyReport,
+) -> Result<(), StoreError> {
+    let stored: HashMap<String, ProviderRow> = rows::load_providers(conn)
+        .await?
+        .into_iter()
+        .map(|row| (row.slug.clone(), row))
+        .collect();
+    let stored_models = rows::load_models(conn).await?;
+
+    for p in declared {
+        let state = ProviderState::declared(p)?;
+        let existing = stored.get(&p.slug);
+        if let Some(row) = existing {
+            if row.source == RecordSource::Api.as_str() {
+                return Err(StoreError::Conflict(format!(
+                    "provider `@{}` was created through the admin API, so the catalog cannot \
+                     change it; rename it in the catalog or delete it through the API",
+                    p.slug
+                )));
+            }
+            if state.matches(row, stored_models.get(&p.slug), master)? {
+                continue;
+            }
+        }
+        write_provider(conn, master, &p.slug, &state, existing.is_some(), now).await?;
+        report.changed_providers.push(p.slug.clone());
+    }
+
+    let declared: HashSet<&str> = declared.iter().map(|p| p.slug.as_str()).collect();
+    let mut removed: Vec<&ProviderRow> = stored
+        .values()
+        .filter(|row| row.source != RecordSource::Api.as_str())
+        .filter(|row| !declared.contains(row.slug.as_str()))
+        .collect();
+    removed.sort_by(|a, b| a.slug.cmp(&b.slug));
+    for row in removed {
+        // Its models go with it (ON DELETE CASCADE).
+        sqlx::query("DELETE FROM providers WHERE slug = ?")
+            .bind(&row.slug)
+            .execute(&mut *conn)
+            .await?;
+        report.removed_providers.push(row.slug.clone());
+    }
+    Ok(())
+}
+
+/// Inserts or updates one provider and replaces its models.
+async fn write_provider(
+    conn: &mut SqliteConnection,
+    master: &MasterKey,
+    slug: &str,
+    state: &ProviderState,
+    exists: bool,
+    now: i64,
+) -> Result<(), StoreError> {
+    let api_key_enc = state.api_key.as_ref().map(|k| master.encrypt(k.as_bytes()));
+    let has_models = i64::from(state.models.is_some());
+    if exists {
+        sqlx::query(
+            "UPDATE providers SET kind = ?, base_url = ?, api_key_enc = ?, settings = ?, \
+             has_models = ?, source = ?, updated_at = ? WHERE slug = ?",
+        )
+        .bind(state.kind)
+        .bind(&state.base_url)
+        .bind(api_key_enc)
+        .bind(&state.settings)
+        .bind(has_models)
+        .bind(&state.source)
+        .bind(now)
+        .bind(slug)
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query("DELETE FROM models WHERE provider_slug = ?")
+            .bind(slug)
+            .execute(&mut *conn)
+            .await?;
+    } else {
+        sqlx::query(
+            "INSERT INTO providers (slug, kind, base_url, api_key_enc, settings, has_models, \
+             source, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(slug)
+        .bind(state.kind)
+        .bind(&state.base_url)
+        .bind(api_key_enc)
+        .bind(&state.settings)
+        .bind(has_models)
+        .bind(&state.source)
+        .bind(now)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    }
+    for (position, model) in (0_i64..).zip(state.models.iter().flatten()) {
+        sqlx::query(
+            "INSERT INTO models (provider_slug, id, name, pricing, position) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(slug)
+        .bind(&model.id)
+        .bind(&model.name)
+        .bind(&model.pricing)
+        .bind(position)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn apply_keys(
+    conn: &mut SqliteConnection,
+    declared: &[KeySpec],
+    now: i64,
+    report: &mut ApplyReport,
+) -> Result<(), StoreError> {
+    let stored_rows = rows::load_keys(conn).await?;
+    let stored: HashMap<&str, &KeyRow> = stored_rows
+        .iter()
+        .map(|row| (row.name.as_str(), row))
+        .collect();
+
+    for spec in declared {
+        let allowed_models = spec
+            .allowed_models
+            .as_ref()
+            .map(|m| rows::to_json("keys", m))
+            .transpose()?;
+        let taken = || {
+            format!(
+                "key `{}`: its secret is already the secret of another key; give it a \
+                 different one",
+                spec.name
+            )
+        };
+        let Some(row) = stored.get(spec.name.as_str()) else {
+            insert_key(conn, spec, allowed_models, now)
+                .await
+                .map_err(|e| conflict_on_unique(e, taken))?;
+            report.created_keys.push(spec.name.clone());
+            continue;
+        };
+        if row.source != RecordSource::File.as_str() {
+            return Err(StoreError::Conflict(format!(
+                "key `{}` was created through the admin API (source `{}`), so the catalog \
+                 cannot change it; rename the key in the catalog or delete it through the API",
+                spec.name, row.source
+            )));
+        }
+
+        // A fixed secret in the file wins; a generated one was printed once and must stay.
+        let rotate = spec.fixed && row.key_hash != spec.hash.to_hex();
+        let unchanged = !rotate
+            && row.key_type == spec.key_type.as_str()
+            && row.user_id == spec.user
+            && row.allowed_models == allowed_models
+            && (row.log_payloads != 0) == spec.log_payloads
+            && row.revoked_at.is_none();
+        if unchanged {
+            continue;
+        }
+        let (hash, hint) = if rotate {
+            (spec.hash.to_hex(), spec.hint.as_str())
+        } else {
+            (row.key_hash.clone(), row.hint.as_str())
+        };
+        // Declared again: a revoked key is live again, with the same id (and spend).
+        sqlx::query(
+            "UPDATE keys SET key_type = ?, user_id = ?, key_hash = ?, hint = ?, \
+             allowed_models = ?, log_payloads = ?, revoked_at = NULL, updated_at = ? \
+             WHERE id = ?",
+        )
+        .bind(spec.key_type.as_str())
+        .bind(&spec.user)
+        .bind(hash)
+        .bind(hint)
+        .bind(allowed_models)
+        .bind(i64::from(spec.log_payloads))
+        .bind(now)
+        .bind(&row.id)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| conflict_on_unique(e, taken))?;
+        if rotate {
+            report.rotated_keys.push(spec.name.clone());
+        }
+    }
+
+    let declared: HashSet<&str> = declared.iter().map(|k| k.name.as_str()).collect();
+    for row in &stored_rows {
+        let revoke = row.source == RecordSource::File.as_str()
+            && row.key_type != KeyType::Admin.as_str()
+            && row.revoked_at.is_none()
+            && !declared.contains(row.name.as_str());
+        if !revoke {
+            continue;
+        }
+        sqlx::query("UPDATE keys SET revoked_at = ?, updated_at = ? WHERE id = ?")
+            .bind(now)
+            .bind(now)
+            .bind(&row.id)
+            .execute(&mut *conn)
+            .await?;
+        report.revoked_keys.push(row.name.clone());
+    }
+    Ok(())
+}
+
+async fn insert_key(
+    conn: &mut SqliteConnection,
+    spec: &KeySpec,
+    allowed_models: Option<String>,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO keys (id, name, key_type, user_id, key_hash, hint, allowed_models, \
+         log_payloads, source, created_at, updated_at, revoked_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+    )
+    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(&spec.name)
+    .bind(spec.key_type.as_str())
+    .bind(&spec.user)
+    .bind(spec.hash.to_hex())
+    .bind(&spec.hint)
+    .bind(allowed_models)
+    .bind(i64::from(spec.log_payloads))
+    .bind(RecordSource::File.as_str())
+    .bind(now)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

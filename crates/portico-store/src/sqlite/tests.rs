@@ -1,0 +1,646 @@
+use std::path::Path;
+
+use portico_core::{KeyHash, ProviderKind, Secret, key_hint};
+use serde_json::json;
+
+use super::*;
+use crate::{KeySpec, ModelRecord, Pricing};
+
+const OPENAI_SECRET: &str = "sk-live-PLAINTEXT-canary-0123456789";
+
+fn model(id: &str) -> ModelRecord {
+    ModelRecord {
+        id: id.to_owned(),
+        name: None,
+        pricing: None,
+    }
+}
+
+fn provider(slug: &str, kind: ProviderKind, api_key: Option<&str>) -> ProviderRecord {
+    ProviderRecord {
+        slug: slug.to_owned(),
+        kind,
+        base_url: None,
+        api_key: api_key.map(Secret::new),
+        settings: json!({}),
+        models: None,
+        source: RecordSource::File,
+    }
+}
+
+fn key(name: &str, secret: &str, fixed: bool) -> KeySpec {
+    KeySpec {
+        name: name.to_owned(),
+        key_type: KeyType::Service,
+        user: None,
+        hash: KeyHash::of(secret),
+        hint: key_hint(secret),
+        fixed,
+        allowed_models: None,
+        log_payloads: false,
+    }
+}
+
+/// Two providers (one with an allow-list, prices and settings), the built-in mock, and two
+/// keys: one with a fixed secret, one generated.
+fn catalog() -> CatalogApply {
+    let mut openai = provider("openai-prod", ProviderKind::OpenAi, Some(OPENAI_SECRET));
+    openai.base_url = Some("http://127.0.0.1:9/portico-base-url-marker".to_owned());
+    openai.models = Some(vec![
+        ModelRecord {
+            id: "gpt-4o".to_owned(),
+            name: Some("GPT-4o".to_owned()),
+            pricing: Some(Pricing {
+                input_per_mtok: Some(2.5),
+                output_per_mtok: Some(10.0),
+                cache_read_per_mtok: Some(1.25),
+                cache_write_per_mtok: None,
+            }),
+        },
+        model("gpt-4o-mini"),
+    ]);
+    let mut mock = provider("mock", ProviderKind::Mock, None);
+    mock.settings =
+        json!({"latency_ms": 5, "failure_rate": 0.1, "nested": {"b": [1, 2], "a": null}});
+    mock.source = RecordSource::Default;
+    let mut alice = key("alice", "prt-alice-generated", false);
+    alice.key_type = KeyType::User;
+    alice.user = Some("alice@example.com".to_owned());
+    alice.allowed_models = Some(vec!["@openai-prod/gpt-4o-mini".to_owned()]);
+    alice.log_payloads = true;
+    CatalogApply {
+        providers: vec![openai, mock],
+        keys: vec![key("backend", "prt-backend-fixed", true), alice],
+    }
+}
+
+async fn memory_store() -> SqliteStore {
+    SqliteStore::open_in_memory(MasterKey::generate())
+        .await
+        .unwrap()
+}
+
+async fn key_named(store: &SqliteStore, name: &str) -> KeyRecord {
+    store
+        .list_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|k| k.name == name)
+        .unwrap()
+}
+
+async fn model_rows(store: &SqliteStore, slug: &str) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM models WHERE provider_slug = ?")
+        .bind(slug)
+        .fetch_one(&store.pool)
+        .await
+        .unwrap()
+}
+
+fn slugs(providers: &[ProviderRecord]) -> Vec<&str> {
+    providers.iter().map(|p| p.slug.as_str()).collect()
+}
+
+#[tokio::test]
+async fn applying_twice_changes_nothing_the_second_time() {
+    let store = memory_store().await;
+    let first = store.apply_catalog(&catalog()).await.unwrap();
+    assert_eq!(first.created_keys, ["backend", "alice"]);
+    assert_eq!(first.changed_providers, ["openai-prod", "mock"]);
+    assert!(first.rotated_keys.is_empty() && first.revoked_keys.is_empty());
+    assert!(first.removed_providers.is_empty());
+
+    let keys_before = store.list_keys().await.unwrap();
+    let stamps = || async {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT slug, updated_at FROM providers ORDER BY slug")
+                .fetch_all(&store.pool)
+                .await
+                .unwrap();
+        rows
+    };
+    let stamps_before = stamps().await;
+
+    let second = store.apply_catalog(&catalog()).await.unwrap();
+    assert_eq!(second, ApplyReport::default());
+    assert_eq!(store.list_keys().await.unwrap(), keys_before);
+    assert_eq!(stamps().await, stamps_before);
+
+    // What comes back is what went in, ordered by slug, secrets decrypted.
+    let mut expected = catalog().providers;
+    expected.sort_by(|a, b| a.slug.cmp(&b.slug));
+    assert_eq!(store.list_providers().await.unwrap(), expected);
+}
+
+#[tokio::test]
+async fn keys_are_listed_by_name_with_their_fields() {
+    let store = memory_store().await;
+    store.apply_catalog(&catalog()).await.unwrap();
+    let keys = store.list_keys().await.unwrap();
+    assert_eq!(
+        keys.iter().map(|k| k.name.as_str()).collect::<Vec<_>>(),
+        ["alice", "backend"]
+    );
+    let alice = &keys[0];
+    assert_eq!(alice.key_type, KeyType::User);
+    assert_eq!(alice.user.as_deref(), Some("alice@example.com"));
+    assert_eq!(alice.hash, KeyHash::of("prt-alice-generated"));
+    assert_eq!(alice.hint, key_hint("prt-alice-generated"));
+    assert_eq!(
+        alice.allowed_models.as_deref(),
+        Some(&["@openai-prod/gpt-4o-mini".to_owned()][..])
+    );
+    assert!(alice.log_payloads);
+    assert_eq!(alice.source, RecordSource::File);
+    assert_eq!(alice.revoked_at_ms, None);
+    assert!(alice.created_at_ms > 0);
+    let id = uuid::Uuid::parse_str(&alice.id).unwrap();
+    assert_eq!(id.get_version_num(), 7);
+    assert_ne!(keys[0].id, keys[1].id);
+}
+
+#[tokio::test]
+async fn a_fixed_secret_change_rotates_the_hash_and_keeps_the_id() {
+    let store = memory_store().await;
+    store.apply_catalog(&catalog()).await.unwrap();
+    let before = key_named(&store, "backend").await;
+
+    let mut changed = catalog();
+    changed.keys[0] = key("backend", "prt-backend-rotated", true);
+    let report = store.apply_catalog(&changed).await.unwrap();
+    assert_eq!(
+        report,
+        ApplyReport {
+            rotated_keys: vec!["backend".to_owned()],
+            ..ApplyReport::default()
+        }
+    );
+    let after = key_named(&store, "backend").await;
+    assert_eq!(after.id, before.id);
+    assert_eq!(after.created_at_ms, before.created_at_ms);
+    assert_eq!(after.hash, KeyHash::of("prt-backend-rotated"));
+    assert_eq!(after.hint, key_hint("prt-backend-rotated"));
+
+    assert_eq!(
+        store.apply_catalog(&changed).await.unwrap(),
+        ApplyReport::default()
+    );
+}
+
+#[tokio::test]
+async fn a_generated_key_keeps_its_hash_while_its_settings_follow_the_file() {
+    let store = memory_store().await;
+    store.apply_catalog(&catalog()).await.unwrap();
+    let before = key_named(&store, "alice").await;
+
+    // Each start generates a fresh candidate secret for a key without one; it must not win.
+    let mut next = catalog();
+    next.keys[1].hash = KeyHash::of("prt-alice-generated-again");
+    next.keys[1].hint = key_hint("prt-alice-generated-again");
+    assert_eq!(
+        store.apply_catalog(&next).await.unwrap(),
+        ApplyReport::default()
+    );
+    assert_eq!(key_named(&store, "alice").await, before);
+
+    next.keys[1].allowed_models = None;
+    next.keys[1].log_payloads = false;
+    next.keys[1].key_type = KeyType::Service;
+    next.keys[1].user = None;
+    assert_eq!(
+        store.apply_catalog(&next).await.unwrap(),
+        ApplyReport::default()
+    );
+    let after = key_named(&store, "alice").await;
+    assert_eq!(after.id, before.id);
+    assert_eq!(after.hash, before.hash);
+    assert_eq!(after.allowed_models, None);
+    assert!(!after.log_payloads);
+    assert_eq!(after.key_type, KeyType::Service);
+    assert_eq!(after.user, None);
+}
+
+#[tokio::test]
+async fn removed_keys_are_revoked_once_and_come_back_when_declared_again() {
+    let store = memory_store().await;
+    store.apply_catalog(&catalog()).await.unwrap();
+    assert!(
+        store
+            .ensure_admin_key(KeyHash::of("prt-admin-x"), "prt-admin-x…", false)
+            .await
+            .unwrap()
+    );
+    let alice = key_named(&store, "alice").await;
+
+    let mut without = catalog();
+    without.keys.truncate(1);
+    let report = store.apply_catalog(&without).await.unwrap();
+    assert_eq!(report.revoked_keys, ["alice"]);
+    assert!(report.created_keys.is_empty());
+    let revoked = key_named(&store, "alice").await;
+    assert!(revoked.revoked_at_ms.is_some());
+    assert_eq!(revoked.id, alice.id);
+    // Admin keys are never revoked by an apply.
+    assert_eq!(key_named(&store, "admin").await.revoked_at_ms, None);
+    assert!(store.has_admin_key().await.unwrap());
+
+    // Only newly revoked keys are reported.
+    assert_eq!(
+        store.apply_catalog(&without).await.unwrap(),
+        ApplyReport::default()
+    );
+
+    let report = store.apply_catalog(&catalog()).await.unwrap();
+    assert_eq!(report, ApplyReport::default(), "re-declared, not created");
+    let back = key_named(&store, "alice").await;
+    assert_eq!(back.revoked_at_ms, None);
+    assert_eq!(back, alice);
+
+    // Removing every key revokes all file keys, still not the admin key.
+    let report = store
+        .apply_catalog(&CatalogApply {
+            keys: vec![],
+            ..catalog()
+        })
+        .await
+        .unwrap();
+    assert_eq!(report.revoked_keys, ["alice", "backend"]);
+    assert_eq!(key_named(&store, "admin").await.revoked_at_ms, None);
+}
+
+#[tokio::test]
+async fn removed_providers_go_with_their_models_but_api_providers_stay() {
+    let store = memory_store().await;
+    store.apply_catalog(&catalog()).await.unwrap();
+    sqlx::query(
+        "INSERT INTO providers (slug, kind, base_url, api_key_enc, settings, has_models, source, \
+         created_at, updated_at) VALUES ('from-api', 'groq', NULL, ?, '{}', 0, 'api', 1, 1)",
+    )
+    .bind(store.master.encrypt(b"gsk-api"))
+    .execute(&store.pool)
+    .await
+    .unwrap();
+    assert_eq!(model_rows(&store, "openai-prod").await, 2);
+
+    let only_mock = CatalogApply {
+        providers: catalog().providers.split_off(1),
+        keys: catalog().keys,
+    };
+    let report = store.apply_catalog(&only_mock).await.unwrap();
+    assert_eq!(report.removed_providers, ["openai-prod"]);
+    assert!(report.changed_providers.is_empty());
+    assert_eq!(model_rows(&store, "openai-prod").await, 0);
+
+    let providers = store.list_providers().await.unwrap();
+    assert_eq!(slugs(&providers), ["from-api", "mock"]);
+    assert_eq!(providers[0].source, RecordSource::Api);
+    assert_eq!(providers[0].api_key, Some(Secret::new("gsk-api")));
+
+    // Even an empty catalog leaves it alone.
+    let report = store.apply_catalog(&CatalogApply::default()).await.unwrap();
+    assert_eq!(report.removed_providers, ["mock"]);
+    assert_eq!(slugs(&store.list_providers().await.unwrap()), ["from-api"]);
+
+    // A catalog cannot take it over.
+    let mut takeover = catalog();
+    takeover.providers[0].slug = "from-api".to_owned();
+    let err = store.apply_catalog(&takeover).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    assert!(err.to_string().contains("@from-api"), "{err}");
+    assert!(!err.to_string().contains(OPENAI_SECRET));
+    assert_eq!(slugs(&store.list_providers().await.unwrap()), ["from-api"]);
+}
+
+#[tokio::test]
+async fn models_are_replaced_in_order() {
+    let store = memory_store().await;
+    let mut cat = CatalogApply {
+        providers: vec![provider("p", ProviderKind::Mock, None)],
+        keys: vec![],
+    };
+    let ids = |p: &ProviderRecord| -> Option<Vec<String>> {
+        p.models
+            .as_ref()
+            .map(|ms| ms.iter().map(|m| m.id.clone()).collect())
+    };
+
+    cat.providers[0].models = Some(vec![model("zeta"), model("alpha"), model("mid")]);
+    store.apply_catalog(&cat).await.unwrap();
+    let listed = store.list_providers().await.unwrap();
+    assert_eq!(
+        ids(&listed[0]),
+        Some(vec!["zeta".into(), "alpha".into(), "mid".into()])
+    );
+
+    cat.providers[0].models = Some(vec![model("mid"), model("zeta")]);
+    let report = store.apply_catalog(&cat).await.unwrap();
+    assert_eq!(report.changed_providers, ["p"]);
+    let listed = store.list_providers().await.unwrap();
+    assert_eq!(ids(&listed[0]), Some(vec!["mid".into(), "zeta".into()]));
+
+    // A price change alone is a change.
+    cat.providers[0].models.as_mut().unwrap()[1].pricing = Some(Pricing {
+        output_per_mtok: Some(0.6),
+        ..Pricing::default()
+    });
+    assert_eq!(
+        store.apply_catalog(&cat).await.unwrap().changed_providers,
+        ["p"]
+    );
+    assert_eq!(store.list_providers().await.unwrap(), cat.providers);
+
+    // An empty allow-list is not the same as none.
+    cat.providers[0].models = Some(vec![]);
+    assert_eq!(
+        store.apply_catalog(&cat).await.unwrap().changed_providers,
+        ["p"]
+    );
+    assert_eq!(ids(&store.list_providers().await.unwrap()[0]), Some(vec![]));
+
+    cat.providers[0].models = None;
+    assert_eq!(
+        store.apply_catalog(&cat).await.unwrap().changed_providers,
+        ["p"]
+    );
+    assert_eq!(ids(&store.list_providers().await.unwrap()[0]), None);
+    assert_eq!(model_rows(&store, "p").await, 0);
+    assert_eq!(
+        store.apply_catalog(&cat).await.unwrap(),
+        ApplyReport::default()
+    );
+}
+
+#[tokio::test]
+async fn a_changed_secret_or_field_is_a_change() {
+    let store = memory_store().await;
+    store.apply_catalog(&catalog()).await.unwrap();
+
+    let mut next = catalog();
+    next.providers[0].api_key = Some(Secret::new("sk-live-rotated"));
+    assert_eq!(
+        store.apply_catalog(&next).await.unwrap().changed_providers,
+        ["openai-prod"]
+    );
+    next.providers[1].settings = json!({"latency_ms": 6});
+    next.providers[1].source = RecordSource::File;
+    assert_eq!(
+        store.apply_catalog(&next).await.unwrap().changed_providers,
+        ["mock"]
+    );
+    next.providers[0].api_key = None;
+    store.apply_catalog(&next).await.unwrap();
+
+    let listed = store.list_providers().await.unwrap();
+    assert_eq!(listed[0].settings, json!({"latency_ms": 6}));
+    assert_eq!(listed[0].source, RecordSource::File);
+    assert_eq!(listed[1].api_key, None);
+}
+
+#[tokio::test]
+async fn a_failed_apply_changes_nothing() {
+    let store = memory_store().await;
+    store.apply_catalog(&catalog()).await.unwrap();
+    let providers = store.list_providers().await.unwrap();
+    let keys = store.list_keys().await.unwrap();
+
+    // The new provider is written first; the clashing key then fails the whole apply.
+    let mut bad = catalog();
+    bad.providers
+        .push(provider("extra", ProviderKind::Groq, Some("gsk-x")));
+    bad.keys.push(key("carol", "prt-backend-fixed", true));
+    let err = store.apply_catalog(&bad).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    assert!(err.to_string().contains("carol"), "{err}");
+    assert!(!err.to_string().contains("prt-backend-fixed"), "{err}");
+
+    assert_eq!(store.list_providers().await.unwrap(), providers);
+    assert_eq!(store.list_keys().await.unwrap(), keys);
+}
+
+#[tokio::test]
+async fn catalogs_that_cannot_be_applied_are_rejected() {
+    let store = memory_store().await;
+    let cases: Vec<(CatalogApply, &str)> = vec![
+        (
+            CatalogApply {
+                providers: vec![
+                    provider("dup", ProviderKind::Mock, None),
+                    provider("dup", ProviderKind::Mock, None),
+                ],
+                keys: vec![],
+            },
+            "twice",
+        ),
+        (
+            CatalogApply {
+                keys: vec![key("k", "a", true), key("k", "b", true)],
+                ..CatalogApply::default()
+            },
+            "twice",
+        ),
+        (
+            CatalogApply {
+                keys: vec![key("admin", "a", true)],
+                ..CatalogApply::default()
+            },
+            "reserved",
+        ),
+        (
+            CatalogApply {
+                providers: vec![ProviderRecord {
+                    models: Some(vec![model("m"), model("m")]),
+                    ..provider("p", ProviderKind::Mock, None)
+                }],
+                keys: vec![],
+            },
+            "model `m` twice",
+        ),
+        (
+            CatalogApply {
+                providers: vec![ProviderRecord {
+                    source: RecordSource::Api,
+                    ..provider("p", ProviderKind::Mock, None)
+                }],
+                keys: vec![],
+            },
+            "source `api`",
+        ),
+    ];
+    for (cat, needle) in cases {
+        let err = store.apply_catalog(&cat).await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+        assert!(err.to_string().contains(needle), "{err}");
+    }
+    assert!(store.list_providers().await.unwrap().is_empty());
+    assert!(store.list_keys().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn ensure_admin_key_creates_keeps_or_replaces() {
+    let store = memory_store().await;
+    assert!(!store.has_admin_key().await.unwrap());
+    let first = KeyHash::of("prt-admin-first");
+    assert!(
+        store
+            .ensure_admin_key(first, "prt-admin-fi…", false)
+            .await
+            .unwrap()
+    );
+    assert!(store.has_admin_key().await.unwrap());
+    let admin = key_named(&store, "admin").await;
+    assert_eq!(admin.key_type, KeyType::Admin);
+    assert_eq!(admin.hash, first);
+
+    // Without `replace` an existing key stays.
+    let second = KeyHash::of("prt-admin-second");
+    assert!(
+        !store
+            .ensure_admin_key(second, "prt-admin-se…", false)
+            .await
+            .unwrap()
+    );
+    assert_eq!(key_named(&store, "admin").await, admin);
+
+    // With it, the given one wins, under the same id.
+    assert!(
+        !store
+            .ensure_admin_key(second, "prt-admin-se…", true)
+            .await
+            .unwrap()
+    );
+    let replaced = key_named(&store, "admin").await;
+    assert_eq!(replaced.id, admin.id);
+    assert_eq!(replaced.hash, second);
+    assert_eq!(replaced.hint, "prt-admin-se…");
+
+    // A catalog apply leaves it alone.
+    store.apply_catalog(&catalog()).await.unwrap();
+    store.apply_catalog(&CatalogApply::default()).await.unwrap();
+    assert_eq!(key_named(&store, "admin").await, replaced);
+
+    // A revoked admin key counts as missing.
+    sqlx::query("UPDATE keys SET revoked_at = 1 WHERE name = 'admin'")
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    assert!(!store.has_admin_key().await.unwrap());
+    assert!(
+        store
+            .ensure_admin_key(first, "prt-admin-fi…", false)
+            .await
+            .unwrap()
+    );
+    let revived = key_named(&store, "admin").await;
+    assert_eq!(
+        (revived.id, revived.hash, revived.revoked_at_ms),
+        (admin.id, first, None)
+    );
+
+    // Another key may not take the admin key's secret.
+    let err = store
+        .apply_catalog(&CatalogApply {
+            keys: vec![key("copycat", "prt-admin-first", true)],
+            ..CatalogApply::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+}
+
+/// Every file of the database (main, WAL, shared memory), concatenated.
+fn database_bytes(dir: &Path) -> Vec<u8> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("portico.db")
+        {
+            all.extend(std::fs::read(entry.path()).unwrap());
+        }
+    }
+    all
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+#[tokio::test]
+async fn provider_secrets_are_encrypted_at_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("portico.db");
+    let master = MasterKey::load_or_create(dir.path()).unwrap();
+    let store = SqliteStore::open(&path, master).await.unwrap();
+    store.apply_catalog(&catalog()).await.unwrap();
+    let listed = store.list_providers().await.unwrap();
+    let openai = listed.iter().find(|p| p.slug == "openai-prod").unwrap();
+    assert_eq!(openai.api_key.as_ref().unwrap().expose(), OPENAI_SECRET);
+
+    // While open, the rows are in the WAL; after closing, checkpointed into the main file.
+    let while_open = database_bytes(dir.path());
+    store.close().await;
+    let after_close = database_bytes(dir.path());
+    for bytes in [while_open, after_close] {
+        assert!(
+            contains(&bytes, "portico-base-url-marker"),
+            "the check reads the rows"
+        );
+        assert!(
+            !contains(&bytes, OPENAI_SECRET),
+            "the API key is stored in plain text"
+        );
+        assert!(!contains(&bytes, "PLAINTEXT-canary"));
+    }
+}
+
+#[tokio::test]
+async fn reopening_needs_the_same_master_key_and_keeps_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested").join("portico.db");
+    let master = MasterKey::load_or_create(dir.path()).unwrap();
+    let store = SqliteStore::open(&path, master.clone()).await.unwrap();
+    store.apply_catalog(&catalog()).await.unwrap();
+    let providers = store.list_providers().await.unwrap();
+    let keys = store.list_keys().await.unwrap();
+    store.close().await;
+
+    let other = MasterKey::from_env_value(&"42".repeat(32)).unwrap();
+    let err = SqliteStore::open(&path, other).await.unwrap_err();
+    assert!(matches!(err, StoreError::WrongMasterKey { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("PORTICO_MASTER_KEY"), "{msg}");
+    assert!(!msg.contains(&"42".repeat(32)), "{msg}");
+
+    // The same key, loaded again from the data dir, opens it with everything in place.
+    let again = MasterKey::load_or_create(dir.path()).unwrap();
+    let store = SqliteStore::open(&path, again).await.unwrap();
+    assert_eq!(store.list_providers().await.unwrap(), providers);
+    assert_eq!(store.list_keys().await.unwrap(), keys);
+    assert_eq!(
+        store.apply_catalog(&catalog()).await.unwrap(),
+        ApplyReport::default()
+    );
+    store.close().await;
+}
+
+#[tokio::test]
+async fn two_stores_on_one_file_see_each_others_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("portico.db");
+    let master = MasterKey::generate();
+    let a = SqliteStore::open(&path, master.clone()).await.unwrap();
+    let b = SqliteStore::open(&path, master).await.unwrap();
+    let cat = catalog();
+    let (ra, rb) = tokio::join!(a.apply_catalog(&cat), b.apply_catalog(&cat));
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    // One of them did the work, the other found it done.
+    assert!(ra == ApplyReport::default() || rb == ApplyReport::default());
+    assert_eq!(a.list_keys().await.unwrap(), b.list_keys().await.unwrap());
+    a.close().await;
+    b.close().await;
+}
