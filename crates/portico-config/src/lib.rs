@@ -9,6 +9,10 @@
 //!
 //! Main types: [`Catalog`], [`ProviderConfig`], [`ModelConfig`], [`KeyConfig`], [`MockSettings`],
 //! [`ConfigError`]; entry points [`load_file`], [`parse_str`], [`detect_env_providers`].
+//!
+//! Layout, in pipeline order: `file` (raw serde types, text → catalog), `schema` (allowed and
+//! not-yet-supported fields), `env` (`${VAR}` substitution, providers from the environment),
+//! `validate` (raw types → the validated types below), `error`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -123,8 +127,12 @@ pub struct KeyConfig {
 mod env;
 mod error;
 mod file;
+mod schema;
 mod validate;
 
-pub use env::{detect_env_providers, substitute};
+#[cfg(test)]
+mod tests;
+
+pub use env::{SubstituteError, detect_env_providers, substitute};
 pub use error::ConfigError;
 pub use file::{load_file, parse_str};
