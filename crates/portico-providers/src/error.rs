@@ -61,7 +61,9 @@ impl ProviderError {
     /// Whose fault the error is.
     pub fn fault(&self) -> Fault {
         match self {
-            ProviderError::Status { status, .. } if (400..500).contains(status) && *status != 429 => {
+            ProviderError::Status { status, .. }
+                if (400..500).contains(status) && *status != 429 =>
+            {
                 Fault::Client
             }
             ProviderError::Unsupported { .. } => Fault::Client,
@@ -115,7 +117,11 @@ impl ProviderError {
                 retry_after,
             } => {
                 let mut err = ApiError::new(ErrorCode::UpstreamError, message.clone());
-                err.status = if (400..=599).contains(status) { *status } else { 502 };
+                err.status = if (400..=599).contains(status) {
+                    *status
+                } else {
+                    502
+                };
                 err.error_type = error_type.clone();
                 err.code_str = code.clone();
                 err.param = param.clone();
@@ -128,11 +134,16 @@ impl ProviderError {
             ),
             ProviderError::Timeout(after) => ApiError::new(
                 ErrorCode::UpstreamTimeout,
-                format!("provider @{provider_slug} did not answer within {} ms", after.as_millis()),
+                format!(
+                    "provider @{provider_slug} did not answer within {} ms",
+                    after.as_millis()
+                ),
             ),
             ProviderError::Malformed(detail) => ApiError::new(
                 ErrorCode::UpstreamMalformed,
-                format!("provider @{provider_slug} sent an answer that could not be read: {detail}"),
+                format!(
+                    "provider @{provider_slug} sent an answer that could not be read: {detail}"
+                ),
             ),
             ProviderError::StreamBroken(detail) => ApiError::new(
                 ErrorCode::UpstreamUnreachable,
@@ -140,7 +151,9 @@ impl ProviderError {
             ),
             ProviderError::Unsupported { kind, endpoint } => ApiError::new(
                 ErrorCode::UnsupportedOperation,
-                format!("provider @{provider_slug} (kind {kind}) does not support {endpoint}; route this request to a provider that does"),
+                format!(
+                    "provider @{provider_slug} (kind {kind}) does not support {endpoint}; route this request to a provider that does"
+                ),
             ),
         }
     }

@@ -67,7 +67,11 @@ pub enum UpstreamResponse {
 impl std::fmt::Debug for UpstreamResponse {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            UpstreamResponse::Complete { status, body, usage } => f
+            UpstreamResponse::Complete {
+                status,
+                body,
+                usage,
+            } => f
                 .debug_struct("Complete")
                 .field("status", status)
                 .field("body_len", &body.len())

@@ -285,7 +285,10 @@ mod tests {
         };
         assert_eq!(msg(br#"{"error":"model overloaded"}"#), "model overloaded");
         assert_eq!(msg(br#"{"detail":"Not Found"}"#), "Not Found");
-        assert_eq!(msg(b"<html>bad gateway</html>"), "the upstream answered HTTP 500: <html>bad gateway</html>");
+        assert_eq!(
+            msg(b"<html>bad gateway</html>"),
+            "the upstream answered HTTP 500: <html>bad gateway</html>"
+        );
         assert!(msg(b"").contains("empty body"));
     }
 
@@ -297,7 +300,10 @@ mod tests {
         h.insert("retry-after-ms", "1500".parse().unwrap());
         assert_eq!(retry_after(&h), Some(Duration::from_millis(1500)));
         let mut past = http::HeaderMap::new();
-        past.insert("retry-after", "Sun, 06 Nov 1994 08:49:37 GMT".parse().unwrap());
+        past.insert(
+            "retry-after",
+            "Sun, 06 Nov 1994 08:49:37 GMT".parse().unwrap(),
+        );
         assert_eq!(retry_after(&past), Some(Duration::ZERO));
     }
 
@@ -305,7 +311,14 @@ mod tests {
     fn usage_is_read_without_a_tree() {
         let body = Bytes::from_static(br#"{"id":"x","usage":{"prompt_tokens":3,"completion_tokens":4,"prompt_tokens_details":{"cached_tokens":1}}}"#);
         let usage = read_usage(&body).unwrap().unwrap();
-        assert_eq!((usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens), (3, 4, 1));
+        assert_eq!(
+            (
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                usage.cached_tokens
+            ),
+            (3, 4, 1)
+        );
         assert!(read_usage(&Bytes::from_static(b"not json")).is_err());
         assert_eq!(read_usage(&Bytes::from_static(b"{}")).unwrap(), None);
     }

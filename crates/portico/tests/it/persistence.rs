@@ -24,7 +24,9 @@ fn all_bytes(dir: &Path) -> Vec<u8> {
 }
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
 }
 
 async fn chat_status(portico: &PorticoProcess, key: &str) -> u16 {
@@ -49,8 +51,16 @@ async fn no_secret_is_stored_in_plain_text() {
     portico.wait_exit(Duration::from_secs(20)).await.unwrap();
     let stored = all_bytes(&dir.path().join("data"));
     assert!(!stored.is_empty());
-    for secret in [SERVICE_KEY, ADMIN_KEY, PROVIDER_KEY, "prt-test-narrow-key-0123456789"] {
-        assert!(!contains(&stored, secret), "{secret} is stored in plain text");
+    for secret in [
+        SERVICE_KEY,
+        ADMIN_KEY,
+        PROVIDER_KEY,
+        "prt-test-narrow-key-0123456789",
+    ] {
+        assert!(
+            !contains(&stored, secret),
+            "{secret} is stored in plain text"
+        );
     }
     // The provider secret is still usable: it was encrypted, not lost.
     let portico = start_in(dir.path(), &standard_catalog(&upstream), &[]).await;
@@ -62,7 +72,10 @@ async fn no_secret_is_stored_in_plain_text() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    assert_eq!(upstream.last_request().unwrap().bearer(), Some(PROVIDER_KEY));
+    assert_eq!(
+        upstream.last_request().unwrap().bearer(),
+        Some(PROVIDER_KEY)
+    );
 }
 
 #[tokio::test]
@@ -82,8 +95,12 @@ async fn generated_secrets_are_printed_once_and_survive_restarts() {
         data.to_str().unwrap(),
     ];
     let mut first = PorticoProcess::start(&bin(), &args, &[]).await.unwrap();
-    let admin = first.admin_key().expect("no admin key printed on first start");
-    let generated = first.printed_key("generated-svc").expect("generated key not printed");
+    let admin = first
+        .admin_key()
+        .expect("no admin key printed on first start");
+    let generated = first
+        .printed_key("generated-svc")
+        .expect("generated key not printed");
     assert!(admin.starts_with("prt-admin-"), "{admin}");
     assert!(generated.starts_with("prt-"), "{generated}");
     assert_eq!(chat_status(&first, &admin).await, 200);
@@ -93,7 +110,11 @@ async fn generated_secrets_are_printed_once_and_survive_restarts() {
 
     let second = PorticoProcess::start(&bin(), &args, &[]).await.unwrap();
     assert_eq!(second.admin_key(), None, "the admin key was printed again");
-    assert_eq!(second.printed_key("generated-svc"), None, "the key was regenerated");
+    assert_eq!(
+        second.printed_key("generated-svc"),
+        None,
+        "the key was regenerated"
+    );
     assert_eq!(chat_status(&second, &admin).await, 200);
     assert_eq!(chat_status(&second, &generated).await, 200);
 }
@@ -103,14 +124,29 @@ async fn keys_removed_from_the_file_stop_working_and_changed_secrets_rotate() {
     let dir = tempfile::tempdir().unwrap();
     let v1 = "keys:\n  - name: a\n    key: prt-key-a-version-one-000\n  - name: b\n    key: prt-key-b-0000000000000000\n";
     let mut portico = start_in(dir.path(), v1, &[]).await;
-    assert_eq!(chat_status(&portico, "prt-key-a-version-one-000").await, 200);
-    assert_eq!(chat_status(&portico, "prt-key-b-0000000000000000").await, 200);
+    assert_eq!(
+        chat_status(&portico, "prt-key-a-version-one-000").await,
+        200
+    );
+    assert_eq!(
+        chat_status(&portico, "prt-key-b-0000000000000000").await,
+        200
+    );
     portico.sigterm().unwrap();
     portico.wait_exit(Duration::from_secs(20)).await.unwrap();
 
     let v2 = "keys:\n  - name: a\n    key: prt-key-a-version-two-000\n";
     let portico = start_in(dir.path(), v2, &[]).await;
-    assert_eq!(chat_status(&portico, "prt-key-a-version-two-000").await, 200);
-    assert_eq!(chat_status(&portico, "prt-key-a-version-one-000").await, 401);
-    assert_eq!(chat_status(&portico, "prt-key-b-0000000000000000").await, 401);
+    assert_eq!(
+        chat_status(&portico, "prt-key-a-version-two-000").await,
+        200
+    );
+    assert_eq!(
+        chat_status(&portico, "prt-key-a-version-one-000").await,
+        401
+    );
+    assert_eq!(
+        chat_status(&portico, "prt-key-b-0000000000000000").await,
+        401
+    );
 }

@@ -8,8 +8,14 @@ use crate::support::{ADMIN_KEY, Gateway, PROVIDER_KEY, SERVICE_KEY, chat};
 async fn error_of(resp: reqwest::Response) -> (u16, Value) {
     let status = resp.status().as_u16();
     let body: Value = resp.json().await.unwrap();
-    assert!(body["error"]["message"].is_string(), "not OpenAI-shaped: {body}");
-    assert!(body["error"]["type"].is_string(), "not OpenAI-shaped: {body}");
+    assert!(
+        body["error"]["message"].is_string(),
+        "not OpenAI-shaped: {body}"
+    );
+    assert!(
+        body["error"]["type"].is_string(),
+        "not OpenAI-shaped: {body}"
+    );
     (status, body)
 }
 
@@ -21,10 +27,18 @@ async fn chat_is_routed_with_the_model_rewritten_and_provider_credentials() {
         .post(gw.url("/v1/chat/completions"))
         .bearer_auth(SERVICE_KEY)
         .header("x-portkey-trace-id", "trace-abc")
-        .header("x-portkey-metadata", r#"{"team":"backend","_user":"alice"}"#)
-        .header("traceparent", "00-eb5e6fe65d7c8873253ff919b49302c5-04f36ce0395ccefc-01")
-        .json(&json!({"model": "@openai-mock/gpt-4o-mini", "temperature": 0.3,
-                      "messages": [{"role": "user", "content": "hi there"}]}))
+        .header(
+            "x-portkey-metadata",
+            r#"{"team":"backend","_user":"alice"}"#,
+        )
+        .header(
+            "traceparent",
+            "00-eb5e6fe65d7c8873253ff919b49302c5-04f36ce0395ccefc-01",
+        )
+        .json(
+            &json!({"model": "@openai-mock/gpt-4o-mini", "temperature": 0.3,
+                      "messages": [{"role": "user", "content": "hi there"}]}),
+        )
         .send()
         .await
         .unwrap();
@@ -44,21 +58,37 @@ async fn chat_is_routed_with_the_model_rewritten_and_provider_credentials() {
     let sent_body = sent.json_body();
     assert_eq!(sent_body["model"], "gpt-4o-mini");
     assert_eq!(sent_body["temperature"], 0.3);
-    assert_eq!(sent_body["messages"], json!([{"role": "user", "content": "hi there"}]));
+    assert_eq!(
+        sent_body["messages"],
+        json!([{"role": "user", "content": "hi there"}])
+    );
     for (name, value) in &sent.headers {
         assert!(!name.as_str().starts_with("x-portkey"), "forwarded {name}");
-        assert!(!value.to_str().unwrap_or("").contains(SERVICE_KEY), "gateway key leaked in {name}");
+        assert!(
+            !value.to_str().unwrap_or("").contains(SERVICE_KEY),
+            "gateway key leaked in {name}"
+        );
     }
 }
 
 #[tokio::test]
 async fn generated_trace_ids_differ_per_request() {
     let gw = Gateway::start().await;
-    let a = gw.post("/v1/chat/completions", chat("@openai-mock/m", "a")).await;
-    let b = gw.post("/v1/chat/completions", chat("@openai-mock/m", "b")).await;
-    let (ta, tb) = (&a.headers()["x-portkey-trace-id"], &b.headers()["x-portkey-trace-id"]);
+    let a = gw
+        .post("/v1/chat/completions", chat("@openai-mock/m", "a"))
+        .await;
+    let b = gw
+        .post("/v1/chat/completions", chat("@openai-mock/m", "b"))
+        .await;
+    let (ta, tb) = (
+        &a.headers()["x-portkey-trace-id"],
+        &b.headers()["x-portkey-trace-id"],
+    );
     assert_ne!(ta, tb);
-    assert_ne!(a.headers()["x-portkey-request-id"], b.headers()["x-portkey-request-id"]);
+    assert_ne!(
+        a.headers()["x-portkey-request-id"],
+        b.headers()["x-portkey-request-id"]
+    );
 }
 
 #[tokio::test]
@@ -75,25 +105,46 @@ async fn provider_header_routes_a_bare_model_name() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-portkey-provider"], "@openai-mock");
-    assert_eq!(gw.upstream.last_request().unwrap().json_body()["model"], "gpt-4o");
+    assert_eq!(
+        gw.upstream.last_request().unwrap().json_body()["model"],
+        "gpt-4o"
+    );
 }
 
 #[tokio::test]
 async fn missing_or_unknown_keys_are_401_and_never_reach_the_upstream() {
     let gw = Gateway::start().await;
     let url = gw.url("/v1/chat/completions");
-    let none = gw.http.post(&url).json(&chat("@openai-mock/m", "x")).send().await.unwrap();
+    let none = gw
+        .http
+        .post(&url)
+        .json(&chat("@openai-mock/m", "x"))
+        .send()
+        .await
+        .unwrap();
     let (status, body) = error_of(none).await;
     assert_eq!(status, 401);
     assert_eq!(body["error"]["type"], "authentication_error");
     assert_eq!(body["error"]["code"], "missing_api_key");
-    assert!(body["error"]["message"].as_str().unwrap().contains("Authorization: Bearer"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Authorization: Bearer")
+    );
 
-    let wrong = gw.http.post(&url).bearer_auth("prt-wrong").json(&chat("@openai-mock/m", "x"));
+    let wrong = gw
+        .http
+        .post(&url)
+        .bearer_auth("prt-wrong")
+        .json(&chat("@openai-mock/m", "x"));
     let (status, body) = error_of(wrong.send().await.unwrap()).await;
     assert_eq!(status, 401);
     assert_eq!(body["error"]["code"], "invalid_api_key");
-    assert!(!body.to_string().contains("prt-wrong"), "the presented key is echoed: {body}");
+    assert!(
+        !body.to_string().contains("prt-wrong"),
+        "the presented key is echoed: {body}"
+    );
     assert_eq!(gw.upstream.hits(), 0);
 }
 
@@ -114,24 +165,42 @@ async fn the_admin_key_also_works_on_the_data_plane() {
 #[tokio::test]
 async fn unknown_providers_and_models_are_404_in_the_address_form() {
     let gw = Gateway::start().await;
-    let (status, body) = error_of(gw.post("/v1/chat/completions", chat("@nope/gpt-4o", "x")).await).await;
+    let (status, body) = error_of(
+        gw.post("/v1/chat/completions", chat("@nope/gpt-4o", "x"))
+            .await,
+    )
+    .await;
     assert_eq!(status, 404);
     assert_eq!(body["error"]["code"], "provider_not_found");
     assert_eq!(body["error"]["param"], "model");
     let message = body["error"]["message"].as_str().unwrap();
     assert!(message.contains("@provider/model"), "{message}");
-    assert!(message.contains("@openai-mock"), "should list the providers: {message}");
+    assert!(
+        message.contains("@openai-mock"),
+        "should list the providers: {message}"
+    );
 
     let (status, body) = error_of(gw.post("/v1/chat/completions", chat("gpt-4o", "x")).await).await;
     assert_eq!(status, 404);
     assert_eq!(body["error"]["code"], "model_not_found");
-    assert!(body["error"]["message"].as_str().unwrap().contains("@provider/model"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("@provider/model")
+    );
 
-    let (status, body) =
-        error_of(gw.post("/v1/chat/completions", chat("@restricted/gpt-other", "x")).await).await;
+    let (status, body) = error_of(
+        gw.post("/v1/chat/completions", chat("@restricted/gpt-other", "x"))
+            .await,
+    )
+    .await;
     assert_eq!(status, 404);
     let message = body["error"]["message"].as_str().unwrap();
-    assert!(message.contains("@restricted/gpt-allowed"), "should list the allowed models: {message}");
+    assert!(
+        message.contains("@restricted/gpt-allowed"),
+        "should list the allowed models: {message}"
+    );
     assert_eq!(gw.upstream.hits(), 0);
 }
 
@@ -166,13 +235,24 @@ async fn malformed_requests_are_400_naming_the_problem() {
     };
     let (status, body) = error_of(raw("{\"model\": ").await.unwrap()).await;
     assert_eq!(status, 400);
-    assert!(body["error"]["message"].as_str().unwrap().contains("not valid JSON"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not valid JSON"),
+        "{body}"
+    );
 
     let (status, body) = error_of(raw(r#"{"messages": []}"#).await.unwrap()).await;
     assert_eq!(status, 400);
     assert_eq!(body["error"]["param"], "model");
 
-    let (status, body) = error_of(raw(r#"{"model": "@openai-mock/m", "stream": "yes"}"#).await.unwrap()).await;
+    let (status, body) = error_of(
+        raw(r#"{"model": "@openai-mock/m", "stream": "yes"}"#)
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 400);
     assert_eq!(body["error"]["param"], "stream");
 
@@ -196,19 +276,35 @@ async fn malformed_requests_are_400_naming_the_problem() {
 #[tokio::test]
 async fn models_lists_what_the_key_may_use() {
     let gw = Gateway::start().await;
-    let list = |key: &'static str| {
-        gw.http.get(gw.url("/v1/models")).bearer_auth(key).send()
-    };
+    let list = |key: &'static str| gw.http.get(gw.url("/v1/models")).bearer_auth(key).send();
     let body: Value = list(SERVICE_KEY).await.unwrap().json().await.unwrap();
     assert_eq!(body["object"], "list");
-    let ids: Vec<&str> = body["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
     assert!(ids.contains(&"@restricted/gpt-allowed"), "{ids:?}");
     assert!(ids.contains(&"@restricted/gpt-priced"), "{ids:?}");
-    assert!(ids.contains(&"@mock/echo"), "the built-in mock is listed: {ids:?}");
+    assert!(
+        ids.contains(&"@mock/echo"),
+        "the built-in mock is listed: {ids:?}"
+    );
     assert!(body["data"][0]["object"] == "model");
 
-    let body: Value = list("prt-test-narrow-key-0123456789").await.unwrap().json().await.unwrap();
-    let ids: Vec<&str> = body["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    let body: Value = list("prt-test-narrow-key-0123456789")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["@restricted/gpt-allowed", "@restricted/gpt-priced"]);
 
     let (status, _) = error_of(gw.http.get(gw.url("/v1/models")).send().await.unwrap()).await;
@@ -219,7 +315,10 @@ async fn models_lists_what_the_key_may_use() {
 async fn embeddings_and_completions_are_forwarded() {
     let gw = Gateway::start().await;
     let resp = gw
-        .post("/v1/embeddings", json!({"model": "@openai-mock/text-embedding-3-small", "input": ["a", "b"]}))
+        .post(
+            "/v1/embeddings",
+            json!({"model": "@openai-mock/text-embedding-3-small", "input": ["a", "b"]}),
+        )
         .await;
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
@@ -229,7 +328,10 @@ async fn embeddings_and_completions_are_forwarded() {
     assert_eq!(sent.json_body()["model"], "text-embedding-3-small");
 
     let resp = gw
-        .post("/v1/completions", json!({"model": "@openai-mock/gpt-3.5-turbo-instruct", "prompt": "Say hi"}))
+        .post(
+            "/v1/completions",
+            json!({"model": "@openai-mock/gpt-3.5-turbo-instruct", "prompt": "Say hi"}),
+        )
         .await;
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
@@ -242,20 +344,41 @@ async fn upstream_errors_keep_their_status_message_and_retry_after() {
     let gw = Gateway::start().await;
     gw.upstream
         .enqueue(MockReply::error(429, "Rate limit reached for gpt-4o").header("retry-after", "7"));
-    let resp = gw.post("/v1/chat/completions", chat("@openai-mock/gpt-4o", "x")).await;
+    let resp = gw
+        .post("/v1/chat/completions", chat("@openai-mock/gpt-4o", "x"))
+        .await;
     assert_eq!(resp.headers()["retry-after"], "7");
     assert_eq!(resp.headers()["x-portkey-provider"], "@openai-mock");
     let (status, body) = error_of(resp).await;
     assert_eq!(status, 429);
     assert_eq!(body["error"]["message"], "Rate limit reached for gpt-4o");
 
-    gw.upstream.enqueue(MockReply::raw(503, "text/html", "<html>upstream down</html>"));
-    let (status, body) = error_of(gw.post("/v1/chat/completions", chat("@openai-mock/gpt-4o", "x")).await).await;
+    gw.upstream.enqueue(MockReply::raw(
+        503,
+        "text/html",
+        "<html>upstream down</html>",
+    ));
+    let (status, body) = error_of(
+        gw.post("/v1/chat/completions", chat("@openai-mock/gpt-4o", "x"))
+            .await,
+    )
+    .await;
     assert_eq!(status, 503);
-    assert!(body["error"]["message"].as_str().unwrap().contains("upstream down"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("upstream down"),
+        "{body}"
+    );
 
-    gw.upstream.enqueue(MockReply::raw(200, "application/json", "this is not json"));
-    let (status, body) = error_of(gw.post("/v1/chat/completions", chat("@openai-mock/gpt-4o", "x")).await).await;
+    gw.upstream
+        .enqueue(MockReply::raw(200, "application/json", "this is not json"));
+    let (status, body) = error_of(
+        gw.post("/v1/chat/completions", chat("@openai-mock/gpt-4o", "x"))
+            .await,
+    )
+    .await;
     assert_eq!(status, 502);
     assert_eq!(body["error"]["code"], "upstream_malformed_response");
 }
@@ -263,13 +386,18 @@ async fn upstream_errors_keep_their_status_message_and_retry_after() {
 #[tokio::test]
 async fn an_unreachable_upstream_is_502() {
     // A port that was just free: bind, note it, release it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let upstream = MockUpstream::start().await;
     let catalog = format!(
         "providers:\n  - slug: dead\n    kind: openai-compatible\n    base_url: http://127.0.0.1:{port}/v1\nkeys:\n  - name: service\n    key: {SERVICE_KEY}\n"
     );
     let gw = Gateway::start_with(upstream, &catalog).await;
-    let (status, body) = error_of(gw.post("/v1/chat/completions", chat("@dead/m", "x")).await).await;
+    let (status, body) =
+        error_of(gw.post("/v1/chat/completions", chat("@dead/m", "x")).await).await;
     assert_eq!(status, 502);
     assert_eq!(body["error"]["code"], "upstream_unreachable");
     assert!(body["error"]["message"].as_str().unwrap().contains("@dead"));
@@ -278,11 +406,19 @@ async fn an_unreachable_upstream_is_502() {
 #[tokio::test]
 async fn the_built_in_mock_answers_without_any_upstream() {
     let gw = Gateway::start().await;
-    let resp = gw.post("/v1/chat/completions", chat("@mock/echo", "ping")).await;
+    let resp = gw
+        .post("/v1/chat/completions", chat("@mock/echo", "ping"))
+        .await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-portkey-provider"], "@mock");
     let body: Value = resp.json().await.unwrap();
-    assert!(body["choices"][0]["message"]["content"].as_str().unwrap().contains("ping"), "{body}");
+    assert!(
+        body["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("ping"),
+        "{body}"
+    );
     assert!(body["usage"]["total_tokens"].as_u64().unwrap() > 0);
     assert_eq!(gw.upstream.hits(), 0);
 }
@@ -296,8 +432,20 @@ async fn health_and_unknown_routes() {
     assert_eq!(ready.status(), 200);
     let (status, body) = error_of(gw.http.post(gw.url("/v1/nothing")).send().await.unwrap()).await;
     assert_eq!(status, 404);
-    assert!(body["error"]["message"].as_str().unwrap().contains("/v1/nothing"));
-    let (status, _) = error_of(gw.http.get(gw.url("/v1/chat/completions")).send().await.unwrap()).await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/v1/nothing")
+    );
+    let (status, _) = error_of(
+        gw.http
+            .get(gw.url("/v1/chat/completions"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 405);
 }
 

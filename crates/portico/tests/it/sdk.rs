@@ -37,19 +37,39 @@ async fn openai_python_sdk() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "SDK checks failed:\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "SDK checks failed:\n{stdout}\n{stderr}"
+    );
     let passed: Vec<String> = stdout
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["check"].as_str().unwrap().to_owned())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["check"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     assert_eq!(
         passed,
-        ["chat", "stream", "stream_tool_call", "embeddings", "models", "401", "404"],
+        [
+            "chat",
+            "stream",
+            "stream_tool_call",
+            "embeddings",
+            "models",
+            "401",
+            "404"
+        ],
         "{stdout}"
     );
     // Every SDK call that passed auth and routing reached the mock upstream with the
     // upstream model name.
     let requests = gw.upstream.requests();
     assert_eq!(requests.len(), 4, "chat, stream, tool stream, embeddings");
-    assert!(requests.iter().all(|r| r.json_body()["model"] == "gpt-allowed"));
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.json_body()["model"] == "gpt-allowed")
+    );
 }

@@ -41,29 +41,48 @@ async fn a_stream_arrives_intact_and_in_order() {
         parse_sse_data(&body)
     };
     gw.upstream.enqueue(MockReply::sse(script));
-    let resp = gw.post("/v1/chat/completions", stream_body("@openai-mock/gpt-4o", "x")).await;
+    let resp = gw
+        .post(
+            "/v1/chat/completions",
+            stream_body("@openai-mock/gpt-4o", "x"),
+        )
+        .await;
     assert_eq!(resp.status(), 200);
-    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
     assert_eq!(resp.headers()["x-portkey-provider"], "@openai-mock");
     let text = resp.text().await.unwrap();
     assert_eq!(parse_sse_data(&text), expected);
     let chat = collect_chat_stream(&text).unwrap();
     assert_eq!(chat.content, "Hello, wörld ✓");
     assert_eq!(chat.finish_reason.as_deref(), Some("stop"));
-    assert_eq!(gw.upstream.last_request().unwrap().header("accept"), Some("text/event-stream"));
+    assert_eq!(
+        gw.upstream.last_request().unwrap().header("accept"),
+        Some("text/event-stream")
+    );
 }
 
 #[tokio::test]
 async fn events_split_across_reads_and_inside_utf8_are_reassembled() {
     let gw = Gateway::start().await;
-    let event = format!("data: {}\n\n", chat_chunk(json!({"content": "naïve café ✓"}), None));
+    let event = format!(
+        "data: {}\n\n",
+        chat_chunk(json!({"content": "naïve café ✓"}), None)
+    );
     let bytes = event.as_bytes();
     // Split inside "ï" (2 bytes) and inside "✓" (3 bytes), and between the two final newlines.
     let i = event.find('ï').unwrap() + 1;
     let j = event.find('✓').unwrap() + 2;
     let k = bytes.len() - 1;
     let script = SseScript::new()
-        .data(&chat_chunk(json!({"role": "assistant", "content": ""}), None))
+        .data(&chat_chunk(
+            json!({"role": "assistant", "content": ""}),
+            None,
+        ))
         .bytes(bytes[..i].to_vec())
         .bytes(bytes[i..j].to_vec())
         .bytes(bytes[j..k].to_vec())
@@ -72,14 +91,20 @@ async fn events_split_across_reads_and_inside_utf8_are_reassembled() {
         .bytes("data: [DONE]\r\n\r\n");
     gw.upstream.enqueue(MockReply::sse(script));
     let text = gw
-        .post("/v1/chat/completions", stream_body("@openai-mock/gpt-4o", "x"))
+        .post(
+            "/v1/chat/completions",
+            stream_body("@openai-mock/gpt-4o", "x"),
+        )
         .await
         .text()
         .await
         .unwrap();
     let chat = collect_chat_stream(&text).unwrap();
     assert_eq!(chat.content, "naïve café ✓");
-    assert_eq!(parse_sse_data(&text).last().map(String::as_str), Some("[DONE]"));
+    assert_eq!(
+        parse_sse_data(&text).last().map(String::as_str),
+        Some("[DONE]")
+    );
 }
 
 #[tokio::test]
@@ -88,10 +113,18 @@ async fn chunks_are_forwarded_before_the_upstream_finishes() {
     // The upstream sends one chunk and then waits forever: a gateway that buffers would
     // send the client nothing.
     let script = SseScript::new()
-        .data(&chat_chunk(json!({"role": "assistant", "content": "first"}), None))
+        .data(&chat_chunk(
+            json!({"role": "assistant", "content": "first"}),
+            None,
+        ))
         .hang();
     gw.upstream.enqueue(MockReply::sse(script));
-    let mut resp = gw.post("/v1/chat/completions", stream_body("@openai-mock/gpt-4o", "x")).await;
+    let mut resp = gw
+        .post(
+            "/v1/chat/completions",
+            stream_body("@openai-mock/gpt-4o", "x"),
+        )
+        .await;
     assert_eq!(resp.status(), 200);
     let seen = read_until(&mut resp, "first").await;
     assert!(seen.starts_with("data: "), "{seen}");
@@ -101,14 +134,24 @@ async fn chunks_are_forwarded_before_the_upstream_finishes() {
 async fn a_client_disconnect_cancels_the_upstream_request() {
     let gw = Gateway::start().await;
     let script = SseScript::new()
-        .data(&chat_chunk(json!({"role": "assistant", "content": "partial"}), None))
+        .data(&chat_chunk(
+            json!({"role": "assistant", "content": "partial"}),
+            None,
+        ))
         .hang();
     gw.upstream.enqueue(MockReply::sse(script));
-    let mut resp = gw.post("/v1/chat/completions", stream_body("@openai-mock/gpt-4o", "x")).await;
+    let mut resp = gw
+        .post(
+            "/v1/chat/completions",
+            stream_body("@openai-mock/gpt-4o", "x"),
+        )
+        .await;
     read_until(&mut resp, "partial").await;
     drop(resp);
     assert!(
-        gw.upstream.wait_for_disconnects(1, Duration::from_secs(10)).await,
+        gw.upstream
+            .wait_for_disconnects(1, Duration::from_secs(10))
+            .await,
         "the upstream connection stayed open after the client left"
     );
 }
@@ -131,7 +174,9 @@ async fn a_client_disconnect_cancels_a_non_streaming_upstream_request() {
         }
     } // dropping the request future is the client going away
     assert!(
-        gw.upstream.wait_for_disconnects(1, Duration::from_secs(10)).await,
+        gw.upstream
+            .wait_for_disconnects(1, Duration::from_secs(10))
+            .await,
         "the upstream request outlived the client"
     );
 }
@@ -140,11 +185,19 @@ async fn a_client_disconnect_cancels_a_non_streaming_upstream_request() {
 async fn a_stream_that_breaks_midway_ends_with_an_error_event() {
     let gw = Gateway::start().await;
     let script = SseScript::new()
-        .data(&chat_chunk(json!({"role": "assistant", "content": "par"}), None))
+        .data(&chat_chunk(
+            json!({"role": "assistant", "content": "par"}),
+            None,
+        ))
         .bytes("data: {\"choices\":[{\"index\":0,\"del")
         .abort();
     gw.upstream.enqueue(MockReply::sse(script));
-    let resp = gw.post("/v1/chat/completions", stream_body("@openai-mock/gpt-4o", "x")).await;
+    let resp = gw
+        .post(
+            "/v1/chat/completions",
+            stream_body("@openai-mock/gpt-4o", "x"),
+        )
+        .await;
     assert_eq!(resp.status(), 200);
     let text = tokio::time::timeout(Duration::from_secs(10), resp.text())
         .await
@@ -153,20 +206,35 @@ async fn a_stream_that_breaks_midway_ends_with_an_error_event() {
     let chat = collect_chat_stream(&text).unwrap();
     assert_eq!(chat.content, "par");
     let error = chat.error.expect("no in-band error event");
-    assert!(error["message"].as_str().unwrap().contains("@openai-mock"), "{error}");
+    assert!(
+        error["message"].as_str().unwrap().contains("@openai-mock"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
 async fn a_stream_that_fails_before_its_first_event_gets_a_real_status() {
     let gw = Gateway::start().await;
-    gw.upstream.enqueue(MockReply::error(500, "the model crashed"));
-    let resp = gw.post("/v1/chat/completions", stream_body("@openai-mock/gpt-4o", "x")).await;
+    gw.upstream
+        .enqueue(MockReply::error(500, "the model crashed"));
+    let resp = gw
+        .post(
+            "/v1/chat/completions",
+            stream_body("@openai-mock/gpt-4o", "x"),
+        )
+        .await;
     assert_eq!(resp.status(), 500);
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["message"], "the model crashed");
 
-    gw.upstream.enqueue(MockReply::sse(SseScript::new().abort()));
-    let resp = gw.post("/v1/chat/completions", stream_body("@openai-mock/gpt-4o", "x")).await;
+    gw.upstream
+        .enqueue(MockReply::sse(SseScript::new().abort()));
+    let resp = gw
+        .post(
+            "/v1/chat/completions",
+            stream_body("@openai-mock/gpt-4o", "x"),
+        )
+        .await;
     assert_eq!(resp.status(), 502);
 }
 
@@ -174,14 +242,27 @@ async fn a_stream_that_fails_before_its_first_event_gets_a_real_status() {
 async fn the_mock_provider_streams_with_usage_only_when_asked() {
     let gw = Gateway::start().await;
     let mut body = stream_body("@mock/echo", "hello stream");
-    let text = gw.post("/v1/chat/completions", body.clone()).await.text().await.unwrap();
+    let text = gw
+        .post("/v1/chat/completions", body.clone())
+        .await
+        .text()
+        .await
+        .unwrap();
     let chat = collect_chat_stream(&text).unwrap();
     assert!(chat.content.contains("hello stream"), "{}", chat.content);
     assert_eq!(chat.role.as_deref(), Some("assistant"));
-    assert!(chat.usage.is_none(), "usage chunk sent without include_usage");
+    assert!(
+        chat.usage.is_none(),
+        "usage chunk sent without include_usage"
+    );
 
     body["stream_options"] = json!({"include_usage": true});
-    let text = gw.post("/v1/chat/completions", body).await.text().await.unwrap();
+    let text = gw
+        .post("/v1/chat/completions", body)
+        .await
+        .text()
+        .await
+        .unwrap();
     let chat = collect_chat_stream(&text).unwrap();
     assert!(chat.usage.is_some(), "no usage chunk despite include_usage");
 }

@@ -6,29 +6,29 @@ use portico_testkit::{MockUpstream, PorticoProcess};
 use tempfile::TempDir;
 
 /// The fixed service key the standard catalog declares.
-pub const SERVICE_KEY: &str = "prt-test-service-key-0123456789";
+pub(crate) const SERVICE_KEY: &str = "prt-test-service-key-0123456789";
 /// The admin key passed in PORTICO_ADMIN_KEY.
-pub const ADMIN_KEY: &str = "prt-test-admin-key-0123456789";
+pub(crate) const ADMIN_KEY: &str = "prt-test-admin-key-0123456789";
 /// The provider API key the catalog gives the OpenAI-kind mock upstream.
-pub const PROVIDER_KEY: &str = "sk-upstream-secret-abc123";
+pub(crate) const PROVIDER_KEY: &str = "sk-upstream-secret-abc123";
 
 /// The `portico` binary built for this test run.
-pub fn bin() -> PathBuf {
+pub(crate) fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_portico"))
 }
 
 /// A running gateway with its upstream and data directory.
-pub struct Gateway {
-    pub upstream: MockUpstream,
-    pub portico: PorticoProcess,
-    pub dir: TempDir,
-    pub http: reqwest::Client,
+pub(crate) struct Gateway {
+    pub(crate) upstream: MockUpstream,
+    pub(crate) portico: PorticoProcess,
+    _dir: TempDir,
+    pub(crate) http: reqwest::Client,
 }
 
 /// The standard catalog: `@openai-mock` (kind openai, pointed at the mock upstream, any
 /// model), `@restricted` (same upstream, allow-list `gpt-allowed`), a fixed service key and a
 /// key limited to `@restricted`.
-pub fn standard_catalog(upstream: &MockUpstream) -> String {
+pub(crate) fn standard_catalog(upstream: &MockUpstream) -> String {
     format!(
         r#"
 providers:
@@ -58,31 +58,31 @@ keys:
 
 impl Gateway {
     /// Starts a mock upstream and the gateway with the standard catalog.
-    pub async fn start() -> Gateway {
+    pub(crate) async fn start() -> Gateway {
         let upstream = MockUpstream::start().await;
         let catalog = standard_catalog(&upstream);
         Gateway::start_with(upstream, &catalog).await
     }
 
     /// Starts the gateway with `catalog` (YAML) against `upstream`.
-    pub async fn start_with(upstream: MockUpstream, catalog: &str) -> Gateway {
+    pub(crate) async fn start_with(upstream: MockUpstream, catalog: &str) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let portico = start_in(dir.path(), catalog, &[]).await;
         Gateway {
             upstream,
             portico,
-            dir,
+            _dir: dir,
             http: reqwest::Client::new(),
         }
     }
 
     /// `http://ADDR/v1/...`
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         self.portico.url(path)
     }
 
     /// POSTs JSON with the service key.
-    pub async fn post(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
+    pub(crate) async fn post(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
         self.http
             .post(self.url(path))
             .bearer_auth(SERVICE_KEY)
@@ -94,7 +94,11 @@ impl Gateway {
 }
 
 /// Writes `catalog` into `dir` and starts `portico serve` on it, with a fixed admin key.
-pub async fn start_in(dir: &Path, catalog: &str, extra_env: &[(&str, &str)]) -> PorticoProcess {
+pub(crate) async fn start_in(
+    dir: &Path,
+    catalog: &str,
+    extra_env: &[(&str, &str)],
+) -> PorticoProcess {
     let config = dir.join("portico.yaml");
     std::fs::write(&config, catalog).unwrap();
     let data = dir.join("data");
@@ -118,6 +122,6 @@ pub async fn start_in(dir: &Path, catalog: &str, extra_env: &[(&str, &str)]) -> 
 }
 
 /// A minimal chat request body.
-pub fn chat(model: &str, text: &str) -> serde_json::Value {
+pub(crate) fn chat(model: &str, text: &str) -> serde_json::Value {
     serde_json::json!({"model": model, "messages": [{"role": "user", "content": text}]})
 }
