@@ -1,1 +1,38 @@
-//! placeholder
+//! Dev-only test support for Portico's integration and end-to-end tests.
+//!
+//! This is not shipped code: it may panic on misuse (a failed bind, a bad header in a script),
+//! because in a test that is the clearest failure.
+//!
+//! - [`MockUpstream`]: a real HTTP server on `127.0.0.1:0` that simulates an
+//!   OpenAI-compatible provider. It records every request ([`RecordedRequest`]), answers with
+//!   deterministic OpenAI-shaped defaults, or plays scripted [`MockReply`]s (JSON, errors,
+//!   [`SseScript`]s with exact chunking, delays, aborts, hangs), and counts client
+//!   disconnects.
+//! - [`PorticoProcess`]: the real `portico` binary run with a cleared environment, its
+//!   output captured and its listening address and printed keys parsed.
+//! - [`sse`]: parse an SSE body into `data:` payloads and assemble an OpenAI chat stream.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use portico_testkit::{MockReply, MockUpstream};
+//!
+//! let upstream = MockUpstream::start().await;
+//! upstream.enqueue(MockReply::error(429, "slow down").header("retry-after", "1"));
+//! // Point the code under test at `upstream.base_url()`; the first call gets the 429,
+//! // the next the default echo reply.
+//! assert_eq!(upstream.hits(), 0);
+//! # }
+//! ```
+
+mod defaults;
+mod process;
+mod record;
+mod script;
+pub mod sse;
+mod upstream;
+
+pub use defaults::{DEFAULT_EMBEDDING_DIMENSIONS, MOCK_MODELS, mock_embedding};
+pub use process::{PorticoProcess, ProcessError, START_TIMEOUT};
+pub use record::RecordedRequest;
+pub use script::{MockReply, SseEnd, SseScript, SseStep};
+pub use upstream::MockUpstream;

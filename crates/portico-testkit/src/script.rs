@@ -1,0 +1,248 @@
+//! Scripted replies for [`MockUpstream`](crate::MockUpstream): what the next request gets.
+//!
+//! A [`MockReply`] is a status, extra headers, an optional delay before the response head
+//! and a body: JSON, raw bytes, an SSE script or "never answer". An [`SseScript`] is a list of
+//! steps (send these exact bytes as one body chunk / wait) plus how the stream ends.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, StatusCode};
+use serde_json::{Value, json};
+
+/// One scripted reply. Build with [`MockReply::json`], [`MockReply::error`],
+/// [`MockReply::sse`], [`MockReply::raw`], [`MockReply::hang`] or [`MockReply::echo`], then
+/// refine with [`MockReply::header`] and [`MockReply::delay`].
+#[derive(Debug, Clone)]
+pub struct MockReply {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
+    pub(crate) delay: Option<Duration>,
+    pub(crate) body: ReplyBody,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum ReplyBody {
+    /// Compute the built-in default reply for the request.
+    Echo,
+    Bytes {
+        content_type: &'static str,
+        body: Bytes,
+    },
+    Sse(SseScript),
+    Hang,
+}
+
+impl MockReply {
+    fn new(status: u16, body: ReplyBody) -> Self {
+        Self {
+            status: status_code(status),
+            headers: Vec::new(),
+            delay: None,
+            body,
+        }
+    }
+
+    /// A JSON body with the given status.
+    pub fn json(status: u16, body: Value) -> Self {
+        Self::new(
+            status,
+            ReplyBody::Bytes {
+                content_type: "application/json",
+                body: Bytes::from(body.to_string()),
+            },
+        )
+    }
+
+    /// An error in OpenAI's shape, `{"error": {"message", "type", "param", "code"}}`, with a
+    /// `type`/`code` that OpenAI uses for that status (429 is `requests`/`rate_limit_exceeded`,
+    /// 401 is `invalid_api_key`, 5xx is `server_error`, other 4xx `invalid_request_error`).
+    pub fn error(status: u16, message: &str) -> Self {
+        Self::json(status, openai_error(status, message))
+    }
+
+    /// Exact body bytes with the given status and content type.
+    pub fn raw(status: u16, content_type: &'static str, body: impl Into<Bytes>) -> Self {
+        Self::new(
+            status,
+            ReplyBody::Bytes {
+                content_type,
+                body: body.into(),
+            },
+        )
+    }
+
+    /// A `200 text/event-stream` reply played from `script`.
+    pub fn sse(script: SseScript) -> Self {
+        Self::new(200, ReplyBody::Sse(script))
+    }
+
+    /// Never answer: no status, no headers, until the client goes away (which counts as a
+    /// disconnect).
+    pub fn hang() -> Self {
+        Self::new(200, ReplyBody::Hang)
+    }
+
+    /// The reply the mock gives when nothing is scripted (echo chat, etc.). Useful with
+    /// [`MockReply::delay`] for a slow but otherwise normal upstream.
+    pub fn echo() -> Self {
+        Self::new(200, ReplyBody::Echo)
+    }
+
+    /// Replace the status (ignored by [`MockReply::echo`], which picks its own).
+    pub fn status(mut self, status: u16) -> Self {
+        self.status = status_code(status);
+        self
+    }
+
+    /// Add a response header, e.g. `retry-after`. Panics on an invalid name or value.
+    #[expect(
+        clippy::expect_used,
+        reason = "test support: a bad header is a bug in the test"
+    )]
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        let name = HeaderName::try_from(name).expect("valid header name");
+        let value = HeaderValue::try_from(value).expect("valid header value");
+        self.headers.push((name, value));
+        self
+    }
+
+    /// Wait this long before sending the response head (slow first byte).
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.delay = Some(delay);
+        self
+    }
+}
+
+#[expect(
+    clippy::expect_used,
+    reason = "test support: a bad status is a bug in the test"
+)]
+fn status_code(status: u16) -> StatusCode {
+    StatusCode::from_u16(status).expect("valid HTTP status")
+}
+
+/// OpenAI's error body for `status` and `message`.
+pub(crate) fn openai_error(status: u16, message: &str) -> Value {
+    let (kind, code) = match status {
+        401 => ("invalid_request_error", Value::from("invalid_api_key")),
+        403 => ("permission_error", Value::Null),
+        404 => ("invalid_request_error", Value::from("model_not_found")),
+        429 => ("requests", Value::from("rate_limit_exceeded")),
+        500.. => ("server_error", Value::Null),
+        _ => ("invalid_request_error", Value::Null),
+    };
+    json!({ "error": { "message": message, "type": kind, "param": null, "code": code } })
+}
+
+/// One step of an [`SseScript`].
+#[derive(Debug, Clone)]
+pub enum SseStep {
+    /// Send exactly these bytes as one HTTP body chunk.
+    Send(Bytes),
+    /// Pause before the next step.
+    Wait(Duration),
+}
+
+/// How an [`SseScript`] ends after its last step.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SseEnd {
+    /// End the body normally.
+    #[default]
+    Finish,
+    /// Drop the connection abruptly: what was sent is flushed, then the connection closes
+    /// without ending the body, so the client sees an error after the data. (With no steps,
+    /// the client gets no response head at all.) Not counted as a disconnect: the mock did
+    /// it on purpose.
+    Abort,
+    /// Keep the stream open forever; it only ends when the client goes away (which counts as
+    /// a disconnect).
+    Hang,
+}
+
+/// A streamed reply: steps played in order, then an [`SseEnd`].
+///
+/// ```
+/// use std::time::Duration;
+/// use portico_testkit::SseScript;
+/// use serde_json::json;
+///
+/// let script = SseScript::new()
+///     .data(&json!({"choices": [{"index": 0, "delta": {"content": "hi"}}]}))
+///     .wait(Duration::from_millis(10))
+///     .bytes("data: {\"choi")  // half an event...
+///     .bytes("ces\": []}\n\n") // ...and the rest in the next chunk
+///     .done();
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct SseScript {
+    pub(crate) steps: VecDeque<SseStep>,
+    pub(crate) end: SseEnd,
+}
+
+impl SseScript {
+    /// An empty script that finishes normally.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A complete, normal chat stream: role chunk, one content chunk per piece, a
+    /// `finish_reason: "stop"` chunk and `data: [DONE]`.
+    pub fn chat_text(pieces: &[&str]) -> Self {
+        let mut script = Self::new().data(&crate::sse::chat_chunk(
+            json!({ "role": "assistant", "content": "" }),
+            None,
+        ));
+        for piece in pieces {
+            script = script.data(&crate::sse::chat_chunk(json!({ "content": piece }), None));
+        }
+        script
+            .data(&crate::sse::chat_chunk(json!({}), Some("stop")))
+            .done()
+    }
+
+    /// Send these exact bytes as one body chunk.
+    pub fn bytes(mut self, bytes: impl Into<Bytes>) -> Self {
+        self.steps.push_back(SseStep::Send(bytes.into()));
+        self
+    }
+
+    /// Send one event `data: <json>\n\n` as one body chunk.
+    pub fn data(self, value: &Value) -> Self {
+        self.bytes(format!("data: {value}\n\n"))
+    }
+
+    /// Send `data: [DONE]\n\n` as one body chunk.
+    pub fn done(self) -> Self {
+        self.bytes("data: [DONE]\n\n")
+    }
+
+    /// Pause before the next step.
+    pub fn wait(mut self, duration: Duration) -> Self {
+        self.steps.push_back(SseStep::Wait(duration));
+        self
+    }
+
+    /// End by dropping the connection abruptly (see [`SseEnd::Abort`]).
+    pub fn abort(mut self) -> Self {
+        self.end = SseEnd::Abort;
+        self
+    }
+
+    /// End by keeping the stream open until the client leaves (see [`SseEnd::Hang`]).
+    pub fn hang(mut self) -> Self {
+        self.end = SseEnd::Hang;
+        self
+    }
+
+    /// The steps, in order.
+    pub fn steps(&self) -> impl Iterator<Item = &SseStep> {
+        self.steps.iter()
+    }
+
+    /// How the script ends.
+    pub fn end(&self) -> SseEnd {
+        self.end
+    }
+}
