@@ -234,10 +234,11 @@ pub(crate) fn parse_error_body(status: u16, body: &[u8]) -> ProviderError {
 pub(crate) fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     for name in ["retry-after-ms", "x-ms-retry-after-ms"] {
-        if let Some(ms) = header(name).and_then(|v| v.trim().parse::<f64>().ok()) {
-            if ms.is_finite() && ms >= 0.0 {
-                return Some(Duration::from_millis(ms as u64));
-            }
+        if let Some(ms) = header(name).and_then(|v| v.trim().parse::<f64>().ok())
+            && ms.is_finite()
+            && ms >= 0.0
+        {
+            return Some(Duration::from_millis(ms as u64));
         }
     }
     let value = header("retry-after")?.trim();

@@ -54,12 +54,11 @@ impl ForwardStream {
         self.events_sent += 1;
         // Only the usage chunk (or a final chunk carrying usage) needs parsing; a substring test
         // keeps the common content chunk free of a JSON parse.
-        if memchr_usage(&event.data) {
-            if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&event.data) {
-                if let Some(usage) = Usage::from_openai(&value) {
-                    self.usage = Some(usage);
-                }
-            }
+        if memchr_usage(&event.data)
+            && let Ok(value) = serde_json::from_slice::<serde_json::Value>(&event.data)
+            && let Some(usage) = Usage::from_openai(&value)
+        {
+            self.usage = Some(usage);
         }
     }
 }

@@ -189,18 +189,18 @@ async fn proxy(
 }
 
 fn set_ids(headers: &mut HeaderMap, ids: &RequestIds, provider: Option<&str>) {
-    if !ids.trace_id.is_empty() {
-        if let Ok(v) = HeaderValue::from_str(&ids.trace_id) {
-            headers.insert(TRACE_ID, v);
-        }
+    if !ids.trace_id.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&ids.trace_id)
+    {
+        headers.insert(TRACE_ID, v);
     }
     if let Ok(v) = HeaderValue::from_str(&ids.request_id) {
         headers.insert(REQUEST_ID, v);
     }
-    if let Some(slug) = provider {
-        if let Ok(v) = HeaderValue::from_str(&format!("@{slug}")) {
-            headers.insert("x-portkey-provider", v);
-        }
+    if let Some(slug) = provider
+        && let Ok(v) = HeaderValue::from_str(&format!("@{slug}"))
+    {
+        headers.insert("x-portkey-provider", v);
     }
 }
 

@@ -1,5 +1,13 @@
 //! End-to-end tests: the real `portico` binary against mock upstreams on loopback.
 
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    reason = "test support code: a panic is how a test reports failure, and tests may build their own HTTP clients"
+)]
+
 mod cli;
 mod openclaw;
 mod persistence;
