@@ -58,13 +58,21 @@ pub fn generate_key(label: &str) -> String {
     format!("{KEY_PREFIX}{label}-{}", URL_SAFE_NO_PAD.encode(bytes))
 }
 
-/// A short, non-secret hint of a key for listings: its first 12 characters.
+/// A short hint of a key for listings, revealing almost nothing: the last four characters,
+/// after the non-secret `prt-<label>-` prefix of a generated key (`prt-svc-…x9Qa`). Keys
+/// from files may be as short as 16 characters, so no more than four are ever shown.
 pub fn key_hint(secret: &str) -> String {
-    let end = secret
-        .char_indices()
-        .nth(12)
-        .map_or(secret.len(), |(i, _)| i);
-    format!("{}…", &secret[..end])
+    let chars: Vec<char> = secret.chars().collect();
+    let tail: String = chars[chars.len().saturating_sub(4)..].iter().collect();
+    let generated_prefix = secret
+        .strip_prefix(KEY_PREFIX)
+        .and_then(|rest| rest.split_once('-'))
+        .filter(|(label, random)| !label.is_empty() && random.len() >= 32)
+        .map(|(label, _)| format!("{KEY_PREFIX}{label}-"));
+    match generated_prefix {
+        Some(prefix) => format!("{prefix}…{tail}"),
+        None => format!("…{tail}"),
+    }
 }
 
 /// A secret string (a provider API key, a gateway key from a file) that never prints itself.
@@ -120,8 +128,12 @@ mod tests {
     }
 
     #[test]
-    fn hint_is_a_prefix() {
-        assert_eq!(key_hint("prt-admin-abcdefgh"), "prt-admin-ab…");
-        assert_eq!(key_hint("short"), "short…");
+    fn hints_show_at_most_four_secret_characters() {
+        let generated = generate_key("svc");
+        let hint = key_hint(&generated);
+        assert!(hint.starts_with("prt-svc-…"), "{hint}");
+        assert!(generated.ends_with(&hint["prt-svc-…".len()..]));
+        assert_eq!(key_hint("my-fixed-secret-key-1234"), "…1234");
+        assert_eq!(key_hint("abc"), "…abc");
     }
 }

@@ -21,7 +21,8 @@ const DEFAULT_DATA_DIR: &str = ".portico";
 
 /// Runs the gateway until a shutdown signal, then drains in-flight requests.
 pub(crate) async fn run(args: ServeArgs) -> Result<(), Fatal> {
-    init_tracing(args.log_format);
+    // Flushes the log writer when `run` returns, so the last lines are not lost.
+    let _log_guard = init_tracing(args.log_format);
     let env = |name: &str| std::env::var(name).ok();
 
     let catalog = match &args.config {
@@ -44,6 +45,20 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Fatal> {
         .clone()
         .or_else(|| catalog.data_dir.clone())
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+    let admin_key = match env("PORTICO_ADMIN_KEY").filter(|v| !v.is_empty()) {
+        Some(value) if value.chars().count() < 16 || value.chars().any(char::is_whitespace) => {
+            return Err(Fatal::usage(
+                "PORTICO_ADMIN_KEY must be at least 16 characters without spaces; unset it to have one generated",
+            ));
+        }
+        Some(value) => Some(Secret::new(value)),
+        None => catalog.admin_key.clone(),
+    };
+    let env_master = env("PORTICO_MASTER_KEY")
+        .filter(|v| !v.is_empty())
+        .map(|value| MasterKey::from_env_value(&value))
+        .transpose()
+        .map_err(|e| Fatal::usage(e.to_string()))?;
     std::fs::create_dir_all(&data_dir).map_err(|e| {
         Fatal::other(format!(
             "cannot create the data directory {}: {e}",
@@ -51,20 +66,15 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Fatal> {
         ))
     })?;
 
-    let master = match env("PORTICO_MASTER_KEY").filter(|v| !v.is_empty()) {
-        Some(value) => MasterKey::from_env_value(&value),
-        None => MasterKey::load_or_create(&data_dir),
-    }
-    .map_err(|e| Fatal::other(e.to_string()))?;
+    let master = match env_master {
+        Some(master) => master,
+        None => MasterKey::load_or_create(&data_dir).map_err(|e| Fatal::other(e.to_string()))?,
+    };
     let db_path = data_dir.join("portico.db");
     let store = SqliteStore::open(&db_path, master)
         .await
         .map_err(|e| Fatal::other(format!("{}: {e}", db_path.display())))?;
 
-    let admin_key = env("PORTICO_ADMIN_KEY")
-        .filter(|v| !v.is_empty())
-        .map(Secret::new)
-        .or_else(|| catalog.admin_key.clone());
     let env_providers = portico_config::detect_env_providers(&env);
     let report =
         portico_engine::bootstrap::bootstrap(&store, &catalog, env_providers, admin_key.as_ref())
@@ -190,14 +200,23 @@ fn announce_listening(addr: SocketAddr) {
     println!("portico: listening on http://{addr}");
 }
 
-fn init_tracing(format: LogFormat) {
+/// Logs go to stderr through a worker thread: a request never waits on the terminal or a
+/// pipe. The writer blocks rather than drops when its queue is full, so no line is lost.
+fn init_tracing(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_ansi(ansi)
+        .with_writer(writer);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+    guard
 }
