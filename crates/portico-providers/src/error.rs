@@ -22,9 +22,9 @@ pub enum ProviderError {
     /// The connection could not be made or broke before an answer (DNS, refused, TLS, reset).
     #[error("could not reach the upstream: {0}")]
     Unreachable(String),
-    /// No answer within the configured time.
-    #[error("the upstream did not answer within {0:?}")]
-    Timeout(Duration),
+    /// No answer within the configured time (the duration, when the adapter knows it).
+    #[error("the upstream did not answer in time")]
+    Timeout(Option<Duration>),
     /// The upstream answered with an error status.
     #[error("upstream answered {status}: {message}")]
     Status {
@@ -134,10 +134,15 @@ impl ProviderError {
             ),
             ProviderError::Timeout(after) => ApiError::new(
                 ErrorCode::UpstreamTimeout,
-                format!(
-                    "provider @{provider_slug} did not answer within {} ms",
-                    after.as_millis()
-                ),
+                match after {
+                    Some(after) => format!(
+                        "provider @{provider_slug} did not answer within {} ms",
+                        after.as_millis()
+                    ),
+                    None => format!(
+                        "provider @{provider_slug} stopped sending for longer than the upstream read timeout (PORTICO_UPSTREAM_READ_TIMEOUT_MS)"
+                    ),
+                },
             ),
             ProviderError::Malformed(detail) => ApiError::new(
                 ErrorCode::UpstreamMalformed,

@@ -131,9 +131,10 @@ fn read_usage(body: &Bytes) -> Result<Option<Usage>, ProviderError> {
 /// Maps a transport failure. The message never includes credentials: they travel in headers,
 /// which reqwest does not print.
 pub(crate) fn transport_error(err: reqwest::Error) -> ProviderError {
-    if err.is_timeout() {
-        // reqwest does not say which timeout fired; the read timeout is the one a user tunes.
-        return ProviderError::Timeout(Duration::ZERO);
+    if err.is_timeout() && !err.is_connect() {
+        // Only the read timeout is left: the shared client sets no total timeout, because a
+        // long stream that keeps sending must never be cut.
+        return ProviderError::Timeout(None);
     }
     let mut detail = err.to_string();
     let mut source = std::error::Error::source(&err);

@@ -452,3 +452,39 @@ async fn health_and_unknown_routes() {
 fn uuid_like(s: &str) -> bool {
     s.len() == 36 && s.chars().filter(|c| *c == '-').count() == 4
 }
+
+#[tokio::test]
+async fn a_silent_upstream_is_cut_by_the_read_timeout_with_504() {
+    let upstream = MockUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("portico.yaml");
+    std::fs::write(&config, crate::support::standard_catalog(&upstream)).unwrap();
+    let data = dir.path().join("data");
+    let portico = portico_testkit::PorticoProcess::start(
+        &crate::support::bin(),
+        &[
+            "serve",
+            "--config",
+            config.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+        &[("PORTICO_UPSTREAM_READ_TIMEOUT_MS", "300")],
+    )
+    .await
+    .unwrap();
+    upstream.enqueue(MockReply::hang());
+    let resp = reqwest::Client::new()
+        .post(portico.url("/v1/chat/completions"))
+        .bearer_auth(SERVICE_KEY)
+        .json(&chat("@openai-mock/m", "x"))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = error_of(resp).await;
+    assert_eq!(status, 504);
+    assert_eq!(body["error"]["code"], "upstream_timeout");
+    assert!(body["error"]["message"].as_str().unwrap().contains("PORTICO_UPSTREAM_READ_TIMEOUT_MS"));
+}
