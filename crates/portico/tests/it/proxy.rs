@@ -486,5 +486,10 @@ async fn a_silent_upstream_is_cut_by_the_read_timeout_with_504() {
     let (status, body) = error_of(resp).await;
     assert_eq!(status, 504);
     assert_eq!(body["error"]["code"], "upstream_timeout");
-    assert!(body["error"]["message"].as_str().unwrap().contains("PORTICO_UPSTREAM_READ_TIMEOUT_MS"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("PORTICO_UPSTREAM_READ_TIMEOUT_MS")
+    );
 }
