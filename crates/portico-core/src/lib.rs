@@ -6,10 +6,12 @@
 //!   status and OpenAI error `type`, and the error value every layer returns to a client.
 //! - [`ProviderKind`]: the closed set of upstream dialects Portico speaks.
 //! - [`ModelRef`]: the `@slug/model` address of a model in the catalog.
+//! - [`JsonBody`]: a request body kept as its bytes, top-level fields indexed for cheap rewrites.
 //! - [`Endpoint`]: the OpenAI-compatible operations a request can ask for.
 //! - [`Usage`]: token counts in OpenAI's meaning.
 //! - [`KeyHash`], [`Secret`]: gateway key hashing and secrets that never print themselves.
 
+mod body;
 mod endpoint;
 mod error;
 mod kind;
@@ -17,6 +19,7 @@ mod model_ref;
 mod secret;
 mod usage;
 
+pub use body::{BodyError, JsonBody};
 pub use endpoint::Endpoint;
 pub use error::{ApiError, ErrorCode};
 pub use kind::{ProviderKind, UnknownProviderKind};

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use portico_core::{ApiError, Endpoint, ErrorCode, KeyHash, ModelRef, ModelRefError};
+use portico_core::{ApiError, Endpoint, ErrorCode, JsonBody, KeyHash, ModelRef, ModelRefError};
 use portico_providers::{Provider, UpstreamRequest, UpstreamResponse};
 use portico_store::Store;
 
@@ -170,13 +170,15 @@ impl Gateway {
         &self,
         route: &Route,
         endpoint: Endpoint,
-        mut body: serde_json::Map<String, serde_json::Value>,
+        mut body: JsonBody,
         stream: bool,
     ) -> Result<UpstreamResponse, ApiError> {
-        body.insert(
-            "model".to_owned(),
-            serde_json::Value::String(route.model.clone()),
-        );
+        body.set("model", &route.model).map_err(|e| {
+            ApiError::new(
+                ErrorCode::Internal,
+                format!("could not rewrite `model`: {e}"),
+            )
+        })?;
         let request = UpstreamRequest {
             endpoint,
             model: route.model.clone(),

@@ -17,7 +17,7 @@ use std::pin::Pin;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::Stream;
-use portico_core::{Endpoint, ProviderKind, Usage};
+use portico_core::{Endpoint, JsonBody, ProviderKind, Usage};
 
 pub mod error;
 pub mod http;
@@ -39,7 +39,7 @@ pub struct UpstreamRequest {
     /// The model name sent upstream (without the `@slug/`).
     pub model: String,
     /// The request body in OpenAI's shape; its `model` field is already the upstream name.
-    pub body: serde_json::Map<String, serde_json::Value>,
+    pub body: JsonBody,
     /// Whether the client asked for a stream (`"stream": true`).
     pub stream: bool,
 }

@@ -56,8 +56,7 @@ impl Provider for OpenAiProvider {
 
     async fn send(&self, req: UpstreamRequest) -> Result<UpstreamResponse, ProviderError> {
         let url = format!("{}{}", self.base_url, req.endpoint.path());
-        let body = serde_json::to_vec(&req.body)
-            .map_err(|e| ProviderError::Malformed(format!("could not encode the request: {e}")))?;
+        let body = req.body.to_bytes();
         let mut builder = self
             .client
             .post(url)

@@ -2,7 +2,7 @@
 
 use axum::http::HeaderMap;
 use bytes::Bytes;
-use portico_core::{ApiError, ErrorCode};
+use portico_core::{ApiError, BodyError, ErrorCode, JsonBody};
 
 /// Header carrying a trace id to group requests (echoed, or generated when absent).
 pub(crate) const TRACE_ID: &str = "x-portkey-trace-id";
@@ -101,8 +101,8 @@ pub(crate) fn provider_header(headers: &HeaderMap) -> Option<&str> {
 
 /// What the body of an OpenAI-style request must have for the gateway to route it.
 pub(crate) struct ParsedBody {
-    /// The whole body.
-    pub(crate) body: serde_json::Map<String, serde_json::Value>,
+    /// The whole body, kept as its bytes.
+    pub(crate) body: JsonBody,
     /// `model`, as sent.
     pub(crate) model: String,
     /// `stream`, false when absent.
@@ -110,36 +110,34 @@ pub(crate) struct ParsedBody {
 }
 
 /// Parses a request body: a JSON object with a string `model` and, if present, a boolean
-/// `stream`.
-pub(crate) fn parse_body(bytes: &Bytes) -> Result<ParsedBody, ApiError> {
-    if bytes.is_empty() {
+/// `stream`. Only the top level is indexed; nested values stay unparsed bytes.
+pub(crate) fn parse_body(bytes: Bytes) -> Result<ParsedBody, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::new(
             ErrorCode::InvalidJson,
             "the request body is empty; send a JSON object with `model` and the endpoint's parameters",
         ));
     }
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::new(
+    let body = JsonBody::parse(bytes).map_err(|err| match err {
+        BodyError::Syntax(e) => ApiError::new(
             ErrorCode::InvalidJson,
             format!("the request body is not valid JSON: {e}"),
-        )
-    })?;
-    let serde_json::Value::Object(body) = value else {
-        return Err(ApiError::new(
+        ),
+        BodyError::NotObject => ApiError::new(
             ErrorCode::InvalidJson,
             "the request body must be a JSON object",
-        ));
-    };
-    let model = match body.get("model") {
-        Some(serde_json::Value::String(m)) if !m.trim().is_empty() => m.clone(),
-        Some(serde_json::Value::String(_)) | None => {
+        ),
+    })?;
+    let model = match body.get::<Option<String>>("model") {
+        Some(Ok(Some(m))) if !m.trim().is_empty() => m,
+        None | Some(Ok(_)) => {
             return Err(ApiError::new(
                 ErrorCode::InvalidParameter,
                 "`model` is required; address models as `@provider/model`, for example `@mock/echo`",
             )
             .with_param("model"));
         }
-        Some(_) => {
+        Some(Err(_)) => {
             return Err(ApiError::new(
                 ErrorCode::InvalidParameter,
                 "`model` must be a string such as `@provider/model`",
@@ -147,10 +145,10 @@ pub(crate) fn parse_body(bytes: &Bytes) -> Result<ParsedBody, ApiError> {
             .with_param("model"));
         }
     };
-    let stream = match body.get("stream") {
-        None | Some(serde_json::Value::Null) => false,
-        Some(serde_json::Value::Bool(b)) => *b,
-        Some(_) => {
+    let stream = match body.get::<Option<bool>>("stream") {
+        None | Some(Ok(None)) => false,
+        Some(Ok(Some(b))) => b,
+        Some(Err(_)) => {
             return Err(ApiError::new(
                 ErrorCode::InvalidParameter,
                 "`stream` must be true or false",
@@ -222,7 +220,7 @@ mod tests {
 
     #[test]
     fn body_needs_a_string_model() {
-        let err = |b: &str| parse_body(&Bytes::from(b.to_owned())).err().unwrap();
+        let err = |b: &str| parse_body(Bytes::from(b.to_owned())).err().unwrap();
         assert_eq!(err("").code, ErrorCode::InvalidJson);
         assert_eq!(err("{").code, ErrorCode::InvalidJson);
         assert_eq!(err("[]").code, ErrorCode::InvalidJson);
@@ -232,7 +230,7 @@ mod tests {
             err(r#"{"model":"@m/x","stream":"yes"}"#).param.as_deref(),
             Some("stream")
         );
-        let ok = parse_body(&Bytes::from_static(br#"{"model":"@m/x","stream":true}"#)).unwrap();
+        let ok = parse_body(Bytes::from_static(br#"{"model":"@m/x","stream":true}"#)).unwrap();
         assert_eq!(ok.model, "@m/x");
         assert!(ok.stream);
     }

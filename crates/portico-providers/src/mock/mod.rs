@@ -169,24 +169,26 @@ impl Provider for MockProvider {
     async fn send(&self, req: UpstreamRequest) -> Result<UpstreamResponse, ProviderError> {
         // An overloaded upstream refuses at once, so a simulated failure skips the latency.
         self.simulated_failure()?;
-        let meta = Meta::new(&req);
+        // The mock reads the whole body: it is a test double, not the proxying hot path.
+        let body_map = req.body.to_map();
+        let meta = Meta::new(&req, &body_map);
         let latency = Duration::from_millis(self.options.latency_ms);
         let (body, usage, events) = match req.endpoint {
             Endpoint::ChatCompletions => {
-                let reply = chat_reply(&req.model, &req.body)?;
-                let events = req.stream.then(|| chat_chunks(&meta, &reply, &req.body));
+                let reply = chat_reply(&req.model, &body_map)?;
+                let events = req.stream.then(|| chat_chunks(&meta, &reply, &body_map));
                 (chat_body(&meta, &reply), reply.usage, events)
             }
             Endpoint::Completions => {
-                let reply = completion_reply(&req.model, &req.body)?;
+                let reply = completion_reply(&req.model, &body_map)?;
                 let events = req
                     .stream
-                    .then(|| completion_chunks(&meta, &reply, &req.body));
+                    .then(|| completion_chunks(&meta, &reply, &body_map));
                 (completion_body(&meta, &reply), reply.usage, events)
             }
             // Embeddings never stream, whatever the request says.
             Endpoint::Embeddings => {
-                let (body, usage) = embeddings(&req.model, &req.body)?;
+                let (body, usage) = embeddings(&req.model, &body_map)?;
                 (body, usage, None)
             }
         };

@@ -19,13 +19,13 @@ pub(super) struct Meta {
 }
 
 impl Meta {
-    pub(super) fn new(req: &UpstreamRequest) -> Meta {
+    pub(super) fn new(req: &UpstreamRequest, body: &Map<String, Value>) -> Meta {
         // `stream` and `stream_options` are left out, so an answer and its streamed form
         // share their id.
         let mut hash = Fnv::new();
         hash.write(req.endpoint.as_str().as_bytes());
         hash.write(req.model.as_bytes());
-        for (key, value) in &req.body {
+        for (key, value) in body {
             if key != "stream" && key != "stream_options" {
                 hash.write(key.as_bytes());
                 hash.write(value.to_string().as_bytes());

@@ -19,7 +19,7 @@ fn request(endpoint: Endpoint, model: &str, body: Value) -> UpstreamRequest {
     UpstreamRequest {
         endpoint,
         model: model.to_owned(),
-        body,
+        body: portico_core::JsonBody::from_map(&body),
         stream,
     }
 }

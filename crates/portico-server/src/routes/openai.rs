@@ -95,8 +95,7 @@ async fn proxy(
             .gateway
             .authenticate(request::gateway_secret(&headers))?;
         let bytes = body.map_err(body_rejection)?;
-        let parsed = request::parse_body(&bytes)?;
-        drop(bytes);
+        let parsed = request::parse_body(bytes)?;
         let route = state
             .gateway
             .route(&key, &parsed.model, request::provider_header(&headers))?;

@@ -68,8 +68,15 @@ async fn sigterm_lets_an_open_stream_finish() {
     assert!(String::from_utf8_lossy(&first).contains("before"));
     gw.portico.sigterm().unwrap();
     let mut rest = String::from_utf8_lossy(&first).into_owned();
-    while let Some(chunk) = resp.chunk().await.unwrap() {
-        rest.push_str(&String::from_utf8_lossy(&chunk));
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => rest.push_str(&String::from_utf8_lossy(&chunk)),
+            Ok(None) => break,
+            Err(err) => panic!(
+                "the stream was cut after SIGTERM: {err}\nreceived: {rest}\ngateway stderr:\n{}",
+                gw.portico.stderr_text()
+            ),
+        }
     }
     let chat = collect_chat_stream(&rest).unwrap();
     assert_eq!(chat.content, "before after");
