@@ -8,6 +8,7 @@
 //! - [`ModelRef`]: the `@slug/model` address of a model in the catalog.
 //! - [`JsonBody`]: a request body kept as its bytes, top-level fields indexed for cheap rewrites.
 //! - [`Endpoint`]: the OpenAI-compatible operations a request can ask for.
+//! - [`RequestRecord`]: what the request log keeps of one request.
 //! - [`Usage`]: token counts in OpenAI's meaning.
 //! - [`KeyHash`], [`Secret`]: gateway key hashing and secrets that never print themselves.
 
@@ -16,6 +17,7 @@ mod endpoint;
 mod error;
 mod kind;
 mod model_ref;
+mod record;
 mod secret;
 mod usage;
 
@@ -24,5 +26,6 @@ pub use endpoint::Endpoint;
 pub use error::{ApiError, ErrorCode};
 pub use kind::{ProviderKind, UnknownProviderKind};
 pub use model_ref::{ModelRef, ModelRefError, is_valid_slug};
+pub use record::{Outcome, RequestRecord};
 pub use secret::{KEY_PREFIX, KeyHash, Secret, generate_key, key_hint};
 pub use usage::Usage;

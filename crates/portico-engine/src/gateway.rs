@@ -3,10 +3,13 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use portico_core::{ApiError, Endpoint, ErrorCode, JsonBody, KeyHash, ModelRef, ModelRefError};
+use portico_core::{
+    ApiError, Endpoint, ErrorCode, JsonBody, KeyHash, ModelRef, ModelRefError, RequestRecord,
+};
 use portico_providers::{Provider, UpstreamRequest, UpstreamResponse};
 use portico_store::Store;
 
+use crate::sink::RequestSink;
 use crate::snapshot::{KeyEntry, Snapshot};
 
 /// Where a request goes: the provider that answers and the model name sent to it.
@@ -33,15 +36,23 @@ impl std::fmt::Debug for Route {
 pub struct Gateway {
     snapshot: ArcSwap<Snapshot>,
     client: reqwest::Client,
+    sink: Arc<dyn RequestSink>,
 }
 
 impl Gateway {
-    /// A gateway serving `snapshot`, building adapters on reload with `client`.
-    pub fn new(snapshot: Snapshot, client: reqwest::Client) -> Gateway {
+    /// A gateway serving `snapshot`, building adapters on reload with `client`, and handing
+    /// the record of every finished request to `sink`.
+    pub fn new(snapshot: Snapshot, client: reqwest::Client, sink: Arc<dyn RequestSink>) -> Gateway {
         Gateway {
             snapshot: ArcSwap::from_pointee(snapshot),
             client,
+            sink,
         }
+    }
+
+    /// Hands a finished request's record to the sink.
+    pub fn record(&self, record: RequestRecord) {
+        self.sink.record(record);
     }
 
     /// The current snapshot.

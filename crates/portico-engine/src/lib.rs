@@ -15,13 +15,16 @@
 //! What it is not: HTTP parsing or rendering (the server's), a provider's wire format (the
 //! providers'), or SQL (the store's).
 //!
-//! Main types: [`Gateway`], [`Snapshot`], [`KeyEntry`], [`ProviderEntry`], [`Route`].
+//! Main types: [`Gateway`], [`Snapshot`], [`KeyEntry`], [`ProviderEntry`], [`Route`],
+//! [`RequestSink`].
 
 pub mod bootstrap;
 mod gateway;
 mod registry;
+mod sink;
 mod snapshot;
 
 pub use gateway::{Gateway, Route};
 pub use registry::build_provider;
+pub use sink::{AccessLog, RequestSink};
 pub use snapshot::{KeyEntry, ModelPattern, ProviderEntry, Snapshot};

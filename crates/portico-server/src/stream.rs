@@ -4,7 +4,8 @@
 //! being parsed. An upstream failure after the first byte cannot change the status any more, so
 //! it becomes an in-band error event (`data: {"error": {...}}`, which OpenAI SDKs raise as an
 //! `APIError`) and the stream ends. When the stream ends or the client goes away (the body is
-//! dropped, which also drops and so cancels the upstream request), one log line is written.
+//! dropped, which also drops and so cancels the upstream request), the request's record is
+//! finished and handed to the request sink.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -12,17 +13,22 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use futures::Stream;
-use portico_core::Usage;
+use std::sync::Arc;
+
+use portico_core::{Outcome, RequestRecord, Usage};
+use portico_engine::Gateway;
 use portico_providers::{EventStream, SseEvent};
 
-/// What the completion log line of a stream reports.
+use crate::routes::openai::elapsed_ms;
+
+/// The record a stream finishes, and where it goes.
 pub(crate) struct StreamLog {
-    pub(crate) request_id: String,
-    pub(crate) trace_id: String,
-    pub(crate) key: String,
-    pub(crate) provider: String,
-    pub(crate) model: String,
+    /// The request's record, filled up to the first event.
+    pub(crate) record: RequestRecord,
+    /// Arrival time, for the latency.
     pub(crate) started: Instant,
+    /// Receives the record at the end.
+    pub(crate) gateway: Arc<Gateway>,
 }
 
 /// The client-facing body of a streamed answer.
@@ -33,7 +39,8 @@ pub(crate) struct ForwardStream {
     usage: Option<Usage>,
     events_sent: u64,
     finished: bool,
-    error: Option<String>,
+    /// Code and message of an in-band error.
+    error: Option<(String, String)>,
 }
 
 impl ForwardStream {
@@ -86,8 +93,9 @@ impl Stream for ForwardStream {
             }
             Poll::Ready(Some(Err(err))) => {
                 self.finished = true;
-                let api = err.to_api_error(&self.log.provider);
-                self.error = Some(api.message.clone());
+                let slug = self.log.record.provider.as_deref().unwrap_or_default();
+                let api = err.to_api_error(slug);
+                self.error = Some((api.code_string().to_owned(), api.message.clone()));
                 let event = SseEvent::data(Bytes::from(api.to_json().to_string()));
                 Poll::Ready(Some(Ok(event.encode())))
             }
@@ -101,26 +109,23 @@ impl Stream for ForwardStream {
 
 impl Drop for ForwardStream {
     fn drop(&mut self) {
-        let log = &self.log;
-        let outcome = match (&self.error, self.finished) {
-            (Some(_), _) => "upstream_error",
-            (None, true) => "completed",
-            (None, false) => "client_disconnected",
+        let log = &mut self.log;
+        log.record.outcome = match (&self.error, self.finished) {
+            (Some(_), _) => Outcome::StreamBroken,
+            (None, true) => Outcome::Completed,
+            (None, false) => Outcome::ClientDisconnected,
         };
-        tracing::info!(
-            request_id = %log.request_id,
-            trace_id = %log.trace_id,
-            key = %log.key,
-            provider = %log.provider,
-            model = %log.model,
-            stream = true,
-            outcome,
-            error = self.error.as_deref().unwrap_or(""),
-            events = self.events_sent,
-            prompt_tokens = self.usage.map(|u| u.prompt_tokens),
-            completion_tokens = self.usage.map(|u| u.completion_tokens),
-            latency_ms = log.started.elapsed().as_millis() as u64,
-            "request finished"
+        if let Some((code, message)) = self.error.take() {
+            log.record.error_code = Some(code);
+            log.record.error = Some(message);
+        }
+        log.record.set_usage(self.usage);
+        log.record.latency_ms = elapsed_ms(log.started);
+        let endpoint = log.record.endpoint;
+        let record = std::mem::replace(
+            &mut log.record,
+            RequestRecord::new(String::new(), 0, endpoint),
         );
+        log.gateway.record(record);
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use portico_config::Catalog;
 use portico_core::Secret;
-use portico_engine::{Gateway, Snapshot};
+use portico_engine::{AccessLog, Gateway, Snapshot};
 use portico_providers::http::{HttpOptions, build_client};
 use portico_server::AppState;
 use portico_store::{MasterKey, SqliteStore, Store};
@@ -104,7 +104,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Fatal> {
         .providers()
         .map(|p| format!("@{}", p.slug))
         .collect();
-    let gateway = Arc::new(Gateway::new(snapshot, client));
+    let gateway = Arc::new(Gateway::new(snapshot, client, Arc::new(AccessLog)));
     let state = AppState::new(gateway);
     let app = portico_server::router(state.clone(), args.max_body_bytes);
 

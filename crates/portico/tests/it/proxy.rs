@@ -493,3 +493,79 @@ async fn a_silent_upstream_is_cut_by_the_read_timeout_with_504() {
             .contains("PORTICO_UPSTREAM_READ_TIMEOUT_MS")
     );
 }
+
+/// The access-log record with this request id, once the log writer has written it.
+async fn access_record(gw: &Gateway, request_id: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let stderr = gw.portico.stderr_text();
+        let found = stderr
+            .lines()
+            .filter(|l| l.contains("portico::access"))
+            .filter_map(|l| l.find('{').map(|i| &l[i..]))
+            .filter_map(|json| serde_json::from_str::<Value>(json).ok())
+            .find(|record| record["id"] == request_id);
+        if let Some(record) = found {
+            return record;
+        }
+        assert!(std::time::Instant::now() < deadline, "no access record for {request_id}:\n{stderr}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn every_request_is_recorded_in_the_access_log_without_secrets() {
+    let gw = Gateway::start().await;
+    let resp = gw
+        .http
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(SERVICE_KEY)
+        .header("x-portkey-trace-id", "trace-log-1")
+        .header("x-portkey-metadata", r#"{"team":"backend","_user":"alice"}"#)
+        .json(&chat("@openai-mock/gpt-4o-mini", "log me"))
+        .send()
+        .await
+        .unwrap();
+    let id = resp.headers()["x-portkey-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(resp.status(), 200);
+    let record = access_record(&gw, &id).await;
+    assert_eq!(record["trace_id"], "trace-log-1");
+    assert_eq!(record["metadata"]["team"], "backend");
+    assert_eq!(record["user"], "alice");
+    assert_eq!(record["key_name"], "service");
+    assert_eq!(record["provider"], "openai-mock");
+    assert_eq!(record["model"], "gpt-4o-mini");
+    assert_eq!(record["endpoint"], "chat.completions");
+    assert_eq!(record["status"], 200);
+    assert_eq!(record["stream"], false);
+    assert_eq!(record["outcome"], "completed");
+    assert!(record["prompt_tokens"].as_u64().unwrap() > 0);
+
+    let streamed = gw
+        .post(
+            "/v1/chat/completions",
+            json!({"model": "@openai-mock/gpt-4o-mini", "stream": true,
+                   "stream_options": {"include_usage": true},
+                   "messages": [{"role": "user", "content": "stream me"}]}),
+        )
+        .await;
+    let id = streamed.headers()["x-portkey-request-id"].to_str().unwrap().to_owned();
+    streamed.text().await.unwrap();
+    let record = access_record(&gw, &id).await;
+    assert_eq!(record["stream"], true);
+    assert_eq!(record["outcome"], "completed");
+    assert!(record["ttft_ms"].is_u64());
+    assert!(record["completion_tokens"].as_u64().unwrap() > 0, "{record}");
+
+    let failed = gw.post("/v1/chat/completions", chat("@nope/x", "x")).await;
+    let id = failed.headers()["x-portkey-request-id"].to_str().unwrap().to_owned();
+    let record = access_record(&gw, &id).await;
+    assert_eq!(record["status"], 404);
+    assert_eq!(record["outcome"], "failed");
+    assert_eq!(record["error_code"], "provider_not_found");
+
+    let stderr = gw.portico.stderr_text();
+    assert!(!stderr.contains(SERVICE_KEY), "the gateway key is in the log");
+    assert!(!stderr.contains(PROVIDER_KEY), "the provider key is in the log");
+    assert!(!stderr.contains(crate::support::ADMIN_KEY), "the admin key is in the log");
+}
