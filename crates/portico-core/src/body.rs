@@ -351,7 +351,7 @@ mod tests {
             .clone();
         let b = JsonBody::from_map(&map);
         assert_eq!(b.to_map(), map);
-        assert_eq!(b.get::<bool>("stream").unwrap().unwrap(), true);
+        assert!(b.get::<bool>("stream").unwrap().unwrap());
         assert!(b.contains("stream"));
     }
 }
