@@ -1,0 +1,114 @@
+//! The engine's per-request work: key lookup, routing, and encoding the request record.
+
+#![expect(clippy::unwrap_used, reason = "benchmark set-up")]
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use portico_core::{Endpoint, KeyHash, ProviderKind, RequestRecord, Secret};
+use portico_engine::{AccessLog, Gateway, Snapshot};
+use portico_store::{KeyRecord, KeyType, ModelRecord, ProviderRecord, RecordSource};
+
+fn gateway(keys: usize) -> Gateway {
+    let client = portico_providers::http::build_client(Default::default()).unwrap();
+    let providers = (0..50)
+        .map(|i| ProviderRecord {
+            slug: format!("provider-{i}"),
+            kind: ProviderKind::OpenAi,
+            base_url: Some("http://127.0.0.1:9/v1".to_owned()),
+            api_key: Some(Secret::new("sk-bench")),
+            settings: serde_json::json!({}),
+            models: Some(
+                ["gpt-4o-mini", "gpt-4o", "o3-mini"]
+                    .into_iter()
+                    .map(|id| ModelRecord {
+                        id: id.to_owned(),
+                        name: None,
+                        pricing: None,
+                    })
+                    .collect(),
+            ),
+            source: RecordSource::File,
+        })
+        .collect();
+    let keys = (0..keys)
+        .map(|i| KeyRecord {
+            id: format!("key-{i}"),
+            name: format!("service-{i}"),
+            key_type: KeyType::Service,
+            user: None,
+            hash: KeyHash::of(&format!("prt-bench-key-{i:08}")),
+            hint: String::new(),
+            allowed_models: (i % 2 == 0).then(|| vec!["@provider-25".to_owned()]),
+            log_payloads: true,
+            source: RecordSource::File,
+            created_at_ms: 0,
+            revoked_at_ms: None,
+        })
+        .collect();
+    let snapshot = Snapshot::build(providers, keys, &client).unwrap();
+    Gateway::new(snapshot, client, Arc::new(AccessLog))
+}
+
+fn bench_hot_path(c: &mut Criterion) {
+    let gateway = gateway(10_000);
+    c.bench_function("authenticate/10k_keys", |b| {
+        b.iter(|| {
+            gateway
+                .authenticate(black_box(Some("prt-bench-key-00005000")))
+                .unwrap()
+        })
+    });
+    c.bench_function("authenticate/unknown_key", |b| {
+        b.iter(|| {
+            gateway
+                .authenticate(black_box(Some("prt-not-a-key")))
+                .unwrap_err()
+        })
+    });
+    let key = gateway
+        .authenticate(Some("prt-bench-key-00005000"))
+        .unwrap();
+    c.bench_function("route/slug_model_with_allow_lists", |b| {
+        b.iter(|| {
+            gateway
+                .route(&key, black_box("@provider-25/gpt-4o-mini"), None)
+                .unwrap()
+        })
+    });
+    c.bench_function("route/provider_header", |b| {
+        b.iter(|| {
+            gateway
+                .route(&key, black_box("gpt-4o"), Some("@provider-25"))
+                .unwrap()
+        })
+    });
+
+    let mut record = RequestRecord::new(
+        "019abcde-f012-7345-8678-9abcdef01234".to_owned(),
+        1_795_611_147_000,
+        Endpoint::ChatCompletions,
+    );
+    record.trace_id = "session-auth-refactor".to_owned();
+    record.metadata = serde_json::json!({"team": "backend", "project": "api-v2", "_user": "alice"})
+        .as_object()
+        .cloned();
+    record.key_name = Some("backend-service".to_owned());
+    record.user = Some("alice".to_owned());
+    record.provider = Some("anthropic-prod".to_owned());
+    record.model = Some("claude-sonnet-4-5".to_owned());
+    record.status = 200;
+    record.stream = true;
+    record.latency_ms = 1234;
+    record.ttft_ms = Some(321);
+    record.prompt_tokens = Some(9100);
+    record.completion_tokens = Some(210);
+    record.cached_tokens = Some(8000);
+    c.bench_function("request_record/encode_json", |b| {
+        b.iter(|| serde_json::to_string(black_box(&record)).unwrap())
+    });
+}
+
+criterion_group!(benches, bench_hot_path);
+criterion_main!(benches);
