@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt as _;
 use portico_config::Catalog;
 use portico_core::Secret;
 use portico_engine::{AccessLog, Gateway, Snapshot};
@@ -131,6 +132,13 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Fatal> {
         signal_state.begin_shutdown();
         signal_token.cancel();
     };
+    // Streamed events are small writes: without TCP_NODELAY, Nagle's algorithm would hold
+    // each one back until the previous was acknowledged.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!("could not set TCP_NODELAY: {err}");
+        }
+    });
     let server = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .into_future();
@@ -209,7 +217,12 @@ fn init_tracing(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuar
     let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
-        .finish(std::io::stderr());
+        // Buffered: the worker drains every queued line into the buffer and flushes once the
+        // queue is empty, so a burst of requests costs one write, not one per line.
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
