@@ -23,7 +23,11 @@ mod ttfb;
 
 /// Command line of `portico-bench`.
 #[derive(clap::Parser, Debug)]
-#[command(name = "portico-bench", version, about = "Benchmark tools for Portico (see docs/performance.md)")]
+#[command(
+    name = "portico-bench",
+    version,
+    about = "Benchmark tools for Portico (see docs/performance.md)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

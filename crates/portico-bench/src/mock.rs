@@ -114,7 +114,10 @@ async fn handle(
 ) -> Result<Response<MockBody>, Infallible> {
     let response = match (req.method(), req.uri().path()) {
         (&Method::POST, "/v1/chat/completions") => {
-            let stream = match Limited::new(req.into_body(), MAX_BODY_BYTES).collect().await {
+            let stream = match Limited::new(req.into_body(), MAX_BODY_BYTES)
+                .collect()
+                .await
+            {
                 Ok(body) => wants_stream(&body.to_bytes()),
                 Err(_) => return Ok(plain(StatusCode::BAD_REQUEST, "unreadable body\n")),
             };
@@ -289,7 +292,10 @@ impl Body for MockBody {
 }
 
 impl SseBody {
-    fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_event(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         let Some(event) = self.events.get(self.next).cloned() else {
             return Poll::Ready(None);
         };
@@ -318,7 +324,9 @@ mod tests {
         assert!(wants_stream(br#"{"stream" :  true,"model":"m"}"#));
         assert!(!wants_stream(br#"{"model":"m","stream":false}"#));
         assert!(!wants_stream(br#"{"model":"m"}"#));
-        assert!(!wants_stream(br#"{"stream_options":{"include_usage":true}}"#));
+        assert!(!wants_stream(
+            br#"{"stream_options":{"include_usage":true}}"#
+        ));
         // A later, real flag after a decoy key is still found.
         assert!(wants_stream(
             br#"{"x":"\"stream\"","stream_options":{},"stream":true}"#
@@ -327,8 +335,7 @@ mod tests {
 
     #[test]
     fn canned_answers_are_valid_openai_json() {
-        let completion: serde_json::Value =
-            serde_json::from_slice(&completion_json()).unwrap();
+        let completion: serde_json::Value = serde_json::from_slice(&completion_json()).unwrap();
         assert_eq!(completion["object"], "chat.completion");
         assert_eq!(completion["usage"]["total_tokens"], 21);
         let len = completion_json().len();
@@ -343,9 +350,21 @@ mod tests {
             let value: serde_json::Value = serde_json::from_str(json).unwrap();
             assert_eq!(value["object"], "chat.completion.chunk");
         }
-        assert!(std::str::from_utf8(&events[0]).unwrap().contains("\"role\":\"assistant\""));
-        assert!(std::str::from_utf8(&events[2]).unwrap().contains("\"finish_reason\":\"stop\""));
-        assert!(std::str::from_utf8(&events[3]).unwrap().contains("\"completion_tokens\":3"));
+        assert!(
+            std::str::from_utf8(&events[0])
+                .unwrap()
+                .contains("\"role\":\"assistant\"")
+        );
+        assert!(
+            std::str::from_utf8(&events[2])
+                .unwrap()
+                .contains("\"finish_reason\":\"stop\"")
+        );
+        assert!(
+            std::str::from_utf8(&events[3])
+                .unwrap()
+                .contains("\"completion_tokens\":3")
+        );
     }
 
     #[tokio::test]

@@ -136,7 +136,10 @@ mod tests {
         let run = OhaRun::parse(OHA).unwrap();
         assert_eq!(run.ok_rps, 995.0);
         assert_eq!(run.failures, 10);
-        assert_eq!(run.first_failure.as_deref(), Some("aborted due to deadline"));
+        assert_eq!(
+            run.first_failure.as_deref(),
+            Some("aborted due to deadline")
+        );
         assert!((run.p50_ms - 0.5).abs() < 1e-9);
         assert!((run.p999_ms - 4.0).abs() < 1e-9);
     }

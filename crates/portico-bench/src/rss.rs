@@ -111,6 +111,9 @@ struct Verdict {
 impl Verdict {
     /// Windows are `window_s` long, shrunk to a quarter of the run for short runs.
     fn of(samples: &[(f64, Reading)], window_s: f64) -> Verdict {
+        // Times from the first sample, so that one sample is both the first and last window.
+        let t0 = samples.first().map_or(0.0, |s| s.0);
+        let samples: Vec<(f64, Reading)> = samples.iter().map(|s| (s.0 - t0, s.1)).collect();
         let span = samples.last().map_or(0.0, |s| s.0);
         let window_s = window_s.min(span / 4.0);
         let mean = |keep: &dyn Fn(f64) -> bool| {
@@ -185,10 +188,18 @@ mod tests {
 
     #[test]
     fn growth_compares_first_and_last_window() {
-        let reading = |rss_kb| Reading { rss_kb, hwm_kb: rss_kb };
+        let reading = |rss_kb| Reading {
+            rss_kb,
+            hwm_kb: rss_kb,
+        };
         // 10 minutes, a sample every 5 s, 100 KiB more every sample.
         let samples: Vec<(f64, Reading)> = (0..=120)
-            .map(|i| (f64::from(i) * 5.0, reading(10_000 + 100 * u64::from(i as u32))))
+            .map(|i| {
+                (
+                    f64::from(i) * 5.0,
+                    reading(10_000 + 100 * u64::from(i as u32)),
+                )
+            })
             .collect();
         let v = Verdict::of(&samples, 60.0);
         assert_eq!(v.window_s, 60.0);
@@ -199,5 +210,10 @@ mod tests {
         let flat: Vec<(f64, Reading)> = (0..=10).map(|i| (f64::from(i), reading(5000))).collect();
         let v = Verdict::of(&flat, 60.0);
         assert_eq!((v.growth_kb, v.growth_pct), (0.0, 0.0));
+        let one = Verdict::of(&[(0.25, reading(7000))], 60.0);
+        assert_eq!(
+            (one.first_mean_kb, one.last_mean_kb, one.growth_kb),
+            (7000.0, 7000.0, 0.0)
+        );
     }
 }

@@ -55,7 +55,7 @@ impl Spread {
         }
         v.sort_by(f64::total_cmp);
         let n = v.len();
-        let median = if n % 2 == 1 {
+        let median = if !n.is_multiple_of(2) {
             v[n / 2]
         } else {
             (v[n / 2 - 1] + v[n / 2]) / 2.0
@@ -110,7 +110,9 @@ mod tests {
 
     #[test]
     fn slope_of_a_line() {
-        let points: Vec<(f64, f64)> = (0..10).map(|x| (f64::from(x), 3.0 * f64::from(x) + 1.0)).collect();
+        let points: Vec<(f64, f64)> = (0..10)
+            .map(|x| (f64::from(x), 3.0 * f64::from(x) + 1.0))
+            .collect();
         assert!((slope(&points) - 3.0).abs() < 1e-9);
         assert_eq!(slope(&[(1.0, 1.0)]), 0.0);
     }

@@ -160,7 +160,9 @@ async fn measure(plan: &Arc<Plan>, count: usize, concurrency: usize) -> (Vec<Sam
 }
 
 async fn one(plan: &Plan) -> anyhow::Result<Sample> {
-    let mut request = Request::builder().method(Method::POST).uri(plan.url.clone());
+    let mut request = Request::builder()
+        .method(Method::POST)
+        .uri(plan.url.clone());
     for (name, value) in &plan.headers {
         request = request.header(name, value);
     }

@@ -126,7 +126,10 @@ impl Runs {
             .collect();
         all.sort_by_key(|t| {
             (
-                TARGET_ORDER.iter().position(|o| o == t).unwrap_or(usize::MAX),
+                TARGET_ORDER
+                    .iter()
+                    .position(|o| o == t)
+                    .unwrap_or(usize::MAX),
                 t.clone(),
             )
         });
@@ -276,8 +279,9 @@ pub(crate) fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("no results under {}", args.raw.display());
     }
     let preamble = match &args.preamble {
-        Some(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("reading {}", path.display()))?,
+        Some(path) => {
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+        }
         None => String::new(),
     };
     let markdown = format!("{preamble}{}", table::markdown(&runs, args.concurrency));

@@ -1,0 +1,424 @@
+#!/usr/bin/env bash
+# Portico benchmark harness: Portico's overhead side by side with the floor (nginx proxy_pass)
+# and with no hop at all (straight to the mock). Method and results: docs/performance.md.
+#
+#   bench/run.sh            full run: 3 repeats, about 20 minutes
+#   bench/run.sh --quick    smoke test (what CI runs): short runs, one repeat, about 2 minutes
+#   bench/run.sh --soak     10 minutes at 2,000 rps through Portico; exit 1 if its RSS grows
+#
+# The system under test (nginx or Portico) runs on core 0; the mock upstream and the load
+# generators share core 1. Every load loop is bounded in time or count and targets 127.0.0.1
+# only. Results: bench/results/latest.md (+ latest.json and raw/), ignored by git.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH=$ROOT/bench
+TOOLS=$BENCH/.tools
+RESULTS=$BENCH/results
+
+usage() {
+  cat <<'EOF'
+usage: bench/run.sh [--quick] [--repeat N] [--duration S] [--soak] [--with-portkey] [--with-litellm]
+                    [--concurrency N] [--rates "R1 R2"] [--latencies "L1 L2"] [--no-wait]
+
+  --quick          short runs (2 s), one repeat, no wait for an idle machine: the CI smoke test
+  --repeat N       repeats of the whole matrix (default 3); cells show median (min-max)
+  --duration S     seconds per saturation and per fixed-rate run (default 10; quick 2);
+                   with --soak: the soak's length (default 600)
+  --soak           only the soak: Portico, non-streaming, fixed rate, RSS sampled every 5 s;
+                   exits 1 when RSS grows by more than 10 MB or 20% (first vs last minute)
+  --with-portkey   also measure the Portkey gateway (npm @portkey-ai/gateway), best effort
+  --with-litellm   also measure the LiteLLM proxy (pip litellm[proxy], 1 worker), best effort
+  --concurrency N  connections of the saturation runs (default 64)
+  --rates "R ..."  open-loop rates in requests/s (default "1000 5000")
+  --latencies "L ..."  mock latencies in ms (default "0 20")
+  --no-wait        do not wait for other engineers' rustc processes to finish first
+EOF
+}
+
+QUICK=0 REPEAT="" DURATION="" SOAK=0 WITH_PORTKEY=0 WITH_LITELLM=0 NO_WAIT=0
+CONC=64 RATES="1000 5000" LATENCIES="0 20"
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --quick) QUICK=1 ;;
+    --repeat) REPEAT=$2; shift ;;
+    --duration) DURATION=$2; shift ;;
+    --soak) SOAK=1 ;;
+    --with-portkey) WITH_PORTKEY=1 ;;
+    --with-litellm) WITH_LITELLM=1 ;;
+    --concurrency) CONC=$2; shift ;;
+    --rates) RATES=$2; shift ;;
+    --latencies) LATENCIES=$2; shift ;;
+    --no-wait) NO_WAIT=1 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "bench/run.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
+  esac
+  shift
+done
+
+if [[ $QUICK == 1 ]]; then
+  REPEAT=${REPEAT:-1} RUN_SECS=${DURATION:-2} WARM_SECS=0 TTFB_REQUESTS=300 NO_WAIT=1
+else
+  REPEAT=${REPEAT:-3} RUN_SECS=${DURATION:-10} WARM_SECS=2 TTFB_REQUESTS=2000
+fi
+SOAK_SECS=${DURATION:-600} SOAK_RATE=2000 SOAK_MAX_GROWTH_MB=10 SOAK_MAX_GROWTH_PCT=20
+TTFB_CONC=8        # streams in flight while measuring TTFB (low: we want the hop, not a queue)
+RATE_CONC=256      # connections available to the open-loop runs (5,000 rps x 20 ms needs 100)
+CHUNKS=16          # content chunks per streamed answer (plus a usage chunk and [DONE])
+SERVICE_KEY=prt-bench-service-key-0123456789
+ADMIN_KEY=prt-bench-admin-key-0123456789
+MODEL="@bench/gpt-4o-mini"
+
+log() { printf '== %s %s\n' "$(date +%T)" "$*" >&2; }
+warn() { printf 'bench: warning: %s\n' "$*" >&2; }
+die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------------------- processes
+
+PIDS=()
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/portico-bench.XXXXXX")
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Stops one process we started (by pid) and forgets it.
+stop() {
+  local pid=$1 keep=() p
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  for p in "${PIDS[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
+  PIDS=("${keep[@]+"${keep[@]}"}")
+}
+
+# CPU pinning: the system under test on core 0, mock and load generators on core 1.
+if [[ $(nproc) -ge 2 ]] && command -v taskset >/dev/null; then
+  SUT_CPU=(taskset -c 0) LOAD_CPU=(taskset -c 1)
+else
+  warn "fewer than 2 cores or no taskset: running unpinned, numbers are not comparable"
+  SUT_CPU=() LOAD_CPU=()
+fi
+
+# A port nobody listens on, below the kernel's ephemeral range so that no client connection
+# of a previous scenario (256 per open-loop run) still holds it.
+EPHEMERAL_LOW=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+free_port() {
+  local port
+  for _ in $(seq 200); do
+    port=$((10000 + RANDOM % (EPHEMERAL_LOW - 10000)))
+    if ! ss -Htln 2>/dev/null | awk '{print $4}' | grep -q ":$port\$"; then
+      echo "$port"; return
+    fi
+  done
+  die "no free port found"
+}
+
+# Waits (at most SECS, default 20) until URL answers 2xx, or the process PID has died.
+wait_http() {
+  local url=$1 pid=$2 name=$3 log=${4:-} secs=${5:-20}
+  for _ in $(seq $((secs * 20))); do
+    if curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null; then return 0; fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+      [[ -n $log && -f $log ]] && tail -20 "$log" >&2
+      die "$name exited during start-up"
+    fi
+    sleep 0.05
+  done
+  [[ -n $log && -f $log ]] && tail -20 "$log" >&2
+  die "$name did not answer $url within $secs s"
+}
+
+# ---------------------------------------------------------------------------- install & build
+
+install_tools() {
+  if ! command -v nginx >/dev/null && [[ ! -x /usr/sbin/nginx ]]; then
+    log "installing nginx-light"
+    local sudo=()
+    [[ $(id -u) -ne 0 ]] && sudo=(sudo)
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo[@]}" apt-get install -y nginx-light >/dev/null ||
+      { "${sudo[@]}" apt-get update >/dev/null && "${sudo[@]}" apt-get install -y nginx-light >/dev/null; } ||
+      die "cannot install nginx-light"
+  fi
+  NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+  OHA=$TOOLS/bin/oha
+  if [[ ! -x $OHA ]]; then
+    log "installing oha into bench/.tools (one time, a few minutes)"
+    cargo install --locked oha --root "$TOOLS" --quiet || die "cannot install oha"
+  fi
+}
+
+build() {
+  log "cargo build --release -p portico -p portico-bench"
+  (cd "$ROOT" && cargo build --release -p portico -p portico-bench --quiet)
+  local target_dir=${CARGO_TARGET_DIR:-$ROOT/target}
+  PORTICO=$target_dir/release/portico
+  PB=$target_dir/release/portico-bench
+}
+
+# Other engineers compile on this machine; numbers taken meanwhile are noise. Wait until no
+# rustc has run for 60 s (at most 20 minutes, then go on and say so in the results).
+NOISE_NOTES=()
+wait_quiet() {
+  [[ $NO_WAIT == 1 ]] && return 0
+  local quiet=0 waited=0
+  while (( quiet < 60 )); do
+    if (( waited >= 1200 )); then
+      NOISE_NOTES+=("rustc was still running after 20 minutes of waiting; the run started anyway")
+      warn "${NOISE_NOTES[-1]}"
+      return 0
+    fi
+    if pgrep -x rustc >/dev/null; then quiet=0; else quiet=$((quiet + 5)); fi
+    (( waited % 60 == 0 && quiet == 0 )) && log "waiting for rustc processes to finish (${waited}s)"
+    sleep 5; waited=$((waited + 5))
+  done
+}
+
+# Called between scenarios: notes when someone else's compiler ran during the measurement.
+note_noise() {
+  if pgrep -x rustc >/dev/null; then
+    NOISE_NOTES+=("rustc was running at the end of: $1")
+    warn "rustc running during $1: its numbers are noisy"
+  fi
+}
+
+# ---------------------------------------------------------------------------- targets
+
+# Request bodies (the same for every target; peers get their own model name).
+write_bodies() {
+  local model=$1 dir=$2
+  mkdir -p "$dir"
+  printf '{"model":"%s","messages":[{"role":"user","content":"Say hello."}],"max_tokens":32}' \
+    "$model" >"$dir/nonstream.json"
+  printf '{"model":"%s","messages":[{"role":"user","content":"Say hello."}],"max_tokens":32,"stream":true,"stream_options":{"include_usage":true}}' \
+    "$model" >"$dir/stream.json"
+}
+
+start_mock() {
+  local lat=$1
+  MOCK_PORT=$(free_port)
+  "${LOAD_CPU[@]}" "$PB" mock --listen "127.0.0.1:$MOCK_PORT" --latency-ms "$lat" \
+    --chunks "$CHUNKS" 2>"$WORK/mock.log" &
+  MOCK_PID=$!
+  PIDS+=("$MOCK_PID")
+  wait_http "http://127.0.0.1:$MOCK_PORT/healthz" "$MOCK_PID" mock "$WORK/mock.log"
+}
+
+start_nginx() {
+  local port=$1 dir=$WORK/nginx
+  rm -rf "$dir"; mkdir -p "$dir"
+  # One process (master_process off) so that pinning and VmHWM cover all of nginx; access
+  # log on (Portico logs every request too); keep-alive upstream connections; no buffering so
+  # streams pass through event by event.
+  cat >"$dir/nginx.conf" <<EOF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log $dir/access.log;
+  client_body_temp_path $dir/client_body;
+  proxy_temp_path $dir/proxy;
+  fastcgi_temp_path $dir/fastcgi;
+  uwsgi_temp_path $dir/uwsgi;
+  scgi_temp_path $dir/scgi;
+  keepalive_requests 1000000;
+  upstream mock {
+    server 127.0.0.1:$MOCK_PORT;
+    keepalive 64;
+    keepalive_requests 1000000;
+  }
+  server {
+    listen 127.0.0.1:$port backlog=4096;
+    location / {
+      proxy_pass http://mock;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }
+  }
+}
+EOF
+  "${SUT_CPU[@]}" "$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" 2>"$dir/stderr.log" &
+  SUT_PID=$!
+  PIDS+=("$SUT_PID")
+  wait_http "http://127.0.0.1:$port/healthz" "$SUT_PID" nginx "$dir/stderr.log"
+}
+
+start_portico() {
+  local port=$1 dir=$WORK/portico
+  rm -rf "$dir"; mkdir -p "$dir/data"
+  cat >"$dir/portico.yaml" <<EOF
+auto_providers: false
+providers:
+  - slug: bench
+    kind: openai-compatible
+    base_url: http://127.0.0.1:$MOCK_PORT/v1
+keys:
+  - name: bench
+    key: $SERVICE_KEY
+EOF
+  # Default log level (info): request logging stays on, as in production. stderr to a file.
+  env -u RUST_LOG PORTICO_ADMIN_KEY=$ADMIN_KEY \
+    "${SUT_CPU[@]}" "$PORTICO" serve --config "$dir/portico.yaml" \
+    --listen "127.0.0.1:$port" --data-dir "$dir/data" >"$dir/stdout.log" 2>"$dir/stderr.log" &
+  SUT_PID=$!
+  PIDS+=("$SUT_PID")
+  wait_http "http://127.0.0.1:$port/healthz" "$SUT_PID" portico "$dir/stderr.log"
+}
+
+# Sets URL, HEADERS (array) and BODY_DIR for a target, starting its process (SUT_PID) when it
+# has one. The mock must be running.
+start_target() {
+  local target=$1 port
+  SUT_PID=""
+  HEADERS=(-H "Content-Type: application/json")
+  BODY_DIR=$WORK/bodies/portico
+  case $target in
+    direct)
+      URL="http://127.0.0.1:$MOCK_PORT/v1/chat/completions"
+      HEADERS+=(-H "Authorization: Bearer $SERVICE_KEY") ;;
+    nginx)
+      port=$(free_port); start_nginx "$port"
+      URL="http://127.0.0.1:$port/v1/chat/completions"
+      HEADERS+=(-H "Authorization: Bearer $SERVICE_KEY") ;;
+    portico)
+      port=$(free_port); start_portico "$port"
+      URL="http://127.0.0.1:$port/v1/chat/completions"
+      HEADERS+=(-H "Authorization: Bearer $SERVICE_KEY") ;;
+    portkey|litellm)
+      port=$(free_port); "start_$target" "$port" ;;
+    *) die "unknown target $target" ;;
+  esac
+}
+
+# shellcheck source=bench/peers.sh
+source "$BENCH/peers.sh"
+
+# ---------------------------------------------------------------------------- measurements
+
+oha_run() { # out_file, then oha arguments
+  local out=$1; shift
+  "${LOAD_CPU[@]}" "$OHA" --no-tui --worker-threads 1 --output-format json -o "$out" \
+    -m POST "${HEADERS[@]}" "$@" "$URL" >/dev/null 2>"$out.stderr" ||
+    warn "oha failed ($(tail -1 "$out.stderr"))"
+  [[ -s $out.stderr ]] || rm -f "$out.stderr"
+}
+
+# One target in one (latency, mode) scenario: saturation, fixed rates, streams, peak RSS.
+measure() {
+  local out=$1 mode=$2 body
+  body=$BODY_DIR/$mode.json
+  mkdir -p "$out"
+  if [[ $WARM_SECS != 0 ]]; then
+    oha_run "$WORK/warmup.json" -z "${WARM_SECS}s" -c "$CONC" -D "$body"
+  fi
+  oha_run "$out/saturation.json" -z "${RUN_SECS}s" -w -c "$CONC" -D "$body"
+  local rate
+  for rate in $RATES; do
+    oha_run "$out/rate-$rate.json" -z "${RUN_SECS}s" -w -c "$RATE_CONC" -q "$rate" \
+      --latency-correction -D "$body"
+  done
+  if [[ $mode == stream ]]; then
+    "${LOAD_CPU[@]}" "$PB" ttfb --url "$URL" "${HEADERS[@]}" --body "$body" \
+      --requests "$TTFB_REQUESTS" --concurrency "$TTFB_CONC" --warmup "$TTFB_CONC" \
+      --timeout-s 30 >"$out/ttfb.json" || warn "ttfb failed for $out"
+  fi
+  local pid=${SUT_PID:-$MOCK_PID}
+  "$PB" rss --pid "$pid" >"$out/mem.json" || warn "cannot read the memory of pid $pid"
+}
+
+matrix() {
+  local targets="direct nginx portico" rep lat mode target
+  [[ $WITH_PORTKEY == 1 ]] && prepare_portkey && targets+=" portkey"
+  [[ $WITH_LITELLM == 1 ]] && prepare_litellm && targets+=" litellm"
+  write_bodies "$MODEL" "$WORK/bodies/portico"
+  RAW=$RESULTS/raw
+  rm -rf "$RAW"; mkdir -p "$RAW"
+  wait_quiet
+  local started=$SECONDS
+  for rep in $(seq "$REPEAT"); do
+    for lat in $LATENCIES; do
+      for mode in nonstream stream; do
+        for target in $targets; do
+          log "repeat $rep/$REPEAT: mock ${lat} ms, $mode, $target"
+          start_mock "$lat"
+          start_target "$target"
+          measure "$RAW/r$rep/lat$lat/$mode/$target" "$mode"
+          [[ -n $SUT_PID ]] && stop "$SUT_PID"
+          stop "$MOCK_PID"
+          note_noise "repeat $rep, mock $lat ms, $mode, $target"
+        done
+      done
+    done
+  done
+  ELAPSED=$((SECONDS - started))
+}
+
+soak() {
+  local dir=$RESULTS/soak
+  rm -rf "$dir"; mkdir -p "$dir"
+  write_bodies "$MODEL" "$WORK/bodies/portico"
+  wait_quiet
+  start_mock 0
+  start_target portico
+  log "soak: ${SOAK_SECS}s at $SOAK_RATE rps through Portico (pid $SUT_PID), RSS every 5 s"
+  oha_run "$WORK/warmup.json" -z 10s -c "$RATE_CONC" -q "$SOAK_RATE" -D "$BODY_DIR/nonstream.json"
+  oha_run "$dir/oha.json" -z "${SOAK_SECS}s" -w -c "$RATE_CONC" -q "$SOAK_RATE" \
+    --latency-correction -D "$BODY_DIR/nonstream.json" &
+  local oha_pid=$! verdict=0
+  PIDS+=("$oha_pid")
+  "$PB" rss --pid "$SUT_PID" --interval-ms 5000 --duration-s "$SOAK_SECS" \
+    --max-growth-mb "$SOAK_MAX_GROWTH_MB" --max-growth-pct "$SOAK_MAX_GROWTH_PCT" \
+    >"$dir/rss.json" || verdict=$?
+  wait "$oha_pid" || true
+  note_noise "the soak"
+  cat "$dir/rss.json"
+  if [[ $verdict == 1 ]]; then
+    echo "bench: SOAK FAILED: Portico's RSS grew by more than $SOAK_MAX_GROWTH_MB MB or $SOAK_MAX_GROWTH_PCT% (first vs last minute); see $dir/rss.json" >&2
+    exit 1
+  elif [[ $verdict != 0 ]]; then
+    die "the RSS sampler failed"
+  fi
+  echo "bench: soak passed: RSS flat within $SOAK_MAX_GROWTH_MB MB / $SOAK_MAX_GROWTH_PCT%; see $dir/rss.json" >&2
+}
+
+# ---------------------------------------------------------------------------- main
+
+mkdir -p "$RESULTS"
+install_tools
+build
+if [[ $SOAK == 1 ]]; then
+  soak
+  exit 0
+fi
+matrix
+
+commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+dirty=$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo " (with uncommitted changes)" || true)
+{
+  echo "### Run of $(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit$dirty"
+  echo
+  echo "$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(free -g | awk '/Mem:/{print $2}') GiB;" \
+    "system under test on core 0, mock + load generators on core 1." \
+    "$REPEAT repeat(s); ${RUN_SECS} s per saturation run (c=$CONC) and per fixed rate ($RATES rps, oha --latency-correction);" \
+    "$TTFB_REQUESTS streams per TTFB run at $TTFB_CONC in flight; streams have $CHUNKS chunks. Took $((ELAPSED / 60)) min."
+  echo "nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///'), $("$OHA" --version 2>/dev/null | head -1)."
+  echo
+  if [[ ${#NOISE_NOTES[@]} -gt 0 ]]; then
+    echo "**Noise:** other engineers' compilers ran during this run:"
+    printf -- '- %s\n' "${NOISE_NOTES[@]}"
+    echo
+  fi
+  if [[ -n ${PEER_NOTES:-} ]]; then printf 'Peers:\n%s\n' "$PEER_NOTES"; fi
+} >"$WORK/preamble.md"
+"$PB" report --raw "$RAW" --markdown "$RESULTS/latest.md" --json "$RESULTS/latest.json" \
+  --preamble "$WORK/preamble.md" --concurrency "$CONC"
+echo >&2
+log "written: bench/results/latest.md, bench/results/latest.json, raw files in bench/results/raw/"
