@@ -25,6 +25,14 @@ pub enum ProviderKind {
     Ollama,
     /// Portico's built-in simulated provider: no network, deterministic replies.
     Mock,
+    /// Anthropic's Messages API.
+    Anthropic,
+    /// Google Gemini (AI Studio `generateContent`, or Vertex AI).
+    Gemini,
+    /// AWS Bedrock's Converse API.
+    Bedrock,
+    /// Azure OpenAI (deployment URLs, `api-key` header).
+    AzureOpenAi,
 }
 
 /// Returned by [`ProviderKind::from_str`] for a name that is not a kind.
@@ -34,7 +42,7 @@ pub struct UnknownProviderKind(pub String);
 
 impl ProviderKind {
     /// Every kind, in the order documentation lists them.
-    pub const ALL: [ProviderKind; 8] = [
+    pub const ALL: [ProviderKind; 12] = [
         ProviderKind::OpenAi,
         ProviderKind::OpenAiCompatible,
         ProviderKind::Mistral,
@@ -43,10 +51,14 @@ impl ProviderKind {
         ProviderKind::Together,
         ProviderKind::Ollama,
         ProviderKind::Mock,
+        ProviderKind::Anthropic,
+        ProviderKind::Gemini,
+        ProviderKind::Bedrock,
+        ProviderKind::AzureOpenAi,
     ];
 
     /// The names accepted in the catalog file, in the order of [`ProviderKind::ALL`].
-    pub const NAMES: [&'static str; 8] = [
+    pub const NAMES: [&'static str; 12] = [
         "openai",
         "openai-compatible",
         "mistral",
@@ -55,6 +67,10 @@ impl ProviderKind {
         "together",
         "ollama",
         "mock",
+        "anthropic",
+        "gemini",
+        "bedrock",
+        "azure-openai",
     ];
 
     /// The name used in the catalog file and the admin API.
@@ -68,6 +84,10 @@ impl ProviderKind {
             ProviderKind::Together => "together",
             ProviderKind::Ollama => "ollama",
             ProviderKind::Mock => "mock",
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Gemini => "gemini",
+            ProviderKind::Bedrock => "bedrock",
+            ProviderKind::AzureOpenAi => "azure-openai",
         }
     }
 
@@ -83,21 +103,36 @@ impl ProviderKind {
             ProviderKind::DeepSeek => Some("https://api.deepseek.com/v1"),
             ProviderKind::Together => Some("https://api.together.xyz/v1"),
             ProviderKind::Ollama => Some("http://127.0.0.1:11434/v1"),
-            ProviderKind::OpenAiCompatible | ProviderKind::Mock => None,
+            // Anthropic's SDKs use the host without `/v1`; Gemini's the host without
+            // `/v1beta`.
+            ProviderKind::Anthropic => Some("https://api.anthropic.com"),
+            ProviderKind::Gemini => Some("https://generativelanguage.googleapis.com"),
+            // Bedrock's URL comes from the region; Azure's from the resource name.
+            ProviderKind::OpenAiCompatible
+            | ProviderKind::Mock
+            | ProviderKind::Bedrock
+            | ProviderKind::AzureOpenAi => None,
         }
     }
 
     /// Whether a request to this kind needs an API key from the catalog.
     pub fn requires_api_key(self) -> bool {
+        // Bedrock signs with AWS credentials (from the catalog or the environment) instead.
         !matches!(
             self,
-            ProviderKind::Ollama | ProviderKind::Mock | ProviderKind::OpenAiCompatible
+            ProviderKind::Ollama
+                | ProviderKind::Mock
+                | ProviderKind::OpenAiCompatible
+                | ProviderKind::Bedrock
         )
     }
 
     /// Whether this kind needs a `base_url` in the catalog (it has no default).
     pub fn requires_base_url(self) -> bool {
-        matches!(self, ProviderKind::OpenAiCompatible)
+        matches!(
+            self,
+            ProviderKind::OpenAiCompatible | ProviderKind::AzureOpenAi
+        )
     }
 
     /// The environment variable whose presence adds this kind to the catalog automatically,
@@ -109,7 +144,13 @@ impl ProviderKind {
             ProviderKind::Groq => Some("GROQ_API_KEY"),
             ProviderKind::DeepSeek => Some("DEEPSEEK_API_KEY"),
             ProviderKind::Together => Some("TOGETHER_API_KEY"),
-            ProviderKind::OpenAiCompatible | ProviderKind::Ollama | ProviderKind::Mock => None,
+            ProviderKind::Anthropic => Some("ANTHROPIC_API_KEY"),
+            ProviderKind::Gemini => Some("GEMINI_API_KEY"),
+            ProviderKind::OpenAiCompatible
+            | ProviderKind::Ollama
+            | ProviderKind::Mock
+            | ProviderKind::Bedrock
+            | ProviderKind::AzureOpenAi => None,
         }
     }
 }

@@ -190,6 +190,9 @@ impl Gateway {
                 format!("could not rewrite `model`: {e}"),
             )
         })?;
+        if stream {
+            ensure_stream_usage(&mut body);
+        }
         let request = UpstreamRequest {
             endpoint,
             model: route.model.clone(),
@@ -202,6 +205,25 @@ impl Gateway {
             .await
             .map_err(|e| e.to_api_error(&route.slug))
     }
+}
+
+/// Asks for the usage chunk at the end of a stream (`stream_options.include_usage`), which
+/// providers send only when asked (translating adapters follow the same flag): without it a streamed request would have no
+/// token count and no cost. The gateway strips the chunk again when the client did not ask.
+fn ensure_stream_usage(body: &mut JsonBody) {
+    let mut options = match body.get::<serde_json::Map<String, serde_json::Value>>("stream_options")
+    {
+        Some(Ok(map)) => map,
+        // Absent, or not an object (the upstream will say what is wrong with it).
+        None => serde_json::Map::new(),
+        Some(Err(_)) => return,
+    };
+    if options.get("include_usage") == Some(&serde_json::Value::Bool(true)) {
+        return;
+    }
+    options.insert("include_usage".to_owned(), serde_json::Value::Bool(true));
+    // Setting a map of plain values cannot fail.
+    let _ = body.set("stream_options", &options);
 }
 
 fn slug_list(snapshot: &Snapshot) -> String {
@@ -220,5 +242,39 @@ fn example(snapshot: &Snapshot, model: &str) -> String {
     match snapshot.providers().next() {
         Some(p) => format!(" (for example `@{}/{model}`)", p.slug),
         None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streams_ask_for_usage_without_losing_other_stream_options() {
+        let mut body =
+            JsonBody::parse(bytes::Bytes::from_static(br#"{"model":"m","stream":true}"#)).unwrap();
+        ensure_stream_usage(&mut body);
+        assert_eq!(
+            body.get_raw("stream_options"),
+            Some(r#"{"include_usage":true}"#)
+        );
+        let mut body = JsonBody::parse(bytes::Bytes::from_static(
+            br#"{"stream_options":{"include_usage":false,"other":1}}"#,
+        ))
+        .unwrap();
+        ensure_stream_usage(&mut body);
+        let options: serde_json::Value = body.get("stream_options").unwrap().unwrap();
+        assert_eq!(
+            options,
+            serde_json::json!({"include_usage": true, "other": 1})
+        );
+        let text = br#"{"stream_options":{"include_usage":true}}"#;
+        let mut body = JsonBody::parse(bytes::Bytes::from_static(text)).unwrap();
+        ensure_stream_usage(&mut body);
+        assert_eq!(
+            &body.to_bytes()[..],
+            text,
+            "an asking body is forwarded unchanged"
+        );
     }
 }

@@ -22,6 +22,14 @@ pub fn build_provider(
                 .map_err(|e| format!("provider @{}: invalid mock settings: {e}", record.slug))?;
             Ok(Arc::new(mock))
         }
+        // Each translating adapter replaces its line here as it lands.
+        ProviderKind::Anthropic
+        | ProviderKind::Gemini
+        | ProviderKind::Bedrock
+        | ProviderKind::AzureOpenAi => Err(format!(
+            "provider @{}: kind {} has no adapter in this build",
+            record.slug, record.kind
+        )),
         ProviderKind::OpenAi
         | ProviderKind::OpenAiCompatible
         | ProviderKind::Mistral

@@ -19,6 +19,7 @@ use bytes::Bytes;
 use futures::Stream;
 use portico_core::{Endpoint, JsonBody, ProviderKind, Usage};
 
+pub mod chat;
 pub mod error;
 pub mod http;
 pub mod mock;

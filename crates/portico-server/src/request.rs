@@ -107,6 +107,8 @@ pub(crate) struct ParsedBody {
     pub(crate) model: String,
     /// `stream`, false when absent.
     pub(crate) stream: bool,
+    /// `stream_options.include_usage`: whether the client wants the usage chunk.
+    pub(crate) include_usage: bool,
 }
 
 /// Parses a request body: a JSON object with a string `model` and, if present, a boolean
@@ -156,10 +158,16 @@ pub(crate) fn parse_body(bytes: Bytes) -> Result<ParsedBody, ApiError> {
             .with_param("stream"));
         }
     };
+    let include_usage = body
+        .get::<serde_json::Value>("stream_options")
+        .and_then(Result::ok)
+        .and_then(|o| o.get("include_usage").and_then(serde_json::Value::as_bool))
+        .unwrap_or(false);
     Ok(ParsedBody {
         body,
         model,
         stream,
+        include_usage,
     })
 }
 

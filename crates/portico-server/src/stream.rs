@@ -41,11 +41,19 @@ pub(crate) struct ForwardStream {
     finished: bool,
     /// Code and message of an in-band error.
     error: Option<(String, String)>,
+    /// Whether the client asked for the usage chunk (`stream_options.include_usage`); the
+    /// gateway always asks upstream, and drops the chunk when the client did not.
+    client_wants_usage: bool,
 }
 
 impl ForwardStream {
     /// Forwards `first` (already awaited, so fallback was still possible) and then `events`.
-    pub(crate) fn new(first: SseEvent, events: EventStream, log: StreamLog) -> ForwardStream {
+    pub(crate) fn new(
+        first: SseEvent,
+        events: EventStream,
+        log: StreamLog,
+        client_wants_usage: bool,
+    ) -> ForwardStream {
         ForwardStream {
             first: Some(first),
             events,
@@ -54,10 +62,12 @@ impl ForwardStream {
             events_sent: 0,
             finished: false,
             error: None,
+            client_wants_usage,
         }
     }
 
-    fn observe(&mut self, event: &SseEvent) {
+    /// Reads usage from the event; returns whether the event goes to the client.
+    fn observe(&mut self, event: &SseEvent) -> bool {
         self.events_sent += 1;
         // Only the usage chunk (or a final chunk carrying usage) needs parsing; a substring test
         // keeps the common content chunk free of a JSON parse.
@@ -66,7 +76,16 @@ impl ForwardStream {
             && let Some(usage) = Usage::from_openai(&value)
         {
             self.usage = Some(usage);
+            let usage_only = value
+                .get("choices")
+                .and_then(serde_json::Value::as_array)
+                .is_some_and(Vec::is_empty);
+            if usage_only && !self.client_wants_usage {
+                self.events_sent -= 1;
+                return false;
+            }
         }
+        true
     }
 }
 
@@ -81,27 +100,31 @@ impl Stream for ForwardStream {
         if self.finished {
             return Poll::Ready(None);
         }
-        if let Some(first) = self.first.take() {
-            self.observe(&first);
+        if let Some(first) = self.first.take()
+            && self.observe(&first)
+        {
             return Poll::Ready(Some(Ok(first.encode())));
         }
-        match self.events.as_mut().poll_next(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Some(Ok(event))) => {
-                self.observe(&event);
-                Poll::Ready(Some(Ok(event.encode())))
-            }
-            Poll::Ready(Some(Err(err))) => {
-                self.finished = true;
-                let slug = self.log.record.provider.as_deref().unwrap_or_default();
-                let api = err.to_api_error(slug);
-                self.error = Some((api.code_string().to_owned(), api.message.clone()));
-                let event = SseEvent::data(Bytes::from(api.to_json().to_string()));
-                Poll::Ready(Some(Ok(event.encode())))
-            }
-            Poll::Ready(None) => {
-                self.finished = true;
-                Poll::Ready(None)
+        loop {
+            match self.events.as_mut().poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(event))) => {
+                    if self.observe(&event) {
+                        return Poll::Ready(Some(Ok(event.encode())));
+                    }
+                }
+                Poll::Ready(Some(Err(err))) => {
+                    self.finished = true;
+                    let slug = self.log.record.provider.as_deref().unwrap_or_default();
+                    let api = err.to_api_error(slug);
+                    self.error = Some((api.code_string().to_owned(), api.message.clone()));
+                    let event = SseEvent::data(Bytes::from(api.to_json().to_string()));
+                    return Poll::Ready(Some(Ok(event.encode())));
+                }
+                Poll::Ready(None) => {
+                    self.finished = true;
+                    return Poll::Ready(None);
+                }
             }
         }
     }

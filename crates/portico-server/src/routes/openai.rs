@@ -142,6 +142,7 @@ async fn forward(
     record.model = Some(route.model.clone());
     let stream = parsed.stream && endpoint.can_stream();
     record.stream = stream;
+    let client_wants_usage = parsed.include_usage;
     let answer = state
         .gateway
         .send(&route, endpoint, parsed.body, stream)
@@ -191,6 +192,7 @@ async fn forward(
                     started,
                     gateway: Arc::clone(&state.gateway),
                 },
+                client_wants_usage,
             );
             Ok(Forwarded::Streaming(
                 (

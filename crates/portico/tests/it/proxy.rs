@@ -508,7 +508,10 @@ async fn access_record(gw: &Gateway, request_id: &str) -> Value {
         if let Some(record) = found {
             return record;
         }
-        assert!(std::time::Instant::now() < deadline, "no access record for {request_id}:\n{stderr}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no access record for {request_id}:\n{stderr}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
@@ -521,12 +524,18 @@ async fn every_request_is_recorded_in_the_access_log_without_secrets() {
         .post(gw.url("/v1/chat/completions"))
         .bearer_auth(SERVICE_KEY)
         .header("x-portkey-trace-id", "trace-log-1")
-        .header("x-portkey-metadata", r#"{"team":"backend","_user":"alice"}"#)
+        .header(
+            "x-portkey-metadata",
+            r#"{"team":"backend","_user":"alice"}"#,
+        )
         .json(&chat("@openai-mock/gpt-4o-mini", "log me"))
         .send()
         .await
         .unwrap();
-    let id = resp.headers()["x-portkey-request-id"].to_str().unwrap().to_owned();
+    let id = resp.headers()["x-portkey-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(resp.status(), 200);
     let record = access_record(&gw, &id).await;
     assert_eq!(record["trace_id"], "trace-log-1");
@@ -549,23 +558,41 @@ async fn every_request_is_recorded_in_the_access_log_without_secrets() {
                    "messages": [{"role": "user", "content": "stream me"}]}),
         )
         .await;
-    let id = streamed.headers()["x-portkey-request-id"].to_str().unwrap().to_owned();
+    let id = streamed.headers()["x-portkey-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     streamed.text().await.unwrap();
     let record = access_record(&gw, &id).await;
     assert_eq!(record["stream"], true);
     assert_eq!(record["outcome"], "completed");
     assert!(record["ttft_ms"].is_u64());
-    assert!(record["completion_tokens"].as_u64().unwrap() > 0, "{record}");
+    assert!(
+        record["completion_tokens"].as_u64().unwrap() > 0,
+        "{record}"
+    );
 
     let failed = gw.post("/v1/chat/completions", chat("@nope/x", "x")).await;
-    let id = failed.headers()["x-portkey-request-id"].to_str().unwrap().to_owned();
+    let id = failed.headers()["x-portkey-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let record = access_record(&gw, &id).await;
     assert_eq!(record["status"], 404);
     assert_eq!(record["outcome"], "failed");
     assert_eq!(record["error_code"], "provider_not_found");
 
     let stderr = gw.portico.stderr_text();
-    assert!(!stderr.contains(SERVICE_KEY), "the gateway key is in the log");
-    assert!(!stderr.contains(PROVIDER_KEY), "the provider key is in the log");
-    assert!(!stderr.contains(crate::support::ADMIN_KEY), "the admin key is in the log");
+    assert!(
+        !stderr.contains(SERVICE_KEY),
+        "the gateway key is in the log"
+    );
+    assert!(
+        !stderr.contains(PROVIDER_KEY),
+        "the provider key is in the log"
+    );
+    assert!(
+        !stderr.contains(crate::support::ADMIN_KEY),
+        "the admin key is in the log"
+    );
 }

@@ -266,3 +266,42 @@ async fn the_mock_provider_streams_with_usage_only_when_asked() {
     let chat = collect_chat_stream(&text).unwrap();
     assert!(chat.usage.is_some(), "no usage chunk despite include_usage");
 }
+
+#[tokio::test]
+async fn usage_is_always_asked_upstream_and_stripped_when_the_client_did_not_ask() {
+    let gw = Gateway::start().await;
+    // The client does not ask for usage.
+    let text = gw
+        .post(
+            "/v1/chat/completions",
+            stream_body("@openai-mock/gpt-4o", "count me"),
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    let sent = gw.upstream.last_request().unwrap();
+    assert_eq!(
+        sent.json_body()["stream_options"],
+        json!({"include_usage": true})
+    );
+    let chat = collect_chat_stream(&text).unwrap();
+    assert!(
+        chat.usage.is_none(),
+        "the usage chunk reached a client that did not ask"
+    );
+    assert_eq!(chat.content, "echo: count me");
+    assert!(chat.done);
+
+    // The client asks: the chunk is passed on.
+    let mut body = stream_body("@openai-mock/gpt-4o", "count me");
+    body["stream_options"] = json!({"include_usage": true});
+    let text = gw
+        .post("/v1/chat/completions", body)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let chat = collect_chat_stream(&text).unwrap();
+    assert!(chat.usage.unwrap()["completion_tokens"].as_u64().unwrap() > 0);
+}
