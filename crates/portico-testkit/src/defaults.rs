@@ -27,13 +27,13 @@ pub(crate) fn default_reply(req: &RecordedRequest) -> MockReply {
         ("POST", "/v1/completions") => with_body(req, completions),
         ("POST", "/v1/embeddings") => with_body(req, embeddings),
         ("GET", "/v1/models") => models(),
-        (method, path) => MockReply::json(
+        (method, path) => crate::dialects::default_reply(req).unwrap_or_else(|| MockReply::json(
             404,
             json!({ "error": {
                 "message": format!("Unknown request URL: {method} {path}. Please check the URL for typos, or see the docs at https://platform.openai.com/docs/api-reference/."),
                 "type": "invalid_request_error", "param": null, "code": "unknown_url",
             }}),
-        ),
+        )),
     }
 }
 

@@ -25,6 +25,7 @@
 //! ```
 
 mod defaults;
+mod dialects;
 mod process;
 mod record;
 mod script;
