@@ -17,7 +17,9 @@ use std::pin::Pin;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::Stream;
-use portico_core::{Endpoint, JsonBody, ProviderKind, Usage};
+use std::collections::BTreeMap;
+
+use portico_core::{Endpoint, JsonBody, ProviderKind, Secret, Usage};
 
 pub mod chat;
 pub mod error;
@@ -85,6 +87,26 @@ impl std::fmt::Debug for UpstreamResponse {
     }
 }
 
+/// What an adapter is built from: one catalog provider's settings, and the shared client.
+#[derive(Debug, Clone, Copy)]
+pub struct ProviderSetup<'a> {
+    /// The provider's slug, for messages.
+    pub slug: &'a str,
+    /// Base URL override; `None` means the kind's default.
+    pub base_url: Option<&'a str>,
+    /// The provider's API key.
+    pub api_key: Option<&'a Secret>,
+    /// Kind-specific settings from the catalog, as a JSON object with the file's field names
+    /// (`aws_region`, `azure_api_version`, `vertex_project_id`, `vertex_region`,
+    /// `anthropic_version`, `anthropic_beta`, or a mock's `latency_ms` ...).
+    pub settings: &'a serde_json::Value,
+    /// Kind-specific secrets from the catalog (`aws_access_key_id`, `aws_secret_access_key`,
+    /// `aws_session_token`), encrypted at rest like `api_key`.
+    pub credentials: &'a BTreeMap<String, Secret>,
+    /// The shared, pooled upstream client.
+    pub client: &'a reqwest::Client,
+}
+
 /// One upstream API dialect. Translation is pure; only `send` does I/O.
 ///
 /// Dropping the future returned by `send`, or the stream it returns, cancels the upstream
@@ -96,4 +118,16 @@ pub trait Provider: Send + Sync + 'static {
 
     /// Sends one request upstream.
     async fn send(&self, req: UpstreamRequest) -> Result<UpstreamResponse, ProviderError>;
+
+    /// Sends an Anthropic Messages request (`POST /v1/messages`) as it is, for an adapter
+    /// whose upstream speaks that API natively. The answer is Anthropic-shaped: a JSON body,
+    /// or named SSE events. `None` (the default) means the gateway translates the request to
+    /// chat completions and calls [`Provider::send`] instead.
+    async fn send_anthropic_messages(
+        &self,
+        _body: JsonBody,
+        _stream: bool,
+    ) -> Option<Result<UpstreamResponse, ProviderError>> {
+        None
+    }
 }
