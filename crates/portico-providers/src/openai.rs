@@ -129,7 +129,7 @@ fn read_usage(body: &Bytes) -> Result<Option<Usage>, ProviderError> {
 
 /// Maps a transport failure. The message never includes credentials: they travel in headers,
 /// which reqwest does not print.
-pub(crate) fn transport_error(err: reqwest::Error) -> ProviderError {
+pub fn transport_error(err: reqwest::Error) -> ProviderError {
     if err.is_timeout() && !err.is_connect() {
         // Only the read timeout is left: the shared client sets no total timeout, because a
         // long stream that keeps sending must never be cut.
@@ -165,7 +165,8 @@ async fn error_from_response(response: reqwest::Response) -> ProviderError {
     err
 }
 
-async fn read_capped(mut response: reqwest::Response, cap: usize) -> Vec<u8> {
+/// Reads at most `cap` bytes of an (error) answer's body; a read error ends it early.
+pub async fn read_capped(mut response: reqwest::Response, cap: usize) -> Vec<u8> {
     let mut out = Vec::new();
     while let Ok(Some(chunk)) = response.chunk().await {
         let room = cap.saturating_sub(out.len());
@@ -231,7 +232,7 @@ pub(crate) fn parse_error_body(status: u16, body: &[u8]) -> ProviderError {
 
 /// `Retry-After` in seconds or as an HTTP date, or Azure's `retry-after-ms` /
 /// `x-ms-retry-after-ms`.
-pub(crate) fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
+pub fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     for name in ["retry-after-ms", "x-ms-retry-after-ms"] {
         if let Some(ms) = header(name).and_then(|v| v.trim().parse::<f64>().ok())
