@@ -6,6 +6,8 @@
 
 PEER_NOTES=${PEER_NOTES:-}
 PEER_SERVICE_KEY=sk-bench-peer-0123456789   # the mock accepts anything
+# LiteLLM refuses to start without a master key (and rejects weak ones); the client sends it.
+LITELLM_MASTER_KEY_VALUE=sk-5f0c2a9e7b4d41c8a6e3f19d2b7c8e04a1d6f3b9c2e5a8d7f0b4c1e9a3d6f2b8
 
 peer_note() {
   warn "$1"
@@ -43,7 +45,7 @@ start_portkey() {
     >"$dir/stdout.log" 2>"$dir/stderr.log" &
   SUT_PID=$!
   PIDS+=("$SUT_PID")
-  wait_http "http://127.0.0.1:$port/" "$SUT_PID" portkey "$dir/stderr.log" 60
+  wait_http "http://127.0.0.1:$port/" "$SUT_PID" portkey "$dir/stderr.log" 60 || return 1
   URL="http://127.0.0.1:$port/v1/chat/completions"
   BODY_DIR=$WORK/bodies/peer
   HEADERS+=(-H "Authorization: Bearer $PEER_SERVICE_KEY" -H "x-portkey-provider: openai"
@@ -51,7 +53,7 @@ start_portkey() {
 }
 
 # LiteLLM proxy (python): pip litellm[proxy] in a venv, one worker, a model_list entry that
-# points openai/gpt-4o-mini at the mock. No master key, no database.
+# points openai/gpt-4o-mini at the mock. A master key (it refuses to start without), no database.
 LITELLM_VENV=$TOOLS/litellm-venv
 prepare_litellm() {
   if [[ ! -x $LITELLM_VENV/bin/litellm ]]; then
@@ -83,13 +85,13 @@ model_list:
       api_key: $PEER_SERVICE_KEY
 EOF
   # The cost map is read from the package, not fetched: the network is closed here.
-  LITELLM_LOCAL_MODEL_COST_MAP=True "${SUT_CPU[@]}" "$LITELLM_VENV/bin/litellm" \
+  LITELLM_LOCAL_MODEL_COST_MAP=True LITELLM_MASTER_KEY=$LITELLM_MASTER_KEY_VALUE "${SUT_CPU[@]}" "$LITELLM_VENV/bin/litellm" \
     --config "$dir/config.yaml" --host 127.0.0.1 --port "$port" --num_workers 1 \
     >"$dir/stdout.log" 2>"$dir/stderr.log" &
   SUT_PID=$!
   PIDS+=("$SUT_PID")
-  wait_http "http://127.0.0.1:$port/health/liveliness" "$SUT_PID" litellm "$dir/stderr.log" 180
+  wait_http "http://127.0.0.1:$port/health/liveliness" "$SUT_PID" litellm "$dir/stderr.log" 180 || return 1
   URL="http://127.0.0.1:$port/v1/chat/completions"
   BODY_DIR=$WORK/bodies/peer
-  HEADERS+=(-H "Authorization: Bearer $PEER_SERVICE_KEY")
+  HEADERS+=(-H "Authorization: Bearer $LITELLM_MASTER_KEY_VALUE")
 }

@@ -124,12 +124,14 @@ wait_http() {
     if curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null; then return 0; fi
     if ! kill -0 "$pid" 2>/dev/null; then
       [[ -n $log && -f $log ]] && tail -20 "$log" >&2
-      die "$name exited during start-up"
+      warn "$name exited during start-up"
+      return 1
     fi
     sleep 0.05
   done
   [[ -n $log && -f $log ]] && tail -20 "$log" >&2
-  die "$name did not answer $url within $secs s"
+  warn "$name did not answer $url within $secs s"
+  return 1
 }
 
 # ---------------------------------------------------------------------------- install & build
@@ -205,7 +207,8 @@ start_mock() {
     --chunks "$CHUNKS" 2>"$WORK/mock.log" &
   MOCK_PID=$!
   PIDS+=("$MOCK_PID")
-  wait_http "http://127.0.0.1:$MOCK_PORT/healthz" "$MOCK_PID" mock "$WORK/mock.log"
+  wait_http "http://127.0.0.1:$MOCK_PORT/healthz" "$MOCK_PID" mock "$WORK/mock.log" ||
+    die "the mock upstream did not start"
 }
 
 start_nginx() {
@@ -248,7 +251,8 @@ EOF
   "${SUT_CPU[@]}" "$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" 2>"$dir/stderr.log" &
   SUT_PID=$!
   PIDS+=("$SUT_PID")
-  wait_http "http://127.0.0.1:$port/healthz" "$SUT_PID" nginx "$dir/stderr.log"
+  wait_http "http://127.0.0.1:$port/healthz" "$SUT_PID" nginx "$dir/stderr.log" ||
+    die "nginx did not start"
 }
 
 start_portico() {
@@ -270,7 +274,8 @@ EOF
     --listen "127.0.0.1:$port" --data-dir "$dir/data" >"$dir/stdout.log" 2>"$dir/stderr.log" &
   SUT_PID=$!
   PIDS+=("$SUT_PID")
-  wait_http "http://127.0.0.1:$port/healthz" "$SUT_PID" portico "$dir/stderr.log"
+  wait_http "http://127.0.0.1:$port/healthz" "$SUT_PID" portico "$dir/stderr.log" ||
+    die "Portico did not start"
 }
 
 # Sets URL, HEADERS (array) and BODY_DIR for a target, starting its process (SUT_PID) when it
@@ -293,7 +298,7 @@ start_target() {
       URL="http://127.0.0.1:$port/v1/chat/completions"
       HEADERS+=(-H "Authorization: Bearer $SERVICE_KEY") ;;
     portkey|litellm)
-      port=$(free_port); "start_$target" "$port" ;;
+      port=$(free_port); "start_$target" "$port" || return 1 ;;
     *) die "unknown target $target" ;;
   esac
 }
@@ -349,7 +354,14 @@ matrix() {
         for target in $targets; do
           log "repeat $rep/$REPEAT: mock ${lat} ms, $mode, $target"
           start_mock "$lat"
-          start_target "$target"
+          if ! start_target "$target"; then
+            # Only peers get here (the others die): note it, drop the peer, go on.
+            peer_note "$target failed to start (repeat $rep, mock $lat ms, $mode); dropped from the run"
+            [[ -n $SUT_PID ]] && stop "$SUT_PID"
+            stop "$MOCK_PID"
+            targets=${targets/ $target/}
+            continue
+          fi
           measure "$RAW/r$rep/lat$lat/$mode/$target" "$mode"
           [[ -n $SUT_PID ]] && stop "$SUT_PID"
           stop "$MOCK_PID"
@@ -380,6 +392,15 @@ soak() {
   wait "$oha_pid" || true
   note_noise "the soak"
   cat "$dir/rss.json"
+  # oha's summary: the soak only counts when the requests succeeded.
+  local success rps
+  success=$(grep -m1 '"successRate"' "$dir/oha.json" 2>/dev/null | tr -dc '0-9.' || true)
+  rps=$(grep -m1 '"requestsPerSec"' "$dir/oha.json" 2>/dev/null | tr -dc '0-9.' || true)
+  echo "bench: soak load: ${rps:-?} rps, success rate ${success:-?} (oha JSON: $dir/oha.json)" >&2
+  if [[ -z $success ]] || ! awk -v s="$success" 'BEGIN { exit !(s >= 0.99) }'; then
+    echo "bench: SOAK FAILED: fewer than 99% of the soak's requests succeeded" >&2
+    exit 1
+  fi
   if [[ $verdict == 1 ]]; then
     echo "bench: SOAK FAILED: Portico's RSS grew by more than $SOAK_MAX_GROWTH_MB MB or $SOAK_MAX_GROWTH_PCT% (first vs last minute); see $dir/rss.json" >&2
     exit 1
@@ -419,6 +440,7 @@ dirty=$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null | gre
   if [[ -n ${PEER_NOTES:-} ]]; then printf 'Peers:\n%s\n' "$PEER_NOTES"; fi
 } >"$WORK/preamble.md"
 "$PB" report --raw "$RAW" --markdown "$RESULTS/latest.md" --json "$RESULTS/latest.json" \
-  --preamble "$WORK/preamble.md" --concurrency "$CONC"
+  --preamble "$WORK/preamble.md" --concurrency "$CONC" --fail-on-errors-of direct,nginx,portico ||
+  die "requests to direct, nginx or Portico failed (listed above); the numbers are written anyway"
 echo >&2
 log "written: bench/results/latest.md, bench/results/latest.json, raw files in bench/results/raw/"

@@ -42,7 +42,15 @@ impl OhaRun {
     /// Parses the JSON that `oha --output-format json` prints.
     pub(crate) fn parse(text: &str) -> anyhow::Result<OhaRun> {
         let raw: RawOha = serde_json::from_str(text).context("not oha's JSON output")?;
+        let all_failed = !raw
+            .status_codes
+            .iter()
+            .any(|(s, n)| s.starts_with('2') && *n > 0);
+        // Latencies of requests that all failed say nothing about the hop: leave them out.
         let ms = |key: &str| {
+            if all_failed {
+                return f64::NAN;
+            }
             raw.latency_percentiles
                 .get(key)
                 .copied()

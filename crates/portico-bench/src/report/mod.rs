@@ -35,6 +35,10 @@ pub(crate) struct ReportArgs {
     /// Concurrency of the saturation runs, for the table headers.
     #[arg(long, default_value_t = 64)]
     concurrency: u32,
+    /// Exit 1 when a request to one of these targets failed (comma-separated), e.g.
+    /// `direct,nginx,portico`; peers are usually left out, their failures are only reported.
+    #[arg(long, value_delimiter = ',')]
+    fail_on_errors_of: Vec<String>,
 }
 
 /// Whether the mock streamed its answers.
@@ -185,8 +189,16 @@ impl Runs {
         Spread::of(&values)
     }
 
-    /// Scenarios where requests failed: (repeat, key, what, failures, example).
+    /// Scenarios where requests failed, one line each.
     pub(crate) fn failures(&self) -> Vec<String> {
+        self.failures_by_target()
+            .into_iter()
+            .map(|(_, line)| line)
+            .collect()
+    }
+
+    /// Scenarios where requests failed: (target, line).
+    pub(crate) fn failures_by_target(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
         for (rep, scenarios) in &self.repeats {
             for ((lat, mode, target), s) in scenarios {
@@ -198,18 +210,24 @@ impl Runs {
                     .chain(s.rates.iter().map(|(q, r)| (format!("{q} rps"), r)));
                 for (what, run) in runs {
                     if run.failures > 0 {
-                        out.push(format!(
-                            "{place}, {what}: {} failed ({})",
-                            run.failures,
-                            run.first_failure.as_deref().unwrap_or("?")
+                        out.push((
+                            target.clone(),
+                            format!(
+                                "{place}, {what}: {} failed ({})",
+                                run.failures,
+                                run.first_failure.as_deref().unwrap_or("?")
+                            ),
                         ));
                     }
                 }
                 if let Some(t) = s.ttfb.as_ref().filter(|t| t.errors > 0) {
-                    out.push(format!(
-                        "{place}, ttfb: {} failed ({})",
-                        t.errors,
-                        t.first_error.as_deref().unwrap_or("?")
+                    out.push((
+                        target.clone(),
+                        format!(
+                            "{place}, ttfb: {} failed ({})",
+                            t.errors,
+                            t.first_error.as_deref().unwrap_or("?")
+                        ),
                     ));
                 }
             }
@@ -295,7 +313,20 @@ pub(crate) fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
         let mut out = std::io::stdout().lock();
         out.write_all(markdown.as_bytes())?;
     }
-    Ok(ExitCode::SUCCESS)
+    let fatal: Vec<String> = runs
+        .failures_by_target()
+        .into_iter()
+        .filter(|(target, _)| args.fail_on_errors_of.contains(target))
+        .map(|(_, line)| line)
+        .collect();
+    if fatal.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!("portico-bench report: requests failed:");
+    for line in &fatal {
+        eprintln!("  {line}");
+    }
+    Ok(ExitCode::from(1))
 }
 
 #[cfg(test)]

@@ -121,3 +121,25 @@ fn empty_or_missing_directories_are_errors_or_empty() {
     assert!(Runs::load(dir.path()).unwrap().repeats.is_empty());
     assert!(Runs::load(&dir.path().join("nope")).is_err());
 }
+
+#[test]
+fn failed_requests_are_listed_by_target() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture(dir.path());
+    let text = r#"{"summary":{"total":1.0},"latencyPercentiles":{"p50":0.001},
+                   "statusCodeDistribution":{"200":10,"502":2},"errorDistribution":{}}"#;
+    write(
+        &dir.path().join("r1/lat0/nonstream/nginx"),
+        "saturation.json",
+        text,
+    );
+    let runs = Runs::load(dir.path()).unwrap();
+    let failures = runs.failures_by_target();
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].0, "nginx");
+    assert!(
+        failures[0].1.contains("2 failed (status 502)"),
+        "{failures:?}"
+    );
+    assert!(table::markdown(&runs, 64).contains("**Failed requests**"));
+}
