@@ -421,7 +421,8 @@ if [[ $SOAK == 1 ]]; then
 fi
 matrix
 
-commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+# BENCH_COMMIT names the commit when the tree is an export without .git (git archive).
+commit=${BENCH_COMMIT:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)}
 dirty=$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo " (with uncommitted changes)" || true)
 {
   echo "### Run of $(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit$dirty"
