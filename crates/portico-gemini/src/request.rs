@@ -1,0 +1,564 @@
+//! OpenAI chat request → Gemini `generateContent` request. Pure: no I/O.
+//!
+//! - `system` and `developer` messages become `systemInstruction`; `user` and `tool` messages
+//!   `user` turns, `assistant` messages `model` turns. Consecutive turns of one role are
+//!   merged, so parallel tool results travel in one turn, as Gemini expects.
+//! - Tool results need the function's name, which OpenAI's tool message lacks: it is looked
+//!   up from the earlier assistant `tool_calls` by `tool_call_id` as the client sent it, then
+//!   by the id with punctuation and case ignored (clients rewrite ids), then the message's
+//!   `name`, then the position among the preceding assistant message's calls.
+//! - A tool call's id gives back the call's thought signature (see [`crate::ids`]); on
+//!   Gemini 3 a `model` turn whose calls lost theirs gets Gemini's documented placeholder.
+
+use std::collections::HashMap;
+
+use portico_providers::ProviderError;
+use portico_providers::chat::{
+    ChatRequest, Content as ChatContent, ContentPart, ImageUrl, Message, ResponseFormat, Role,
+};
+use serde_json::{Value, json};
+
+use crate::error::invalid_request;
+use crate::ids::{SKIP_SIGNATURE, normalize, signature_from_id};
+use crate::schema;
+use crate::wire::{
+    Blob, Content, FileData, FunctionCall, FunctionCallingConfig, FunctionDeclaration,
+    FunctionResponse, GenerateContentRequest, GenerationConfig, Part, ThinkingConfig, ToolConfig,
+    ToolWire,
+};
+
+/// Whether `model` is a Gemini 1.x/2.x or Gemma model: those take a thinking *budget* and have
+/// no thought-signature validation. Every other name (Gemini 3 and later, `-latest` aliases)
+/// takes a thinking *level*.
+pub(crate) fn is_budget_model(model: &str) -> bool {
+    let name = model.rsplit('/').next().unwrap_or(model);
+    ["gemini-1", "gemini-2", "gemma"]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+}
+
+/// Translates `req` for `model`; `stream` says whether it will be streamed.
+pub(crate) fn to_gemini(
+    req: &ChatRequest,
+    model: &str,
+    stream: bool,
+) -> Result<GenerateContentRequest, ProviderError> {
+    if stream && req.n.is_some_and(|n| n > 1) {
+        return Err(invalid_request(
+            "n > 1 cannot be streamed from Gemini; send n: 1 or turn streaming off",
+            "n",
+        ));
+    }
+    let (mut contents, system) = conversation(&req.messages)?;
+    if !is_budget_model(model) {
+        add_signature_placeholders(&mut contents);
+    }
+    let mut system_instruction = (!system.is_empty()).then_some(Content {
+        role: None,
+        parts: system,
+    });
+    // Gemini needs at least one turn; a request of system messages only becomes a user turn.
+    if contents.is_empty()
+        && let Some(instruction) = system_instruction.take()
+    {
+        contents.push(Content {
+            role: Some("user".to_owned()),
+            parts: instruction.parts,
+        });
+    }
+    let (tools, tool_config) = tools(req)?;
+    let passthrough = |names: &[&str]| {
+        names
+            .iter()
+            .find_map(|n| req.extra.get(*n))
+            .filter(|v| !v.is_null())
+            .cloned()
+    };
+    Ok(GenerateContentRequest {
+        contents,
+        system_instruction,
+        tools,
+        tool_config,
+        generation_config: generation_config(req, model)?,
+        safety_settings: passthrough(&["safety_settings", "safetySettings"]),
+        cached_content: passthrough(&["cached_content", "cachedContent"])
+            .and_then(|v| v.as_str().map(str::to_owned)),
+    })
+}
+
+/// The turns and the system instruction's parts.
+fn conversation(messages: &[Message]) -> Result<(Vec<Content>, Vec<Part>), ProviderError> {
+    let names = CallNames::new(messages);
+    let mut contents: Vec<Content> = Vec::new();
+    let mut system = Vec::new();
+    // The calls of the latest assistant message, and how many results have answered them:
+    // the last resort for naming a result.
+    let mut open_calls: Vec<&str> = Vec::new();
+    let mut answered = 0;
+    for (i, message) in messages.iter().enumerate() {
+        match message.role {
+            Role::System | Role::Developer => {
+                let text = message.text();
+                if !text.is_empty() {
+                    system.push(Part::text(text));
+                }
+            }
+            Role::User => push(&mut contents, "user", user_parts(message, i)?),
+            Role::Assistant => {
+                open_calls = message
+                    .tool_calls
+                    .iter()
+                    .flatten()
+                    .map(|c| c.function.name.as_str())
+                    .collect();
+                answered = 0;
+                push(&mut contents, "model", model_parts(message));
+            }
+            Role::Tool | Role::Function => {
+                let name = names.name_for(message, &open_calls, answered, i)?;
+                answered += 1;
+                let part = Part {
+                    function_response: Some(FunctionResponse {
+                        name: name.to_owned(),
+                        response: result_object(&message.text()),
+                    }),
+                    ..Part::default()
+                };
+                push(&mut contents, "user", vec![part]);
+            }
+        }
+    }
+    Ok((contents, system))
+}
+
+/// Appends `parts` as a turn of `role`, merged into the previous turn when it has the same
+/// role; a turn without parts is left out (Gemini refuses empty turns).
+fn push(contents: &mut Vec<Content>, role: &str, parts: Vec<Part>) {
+    if parts.is_empty() {
+        return;
+    }
+    match contents.last_mut() {
+        Some(last) if last.role.as_deref() == Some(role) => last.parts.extend(parts),
+        _ => contents.push(Content {
+            role: Some(role.to_owned()),
+            parts,
+        }),
+    }
+}
+
+/// Function names by tool call id, over every assistant message of the request.
+struct CallNames<'a> {
+    exact: HashMap<&'a str, &'a str>,
+    normalized: HashMap<String, &'a str>,
+}
+
+impl<'a> CallNames<'a> {
+    fn new(messages: &'a [Message]) -> CallNames<'a> {
+        let mut names = CallNames {
+            exact: HashMap::new(),
+            normalized: HashMap::new(),
+        };
+        for call in messages.iter().flat_map(|m| m.tool_calls.iter().flatten()) {
+            names.exact.insert(&call.id, &call.function.name);
+            names
+                .normalized
+                .insert(normalize(&call.id), &call.function.name);
+        }
+        names
+    }
+
+    /// The function a tool message (at `index`) answers; see the module docs for the order
+    /// of lookups.
+    fn name_for(
+        &self,
+        message: &'a Message,
+        open_calls: &[&'a str],
+        answered: usize,
+        index: usize,
+    ) -> Result<&'a str, ProviderError> {
+        let id = message.tool_call_id.as_deref();
+        id.and_then(|id| self.exact.get(id).copied())
+            .or_else(|| id.and_then(|id| self.normalized.get(&normalize(id)).copied()))
+            .or(message.name.as_deref())
+            .or_else(|| open_calls.get(answered).copied())
+            .ok_or_else(|| {
+                invalid_request(
+                    format!(
+                        "messages[{index}] is a tool result for tool_call_id \"{}\", but no earlier assistant message has a tool call with that id, and Gemini needs the function's name; send the assistant message with its tool_calls before the results",
+                        id.unwrap_or_default()
+                    ),
+                    &format!("messages[{index}].tool_call_id"),
+                )
+            })
+    }
+}
+
+/// A tool result as Gemini's `response` object: a JSON object as it is, anything else as
+/// `{"output": text}` (the key Gemini's documentation uses).
+fn result_object(text: &str) -> Value {
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(object)) => Value::Object(object),
+        _ => json!({ "output": text }),
+    }
+}
+
+/// An assistant message's parts: its text, then one `functionCall` per tool call with the
+/// thought signature its id carries. Earlier reasoning text is not sent: Gemini reads
+/// nothing from unsigned thought text.
+fn model_parts(message: &Message) -> Vec<Part> {
+    let mut parts = Vec::new();
+    let text = message.text();
+    if !text.is_empty() {
+        parts.push(Part::text(text));
+    }
+    for call in message.tool_calls.iter().flatten() {
+        let raw = call.function.arguments.trim();
+        let args = match serde_json::from_str::<Value>(raw) {
+            Ok(Value::Object(object)) => Value::Object(object),
+            _ if raw.is_empty() => json!({}),
+            // Gemini takes only objects; what a model once produced is kept, wrapped.
+            _ => json!({ "arguments": raw }),
+        };
+        parts.push(Part {
+            function_call: Some(FunctionCall {
+                id: None,
+                name: call.function.name.clone(),
+                args: Some(args),
+            }),
+            thought_signature: signature_from_id(&call.id),
+            ..Part::default()
+        });
+    }
+    parts
+}
+
+/// Gemini 3 validates the signature of a turn's first function call; where the history lost
+/// it, the documented placeholder lets the request through.
+fn add_signature_placeholders(contents: &mut [Content]) {
+    for content in contents
+        .iter_mut()
+        .filter(|c| c.role.as_deref() == Some("model"))
+    {
+        let signed = content
+            .parts
+            .iter()
+            .any(|p| p.function_call.is_some() && p.thought_signature.is_some());
+        if let (false, Some(first)) = (
+            signed,
+            content.parts.iter_mut().find(|p| p.function_call.is_some()),
+        ) {
+            first.thought_signature = Some(SKIP_SIGNATURE.to_owned());
+        }
+    }
+}
+
+/// A user message's parts: text, images, audio and files.
+fn user_parts(message: &Message, index: usize) -> Result<Vec<Part>, ProviderError> {
+    let parts = match &message.content {
+        None => return Ok(Vec::new()),
+        Some(ChatContent::Text(text)) if text.is_empty() => return Ok(Vec::new()),
+        Some(ChatContent::Text(text)) => return Ok(vec![Part::text(text.clone())]),
+        Some(ChatContent::Parts(parts)) => parts,
+    };
+    let mut out = Vec::with_capacity(parts.len());
+    for (j, part) in parts.iter().enumerate() {
+        let param = format!("messages[{index}].content[{j}]");
+        match part {
+            ContentPart::Text { text, .. } if text.is_empty() => {}
+            ContentPart::Text { text, .. } => out.push(Part::text(text.clone())),
+            ContentPart::ImageUrl { image_url } => out.push(image_part(image_url, &param)?),
+            ContentPart::InputAudio { input_audio } => out.push(audio_part(input_audio, &param)?),
+            ContentPart::File { file } => out.push(file_part(file, &param)?),
+            ContentPart::Other(other) => {
+                let kind = other.get("type").and_then(Value::as_str).unwrap_or("?");
+                return Err(invalid_request(
+                    format!(
+                        "{param} has type \"{kind}\", which Portico cannot send to Gemini; use text, image_url, input_audio or file parts"
+                    ),
+                    &param,
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn inline(mime_type: &str, data: &str) -> Part {
+    Part {
+        inline_data: Some(Blob {
+            mime_type: mime_type.to_owned(),
+            data: data.to_owned(),
+        }),
+        ..Part::default()
+    }
+}
+
+/// A `data:` URL inline; an `https://`, `http://` or `gs://` URL as `fileData`, which Gemini
+/// fetches, with the media type guessed from the extension.
+fn image_part(image: &ImageUrl, param: &str) -> Result<Part, ProviderError> {
+    if let Some((mime_type, data)) = image.as_data() {
+        return Ok(inline(mime_type, data));
+    }
+    let url = image.url.as_str();
+    if ["https://", "http://", "gs://"]
+        .iter()
+        .any(|scheme| url.starts_with(scheme))
+    {
+        return Ok(Part {
+            file_data: Some(FileData {
+                mime_type: Some(guess_mime_type(url).to_owned()),
+                file_uri: url.to_owned(),
+            }),
+            ..Part::default()
+        });
+    }
+    Err(invalid_request(
+        format!(
+            "{param}.image_url.url must be an https://, http:// or gs:// URL or a base64 data: URL"
+        ),
+        param,
+    ))
+}
+
+/// The media type of a file URL from its extension; `image/jpeg` when it has none Portico
+/// knows.
+pub(crate) fn guess_mime_type(url: &str) -> &'static str {
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    let last = path.rsplit('/').next().unwrap_or(path);
+    let extension = last
+        .rsplit_once('.')
+        .map(|(_, ext)| ext.to_ascii_lowercase());
+    match extension.as_deref() {
+        Some("png") => "image/png",
+        Some("webp") => "image/webp",
+        Some("gif") => "image/gif",
+        Some("heic") => "image/heic",
+        Some("heif") => "image/heif",
+        Some("pdf") => "application/pdf",
+        _ => "image/jpeg",
+    }
+}
+
+/// `input_audio: {data, format}` inline as `audio/<format>`.
+fn audio_part(audio: &Value, param: &str) -> Result<Part, ProviderError> {
+    let data = audio.get("data").and_then(Value::as_str);
+    let format = audio.get("format").and_then(Value::as_str);
+    match (data, format) {
+        (Some(data), Some(format)) => Ok(inline(&format!("audio/{format}"), data)),
+        _ => Err(invalid_request(
+            format!("{param}.input_audio needs base64 `data` and a `format` such as \"wav\""),
+            param,
+        )),
+    }
+}
+
+/// `file: {file_data}` (a `data:` URL) inline. OpenAI `file_id`s mean nothing to Gemini.
+fn file_part(file: &Value, param: &str) -> Result<Part, ProviderError> {
+    let data_url = file
+        .get("file_data")
+        .and_then(Value::as_str)
+        .map(|url| ImageUrl {
+            url: url.to_owned(),
+            detail: None,
+        });
+    match data_url.as_ref().and_then(ImageUrl::as_data) {
+        Some((mime_type, data)) => Ok(inline(mime_type, data)),
+        None => Err(invalid_request(
+            format!(
+                "{param}.file must carry file_data as a base64 data: URL; an OpenAI file_id cannot be read by Gemini"
+            ),
+            param,
+        )),
+    }
+}
+
+/// `tools` and `tool_choice` as function declarations and `toolConfig`.
+fn tools(req: &ChatRequest) -> Result<(Vec<ToolWire>, Option<ToolConfig>), ProviderError> {
+    let Some(tools) = req.tools.as_ref().filter(|t| !t.is_empty()) else {
+        return Ok((Vec::new(), None));
+    };
+    let mut declarations = Vec::with_capacity(tools.len());
+    for (i, tool) in tools.iter().enumerate() {
+        if tool.kind != "function" {
+            return Err(invalid_request(
+                format!(
+                    "tools[{i}] has type \"{}\"; Gemini takes only function tools",
+                    tool.kind
+                ),
+                &format!("tools[{i}].type"),
+            ));
+        }
+        let function = &tool.function;
+        let parameters = function
+            .parameters
+            .as_ref()
+            .map(|p| {
+                schema::for_gemini(
+                    p,
+                    &format!("the parameters of tool \"{}\"", function.name),
+                    &format!("tools[{i}].function.parameters"),
+                )
+            })
+            .transpose()?;
+        declarations.push(FunctionDeclaration {
+            name: function.name.clone(),
+            description: function.description.clone(),
+            parameters_json_schema: parameters,
+        });
+    }
+    let config = |mode, names: Option<Vec<String>>| {
+        Some(ToolConfig {
+            function_calling_config: FunctionCallingConfig {
+                mode,
+                allowed_function_names: names,
+            },
+        })
+    };
+    let tool_config = match &req.tool_choice {
+        None => None,
+        Some(choice) => match (choice.mode(), choice.function_name()) {
+            (Some("auto"), _) => config("AUTO", None),
+            (Some("none"), _) => config("NONE", None),
+            (Some("required"), _) => config("ANY", None),
+            (None, Some(name)) => config("ANY", Some(vec![name.to_owned()])),
+            (mode, _) => {
+                return Err(invalid_request(
+                    format!(
+                        "tool_choice \"{}\" is not one of \"auto\", \"none\", \"required\" or {{\"type\": \"function\", \"function\": {{\"name\": ...}}}}",
+                        mode.unwrap_or_default()
+                    ),
+                    "tool_choice",
+                ));
+            }
+        },
+    };
+    Ok((
+        vec![ToolWire {
+            function_declarations: declarations,
+        }],
+        tool_config,
+    ))
+}
+
+/// Limits, sampling, JSON mode and thinking; `None` when the request sets none of them.
+fn generation_config(
+    req: &ChatRequest,
+    model: &str,
+) -> Result<Option<GenerationConfig>, ProviderError> {
+    let extra_f64 = |name: &str| req.extra.get(name).and_then(Value::as_f64);
+    let mut config = GenerationConfig {
+        stop_sequences: req
+            .stop
+            .as_ref()
+            .map(|s| s.to_vec())
+            .filter(|s| !s.is_empty()),
+        max_output_tokens: req.max_output_tokens(),
+        temperature: req.temperature,
+        top_p: req.top_p,
+        top_k: req.extra.get("top_k").and_then(Value::as_u64),
+        // `n: 1` is the default: leave it out.
+        candidate_count: req.n.filter(|&n| n != 1),
+        seed: req.extra.get("seed").and_then(Value::as_i64),
+        presence_penalty: extra_f64("presence_penalty"),
+        frequency_penalty: extra_f64("frequency_penalty"),
+        thinking_config: thinking_config(req, model)?,
+        ..GenerationConfig::default()
+    };
+    match &req.response_format {
+        None | Some(ResponseFormat::Text) => {}
+        Some(ResponseFormat::JsonObject) => {
+            config.response_mime_type = Some("application/json".to_owned());
+        }
+        Some(ResponseFormat::JsonSchema { json_schema }) => {
+            config.response_mime_type = Some("application/json".to_owned());
+            config.response_json_schema = json_schema
+                .schema
+                .as_ref()
+                .map(|s| {
+                    schema::for_gemini(
+                        s,
+                        "response_format.json_schema.schema",
+                        "response_format.json_schema.schema",
+                    )
+                })
+                .transpose()?;
+        }
+    }
+    Ok((config != GenerationConfig::default()).then_some(config))
+}
+
+/// `reasoning_effort` (or an Anthropic-style `thinking: {type, budget_tokens}`) as
+/// `thinkingConfig`: a level for Gemini 3, a token budget for Gemini 2.5 (see the provider
+/// page of the docs for the table).
+fn thinking_config(
+    req: &ChatRequest,
+    model: &str,
+) -> Result<Option<ThinkingConfig>, ProviderError> {
+    let budget = |tokens: u64| ThinkingConfig {
+        thinking_budget: Some(tokens),
+        include_thoughts: (tokens > 0).then_some(true),
+        ..ThinkingConfig::default()
+    };
+    let level = |level: &'static str| ThinkingConfig {
+        thinking_level: Some(level),
+        include_thoughts: Some(true),
+        ..ThinkingConfig::default()
+    };
+    if let Some(effort) = req.reasoning_effort.as_deref() {
+        let by_budget = is_budget_model(model);
+        let config = match (effort, by_budget) {
+            ("none", true) => budget(0),
+            ("minimal" | "low", true) => budget(1024),
+            ("medium", true) => budget(8192),
+            ("high" | "xhigh", true) => budget(24576),
+            ("none" | "minimal", false) => level("minimal"),
+            ("low", false) => level("low"),
+            ("medium", false) => level("medium"),
+            ("high" | "xhigh", false) => level("high"),
+            (other, _) => {
+                return Err(invalid_request(
+                    format!(
+                        "reasoning_effort \"{other}\" is not one of none, minimal, low, medium, high"
+                    ),
+                    "reasoning_effort",
+                ));
+            }
+        };
+        return Ok(Some(config));
+    }
+    let Some(thinking) = req.extra.get("thinking").filter(|t| t.is_object()) else {
+        return Ok(None);
+    };
+    Ok(match thinking.get("type").and_then(Value::as_str) {
+        Some("disabled") => Some(budget(0)),
+        _ => thinking
+            .get("budget_tokens")
+            .and_then(Value::as_u64)
+            .map(budget),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_families() {
+        assert!(is_budget_model("gemini-2.5-flash"));
+        assert!(is_budget_model("models/gemini-2.0-flash"));
+        assert!(is_budget_model("gemma-3-27b-it"));
+        assert!(!is_budget_model("gemini-3-pro-preview"));
+        assert!(!is_budget_model("gemini-flash-latest"));
+    }
+
+    #[test]
+    fn mime_types_from_extensions() {
+        assert_eq!(guess_mime_type("https://x/a.PNG?sig=1"), "image/png");
+        assert_eq!(guess_mime_type("gs://b/doc.pdf"), "application/pdf");
+        assert_eq!(guess_mime_type("https://x/photo"), "image/jpeg");
+        assert_eq!(
+            guess_mime_type("https://x.example/dir.v2/img"),
+            "image/jpeg"
+        );
+    }
+}
