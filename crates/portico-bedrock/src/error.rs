@@ -91,6 +91,16 @@ pub(crate) fn from_response(
 /// with a fitting code, so the gateway answers a real status (and may retry or fall back);
 /// after that, the stream is broken.
 pub(crate) fn from_exception(name: &str, payload: &[u8], started: bool) -> ProviderError {
+    // Frames spell names `throttlingException`; error answers `ThrottlingException`, the
+    // form clients see in both cases.
+    let mut chars = name.chars();
+    let name: String = chars
+        .next()
+        .map(|first| first.to_ascii_uppercase())
+        .into_iter()
+        .chain(chars)
+        .collect();
+    let name = name.as_str();
     let message = serde_json::from_slice::<ErrorBody>(payload)
         .ok()
         .and_then(|b| b.message)

@@ -32,6 +32,8 @@ mod request;
 mod response;
 mod sign;
 mod stream;
+#[cfg(test)]
+mod tests;
 mod wire;
 
 pub use provider::{BedrockProvider, EVENT_STREAM_CONTENT_TYPE};
