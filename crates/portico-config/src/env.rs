@@ -123,7 +123,8 @@ pub(crate) fn substitute_value(
 /// Providers implied by the environment: one per [`ProviderKind`] with an
 /// [`api_key_env`](ProviderKind::api_key_env) variable that is set and not blank, with slug
 /// [`ProviderKind::as_str`] (`OPENAI_API_KEY` gives `@openai`), that key, no `base_url` (the
-/// kind's default applies) and no model allow-list.
+/// kind's default applies), no model allow-list, and the kind's default settings
+/// (`anthropic_version` for `@anthropic`).
 ///
 /// Whether to use them is the caller's decision (`auto_providers:` and slugs the file already
 /// declares win).
@@ -139,6 +140,8 @@ pub fn detect_env_providers(env: &dyn Fn(&str) -> Option<String>) -> Vec<Provide
                 base_url: None,
                 models: None,
                 mock: None,
+                settings: crate::kind_fields::default_settings(kind),
+                credentials: std::collections::BTreeMap::new(),
             })
         })
         .collect()
@@ -252,5 +255,34 @@ mod tests {
         assert_eq!(found[0].models, None);
         assert_eq!(found[0].mock, None);
         assert!(detect_env_providers(&env_of(&[])).is_empty());
+    }
+
+    #[test]
+    fn detects_anthropic_and_gemini_with_default_settings() {
+        let env = env_of(&[
+            ("ANTHROPIC_API_KEY", "sk-ant"),
+            ("GEMINI_API_KEY", "gem-key"),
+            // No variable adds bedrock or azure-openai: they need more than a key.
+            ("AWS_ACCESS_KEY_ID", "AKIA"),
+            ("AZURE_OPENAI_API_KEY", "az"),
+        ]);
+        let found = detect_env_providers(&env);
+        let slugs: Vec<(&str, ProviderKind)> =
+            found.iter().map(|p| (p.slug.as_str(), p.kind)).collect();
+        assert_eq!(
+            slugs,
+            [
+                ("anthropic", ProviderKind::Anthropic),
+                ("gemini", ProviderKind::Gemini)
+            ]
+        );
+        assert_eq!(found[0].api_key.as_ref().unwrap().expose(), "sk-ant");
+        assert_eq!(
+            found[0].settings.get("anthropic_version"),
+            Some(&serde_json::Value::from(crate::DEFAULT_ANTHROPIC_VERSION))
+        );
+        assert_eq!(found[1].api_key.as_ref().unwrap().expose(), "gem-key");
+        assert!(found[1].settings.is_empty());
+        assert!(found.iter().all(|p| p.credentials.is_empty()));
     }
 }

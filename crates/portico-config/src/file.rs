@@ -52,6 +52,15 @@ pub(crate) struct ProviderFile {
     pub(crate) base_url: Option<String>,
     pub(crate) models: Option<Vec<ModelFile>>,
     pub(crate) mock: Option<MockFile>,
+    pub(crate) aws_region: Option<String>,
+    pub(crate) aws_access_key_id: Option<SecretFile>,
+    pub(crate) aws_secret_access_key: Option<SecretFile>,
+    pub(crate) aws_session_token: Option<SecretFile>,
+    pub(crate) azure_api_version: Option<String>,
+    pub(crate) vertex_project_id: Option<String>,
+    pub(crate) vertex_region: Option<String>,
+    pub(crate) anthropic_version: Option<String>,
+    pub(crate) anthropic_beta: Option<String>,
 }
 
 /// One entry of a provider's `models:`: a bare id, or the long form.
@@ -112,7 +121,7 @@ pub(crate) struct KeyFile {
     pub(crate) log_payloads: Option<bool>,
 }
 
-/// A secret field (`api_key`, `key`, `admin_key`). It exists for its error message: serde's
+/// A secret field (`api_key`, `key`, `admin_key`, `aws_secret_access_key`, ...). It exists for its error message: serde's
 /// own ("invalid type: integer `12345`, expected a string") would print the secret.
 #[derive(Debug)]
 pub(crate) struct SecretFile(pub(crate) Secret);
@@ -241,7 +250,7 @@ pub fn parse_str(
         Value::Null => CatalogFile::default(),
         doc => serde_path_to_error::deserialize(doc).map_err(|e| type_error(origin, e))?,
     };
-    validate::catalog(raw, origin)
+    validate::catalog(raw, origin, env)
 }
 
 fn syntax_error(origin: &str, error: &serde_yaml::Error) -> ConfigError {

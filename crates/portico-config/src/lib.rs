@@ -12,8 +12,10 @@
 //!
 //! Layout, in pipeline order: `file` (raw serde types, text → catalog), `schema` (allowed and
 //! not-yet-supported fields), `env` (`${VAR}` substitution, providers from the environment),
-//! `validate` (raw types → the validated types below), `error`.
+//! `validate` (raw types → the validated types below), `kind_fields` (the fields only some
+//! provider kinds take: `aws_region`, `azure_api_version`, ...), `error`.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -51,6 +53,15 @@ pub struct ProviderConfig {
     pub models: Option<Vec<ModelConfig>>,
     /// Settings of a `mock` provider (only allowed on kind `mock`).
     pub mock: Option<MockSettings>,
+    /// Kind-specific settings that are not secret, under the file's field names: `aws_region`
+    /// (bedrock), `azure_api_version` (azure-openai), `vertex_project_id` and `vertex_region`
+    /// (gemini), `anthropic_version` and `anthropic_beta` (anthropic). String values; the
+    /// documented defaults (`azure_api_version`, `anthropic_version`) are filled in.
+    pub settings: serde_json::Map<String, serde_json::Value>,
+    /// Kind-specific secrets under the file's field names: `aws_access_key_id`,
+    /// `aws_secret_access_key`, `aws_session_token` (bedrock). Stored encrypted like
+    /// `api_key`, and never shown in a message.
+    pub credentials: BTreeMap<String, Secret>,
 }
 
 /// A model of a provider's allow-list.
@@ -127,6 +138,7 @@ pub struct KeyConfig {
 mod env;
 mod error;
 mod file;
+mod kind_fields;
 mod schema;
 mod validate;
 
@@ -136,3 +148,4 @@ mod tests;
 pub use env::{SubstituteError, detect_env_providers, substitute};
 pub use error::ConfigError;
 pub use file::{load_file, parse_str};
+pub use kind_fields::{DEFAULT_ANTHROPIC_VERSION, DEFAULT_AZURE_API_VERSION};

@@ -41,7 +41,23 @@ const TOP: Shape = Shape {
 };
 
 const PROVIDER: Shape = Shape {
-    allowed: &["slug", "kind", "api_key", "base_url", "models", "mock"],
+    allowed: &[
+        "slug",
+        "kind",
+        "api_key",
+        "base_url",
+        "models",
+        "mock",
+        "aws_region",
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "aws_session_token",
+        "azure_api_version",
+        "vertex_project_id",
+        "vertex_region",
+        "anthropic_version",
+        "anthropic_beta",
+    ],
     unsupported: &["budget", "rate_limit"],
     aliases: &[
         ("name", "slug"),
@@ -90,6 +106,12 @@ const KEY: Shape = Shape {
         ("secret", "key"),
     ],
 };
+
+/// The fields a provider entry may have (for a test that keeps other tables in step).
+#[cfg(test)]
+pub(crate) fn provider_fields() -> &'static [&'static str] {
+    PROVIDER.allowed
+}
 
 /// Checks the document's structure; the first problem in file order is returned.
 pub(crate) fn check(doc: &Value, origin: &str) -> Result<(), ConfigError> {

@@ -1,9 +1,10 @@
 //! End-to-end tests of the pipeline: text in, [`Catalog`] or one-line [`ConfigError`] out.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use portico_core::{ProviderKind, Secret};
+use serde_json::{Map, Value};
 
 use crate::*;
 
@@ -16,12 +17,44 @@ fn env() -> impl Fn(&str) -> Option<String> {
         ("BACKEND_KEY", "backend-0123456789abcdef"),
         ("MOCK_LATENCY", "20"),
         ("EMPTY", ""),
+        ("ANTHROPIC_API_KEY", "sk-ant-test"),
+        ("GEMINI_API_KEY", "gemini-test-key"),
+        ("AZURE_OPENAI_API_KEY", "azure-test-key"),
+        ("AWS_ACCESS_KEY_ID", "AKIATESTKEYID"),
+        ("AWS_SECRET_ACCESS_KEY", "aws-secret-TOPSECRET"),
+        ("AWS_SESSION_TOKEN", "aws-session-TOPSECRET"),
     ]);
     move |name| vars.get(name).map(|v| (*v).to_owned())
 }
 
 fn parse(text: &str) -> Result<Catalog, ConfigError> {
     parse_str(text, ORIGIN, &env())
+}
+
+/// A settings map of string values.
+fn settings(pairs: &[(&str, &str)]) -> Map<String, Value> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), Value::from(*v)))
+        .collect()
+}
+
+/// A credentials map.
+fn credentials(pairs: &[(&str, &str)]) -> BTreeMap<String, Secret> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), Secret::new(*v)))
+        .collect()
+}
+
+/// The provider entry of `catalog` with `slug`.
+#[track_caller]
+fn provider<'a>(catalog: &'a Catalog, slug: &str) -> &'a ProviderConfig {
+    catalog
+        .providers
+        .iter()
+        .find(|p| p.slug == slug)
+        .unwrap_or_else(|| panic!("no provider {slug}"))
 }
 
 #[track_caller]
@@ -80,6 +113,28 @@ providers:
     mock: { latency_ms: "${MOCK_LATENCY}", chunk_delay_ms: 5, failure_rate: 0.25 }
   - slug: ollama
     kind: ollama
+  - slug: claude
+    kind: anthropic
+    api_key: ${ANTHROPIC_API_KEY}
+    anthropic_version: "2023-01-01"
+    anthropic_beta: "prompt-caching-2024-07-31, output-128k-2025-02-19"
+  - slug: vertex
+    kind: gemini
+    api_key: ${GEMINI_API_KEY}
+    vertex_project_id: my-project-123
+    vertex_region: us-central1
+  - slug: aws
+    kind: bedrock
+    aws_region: eu-west-1
+    aws_access_key_id: ${AWS_ACCESS_KEY_ID}
+    aws_secret_access_key: ${AWS_SECRET_ACCESS_KEY}
+    aws_session_token: ${AWS_SESSION_TOKEN}
+  - slug: azure
+    kind: azure-openai
+    api_key: ${AZURE_OPENAI_API_KEY}
+    base_url: https://my-resource.openai.azure.com/
+    azure_api_version: v1
+    models: [gpt-4o-mini-deployment]
 
 keys:
   - name: backend-service
@@ -123,6 +178,8 @@ fn full_example_parses_into_the_expected_catalog() {
                     },
                 ]),
                 mock: None,
+                settings: Map::new(),
+                credentials: BTreeMap::new(),
             },
             ProviderConfig {
                 slug: "local_llm".into(),
@@ -138,6 +195,8 @@ fn full_example_parses_into_the_expected_catalog() {
                     }),
                 }]),
                 mock: None,
+                settings: Map::new(),
+                credentials: BTreeMap::new(),
             },
             ProviderConfig {
                 slug: "sim".into(),
@@ -150,6 +209,8 @@ fn full_example_parses_into_the_expected_catalog() {
                     chunk_delay_ms: 5,
                     failure_rate: 0.25,
                 }),
+                settings: Map::new(),
+                credentials: BTreeMap::new(),
             },
             ProviderConfig {
                 slug: "ollama".into(),
@@ -158,6 +219,65 @@ fn full_example_parses_into_the_expected_catalog() {
                 base_url: None,
                 models: None,
                 mock: None,
+                settings: Map::new(),
+                credentials: BTreeMap::new(),
+            },
+            ProviderConfig {
+                slug: "claude".into(),
+                kind: ProviderKind::Anthropic,
+                api_key: Some(Secret::new("sk-ant-test")),
+                base_url: None,
+                models: None,
+                mock: None,
+                settings: settings(&[
+                    ("anthropic_version", "2023-01-01"),
+                    (
+                        "anthropic_beta",
+                        "prompt-caching-2024-07-31,output-128k-2025-02-19",
+                    ),
+                ]),
+                credentials: BTreeMap::new(),
+            },
+            ProviderConfig {
+                slug: "vertex".into(),
+                kind: ProviderKind::Gemini,
+                api_key: Some(Secret::new("gemini-test-key")),
+                base_url: None,
+                models: None,
+                mock: None,
+                settings: settings(&[
+                    ("vertex_project_id", "my-project-123"),
+                    ("vertex_region", "us-central1"),
+                ]),
+                credentials: BTreeMap::new(),
+            },
+            ProviderConfig {
+                slug: "aws".into(),
+                kind: ProviderKind::Bedrock,
+                api_key: None,
+                base_url: None,
+                models: None,
+                mock: None,
+                settings: settings(&[("aws_region", "eu-west-1")]),
+                credentials: credentials(&[
+                    ("aws_access_key_id", "AKIATESTKEYID"),
+                    ("aws_secret_access_key", "aws-secret-TOPSECRET"),
+                    ("aws_session_token", "aws-session-TOPSECRET"),
+                ]),
+            },
+            ProviderConfig {
+                slug: "azure".into(),
+                kind: ProviderKind::AzureOpenAi,
+                api_key: Some(Secret::new("azure-test-key")),
+                base_url: Some("https://my-resource.openai.azure.com".into()),
+                models: Some(vec![ModelConfig {
+                    id: "gpt-4o-mini-deployment".into(),
+                    name: None,
+                    pricing: None,
+                }]),
+                mock: None,
+                settings: settings(&[("azure_api_version", "v1")]),
+                credentials: BTreeMap::new(),
             },
         ],
         keys: vec![
@@ -454,15 +574,130 @@ fn every_rule_has_a_message_naming_the_field() {
             "providers[0].kind",
             "kinds are lowercase: write openai",
         ),
+        // Kind-specific fields on the wrong kind.
         (
-            "providers:\n  - { slug: a, kind: anthropic }\n",
-            "providers[0].kind",
-            "not supported yet by this version of Portico",
+            "providers:\n  - { slug: a, kind: openai, api_key: k, aws_region: us-east-1 }\n",
+            "providers[0].aws_region",
+            "is only allowed on kind bedrock (this provider is kind openai); remove it, or set `kind: bedrock`",
         ),
         (
-            "providers:\n  - { slug: a, kind: azure-openai }\n",
-            "providers[0].kind",
-            "not supported yet by this version",
+            "providers:\n  - { slug: a, kind: mock, aws_secret_access_key: s }\n",
+            "providers[0].aws_secret_access_key",
+            "is only allowed on kind bedrock (this provider is kind mock)",
+        ),
+        (
+            "providers:\n  - { slug: a, kind: openai, api_key: k, azure_api_version: v1 }\n",
+            "providers[0].azure_api_version",
+            "is only allowed on kind azure-openai",
+        ),
+        (
+            "providers:\n  - { slug: a, kind: anthropic, api_key: k, vertex_region: us-east5 }\n",
+            "providers[0].vertex_region",
+            "is only allowed on kind gemini (this provider is kind anthropic)",
+        ),
+        (
+            "providers:\n  - { slug: a, kind: gemini, api_key: k, anthropic_beta: x }\n",
+            "providers[0].anthropic_beta",
+            "is only allowed on kind anthropic (this provider is kind gemini)",
+        ),
+        // bedrock.
+        (
+            "providers:\n  - { slug: a, kind: bedrock }\n",
+            "providers[0].aws_region",
+            "is required for kind bedrock when neither AWS_REGION nor AWS_DEFAULT_REGION is set",
+        ),
+        (
+            "providers:\n  - { slug: a, kind: bedrock, aws_region: US East }\n",
+            "providers[0].aws_region",
+            "\"US East\" is not an AWS region; write one like us-east-1",
+        ),
+        (
+            "providers:\n  - { slug: a, kind: bedrock, aws_region: us-east-1, aws_access_key_id: AKIA }\n",
+            "providers[0].aws_secret_access_key",
+            "is required with aws_access_key_id",
+        ),
+        (
+            "providers:\n  - { slug: a, kind: bedrock, aws_region: us-east-1, aws_secret_access_key: s }\n",
+            "providers[0].aws_access_key_id",
+            "is required with aws_secret_access_key",
+        ),
+        (
+            "providers:\n  - { slug: a, kind: bedrock, aws_region: us-east-1, aws_session_token: t }\n",
+            "providers[0].aws_session_token",
+            "is only used with aws_access_key_id and aws_secret_access_key",
+        ),
+        (
+            "providers:\n  - { slug: a, kind: bedrock, aws_region: us-east-1, api_key: k, aws_access_key_id: i, aws_secret_access_key: s }\n",
+            "providers[0].api_key",
+            "either api_key (a Bedrock API key, sent as a bearer token) or aws_access_key_id",
+        ),
+        // azure-openai.
+        (
+            "providers:\n  - { slug: a, kind: azure-openai, base_url: \"https://r.openai.azure.com\" }\n",
+            "providers[0].api_key",
+            "api_key: ${AZURE_OPENAI_API_KEY}",
+        ),
+        (
+            "providers:\n  - { slug: a, kind: azure-openai, api_key: k }\n",
+            "providers[0].base_url",
+            "is required for kind azure-openai: your resource's endpoint, like https://NAME.openai.azure.com",
+        ),
+        (
+            "providers:\n  - { slug: a, kind: azure-openai, api_key: k, base_url: \"https://r.openai.azure.com/openai/\" }\n",
+            "providers[0].base_url",
+            "give only the resource endpoint",
+        ),
+        (
+            "providers:\n  - { slug: a, kind: azure-openai, api_key: k, base_url: \"https://r.openai.azure.com/openai/deployments/d\" }\n",
+            "providers[0].base_url",
+            "includes the API path",
+        ),
+        (
+            "providers:\n  - { slug: a, kind: azure-openai, api_key: k, base_url: \"https://r.openai.azure.com\", azure_api_version: latest }\n",
+            "providers[0].azure_api_version",
+            "\"latest\" is not an Azure OpenAI API version",
+        ),
+        // gemini (Vertex AI).
+        (
+            "providers:\n  - { slug: a, kind: gemini, api_key: k, vertex_project_id: p-1 }\n",
+            "providers[0].vertex_region",
+            "is required with vertex_project_id",
+        ),
+        (
+            "providers:\n  - { slug: a, kind: gemini, api_key: k, vertex_region: us-central1 }\n",
+            "providers[0].vertex_project_id",
+            "is required with vertex_region",
+        ),
+        (
+            "providers:\n  - { slug: a, kind: gemini, api_key: k, vertex_project_id: My Project, vertex_region: us-central1 }\n",
+            "providers[0].vertex_project_id",
+            "\"My Project\" is not a Google Cloud project ID",
+        ),
+        (
+            "providers:\n  - { slug: a, kind: gemini, api_key: k, vertex_project_id: p-1, vertex_region: \"us/central\" }\n",
+            "providers[0].vertex_region",
+            "is not a Google Cloud region",
+        ),
+        // anthropic.
+        (
+            "providers:\n  - { slug: a, kind: anthropic }\n",
+            "providers[0].api_key",
+            "api_key: ${ANTHROPIC_API_KEY}",
+        ),
+        (
+            "providers:\n  - { slug: a, kind: anthropic, api_key: k, anthropic_version: v1 }\n",
+            "providers[0].anthropic_version",
+            "\"v1\" is not an Anthropic API version; write a date like 2023-06-01",
+        ),
+        (
+            "providers:\n  - { slug: a, kind: anthropic, api_key: k, anthropic_beta: \"a,,b\" }\n",
+            "providers[0].anthropic_beta",
+            "is not a list of beta names",
+        ),
+        (
+            "providers:\n  - { slug: a, kind: gemini }\n",
+            "providers[0].api_key",
+            "api_key: ${GEMINI_API_KEY}",
         ),
         // api_key.
         (
@@ -759,7 +994,7 @@ fn load_file_reads_and_names_the_file() {
     let path = dir.path().join("portico.yaml");
     std::fs::write(&path, FULL).unwrap();
     let catalog = load_file(&path, &env()).unwrap();
-    assert_eq!(catalog.providers.len(), 4);
+    assert_eq!(catalog.providers.len(), 8);
 
     std::fs::write(&path, "listen: nowhere\n").unwrap();
     let msg = load_file(&path, &env()).unwrap_err().to_string();
@@ -785,4 +1020,82 @@ fn the_document_must_be_a_mapping() {
         "catalog.yaml: the file must be a mapping of sections (listen, providers, keys, ...), \
          found a list"
     );
+}
+
+#[test]
+fn every_kind_is_accepted_with_its_defaults() {
+    let catalog = parse(
+        r#"
+providers:
+  - { slug: claude, kind: anthropic, api_key: k }
+  - { slug: gem, kind: gemini, api_key: k }
+  - { slug: azure, kind: azure-openai, api_key: k, base_url: "https://r.openai.azure.com" }
+  - { slug: aws, kind: bedrock, aws_region: us-west-2 }
+  - { slug: aws-key, kind: bedrock, aws_region: us-west-2, api_key: bedrock-api-key }
+"#,
+    )
+    .unwrap();
+    let claude = provider(&catalog, "claude");
+    assert_eq!(claude.kind, ProviderKind::Anthropic);
+    assert_eq!(
+        claude.settings,
+        settings(&[("anthropic_version", DEFAULT_ANTHROPIC_VERSION)])
+    );
+    assert_eq!(provider(&catalog, "gem").settings, Map::new());
+    assert_eq!(
+        provider(&catalog, "azure").settings,
+        settings(&[("azure_api_version", DEFAULT_AZURE_API_VERSION)])
+    );
+    assert_eq!(DEFAULT_AZURE_API_VERSION, "2024-10-21");
+    assert_eq!(DEFAULT_ANTHROPIC_VERSION, "2023-06-01");
+    let aws = provider(&catalog, "aws");
+    assert_eq!(aws.api_key, None);
+    assert!(aws.credentials.is_empty());
+    assert_eq!(
+        provider(&catalog, "aws-key").api_key,
+        Some(Secret::new("bedrock-api-key"))
+    );
+}
+
+#[test]
+fn bedrock_region_may_come_from_the_environment() {
+    let text = "providers:\n  - { slug: aws, kind: bedrock }\n";
+    for var in ["AWS_REGION", "AWS_DEFAULT_REGION"] {
+        let env = move |name: &str| (name == var).then(|| "eu-central-1".to_owned());
+        let catalog = parse_str(text, ORIGIN, &env).unwrap();
+        // The file leaves it unset: the adapter reads the variable itself.
+        assert_eq!(catalog.providers[0].settings, Map::new(), "{var}");
+    }
+    let blank = |name: &str| (name == "AWS_REGION").then(|| "  ".to_owned());
+    let err = parse_str(text, ORIGIN, &blank).unwrap_err();
+    assert_eq!(err.path(), Some("providers[0].aws_region"), "{err}");
+}
+
+#[test]
+fn kind_specific_secrets_are_never_echoed() {
+    let cases = [
+        "providers:\n  - { slug: a, kind: bedrock, aws_region: us-east-1, aws_access_key_id: AKIA, aws_secret_access_key: \"aws-secret-TOPSECRET \" }\n",
+        "providers:\n  - { slug: a, kind: bedrock, aws_region: us-east-1, aws_access_key_id: AKIA, aws_secret_access_key: 123456789012345 }\n",
+        "providers:\n  - { slug: a, kind: openai, api_key: k, aws_session_token: aws-session-TOPSECRET }\n",
+        "providers:\n  - { slug: a, kind: bedrock, aws_region: us-east-1, aws_session_token: aws-session-TOPSECRET }\n",
+    ];
+    for text in cases {
+        let err = error_of(text);
+        let shown = format!("{err} / {err:?}");
+        for leaked in ["TOPSECRET", "123456789012345"] {
+            assert!(!shown.contains(leaked), "{text:?} leaked: {shown}");
+        }
+    }
+    let shown = format!("{:?}", parse(FULL).unwrap());
+    assert!(!shown.contains("aws-secret-TOPSECRET"), "{shown}");
+    assert!(!shown.contains("aws-session-TOPSECRET"), "{shown}");
+}
+
+#[test]
+fn blank_kind_specific_fields_count_as_absent() {
+    let catalog = parse(
+        "providers:\n  - { slug: a, kind: openai, api_key: k, aws_region: \"${EMPTY}\", anthropic_beta: \"\" }\n",
+    )
+    .unwrap();
+    assert_eq!(catalog.providers[0].settings, Map::new());
 }

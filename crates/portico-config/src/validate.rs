@@ -15,6 +15,7 @@ use crate::error::{ConfigError, field_path, item_path};
 use crate::file::{
     CatalogFile, KeyFile, MockFile, ModelFile, PricingFile, ProviderFile, SecretFile,
 };
+use crate::kind_fields::KindFields;
 use crate::{
     Catalog, KeyConfig, KeyKind, MockSettings, ModelConfig, PricingConfig, ProviderConfig,
 };
@@ -23,12 +24,14 @@ use crate::{
 /// realistic attack, short enough not to get in the way of a password manager's output.
 const MIN_KEY_CHARS: usize = 16;
 
-/// Kinds the spec lists that have no adapter in this version yet.
-const NOT_YET_KINDS: [&str; 4] = ["anthropic", "gemini", "bedrock", "azure-openai"];
-
-/// Validates a whole file.
-pub(crate) fn catalog(raw: CatalogFile, origin: &str) -> Result<Catalog, ConfigError> {
-    let v = Validator { origin };
+/// Validates a whole file. `env` is the environment the file was substituted from; a few
+/// rules depend on it (a bedrock provider may take its region from `AWS_REGION`).
+pub(crate) fn catalog(
+    raw: CatalogFile,
+    origin: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Catalog, ConfigError> {
+    let v = Validator { origin, env };
     let listen = present(raw.listen).map(|s| v.listen(&s)).transpose()?;
     let admin_key = v.secret(raw.admin_key, "admin_key", Some(MIN_KEY_CHARS))?;
 
@@ -77,16 +80,19 @@ pub(crate) fn catalog(raw: CatalogFile, origin: &str) -> Result<Catalog, ConfigE
 }
 
 /// `None` for a missing or blank value.
-fn present(value: Option<String>) -> Option<String> {
+pub(crate) fn present(value: Option<String>) -> Option<String> {
     value.filter(|s| !s.trim().is_empty())
 }
 
-struct Validator<'a> {
+/// Validates raw values into config types; errors name `origin` and the field path.
+pub(crate) struct Validator<'a> {
     origin: &'a str,
+    /// The environment, for the rules that depend on it.
+    pub(crate) env: &'a dyn Fn(&str) -> Option<String>,
 }
 
 impl Validator<'_> {
-    fn invalid(&self, path: &str, message: impl Into<String>) -> ConfigError {
+    pub(crate) fn invalid(&self, path: &str, message: impl Into<String>) -> ConfigError {
         ConfigError::invalid(self.origin, path, message)
     }
 
@@ -114,7 +120,7 @@ impl Validator<'_> {
 
     /// A secret field; `min_chars` applies to gateway and admin keys, which Portico checks
     /// itself, not to provider keys, whose format is the provider's business.
-    fn secret(
+    pub(crate) fn secret(
         &self,
         raw: Option<SecretFile>,
         path: &str,
@@ -152,10 +158,10 @@ impl Validator<'_> {
         Ok(Some(secret))
     }
 
-    fn provider(&self, raw: ProviderFile, path: &str) -> Result<ProviderConfig, ConfigError> {
+    fn provider(&self, mut raw: ProviderFile, path: &str) -> Result<ProviderConfig, ConfigError> {
         let slug_path = field_path(path, "slug");
         let slug = self.required(
-            raw.slug,
+            raw.slug.take(),
             &slug_path,
             "the name the provider is addressed by, as in `@my-openai/gpt-4o-mini`",
         )?;
@@ -171,16 +177,19 @@ impl Validator<'_> {
 
         let kind_path = field_path(path, "kind");
         let kind_name = self.required(
-            raw.kind,
+            raw.kind.take(),
             &kind_path,
             &format!("one of {}", ProviderKind::NAMES.join(", ")),
         )?;
         let kind = self.kind(kind_name.trim(), &kind_path)?;
 
         let api_key_path = field_path(path, "api_key");
-        let api_key = self.secret(raw.api_key, &api_key_path, None)?;
+        let api_key = self.secret(raw.api_key.take(), &api_key_path, None)?;
         if api_key.is_none() && kind.requires_api_key() {
-            let example = kind.api_key_env().unwrap_or("MY_API_KEY");
+            let example = kind.api_key_env().unwrap_or(match kind {
+                ProviderKind::AzureOpenAi => "AZURE_OPENAI_API_KEY",
+                _ => "MY_API_KEY",
+            });
             return Err(self.invalid(
                 &api_key_path,
                 format!(
@@ -191,14 +200,25 @@ impl Validator<'_> {
         }
 
         let base_url_path = field_path(path, "base_url");
-        let base_url = match present(raw.base_url) {
+        let base_url = match present(raw.base_url.take()) {
             Some(_) if kind == ProviderKind::Mock => {
                 return Err(self.invalid(
                     &base_url_path,
                     "kind mock answers in-process and calls no upstream; remove base_url",
                 ));
             }
+            Some(s) if kind == ProviderKind::AzureOpenAi => {
+                Some(self.azure_endpoint(&s, &base_url_path)?)
+            }
             Some(s) => Some(self.base_url(&s, &base_url_path)?),
+            None if kind == ProviderKind::AzureOpenAi => {
+                return Err(self.invalid(
+                    &base_url_path,
+                    "is required for kind azure-openai: your resource's endpoint, like \
+                     https://NAME.openai.azure.com (shown under Keys and Endpoint in the Azure \
+                     portal)",
+                ));
+            }
             None if kind.requires_base_url() => {
                 return Err(self.invalid(
                     &base_url_path,
@@ -214,11 +234,12 @@ impl Validator<'_> {
         let models_path = field_path(path, "models");
         let models = raw
             .models
+            .take()
             .map(|list| self.models(list, &models_path))
             .transpose()?;
 
         let mock_path = field_path(path, "mock");
-        let mock = match raw.mock {
+        let mock = match raw.mock.take() {
             Some(mock) if kind == ProviderKind::Mock => Some(self.mock(mock, &mock_path)?),
             Some(_) => {
                 return Err(self.invalid(
@@ -232,6 +253,11 @@ impl Validator<'_> {
             None => None,
         };
 
+        let KindFields {
+            settings,
+            credentials,
+        } = self.kind_fields(&mut raw, kind, api_key.is_some(), path)?;
+
         Ok(ProviderConfig {
             slug,
             kind,
@@ -239,6 +265,8 @@ impl Validator<'_> {
             base_url,
             models,
             mock,
+            settings,
+            credentials,
         })
     }
 
@@ -247,12 +275,7 @@ impl Validator<'_> {
         if let Ok(kind) = name.parse() {
             return Ok(kind);
         }
-        let message = if NOT_YET_KINDS.contains(&name) {
-            format!(
-                "kind {name:?} is not supported yet by this version of Portico; supported \
-                 kinds: {supported}"
-            )
-        } else if let Ok(kind) = name.to_ascii_lowercase().parse::<ProviderKind>() {
+        let message = if let Ok(kind) = name.to_ascii_lowercase().parse::<ProviderKind>() {
             format!("kinds are lowercase: write {kind}")
         } else {
             format!("unknown provider kind {name:?}; expected one of: {supported}")
@@ -260,7 +283,7 @@ impl Validator<'_> {
         Err(self.invalid(path, message))
     }
 
-    fn base_url(&self, s: &str, path: &str) -> Result<String, ConfigError> {
+    pub(crate) fn base_url(&self, s: &str, path: &str) -> Result<String, ConfigError> {
         // A URL may carry credentials (`https://user:pass@host`); don't repeat one that might.
         let shown = if s.contains('@') {
             "the URL".to_owned()

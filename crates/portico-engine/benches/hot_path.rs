@@ -19,6 +19,7 @@ fn gateway(keys: usize) -> Gateway {
             base_url: Some("http://127.0.0.1:9/v1".to_owned()),
             api_key: Some(Secret::new("sk-bench")),
             settings: serde_json::json!({}),
+            credentials: Default::default(),
             models: Some(
                 ["gpt-4o-mini", "gpt-4o", "o3-mini"]
                     .into_iter()

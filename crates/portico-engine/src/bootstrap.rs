@@ -50,6 +50,7 @@ pub async fn bootstrap(
                 base_url: None,
                 api_key: None,
                 settings: serde_json::json!({}),
+                credentials: Default::default(),
                 models: None,
                 source: RecordSource::Default,
             });
@@ -123,21 +124,22 @@ pub async fn bootstrap(
     Ok(report)
 }
 
+/// The stored form of a catalog provider: its kind-specific settings (and a mock's settings)
+/// in one JSON object under the file's field names, its secrets beside it.
 fn provider_record(p: &ProviderConfig, source: RecordSource) -> ProviderRecord {
-    let settings = match &p.mock {
-        Some(mock) => serde_json::json!({
-            "latency_ms": mock.latency_ms,
-            "chunk_delay_ms": mock.chunk_delay_ms,
-            "failure_rate": mock.failure_rate,
-        }),
-        None => serde_json::json!({}),
-    };
+    let mut settings = p.settings.clone();
+    if let Some(mock) = &p.mock {
+        settings.insert("latency_ms".to_owned(), mock.latency_ms.into());
+        settings.insert("chunk_delay_ms".to_owned(), mock.chunk_delay_ms.into());
+        settings.insert("failure_rate".to_owned(), mock.failure_rate.into());
+    }
     ProviderRecord {
         slug: p.slug.clone(),
         kind: p.kind,
         base_url: p.base_url.clone(),
         api_key: p.api_key.clone(),
-        settings,
+        settings: serde_json::Value::Object(settings),
+        credentials: p.credentials.clone(),
         models: p.models.as_ref().map(|models| {
             models
                 .iter()
@@ -154,5 +156,63 @@ fn provider_record(p: &ProviderConfig, source: RecordSource) -> ProviderRecord {
                 .collect()
         }),
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use portico_config::MockSettings;
+    use serde_json::json;
+
+    use super::*;
+
+    fn config(kind: ProviderKind) -> ProviderConfig {
+        ProviderConfig {
+            slug: "p".to_owned(),
+            kind,
+            api_key: None,
+            base_url: None,
+            models: None,
+            mock: None,
+            settings: serde_json::Map::new(),
+            credentials: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn mock_settings_are_stored_as_before() {
+        let mut p = config(ProviderKind::Mock);
+        p.mock = Some(MockSettings {
+            latency_ms: 5,
+            chunk_delay_ms: 2,
+            failure_rate: 0.5,
+        });
+        let record = provider_record(&p, RecordSource::File);
+        assert_eq!(
+            record.settings,
+            json!({"latency_ms": 5, "chunk_delay_ms": 2, "failure_rate": 0.5})
+        );
+        assert!(record.credentials.is_empty());
+        assert_eq!(
+            provider_record(&config(ProviderKind::Mock), RecordSource::Default).settings,
+            json!({})
+        );
+    }
+
+    #[test]
+    fn kind_settings_and_credentials_are_carried_over() {
+        let mut p = config(ProviderKind::Bedrock);
+        p.settings
+            .insert("aws_region".to_owned(), json!("eu-west-1"));
+        p.credentials.insert(
+            "aws_secret_access_key".to_owned(),
+            Secret::new("aws-secret"),
+        );
+        let record = provider_record(&p, RecordSource::File);
+        assert_eq!(record.settings, json!({"aws_region": "eu-west-1"}));
+        assert_eq!(record.credentials, p.credentials);
+        assert_eq!(record.kind, ProviderKind::Bedrock);
     }
 }

@@ -1,12 +1,32 @@
 //! Builds the adapter for a stored provider.
+//!
+//! A translating adapter is built from a [`ProviderSetup`] by its
+//! `new(setup) -> Result<Self, String>`, whose error already names the provider, so its arm
+//! here is one line:
+//! `ProviderKind::X => XProvider::new(provider_setup(record, client)).map(|p| Arc::new(p) as Arc<dyn Provider>),`
 
 use std::sync::Arc;
 
 use portico_core::ProviderKind;
-use portico_providers::Provider;
 use portico_providers::mock::MockProvider;
 use portico_providers::openai::OpenAiProvider;
+use portico_providers::{Provider, ProviderSetup};
 use portico_store::ProviderRecord;
+
+/// What an adapter is built from: `record`'s fields, borrowed, and the shared `client`.
+pub(crate) fn provider_setup<'a>(
+    record: &'a ProviderRecord,
+    client: &'a reqwest::Client,
+) -> ProviderSetup<'a> {
+    ProviderSetup {
+        slug: &record.slug,
+        base_url: record.base_url.as_deref(),
+        api_key: record.api_key.as_ref(),
+        settings: &record.settings,
+        credentials: &record.credentials,
+        client,
+    }
+}
 
 /// The adapter for one stored provider, sharing `client`'s connection pool.
 ///
@@ -37,9 +57,9 @@ pub fn build_provider(
         | ProviderKind::DeepSeek
         | ProviderKind::Together
         | ProviderKind::Ollama => {
-            let base_url = record
+            let setup = provider_setup(record, client);
+            let base_url = setup
                 .base_url
-                .as_deref()
                 .or_else(|| record.kind.default_base_url())
                 .ok_or_else(|| {
                     format!(
@@ -49,9 +69,9 @@ pub fn build_provider(
                 })?;
             Ok(Arc::new(OpenAiProvider::new(
                 record.kind,
-                client.clone(),
+                setup.client.clone(),
                 base_url,
-                record.api_key.clone(),
+                setup.api_key.cloned(),
             )))
         }
     }

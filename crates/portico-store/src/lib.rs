@@ -8,14 +8,17 @@
 //! records and applies a whole catalog in one transaction.
 //!
 //! Guarantees:
-//! - Provider secrets are encrypted at rest with XChaCha20-Poly1305 under a master key
-//!   ([`MasterKey`]); records carry them decrypted, in a [`Secret`] that never prints itself.
+//! - Provider secrets (the API key, and kind-specific credentials such as AWS access keys)
+//!   are encrypted at rest with XChaCha20-Poly1305 under a master key ([`MasterKey`]); records
+//!   carry them decrypted, in a [`Secret`] that never prints itself.
 //! - Gateway keys are stored as [`KeyHash`]es only; the plain secret never reaches this crate.
 //! - [`Store::apply_catalog`] is idempotent: applying the same catalog twice changes nothing,
 //!   and a key keeps its id (and so its spend) across applies.
 //!
 //! Main types: [`Store`], [`SqliteStore`], [`MasterKey`], [`ProviderRecord`], [`KeyRecord`],
 //! [`CatalogApply`], [`ApplyReport`].
+
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use portico_core::{KeyHash, ProviderKind, Secret};
@@ -32,8 +35,13 @@ pub struct ProviderRecord {
     pub base_url: Option<String>,
     /// The provider's API key, decrypted. Encrypted in the database.
     pub api_key: Option<Secret>,
-    /// Kind-specific settings as JSON (for `mock`: latency, failure rate).
+    /// Kind-specific settings as a JSON object, under the catalog file's field names (for
+    /// `mock`: latency, failure rate; for `bedrock`: `aws_region`; ...).
     pub settings: serde_json::Value,
+    /// Kind-specific secrets under the catalog file's field names (`aws_access_key_id`,
+    /// `aws_secret_access_key`, `aws_session_token`), decrypted. Encrypted in the database,
+    /// all of them together as one JSON object.
+    pub credentials: BTreeMap<String, Secret>,
     /// The model allow-list; `None` means any model name is passed through.
     pub models: Option<Vec<ModelRecord>>,
     /// Where the record came from: `file`, `env`, `default` or `api`.

@@ -4,7 +4,7 @@
 //! Writing only differences is what makes an apply idempotent in the report *and* on disk: a
 //! restart with an unchanged file rewrites no row, so `updated_at` means something.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sqlx::SqliteConnection;
 
@@ -80,6 +80,7 @@ struct ProviderState {
     kind: &'static str,
     base_url: Option<String>,
     api_key: Option<String>,
+    credentials: BTreeMap<String, String>,
     settings: String,
     models: Option<Vec<ModelRow>>,
     source: String,
@@ -91,6 +92,11 @@ impl ProviderState {
             kind: p.kind.as_str(),
             base_url: p.base_url.clone(),
             api_key: p.api_key.as_ref().map(|s| s.expose().to_owned()),
+            credentials: p
+                .credentials
+                .iter()
+                .map(|(name, secret)| (name.clone(), secret.expose().to_owned()))
+                .collect(),
             // Compared as text: parsing floats back from JSON need not give the same bits, and
             // the same value always serializes to the same text.
             settings: p.settings.to_string(),
@@ -116,7 +122,8 @@ impl ProviderState {
             && self.settings == row.settings
             && self.source == row.source
             && self.models == stored_models
-            && self.api_key == row.api_key(master)?)
+            && self.api_key == row.api_key(master)?
+            && self.credentials == row.credentials(master)?)
     }
 }
 
@@ -181,15 +188,22 @@ async fn write_provider(
     now: i64,
 ) -> Result<(), StoreError> {
     let api_key_enc = state.api_key.as_ref().map(|k| master.encrypt(k.as_bytes()));
+    let credentials_enc = if state.credentials.is_empty() {
+        None
+    } else {
+        let plain = rows::to_json("providers", &state.credentials)?;
+        Some(master.encrypt(plain.as_bytes()))
+    };
     let has_models = i64::from(state.models.is_some());
     if exists {
         sqlx::query(
-            "UPDATE providers SET kind = ?, base_url = ?, api_key_enc = ?, settings = ?, \
-             has_models = ?, source = ?, updated_at = ? WHERE slug = ?",
+            "UPDATE providers SET kind = ?, base_url = ?, api_key_enc = ?, credentials_enc = ?, \
+             settings = ?, has_models = ?, source = ?, updated_at = ? WHERE slug = ?",
         )
         .bind(state.kind)
         .bind(&state.base_url)
         .bind(api_key_enc)
+        .bind(credentials_enc)
         .bind(&state.settings)
         .bind(has_models)
         .bind(&state.source)
@@ -203,13 +217,15 @@ async fn write_provider(
             .await?;
     } else {
         sqlx::query(
-            "INSERT INTO providers (slug, kind, base_url, api_key_enc, settings, has_models, \
-             source, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO providers (slug, kind, base_url, api_key_enc, credentials_enc, \
+             settings, has_models, source, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(slug)
         .bind(state.kind)
         .bind(&state.base_url)
         .bind(api_key_enc)
+        .bind(credentials_enc)
         .bind(&state.settings)
         .bind(has_models)
         .bind(&state.source)

@@ -3,7 +3,7 @@
 //! Every stored string that names an enum (kind, source, key type) or holds JSON is parsed here;
 //! a value this version cannot read gives [`StoreError::Corrupt`] naming the table.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use portico_core::{KeyHash, ProviderKind, Secret};
 use serde::Serialize;
@@ -21,6 +21,7 @@ pub(super) struct ProviderRow {
     pub(super) kind: String,
     pub(super) base_url: Option<String>,
     pub(super) api_key_enc: Option<Vec<u8>>,
+    pub(super) credentials_enc: Option<Vec<u8>>,
     pub(super) settings: String,
     pub(super) has_models: i64,
     pub(super) source: String,
@@ -55,8 +56,8 @@ pub(super) async fn load_providers(
     conn: &mut SqliteConnection,
 ) -> Result<Vec<ProviderRow>, StoreError> {
     Ok(sqlx::query_as(
-        "SELECT slug, kind, base_url, api_key_enc, settings, has_models, source \
-         FROM providers ORDER BY slug",
+        "SELECT slug, kind, base_url, api_key_enc, credentials_enc, settings, has_models, \
+         source FROM providers ORDER BY slug",
     )
     .fetch_all(conn)
     .await?)
@@ -106,6 +107,25 @@ impl ProviderRow {
             })
     }
 
+    /// The stored credentials, decrypted: name → secret, empty when there are none.
+    pub(super) fn credentials(
+        &self,
+        master: &MasterKey,
+    ) -> Result<BTreeMap<String, String>, StoreError> {
+        let Some(blob) = &self.credentials_enc else {
+            return Ok(BTreeMap::new());
+        };
+        let plain = master.decrypt_for("providers", blob)?;
+        // The JSON error would quote the decrypted text, so it is not passed on.
+        serde_json::from_slice(&plain).map_err(|_| StoreError::Corrupt {
+            table: "providers",
+            detail: format!(
+                "the credentials of `{}` are not a JSON object of strings",
+                self.slug
+            ),
+        })
+    }
+
     /// The record, with `models` the rows listed for this provider (if any).
     pub(super) fn into_record(
         self,
@@ -113,6 +133,11 @@ impl ProviderRow {
         models: Option<Vec<ModelRow>>,
     ) -> Result<ProviderRecord, StoreError> {
         let api_key = self.api_key(master)?.map(Secret::new);
+        let credentials = self
+            .credentials(master)?
+            .into_iter()
+            .map(|(name, value)| (name, Secret::new(value)))
+            .collect();
         let kind = self
             .kind
             .parse::<ProviderKind>()
@@ -135,6 +160,7 @@ impl ProviderRow {
             base_url: self.base_url,
             api_key,
             settings,
+            credentials,
             models,
             source,
         })

@@ -1,3 +1,4 @@
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use portico_core::{KeyHash, ProviderKind, Secret, key_hint};
@@ -23,6 +24,7 @@ fn provider(slug: &str, kind: ProviderKind, api_key: Option<&str>) -> ProviderRe
         base_url: None,
         api_key: api_key.map(Secret::new),
         settings: json!({}),
+        credentials: BTreeMap::new(),
         models: None,
         source: RecordSource::File,
     }
@@ -643,4 +645,148 @@ async fn two_stores_on_one_file_see_each_others_writes() {
     assert_eq!(a.list_keys().await.unwrap(), b.list_keys().await.unwrap());
     a.close().await;
     b.close().await;
+}
+
+const AWS_SECRET: &str = "aws-secret-PLAINTEXT-canary-9876543210";
+const AWS_TOKEN: &str = "aws-session-PLAINTEXT-token-5555";
+
+/// A bedrock provider with AWS credentials and a region setting.
+fn bedrock() -> ProviderRecord {
+    let mut p = provider("aws", ProviderKind::Bedrock, None);
+    p.settings = json!({"aws_region": "eu-west-1"});
+    p.credentials = BTreeMap::from([
+        (
+            "aws_access_key_id".to_owned(),
+            Secret::new("AKIA-ID-canary"),
+        ),
+        ("aws_secret_access_key".to_owned(), Secret::new(AWS_SECRET)),
+        ("aws_session_token".to_owned(), Secret::new(AWS_TOKEN)),
+    ]);
+    p
+}
+
+#[tokio::test]
+async fn credentials_round_trip_and_changes_are_detected() {
+    let store = memory_store().await;
+    let mut cat = CatalogApply {
+        providers: vec![bedrock()],
+        keys: vec![],
+    };
+    assert_eq!(
+        store.apply_catalog(&cat).await.unwrap().changed_providers,
+        ["aws"]
+    );
+    assert_eq!(store.list_providers().await.unwrap(), cat.providers);
+    assert_eq!(
+        store.apply_catalog(&cat).await.unwrap(),
+        ApplyReport::default(),
+        "the same credentials are no change"
+    );
+
+    // A rotated secret alone is a change.
+    cat.providers[0].credentials.insert(
+        "aws_secret_access_key".to_owned(),
+        Secret::new("aws-secret-rotated"),
+    );
+    assert_eq!(
+        store.apply_catalog(&cat).await.unwrap().changed_providers,
+        ["aws"]
+    );
+    assert_eq!(store.list_providers().await.unwrap(), cat.providers);
+
+    // So is a removed one, and removing them all stores none.
+    cat.providers[0].credentials.remove("aws_session_token");
+    assert_eq!(
+        store.apply_catalog(&cat).await.unwrap().changed_providers,
+        ["aws"]
+    );
+    assert_eq!(store.list_providers().await.unwrap(), cat.providers);
+    cat.providers[0].credentials.clear();
+    assert_eq!(
+        store.apply_catalog(&cat).await.unwrap().changed_providers,
+        ["aws"]
+    );
+    assert_eq!(store.list_providers().await.unwrap(), cat.providers);
+    let stored: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT credentials_enc FROM providers WHERE slug = 'aws'")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+    assert_eq!(stored, None);
+    assert_eq!(
+        store.apply_catalog(&cat).await.unwrap(),
+        ApplyReport::default()
+    );
+}
+
+#[tokio::test]
+async fn credentials_are_encrypted_at_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("portico.db");
+    let master = MasterKey::load_or_create(dir.path()).unwrap();
+    let store = SqliteStore::open(&path, master).await.unwrap();
+    let mut aws = bedrock();
+    aws.base_url = Some("http://127.0.0.1:9/portico-base-url-marker".to_owned());
+    store
+        .apply_catalog(&CatalogApply {
+            providers: vec![aws.clone()],
+            keys: vec![],
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.list_providers().await.unwrap(), [aws]);
+
+    let while_open = database_bytes(dir.path());
+    store.close().await;
+    let after_close = database_bytes(dir.path());
+    for bytes in [while_open, after_close] {
+        assert!(contains(&bytes, "portico-base-url-marker"));
+        assert!(contains(&bytes, "eu-west-1"), "settings are not secret");
+        for secret in [
+            AWS_SECRET,
+            AWS_TOKEN,
+            "AKIA-ID-canary",
+            "aws_secret_access_key",
+        ] {
+            assert!(
+                !contains(&bytes, secret),
+                "{secret} is stored in plain text"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn credentials_under_another_master_key_are_refused() {
+    let store = memory_store().await;
+    store
+        .apply_catalog(&CatalogApply {
+            providers: vec![bedrock()],
+            keys: vec![],
+        })
+        .await
+        .unwrap();
+    // A blob written under another key (as if copied from another database).
+    let other = MasterKey::generate();
+    sqlx::query("UPDATE providers SET credentials_enc = ? WHERE slug = 'aws'")
+        .bind(other.encrypt(br#"{"aws_secret_access_key":"x"}"#))
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    let err = store.list_providers().await.unwrap_err();
+    assert!(matches!(err, StoreError::WrongMasterKey { .. }), "{err}");
+
+    // A blob that decrypts but is not a JSON object of strings is corrupt, and its text is
+    // not quoted.
+    sqlx::query("UPDATE providers SET credentials_enc = ? WHERE slug = 'aws'")
+        .bind(store.master.encrypt(b"[\"aws-secret-not-an-object\"]"))
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    let err = store.list_providers().await.unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+    assert!(
+        !err.to_string().contains("aws-secret-not-an-object"),
+        "{err}"
+    );
 }
