@@ -17,6 +17,7 @@ use axum::routing::{get, post};
 use portico_engine::Gateway;
 
 mod error;
+mod relay;
 mod request;
 mod routes;
 mod stream;
@@ -60,6 +61,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/completions", post(routes::openai::completions))
         .route("/v1/embeddings", post(routes::openai::embeddings))
         .route("/v1/models", get(routes::openai::list_models))
+        .route("/v1/messages", post(routes::messages::messages))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
         .fallback(routes::health::not_found)

@@ -2,8 +2,9 @@
 //!
 //! Each event is written as soon as the upstream sends it; nothing is buffered beyond the event
 //! being parsed. An upstream failure after the first byte cannot change the status any more, so
-//! it becomes an in-band error event (`data: {"error": {...}}`, which OpenAI SDKs raise as an
-//! `APIError`) and the stream ends. When the stream ends or the client goes away (the body is
+//! it becomes an in-band error event in the client's dialect ([`StreamDialect`]): for OpenAI
+//! clients `data: {"error": {...}}`, which OpenAI SDKs raise as an `APIError`; for Anthropic
+//! clients `event: error` with Anthropic's error body. Then the stream ends. When the stream ends or the client goes away (the body is
 //! dropped, which also drops and so cancels the upstream request), the request's record is
 //! finished and handed to the request sink.
 
@@ -15,11 +16,39 @@ use bytes::Bytes;
 use futures::Stream;
 use std::sync::Arc;
 
-use portico_core::{Outcome, RequestRecord, Usage};
+use portico_anthropic::passthrough::EventObserver;
+use portico_core::{ApiError, Outcome, RequestRecord, Usage};
 use portico_engine::Gateway;
 use portico_providers::{EventStream, SseEvent};
 
-use crate::routes::openai::elapsed_ms;
+use crate::relay::elapsed_ms;
+use crate::routes::messages::anthropic_error;
+
+/// The API family of the events a client receives: how usage is read from them and how an
+/// in-band error is written.
+pub(crate) enum StreamDialect {
+    /// OpenAI chunks. Usage comes from the usage chunk, which is dropped when the client did
+    /// not ask for it (`stream_options.include_usage`): the gateway always asks upstream.
+    OpenAi {
+        /// Whether the client asked for the usage chunk.
+        client_wants_usage: bool,
+    },
+    /// Anthropic events (`/v1/messages`). Usage comes from `message_start` and
+    /// `message_delta`; nothing is dropped.
+    Anthropic(EventObserver),
+}
+
+impl StreamDialect {
+    /// The in-band error event for a failure after the stream started.
+    fn error_event(&self, err: &ApiError) -> SseEvent {
+        match self {
+            StreamDialect::OpenAi { .. } => SseEvent::data(Bytes::from(err.to_json().to_string())),
+            StreamDialect::Anthropic(_) => {
+                SseEvent::named("error", Bytes::from(anthropic_error(err).to_string()))
+            }
+        }
+    }
+}
 
 /// The record a stream finishes, and where it goes.
 pub(crate) struct StreamLog {
@@ -41,9 +70,8 @@ pub(crate) struct ForwardStream {
     finished: bool,
     /// Code and message of an in-band error.
     error: Option<(String, String)>,
-    /// Whether the client asked for the usage chunk (`stream_options.include_usage`); the
-    /// gateway always asks upstream, and drops the chunk when the client did not.
-    client_wants_usage: bool,
+    /// The client's API family.
+    dialect: StreamDialect,
 }
 
 impl ForwardStream {
@@ -52,7 +80,7 @@ impl ForwardStream {
         first: SseEvent,
         events: EventStream,
         log: StreamLog,
-        client_wants_usage: bool,
+        dialect: StreamDialect,
     ) -> ForwardStream {
         ForwardStream {
             first: Some(first),
@@ -62,13 +90,21 @@ impl ForwardStream {
             events_sent: 0,
             finished: false,
             error: None,
-            client_wants_usage,
+            dialect,
         }
     }
 
     /// Reads usage from the event; returns whether the event goes to the client.
     fn observe(&mut self, event: &SseEvent) -> bool {
         self.events_sent += 1;
+        let client_wants_usage = match &mut self.dialect {
+            StreamDialect::OpenAi { client_wants_usage } => *client_wants_usage,
+            StreamDialect::Anthropic(observer) => {
+                observer.observe(event);
+                self.usage = observer.usage();
+                return true;
+            }
+        };
         // Only the usage chunk (or a final chunk carrying usage) needs parsing; a substring test
         // keeps the common content chunk free of a JSON parse.
         if memchr_usage(&event.data)
@@ -80,7 +116,7 @@ impl ForwardStream {
                 .get("choices")
                 .and_then(serde_json::Value::as_array)
                 .is_some_and(Vec::is_empty);
-            if usage_only && !self.client_wants_usage {
+            if usage_only && !client_wants_usage {
                 self.events_sent -= 1;
                 return false;
             }
@@ -118,7 +154,7 @@ impl Stream for ForwardStream {
                     let slug = self.log.record.provider.as_deref().unwrap_or_default();
                     let api = err.to_api_error(slug);
                     self.error = Some((api.code_string().to_owned(), api.message.clone()));
-                    let event = SseEvent::data(Bytes::from(api.to_json().to_string()));
+                    let event = self.dialect.error_event(&api);
                     return Poll::Ready(Some(Ok(event.encode())));
                 }
                 Poll::Ready(None) => {
@@ -132,6 +168,13 @@ impl Stream for ForwardStream {
 
 impl Drop for ForwardStream {
     fn drop(&mut self) {
+        if self.error.is_none()
+            && let StreamDialect::Anthropic(observer) = &self.dialect
+            && let Some(error) = observer.error()
+        {
+            // An Anthropic upstream's own in-band error, passed on as it was.
+            self.error = Some((error.kind.clone(), error.message.clone()));
+        }
         let log = &mut self.log;
         log.record.outcome = match (&self.error, self.finished) {
             (Some(_), _) => Outcome::StreamBroken,

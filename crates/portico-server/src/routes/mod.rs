@@ -1,4 +1,5 @@
 //! Route handlers, one module per API family.
 
 pub(crate) mod health;
+pub(crate) mod messages;
 pub(crate) mod openai;

@@ -1,23 +1,21 @@
 //! The OpenAI-compatible data plane: chat completions, completions, embeddings, models.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Json;
-use axum::body::Body;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures::StreamExt as _;
-use portico_core::{ApiError, Endpoint, ErrorCode, Outcome, RequestRecord};
-use portico_providers::{ProviderError, UpstreamResponse};
+use portico_core::{ApiError, Endpoint, RequestRecord};
+use portico_providers::UpstreamResponse;
 
 use crate::AppState;
 use crate::error::ErrorResponse;
-use crate::request::{self, REQUEST_ID, TRACE_ID};
-use crate::stream::{ForwardStream, StreamLog};
+use crate::relay::{self, Forwarded};
+use crate::request;
+use crate::stream::StreamDialect;
 
 /// `POST /v1/chat/completions`
 pub(crate) async fn chat_completions(
@@ -77,39 +75,11 @@ async fn proxy(
     body: Result<Bytes, BytesRejection>,
     endpoint: Endpoint,
 ) -> Response {
-    let started = Instant::now();
-    let mut record = RequestRecord::new(uuid::Uuid::now_v7().to_string(), now_ms(), endpoint);
+    let (started, mut record) = relay::begin(endpoint);
     let result = forward(&state, &headers, body, endpoint, started, &mut record).await;
-    let mut response = match result {
-        Ok(Forwarded::Streaming(response)) => {
-            // The stream's body finishes the record when it ends.
-            response
-        }
-        Ok(Forwarded::Complete(response)) => {
-            record.status = response.status().as_u16();
-            record.latency_ms = elapsed_ms(started);
-            finish(&state, &record, response)
-        }
-        Err(err) => {
-            record.status = err.status;
-            record.outcome = Outcome::Failed;
-            record.error_code = Some(err.code_string().to_owned());
-            record.error = Some(err.message.clone());
-            record.latency_ms = elapsed_ms(started);
-            tracing::debug!(id = %record.id, status = err.status, "request failed: {}", err.message);
-            finish(&state, &record, ErrorResponse(err).into_response())
-        }
-    };
-    set_ids(response.headers_mut(), &record);
-    response
-}
-
-/// What [`forward`] produced.
-enum Forwarded {
-    /// A whole answer; the record is finished by the caller.
-    Complete(Response),
-    /// A stream; its body owns the record and finishes it.
-    Streaming(Response),
+    relay::conclude(&state, record, started, result, |err| {
+        ErrorResponse(err).into_response()
+    })
 }
 
 /// Authenticates, routes and sends one request, filling `record` as it learns things.
@@ -121,20 +91,8 @@ async fn forward(
     started: Instant,
     record: &mut RequestRecord,
 ) -> Result<Forwarded, ApiError> {
-    record.trace_id = request::trace_id(headers)?;
-    record.metadata = request::metadata(headers)?;
-    let key = state
-        .gateway
-        .authenticate(request::gateway_secret(headers))?;
-    record.key_name = Some(key.name.clone());
-    record.user = record
-        .metadata
-        .as_ref()
-        .and_then(|m| m.get("_user"))
-        .and_then(|u| u.as_str())
-        .map(str::to_owned)
-        .or_else(|| key.user.clone());
-    let parsed = request::parse_body(body.map_err(body_rejection)?)?;
+    let key = relay::identify(state, headers, request::gateway_secret(headers), record)?;
+    let parsed = request::parse_body(body.map_err(relay::body_rejection)?)?;
     let route = state
         .gateway
         .route(&key, &parsed.model, request::provider_header(headers))?;
@@ -154,106 +112,11 @@ async fn forward(
             usage,
         } => {
             record.set_usage(usage);
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-            Ok(Forwarded::Complete(
-                (
-                    status,
-                    [(
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static("application/json"),
-                    )],
-                    body,
-                )
-                    .into_response(),
-            ))
+            Ok(relay::complete(status, body))
         }
-        UpstreamResponse::Stream { status, mut events } => {
-            // Wait for the first event before answering 200, so that an upstream that fails
-            // at once still gets a proper error status.
-            let first = match events.next().await {
-                Some(Ok(event)) => event,
-                Some(Err(err)) => return Err(err.to_api_error(&route.slug)),
-                None => {
-                    return Err(ProviderError::StreamBroken(
-                        "the upstream closed the stream before sending any event".into(),
-                    )
-                    .to_api_error(&route.slug));
-                }
-            };
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-            let mut stream_record = record.clone();
-            stream_record.status = status.as_u16();
-            stream_record.ttft_ms = Some(elapsed_ms(started));
-            let forward = ForwardStream::new(
-                first,
-                events,
-                StreamLog {
-                    record: stream_record,
-                    started,
-                    gateway: Arc::clone(&state.gateway),
-                },
-                client_wants_usage,
-            );
-            Ok(Forwarded::Streaming(
-                (
-                    status,
-                    [
-                        (
-                            header::CONTENT_TYPE,
-                            HeaderValue::from_static("text/event-stream"),
-                        ),
-                        (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-                    ],
-                    Body::from_stream(forward),
-                )
-                    .into_response(),
-            ))
+        UpstreamResponse::Stream { status, events } => {
+            let dialect = StreamDialect::OpenAi { client_wants_usage };
+            relay::streaming(state, &route.slug, status, events, record, started, dialect).await
         }
-    }
-}
-
-/// Hands the record of a finished request to the sink and returns the response.
-fn finish(state: &AppState, record: &RequestRecord, response: Response) -> Response {
-    state.gateway.record(record.clone());
-    response
-}
-
-fn set_ids(headers: &mut HeaderMap, record: &RequestRecord) {
-    if !record.trace_id.is_empty()
-        && let Ok(v) = HeaderValue::from_str(&record.trace_id)
-    {
-        headers.insert(TRACE_ID, v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&record.id) {
-        headers.insert(REQUEST_ID, v);
-    }
-    if let Some(slug) = &record.provider
-        && let Ok(v) = HeaderValue::from_str(&format!("@{slug}"))
-    {
-        headers.insert("x-portkey-provider", v);
-    }
-}
-
-pub(crate) fn elapsed_ms(started: Instant) -> u64 {
-    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-fn body_rejection(rejection: BytesRejection) -> ApiError {
-    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(
-            ErrorCode::PayloadTooLarge,
-            "the request body is larger than the gateway accepts (PORTICO_MAX_BODY_BYTES)",
-        )
-    } else {
-        ApiError::new(
-            ErrorCode::InvalidJson,
-            format!("the request body could not be read: {rejection}"),
-        )
     }
 }

@@ -1,0 +1,206 @@
+//! What every proxying handler shares, whatever API family it speaks: the request's record
+//! from arrival to answer, who is calling, and answering a whole or streamed upstream
+//! response. The handlers (`routes::openai`, `routes::messages`) differ only in how they read
+//! the body, call the provider and render errors.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures::StreamExt as _;
+use portico_core::{ApiError, Endpoint, ErrorCode, Outcome, RequestRecord};
+use portico_engine::KeyEntry;
+use portico_providers::{EventStream, ProviderError};
+
+use crate::AppState;
+use crate::request::{self, REQUEST_ID, TRACE_ID};
+use crate::stream::{ForwardStream, StreamDialect, StreamLog};
+
+/// What a handler's forwarding produced.
+pub(crate) enum Forwarded {
+    /// A whole answer; the record is finished by [`conclude`].
+    Complete(Response),
+    /// A stream; its body owns the record and finishes it.
+    Streaming(Response),
+}
+
+/// A request that has just arrived: its arrival time and its record.
+pub(crate) fn begin(endpoint: Endpoint) -> (Instant, RequestRecord) {
+    let record = RequestRecord::new(uuid::Uuid::now_v7().to_string(), now_ms(), endpoint);
+    (Instant::now(), record)
+}
+
+/// Ends a request: finishes the record of a whole answer or an error (rendered by `render`),
+/// hands it to the sink, and sets the id headers on the response.
+pub(crate) fn conclude(
+    state: &AppState,
+    mut record: RequestRecord,
+    started: Instant,
+    result: Result<Forwarded, ApiError>,
+    render: impl FnOnce(ApiError) -> Response,
+) -> Response {
+    let mut response = match result {
+        Ok(Forwarded::Streaming(response)) => {
+            // The stream's body finishes the record when it ends.
+            response
+        }
+        Ok(Forwarded::Complete(response)) => {
+            record.status = response.status().as_u16();
+            record.latency_ms = elapsed_ms(started);
+            finish(state, &record, response)
+        }
+        Err(err) => {
+            record.status = err.status;
+            record.outcome = Outcome::Failed;
+            record.error_code = Some(err.code_string().to_owned());
+            record.error = Some(err.message.clone());
+            record.latency_ms = elapsed_ms(started);
+            tracing::debug!(id = %record.id, status = err.status, "request failed: {}", err.message);
+            finish(state, &record, render(err))
+        }
+    };
+    set_ids(response.headers_mut(), &record);
+    response
+}
+
+/// Reads the trace id and metadata into `record` and authenticates the caller with `secret`
+/// (the gateway key the handler found in its headers).
+pub(crate) fn identify(
+    state: &AppState,
+    headers: &HeaderMap,
+    secret: Option<&str>,
+    record: &mut RequestRecord,
+) -> Result<Arc<KeyEntry>, ApiError> {
+    record.trace_id = request::trace_id(headers)?;
+    record.metadata = request::metadata(headers)?;
+    let key = state.gateway.authenticate(secret)?;
+    record.key_name = Some(key.name.clone());
+    record.user = record
+        .metadata
+        .as_ref()
+        .and_then(|m| m.get("_user"))
+        .and_then(|u| u.as_str())
+        .map(str::to_owned)
+        .or_else(|| key.user.clone());
+    Ok(key)
+}
+
+/// A whole JSON answer with the upstream's status.
+pub(crate) fn complete(status: u16, body: Bytes) -> Forwarded {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    Forwarded::Complete(
+        (
+            status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response(),
+    )
+}
+
+/// A streamed answer. The first event is awaited before answering 200, so that an upstream
+/// that fails at once still gets a proper error status; the stream's body then owns a copy
+/// of `record` and finishes it.
+pub(crate) async fn streaming(
+    state: &AppState,
+    slug: &str,
+    status: u16,
+    mut events: EventStream,
+    record: &RequestRecord,
+    started: Instant,
+    dialect: StreamDialect,
+) -> Result<Forwarded, ApiError> {
+    let first = match events.next().await {
+        Some(Ok(event)) => event,
+        Some(Err(err)) => return Err(err.to_api_error(slug)),
+        None => {
+            return Err(ProviderError::StreamBroken(
+                "the upstream closed the stream before sending any event".into(),
+            )
+            .to_api_error(slug));
+        }
+    };
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    let mut stream_record = record.clone();
+    stream_record.status = status.as_u16();
+    stream_record.ttft_ms = Some(elapsed_ms(started));
+    let forward = ForwardStream::new(
+        first,
+        events,
+        StreamLog {
+            record: stream_record,
+            started,
+            gateway: Arc::clone(&state.gateway),
+        },
+        dialect,
+    );
+    Ok(Forwarded::Streaming(
+        (
+            status,
+            [
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/event-stream"),
+                ),
+                (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            ],
+            Body::from_stream(forward),
+        )
+            .into_response(),
+    ))
+}
+
+/// Hands the record of a finished request to the sink and returns the response.
+fn finish(state: &AppState, record: &RequestRecord, response: Response) -> Response {
+    state.gateway.record(record.clone());
+    response
+}
+
+fn set_ids(headers: &mut HeaderMap, record: &RequestRecord) {
+    if !record.trace_id.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&record.trace_id)
+    {
+        headers.insert(TRACE_ID, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&record.id) {
+        headers.insert(REQUEST_ID, v);
+    }
+    if let Some(slug) = &record.provider
+        && let Ok(v) = HeaderValue::from_str(&format!("@{slug}"))
+    {
+        headers.insert("x-portkey-provider", v);
+    }
+}
+
+/// Milliseconds since `started`.
+pub(crate) fn elapsed_ms(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The error for a body axum could not read: too large, or broken.
+pub(crate) fn body_rejection(rejection: BytesRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            "the request body is larger than the gateway accepts (PORTICO_MAX_BODY_BYTES)",
+        )
+    } else {
+        ApiError::new(
+            ErrorCode::InvalidJson,
+            format!("the request body could not be read: {rejection}"),
+        )
+    }
+}
