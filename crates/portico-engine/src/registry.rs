@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use portico_anthropic::AnthropicProvider;
 use portico_core::ProviderKind;
 use portico_providers::mock::MockProvider;
 use portico_providers::openai::OpenAiProvider;
@@ -42,11 +43,10 @@ pub fn build_provider(
                 .map_err(|e| format!("provider @{}: invalid mock settings: {e}", record.slug))?;
             Ok(Arc::new(mock))
         }
+        ProviderKind::Anthropic => AnthropicProvider::new(provider_setup(record, client))
+            .map(|p| Arc::new(p) as Arc<dyn Provider>),
         // Each translating adapter replaces its line here as it lands.
-        ProviderKind::Anthropic
-        | ProviderKind::Gemini
-        | ProviderKind::Bedrock
-        | ProviderKind::AzureOpenAi => Err(format!(
+        ProviderKind::Gemini | ProviderKind::Bedrock | ProviderKind::AzureOpenAi => Err(format!(
             "provider @{}: kind {} has no adapter in this build",
             record.slug, record.kind
         )),
