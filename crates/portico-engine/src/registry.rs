@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use portico_anthropic::AnthropicProvider;
 use portico_core::ProviderKind;
+use portico_providers::azure::AzureOpenAiProvider;
 use portico_providers::mock::MockProvider;
 use portico_providers::openai::OpenAiProvider;
 use portico_providers::{Provider, ProviderSetup};
@@ -43,10 +44,12 @@ pub fn build_provider(
                 .map_err(|e| format!("provider @{}: invalid mock settings: {e}", record.slug))?;
             Ok(Arc::new(mock))
         }
+        ProviderKind::AzureOpenAi => AzureOpenAiProvider::new(provider_setup(record, client))
+            .map(|p| Arc::new(p) as Arc<dyn Provider>),
         ProviderKind::Anthropic => AnthropicProvider::new(provider_setup(record, client))
             .map(|p| Arc::new(p) as Arc<dyn Provider>),
         // Each translating adapter replaces its line here as it lands.
-        ProviderKind::Gemini | ProviderKind::Bedrock | ProviderKind::AzureOpenAi => Err(format!(
+        ProviderKind::Gemini | ProviderKind::Bedrock => Err(format!(
             "provider @{}: kind {} has no adapter in this build",
             record.slug, record.kind
         )),

@@ -21,6 +21,7 @@ use std::collections::BTreeMap;
 
 use portico_core::{Endpoint, JsonBody, ProviderKind, Secret, Usage};
 
+pub mod azure;
 pub mod chat;
 pub mod error;
 pub mod http;

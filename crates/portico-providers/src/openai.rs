@@ -95,7 +95,7 @@ impl Provider for OpenAiProvider {
 }
 
 /// Checks that a complete answer is JSON and reads its usage without building a tree.
-fn read_usage(body: &Bytes) -> Result<Option<Usage>, ProviderError> {
+pub(crate) fn read_usage(body: &Bytes) -> Result<Option<Usage>, ProviderError> {
     #[derive(Deserialize)]
     struct WithUsage {
         usage: Option<UsageWire>,
@@ -151,7 +151,7 @@ pub fn transport_error(err: reqwest::Error) -> ProviderError {
 
 /// Turns an upstream error answer into [`ProviderError::Status`], keeping the upstream's own
 /// message, type and code when its body is OpenAI-shaped (or close to it).
-async fn error_from_response(response: reqwest::Response) -> ProviderError {
+pub(crate) async fn error_from_response(response: reqwest::Response) -> ProviderError {
     let status = response.status().as_u16();
     let retry_after = retry_after(response.headers());
     let body = read_capped(response, MAX_ERROR_BODY).await;

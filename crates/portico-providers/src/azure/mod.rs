@@ -1,0 +1,207 @@
+//! Azure OpenAI: OpenAI's API served from a resource's own endpoint, per deployment.
+//!
+//! What differs from OpenAI, and what this adapter does about it:
+//!
+//! - **URLs**: the classic API puts the deployment in the path and a dated `api-version` in
+//!   the query (`/openai/deployments/{deployment}/chat/completions?api-version=2024-10-21`);
+//!   the v1 API (`azure_api_version: v1`) uses OpenAI's paths under `/openai/v1`. The model
+//!   name of `@slug/model` is the deployment name; the body's `model` keeps it too (the classic
+//!   API ignores it, the v1 API needs it). See `url`.
+//! - **Auth**: an `api-key: <key>` header, never `Authorization`.
+//! - **Streams** may start with a chunk whose `choices` is `[]`, carrying only
+//!   `prompt_filter_results`; it is forwarded untouched like every other event (it has no
+//!   usage, so the gateway never mistakes it for the usage chunk).
+//! - **`stream_options`** is rejected by dated versions before `2024-08-01-preview`: it is
+//!   dropped for them, so such streams work, without usage.
+//! - **Errors** are OpenAI-shaped (a blocked prompt is 400 `code: content_filter`) and passed
+//!   on as they are; a 404 gets a hint about the deployment name or the endpoint and version.
+//!   A 429's `retry-after-ms` / `x-ms-retry-after-ms` are read like `retry-after`.
+//!
+//! Everything else (request bodies, answers, SSE framing, `content_filter_results`) is OpenAI's
+//! and passes through unchanged, with the shared helpers of [`crate::openai`].
+
+mod url;
+
+use async_trait::async_trait;
+use http::HeaderValue;
+use portico_core::{Endpoint, ProviderKind};
+use reqwest::Url;
+
+use crate::openai::{error_from_response, read_usage, transport_error};
+use crate::sse::sse_events;
+use crate::{Provider, ProviderError, ProviderSetup, UpstreamRequest, UpstreamResponse};
+
+use self::url::{AzureApi, request_url};
+
+/// The `api-version` when the catalog sets no `azure_api_version`: the newest GA version of
+/// the classic API (the catalog fills in the same default).
+pub const DEFAULT_API_VERSION: &str = "2024-10-21";
+
+/// The header Azure OpenAI reads the key from.
+const API_KEY_HEADER: &str = "api-key";
+
+/// An Azure OpenAI resource.
+#[derive(Debug, Clone)]
+pub struct AzureOpenAiProvider {
+    slug: String,
+    client: reqwest::Client,
+    /// The resource endpoint, like `https://NAME.openai.azure.com`.
+    endpoint: Url,
+    api: AzureApi,
+    /// The key, as a header value marked sensitive (so it is never printed).
+    api_key: HeaderValue,
+}
+
+impl AzureOpenAiProvider {
+    /// An adapter for the resource at `setup.base_url`, authenticating with `setup.api_key`,
+    /// speaking the API version of `setup.settings.azure_api_version` (default
+    /// [`DEFAULT_API_VERSION`]; `v1` selects the v1 API).
+    ///
+    /// Fails, with a message naming the provider and what to set, when the base URL or the
+    /// key is missing or unusable.
+    pub fn new(setup: ProviderSetup<'_>) -> Result<AzureOpenAiProvider, String> {
+        let slug = setup.slug;
+        let base_url = setup.base_url.ok_or_else(|| {
+            format!(
+                "provider @{slug} (kind azure-openai) has no base_url; set it to the resource \
+                 endpoint, like https://NAME.openai.azure.com"
+            )
+        })?;
+        let endpoint = Url::parse(base_url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && !u.cannot_be_a_base())
+            .ok_or_else(|| {
+                format!(
+                    "provider @{slug} (kind azure-openai): base_url is not an absolute http(s) \
+                     URL; set it to the resource endpoint, like https://NAME.openai.azure.com"
+                )
+            })?;
+        let key = setup.api_key.ok_or_else(|| {
+            format!(
+                "provider @{slug} (kind azure-openai) has no api_key; set it to one of the \
+                 resource's keys (Keys and Endpoint in the Azure portal)"
+            )
+        })?;
+        let mut api_key = HeaderValue::from_str(key.expose()).map_err(|_| {
+            format!(
+                "provider @{slug} (kind azure-openai): api_key holds characters that cannot be \
+                 sent in a header; copy the key again (it is not shown because it is a secret)"
+            )
+        })?;
+        api_key.set_sensitive(true);
+        let version = match setup.settings.get("azure_api_version") {
+            None | Some(serde_json::Value::Null) => DEFAULT_API_VERSION,
+            Some(serde_json::Value::String(v)) if !v.trim().is_empty() => v.trim(),
+            Some(_) => {
+                return Err(format!(
+                    "provider @{slug} (kind azure-openai): azure_api_version must be a text \
+                     like {DEFAULT_API_VERSION}, or v1"
+                ));
+            }
+        };
+        Ok(AzureOpenAiProvider {
+            slug: slug.to_owned(),
+            client: setup.client.clone(),
+            endpoint,
+            api: AzureApi::from_version(version),
+            api_key,
+        })
+    }
+
+    /// Adds what Azure's answer alone does not say about a 404: which deployment name was
+    /// used, or which endpoint and version.
+    fn explain(&self, err: ProviderError, deployment: &str) -> ProviderError {
+        match err {
+            ProviderError::Status {
+                status: 404,
+                message,
+                error_type,
+                code,
+                param,
+                retry_after,
+            } => {
+                let hint = if code.as_deref() == Some("DeploymentNotFound") {
+                    format!(
+                        " (Portico used `{deployment}`, the model name of `@{}/{deployment}`, \
+                         as the deployment name; check that the Azure resource has a \
+                         deployment of that name)",
+                        self.slug
+                    )
+                } else {
+                    match &self.api {
+                        AzureApi::Classic { api_version } => format!(
+                            " (check the base_url of provider @{}, which must be the resource \
+                             endpoint, its deployment `{deployment}`, and its \
+                             azure_api_version `{api_version}`)",
+                            self.slug
+                        ),
+                        AzureApi::V1 => format!(
+                            " (check the base_url of provider @{}, which must be the resource \
+                             endpoint, and that the resource offers the v1 API)",
+                            self.slug
+                        ),
+                    }
+                };
+                ProviderError::Status {
+                    status: 404,
+                    message: format!("{message}{hint}"),
+                    error_type,
+                    code,
+                    param,
+                    retry_after,
+                }
+            }
+            other => other,
+        }
+    }
+}
+
+#[async_trait]
+impl Provider for AzureOpenAiProvider {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::AzureOpenAi
+    }
+
+    async fn send(&self, mut req: UpstreamRequest) -> Result<UpstreamResponse, ProviderError> {
+        let url = request_url(&self.endpoint, &self.api, req.endpoint, &req.model);
+        if !self.api.accepts_stream_options() {
+            req.body.remove("stream_options");
+        }
+        let mut builder = self
+            .client
+            .post(url)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(API_KEY_HEADER, self.api_key.clone())
+            .body(req.body.to_bytes());
+        if req.stream && req.endpoint != Endpoint::Embeddings {
+            builder = builder.header(http::header::ACCEPT, "text/event-stream");
+        }
+        let response = builder.send().await.map_err(transport_error)?;
+        let status = response.status().as_u16();
+        if !response.status().is_success() {
+            let err = error_from_response(response).await;
+            return Err(self.explain(err, &req.model));
+        }
+        let is_sse = response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        if is_sse {
+            return Ok(UpstreamResponse::Stream {
+                status,
+                events: Box::pin(sse_events(response.bytes_stream())),
+            });
+        }
+        let body = response.bytes().await.map_err(transport_error)?;
+        let usage = read_usage(&body)?;
+        Ok(UpstreamResponse::Complete {
+            status,
+            body,
+            usage,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
