@@ -12,8 +12,8 @@ use http::{HeaderName, HeaderValue, StatusCode};
 use serde_json::{Value, json};
 
 /// One scripted reply. Build with [`MockReply::json`], [`MockReply::error`],
-/// [`MockReply::sse`], [`MockReply::raw`], [`MockReply::hang`] or [`MockReply::echo`], then
-/// refine with [`MockReply::header`] and [`MockReply::delay`].
+/// [`MockReply::sse`], [`MockReply::stream`], [`MockReply::raw`], [`MockReply::hang`] or
+/// [`MockReply::echo`], then refine with [`MockReply::header`] and [`MockReply::delay`].
 #[derive(Debug, Clone)]
 pub struct MockReply {
     pub(crate) status: StatusCode,
@@ -75,6 +75,14 @@ impl MockReply {
 
     /// A `200 text/event-stream` reply played from `script`.
     pub fn sse(script: SseScript) -> Self {
+        Self::new(200, ReplyBody::Sse(script))
+    }
+
+    /// A `200` streamed reply with another content type (such as Bedrock's binary
+    /// `application/vnd.amazon.eventstream`), played from `script` chunk by chunk exactly
+    /// like [`MockReply::sse`].
+    pub fn stream(content_type: &'static str, mut script: SseScript) -> Self {
+        script.content_type = Some(content_type);
         Self::new(200, ReplyBody::Sse(script))
     }
 
@@ -179,6 +187,8 @@ pub enum SseEnd {
 pub struct SseScript {
     pub(crate) steps: VecDeque<SseStep>,
     pub(crate) end: SseEnd,
+    /// The reply's content type; `None` is `text/event-stream`.
+    pub(crate) content_type: Option<&'static str>,
 }
 
 impl SseScript {
@@ -218,6 +228,33 @@ impl SseScript {
         self.bytes("data: [DONE]\n\n")
     }
 
+    /// Send one binary AWS event-stream frame (Bedrock's `application/vnd.amazon.eventstream`)
+    /// as one body chunk: an event named `event_type` with `payload` as its JSON. Play it with
+    /// [`MockReply::stream`].
+    pub fn aws_event(self, event_type: &str, payload: &Value) -> Self {
+        self.bytes(aws_frame(
+            &[
+                (":event-type", event_type),
+                (":content-type", "application/json"),
+                (":message-type", "event"),
+            ],
+            payload.to_string().as_bytes(),
+        ))
+    }
+
+    /// Send one binary AWS event-stream exception frame (`:message-type: exception`, e.g.
+    /// `throttlingException`) with `{"message": ...}` as one body chunk.
+    pub fn aws_exception(self, name: &str, message: &str) -> Self {
+        self.bytes(aws_frame(
+            &[
+                (":exception-type", name),
+                (":content-type", "application/json"),
+                (":message-type", "exception"),
+            ],
+            json!({ "message": message }).to_string().as_bytes(),
+        ))
+    }
+
     /// Pause before the next step.
     pub fn wait(mut self, duration: Duration) -> Self {
         self.steps.push_back(SseStep::Wait(duration));
@@ -245,4 +282,28 @@ impl SseScript {
     pub fn end(&self) -> SseEnd {
         self.end
     }
+}
+
+/// One AWS event-stream frame (prelude, string headers, payload, CRCs) as the AWS SDKs write
+/// it.
+#[expect(
+    clippy::expect_used,
+    reason = "test support: only over-long headers fail, which the fixed ones here are not"
+)]
+pub(crate) fn aws_frame(headers: &[(&str, &str)], payload: &[u8]) -> Bytes {
+    use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
+    let headers = headers
+        .iter()
+        .map(|(name, value)| {
+            Header::new(
+                (*name).to_owned(),
+                HeaderValue::String((*value).to_owned().into()),
+            )
+        })
+        .collect();
+    let message = Message::new_from_parts(headers, Bytes::copy_from_slice(payload));
+    let mut out = Vec::new();
+    aws_smithy_eventstream::frame::write_message_to(&message, &mut out)
+        .expect("an event-stream frame with short headers");
+    Bytes::from(out)
 }

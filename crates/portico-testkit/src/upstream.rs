@@ -273,7 +273,10 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
 
 fn to_response(reply: MockReply, guard: Option<ReplyGuard>) -> Response {
     let (content_type, body) = match reply.body {
-        ReplyBody::Sse(script) => ("text/event-stream", Body::from_stream(play(script, guard))),
+        ReplyBody::Sse(script) => (
+            script.content_type.unwrap_or("text/event-stream"),
+            Body::from_stream(play(script, guard)),
+        ),
         ReplyBody::Bytes { content_type, body } => {
             finish(guard);
             (content_type, Body::from(body))
