@@ -110,7 +110,7 @@ impl GeminiProvider {
     }
 
     /// The URL of `method` (`generateContent`, ...) of `model`.
-    fn url(&self, model: &str, method: &str) -> Result<String, ProviderError> {
+    pub(crate) fn url(&self, model: &str, method: &str) -> Result<String, ProviderError> {
         let model = model.strip_prefix("models/").unwrap_or(model);
         let bad_model = || {
             invalid_request(

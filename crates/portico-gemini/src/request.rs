@@ -511,7 +511,12 @@ fn thinking_config(
             ("minimal" | "low", true) => budget(1024),
             ("medium", true) => budget(8192),
             ("high" | "xhigh", true) => budget(24576),
-            ("none" | "minimal", false) => level("minimal"),
+            // Gemini 3 cannot turn thinking off: `minimal` is the least there is.
+            ("none", false) => ThinkingConfig {
+                thinking_level: Some("minimal"),
+                ..ThinkingConfig::default()
+            },
+            ("minimal", false) => level("minimal"),
             ("low", false) => level("low"),
             ("medium", false) => level("medium"),
             ("high" | "xhigh", false) => level("high"),
