@@ -8,8 +8,10 @@
     reason = "test support code: a panic is how a test reports failure, and tests may build their own HTTP clients"
 )]
 
+mod anthropic;
 mod azure;
 mod cli;
+mod messages;
 mod openclaw;
 mod persistence;
 mod proxy;
