@@ -10,6 +10,7 @@ use std::sync::Arc;
 use portico_anthropic::AnthropicProvider;
 use portico_bedrock::BedrockProvider;
 use portico_core::ProviderKind;
+use portico_gemini::GeminiProvider;
 use portico_providers::azure::AzureOpenAiProvider;
 use portico_providers::mock::MockProvider;
 use portico_providers::openai::OpenAiProvider;
@@ -51,11 +52,8 @@ pub fn build_provider(
             .map(|p| Arc::new(p) as Arc<dyn Provider>),
         ProviderKind::Bedrock => BedrockProvider::new(provider_setup(record, client))
             .map(|p| Arc::new(p) as Arc<dyn Provider>),
-        // Each translating adapter replaces its line here as it lands.
-        ProviderKind::Gemini => Err(format!(
-            "provider @{}: kind {} has no adapter in this build",
-            record.slug, record.kind
-        )),
+        ProviderKind::Gemini => GeminiProvider::new(provider_setup(record, client))
+            .map(|p| Arc::new(p) as Arc<dyn Provider>),
         ProviderKind::OpenAi
         | ProviderKind::OpenAiCompatible
         | ProviderKind::Mistral
