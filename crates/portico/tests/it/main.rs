@@ -10,6 +10,7 @@
 
 mod anthropic;
 mod azure;
+mod bedrock;
 mod cli;
 mod messages;
 mod openclaw;
