@@ -14,7 +14,8 @@
 //! The layout follows the request path:
 //! - `provider`: settings, credentials, the HTTP calls.
 //! - `sign`: SigV4 and bearer authentication.
-//! - `request`: OpenAI chat request → Converse request (pure).
+//! - `request`: OpenAI chat request → Converse request (pure); `media`: inline images and
+//!   documents.
 //! - `response`: Converse answer → chat completion (pure).
 //! - [`eventstream`]: the binary frame format, read and written.
 //! - `stream`: ConverseStream events → OpenAI chunks.
@@ -27,6 +28,7 @@
 mod embeddings;
 mod error;
 pub mod eventstream;
+mod media;
 mod provider;
 mod request;
 mod response;
