@@ -12,6 +12,7 @@ mod anthropic;
 mod azure;
 mod bedrock;
 mod cli;
+mod gemini;
 mod messages;
 mod openclaw;
 mod persistence;
