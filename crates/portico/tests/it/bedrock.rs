@@ -141,6 +141,46 @@ async fn openai_python_sdk_against_a_bedrock_provider() {
     assert!(texts.contains(&&json!("alpha")) && texts.contains(&&json!("beta")));
 }
 
+/// Anthropic's SDK on `/v1/messages`, translated by the gateway to chat completions and by
+/// the adapter to Converse: a route other gateways have broken.
+#[tokio::test]
+async fn anthropic_python_sdk_on_messages_against_a_bedrock_provider() {
+    let gw = start().await;
+    let checks = ["message", "stream", "tool_round_trip", "401", "404"];
+    let passed = run_python(
+        "anthropic",
+        "anthropic_sdk_e2e.py",
+        &[
+            ("PORTICO_BASE_URL", gw.url("")),
+            ("PORTICO_KEY", SERVICE_KEY.to_owned()),
+            ("PORTICO_MODEL", format!("@bedrock/{CHAT_MODEL}")),
+        ],
+        &checks,
+    )
+    .await;
+    assert_eq!(passed, checks);
+    let model_path = CHAT_MODEL.replace(':', "%3A");
+    let requests = gw.upstream.requests();
+    assert!(!requests.is_empty());
+    for req in &requests {
+        let operation = if req.path.ends_with("/converse-stream") {
+            "converse-stream"
+        } else {
+            "converse"
+        };
+        assert_signed(req, &model_path, operation);
+        assert_eq!(req.json_body()["inferenceConfig"]["maxTokens"], 256);
+    }
+    // The tool result went back under the id of the streamed toolUse.
+    let last = requests.last().unwrap().json_body();
+    let call_id = &last["messages"][1]["content"][0]["toolUse"]["toolUseId"];
+    assert!(call_id.is_string(), "{last}");
+    assert_eq!(
+        last["messages"][2]["content"][0]["toolResult"]["toolUseId"],
+        *call_id
+    );
+}
+
 fn fixture(name: &str) -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../tests/fixtures/openclaw")
