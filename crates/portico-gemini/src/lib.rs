@@ -17,6 +17,7 @@
 //! - `response`: answer → chat completion (finish reasons, tool calls, reasoning, usage);
 //! - `stream`: SSE chunks → OpenAI's chunk sequence, with truncation detected;
 //! - `ids`: synthesised tool call ids that carry Gemini's thought signatures;
+//! - `media`: user content parts (images, audio, files);
 //! - `embeddings`: `batchEmbedContents` / Vertex `predict`;
 //! - `error`: Google's error bodies and Portico's own 400s;
 //! - `provider`: URLs, credentials and the HTTP calls.
@@ -26,6 +27,7 @@
 mod embeddings;
 mod error;
 mod ids;
+mod media;
 mod provider;
 mod request;
 mod response;
