@@ -336,3 +336,53 @@ fn invoke(req: &RecordedRequest, model: &str, body: &serde_json::Map<String, Val
         ),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use http::{HeaderMap, Method};
+
+    fn recorded(path: &str, auth: Option<&str>, body: Value) -> RecordedRequest {
+        let mut headers = HeaderMap::new();
+        if let Some(auth) = auth {
+            headers.insert("authorization", auth.parse().unwrap());
+            headers.insert("x-amz-date", "20240102T030405Z".parse().unwrap());
+        }
+        RecordedRequest {
+            seq: 1,
+            method: Method::POST,
+            path: path.to_owned(),
+            query: None,
+            headers,
+            body: Bytes::from(body.to_string()),
+            json: Some(body),
+        }
+    }
+
+    #[test]
+    fn only_bedrock_paths_are_claimed() {
+        let body = json!({"messages": []});
+        assert!(default_reply(&recorded("/v1/chat/completions", None, body.clone())).is_none());
+        assert!(default_reply(&recorded("/model/m/other", None, body.clone())).is_none());
+        assert!(default_reply(&recorded("/model/m/converse", None, body)).is_some());
+    }
+
+    #[test]
+    fn unauthenticated_requests_are_refused_like_bedrock() {
+        let body = json!({"messages": [{"role": "user", "content": [{"text": "hi"}]}]});
+        let reply = default_reply(&recorded("/model/m/converse", None, body.clone())).unwrap();
+        assert_eq!(reply.status, 403);
+        let signed = "AWS4-HMAC-SHA256 Credential=AKID/20240102/us-east-1/bedrock/aws4_request, SignedHeaders=host;x-amz-date, Signature=00";
+        let reply = default_reply(&recorded("/model/m/converse", Some(signed), body)).unwrap();
+        assert_eq!(reply.status, 200);
+    }
+
+    #[test]
+    fn model_ids_are_percent_decoded() {
+        assert_eq!(
+            percent_decode("us.anthropic.claude-v2%3A1%2Fx%zz"),
+            "us.anthropic.claude-v2:1/x%zz"
+        );
+    }
+}
