@@ -6,7 +6,8 @@
 //! - Tool results need the function's name, which OpenAI's tool message lacks: it is looked
 //!   up from the earlier assistant `tool_calls` by `tool_call_id` as the client sent it, then
 //!   by the id with punctuation and case ignored (clients rewrite ids), then the message's
-//!   `name`, then the position among the preceding assistant message's calls.
+//!   `name`, then the position among the preceding assistant message's calls. A run of results
+//!   is sent in the order of the calls it answers.
 //! - A tool call's id gives back the call's thought signature (see [`crate::ids`]); on
 //!   Gemini 3 a `model` turn whose calls lost theirs gets Gemini's documented placeholder.
 
@@ -93,7 +94,12 @@ fn conversation(messages: &[Message]) -> Result<(Vec<Content>, Vec<Part>), Provi
     // the last resort for naming a result.
     let mut open_calls: Vec<&str> = Vec::new();
     let mut answered = 0;
+    // Consecutive tool results, with the position of the call each answers.
+    let mut results: Vec<(usize, Part)> = Vec::new();
     for (i, message) in messages.iter().enumerate() {
+        if !matches!(message.role, Role::Tool | Role::Function) {
+            flush_results(&mut contents, &mut results);
+        }
         match message.role {
             Role::System | Role::Developer => {
                 let text = message.text();
@@ -113,7 +119,7 @@ fn conversation(messages: &[Message]) -> Result<(Vec<Content>, Vec<Part>), Provi
                 push(&mut contents, "model", model_parts(message));
             }
             Role::Tool | Role::Function => {
-                let name = names.name_for(message, &open_calls, answered, i)?;
+                let (name, position) = names.name_for(message, &open_calls, answered, i)?;
                 answered += 1;
                 let part = Part {
                     function_response: Some(FunctionResponse {
@@ -122,11 +128,24 @@ fn conversation(messages: &[Message]) -> Result<(Vec<Content>, Vec<Part>), Provi
                     }),
                     ..Part::default()
                 };
-                push(&mut contents, "user", vec![part]);
+                results.push((position, part));
             }
         }
     }
+    flush_results(&mut contents, &mut results);
     Ok((contents, system))
+}
+
+/// Appends a run of tool results as one user turn, in the order of the calls they answer:
+/// Gemini pairs results with calls by name and order, so two results for calls of the same
+/// function must not swap.
+fn flush_results(contents: &mut Vec<Content>, results: &mut Vec<(usize, Part)>) {
+    results.sort_by_key(|(position, _)| *position);
+    push(
+        contents,
+        "user",
+        results.drain(..).map(|(_, part)| part).collect(),
+    );
 }
 
 /// Appends `parts` as a turn of `role`, merged into the previous turn when it has the same
@@ -144,10 +163,11 @@ fn push(contents: &mut Vec<Content>, role: &str, parts: Vec<Part>) {
     }
 }
 
-/// Function names by tool call id, over every assistant message of the request.
+/// Function names, and the call's position in its assistant message, by tool call id, over
+/// every assistant message of the request.
 struct CallNames<'a> {
-    exact: HashMap<&'a str, &'a str>,
-    normalized: HashMap<String, &'a str>,
+    exact: HashMap<&'a str, (&'a str, usize)>,
+    normalized: HashMap<String, (&'a str, usize)>,
 }
 
 impl<'a> CallNames<'a> {
@@ -156,29 +176,30 @@ impl<'a> CallNames<'a> {
             exact: HashMap::new(),
             normalized: HashMap::new(),
         };
-        for call in messages.iter().flat_map(|m| m.tool_calls.iter().flatten()) {
-            names.exact.insert(&call.id, &call.function.name);
-            names
-                .normalized
-                .insert(normalize(&call.id), &call.function.name);
+        for message in messages {
+            for (position, call) in message.tool_calls.iter().flatten().enumerate() {
+                let entry = (call.function.name.as_str(), position);
+                names.exact.insert(&call.id, entry);
+                names.normalized.insert(normalize(&call.id), entry);
+            }
         }
         names
     }
 
-    /// The function a tool message (at `index`) answers; see the module docs for the order
-    /// of lookups.
+    /// The function a tool message (at `index`) answers, and the position of its call (for
+    /// ordering; unknown positions sort last). See the module docs for the order of lookups.
     fn name_for(
         &self,
         message: &'a Message,
         open_calls: &[&'a str],
         answered: usize,
         index: usize,
-    ) -> Result<&'a str, ProviderError> {
+    ) -> Result<(&'a str, usize), ProviderError> {
         let id = message.tool_call_id.as_deref();
         id.and_then(|id| self.exact.get(id).copied())
             .or_else(|| id.and_then(|id| self.normalized.get(&normalize(id)).copied()))
-            .or(message.name.as_deref())
-            .or_else(|| open_calls.get(answered).copied())
+            .or_else(|| message.name.as_deref().map(|name| (name, usize::MAX)))
+            .or_else(|| open_calls.get(answered).map(|name| (*name, answered)))
             .ok_or_else(|| {
                 invalid_request(
                     format!(

@@ -117,7 +117,7 @@ fn thought_signatures_round_trip_through_rewritten_ids() {
         json!({"role": "user", "content": "weather?"}),
         json!({"role": "assistant", "content": "Checking both cities.", "tool_calls": rewritten}),
     ];
-    // Results in a different order than the calls: matched by id, not position.
+    // Results in another order than the calls: matched by id, and sent in the calls' order.
     for (i, result) in [(2, "12:00"), (0, "18C"), (1, "22C")] {
         messages
             .push(json!({"role": "tool", "tool_call_id": rewritten[i]["id"], "content": result}));
@@ -151,9 +151,9 @@ fn thought_signatures_round_trip_through_rewritten_ids() {
     assert_eq!(
         results,
         [
-            ("now", &json!({"output": "12:00"})),
             ("get_weather", &json!({"output": "18C"})),
-            ("get_weather", &json!({"output": "22C"}))
+            ("get_weather", &json!({"output": "22C"})),
+            ("now", &json!({"output": "12:00"}))
         ]
     );
 }
