@@ -96,7 +96,12 @@ impl AnthropicProvider {
     }
 
     /// POSTs a Messages body; an error status becomes [`ProviderError::Status`].
-    async fn post(&self, body: Bytes, stream: bool) -> Result<reqwest::Response, ProviderError> {
+    async fn post(
+        &self,
+        body: Bytes,
+        stream: bool,
+        client_beta: Option<&str>,
+    ) -> Result<reqwest::Response, ProviderError> {
         let mut builder = self
             .client
             .post(&self.url)
@@ -106,8 +111,8 @@ impl AnthropicProvider {
         if let Some(key) = &self.api_key {
             builder = builder.header("x-api-key", key.expose());
         }
-        if let Some(beta) = &self.beta {
-            builder = builder.header("anthropic-beta", beta.clone());
+        if let Some(beta) = merged_beta(self.beta.as_ref(), client_beta) {
+            builder = builder.header("anthropic-beta", beta);
         }
         if stream {
             builder = builder.header(http::header::ACCEPT, "text/event-stream");
@@ -118,6 +123,23 @@ impl AnthropicProvider {
         }
         Ok(response)
     }
+}
+
+/// The catalog's beta names and the client's, comma-separated, each once (catalog first).
+fn merged_beta(catalog: Option<&HeaderValue>, client: Option<&str>) -> Option<HeaderValue> {
+    let mut names: Vec<&str> = Vec::new();
+    let catalog = catalog.and_then(|v| v.to_str().ok());
+    for list in [catalog, client].into_iter().flatten() {
+        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    if names.is_empty() {
+        return None;
+    }
+    HeaderValue::from_str(&names.join(",")).ok()
 }
 
 fn now() -> u64 {
@@ -150,7 +172,7 @@ impl Provider for AnthropicProvider {
         let wire = to_messages_request(&chat, &req.model, req.stream)?;
         let body = serde_json::to_vec(&wire)
             .map_err(|e| ProviderError::Malformed(format!("could not write the request: {e}")))?;
-        let response = self.post(Bytes::from(body), req.stream).await?;
+        let response = self.post(Bytes::from(body), req.stream, None).await?;
         let status = response.status().as_u16();
         if req.stream {
             let translator = StreamTranslator::new(&req.model, now());
@@ -178,8 +200,9 @@ impl Provider for AnthropicProvider {
         &self,
         body: JsonBody,
         stream: bool,
+        client_beta: Option<&str>,
     ) -> Option<Result<UpstreamResponse, ProviderError>> {
-        Some(self.pass_through(body, stream).await)
+        Some(self.pass_through(body, stream, client_beta).await)
     }
 }
 
@@ -189,8 +212,9 @@ impl AnthropicProvider {
         &self,
         body: JsonBody,
         stream: bool,
+        client_beta: Option<&str>,
     ) -> Result<UpstreamResponse, ProviderError> {
-        let response = self.post(body.to_bytes(), stream).await?;
+        let response = self.post(body.to_bytes(), stream, client_beta).await?;
         let status = response.status().as_u16();
         if stream {
             return Ok(UpstreamResponse::Stream {
@@ -205,5 +229,19 @@ impl AnthropicProvider {
             body,
             usage,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn beta_names_are_merged_once_each() {
+        let catalog = HeaderValue::from_static("a, b");
+        assert_eq!(merged_beta(Some(&catalog), Some("b,c")).unwrap(), "a,b,c");
+        assert_eq!(merged_beta(None, Some("c")).unwrap(), "c");
+        assert_eq!(merged_beta(Some(&catalog), None).unwrap(), "a,b");
+        assert_eq!(merged_beta(None, Some(" , ")), None);
     }
 }

@@ -2,7 +2,9 @@
 
 use serde::Serialize;
 
-use crate::{Endpoint, Usage};
+#[cfg(doc)]
+use crate::Endpoint;
+use crate::Usage;
 
 /// How a request ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
@@ -41,8 +43,9 @@ pub struct RequestRecord {
     pub provider: Option<String>,
     /// The model name sent upstream.
     pub model: Option<String>,
-    /// The operation.
-    pub endpoint: Endpoint,
+    /// The API the client called: `chat.completions`, `completions`, `embeddings` or
+    /// `messages` (see [`Endpoint::as_str`] for the OpenAI ones).
+    pub endpoint: &'static str,
     /// The HTTP status answered.
     pub status: u16,
     /// Whether the answer was streamed.
@@ -67,7 +70,7 @@ pub struct RequestRecord {
 
 impl RequestRecord {
     /// A record for a request that has just arrived.
-    pub fn new(id: String, created_at_ms: i64, endpoint: Endpoint) -> RequestRecord {
+    pub fn new(id: String, created_at_ms: i64, endpoint: &'static str) -> RequestRecord {
         RequestRecord {
             id,
             created_at_ms,

@@ -89,7 +89,7 @@ fn bench_hot_path(c: &mut Criterion) {
     let mut record = RequestRecord::new(
         "019abcde-f012-7345-8678-9abcdef01234".to_owned(),
         1_795_611_147_000,
-        Endpoint::ChatCompletions,
+        Endpoint::ChatCompletions.as_str(),
     );
     record.trace_id = "session-auth-refactor".to_owned();
     record.metadata = serde_json::json!({"team": "backend", "project": "api-v2", "_user": "alice"})

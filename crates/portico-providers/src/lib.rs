@@ -121,13 +121,16 @@ pub trait Provider: Send + Sync + 'static {
     async fn send(&self, req: UpstreamRequest) -> Result<UpstreamResponse, ProviderError>;
 
     /// Sends an Anthropic Messages request (`POST /v1/messages`) as it is, for an adapter
-    /// whose upstream speaks that API natively. The answer is Anthropic-shaped: a JSON body,
-    /// or named SSE events. `None` (the default) means the gateway translates the request to
-    /// chat completions and calls [`Provider::send`] instead.
+    /// whose upstream speaks that API natively. `client_beta` is the client's own
+    /// `anthropic-beta` header (Claude Code turns features on with it), sent along with the
+    /// catalog's. The answer is Anthropic-shaped: a JSON body, or named SSE events. `None` (the
+    /// default) means the gateway translates the request to chat completions and calls
+    /// [`Provider::send`] instead.
     async fn send_anthropic_messages(
         &self,
         _body: JsonBody,
         _stream: bool,
+        _client_beta: Option<&str>,
     ) -> Option<Result<UpstreamResponse, ProviderError>> {
         None
     }

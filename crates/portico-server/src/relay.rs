@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::StreamExt as _;
-use portico_core::{ApiError, Endpoint, ErrorCode, Outcome, RequestRecord};
+use portico_core::{ApiError, ErrorCode, Outcome, RequestRecord};
 use portico_engine::KeyEntry;
 use portico_providers::{EventStream, ProviderError};
 
@@ -29,7 +29,7 @@ pub(crate) enum Forwarded {
 }
 
 /// A request that has just arrived: its arrival time and its record.
-pub(crate) fn begin(endpoint: Endpoint) -> (Instant, RequestRecord) {
+pub(crate) fn begin(endpoint: &'static str) -> (Instant, RequestRecord) {
     let record = RequestRecord::new(uuid::Uuid::now_v7().to_string(), now_ms(), endpoint);
     (Instant::now(), record)
 }

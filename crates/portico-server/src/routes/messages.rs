@@ -52,7 +52,7 @@ pub(crate) async fn messages(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     // The log has no Messages endpoint of its own: a Messages call is a chat call.
-    let (started, mut record) = relay::begin(Endpoint::ChatCompletions);
+    let (started, mut record) = relay::begin("messages");
     let result = forward(&state, &headers, body, started, &mut record).await;
     relay::conclude(&state, record, started, result, render)
 }
@@ -98,7 +98,11 @@ async fn forward(
     })?;
     let native = route
         .provider
-        .send_anthropic_messages(body.clone(), parsed.stream)
+        .send_anthropic_messages(
+            body.clone(),
+            parsed.stream,
+            headers.get("anthropic-beta").and_then(|v| v.to_str().ok()),
+        )
         .await;
     let (answer, translated) = match native {
         Some(answer) => (answer.map_err(|e| e.to_api_error(&route.slug))?, false),

@@ -75,7 +75,7 @@ async fn proxy(
     body: Result<Bytes, BytesRejection>,
     endpoint: Endpoint,
 ) -> Response {
-    let (started, mut record) = relay::begin(endpoint);
+    let (started, mut record) = relay::begin(endpoint.as_str());
     let result = forward(&state, &headers, body, endpoint, started, &mut record).await;
     relay::conclude(&state, record, started, result, |err| {
         ErrorResponse(err).into_response()

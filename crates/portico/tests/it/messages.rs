@@ -348,3 +348,29 @@ async fn errors_are_anthropic_shaped() {
     assert_eq!(data["type"], "error");
     assert_eq!(data["error"]["type"], "api_error");
 }
+
+#[tokio::test]
+async fn the_clients_anthropic_beta_header_reaches_an_anthropic_upstream() {
+    let gw = start().await;
+    let resp = gw
+        .http
+        .post(gw.url("/v1/messages"))
+        .header("x-api-key", SERVICE_KEY)
+        .header(
+            "anthropic-beta",
+            "interleaved-thinking-2025-05-14,fine-grained-tool-streaming-2025-05-14",
+        )
+        .json(
+            &json!({"model": "@anthropic-mock/claude-sonnet-4-5", "max_tokens": 64,
+                      "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let sent = gw.upstream.last_request().unwrap();
+    assert_eq!(
+        sent.header("anthropic-beta"),
+        Some("interleaved-thinking-2025-05-14,fine-grained-tool-streaming-2025-05-14")
+    );
+}
