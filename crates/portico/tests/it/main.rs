@@ -13,6 +13,7 @@ mod azure;
 mod bedrock;
 mod cli;
 mod gemini;
+mod matrix;
 mod messages;
 mod openclaw;
 mod persistence;
