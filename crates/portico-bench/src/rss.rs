@@ -3,8 +3,9 @@
 //! Samples `VmRSS` (resident now) and `VmHWM` (the kernel's high-water mark) every
 //! `--interval-ms` for `--duration-s` (0: one sample), or until the process is gone, and
 //! prints peak, first/last, the mean of the first and last window (a minute by default) and a
-//! least-squares growth rate as JSON. With `--max-growth-mb` / `--max-growth-pct` it exits 1
-//! when the last window's mean exceeds the first's by more than either: the soak's verdict.
+//! least-squares growth rate as JSON, with the whole series. With `--max-growth-mb` /
+//! `--max-growth-pct` it exits 1 when the last window's mean exceeds the first's by more than
+//! either: the soak's verdict.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -89,6 +90,8 @@ pub(crate) fn run(args: RssArgs) -> anyhow::Result<ExitCode> {
         "max_growth_mb": args.max_growth_mb,
         "max_growth_pct": args.max_growth_pct,
         "pass": pass,
+        // Every sample as [seconds, VmRSS KiB], so a plateau can be told from steady growth.
+        "series": samples.iter().map(|s| json!([(s.0 * 10.0).round() / 10.0, s.1.rss_kb])).collect::<Vec<_>>(),
     }))?;
     Ok(if pass {
         ExitCode::SUCCESS
