@@ -85,7 +85,13 @@ impl SseEvent {
     /// reading the output gets `data` back with its breaks as `\n`. Line breaks in the name
     /// are dropped: written as they are, they would start a field of their own.
     pub fn encode(&self) -> Bytes {
-        let mut out = Vec::with_capacity(self.data.len() + 16);
+        let mut out = Vec::with_capacity(self.encoded_len());
+        self.encode_into(&mut out);
+        Bytes::from(out)
+    }
+
+    /// Appends the event's wire form to `out`, so several events can share one write.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
         if let Some(name) = &self.event {
             out.extend_from_slice(b"event: ");
             out.extend(name.bytes().filter(|b| !matches!(b, b'\r' | b'\n')));
@@ -97,7 +103,11 @@ impl SseEvent {
             out.push(b'\n');
         }
         out.push(b'\n');
-        Bytes::from(out)
+    }
+
+    /// About how many bytes [`SseEvent::encode`] writes (exact for one-line data).
+    pub fn encoded_len(&self) -> usize {
+        self.data.len() + self.event.as_ref().map_or(0, |e| e.len() + 8) + 8
     }
 }
 

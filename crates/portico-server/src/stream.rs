@@ -1,7 +1,7 @@
 //! Forwarding an upstream event stream to the client, event by event.
 //!
-//! Each event is written as soon as the upstream sends it; nothing is buffered beyond the event
-//! being parsed. An upstream failure after the first byte cannot change the status any more, so
+//! Each event is written as soon as the upstream sends it; events that arrive together leave
+//! together, in one write, and nothing waits for more. An upstream failure after the first byte cannot change the status any more, so
 //! it becomes an in-band error event in the client's dialect ([`StreamDialect`]): for OpenAI
 //! clients `data: {"error": {...}}`, which OpenAI SDKs raise as an `APIError`; for Anthropic
 //! clients `event: error` with Anthropic's error body. Then the stream ends. When the stream ends or the client goes away (the body is
@@ -129,24 +129,33 @@ fn memchr_usage(data: &[u8]) -> bool {
     data.windows(8).any(|w| w == b"\"usage\":")
 }
 
+/// The most bytes of already-available events gathered into one write.
+const MAX_BATCH: usize = 64 * 1024;
+
 impl Stream for ForwardStream {
     type Item = Result<Bytes, std::convert::Infallible>;
 
+    /// Hands the client every event the upstream has already delivered, in one chunk: a
+    /// provider often sends a whole burst of events in one read, and writing them one by one
+    /// would cost a system call each. Nothing waits for more events: as soon as the upstream
+    /// has nothing more ready, what was gathered goes out.
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         if self.finished {
             return Poll::Ready(None);
         }
+        let mut batch: Vec<u8> = Vec::new();
         if let Some(first) = self.first.take()
             && self.observe(&first)
         {
-            return Poll::Ready(Some(Ok(first.encode())));
+            batch.reserve(first.encoded_len());
+            first.encode_into(&mut batch);
         }
-        loop {
+        while batch.len() < MAX_BATCH {
             match self.events.as_mut().poll_next(cx) {
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => break,
                 Poll::Ready(Some(Ok(event))) => {
                     if self.observe(&event) {
-                        return Poll::Ready(Some(Ok(event.encode())));
+                        event.encode_into(&mut batch);
                     }
                 }
                 Poll::Ready(Some(Err(err))) => {
@@ -154,14 +163,21 @@ impl Stream for ForwardStream {
                     let slug = self.log.record.provider.as_deref().unwrap_or_default();
                     let api = err.to_api_error(slug);
                     self.error = Some((api.code_string().to_owned(), api.message.clone()));
-                    let event = self.dialect.error_event(&api);
-                    return Poll::Ready(Some(Ok(event.encode())));
+                    self.dialect.error_event(&api).encode_into(&mut batch);
+                    break;
                 }
                 Poll::Ready(None) => {
                     self.finished = true;
-                    return Poll::Ready(None);
+                    break;
                 }
             }
+        }
+        if !batch.is_empty() {
+            Poll::Ready(Some(Ok(Bytes::from(batch))))
+        } else if self.finished {
+            Poll::Ready(None)
+        } else {
+            Poll::Pending
         }
     }
 }

@@ -1,5 +1,6 @@
 //! `portico serve`: load the catalog, apply it, and serve until SIGTERM or Ctrl-C.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,7 +24,7 @@ const DEFAULT_DATA_DIR: &str = ".portico";
 /// Runs the gateway until a shutdown signal, then drains in-flight requests.
 pub(crate) async fn run(args: ServeArgs) -> Result<(), Fatal> {
     // Flushes the log writer when `run` returns, so the last lines are not lost.
-    let _log_guard = init_tracing(args.log_format);
+    let (_log_guard, log_writer) = init_tracing(args.log_format);
     let env = |name: &str| std::env::var(name).ok();
 
     let catalog = match &args.config {
@@ -105,7 +106,11 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Fatal> {
         .providers()
         .map(|p| format!("@{}", p.slug))
         .collect();
-    let gateway = Arc::new(Gateway::new(snapshot, client, Arc::new(AccessLog)));
+    let access_log = AccessLog::new(move |line| {
+        // The writer queues the line for its thread; it blocks only when the queue is full.
+        let _ = log_writer.clone().write_all(&line);
+    });
+    let gateway = Arc::new(Gateway::new(snapshot, client, Arc::new(access_log)));
     let state = AppState::new(gateway);
     let app = portico_server::router(state.clone(), args.max_body_bytes);
 
@@ -210,7 +215,12 @@ fn announce_listening(addr: SocketAddr) {
 
 /// Logs go to stderr through a worker thread: a request never waits on the terminal or a
 /// pipe. The writer blocks rather than drops when its queue is full, so no line is lost.
-fn init_tracing(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
+fn init_tracing(
+    format: LogFormat,
+) -> (
+    tracing_appender::non_blocking::WorkerGuard,
+    tracing_appender::non_blocking::NonBlocking,
+) {
     use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -226,10 +236,10 @@ fn init_tracing(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuar
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
-        .with_writer(writer);
+        .with_writer(writer.clone());
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
-    guard
+    (guard, writer)
 }

@@ -4,13 +4,12 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use portico_testkit::sse::{collect_chat_stream, parse_sse_data};
 use portico_testkit::{MockReply, MockUpstream, RecordedRequest};
 use serde_json::{Value, json};
 
-use crate::support::{Gateway, SERVICE_KEY, chat};
+use crate::support::{Gateway, SERVICE_KEY, access_record, chat};
 
 /// The key the catalog gives the Azure resource.
 const AZURE_KEY: &str = "azure-resource-key-0123456789abcdef";
@@ -57,28 +56,6 @@ fn assert_classic(req: &RecordedRequest, deployment: &str, operation: &str) {
     assert_eq!(req.header("api-key"), Some(AZURE_KEY));
     assert_eq!(req.header("authorization"), None, "no bearer to Azure");
     assert_eq!(req.json_body()["model"], deployment);
-}
-
-/// The access-log record with this request id, once the log writer has written it.
-async fn access_record(gw: &Gateway, request_id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let stderr = gw.portico.stderr_text();
-        let found = stderr
-            .lines()
-            .filter(|l| l.contains("portico::access"))
-            .filter_map(|l| l.find('{').map(|i| &l[i..]))
-            .filter_map(|json| serde_json::from_str::<Value>(json).ok())
-            .find(|record| record["id"] == request_id);
-        if let Some(record) = found {
-            return record;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no access record for {request_id}:\n{stderr}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 fn request_id(resp: &reqwest::Response) -> String {

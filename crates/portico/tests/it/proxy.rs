@@ -3,7 +3,7 @@
 use portico_testkit::{MockReply, MockUpstream};
 use serde_json::{Value, json};
 
-use crate::support::{ADMIN_KEY, Gateway, PROVIDER_KEY, SERVICE_KEY, chat};
+use crate::support::{ADMIN_KEY, Gateway, PROVIDER_KEY, SERVICE_KEY, access_record, chat};
 
 async fn error_of(resp: reqwest::Response) -> (u16, Value) {
     let status = resp.status().as_u16();
@@ -492,28 +492,6 @@ async fn a_silent_upstream_is_cut_by_the_read_timeout_with_504() {
             .unwrap()
             .contains("PORTICO_UPSTREAM_READ_TIMEOUT_MS")
     );
-}
-
-/// The access-log record with this request id, once the log writer has written it.
-async fn access_record(gw: &Gateway, request_id: &str) -> Value {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let stderr = gw.portico.stderr_text();
-        let found = stderr
-            .lines()
-            .filter(|l| l.contains("portico::access"))
-            .filter_map(|l| l.find('{').map(|i| &l[i..]))
-            .filter_map(|json| serde_json::from_str::<Value>(json).ok())
-            .find(|record| record["id"] == request_id);
-        if let Some(record) = found {
-            return record;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no access record for {request_id}:\n{stderr}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test]

@@ -125,3 +125,25 @@ pub(crate) async fn start_in(
 pub(crate) fn chat(model: &str, text: &str) -> serde_json::Value {
     serde_json::json!({"model": model, "messages": [{"role": "user", "content": text}]})
 }
+
+/// The access-log record with this request id, once the log writer has written it: the
+/// access log is one JSON object per line on stderr.
+pub(crate) async fn access_record(gw: &Gateway, request_id: &str) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let stderr = gw.portico.stderr_text();
+        let found = stderr
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .filter_map(|json| serde_json::from_str::<serde_json::Value>(json).ok())
+            .find(|record| record["id"] == request_id);
+        if let Some(record) = found {
+            return record;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no access record for {request_id}:\n{stderr}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
