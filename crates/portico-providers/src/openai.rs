@@ -69,29 +69,38 @@ impl Provider for OpenAiProvider {
             builder = builder.header(http::header::ACCEPT, "text/event-stream");
         }
         let response = builder.send().await.map_err(transport_error)?;
-        let status = response.status().as_u16();
-        if !response.status().is_success() {
-            return Err(error_from_response(response).await);
-        }
-        let is_sse = response
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("text/event-stream"));
-        if is_sse {
-            return Ok(UpstreamResponse::Stream {
-                status,
-                events: Box::pin(sse_events(response.bytes_stream())),
-            });
-        }
-        let body = response.bytes().await.map_err(transport_error)?;
-        let usage = read_usage(&body)?;
-        Ok(UpstreamResponse::Complete {
-            status,
-            body,
-            usage,
-        })
+        read_answer(response).await
     }
+}
+
+/// Reads an OpenAI-style answer: an error status becomes [`error_from_response`]'s error, a
+/// `text/event-stream` answer a stream of its events as they arrive, anything else a complete
+/// JSON body with its usage.
+pub(crate) async fn read_answer(
+    response: reqwest::Response,
+) -> Result<UpstreamResponse, ProviderError> {
+    let status = response.status().as_u16();
+    if !response.status().is_success() {
+        return Err(error_from_response(response).await);
+    }
+    let is_sse = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    if is_sse {
+        return Ok(UpstreamResponse::Stream {
+            status,
+            events: Box::pin(sse_events(response.bytes_stream())),
+        });
+    }
+    let body = response.bytes().await.map_err(transport_error)?;
+    let usage = read_usage(&body)?;
+    Ok(UpstreamResponse::Complete {
+        status,
+        body,
+        usage,
+    })
 }
 
 /// Checks that a complete answer is JSON and reads its usage without building a tree.

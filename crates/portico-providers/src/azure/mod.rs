@@ -27,8 +27,7 @@ use http::HeaderValue;
 use portico_core::{Endpoint, ProviderKind};
 use reqwest::Url;
 
-use crate::openai::{error_from_response, read_usage, transport_error};
-use crate::sse::sse_events;
+use crate::openai::{read_answer, transport_error};
 use crate::{Provider, ProviderError, ProviderSetup, UpstreamRequest, UpstreamResponse};
 
 use self::url::{AzureApi, request_url};
@@ -177,29 +176,10 @@ impl Provider for AzureOpenAiProvider {
             builder = builder.header(http::header::ACCEPT, "text/event-stream");
         }
         let response = builder.send().await.map_err(transport_error)?;
-        let status = response.status().as_u16();
-        if !response.status().is_success() {
-            let err = error_from_response(response).await;
-            return Err(self.explain(err, &req.model));
-        }
-        let is_sse = response
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("text/event-stream"));
-        if is_sse {
-            return Ok(UpstreamResponse::Stream {
-                status,
-                events: Box::pin(sse_events(response.bytes_stream())),
-            });
-        }
-        let body = response.bytes().await.map_err(transport_error)?;
-        let usage = read_usage(&body)?;
-        Ok(UpstreamResponse::Complete {
-            status,
-            body,
-            usage,
-        })
+        // Only an error status becomes a 404 `Status`, so the hint is added to nothing else.
+        read_answer(response)
+            .await
+            .map_err(|err| self.explain(err, &req.model))
     }
 }
 

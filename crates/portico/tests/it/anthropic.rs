@@ -1,19 +1,16 @@
 //! Anthropic (`kind: anthropic`) behind the OpenAI API, through the real binary: the OpenAI
 //! Python SDK as the client, the recorded OpenClaw turns, errors and usage with cache tokens.
 
-use std::path::PathBuf;
-
 use portico_testkit::sse::{collect_chat_stream, parse_sse_data};
 use portico_testkit::{MockReply, MockUpstream, RecordedRequest, SseScript};
 use serde_json::{Value, json};
 
-use crate::messages::run_python;
-use crate::support::{Gateway, SERVICE_KEY, chat};
+use crate::support::{
+    Gateway, OPENCLAW_KEY, SERVICE_KEY, chat, openclaw_fixture, replay, run_python_checks,
+};
 
 /// The key the catalog gives the Anthropic provider.
 const ANTHROPIC_KEY: &str = "sk-ant-upstream-secret-0123456789";
-/// The fixture's own gateway key, so its headers replay verbatim.
-const OPENCLAW_KEY: &str = "pk-fake-capture-key";
 
 /// `@anthropic` (any model) and `@claude` (allow-list `claude-mock`, a beta header), both on
 /// the mock upstream's address as Anthropic's host (no `/v1`: the adapter adds it).
@@ -71,7 +68,7 @@ fn assert_anthropic(req: &RecordedRequest, model: &str) {
 #[tokio::test]
 async fn openai_python_sdk_against_an_anthropic_provider() {
     let gw = start().await;
-    let out = run_python(
+    let out = run_python_checks(
         "openai",
         "openai_sdk_e2e.py",
         &[
@@ -99,28 +96,6 @@ async fn openai_python_sdk_against_an_anthropic_provider() {
     assert_eq!(requests[1].json_body()["stream"], true);
     assert_eq!(requests[2].json_body()["tools"][0]["name"], "read");
     assert!(requests[2].json_body()["tools"][0]["input_schema"].is_object());
-}
-
-fn fixture(name: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures/openclaw")
-        .join(name);
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-/// Sends a recorded request as OpenClaw did: same path, headers and body.
-async fn replay(gw: &Gateway, recorded: &Value) -> reqwest::Response {
-    let mut request = gw.http.post(gw.url(recorded["path"].as_str().unwrap()));
-    for pair in recorded["headers"].as_array().unwrap() {
-        let (name, value) = (pair[0].as_str().unwrap(), pair[1].as_str().unwrap());
-        if !matches!(
-            name,
-            "host" | "content-length" | "connection" | "accept-encoding"
-        ) {
-            request = request.header(name, value);
-        }
-    }
-    request.json(&recorded["body_json"]).send().await.unwrap()
 }
 
 /// One Anthropic SSE event.
@@ -165,7 +140,7 @@ async fn openclaw_tool_round_trip_through_anthropic() {
     let gw = start().await;
 
     // Turn 1: 26k-character system prompt, 11 tools, streaming with usage.
-    let turn1 = fixture("turn1-request.json");
+    let turn1 = openclaw_fixture("turn1-request.json");
     gw.upstream
         .enqueue_for("/v1/messages", MockReply::sse(anthropic_tool_call_stream()));
     let resp = replay(&gw, &turn1).await;
@@ -221,7 +196,7 @@ async fn openclaw_tool_round_trip_through_anthropic() {
     assert!(body.get("max_completion_tokens").is_none());
 
     // Turn 2: the tool result comes back with the call id OpenClaw rewrote (`call...`).
-    let turn2 = fixture("turn2-tool-result-request.json");
+    let turn2 = openclaw_fixture("turn2-tool-result-request.json");
     let messages = turn2["body_json"]["messages"].as_array().unwrap();
     let tool_msg = messages.iter().find(|m| m["role"] == "tool").unwrap();
     let rewritten_id = tool_msg["tool_call_id"].as_str().unwrap();

@@ -2,14 +2,11 @@
 //! `api-version`, the `api-key` header, the v1 API, Azure's prompt-filter-only first stream
 //! chunk, a blocked prompt, and the official OpenAI Python SDK as the client.
 
-use std::path::PathBuf;
-use std::process::Command;
-
 use portico_testkit::sse::{collect_chat_stream, parse_sse_data};
 use portico_testkit::{MockReply, MockUpstream, RecordedRequest};
 use serde_json::{Value, json};
 
-use crate::support::{Gateway, SERVICE_KEY, access_record, chat};
+use crate::support::{Gateway, SERVICE_KEY, access_record, chat, run_python_checks};
 
 /// The key the catalog gives the Azure resource.
 const AZURE_KEY: &str = "azure-resource-key-0123456789abcdef";
@@ -220,48 +217,20 @@ async fn a_blocked_prompt_is_passed_on_as_azure_said() {
     assert_eq!(gw.upstream.hits(), 1, "a client error is not retried");
 }
 
-/// The Python with the OpenAI SDK: `PORTICO_TEST_PYTHON` (set by scripts/test.sh), or
-/// `python3`. A missing SDK fails the test with the fix.
-fn python() -> String {
-    let python = std::env::var("PORTICO_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned());
-    let probe = Command::new(&python).args(["-c", "import openai"]).output();
-    match probe {
-        Ok(out) if out.status.success() => python,
-        _ => panic!(
-            "the OpenAI Python SDK is not importable with `{python}`; run the suite with scripts/test.sh, which installs it"
-        ),
-    }
-}
-
 #[tokio::test]
 async fn openai_python_sdk_through_azure() {
-    let python = python();
     let gw = start().await;
-    let script =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/python/openai_sdk_e2e.py");
-    let out = tokio::process::Command::new(python)
-        .arg(script)
-        .env("PORTICO_BASE_URL", gw.url("/v1"))
-        .env("PORTICO_KEY", SERVICE_KEY)
-        .env("PORTICO_MODEL", "@azure/chat-deployment")
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "SDK checks failed:\n{stdout}\n{stderr}"
-    );
-    let passed: Vec<String> = stdout
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["check"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
+    let passed = run_python_checks(
+        "openai",
+        "openai_sdk_e2e.py",
+        &[
+            ("PORTICO_BASE_URL", gw.url("/v1")),
+            ("PORTICO_KEY", SERVICE_KEY.to_owned()),
+            ("PORTICO_MODEL", "@azure/chat-deployment".to_owned()),
+        ],
+        &[],
+    )
+    .await;
     assert_eq!(
         passed,
         [
@@ -272,8 +241,7 @@ async fn openai_python_sdk_through_azure() {
             "models",
             "401",
             "404"
-        ],
-        "{stdout}"
+        ]
     );
     let requests = gw.upstream.requests();
     assert_eq!(requests.len(), 4, "chat, stream, tool stream, embeddings");

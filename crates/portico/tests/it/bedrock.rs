@@ -2,14 +2,13 @@
 //! Python SDK as the client, the recorded OpenClaw turns, SigV4 on every upstream request,
 //! and Bedrock's errors passed on.
 
-use std::path::PathBuf;
-
 use portico_testkit::sse::collect_chat_stream;
 use portico_testkit::{MockReply, MockUpstream, RecordedRequest, SseScript};
 use serde_json::{Value, json};
 
-use crate::messages::run_python;
-use crate::support::{Gateway, SERVICE_KEY, chat};
+use crate::support::{
+    Gateway, OPENCLAW_KEY, SERVICE_KEY, chat, openclaw_fixture, replay, run_python_checks,
+};
 
 /// The fake AWS access key id the catalog gives the Bedrock providers.
 const ACCESS_KEY_ID: &str = "AKIDPORTICOTEST";
@@ -17,8 +16,6 @@ const ACCESS_KEY_ID: &str = "AKIDPORTICOTEST";
 const SECRET_KEY: &str = "portico-test-secret-access-key-0123";
 /// The region of the catalog's Bedrock providers.
 const REGION: &str = "eu-west-3";
-/// The fixture's own gateway key, so its headers replay verbatim.
-const OPENCLAW_KEY: &str = "pk-fake-capture-key";
 /// The chat model of the `@bedrock` allow-list (an inference profile: `:` in the path).
 const CHAT_MODEL: &str = "us.anthropic.claude-3-5-haiku-20241022-v1:0";
 /// The embedding model of the allow-list.
@@ -101,7 +98,7 @@ async fn openai_python_sdk_against_a_bedrock_provider() {
         ]
     };
     let chat_checks = ["chat", "stream", "stream_tool_call", "models", "401", "404"];
-    let passed = run_python(
+    let passed = run_python_checks(
         "openai",
         "openai_sdk_e2e.py",
         &env(CHAT_MODEL),
@@ -110,7 +107,7 @@ async fn openai_python_sdk_against_a_bedrock_provider() {
     .await;
     assert_eq!(passed, chat_checks);
     // Embeddings need an embedding model; the SDK asks for base64 vectors.
-    let passed = run_python(
+    let passed = run_python_checks(
         "openai",
         "openai_sdk_e2e.py",
         &env(EMBED_MODEL),
@@ -147,7 +144,7 @@ async fn openai_python_sdk_against_a_bedrock_provider() {
 async fn anthropic_python_sdk_on_messages_against_a_bedrock_provider() {
     let gw = start().await;
     let checks = ["message", "stream", "tool_round_trip", "401", "404"];
-    let passed = run_python(
+    let passed = run_python_checks(
         "anthropic",
         "anthropic_sdk_e2e.py",
         &[
@@ -181,28 +178,6 @@ async fn anthropic_python_sdk_on_messages_against_a_bedrock_provider() {
     );
 }
 
-fn fixture(name: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures/openclaw")
-        .join(name);
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-/// Sends a recorded request as OpenClaw did: same path, headers and body.
-async fn replay(gw: &Gateway, recorded: &Value) -> reqwest::Response {
-    let mut request = gw.http.post(gw.url(recorded["path"].as_str().unwrap()));
-    for pair in recorded["headers"].as_array().unwrap() {
-        let (name, value) = (pair[0].as_str().unwrap(), pair[1].as_str().unwrap());
-        if !matches!(
-            name,
-            "host" | "content-length" | "connection" | "accept-encoding"
-        ) {
-            request = request.header(name, value);
-        }
-    }
-    request.json(&recorded["body_json"]).send().await.unwrap()
-}
-
 /// Bedrock's streamed tool call, as binary frames: the input JSON arrives in pieces.
 fn tool_call_stream() -> MockReply {
     let delta =
@@ -231,7 +206,7 @@ async fn openclaw_tool_round_trip_through_bedrock() {
     let gw = start().await;
 
     // Turn 1: a 26,000-character system prompt, 11 tools, a streamed tool call back.
-    let turn1 = fixture("turn1-request.json");
+    let turn1 = openclaw_fixture("turn1-request.json");
     gw.upstream.enqueue(tool_call_stream());
     let resp = replay(&gw, &turn1).await;
     assert_eq!(resp.status(), 200);
@@ -271,7 +246,7 @@ async fn openclaw_tool_round_trip_through_bedrock() {
 
     // Turn 2: OpenClaw sends the result back under a rewritten id (`call_...` → `call...`);
     // the gateway passes it on as a toolResult, merged with the user text that follows.
-    let turn2 = fixture("turn2-tool-result-request.json");
+    let turn2 = openclaw_fixture("turn2-tool-result-request.json");
     let tool_msg = turn2["body_json"]["messages"]
         .as_array()
         .unwrap()

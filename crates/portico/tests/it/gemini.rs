@@ -2,21 +2,18 @@
 //! mock upstream, which answers in Gemini's dialect on Gemini's paths (AI Studio and Vertex
 //! AI). Clients: the OpenAI Python SDK, the recorded OpenClaw turns, plain HTTP.
 
-use std::path::PathBuf;
-use std::process::Command;
-
 use portico_testkit::sse::{collect_chat_stream, parse_sse_data};
 use portico_testkit::{MockReply, MockUpstream, RecordedRequest, SseScript};
 use serde_json::{Value, json};
 
-use crate::support::{Gateway, SERVICE_KEY};
+use crate::support::{
+    Gateway, OPENCLAW_KEY, SERVICE_KEY, openclaw_fixture, replay, run_python_checks,
+};
 
 /// The AI Studio key the catalog gives `@gemini`.
 const GEMINI_KEY: &str = "gemini-upstream-key-3f9a";
 /// The access token the catalog gives `@vertex`.
 const VERTEX_TOKEN: &str = "ya29.vertex-access-token";
-/// The OpenClaw fixtures' own gateway key, so their headers replay verbatim.
-const OPENCLAW_KEY: &str = "pk-fake-capture-key";
 /// The placeholder Gemini documents for a function call whose signature is lost.
 const SKIP_SIGNATURE: &str = "skip_thought_signature_validator";
 
@@ -64,47 +61,20 @@ fn assert_gemini_credentials(sent: &RecordedRequest) {
     assert!(!sent.body_text().contains(OPENCLAW_KEY));
 }
 
-/// The Python with the OpenAI SDK (see sdk.rs).
-fn python() -> String {
-    let python = std::env::var("PORTICO_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned());
-    let probe = Command::new(&python).args(["-c", "import openai"]).output();
-    match probe {
-        Ok(out) if out.status.success() => python,
-        _ => panic!(
-            "the OpenAI Python SDK is not importable with `{python}`; run the suite with scripts/test.sh, which installs it"
-        ),
-    }
-}
-
 #[tokio::test]
 async fn openai_python_sdk_against_gemini() {
-    let python = python();
     let gw = start().await;
-    let script =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/python/openai_sdk_e2e.py");
-    let out = tokio::process::Command::new(python)
-        .arg(script)
-        .env("PORTICO_BASE_URL", gw.url("/v1"))
-        .env("PORTICO_KEY", SERVICE_KEY)
-        .env("PORTICO_MODEL", "@gemini/gemini-2.5-flash")
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "SDK checks failed:\n{stdout}\n{stderr}"
-    );
-    let passed: Vec<String> = stdout
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["check"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
+    let passed = run_python_checks(
+        "openai",
+        "openai_sdk_e2e.py",
+        &[
+            ("PORTICO_BASE_URL", gw.url("/v1")),
+            ("PORTICO_KEY", SERVICE_KEY.to_owned()),
+            ("PORTICO_MODEL", "@gemini/gemini-2.5-flash".to_owned()),
+        ],
+        &[],
+    )
+    .await;
     assert_eq!(
         passed,
         [
@@ -115,8 +85,7 @@ async fn openai_python_sdk_against_gemini() {
             "models",
             "401",
             "404"
-        ],
-        "{stdout}"
+        ]
     );
     let paths: Vec<(String, Option<String>)> = gw
         .upstream
@@ -151,30 +120,11 @@ async fn openai_python_sdk_against_gemini() {
     );
 }
 
+/// An OpenClaw turn, routed to Gemini 3 (the model that validates thought signatures).
 fn fixture(name: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures/openclaw")
-        .join(name);
-    let mut recorded: Value =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    // The same turns, routed to Gemini 3 (the model that validates thought signatures).
+    let mut recorded = openclaw_fixture(name);
     recorded["body_json"]["model"] = json!("@gemini/gemini-3-flash-preview");
     recorded
-}
-
-/// Sends a recorded request as OpenClaw did: same path, headers and body.
-async fn replay(gw: &Gateway, recorded: &Value) -> reqwest::Response {
-    let mut request = gw.http.post(gw.url(recorded["path"].as_str().unwrap()));
-    for pair in recorded["headers"].as_array().unwrap() {
-        let (name, value) = (pair[0].as_str().unwrap(), pair[1].as_str().unwrap());
-        if !matches!(
-            name,
-            "host" | "content-length" | "connection" | "accept-encoding"
-        ) {
-            request = request.header(name, value);
-        }
-    }
-    request.json(&recorded["body_json"]).send().await.unwrap()
 }
 
 /// Gemini's streamed answer to turn 1: a sentence, then the `read` call with a signature.

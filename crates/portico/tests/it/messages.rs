@@ -2,14 +2,11 @@
 //! provider, translated for an OpenAI-kind one, errors in Anthropic's shape, and the official
 //! Anthropic Python SDK as the client (tests/python/anthropic_sdk_e2e.py).
 
-use std::path::PathBuf;
-use std::process::Command;
-
 use portico_testkit::sse::parse_sse_data;
-use portico_testkit::{MockReply, MockUpstream, SseScript, SseStep};
+use portico_testkit::{MockReply, MockUpstream, SseScript};
 use serde_json::{Value, json};
 
-use crate::support::{Gateway, SERVICE_KEY};
+use crate::support::{Gateway, SERVICE_KEY, run_python_checks, script_text};
 
 /// The key the catalog gives both providers.
 const UPSTREAM_KEY: &str = "sk-upstream-secret-for-messages-42";
@@ -41,50 +38,9 @@ async fn start() -> Gateway {
     Gateway::start_with(upstream, &catalog).await
 }
 
-/// Runs `tests/python/<script>` with a Python that can import `module` (the venv of
-/// `PORTICO_TEST_PYTHON`, set by scripts/test.sh, or `python3`), passing `env` and the
-/// `checks` to run; returns the names of the checks that passed. A missing SDK fails the
-/// test with the fix rather than skipping it.
-pub(crate) async fn run_python(
-    module: &str,
-    script: &str,
-    env: &[(&str, String)],
-    checks: &[&str],
-) -> Vec<String> {
-    let python = std::env::var("PORTICO_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned());
-    let probe = Command::new(&python)
-        .args(["-c", &format!("import {module}")])
-        .output();
-    assert!(
-        probe.is_ok_and(|o| o.status.success()),
-        "the `{module}` Python SDK is not importable with `{python}`; run the suite with scripts/test.sh, which installs tests/python/requirements.txt"
-    );
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/python")
-        .join(script);
-    let mut command = tokio::process::Command::new(python);
-    command.arg(path).args(checks);
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    let out = command.output().await.unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{script} failed:\n{stdout}\n{stderr}");
-    stdout
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["check"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect()
-}
-
 async fn anthropic_sdk(model: &str) -> Gateway {
     let gw = start().await;
-    let passed = run_python(
+    let passed = run_python_checks(
         "anthropic",
         "anthropic_sdk_e2e.py",
         &[
@@ -144,16 +100,6 @@ async fn anthropic_python_sdk_translated_to_an_openai_provider() {
     assert_eq!(messages[2]["content"], "SECRET-42");
 }
 
-fn script_bytes(script: &SseScript) -> String {
-    let mut body = String::new();
-    for step in script.steps() {
-        if let SseStep::Send(bytes) = step {
-            body.push_str(std::str::from_utf8(bytes).unwrap());
-        }
-    }
-    body
-}
-
 #[tokio::test]
 async fn pass_through_keeps_the_request_and_the_answer_untouched() {
     let gw = start().await;
@@ -207,7 +153,7 @@ async fn pass_through_keeps_the_request_and_the_answer_untouched() {
         .bytes("event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n")
         .bytes("event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":2}}\n\n")
         .bytes("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
-    let expected = script_bytes(&reply);
+    let expected = script_text(&reply);
     gw.upstream.enqueue(MockReply::sse(reply));
     let mut streamed = request.clone();
     streamed["stream"] = json!(true);

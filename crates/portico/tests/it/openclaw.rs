@@ -1,23 +1,11 @@
 //! The two requests the OpenClaw assistant really sends (tests/fixtures/openclaw/, recorded
 //! from openclaw 2026.9.6), replayed through the gateway to an OpenAI-kind mock upstream.
 
-use std::path::PathBuf;
-
 use portico_testkit::sse::{chat_chunk, collect_chat_stream, parse_sse_data};
-use portico_testkit::{MockReply, MockUpstream, SseScript, SseStep};
+use portico_testkit::{MockReply, MockUpstream, SseScript};
 use serde_json::{Value, json};
 
-use crate::support::{Gateway, PROVIDER_KEY};
-
-/// The fixture's own gateway key, so its headers replay verbatim.
-const OPENCLAW_KEY: &str = "pk-fake-capture-key";
-
-fn fixture(name: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures/openclaw")
-        .join(name);
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
+use crate::support::{Gateway, OPENCLAW_KEY, PROVIDER_KEY, openclaw_fixture, replay, script_text};
 
 fn catalog(upstream: &MockUpstream) -> String {
     format!(
@@ -26,30 +14,8 @@ fn catalog(upstream: &MockUpstream) -> String {
     )
 }
 
-/// Sends a recorded request as OpenClaw did: same path, headers and body.
-async fn replay(gw: &Gateway, recorded: &Value) -> reqwest::Response {
-    let mut request = gw.http.post(gw.url(recorded["path"].as_str().unwrap()));
-    for pair in recorded["headers"].as_array().unwrap() {
-        let (name, value) = (pair[0].as_str().unwrap(), pair[1].as_str().unwrap());
-        // Connection-level headers belong to the recording's connection, not this one.
-        if !matches!(
-            name,
-            "host" | "content-length" | "connection" | "accept-encoding"
-        ) {
-            request = request.header(name, value);
-        }
-    }
-    request.json(&recorded["body_json"]).send().await.unwrap()
-}
-
 fn script_payloads(script: &SseScript) -> Vec<String> {
-    let mut body = String::new();
-    for step in script.steps() {
-        if let SseStep::Send(bytes) = step {
-            body.push_str(std::str::from_utf8(bytes).unwrap());
-        }
-    }
-    parse_sse_data(&body)
+    parse_sse_data(&script_text(script))
 }
 
 /// The upstream's streamed tool call, in OpenAI's chunk sequence, arguments in fragments.
@@ -91,7 +57,7 @@ async fn openclaw_tool_round_trip_passes_through_intact() {
     let gw = Gateway::start_with(upstream, &catalog).await;
 
     // Turn 1: the first request, answered with a streamed tool call.
-    let turn1 = fixture("turn1-request.json");
+    let turn1 = openclaw_fixture("turn1-request.json");
     assert!(
         turn1["body_json"]["messages"][0]["content"]
             .as_str()
@@ -122,7 +88,7 @@ async fn openclaw_tool_round_trip_passes_through_intact() {
 
     // Turn 2: OpenClaw ran the tool and sends the result back, with the call id rewritten
     // (`call_...` became `call...`), which the gateway must pass on untouched.
-    let turn2 = fixture("turn2-tool-result-request.json");
+    let turn2 = openclaw_fixture("turn2-tool-result-request.json");
     let messages = turn2["body_json"]["messages"].as_array().unwrap();
     let tool_msg = messages.iter().find(|m| m["role"] == "tool").unwrap();
     assert!(!tool_msg["tool_call_id"].as_str().unwrap().contains('_'));

@@ -1,8 +1,11 @@
-//! Starting the real binary against a mock upstream, with a catalog file in a tempdir.
+//! Starting the real binary against a mock upstream, with a catalog file in a tempdir; the
+//! clients the tests drive it with (the Python SDK scripts, the recorded OpenClaw turns).
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
-use portico_testkit::{MockUpstream, PorticoProcess};
+use portico_testkit::{MockUpstream, PorticoProcess, SseScript, SseStep};
+use serde_json::Value;
 use tempfile::TempDir;
 
 /// The fixed service key the standard catalog declares.
@@ -16,6 +19,9 @@ pub(crate) const PROVIDER_KEY: &str = "sk-upstream-secret-abc123";
 pub(crate) fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_portico"))
 }
+
+/// The OpenClaw fixtures' own gateway key, so their headers replay verbatim.
+pub(crate) const OPENCLAW_KEY: &str = "pk-fake-capture-key";
 
 /// A running gateway with its upstream and data directory.
 pub(crate) struct Gateway {
@@ -146,4 +152,82 @@ pub(crate) async fn access_record(gw: &Gateway, request_id: &str) -> serde_json:
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+}
+
+/// The bytes an SSE script sends, concatenated (its delays and aborts left out).
+pub(crate) fn script_text(script: &SseScript) -> String {
+    let mut body = String::new();
+    for step in script.steps() {
+        if let SseStep::Send(bytes) = step {
+            body.push_str(std::str::from_utf8(bytes).unwrap());
+        }
+    }
+    body
+}
+
+/// Runs `tests/python/<script>` with a Python that can import `module` (the venv of
+/// `PORTICO_TEST_PYTHON`, set by scripts/test.sh, or `python3`), passing `env` and the
+/// `checks` to run (none: all of them); returns the names of the checks that passed, from the
+/// script's one JSON line per check. A missing SDK fails the test with the fix rather than
+/// skipping it; a failed check fails it with the script's output.
+pub(crate) async fn run_python_checks(
+    module: &str,
+    script: &str,
+    env: &[(&str, String)],
+    checks: &[&str],
+) -> Vec<String> {
+    let python = std::env::var("PORTICO_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let probe = Command::new(&python)
+        .args(["-c", &format!("import {module}")])
+        .output();
+    assert!(
+        probe.is_ok_and(|o| o.status.success()),
+        "the `{module}` Python SDK is not importable with `{python}`; run the suite with scripts/test.sh, which installs tests/python/requirements.txt"
+    );
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/python")
+        .join(script);
+    let mut command = tokio::process::Command::new(python);
+    command.arg(path).args(checks);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let out = command.output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{script} failed:\n{stdout}\n{stderr}");
+    stdout
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["check"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+/// A request OpenClaw really sent (tests/fixtures/openclaw/, recorded from openclaw 2026.9.6):
+/// `path`, `headers` as `[name, value]` pairs, and `body_json`.
+pub(crate) fn openclaw_fixture(name: &str) -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/openclaw")
+        .join(name);
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Sends a recorded request as OpenClaw did: same path, headers and body.
+pub(crate) async fn replay(gw: &Gateway, recorded: &Value) -> reqwest::Response {
+    let mut request = gw.http.post(gw.url(recorded["path"].as_str().unwrap()));
+    for pair in recorded["headers"].as_array().unwrap() {
+        let (name, value) = (pair[0].as_str().unwrap(), pair[1].as_str().unwrap());
+        // Connection-level headers belong to the recording's connection, not this one.
+        if !matches!(
+            name,
+            "host" | "content-length" | "connection" | "accept-encoding"
+        ) {
+            request = request.header(name, value);
+        }
+    }
+    request.json(&recorded["body_json"]).send().await.unwrap()
 }
