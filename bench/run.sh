@@ -415,6 +415,15 @@ soak() {
 mkdir -p "$RESULTS"
 install_tools
 build
+# One measurement at a time on this machine: two runs would share the cores (and, from the
+# same tree, bench/results/). The lock is machine-wide; wait for the other run to end.
+if command -v flock >/dev/null; then
+  exec 9>"${TMPDIR:-/tmp}/portico-bench.lock"
+  if ! flock -n 9; then
+    log "another bench/run.sh is measuring on this machine; waiting for it (at most 40 minutes)"
+    flock -w 2400 9 || die "another bench/run.sh held the lock for 40 minutes"
+  fi
+fi
 if [[ $SOAK == 1 ]]; then
   soak
   exit 0
