@@ -97,6 +97,24 @@ def check_stream_tool_call():
     passed("stream_tool_call", calls=calls)
 
 
+# A 1x1 transparent PNG: every provider kind accepts base64 images (Bedrock refuses URLs).
+TINY_PNG = (
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
+)
+
+
+def check_image():
+    completion = client.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": [
+            {"type": "text", "text": "what is in this image"},
+            {"type": "image_url", "image_url": {"url": TINY_PNG}},
+        ]}],
+    )
+    assert completion.choices[0].message.content == "echo: what is in this image", completion
+    passed("image", content=completion.choices[0].message.content)
+
+
 def check_embeddings():
     result = client.embeddings.create(model=MODEL, input=["alpha", "beta"])
     assert len(result.data) == 2, result
@@ -142,6 +160,7 @@ CHECKS = {
     "chat": check_chat,
     "stream": check_stream,
     "stream_tool_call": check_stream_tool_call,
+    "image": check_image,
     "embeddings": check_embeddings,
     "models": check_models,
     "401": check_401,

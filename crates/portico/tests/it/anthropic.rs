@@ -77,15 +77,31 @@ async fn openai_python_sdk_against_an_anthropic_provider() {
             ("PORTICO_MODEL", "@claude/claude-mock".to_owned()),
         ],
         // Anthropic has no embeddings endpoint.
-        &["chat", "stream", "stream_tool_call", "models", "401", "404"],
+        &[
+            "chat",
+            "stream",
+            "stream_tool_call",
+            "image",
+            "models",
+            "401",
+            "404",
+        ],
     )
     .await;
     assert_eq!(
         out,
-        ["chat", "stream", "stream_tool_call", "models", "401", "404"]
+        [
+            "chat",
+            "stream",
+            "stream_tool_call",
+            "image",
+            "models",
+            "401",
+            "404"
+        ]
     );
     let requests = gw.upstream.requests();
-    assert_eq!(requests.len(), 3, "chat, stream, tool stream");
+    assert_eq!(requests.len(), 4, "chat, stream, tool stream, image");
     for req in &requests {
         assert_anthropic(req, "claude-mock");
         assert_eq!(

@@ -237,6 +237,7 @@ async fn openai_python_sdk_through_azure() {
             "chat",
             "stream",
             "stream_tool_call",
+            "image",
             "embeddings",
             "models",
             "401",
@@ -244,7 +245,11 @@ async fn openai_python_sdk_through_azure() {
         ]
     );
     let requests = gw.upstream.requests();
-    assert_eq!(requests.len(), 4, "chat, stream, tool stream, embeddings");
+    assert_eq!(
+        requests.len(),
+        5,
+        "chat, stream, tool stream, image, embeddings"
+    );
     let operations: Vec<&str> = requests
         .iter()
         .map(|r| r.path.rsplit_once("chat-deployment/").unwrap().1)
@@ -252,6 +257,7 @@ async fn openai_python_sdk_through_azure() {
     assert_eq!(
         operations,
         [
+            "chat/completions",
             "chat/completions",
             "chat/completions",
             "chat/completions",

@@ -97,7 +97,15 @@ async fn openai_python_sdk_against_a_bedrock_provider() {
             ("PORTICO_MODEL", format!("@bedrock/{model}")),
         ]
     };
-    let chat_checks = ["chat", "stream", "stream_tool_call", "models", "401", "404"];
+    let chat_checks = [
+        "chat",
+        "stream",
+        "stream_tool_call",
+        "image",
+        "models",
+        "401",
+        "404",
+    ];
     let passed = run_python_checks(
         "openai",
         "openai_sdk_e2e.py",
@@ -119,19 +127,22 @@ async fn openai_python_sdk_against_a_bedrock_provider() {
     let requests = gw.upstream.requests();
     assert_eq!(
         requests.len(),
-        5,
-        "chat, stream, tool stream, two embeddings"
+        6,
+        "chat, stream, tool stream, image, two embeddings"
     );
     assert_signed(&requests[0], &model_path, "converse");
     assert_signed(&requests[1], &model_path, "converse-stream");
     assert_signed(&requests[2], &model_path, "converse-stream");
+    assert_signed(&requests[3], &model_path, "converse");
+    let image = &requests[3].json_body()["messages"][0]["content"][1]["image"];
+    assert_eq!(image["format"], "png", "the data URL became an image block");
     let tool = &requests[2].json_body()["toolConfig"]["tools"][0]["toolSpec"];
     assert_eq!(tool["name"], "read");
     assert!(tool["inputSchema"]["json"].is_object());
-    for req in &requests[3..] {
+    for req in &requests[4..] {
         assert_signed(req, "amazon.titan-embed-text-v2%3A0", "invoke");
     }
-    let texts: Vec<&Value> = requests[3..]
+    let texts: Vec<&Value> = requests[4..]
         .iter()
         .map(|r| &r.json_body()["inputText"])
         .collect();

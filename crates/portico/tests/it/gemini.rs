@@ -81,6 +81,7 @@ async fn openai_python_sdk_against_gemini() {
             "chat",
             "stream",
             "stream_tool_call",
+            "image",
             "embeddings",
             "models",
             "401",
@@ -106,6 +107,7 @@ async fn openai_python_sdk_against_gemini() {
                 format!("{model}:streamGenerateContent"),
                 Some("alt=sse".to_owned())
             ),
+            (format!("{model}:generateContent"), None),
             (format!("{model}:batchEmbedContents"), None),
         ]
     );

@@ -22,6 +22,7 @@ async fn openai_python_sdk() {
             "chat",
             "stream",
             "stream_tool_call",
+            "image",
             "embeddings",
             "models",
             "401",
@@ -31,7 +32,11 @@ async fn openai_python_sdk() {
     // Every SDK call that passed auth and routing reached the mock upstream with the
     // upstream model name.
     let requests = gw.upstream.requests();
-    assert_eq!(requests.len(), 4, "chat, stream, tool stream, embeddings");
+    assert_eq!(
+        requests.len(),
+        5,
+        "chat, stream, tool stream, image, embeddings"
+    );
     assert!(
         requests
             .iter()
