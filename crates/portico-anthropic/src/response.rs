@@ -18,19 +18,31 @@ pub fn usage(usage: &WireUsage) -> UsageWire {
     )
 }
 
-/// Translates a whole answer; `created` is the Unix time to stamp it with (Anthropic's
-/// answer has none).
-pub fn to_chat_response(message: &MessagesResponse, created: u64) -> ChatResponse {
-    let mut text: Option<String> = None;
-    let mut reasoning: Option<String> = None;
-    let mut thinking_blocks = Vec::new();
-    let mut tool_calls = Vec::new();
-    for block in &message.content {
+/// What an assistant turn's content blocks say, in OpenAI's terms: text, tool calls and
+/// reasoning. Shared by answers (here) and by earlier assistant turns of an inbound request.
+#[derive(Debug, Default)]
+pub(crate) struct AssistantParts {
+    /// The text blocks, concatenated; `None` when there was none.
+    pub(crate) text: Option<String>,
+    /// The thinking text, concatenated.
+    pub(crate) reasoning: Option<String>,
+    /// Thinking blocks with their signatures, in order.
+    pub(crate) thinking_blocks: Vec<ThinkingBlock>,
+    /// `tool_use` blocks as tool calls, ids kept.
+    pub(crate) tool_calls: Vec<ToolCall>,
+}
+
+impl AssistantParts {
+    /// Takes a text, `tool_use`, thinking or redacted-thinking block; returns `false` for any
+    /// other block, which is left to the caller (an answer ignores it, a request refuses it).
+    pub(crate) fn take(&mut self, block: &ContentBlock) -> bool {
         match block {
-            ContentBlock::Text { text: t, .. } => text.get_or_insert_with(String::new).push_str(t),
+            ContentBlock::Text { text, .. } => {
+                self.text.get_or_insert_with(String::new).push_str(text);
+            }
             ContentBlock::ToolUse {
                 id, name, input, ..
-            } => tool_calls.push(ToolCall {
+            } => self.tool_calls.push(ToolCall {
                 id: id.clone(),
                 kind: "function".to_owned(),
                 function: FunctionCall {
@@ -42,27 +54,42 @@ pub fn to_chat_response(message: &MessagesResponse, created: u64) -> ChatRespons
                 thinking,
                 signature,
             } => {
-                reasoning.get_or_insert_with(String::new).push_str(thinking);
-                thinking_blocks.push(ThinkingBlock {
+                self.reasoning
+                    .get_or_insert_with(String::new)
+                    .push_str(thinking);
+                self.thinking_blocks.push(ThinkingBlock {
                     kind: "thinking".to_owned(),
                     thinking: Some(thinking.clone()),
                     signature: Some(signature.clone()),
                     data: None,
                 });
             }
-            ContentBlock::RedactedThinking { data } => thinking_blocks.push(ThinkingBlock {
+            ContentBlock::RedactedThinking { data } => self.thinking_blocks.push(ThinkingBlock {
                 kind: "redacted_thinking".to_owned(),
                 thinking: None,
                 signature: None,
                 data: Some(data.clone()),
             }),
-            // Server tool blocks, documents and images in an answer have no OpenAI place.
-            ContentBlock::Image { .. }
-            | ContentBlock::Document { .. }
-            | ContentBlock::ToolResult { .. }
-            | ContentBlock::Other(_) => {}
+            _ => return false,
         }
+        true
     }
+}
+
+/// Translates a whole answer; `created` is the Unix time to stamp it with (Anthropic's
+/// answer has none).
+pub fn to_chat_response(message: &MessagesResponse, created: u64) -> ChatResponse {
+    let mut parts = AssistantParts::default();
+    for block in &message.content {
+        // Server tool blocks, documents and images in an answer have no OpenAI place.
+        parts.take(block);
+    }
+    let AssistantParts {
+        mut text,
+        reasoning,
+        thinking_blocks,
+        tool_calls,
+    } = parts;
     if text.is_none() && tool_calls.is_empty() {
         text = Some(String::new());
     }

@@ -7,12 +7,12 @@
 
 use portico_core::{ApiError, ErrorCode, ProviderKind};
 use portico_providers::chat::{
-    ChatRequest, Content, ContentPart, FunctionCall, FunctionDef, ImageUrl, JsonSchemaFormat,
-    Message, NamedFunction, ResponseFormat, Role, Stop, StreamOptions, ThinkingBlock, Tool,
-    ToolCall, ToolChoice,
+    ChatRequest, Content, ContentPart, FunctionDef, ImageUrl, JsonSchemaFormat, Message,
+    NamedFunction, ResponseFormat, Role, Stop, StreamOptions, Tool, ToolChoice,
 };
 use serde_json::{Map, Value};
 
+use crate::response::AssistantParts;
 use crate::wire::{
     ContentBlock, ImageSource, MessageContent, MessagesRequest, System, ToolResultContent,
     WireMessage, WireToolChoice,
@@ -375,51 +375,26 @@ fn assistant_turn(turn: &WireMessage, i: usize) -> Result<Message, ApiError> {
         }
         MessageContent::Blocks(blocks) => blocks,
     };
-    let mut text: Option<String> = None;
-    let mut reasoning: Option<String> = None;
-    let mut thinking = Vec::new();
-    let mut calls = Vec::new();
+    let mut parts = AssistantParts::default();
     for block in blocks {
-        match block {
-            ContentBlock::Text { text: t, .. } => text.get_or_insert_with(String::new).push_str(t),
-            ContentBlock::ToolUse {
-                id, name, input, ..
-            } => calls.push(ToolCall {
-                id: id.clone(),
-                kind: "function".to_owned(),
-                function: FunctionCall {
-                    name: name.clone(),
-                    arguments: input.to_string(),
-                },
-            }),
-            ContentBlock::Thinking {
-                thinking: t,
-                signature,
-            } => {
-                reasoning.get_or_insert_with(String::new).push_str(t);
-                thinking.push(ThinkingBlock {
-                    kind: "thinking".to_owned(),
-                    thinking: Some(t.clone()),
-                    signature: Some(signature.clone()),
-                    data: None,
-                });
-            }
-            ContentBlock::RedactedThinking { data } => thinking.push(ThinkingBlock {
-                kind: "redacted_thinking".to_owned(),
-                thinking: None,
-                signature: None,
-                data: Some(data.clone()),
-            }),
-            ContentBlock::Other(value) => {
-                let kind = value
-                    .get("type")
-                    .and_then(Value::as_str)
-                    .unwrap_or("unknown");
-                return Err(unsupported_block(kind, i));
-            }
-            _ => return Err(unsupported_block("non-text", i)),
+        if parts.take(block) {
+            continue;
         }
+        let kind = match block {
+            ContentBlock::Other(value) => value
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown"),
+            _ => "non-text",
+        };
+        return Err(unsupported_block(kind, i));
     }
+    let AssistantParts {
+        text,
+        reasoning,
+        thinking_blocks: thinking,
+        tool_calls: calls,
+    } = parts;
     let mut out = message(Role::Assistant, text.map(Content::Text));
     out.tool_calls = (!calls.is_empty()).then_some(calls);
     out.reasoning_content = reasoning;
