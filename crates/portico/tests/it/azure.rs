@@ -6,7 +6,7 @@ use portico_testkit::sse::{collect_chat_stream, parse_sse_data};
 use portico_testkit::{MockReply, MockUpstream, RecordedRequest};
 use serde_json::{Value, json};
 
-use crate::support::{Gateway, SERVICE_KEY, access_record, chat, run_python_checks};
+use crate::support::{Gateway, SERVICE_KEY, access_record, chat, run_every_openai_sdk_check};
 
 /// The key the catalog gives the Azure resource.
 const AZURE_KEY: &str = "azure-resource-key-0123456789abcdef";
@@ -220,30 +220,7 @@ async fn a_blocked_prompt_is_passed_on_as_azure_said() {
 #[tokio::test]
 async fn openai_python_sdk_through_azure() {
     let gw = start().await;
-    let passed = run_python_checks(
-        "openai",
-        "openai_sdk_e2e.py",
-        &[
-            ("PORTICO_BASE_URL", gw.url("/v1")),
-            ("PORTICO_KEY", SERVICE_KEY.to_owned()),
-            ("PORTICO_MODEL", "@azure/chat-deployment".to_owned()),
-        ],
-        &[],
-    )
-    .await;
-    assert_eq!(
-        passed,
-        [
-            "chat",
-            "stream",
-            "stream_tool_call",
-            "image",
-            "embeddings",
-            "models",
-            "401",
-            "404"
-        ]
-    );
+    run_every_openai_sdk_check(&gw, "@azure/chat-deployment").await;
     let requests = gw.upstream.requests();
     assert_eq!(
         requests.len(),

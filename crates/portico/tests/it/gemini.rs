@@ -7,7 +7,7 @@ use portico_testkit::{MockReply, MockUpstream, RecordedRequest, SseScript};
 use serde_json::{Value, json};
 
 use crate::support::{
-    Gateway, OPENCLAW_KEY, SERVICE_KEY, openclaw_fixture, replay, run_python_checks,
+    Gateway, OPENCLAW_KEY, SERVICE_KEY, openclaw_fixture, replay, run_every_openai_sdk_check,
 };
 
 /// The AI Studio key the catalog gives `@gemini`.
@@ -64,30 +64,7 @@ fn assert_gemini_credentials(sent: &RecordedRequest) {
 #[tokio::test]
 async fn openai_python_sdk_against_gemini() {
     let gw = start().await;
-    let passed = run_python_checks(
-        "openai",
-        "openai_sdk_e2e.py",
-        &[
-            ("PORTICO_BASE_URL", gw.url("/v1")),
-            ("PORTICO_KEY", SERVICE_KEY.to_owned()),
-            ("PORTICO_MODEL", "@gemini/gemini-2.5-flash".to_owned()),
-        ],
-        &[],
-    )
-    .await;
-    assert_eq!(
-        passed,
-        [
-            "chat",
-            "stream",
-            "stream_tool_call",
-            "image",
-            "embeddings",
-            "models",
-            "401",
-            "404"
-        ]
-    );
+    run_every_openai_sdk_check(&gw, "@gemini/gemini-2.5-flash").await;
     let paths: Vec<(String, Option<String>)> = gw
         .upstream
         .requests()

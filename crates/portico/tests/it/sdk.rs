@@ -1,34 +1,11 @@
 //! The official OpenAI Python SDK as the client (tests/python/openai_sdk_e2e.py).
 
-use crate::support::{Gateway, SERVICE_KEY, run_python_checks};
+use crate::support::{Gateway, run_every_openai_sdk_check};
 
 #[tokio::test]
 async fn openai_python_sdk() {
     let gw = Gateway::start().await;
-    let passed = run_python_checks(
-        "openai",
-        "openai_sdk_e2e.py",
-        &[
-            ("PORTICO_BASE_URL", gw.url("/v1")),
-            ("PORTICO_KEY", SERVICE_KEY.to_owned()),
-            ("PORTICO_MODEL", "@restricted/gpt-allowed".to_owned()),
-        ],
-        &[],
-    )
-    .await;
-    assert_eq!(
-        passed,
-        [
-            "chat",
-            "stream",
-            "stream_tool_call",
-            "image",
-            "embeddings",
-            "models",
-            "401",
-            "404"
-        ]
-    );
+    run_every_openai_sdk_check(&gw, "@restricted/gpt-allowed").await;
     // Every SDK call that passed auth and routing reached the mock upstream with the
     // upstream model name.
     let requests = gw.upstream.requests();

@@ -231,3 +231,32 @@ pub(crate) async fn replay(gw: &Gateway, recorded: &Value) -> reqwest::Response 
     }
     request.json(&recorded["body_json"]).send().await.unwrap()
 }
+
+/// Runs every check of tests/python/openai_sdk_e2e.py (the official OpenAI Python SDK) against
+/// `model` through `gw`, with the service key, and asserts they all passed, in order.
+pub(crate) async fn run_every_openai_sdk_check(gw: &Gateway, model: &str) {
+    let passed = run_python_checks(
+        "openai",
+        "openai_sdk_e2e.py",
+        &[
+            ("PORTICO_BASE_URL", gw.url("/v1")),
+            ("PORTICO_KEY", SERVICE_KEY.to_owned()),
+            ("PORTICO_MODEL", model.to_owned()),
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(
+        passed,
+        [
+            "chat",
+            "stream",
+            "stream_tool_call",
+            "image",
+            "embeddings",
+            "models",
+            "401",
+            "404"
+        ]
+    );
+}
