@@ -43,15 +43,15 @@ pub(crate) fn conclude(
     result: Result<Forwarded, ApiError>,
     render: impl FnOnce(ApiError) -> Response,
 ) -> Response {
-    let mut response = match result {
+    let (mut response, finished) = match result {
         Ok(Forwarded::Streaming(response)) => {
             // The stream's body finishes the record when it ends.
-            response
+            (response, false)
         }
         Ok(Forwarded::Complete(response)) => {
             record.status = response.status().as_u16();
             record.latency_ms = elapsed_ms(started);
-            finish(state, &record, response)
+            (response, true)
         }
         Err(err) => {
             record.status = err.status;
@@ -60,10 +60,14 @@ pub(crate) fn conclude(
             record.error = Some(err.message.clone());
             record.latency_ms = elapsed_ms(started);
             tracing::debug!(id = %record.id, status = err.status, "request failed: {}", err.message);
-            finish(state, &record, render(err))
+            (render(err), true)
         }
     };
     set_ids(response.headers_mut(), &record);
+    if finished {
+        // The ids are on the response, so the record itself goes to the sink, uncopied.
+        state.gateway.record(record);
+    }
     response
 }
 
@@ -155,12 +159,6 @@ pub(crate) async fn streaming(
         )
             .into_response(),
     ))
-}
-
-/// Hands the record of a finished request to the sink and returns the response.
-fn finish(state: &AppState, record: &RequestRecord, response: Response) -> Response {
-    state.gateway.record(record.clone());
-    response
 }
 
 fn set_ids(headers: &mut HeaderMap, record: &RequestRecord) {
