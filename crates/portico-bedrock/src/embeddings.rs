@@ -259,6 +259,7 @@ where
             prompt_tokens: n,
             completion_tokens: 0,
             cached_tokens: 0,
+            cache_write_tokens: 0,
         }),
     })
 }

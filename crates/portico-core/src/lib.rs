@@ -26,6 +26,6 @@ pub use endpoint::Endpoint;
 pub use error::{ApiError, ErrorCode};
 pub use kind::{ProviderKind, UnknownProviderKind};
 pub use model_ref::{ModelRef, ModelRefError, is_valid_slug};
-pub use record::{Outcome, RequestRecord};
+pub use record::{Attempt, Outcome, RequestRecord};
 pub use secret::{KEY_PREFIX, KeyHash, Secret, generate_key, key_hint};
 pub use usage::Usage;

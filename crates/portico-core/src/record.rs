@@ -1,5 +1,6 @@
 //! The record of one request: what the request log keeps.
 
+use bytes::Bytes;
 use serde::Serialize;
 
 #[cfg(doc)]
@@ -62,9 +63,61 @@ pub struct RequestRecord {
     pub completion_tokens: Option<u64>,
     /// Input tokens read from the prompt cache.
     pub cached_tokens: Option<u64>,
+    /// Input tokens written to the prompt cache.
+    pub cache_write_tokens: Option<u64>,
     /// The error code, for a failed request.
     pub error_code: Option<String>,
     /// The error message, for a failed request.
+    pub error: Option<String>,
+    /// Time spent waiting on upstreams (every attempt, retries' waits excluded), in
+    /// milliseconds; `None` when no upstream was called.
+    pub upstream_latency_ms: Option<u64>,
+    /// The price of the tokens used, in USD; `None` when no usage was reported or the
+    /// model's price is unknown (never a guess).
+    pub cost_usd: Option<f64>,
+    /// `hit`, `miss` or `disabled` once a cache exists; `None` until then.
+    pub cache_status: Option<&'static str>,
+    /// Retries made after first tries, summed over the targets tried.
+    pub retry_count: u32,
+    /// The routing config's option that answered (`config.targets[1]`), as in
+    /// `x-portkey-last-used-option-index`; `None` without a routing config.
+    pub target: Option<String>,
+    /// One entry per upstream try, in order (retries and fallbacks included).
+    pub attempts: Vec<Attempt>,
+    /// Guardrail verdicts (`hook_results`), once guardrails exist.
+    pub guardrails: Option<serde_json::Value>,
+    /// The id of the routing config that applied (a key's or a header's catalog config).
+    pub config_id: Option<String>,
+    /// Whether this request's payloads may be stored (the key's `log_payloads`).
+    #[serde(skip)]
+    pub log_payloads: bool,
+    /// The request body as the client sent it. Never written to the access log.
+    #[serde(skip)]
+    pub request: Option<Bytes>,
+    /// The response body as the client received it (a stream: its event-stream text). Never
+    /// written to the access log.
+    #[serde(skip)]
+    pub response: Option<Bytes>,
+}
+
+/// One upstream try of a request.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Attempt {
+    /// The provider slug tried, without `@`.
+    pub provider: String,
+    /// The model name sent upstream.
+    pub model: String,
+    /// The routing config's option (`config.targets[0]`); `None` without a config.
+    pub target: Option<String>,
+    /// 0 for a target's first try, n for its n-th retry.
+    pub retry: u32,
+    /// Unix milliseconds when the try started.
+    pub started_at_ms: i64,
+    /// From sending to the upstream's answer (for a stream: its first event), in ms.
+    pub latency_ms: u64,
+    /// The upstream's HTTP status; `None` when no answer came (connection error, timeout).
+    pub status: Option<u16>,
+    /// Why the try failed; `None` for the try that answered.
     pub error: Option<String>,
 }
 
@@ -89,8 +142,20 @@ impl RequestRecord {
             prompt_tokens: None,
             completion_tokens: None,
             cached_tokens: None,
+            cache_write_tokens: None,
             error_code: None,
             error: None,
+            upstream_latency_ms: None,
+            cost_usd: None,
+            cache_status: None,
+            retry_count: 0,
+            target: None,
+            attempts: Vec::new(),
+            guardrails: None,
+            config_id: None,
+            log_payloads: true,
+            request: None,
+            response: None,
         }
     }
 
@@ -100,6 +165,7 @@ impl RequestRecord {
             self.prompt_tokens = Some(u.prompt_tokens);
             self.completion_tokens = Some(u.completion_tokens);
             self.cached_tokens = Some(u.cached_tokens);
+            self.cache_write_tokens = Some(u.cache_write_tokens);
         }
     }
 }

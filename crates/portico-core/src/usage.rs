@@ -11,6 +11,10 @@ pub struct Usage {
     pub completion_tokens: u64,
     /// Input tokens read from the provider's prompt cache (a subset of `prompt_tokens`).
     pub cached_tokens: u64,
+    /// Input tokens written to the provider's prompt cache (Anthropic's
+    /// `cache_creation_input_tokens`; a subset of `prompt_tokens`, priced apart).
+    #[serde(default)]
+    pub cache_write_tokens: u64,
 }
 
 impl Usage {
@@ -26,15 +30,18 @@ impl Usage {
         if prompt.is_none() && completion.is_none() {
             return None;
         }
-        let cached = usage
-            .get("prompt_tokens_details")
-            .and_then(|d| d.get("cached_tokens"))
-            .and_then(serde_json::Value::as_u64)
-            .unwrap_or(0);
+        let detail = |field: &str| {
+            usage
+                .get("prompt_tokens_details")
+                .and_then(|d| d.get(field))
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0)
+        };
         Some(Usage {
             prompt_tokens: prompt.unwrap_or(0),
             completion_tokens: completion.unwrap_or(0),
-            cached_tokens: cached,
+            cached_tokens: detail("cached_tokens"),
+            cache_write_tokens: detail("cache_creation_tokens"),
         })
     }
 

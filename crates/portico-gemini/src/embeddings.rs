@@ -208,6 +208,7 @@ impl Collected {
             prompt_tokens,
             completion_tokens: 0,
             cached_tokens: 0,
+            cache_write_tokens: 0,
         });
         (body, usage)
     }

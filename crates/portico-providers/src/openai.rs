@@ -118,6 +118,7 @@ pub(crate) fn read_usage(body: &Bytes) -> Result<Option<Usage>, ProviderError> {
     #[derive(Deserialize)]
     struct PromptDetails {
         cached_tokens: Option<u64>,
+        cache_creation_tokens: Option<u64>,
     }
     let parsed: WithUsage = serde_json::from_slice(body)
         .map_err(|e| ProviderError::Malformed(format!("the answer is not a JSON object: {e}")))?;
@@ -125,12 +126,14 @@ pub(crate) fn read_usage(body: &Bytes) -> Result<Option<Usage>, ProviderError> {
         if u.prompt_tokens.is_none() && u.completion_tokens.is_none() {
             return None;
         }
+        let details = u.prompt_tokens_details;
         Some(Usage {
             prompt_tokens: u.prompt_tokens.unwrap_or(0),
             completion_tokens: u.completion_tokens.unwrap_or(0),
-            cached_tokens: u
-                .prompt_tokens_details
-                .and_then(|d| d.cached_tokens)
+            cached_tokens: details.as_ref().and_then(|d| d.cached_tokens).unwrap_or(0),
+            cache_write_tokens: details
+                .as_ref()
+                .and_then(|d| d.cache_creation_tokens)
                 .unwrap_or(0),
         })
     }))

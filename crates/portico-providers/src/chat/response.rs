@@ -155,6 +155,9 @@ impl UsageWire {
             prompt_tokens: self.prompt_tokens,
             completion_tokens: self.completion_tokens,
             cached_tokens: self.prompt_tokens_details.map_or(0, |d| d.cached_tokens),
+            cache_write_tokens: self
+                .prompt_tokens_details
+                .map_or(0, |d| d.cache_creation_tokens),
         }
     }
 }
