@@ -90,6 +90,22 @@ impl Gateway {
             })
     }
 
+    /// The admin key a request to the admin API presented: 401 without a known key, 403 for
+    /// a gateway key that is not an admin key.
+    pub fn authenticate_admin(&self, secret: Option<&str>) -> Result<Arc<KeyEntry>, ApiError> {
+        let key = self.authenticate(secret)?;
+        if key.key_type != portico_store::KeyType::Admin {
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "the key `{}` is a gateway key, not an admin key; the admin API needs the admin key Portico printed on first start (or PORTICO_ADMIN_KEY)",
+                    key.name
+                ),
+            ));
+        }
+        Ok(key)
+    }
+
     /// Resolves `model` (`@slug/model`, or a bare name with `x-portkey-provider: @slug`) to a
     /// provider the key may use.
     pub fn route(

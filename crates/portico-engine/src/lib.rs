@@ -26,5 +26,5 @@ mod snapshot;
 
 pub use gateway::{Gateway, Route};
 pub use registry::build_provider;
-pub use sink::{AccessLog, RequestSink};
+pub use sink::{AccessLog, Fanout, RequestSink};
 pub use snapshot::{KeyEntry, ModelPattern, ProviderEntry, Snapshot};

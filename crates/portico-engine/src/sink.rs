@@ -13,6 +13,29 @@ pub trait RequestSink: Send + Sync + 'static {
     fn record(&self, record: RequestRecord);
 }
 
+/// Hands every record to several sinks in order (the access log, the request log, metrics).
+pub struct Fanout {
+    sinks: Vec<std::sync::Arc<dyn RequestSink>>,
+}
+
+impl Fanout {
+    /// A sink feeding each of `sinks`; the last one gets the record itself, the others a copy.
+    pub fn new(sinks: Vec<std::sync::Arc<dyn RequestSink>>) -> Fanout {
+        Fanout { sinks }
+    }
+}
+
+impl RequestSink for Fanout {
+    fn record(&self, record: RequestRecord) {
+        if let Some((last, rest)) = self.sinks.split_last() {
+            for sink in rest {
+                sink.record(record.clone());
+            }
+            last.record(record);
+        }
+    }
+}
+
 /// Where an access-log line goes: a function taking one complete line (newline included).
 type LineWriter = Box<dyn Fn(Vec<u8>) + Send + Sync>;
 

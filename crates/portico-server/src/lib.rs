@@ -15,6 +15,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use portico_engine::Gateway;
+use portico_store::Store;
 
 mod error;
 mod relay;
@@ -34,6 +35,9 @@ pub struct AppState {
     pub gateway: Arc<Gateway>,
     /// Cleared when shutdown starts, so `/readyz` sends load balancers elsewhere.
     pub ready: Arc<AtomicBool>,
+    /// The catalog's store, for the admin API; `None` serves the data plane only (the admin
+    /// API then answers 503).
+    pub store: Option<Arc<dyn Store>>,
 }
 
 impl AppState {
@@ -42,7 +46,14 @@ impl AppState {
         AppState {
             gateway,
             ready: Arc::new(AtomicBool::new(true)),
+            store: None,
         }
+    }
+
+    /// The same state with the catalog's store, which enables the admin API.
+    pub fn with_store(mut self, store: Arc<dyn Store>) -> AppState {
+        self.store = Some(store);
+        self
     }
 
     /// Marks the gateway as draining: `/readyz` answers 503 from now on.
@@ -64,6 +75,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/messages", post(routes::messages::messages))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
+        .nest("/admin/v1", routes::admin::router())
         .fallback(routes::health::not_found)
         .method_not_allowed_fallback(routes::health::method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))

@@ -111,7 +111,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Fatal> {
         let _ = log_writer.clone().write_all(&line);
     });
     let gateway = Arc::new(Gateway::new(snapshot, client, Arc::new(access_log)));
-    let state = AppState::new(gateway);
+    let state = AppState::new(gateway).with_store(Arc::new(store.clone()));
     let app = portico_server::router(state.clone(), args.max_body_bytes);
 
     let listener = tokio::net::TcpListener::bind(listen)
