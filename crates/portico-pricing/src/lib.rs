@@ -1,0 +1,43 @@
+//! The cost of a request: Portico's built-in price table and the arithmetic on usage.
+//!
+//! This crate prices tokens; it does no I/O and keeps no state beyond the table parsed once
+//! from `prices.json`, a data file compiled into the binary (its header names each
+//! provider's source and the date the prices were checked). It does not decide *whose*
+//! price applies beyond "catalog override, else built-in, else unknown" ([`cost_usd`]).
+//!
+//! - [`PriceTable`]: list prices by provider kind and model, with the name normalisation a
+//!   user expects (dated snapshots, `models/` prefixes, Bedrock profile prefixes).
+//! - [`ModelPrice`]: one model's prices and [`ModelPrice::cost`] of a [`Usage`].
+//! - [`PriceOverride`]: a catalog override whose missing fields come from the table.
+//!
+//! An unknown price is `None`, never zero and never a guess.
+
+mod normalize;
+mod price;
+mod table;
+
+pub use price::{ModelPrice, PriceOverride};
+pub use table::{PriceTable, PriceTableError};
+
+use portico_core::{ProviderKind, Usage};
+
+/// The cost in USD of `usage` on `model` of a provider of `kind`.
+///
+/// `override_price` (the catalog's `models[].pricing`, resolved) wins; else the built-in
+/// table's price; else `None`. `None` too when the upstream reported no usage.
+pub fn cost_usd(
+    override_price: Option<&ModelPrice>,
+    kind: ProviderKind,
+    model: &str,
+    usage: Option<Usage>,
+) -> Option<f64> {
+    let usage = usage?;
+    let price = match override_price {
+        Some(price) => *price,
+        None => PriceTable::builtin().lookup(kind, model)?,
+    };
+    Some(price.cost(&usage))
+}
+
+#[cfg(test)]
+mod tests;
