@@ -1,0 +1,44 @@
+//! The persistent request log: every finished request, kept in its own SQLite file
+//! (`logs.db`), searchable and summarised by the admin API.
+//!
+//! The parts, in the order a record travels:
+//! - [`LogPipeline`] starts the writer and hands out a [`LogSink`], the
+//!   [`portico_engine::RequestSink`] the request path calls. `record()` never blocks: it puts
+//!   the record on a bounded queue, or, when the queue is full, appends it to a spill file
+//!   (`logs-spill.jsonl`) that the writer replays once it has caught up (and on the next
+//!   start). The writer drains the queue in batches, one transaction per batch.
+//!   [`LogPipeline::shutdown`] drains everything before the process exits.
+//! - [`LogEntry`] is the stored form of a record: payloads kept only when the key allows it,
+//!   capped in size; headers are never part of it.
+//! - [`LogStore`] is the storage boundary (insert, search, one entry, analytics, retention);
+//!   [`SqliteLogStore`] implements it. A Postgres store would implement the same trait.
+//! - [`LogQuery`] and [`AnalyticsQuery`] are the admin API's filters, parsed from query
+//!   parameters with errors that name the parameter.
+//!
+//! What it is not: the catalog store (`portico-store`, a different database file, so log
+//! writes never contend with catalog reads) or the HTTP routes (`portico-server`).
+//!
+//! The design and its measured query times are in `docs/request-logs.md`.
+
+mod analytics;
+mod entry;
+mod error;
+mod pipeline;
+mod query;
+mod retention;
+mod spill;
+mod sqlite;
+mod store;
+mod time;
+
+pub use analytics::{Analytics, AnalyticsRow, Percentiles, Stats};
+pub use entry::{DEFAULT_MAX_PAYLOAD_BYTES, LogEntry, LoggedAttempt, Payload};
+pub use error::LogError;
+pub use pipeline::{LogPipeline, LogSink, PipelineOptions, PipelineStats};
+pub use query::{
+    AnalyticsQuery, Cursor, GroupBy, Interval, LogFilter, LogQuery, ParamError, StatusFilter,
+};
+pub use retention::{DEFAULT_RETENTION_DAYS, Retention};
+pub use sqlite::SqliteLogStore;
+pub use store::{LogDetail, LogPage, LogStore, LogSummary};
+pub use time::{now_ms, rfc3339_ms};

@@ -1,0 +1,338 @@
+//! [`LogPipeline`]: from the request path to the database without the request ever waiting.
+//!
+//! [`LogSink::record`] turns the record into a [`LogEntry`] and `try_send`s it on a bounded
+//! queue. When the queue is full (or closed, during shutdown) the entry is appended to the
+//! spill file instead: the record is kept, memory stays bounded, and the request pays one
+//! small file write. Nothing is dropped silently: if even the spill write fails, the entry
+//! is counted as lost and an error line says how many so far.
+//!
+//! One writer task drains the queue: it takes whatever is queued (up to `batch_max`) and
+//! writes it in one transaction, so batches grow by themselves under load (group commit)
+//! and a lone request is written at once. When the queue is empty and something was
+//! spilled, it replays the spill file. [`LogPipeline::shutdown`] closes the queue, writes
+//! what is left and replays the spill file before returning.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use portico_core::RequestRecord;
+use portico_engine::RequestSink;
+use tokio::io::AsyncBufReadExt as _;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::entry::DEFAULT_MAX_PAYLOAD_BYTES;
+use crate::spill::Spill;
+use crate::{LogEntry, LogError, LogStore, Retention, retention};
+
+/// How the pipeline is sized.
+#[derive(Debug, Clone)]
+pub struct PipelineOptions {
+    /// Records the queue holds before spilling to the file.
+    pub queue_capacity: usize,
+    /// Most records written per transaction.
+    pub batch_max: usize,
+    /// Largest stored payload (each of request and response), in bytes.
+    pub max_payload_bytes: usize,
+    /// The spill file (`<data dir>/logs-spill.jsonl`).
+    pub spill_path: PathBuf,
+    /// What the pruner keeps.
+    pub retention: Retention,
+}
+
+impl PipelineOptions {
+    /// Defaults with the spill file at `spill_path`: a 10,000-record queue, batches of up to
+    /// 500, payloads cut at 1 MiB, 30 days of retention.
+    pub fn new(spill_path: PathBuf) -> PipelineOptions {
+        PipelineOptions {
+            queue_capacity: 10_000,
+            batch_max: 500,
+            max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
+            spill_path,
+            retention: Retention::default(),
+        }
+    }
+}
+
+/// Counts of what went through the pipeline since it started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PipelineStats {
+    /// Records handed to the sink.
+    pub received: u64,
+    /// Records that went to the spill file (queue full or closed, or a failed write).
+    pub spilled: u64,
+    /// Entries newly stored (from the queue or replayed).
+    pub stored: u64,
+    /// Records that could be neither queued nor spilled.
+    pub lost: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    received: AtomicU64,
+    spilled: AtomicU64,
+    stored: AtomicU64,
+    lost: AtomicU64,
+}
+
+impl Counters {
+    fn snapshot(&self) -> PipelineStats {
+        PipelineStats {
+            received: self.received.load(Ordering::Relaxed),
+            spilled: self.spilled.load(Ordering::Relaxed),
+            stored: self.stored.load(Ordering::Relaxed),
+            lost: self.lost.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// What the writer and the sink share.
+#[derive(Debug)]
+struct Shared {
+    spill: Spill,
+    counters: Counters,
+}
+
+impl Shared {
+    /// Keeps `entry` in the spill file, or counts it lost.
+    fn spill(&self, entry: &LogEntry) {
+        match self.spill.append(entry) {
+            Ok(()) => {
+                self.counters.spilled.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(err) => {
+                let lost = self.counters.lost.fetch_add(1, Ordering::Relaxed) + 1;
+                // One line per thousand, so a full disk does not also flood the log.
+                if lost == 1 || lost.is_multiple_of(1000) {
+                    tracing::error!(
+                        lost,
+                        id = %entry.id,
+                        "request log: queue full and the spill file failed ({err}); entries lost so far: {lost}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The request sink feeding the pipeline. Cheap to call from any thread; never blocks on
+/// the database.
+#[derive(Debug)]
+pub struct LogSink {
+    tx: mpsc::Sender<LogEntry>,
+    shared: Arc<Shared>,
+    max_payload_bytes: usize,
+}
+
+impl RequestSink for LogSink {
+    fn record(&self, record: RequestRecord) {
+        self.shared
+            .counters
+            .received
+            .fetch_add(1, Ordering::Relaxed);
+        let entry = LogEntry::from_record(record, self.max_payload_bytes);
+        if let Err(
+            mpsc::error::TrySendError::Full(entry) | mpsc::error::TrySendError::Closed(entry),
+        ) = self.tx.try_send(entry)
+        {
+            self.shared.spill(&entry);
+        }
+    }
+}
+
+/// The running pipeline: the writer and the pruner.
+#[derive(Debug)]
+pub struct LogPipeline {
+    sink: Arc<LogSink>,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl LogPipeline {
+    /// Starts the writer (which first replays a spill file left by an earlier run) and the
+    /// pruner. Must be called inside a Tokio runtime.
+    pub fn start(store: Arc<dyn LogStore>, options: PipelineOptions) -> LogPipeline {
+        let (tx, rx) = mpsc::channel(options.queue_capacity.max(1));
+        let shared = Arc::new(Shared {
+            spill: Spill::new(options.spill_path),
+            counters: Counters::default(),
+        });
+        let stop = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        tasks.spawn(write_loop(
+            Arc::clone(&store),
+            rx,
+            Arc::clone(&shared),
+            options.batch_max.max(1),
+            stop.clone(),
+        ));
+        tasks.spawn(retention::run(store, options.retention, stop.clone()));
+        tasks.close();
+        LogPipeline {
+            sink: Arc::new(LogSink {
+                tx,
+                shared: Arc::clone(&shared),
+                max_payload_bytes: options.max_payload_bytes,
+            }),
+            shared,
+            stop,
+            tasks,
+        }
+    }
+
+    /// The sink to give the gateway.
+    pub fn sink(&self) -> Arc<LogSink> {
+        Arc::clone(&self.sink)
+    }
+
+    /// What has gone through so far.
+    pub fn stats(&self) -> PipelineStats {
+        self.shared.counters.snapshot()
+    }
+
+    /// Stops taking records into the queue (later ones go to the spill file, replayed on the
+    /// next start), writes everything queued and replays the spill file. Call it after the
+    /// HTTP server has stopped.
+    pub async fn shutdown(self) -> PipelineStats {
+        self.stop.cancel();
+        self.tasks.wait().await;
+        let stats = self.stats();
+        if stats.lost > 0 {
+            tracing::error!(
+                lost = stats.lost,
+                "request log: entries lost (queue full and spill file unwritable)"
+            );
+        }
+        stats
+    }
+}
+
+async fn write_loop(
+    store: Arc<dyn LogStore>,
+    mut rx: mpsc::Receiver<LogEntry>,
+    shared: Arc<Shared>,
+    batch_max: usize,
+    stop: CancellationToken,
+) {
+    replay(&*store, &shared, batch_max).await;
+    let mut batch = Vec::with_capacity(batch_max);
+    loop {
+        tokio::select! {
+            biased;
+            () = stop.cancelled() => break,
+            n = rx.recv_many(&mut batch, batch_max) => {
+                if n == 0 {
+                    break;
+                }
+                write(&*store, &mut batch, &shared).await;
+                if rx.is_empty() && shared.spill.pending() {
+                    replay(&*store, &shared, batch_max).await;
+                }
+            }
+        }
+    }
+    // Shutdown: later records go to the spill file; write what is queued.
+    rx.close();
+    while rx.recv_many(&mut batch, batch_max).await > 0 {
+        write(&*store, &mut batch, &shared).await;
+    }
+    if shared.spill.pending() {
+        replay(&*store, &shared, batch_max).await;
+    }
+}
+
+/// Writes `batch` in one transaction (and empties it); on failure the entries are spilled,
+/// to be replayed later.
+async fn write(store: &dyn LogStore, batch: &mut Vec<LogEntry>, shared: &Shared) {
+    match store.insert(batch).await {
+        Ok(stored) => {
+            shared
+                .counters
+                .stored
+                .fetch_add(stored, Ordering::Relaxed);
+        }
+        Err(err) => {
+            tracing::error!(
+                entries = batch.len(),
+                "request log: write failed, keeping the entries in the spill file: {err}"
+            );
+            for entry in batch.iter() {
+                shared.spill(entry);
+            }
+        }
+    }
+    batch.clear();
+}
+
+/// Replays the spill file (one round: a leftover replay file, or the current spill file).
+async fn replay(store: &dyn LogStore, shared: &Shared, batch_max: usize) {
+    let path = match shared.spill.take() {
+        Ok(Some(path)) => path,
+        Ok(None) => return,
+        Err(err) => {
+            shared.spill.set_pending();
+            tracing::error!("request log: cannot open the spill file for replay: {err}");
+            return;
+        }
+    };
+    match replay_file(store, shared, &path, batch_max).await {
+        Ok((stored, bad)) => {
+            if bad > 0 {
+                tracing::error!(
+                    bad,
+                    path = %path.display(),
+                    "request log: spill lines that could not be read were skipped"
+                );
+            }
+            if stored > 0 {
+                tracing::info!(stored, "request log: replayed spilled entries");
+            }
+            if let Err(err) = shared.spill.done(&path) {
+                tracing::error!("request log: cannot remove the replayed spill file: {err}");
+            }
+        }
+        Err(err) => {
+            shared.spill.set_pending();
+            tracing::error!(
+                path = %path.display(),
+                "request log: replaying the spill file failed, will retry: {err}"
+            );
+        }
+    }
+}
+
+/// Inserts every line of `path`; answers (entries newly stored, unreadable lines).
+async fn replay_file(
+    store: &dyn LogStore,
+    shared: &Shared,
+    path: &std::path::Path,
+    batch_max: usize,
+) -> Result<(u64, u64), LogError> {
+    let file = tokio::fs::File::open(path).await?;
+    let mut lines = tokio::io::BufReader::new(file).lines();
+    let mut batch = Vec::with_capacity(batch_max);
+    let (mut stored, mut bad) = (0, 0);
+    while let Some(line) = lines.next_line().await? {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<LogEntry>(&line) {
+            Ok(entry) => batch.push(entry),
+            // A line cut by a crash mid-write.
+            Err(_) => bad += 1,
+        }
+        if batch.len() >= batch_max {
+            stored += store.insert(&batch).await?;
+            batch.clear();
+        }
+    }
+    stored += store.insert(&batch).await?;
+    shared
+        .counters
+        .stored
+        .fetch_add(stored, Ordering::Relaxed);
+    Ok((stored, bad))
+}

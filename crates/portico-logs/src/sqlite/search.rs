@@ -1,0 +1,200 @@
+//! Reading the log: the filtered, newest-first list and one entry with its payloads.
+
+use sqlx::sqlite::{SqlitePool, SqliteRow};
+use sqlx::{QueryBuilder, Row as _, Sqlite};
+
+use super::to_u64;
+use crate::store::payload_value;
+use crate::{Cursor, LogDetail, LogError, LogFilter, LogPage, LogQuery, LogSummary, Payload};
+
+/// The columns a [`LogSummary`] is read from, in `summary_from_row`'s order.
+const SUMMARY_COLUMNS: &str = "seq, id, created_at, trace_id, metadata, key_name, user, \
+    provider, model, endpoint, status, stream, outcome, latency_ms, upstream_latency_ms, \
+    ttft_ms, prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens, cost_usd, \
+    cache_status, retry_count, target, config_id, attempts, guardrails, error_code, error";
+
+/// Appends ` WHERE ...` for `filter` (always a WHERE, so callers can append `AND ...`).
+pub(super) fn push_filter(qb: &mut QueryBuilder<'_, Sqlite>, filter: &LogFilter) {
+    qb.push(" WHERE 1 = 1");
+    let columns = [
+        ("trace_id", &filter.trace_id),
+        ("key_name", &filter.key),
+        ("user", &filter.user),
+        ("provider", &filter.provider),
+        ("model", &filter.model),
+    ];
+    for (column, value) in columns {
+        if let Some(value) = value {
+            qb.push(format_args!(" AND {column} = "))
+                .push_bind(value.clone());
+        }
+    }
+    for (key, value) in &filter.metadata {
+        qb.push(" AND seq IN (SELECT log_seq FROM log_metadata WHERE key = ")
+            .push_bind(key.clone())
+            .push(" AND value = ")
+            .push_bind(value.clone())
+            .push(")");
+    }
+    if let Some(status) = filter.status {
+        let (low, high) = status.range();
+        qb.push(" AND status BETWEEN ")
+            .push_bind(i64::from(low))
+            .push(" AND ")
+            .push_bind(i64::from(high));
+    }
+    if let Some(from) = filter.from_ms {
+        qb.push(" AND created_at >= ").push_bind(from);
+    }
+    if let Some(to) = filter.to_ms {
+        qb.push(" AND created_at < ").push_bind(to);
+    }
+    if let Some(q) = &filter.q {
+        let pattern = format!("%{}%", escape_like(q));
+        qb.push(" AND (");
+        for (i, column) in ["id", "trace_id", "model", "error"].iter().enumerate() {
+            if i > 0 {
+                qb.push(" OR ");
+            }
+            qb.push(format_args!("{column} LIKE "))
+                .push_bind(pattern.clone())
+                .push(" ESCAPE '\\'");
+        }
+        qb.push(" OR EXISTS (SELECT 1 FROM log_metadata m WHERE m.log_seq = logs.seq AND m.value LIKE ")
+            .push_bind(pattern)
+            .push(" ESCAPE '\\'))");
+    }
+}
+
+/// `q` is a plain substring: its `%`, `_` and `\` match themselves.
+fn escape_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+pub(super) async fn search(pool: &SqlitePool, query: &LogQuery) -> Result<LogPage, LogError> {
+    let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {SUMMARY_COLUMNS} FROM logs"));
+    push_filter(&mut qb, &query.filter);
+    if let Some(cursor) = query.cursor {
+        qb.push(" AND (created_at, seq) < (")
+            .push_bind(cursor.created_at_ms)
+            .push(", ")
+            .push_bind(cursor.seq)
+            .push(")");
+    }
+    // One more than asked, to know whether there is a next page.
+    qb.push(" ORDER BY created_at DESC, seq DESC LIMIT ")
+        .push_bind(i64::from(query.limit) + 1);
+    let rows = qb.build().fetch_all(pool).await?;
+    let mut data = rows
+        .iter()
+        .map(summary_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
+    let next_cursor = if data.len() > limit {
+        data.truncate(limit);
+        data.last().map(|last| {
+            Cursor {
+                created_at_ms: last.created_at_ms,
+                seq: last.seq,
+            }
+            .encode()
+        })
+    } else {
+        None
+    };
+    Ok(LogPage { data, next_cursor })
+}
+
+pub(super) async fn get(pool: &SqlitePool, id: &str) -> Result<Option<LogDetail>, LogError> {
+    let row = sqlx::query(&format!("SELECT {SUMMARY_COLUMNS} FROM logs WHERE id = ?"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let summary = summary_from_row(&row)?;
+    let payloads = sqlx::query(
+        "SELECT request, request_size, response, response_size FROM log_payloads WHERE log_seq = ?",
+    )
+    .bind(summary.seq)
+    .fetch_optional(pool)
+    .await?;
+    let (request, response) = match payloads {
+        Some(row) => (
+            payload_from(row.try_get(0)?, row.try_get(1)?),
+            payload_from(row.try_get(2)?, row.try_get(3)?),
+        ),
+        None => (None, None),
+    };
+    Ok(Some(LogDetail {
+        summary,
+        request_truncated: request.as_ref().is_some_and(Payload::truncated),
+        response_truncated: response.as_ref().is_some_and(Payload::truncated),
+        request: request.as_ref().map(payload_value),
+        response: response.as_ref().map(payload_value),
+    }))
+}
+
+fn payload_from(bytes: Option<Vec<u8>>, size: Option<i64>) -> Option<Payload> {
+    let bytes = bytes?;
+    let size = size.map_or(bytes.len() as u64, to_u64);
+    Some(Payload {
+        bytes: bytes.into(),
+        size,
+    })
+}
+
+fn json_column(row: &SqliteRow, column: &str) -> Result<Option<serde_json::Value>, LogError> {
+    let text: Option<String> = row.try_get(column)?;
+    Ok(text.map(|t| serde_json::from_str(&t)).transpose()?)
+}
+
+fn opt_u64(row: &SqliteRow, column: &str) -> Result<Option<u64>, LogError> {
+    Ok(row.try_get::<Option<i64>, _>(column)?.map(to_u64))
+}
+
+fn summary_from_row(row: &SqliteRow) -> Result<LogSummary, LogError> {
+    let created_at_ms: i64 = row.try_get("created_at")?;
+    let status: i64 = row.try_get("status")?;
+    let retry_count: i64 = row.try_get("retry_count")?;
+    Ok(LogSummary {
+        id: row.try_get("id")?,
+        created_at: crate::rfc3339_ms(created_at_ms),
+        trace_id: row.try_get("trace_id")?,
+        metadata: json_column(row, "metadata")?,
+        key_name: row.try_get("key_name")?,
+        user: row.try_get("user")?,
+        provider: row.try_get("provider")?,
+        model: row.try_get("model")?,
+        endpoint: row.try_get("endpoint")?,
+        status: u16::try_from(status).unwrap_or(0),
+        stream: row.try_get("stream")?,
+        outcome: row.try_get("outcome")?,
+        latency_ms: to_u64(row.try_get("latency_ms")?),
+        upstream_latency_ms: opt_u64(row, "upstream_latency_ms")?,
+        ttft_ms: opt_u64(row, "ttft_ms")?,
+        prompt_tokens: opt_u64(row, "prompt_tokens")?,
+        completion_tokens: opt_u64(row, "completion_tokens")?,
+        cached_tokens: opt_u64(row, "cached_tokens")?,
+        cache_write_tokens: opt_u64(row, "cache_write_tokens")?,
+        cost_usd: row.try_get("cost_usd")?,
+        cache_status: row.try_get("cache_status")?,
+        retry_count: u32::try_from(retry_count).unwrap_or(0),
+        target: row.try_get("target")?,
+        config_id: row.try_get("config_id")?,
+        attempts: json_column(row, "attempts")?.unwrap_or_else(|| serde_json::json!([])),
+        guardrails: json_column(row, "guardrails")?,
+        error_code: row.try_get("error_code")?,
+        error: row.try_get("error")?,
+        created_at_ms,
+        seq: row.try_get("seq")?,
+    })
+}
