@@ -76,6 +76,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
         .nest("/admin/v1", routes::admin::router())
+        // The dashboard: `/` and its versioned `/assets/`; every other path keeps the JSON 404.
+        .merge(portico_dashboard::router())
         .fallback(routes::health::not_found)
         .method_not_allowed_fallback(routes::health::method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))

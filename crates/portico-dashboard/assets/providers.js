@@ -1,0 +1,137 @@
+// Providers: the catalog's upstream integrations. List, add, edit (an empty API key keeps the
+// stored one) and delete. API keys are write-only: the list shows whether one is set.
+
+import { all, del, post, put } from './api.js';
+import { errorBox, h, replace, table, toast } from './dom.js';
+import * as fmt from './format.js';
+
+const KINDS = ['openai', 'openai-compatible', 'anthropic', 'gemini', 'bedrock', 'azure-openai', 'mistral',
+  'groq', 'deepseek', 'together', 'ollama', 'mock'];
+const KNOWN = new Set(['slug', 'kind', 'base_url', 'api_key', 'api_key_set', 'models', 'source', 'created_at', 'updated_at']);
+
+function modelsText(models) {
+  if (!Array.isArray(models)) return '';
+  if (models.every((m) => typeof m === 'string')) return models.join('\n');
+  return JSON.stringify(models, null, 2);
+}
+
+/** The allow-list textarea: one model per line, or a JSON array for names and prices. */
+function parseModels(text) {
+  const t = text.trim();
+  if (!t) return { value: null };
+  if (t.startsWith('[')) {
+    try {
+      return { value: JSON.parse(t) };
+    } catch (err) {
+      return { error: `Models: not a JSON array (${err.message}).` };
+    }
+  }
+  return { value: t.split(/[\n,]/).map((m) => m.trim()).filter(Boolean) };
+}
+
+function editor(existing, onDone) {
+  const error = errorBox();
+  const extra = {};
+  if (existing) for (const [k, v] of Object.entries(existing)) if (!KNOWN.has(k) && v !== null) extra[k] = v;
+  const form = h('form', { class: 'panel', 'aria-label': existing ? `Edit provider ${existing.slug}` : 'Add a provider', onsubmit: save },
+    h('h2', {}, existing ? `Edit @${existing.slug}` : 'Add a provider'),
+    h('div', { class: 'form-grid' },
+      h('label', {}, 'Slug', h('input', { name: 'slug', required: true, value: existing?.slug || '', readonly: Boolean(existing), pattern: '[a-z0-9][a-z0-9_-]*', autocomplete: 'off' })),
+      h('label', {}, 'Kind', h('select', { name: 'kind' }, KINDS.map((k) => h('option', { value: k, selected: existing?.kind === k }, k)))),
+      h('label', {}, 'Base URL', h('input', { name: 'base_url', type: 'url', value: existing?.base_url || '', placeholder: 'the kind\'s default' })),
+      h('label', {}, existing?.api_key_set ? 'API key (empty keeps the stored one)' : 'API key',
+        h('input', { name: 'api_key', type: 'password', autocomplete: 'new-password' })),
+      h('label', { class: 'wide' }, 'Models (one per line; empty allows any; or a JSON array with names and pricing)',
+        h('textarea', { name: 'models', rows: 3 }, modelsText(existing?.models))),
+      h('label', { class: 'wide' }, 'Kind fields (JSON object, e.g. {"aws_region": "us-east-1"})',
+        h('textarea', { name: 'extra', rows: 2 }, Object.keys(extra).length ? JSON.stringify(extra, null, 2) : ''))),
+    error,
+    h('div', { class: 'actions' },
+      h('button', { class: 'primary', type: 'submit' }, existing ? 'Save' : 'Add provider'),
+      h('button', { type: 'button', onclick: () => onDone(false) }, 'Cancel')));
+
+  async function save(event) {
+    event.preventDefault();
+    const data = new FormData(form);
+    const body = { slug: String(data.get('slug')).trim(), kind: data.get('kind') };
+    const baseUrl = String(data.get('base_url') || '').trim();
+    if (baseUrl) body.base_url = baseUrl;
+    const apiKey = String(data.get('api_key') || '');
+    if (apiKey) body.api_key = apiKey;
+    const models = parseModels(String(data.get('models') || ''));
+    if (models.error) { error.textContent = models.error; return; }
+    if (models.value) body.models = models.value;
+    const extraText = String(data.get('extra') || '').trim();
+    if (extraText) {
+      try {
+        Object.assign(body, JSON.parse(extraText));
+      } catch (err) {
+        error.textContent = `Kind fields: not a JSON object (${err.message}).`;
+        return;
+      }
+    }
+    try {
+      if (existing) await put(`/providers/${encodeURIComponent(existing.slug)}`, body);
+      else await post('/providers', body);
+      toast(existing ? 'Provider saved' : 'Provider added');
+      onDone(true);
+    } catch (err) {
+      error.textContent = err.param ? `${err.message} (field: ${err.param})` : err.message;
+    }
+  }
+  return form;
+}
+
+export function providersPage(main) {
+  const error = errorBox();
+  const slot = h('div', {});
+  const tbody = h('tbody', {});
+  const addButton = h('button', { class: 'primary', type: 'button', onclick: () => edit(null) }, 'Add provider');
+  replace(main,
+    h('div', { class: 'page-head' }, h('h1', {}, 'Providers'), h('span', { class: 'spacer' }), addButton),
+    slot, error,
+    table('Providers', [{ label: 'Slug' }, { label: 'Kind' }, { label: 'Base URL' }, { label: 'API key' },
+      { label: 'Models' }, { label: 'Source' }, { label: 'Updated' }, { label: '' }], tbody));
+
+  function edit(existing) {
+    replace(slot, editor(existing, (changed) => {
+      replace(slot);
+      if (changed) load();
+    }));
+    slot.querySelector('input:not([readonly]), select')?.focus();
+  }
+
+  async function remove(p) {
+    if (!confirm(`Delete provider @${p.slug}? Requests to it fail from now on.`)) return;
+    try {
+      await del(`/providers/${encodeURIComponent(p.slug)}`);
+      toast('Provider deleted');
+      load();
+    } catch (err) {
+      error.textContent = err.message;
+    }
+  }
+
+  async function load() {
+    try {
+      const list = await all('/providers');
+      error.textContent = '';
+      replace(tbody, list.length ? list.map((p) => h('tr', {},
+        h('td', {}, h('strong', {}, `@${p.slug}`)),
+        h('td', {}, p.kind),
+        h('td', { class: 'mono' }, p.base_url || 'default'),
+        h('td', {}, p.api_key_set ? 'set' : h('span', { class: 'muted' }, 'not set')),
+        h('td', { class: 'wrap' }, Array.isArray(p.models) ? p.models.map((m) => h('span', { class: 'chip' }, typeof m === 'string' ? m : m.id)) : h('span', { class: 'muted' }, 'any')),
+        h('td', {}, p.source || '—'),
+        h('td', {}, fmt.shortDate(p.updated_at)),
+        h('td', { class: 'actions-cell' },
+          h('button', { type: 'button', class: 'small', onclick: () => edit(p), 'aria-label': `Edit @${p.slug}` }, 'Edit'), ' ',
+          h('button', { type: 'button', class: 'small danger', onclick: () => remove(p), 'aria-label': `Delete @${p.slug}` }, 'Delete'))))
+        : h('tr', {}, h('td', { class: 'empty', colspan: 8 }, 'No providers yet.')));
+    } catch (err) {
+      error.textContent = err.message;
+    }
+  }
+  load();
+  return null;
+}
