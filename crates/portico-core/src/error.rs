@@ -42,6 +42,8 @@ pub enum ErrorCode {
     UpstreamTimeout,
     /// The upstream answered with an error; its status is passed on.
     UpstreamError,
+    /// The routing config's `request_timeout` (or `x-portkey-request-timeout`) ran out.
+    RequestTimeout,
     /// The gateway is shutting down or not ready.
     Unavailable,
     /// A bug in the gateway.
@@ -64,6 +66,7 @@ impl ErrorCode {
             ErrorCode::UpstreamMalformed => 502,
             ErrorCode::UpstreamTimeout => 504,
             ErrorCode::UpstreamError => 502,
+            ErrorCode::RequestTimeout => 408,
             ErrorCode::Unavailable => 503,
             ErrorCode::Internal => 500,
         }
@@ -87,6 +90,7 @@ impl ErrorCode {
             | ErrorCode::UpstreamMalformed
             | ErrorCode::UpstreamTimeout
             | ErrorCode::UpstreamError => "upstream_error",
+            ErrorCode::RequestTimeout => "timeout_error",
             ErrorCode::Unavailable => "service_unavailable",
             ErrorCode::Internal => "server_error",
         }
@@ -111,6 +115,7 @@ impl ErrorCode {
             ErrorCode::UpstreamMalformed => "upstream_malformed_response",
             ErrorCode::UpstreamTimeout => "upstream_timeout",
             ErrorCode::UpstreamError => "upstream_error",
+            ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal_error",
         }

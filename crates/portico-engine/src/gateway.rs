@@ -6,7 +6,7 @@ use arc_swap::ArcSwap;
 use portico_core::{
     ApiError, Endpoint, ErrorCode, JsonBody, KeyHash, ModelRef, ModelRefError, RequestRecord,
 };
-use portico_providers::{Provider, UpstreamRequest, UpstreamResponse};
+use portico_providers::{Provider, ProviderError, UpstreamRequest, UpstreamResponse};
 use portico_store::Store;
 
 use crate::sink::RequestSink;
@@ -37,6 +37,7 @@ pub struct Gateway {
     snapshot: ArcSwap<Snapshot>,
     client: reqwest::Client,
     sink: Arc<dyn RequestSink>,
+    health: portico_routing::HealthRegistry,
 }
 
 impl Gateway {
@@ -47,7 +48,14 @@ impl Gateway {
             snapshot: ArcSwap::from_pointee(snapshot),
             client,
             sink,
+            health: portico_routing::HealthRegistry::new(portico_routing::BreakerConfig::default()),
         }
+    }
+
+    /// The health of every provider (circuit breakers and latency averages), which routing
+    /// configs steer by.
+    pub fn health(&self) -> &portico_routing::HealthRegistry {
+        &self.health
     }
 
     /// Hands a finished request's record to the sink.
@@ -63,9 +71,7 @@ impl Gateway {
     /// Rebuilds the snapshot from the store and swaps it in; requests in flight keep the one
     /// they started with.
     pub async fn reload(&self, store: &dyn Store) -> Result<(), String> {
-        let providers = store.list_providers().await.map_err(|e| e.to_string())?;
-        let keys = store.list_keys().await.map_err(|e| e.to_string())?;
-        let snapshot = Snapshot::build(providers, keys, &self.client)?;
+        let snapshot = Snapshot::load(store, &self.client).await?;
         self.snapshot.store(Arc::new(snapshot));
         Ok(())
     }
@@ -114,7 +120,17 @@ impl Gateway {
         model: &str,
         provider_header: Option<&str>,
     ) -> Result<Route, ApiError> {
-        let snapshot = self.snapshot.load();
+        self.route_in(&self.snapshot.load(), key, model, provider_header)
+    }
+
+    /// [`Gateway::route`] over a given snapshot.
+    pub(crate) fn route_in(
+        &self,
+        snapshot: &Snapshot,
+        key: &KeyEntry,
+        model: &str,
+        provider_header: Option<&str>,
+    ) -> Result<Route, ApiError> {
         let target = match (model.starts_with('@'), provider_header) {
             (false, Some(header)) => {
                 let slug = header.trim().trim_start_matches('@');
@@ -127,19 +143,34 @@ impl Gateway {
                 ErrorCode::UnknownModel,
                 format!(
                     "model `{model}` is not in the catalog: address models as `@provider/model`{}, or send `x-portkey-provider: @provider` with a bare model name",
-                    example(&snapshot, model)
+                    example(snapshot, model)
                 ),
             )
             .with_param("model"),
             other => ApiError::new(ErrorCode::UnknownModel, other.to_string()).with_param("model"),
         })?;
+        self.route_to(snapshot, key, &target.slug, &target.model)
+    }
+
+    /// The route to `model` of provider `slug`, if the catalog has it and `key` may use it.
+    pub(crate) fn route_to(
+        &self,
+        snapshot: &Snapshot,
+        key: &KeyEntry,
+        slug: &str,
+        model: &str,
+    ) -> Result<Route, ApiError> {
+        let target = ModelRef {
+            slug: slug.to_owned(),
+            model: model.to_owned(),
+        };
         let Some(entry) = snapshot.provider(&target.slug) else {
             return Err(ApiError::new(
                 ErrorCode::UnknownProvider,
                 format!(
                     "no provider `@{}` in the catalog (model `{target}`); address models as `@provider/model` with one of: {}",
                     target.slug,
-                    slug_list(&snapshot)
+                    slug_list(snapshot)
                 ),
             )
             .with_param("model"));
@@ -192,20 +223,15 @@ impl Gateway {
             .collect()
     }
 
-    /// Sends a request along `route`: the body's `model` becomes the upstream name.
+    /// Sends one request along `route`; the body's `model` is already the upstream name
+    /// (the dispatcher sets it). Streams always ask upstream for usage.
     pub async fn send(
         &self,
         route: &Route,
         endpoint: Endpoint,
         mut body: JsonBody,
         stream: bool,
-    ) -> Result<UpstreamResponse, ApiError> {
-        body.set("model", &route.model).map_err(|e| {
-            ApiError::new(
-                ErrorCode::Internal,
-                format!("could not rewrite `model`: {e}"),
-            )
-        })?;
+    ) -> Result<UpstreamResponse, ProviderError> {
         if stream {
             ensure_stream_usage(&mut body);
         }
@@ -215,11 +241,7 @@ impl Gateway {
             body,
             stream,
         };
-        route
-            .provider
-            .send(request)
-            .await
-            .map_err(|e| e.to_api_error(&route.slug))
+        route.provider.send(request).await
     }
 }
 

@@ -19,12 +19,14 @@
 //! [`RequestSink`].
 
 pub mod bootstrap;
+mod dispatch;
 mod gateway;
 mod registry;
 mod sink;
 mod snapshot;
 
+pub use dispatch::{Answer, AttemptError, Dispatch, Dispatched, RouteRequest};
 pub use gateway::{Gateway, Route};
 pub use registry::build_provider;
 pub use sink::{AccessLog, Fanout, RequestSink};
-pub use snapshot::{KeyEntry, ModelPattern, ProviderEntry, Snapshot};
+pub use snapshot::{ConfigEntry, KeyEntry, ModelPattern, ProviderEntry, Snapshot};

@@ -13,11 +13,11 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::StreamExt as _;
 use portico_core::{ApiError, ErrorCode, Outcome, RequestRecord};
-use portico_engine::KeyEntry;
-use portico_providers::{EventStream, ProviderError};
+use portico_engine::{Answer, AttemptError, Dispatched, KeyEntry};
+use portico_providers::{EventStream, ProviderError, SseEvent, UpstreamResponse};
 
 use crate::AppState;
-use crate::request::{self, REQUEST_ID, TRACE_ID};
+use crate::request::{self, LAST_USED_OPTION, REQUEST_ID, RETRY_COUNT, TRACE_ID};
 use crate::stream::{ForwardStream, StreamDialect, StreamLog};
 
 /// What a handler's forwarding produced.
@@ -41,6 +41,7 @@ pub(crate) fn conclude(
     mut record: RequestRecord,
     started: Instant,
     result: Result<Forwarded, ApiError>,
+    route_headers: &RouteHeaders,
     render: impl FnOnce(ApiError) -> Response,
 ) -> Response {
     let (mut response, finished) = match result {
@@ -63,7 +64,7 @@ pub(crate) fn conclude(
             (render(err), true)
         }
     };
-    set_ids(response.headers_mut(), &record);
+    set_ids(response.headers_mut(), &record, route_headers);
     if finished {
         // The ids are on the response, so the record itself goes to the sink, uncopied.
         state.gateway.record(record);
@@ -93,6 +94,107 @@ pub(crate) fn identify(
     Ok(key)
 }
 
+/// An upstream's answer, ready to forward: a whole body, or a stream whose first event has
+/// arrived (until then the dispatcher could still fail over).
+pub(crate) enum Ready {
+    /// A whole JSON body.
+    Complete {
+        /// The upstream's status.
+        status: u16,
+        /// The body.
+        body: Bytes,
+        /// Usage read from it.
+        usage: Option<portico_core::Usage>,
+    },
+    /// A stream and its first event.
+    Stream {
+        /// The upstream's status.
+        status: u16,
+        /// The first event.
+        first: SseEvent,
+        /// The rest.
+        events: EventStream,
+    },
+}
+
+impl Answer for Ready {
+    fn status(&self) -> u16 {
+        match self {
+            Ready::Complete { status, .. } | Ready::Stream { status, .. } => *status,
+        }
+    }
+}
+
+impl Ready {
+    /// Waits for a stream's first event: an upstream that fails at once (an error event, or
+    /// a stream closed before any event) is an attempt that failed, which may be retried or
+    /// failed over, and still gets a proper error status.
+    pub(crate) async fn from_upstream(answer: UpstreamResponse) -> Result<Ready, AttemptError> {
+        match answer {
+            UpstreamResponse::Complete {
+                status,
+                body,
+                usage,
+            } => Ok(Ready::Complete {
+                status,
+                body,
+                usage,
+            }),
+            UpstreamResponse::Stream { status, events } => Ready::first_event(status, events).await,
+        }
+    }
+
+    /// A stream once its first event has arrived.
+    pub(crate) async fn first_event(
+        status: u16,
+        mut events: EventStream,
+    ) -> Result<Ready, AttemptError> {
+        match events.next().await {
+            Some(Ok(first)) => Ok(Ready::Stream {
+                status,
+                first,
+                events,
+            }),
+            Some(Err(err)) => Err(AttemptError::Upstream(err)),
+            None => Err(AttemptError::Upstream(ProviderError::StreamBroken(
+                "the upstream closed the stream before sending any event".into(),
+            ))),
+        }
+    }
+}
+
+/// The routing headers of an answer: which config option answered, and its retries.
+#[derive(Debug, Default)]
+pub(crate) struct RouteHeaders {
+    /// `x-portkey-retry-attempt-count`; `None` when no upstream was tried.
+    pub(crate) retry_count: Option<i32>,
+}
+
+impl RouteHeaders {
+    /// The headers of a dispatch's outcome.
+    pub(crate) fn of<T>(outcome: &Dispatched<T>) -> RouteHeaders {
+        RouteHeaders {
+            retry_count: Some(outcome.retry_count),
+        }
+    }
+}
+
+/// Keeps the request body for the request log, unless the key turned payload logging off.
+/// `Bytes` are shared, so this copies nothing.
+pub(crate) fn keep_request(record: &mut RequestRecord, key: &KeyEntry, body: &Bytes) {
+    record.log_payloads = key.log_payloads;
+    if key.log_payloads {
+        record.request = Some(body.clone());
+    }
+}
+
+/// Keeps a whole answer's body for the request log (shared, not copied).
+pub(crate) fn keep_response(record: &mut RequestRecord, body: &Bytes) {
+    if record.log_payloads {
+        record.response = Some(body.clone());
+    }
+}
+
 /// A whole JSON answer with the upstream's status.
 pub(crate) fn complete(status: u16, body: Bytes) -> Forwarded {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
@@ -109,28 +211,17 @@ pub(crate) fn complete(status: u16, body: Bytes) -> Forwarded {
     )
 }
 
-/// A streamed answer. The first event is awaited before answering 200, so that an upstream
-/// that fails at once still gets a proper error status; the stream's body then owns a copy
-/// of `record` and finishes it.
-pub(crate) async fn streaming(
+/// A streamed answer whose first event has arrived; the stream's body then owns a copy of
+/// `record` and finishes it.
+pub(crate) fn streaming(
     state: &AppState,
-    slug: &str,
     status: u16,
-    mut events: EventStream,
+    first: SseEvent,
+    events: EventStream,
     record: &RequestRecord,
     started: Instant,
     dialect: StreamDialect,
-) -> Result<Forwarded, ApiError> {
-    let first = match events.next().await {
-        Some(Ok(event)) => event,
-        Some(Err(err)) => return Err(err.to_api_error(slug)),
-        None => {
-            return Err(ProviderError::StreamBroken(
-                "the upstream closed the stream before sending any event".into(),
-            )
-            .to_api_error(slug));
-        }
-    };
+) -> Forwarded {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
     let mut stream_record = record.clone();
     stream_record.status = status.as_u16();
@@ -145,7 +236,7 @@ pub(crate) async fn streaming(
         },
         dialect,
     );
-    Ok(Forwarded::Streaming(
+    Forwarded::Streaming(
         (
             status,
             [
@@ -158,10 +249,18 @@ pub(crate) async fn streaming(
             Body::from_stream(forward),
         )
             .into_response(),
-    ))
+    )
 }
 
-fn set_ids(headers: &mut HeaderMap, record: &RequestRecord) {
+fn set_ids(headers: &mut HeaderMap, record: &RequestRecord, route_headers: &RouteHeaders) {
+    if let Some(option) = &record.target
+        && let Ok(v) = HeaderValue::from_str(option)
+    {
+        headers.insert(LAST_USED_OPTION, v);
+    }
+    if let Some(count) = route_headers.retry_count {
+        headers.insert(RETRY_COUNT, HeaderValue::from(count));
+    }
     if !record.trace_id.is_empty()
         && let Ok(v) = HeaderValue::from_str(&record.trace_id)
     {

@@ -14,6 +14,14 @@ pub(crate) const PROVIDER: &str = "x-portkey-provider";
 pub(crate) const API_KEY: &str = "x-portkey-api-key";
 /// Response header carrying the request's log id.
 pub(crate) const REQUEST_ID: &str = "x-portkey-request-id";
+/// The routing config to apply: a config id or inline JSON.
+pub(crate) const CONFIG: &str = "x-portkey-config";
+/// A time budget for the request, in milliseconds.
+pub(crate) const REQUEST_TIMEOUT: &str = "x-portkey-request-timeout";
+/// The config option that answered (`config.targets[1]`).
+pub(crate) const LAST_USED_OPTION: &str = "x-portkey-last-used-option-index";
+/// Retries of the option that answered; `-1` when they were all spent.
+pub(crate) const RETRY_COUNT: &str = "x-portkey-retry-attempt-count";
 
 /// Longest accepted trace id.
 const MAX_TRACE_ID: usize = 256;
@@ -91,6 +99,47 @@ pub(crate) fn metadata(
 }
 
 /// `x-portkey-provider`, when sent.
+/// `x-portkey-config`: a config id or inline JSON, when sent.
+pub(crate) fn config_header(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    match headers.get(CONFIG) {
+        None => Ok(None),
+        Some(value) => value
+            .to_str()
+            .map(|v| Some(v.trim()).filter(|v| !v.is_empty()))
+            .map_err(|_| {
+                ApiError::new(
+                    ErrorCode::InvalidHeader,
+                    format!(
+                        "`{CONFIG}` must be visible ASCII: a config id or JSON with \\u escapes"
+                    ),
+                )
+                .with_param(CONFIG)
+            }),
+    }
+}
+
+/// `x-portkey-request-timeout`: whole milliseconds above 0.
+pub(crate) fn request_timeout(
+    headers: &HeaderMap,
+) -> Result<Option<std::time::Duration>, ApiError> {
+    let Some(value) = headers.get(REQUEST_TIMEOUT) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|ms| *ms > 0)
+        .map(|ms| Some(std::time::Duration::from_millis(ms)))
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidHeader,
+                format!("`{REQUEST_TIMEOUT}` must be a whole number of milliseconds above 0, such as 30000"),
+            )
+            .with_param(REQUEST_TIMEOUT)
+        })
+}
+
 pub(crate) fn provider_header(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(PROVIDER)
@@ -103,8 +152,8 @@ pub(crate) fn provider_header(headers: &HeaderMap) -> Option<&str> {
 pub(crate) struct ParsedBody {
     /// The whole body, kept as its bytes.
     pub(crate) body: JsonBody,
-    /// `model`, as sent.
-    pub(crate) model: String,
+    /// `model`, as sent; `None` when absent (a routing config may set it).
+    pub(crate) model: Option<String>,
     /// `stream`, false when absent.
     pub(crate) stream: bool,
     /// `stream_options.include_usage`: whether the client wants the usage chunk.
@@ -131,11 +180,12 @@ pub(crate) fn parse_body(bytes: Bytes) -> Result<ParsedBody, ApiError> {
         ),
     })?;
     let model = match body.get::<Option<String>>("model") {
-        Some(Ok(Some(m))) if !m.trim().is_empty() => m,
-        None | Some(Ok(_)) => {
+        Some(Ok(Some(m))) if !m.trim().is_empty() => Some(m),
+        None | Some(Ok(None)) => None,
+        Some(Ok(Some(_))) => {
             return Err(ApiError::new(
                 ErrorCode::InvalidParameter,
-                "`model` is required; address models as `@provider/model`, for example `@mock/echo`",
+                "`model` is empty; address models as `@provider/model`, for example `@mock/echo`",
             )
             .with_param("model"));
         }
@@ -227,19 +277,21 @@ mod tests {
     }
 
     #[test]
-    fn body_needs_a_string_model() {
+    fn a_model_when_given_must_be_a_non_empty_string() {
         let err = |b: &str| parse_body(Bytes::from(b.to_owned())).err().unwrap();
         assert_eq!(err("").code, ErrorCode::InvalidJson);
         assert_eq!(err("{").code, ErrorCode::InvalidJson);
         assert_eq!(err("[]").code, ErrorCode::InvalidJson);
-        assert_eq!(err("{}").param.as_deref(), Some("model"));
+        assert_eq!(err(r#"{"model":" "}"#).param.as_deref(), Some("model"));
+        // Without a model, routing decides (a config may set one; else a 400 there).
+        assert_eq!(parse_body(Bytes::from_static(b"{}")).unwrap().model, None);
         assert_eq!(err(r#"{"model":3}"#).param.as_deref(), Some("model"));
         assert_eq!(
             err(r#"{"model":"@m/x","stream":"yes"}"#).param.as_deref(),
             Some("stream")
         );
         let ok = parse_body(Bytes::from_static(br#"{"model":"@m/x","stream":true}"#)).unwrap();
-        assert_eq!(ok.model, "@m/x");
+        assert_eq!(ok.model.as_deref(), Some("@m/x"));
         assert!(ok.stream);
     }
 }

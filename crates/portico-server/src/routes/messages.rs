@@ -20,11 +20,11 @@ use portico_anthropic::inbound;
 use portico_anthropic::passthrough::EventObserver;
 use portico_anthropic::wire::MessagesRequest;
 use portico_core::{ApiError, Endpoint, ErrorCode, JsonBody, RequestRecord};
-use portico_engine::Route;
+use portico_engine::{Answer, AttemptError, Gateway, Route, RouteRequest};
 use portico_providers::UpstreamResponse;
 
 use crate::AppState;
-use crate::relay::{self, Forwarded};
+use crate::relay::{self, Forwarded, Ready, RouteHeaders};
 use crate::request::{self, API_KEY};
 use crate::stream::StreamDialect;
 
@@ -53,8 +53,29 @@ pub(crate) async fn messages(
 ) -> Response {
     // The log has no Messages endpoint of its own: a Messages call is a chat call.
     let (started, mut record) = relay::begin("messages");
-    let result = forward(&state, &headers, body, started, &mut record).await;
-    relay::conclude(&state, record, started, result, render)
+    let mut route_headers = RouteHeaders::default();
+    let result = forward(
+        &state,
+        &headers,
+        body,
+        started,
+        &mut record,
+        &mut route_headers,
+    )
+    .await;
+    relay::conclude(&state, record, started, result, &route_headers, render)
+}
+
+/// A Messages answer, and whether it was translated from chat completions.
+struct MessagesReady {
+    ready: Ready,
+    translated: bool,
+}
+
+impl Answer for MessagesReady {
+    fn status(&self) -> u16 {
+        self.ready.status()
+    }
 }
 
 /// The gateway key: `x-portkey-api-key`, else `x-api-key`, else `Authorization: Bearer`.
@@ -74,6 +95,7 @@ async fn forward(
     body: Result<Bytes, BytesRejection>,
     started: Instant,
     record: &mut RequestRecord,
+    route_headers: &mut RouteHeaders,
 ) -> Result<Forwarded, ApiError> {
     let secret = gateway_secret(headers);
     let key = relay::identify(state, headers, secret, record).map_err(|mut err| {
@@ -82,97 +104,122 @@ async fn forward(
         }
         err
     })?;
-    let parsed = request::parse_body(body.map_err(relay::body_rejection)?)?;
-    let route = state
-        .gateway
-        .route(&key, &parsed.model, request::provider_header(headers))?;
-    record.provider = Some(route.slug.clone());
-    record.model = Some(route.model.clone());
-    record.stream = parsed.stream;
-    let mut body = parsed.body;
-    body.set("model", &route.model).map_err(|e| {
-        ApiError::new(
-            ErrorCode::Internal,
-            format!("could not rewrite `model`: {e}"),
-        )
+    let raw = body.map_err(relay::body_rejection)?;
+    relay::keep_request(record, &key, &raw);
+    let parsed = request::parse_body(raw)?;
+    let stream = parsed.stream;
+    record.stream = stream;
+    let dispatch = state.gateway.plan_request(&RouteRequest {
+        key: &key,
+        model: parsed.model.as_deref(),
+        provider_header: request::provider_header(headers),
+        config_header: request::config_header(headers)?,
+        timeout: request::request_timeout(headers)?,
+        metadata: record.metadata.as_ref(),
+        body: &parsed.body,
+        path: "/v1/messages",
     })?;
-    let native = route
-        .provider
-        .send_anthropic_messages(
-            body.clone(),
-            parsed.stream,
-            headers.get("anthropic-beta").and_then(|v| v.to_str().ok()),
+    let beta = headers.get("anthropic-beta").and_then(|v| v.to_str().ok());
+    let gateway = &state.gateway;
+    let outcome = gateway
+        .dispatch(
+            &dispatch,
+            &key,
+            &parsed.body,
+            record,
+            |route, body| async move {
+                let native = route
+                    .provider
+                    .send_anthropic_messages(body.clone(), stream, beta)
+                    .await;
+                if let Some(answer) = native {
+                    let ready = Ready::from_upstream(answer?).await?;
+                    return Ok(MessagesReady {
+                        ready,
+                        translated: false,
+                    });
+                }
+                let ready = match translate_and_send(gateway, &route, &body, stream).await? {
+                    UpstreamResponse::Stream { status, events } => {
+                        let events = inbound::to_messages_events(events, &route.model);
+                        Ready::first_event(status, events).await?
+                    }
+                    complete => Ready::from_upstream(complete).await?,
+                };
+                Ok(MessagesReady {
+                    ready,
+                    translated: true,
+                })
+            },
         )
         .await;
-    let (answer, translated) = match native {
-        Some(answer) => (answer.map_err(|e| e.to_api_error(&route.slug))?, false),
-        None => (
-            translate_and_send(state, &route, &body, parsed.stream).await?,
-            true,
-        ),
-    };
-    match answer {
-        UpstreamResponse::Complete {
+    *route_headers = RouteHeaders::of(&outcome);
+    let (MessagesReady { ready, translated }, route) = outcome.result?;
+    match ready {
+        Ready::Complete {
             status,
             body,
             usage,
         } => {
             record.set_usage(usage);
-            if !translated {
-                return Ok(relay::complete(status, body));
-            }
-            let message =
-                inbound::from_chat_body(&body).map_err(|e| e.to_api_error(&route.slug))?;
-            let body = serde_json::to_vec(&message).map_err(|e| {
-                ApiError::new(
-                    ErrorCode::Internal,
-                    format!("could not write the answer: {e}"),
-                )
-            })?;
-            Ok(relay::complete(status, Bytes::from(body)))
-        }
-        UpstreamResponse::Stream { status, events } => {
-            let events = if translated {
-                inbound::to_messages_events(events, &route.model)
+            let body = if translated {
+                let message =
+                    inbound::from_chat_body(&body).map_err(|e| e.to_api_error(&route.slug))?;
+                Bytes::from(serde_json::to_vec(&message).map_err(|e| {
+                    ApiError::new(
+                        ErrorCode::Internal,
+                        format!("could not write the answer: {e}"),
+                    )
+                })?)
             } else {
-                events
+                body
             };
+            relay::keep_response(record, &body);
+            Ok(relay::complete(status, body))
+        }
+        Ready::Stream {
+            status,
+            first,
+            events,
+        } => {
             let dialect = StreamDialect::Anthropic(EventObserver::new());
-            relay::streaming(state, &route.slug, status, events, record, started, dialect).await
+            Ok(relay::streaming(
+                state, status, first, events, record, started, dialect,
+            ))
         }
     }
 }
 
 /// Translates the Messages request to chat completions and sends it along `route`.
 async fn translate_and_send(
-    state: &AppState,
+    gateway: &Gateway,
     route: &Route,
     body: &JsonBody,
     stream: bool,
-) -> Result<UpstreamResponse, ApiError> {
+) -> Result<UpstreamResponse, AttemptError> {
     let req: MessagesRequest = body.deserialize().map_err(|e| {
-        ApiError::new(
+        AttemptError::Fatal(ApiError::new(
             ErrorCode::InvalidParameter,
             format!("the body is not a valid Messages request: {e}"),
-        )
+        ))
     })?;
-    let chat = inbound::to_chat_request(&req, route.provider.kind())?;
+    let chat =
+        inbound::to_chat_request(&req, route.provider.kind()).map_err(AttemptError::Fatal)?;
     let bytes = serde_json::to_vec(&chat).map_err(|e| {
-        ApiError::new(
+        AttemptError::Fatal(ApiError::new(
             ErrorCode::Internal,
             format!("could not write the chat request: {e}"),
-        )
+        ))
     })?;
     let chat_body = JsonBody::parse(Bytes::from(bytes)).map_err(|e| {
-        ApiError::new(
+        AttemptError::Fatal(ApiError::new(
             ErrorCode::Internal,
             format!("could not read the chat request back: {e}"),
-        )
+        ))
     })?;
-    state
-        .gateway
+    Ok(gateway
         .send(route, Endpoint::ChatCompletions, chat_body, stream)
-        .await
+        .await?)
 }
 
 /// Anthropic's error `type` for an error: the upstream's own when it is an Anthropic type,

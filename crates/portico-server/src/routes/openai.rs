@@ -9,11 +9,11 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use portico_core::{ApiError, Endpoint, RequestRecord};
-use portico_providers::UpstreamResponse;
+use portico_engine::RouteRequest;
 
 use crate::AppState;
 use crate::error::ErrorResponse;
-use crate::relay::{self, Forwarded};
+use crate::relay::{self, Forwarded, Ready, RouteHeaders};
 use crate::request;
 use crate::stream::StreamDialect;
 
@@ -76,8 +76,18 @@ async fn proxy(
     endpoint: Endpoint,
 ) -> Response {
     let (started, mut record) = relay::begin(endpoint.as_str());
-    let result = forward(&state, &headers, body, endpoint, started, &mut record).await;
-    relay::conclude(&state, record, started, result, |err| {
+    let mut route_headers = RouteHeaders::default();
+    let result = forward(
+        &state,
+        &headers,
+        body,
+        endpoint,
+        started,
+        &mut record,
+        &mut route_headers,
+    )
+    .await;
+    relay::conclude(&state, record, started, result, &route_headers, |err| {
         ErrorResponse(err).into_response()
     })
 }
@@ -90,33 +100,60 @@ async fn forward(
     endpoint: Endpoint,
     started: Instant,
     record: &mut RequestRecord,
+    route_headers: &mut RouteHeaders,
 ) -> Result<Forwarded, ApiError> {
     let key = relay::identify(state, headers, request::gateway_secret(headers), record)?;
-    let parsed = request::parse_body(body.map_err(relay::body_rejection)?)?;
-    let route = state
-        .gateway
-        .route(&key, &parsed.model, request::provider_header(headers))?;
-    record.provider = Some(route.slug.clone());
-    record.model = Some(route.model.clone());
+    let raw = body.map_err(relay::body_rejection)?;
+    relay::keep_request(record, &key, &raw);
+    let parsed = request::parse_body(raw)?;
     let stream = parsed.stream && endpoint.can_stream();
     record.stream = stream;
-    let client_wants_usage = parsed.include_usage;
-    let answer = state
-        .gateway
-        .send(&route, endpoint, parsed.body, stream)
-        .await?;
+    let dispatch = state.gateway.plan_request(&RouteRequest {
+        key: &key,
+        model: parsed.model.as_deref(),
+        provider_header: request::provider_header(headers),
+        config_header: request::config_header(headers)?,
+        timeout: request::request_timeout(headers)?,
+        metadata: record.metadata.as_ref(),
+        body: &parsed.body,
+        path: endpoint.path(),
+    })?;
+    let gateway = &state.gateway;
+    let outcome = gateway
+        .dispatch(
+            &dispatch,
+            &key,
+            &parsed.body,
+            record,
+            |route, body| async move {
+                let answer = gateway.send(&route, endpoint, body, stream).await?;
+                Ready::from_upstream(answer).await
+            },
+        )
+        .await;
+    *route_headers = RouteHeaders::of(&outcome);
+    let (answer, _route) = outcome.result?;
     match answer {
-        UpstreamResponse::Complete {
+        Ready::Complete {
             status,
             body,
             usage,
         } => {
             record.set_usage(usage);
+            relay::keep_response(record, &body);
             Ok(relay::complete(status, body))
         }
-        UpstreamResponse::Stream { status, events } => {
-            let dialect = StreamDialect::OpenAi { client_wants_usage };
-            relay::streaming(state, &route.slug, status, events, record, started, dialect).await
+        Ready::Stream {
+            status,
+            first,
+            events,
+        } => {
+            let dialect = StreamDialect::OpenAi {
+                client_wants_usage: parsed.include_usage,
+            };
+            Ok(relay::streaming(
+                state, status, first, events, record, started, dialect,
+            ))
         }
     }
 }

@@ -18,6 +18,7 @@ mod messages;
 mod openclaw;
 mod persistence;
 mod proxy;
+mod routing;
 mod sdk;
 mod shutdown;
 mod streaming;

@@ -1,0 +1,595 @@
+//! The retry/fallback loop: one request, its routing plan, attempts until one answers.
+//!
+//! [`Gateway::plan_request`] decides *where* a request may go: straight to the provider its
+//! `@slug/model` names, or along the candidates of a routing config (the key's config with
+//! `x-portkey-config` merged over it, planned by `portico_routing`). [`Gateway::dispatch`]
+//! then walks the candidates: each is tried, retried per its `retry` policy within its
+//! `request_timeout` budget, and on a failure for good the plan says whether the next
+//! candidate is tried (`fallback`) or the failure is the answer. Every try is written into
+//! the request's record as an [`Attempt`], and its outcome feeds the target's circuit
+//! breaker.
+//!
+//! The attempt itself (sending, and for a stream waiting for its first event) is the
+//! caller's closure, so the same loop serves every API family; a stream can thus fail over
+//! until its first event, and never after (the caller then owns the stream).
+
+use std::future::Future;
+use std::time::Duration;
+
+use portico_core::{ApiError, Attempt, ErrorCode, JsonBody, RequestRecord};
+use portico_providers::ProviderError;
+use portico_routing::{Admission, Failure, Plan, PlanOptions, RequestContext, RoutingConfig};
+use serde_json::{Map, Value};
+
+use crate::gateway::{Gateway, Route};
+use crate::snapshot::{KeyEntry, Snapshot};
+
+/// How one try failed, as the closure given to [`Gateway::dispatch`] reports it.
+#[derive(Debug)]
+pub enum AttemptError {
+    /// The upstream, or the way to it, failed: retried and failed over per the config.
+    Upstream(ProviderError),
+    /// The request cannot be sent at all (the client's fault, such as a body the target's
+    /// dialect cannot express): answered at once, never retried.
+    Fatal(ApiError),
+}
+
+impl From<ProviderError> for AttemptError {
+    fn from(err: ProviderError) -> AttemptError {
+        AttemptError::Upstream(err)
+    }
+}
+
+/// What a successful try produced: the dispatcher only needs its status for the log.
+pub trait Answer {
+    /// The upstream's HTTP status.
+    fn status(&self) -> u16;
+}
+
+/// Where a request may go, decided before the first try.
+#[derive(Debug)]
+pub struct Dispatch {
+    way: Way,
+    /// `x-portkey-request-timeout`: the budget of candidates whose config sets none.
+    timeout: Option<Duration>,
+    /// The catalog config that applies (the key's, or a header's by id), for the log.
+    pub config_id: Option<String>,
+}
+
+#[derive(Debug)]
+enum Way {
+    /// No routing config: the provider the model names, tried once.
+    Direct(Route),
+    /// A routing config's candidates. `model` and `provider_header` are the request's own,
+    /// for candidates that name no provider or no model.
+    Config {
+        plan: Plan,
+        model: Option<String>,
+        provider_header: Option<String>,
+    },
+}
+
+/// What [`Gateway::plan_request`] reads of a request.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteRequest<'a> {
+    /// The caller's key.
+    pub key: &'a KeyEntry,
+    /// The body's `model`, when it has one.
+    pub model: Option<&'a str>,
+    /// `x-portkey-provider`.
+    pub provider_header: Option<&'a str>,
+    /// `x-portkey-config`: a config id or inline JSON.
+    pub config_header: Option<&'a str>,
+    /// `x-portkey-request-timeout`.
+    pub timeout: Option<Duration>,
+    /// `x-portkey-metadata`, for conditional routing.
+    pub metadata: Option<&'a Map<String, Value>>,
+    /// The request body, for conditional routing on `params.*`.
+    pub body: &'a JsonBody,
+    /// The request path, for conditional routing on `url.pathname`.
+    pub path: &'a str,
+}
+
+/// The outcome of [`Gateway::dispatch`].
+#[derive(Debug)]
+pub struct Dispatched<T> {
+    /// The answer and the route that gave it, or the error to answer.
+    pub result: Result<(T, Route), ApiError>,
+    /// `x-portkey-last-used-option-index`: the config option tried last
+    /// (`config.targets[1]`); `None` without a routing config.
+    pub option: Option<String>,
+    /// `x-portkey-retry-attempt-count`: retries of the last candidate, `-1` when they were
+    /// all spent without an answer.
+    pub retry_count: i32,
+}
+
+/// One candidate, ready to try.
+struct Step<'a> {
+    route: Result<Route, ApiError>,
+    overrides: Option<&'a Map<String, Value>>,
+    retry: portico_routing::RetryPolicy,
+    budget: Option<Duration>,
+    path: Option<&'a str>,
+    ask_health: bool,
+}
+
+/// How a candidate ended without an answer.
+enum StepFailure {
+    /// Failed for good with `failure`; the plan decides whether another candidate follows.
+    Failed {
+        failure: Failure,
+        error: ApiError,
+        retries: u8,
+        spent: bool,
+    },
+    /// Answer `error` now.
+    Fatal(ApiError),
+}
+
+impl Gateway {
+    /// Decides where a request may go: its routing config (the key's, with
+    /// `x-portkey-config` merged over it) planned for this request, or the provider its
+    /// model names. Errors are the client's: an invalid or unknown config (400), an unknown
+    /// model or provider (404), a model the key may not use (403).
+    pub fn plan_request(&self, req: &RouteRequest<'_>) -> Result<Dispatch, ApiError> {
+        let snapshot = self.snapshot();
+        let resolved = resolve_config(&snapshot, req.key, req.config_header)?;
+        let Some((config, config_id)) = resolved else {
+            let Some(model) = req.model else {
+                return Err(model_required());
+            };
+            let route = self.route_in(&snapshot, req.key, model, req.provider_header)?;
+            return Ok(Dispatch {
+                way: Way::Direct(route),
+                timeout: req.timeout,
+                config_id: None,
+            });
+        };
+        let params = if has_conditional(&config.root) {
+            req.body.to_map()
+        } else {
+            Map::new()
+        };
+        let no_metadata = Map::new();
+        let cx = RequestContext {
+            metadata: req.metadata.unwrap_or(&no_metadata),
+            params: &params,
+            url_path: Some(req.path),
+        };
+        let plan = portico_routing::plan(
+            &config,
+            &cx,
+            self.health(),
+            std::time::Instant::now(),
+            PlanOptions::default(),
+            &mut rand::rng(),
+        )?;
+        Ok(Dispatch {
+            way: Way::Config {
+                plan,
+                model: req.model.map(str::to_owned),
+                provider_header: req.provider_header.map(str::to_owned),
+            },
+            timeout: req.timeout,
+            config_id,
+        })
+    }
+
+    /// Walks `dispatch`: tries candidates with `attempt` (given the route and the body with
+    /// `model` and the config's `override_params` set), retrying and failing over as the
+    /// config says, and records every try in `record` (attempts, retries, the option used,
+    /// the provider and model that answered, the time spent upstream).
+    pub async fn dispatch<T, F, Fut>(
+        &self,
+        dispatch: &Dispatch,
+        key: &KeyEntry,
+        body: &JsonBody,
+        record: &mut RequestRecord,
+        mut attempt: F,
+    ) -> Dispatched<T>
+    where
+        T: Answer,
+        F: FnMut(Route, JsonBody) -> Fut,
+        Fut: Future<Output = Result<T, AttemptError>>,
+    {
+        record.config_id.clone_from(&dispatch.config_id);
+        let mut index = 0;
+        loop {
+            let step = self.step(dispatch, index, key);
+            let path = step.path.map(str::to_owned);
+            if let Ok(route) = &step.route {
+                record.provider = Some(route.slug.clone());
+                record.model = Some(route.model.clone());
+            }
+            record.target.clone_from(&path);
+            let outcome = self.try_candidate(step, body, record, &mut attempt).await;
+            let (failure, error, retries, spent) = match outcome {
+                Ok((answer, route, retries)) => {
+                    return Dispatched {
+                        result: Ok((answer, route)),
+                        option: path,
+                        retry_count: i32::from(retries),
+                    };
+                }
+                Err(StepFailure::Fatal(error)) => {
+                    return Dispatched {
+                        result: Err(error),
+                        option: path,
+                        retry_count: 0,
+                    };
+                }
+                Err(StepFailure::Failed {
+                    failure,
+                    error,
+                    retries,
+                    spent,
+                }) => (failure, error, retries, spent),
+            };
+            let next = match &dispatch.way {
+                Way::Direct(_) => None,
+                Way::Config { plan, .. } => plan.next_after(index, &failure),
+            };
+            match next {
+                Some(next) => index = next,
+                None => {
+                    return Dispatched {
+                        result: Err(error),
+                        option: path,
+                        retry_count: if spent { -1 } else { i32::from(retries) },
+                    };
+                }
+            }
+        }
+    }
+
+    /// Candidate `index` of `dispatch`, resolved against the current catalog.
+    fn step<'a>(&self, dispatch: &'a Dispatch, index: usize, key: &KeyEntry) -> Step<'a> {
+        match &dispatch.way {
+            Way::Direct(route) => Step {
+                route: Ok(route.clone()),
+                overrides: None,
+                retry: portico_routing::RetryPolicy::none(),
+                budget: dispatch.timeout,
+                path: None,
+                // A direct request has no alternative: the breaker only steers configs.
+                ask_health: false,
+            },
+            Way::Config {
+                plan,
+                model,
+                provider_header,
+            } => {
+                let candidate = &plan.candidates()[index];
+                let snapshot = self.snapshot();
+                let request_model = model.as_deref();
+                let route = match (&candidate.provider, candidate.model_override()) {
+                    (Some(provider), Some(model)) => {
+                        self.route_to(&snapshot, key, &provider.slug, model)
+                    }
+                    (Some(provider), None) => match request_model {
+                        // A config target names the provider; the body's model is sent to
+                        // it without any `@slug/` of its own.
+                        Some(model) => {
+                            self.route_to(&snapshot, key, &provider.slug, model_part(model))
+                        }
+                        None => Err(model_required()),
+                    },
+                    (None, over) => match (request_model, over) {
+                        (Some(model), None) => {
+                            self.route_in(&snapshot, key, model, provider_header.as_deref())
+                        }
+                        (Some(model), Some(over)) => {
+                            // The request's provider with the config's model.
+                            self.route_in(&snapshot, key, model, provider_header.as_deref())
+                                .and_then(|r| self.route_to(&snapshot, key, &r.slug, over))
+                        }
+                        (None, _) => Err(model_required()),
+                    },
+                };
+                Step {
+                    route,
+                    overrides: Some(&candidate.override_params),
+                    retry: candidate.retry.clone(),
+                    budget: candidate.request_timeout.or(dispatch.timeout),
+                    path: Some(&candidate.path),
+                    ask_health: !candidate.bypass_health,
+                }
+            }
+        }
+    }
+
+    /// Tries one candidate until it answers, its retries are spent or its budget runs out.
+    async fn try_candidate<T, F, Fut>(
+        &self,
+        step: Step<'_>,
+        body: &JsonBody,
+        record: &mut RequestRecord,
+        attempt: &mut F,
+    ) -> Result<(T, Route, u8), StepFailure>
+    where
+        T: Answer,
+        F: FnMut(Route, JsonBody) -> Fut,
+        Fut: Future<Output = Result<T, AttemptError>>,
+    {
+        let route = match step.route {
+            Ok(route) => route,
+            Err(error) => {
+                // A target this request cannot use (unknown model, forbidden): the next
+                // fallback target may do; alone, its error is the answer.
+                return Err(StepFailure::Failed {
+                    failure: Failure::Gateway,
+                    error,
+                    retries: 0,
+                    spent: false,
+                });
+            }
+        };
+        let body = prepare_body(body, &route.model, step.overrides).map_err(StepFailure::Fatal)?;
+        let deadline = step.budget.map(|b| tokio::time::Instant::now() + b);
+        let mut retries: u8 = 0;
+        loop {
+            let admission = if step.ask_health {
+                self.health()
+                    .try_acquire(&route.slug, std::time::Instant::now())
+            } else {
+                Admission::Allowed
+            };
+            if admission == Admission::Rejected {
+                return Err(StepFailure::Failed {
+                    failure: Failure::Skipped,
+                    error: ApiError::new(
+                        ErrorCode::Unavailable,
+                        format!(
+                            "provider @{} is ejected for a cool-down after repeated failures (circuit breaker open)",
+                            route.slug
+                        ),
+                    ),
+                    retries,
+                    spent: false,
+                });
+            }
+            let started_at_ms = now_ms();
+            let started = std::time::Instant::now();
+            let future = attempt(route.clone(), body.clone());
+            // `None`: the candidate's time budget ran out before an answer.
+            let result = match deadline {
+                Some(deadline) => tokio::time::timeout_at(deadline, future).await.ok(),
+                None => Some(future.await),
+            };
+            let latency = started.elapsed();
+            let latency_ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
+            *record.upstream_latency_ms.get_or_insert(0) += latency_ms;
+            let mut tried = Attempt {
+                provider: route.slug.clone(),
+                model: route.model.clone(),
+                target: step.path.map(str::to_owned),
+                retry: u32::from(retries),
+                started_at_ms,
+                latency_ms,
+                status: None,
+                error: None,
+            };
+            let error = match result {
+                Some(Ok(answer)) => {
+                    self.health()
+                        .record(&route.slug, std::time::Instant::now(), Ok(latency));
+                    tried.status = Some(answer.status());
+                    record.attempts.push(tried);
+                    return Ok((answer, route, retries));
+                }
+                Some(Err(AttemptError::Fatal(error))) => {
+                    self.health().record(
+                        &route.slug,
+                        std::time::Instant::now(),
+                        Err(&Failure::Gateway),
+                    );
+                    tried.status = Some(error.status);
+                    tried.error = Some(error.message.clone());
+                    record.attempts.push(tried);
+                    return Err(StepFailure::Fatal(error));
+                }
+                Some(Err(AttemptError::Upstream(error))) => Some(error),
+                None => None,
+            };
+            let (failure, api_error) = match error {
+                Some(error) => (classify(&error), error.to_api_error(&route.slug)),
+                None => (
+                    Failure::Timeout,
+                    ApiError::new(
+                        ErrorCode::RequestTimeout,
+                        format!(
+                            "provider @{} did not answer within the request timeout of {} ms (request_timeout or x-portkey-request-timeout)",
+                            route.slug,
+                            step.budget.map_or(0, |b| b.as_millis())
+                        ),
+                    ),
+                ),
+            };
+            self.health()
+                .record(&route.slug, std::time::Instant::now(), Err(&failure));
+            tried.status = failure.http_status();
+            tried.error = Some(api_error.message.clone());
+            record.attempts.push(tried);
+            let remaining =
+                deadline.map(|d| d.saturating_duration_since(tokio::time::Instant::now()));
+            let decision = step
+                .retry
+                .decide(retries, &failure, remaining, &mut rand::rng());
+            match decision {
+                portico_routing::RetryDecision::Retry { after, .. } => {
+                    tokio::time::sleep(after).await;
+                    retries += 1;
+                    record.retry_count += 1;
+                }
+                portico_routing::RetryDecision::GiveUp(why) => {
+                    let spent = step.retry.attempts > 0
+                        && !matches!(why, portico_routing::GiveUp::NotRetryable);
+                    return Err(StepFailure::Failed {
+                        failure,
+                        error: api_error,
+                        retries,
+                        spent,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// How a provider error counts for retries, fallbacks and health.
+fn classify(error: &ProviderError) -> Failure {
+    match error {
+        ProviderError::Status {
+            status,
+            retry_after,
+            ..
+        } => Failure::Status {
+            status: *status,
+            retry_after: *retry_after,
+        },
+        // A stream that breaks before its first event is a connection that broke.
+        ProviderError::Unreachable(_) | ProviderError::StreamBroken(_) => Failure::Connect,
+        ProviderError::Timeout(_) => Failure::Timeout,
+        ProviderError::Malformed(_) | ProviderError::Unsupported { .. } => Failure::Gateway,
+    }
+}
+
+/// The body a candidate sends: `model` set to the upstream name, then the config's
+/// `override_params` (all but `model`, which chose the route).
+fn prepare_body(
+    body: &JsonBody,
+    model: &str,
+    overrides: Option<&Map<String, Value>>,
+) -> Result<JsonBody, ApiError> {
+    let mut body = body.clone();
+    let failed = |e: serde_json::Error| {
+        ApiError::new(
+            ErrorCode::Internal,
+            format!("could not rewrite the request body: {e}"),
+        )
+    };
+    body.set("model", &model).map_err(failed)?;
+    for (name, value) in overrides.into_iter().flatten() {
+        if name != "model" {
+            body.set(name, value).map_err(failed)?;
+        }
+    }
+    Ok(body)
+}
+
+/// The model name of `@slug/model`, or the name itself.
+fn model_part(model: &str) -> &str {
+    match model
+        .strip_prefix('@')
+        .and_then(|rest| rest.split_once('/'))
+    {
+        Some((_, name)) => name,
+        None => model,
+    }
+}
+
+fn model_required() -> ApiError {
+    ApiError::new(
+        ErrorCode::InvalidParameter,
+        "`model` is required; address models as `@provider/model` (for example `@mock/echo`), or use a routing config whose targets set `override_params.model`",
+    )
+    .with_param("model")
+}
+
+/// Whether planning needs the request body (`params.*` queries of a conditional strategy):
+/// only then is the body parsed into a tree.
+fn has_conditional(target: &portico_routing::Target) -> bool {
+    match &target.route {
+        portico_routing::Route::Strategy(strategy) => {
+            matches!(strategy.mode, portico_routing::Mode::Conditional(_))
+                || strategy.targets.iter().any(has_conditional)
+        }
+        _ => false,
+    }
+}
+
+/// The routing config of a request and the catalog id it came from: the key's config,
+/// with `x-portkey-config` (an id or inline JSON) merged over it.
+fn resolve_config(
+    snapshot: &Snapshot,
+    key: &KeyEntry,
+    header: Option<&str>,
+) -> Result<Option<(std::sync::Arc<RoutingConfig>, Option<String>)>, ApiError> {
+    let key_config = pending::key_config(key);
+    let Some(header) = header.map(str::trim).filter(|h| !h.is_empty()) else {
+        return Ok(key_config.map(|c| (std::sync::Arc::clone(&c.parsed), Some(c.id.clone()))));
+    };
+    let (header_json, header_id) = if header.starts_with('{') {
+        let json: Value = serde_json::from_str(header).map_err(|e| {
+            ApiError::new(
+                ErrorCode::InvalidHeader,
+                format!(
+                    "`x-portkey-config` is not valid JSON ({e}); send a config id or a JSON object"
+                ),
+            )
+            .with_param("x-portkey-config")
+        })?;
+        (json, None)
+    } else {
+        let Some(entry) = pending::config(snapshot, header) else {
+            let known: Vec<&str> = pending::configs(snapshot).map(|c| c.id.as_str()).collect();
+            return Err(ApiError::new(
+                ErrorCode::InvalidHeader,
+                format!(
+                    "`x-portkey-config` names no config `{header}`; the catalog has {}",
+                    if known.is_empty() {
+                        "no configs (add one under `configs:` or with the admin API, or send inline JSON)".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            )
+            .with_param("x-portkey-config"));
+        };
+        if key_config.is_none() {
+            return Ok(Some((
+                std::sync::Arc::clone(&entry.parsed),
+                Some(entry.id.clone()),
+            )));
+        }
+        (entry.json.clone(), Some(entry.id.clone()))
+    };
+    let merged = match key_config {
+        Some(base) => portico_routing::merge(&base.json, &header_json),
+        None => header_json,
+    };
+    let config = RoutingConfig::parse(&merged).map_err(|e| e.to_api_error())?;
+    let id = header_id.or_else(|| key_config.map(|c| c.id.clone()));
+    Ok(Some((std::sync::Arc::new(config), id)))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Until the snapshot carries catalog configs (in progress): none.
+mod pending {
+    use std::sync::Arc;
+
+    use crate::snapshot::{KeyEntry, Snapshot};
+
+    pub(super) struct ConfigEntry {
+        pub(super) id: String,
+        pub(super) json: serde_json::Value,
+        pub(super) parsed: Arc<portico_routing::RoutingConfig>,
+    }
+
+    pub(super) fn key_config(_key: &KeyEntry) -> Option<&Arc<ConfigEntry>> {
+        None
+    }
+
+    pub(super) fn config<'a>(_s: &'a Snapshot, _id: &str) -> Option<&'a Arc<ConfigEntry>> {
+        None
+    }
+
+    pub(super) fn configs(_s: &Snapshot) -> impl Iterator<Item = &Arc<ConfigEntry>> {
+        std::iter::empty()
+    }
+}
