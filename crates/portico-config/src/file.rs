@@ -39,7 +39,16 @@ pub(crate) struct CatalogFile {
     #[serde(default, deserialize_with = "lenient")]
     pub(crate) auto_providers: Option<bool>,
     pub(crate) providers: Option<Vec<ProviderFile>>,
+    pub(crate) configs: Option<Vec<ConfigFile>>,
     pub(crate) keys: Option<Vec<KeyFile>>,
+}
+
+/// One entry of `configs:`; `config` is Portkey's config JSON, written as YAML or JSON.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ConfigFile {
+    pub(crate) id: Option<String>,
+    pub(crate) config: Option<serde_json::Value>,
 }
 
 /// One entry of `providers:`.
@@ -119,6 +128,7 @@ pub(crate) struct KeyFile {
     pub(crate) allowed_models: Option<Vec<String>>,
     #[serde(default, deserialize_with = "lenient")]
     pub(crate) log_payloads: Option<bool>,
+    pub(crate) config: Option<String>,
 }
 
 /// A secret field (`api_key`, `key`, `admin_key`, `aws_secret_access_key`, ...). It exists for its error message: serde's

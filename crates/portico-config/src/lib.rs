@@ -7,7 +7,8 @@
 //! Errors ([`ConfigError`]) name the file, the field path (`providers[1].base_url`) and what is
 //! wrong, and never include a secret's value. The binary turns them into exit code 2.
 //!
-//! Main types: [`Catalog`], [`ProviderConfig`], [`ModelConfig`], [`KeyConfig`], [`MockSettings`],
+//! Main types: [`Catalog`], [`ProviderConfig`], [`ModelConfig`], [`KeyConfig`],
+//! [`RoutingConfigEntry`], [`MockSettings`],
 //! [`ConfigError`]; entry points [`load_file`], [`parse_str`], [`detect_env_providers`].
 //!
 //! Layout, in pipeline order: `file` (raw serde types, text → catalog), `schema` (allowed and
@@ -34,6 +35,9 @@ pub struct Catalog {
     pub auto_providers: bool,
     /// `providers:` in file order; slugs are unique.
     pub providers: Vec<ProviderConfig>,
+    /// `configs:` in file order; ids are unique, and each config passed
+    /// `portico_routing::RoutingConfig::parse`.
+    pub configs: Vec<RoutingConfigEntry>,
     /// `keys:` in file order; names are unique.
     pub keys: Vec<KeyConfig>,
 }
@@ -133,6 +137,17 @@ pub struct KeyConfig {
     pub allowed_models: Option<Vec<String>>,
     /// `log_payloads:` (default true).
     pub log_payloads: bool,
+    /// `config:` the id of one of the file's `configs`, applied to every request of the key.
+    pub config: Option<String>,
+}
+
+/// A routing config declared in the file (spec section 5).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoutingConfigEntry {
+    /// How keys and `x-portkey-config` name it.
+    pub id: String,
+    /// Portkey's config JSON, validated; stored and served as given.
+    pub config: serde_json::Value,
 }
 
 mod env;

@@ -34,9 +34,10 @@ const TOP: Shape = Shape {
         "admin_key",
         "auto_providers",
         "providers",
+        "configs",
         "keys",
     ],
-    unsupported: &["configs", "guardrails", "auth"],
+    unsupported: &["guardrails", "auth"],
     aliases: &[],
 };
 
@@ -84,6 +85,14 @@ const PRICING: Shape = Shape {
     aliases: &[],
 };
 
+/// An entry of `configs:`. What is inside `config` is checked by `portico_routing`, which
+/// knows Portkey's schema.
+const CONFIG: Shape = Shape {
+    allowed: &["id", "config"],
+    unsupported: &[],
+    aliases: &[("name", "id")],
+};
+
 const MOCK: Shape = Shape {
     allowed: &["latency_ms", "chunk_delay_ms", "failure_rate"],
     unsupported: &[],
@@ -98,8 +107,9 @@ const KEY: Shape = Shape {
         "key",
         "allowed_models",
         "log_payloads",
+        "config",
     ],
-    unsupported: &["config", "budget", "rate_limit"],
+    unsupported: &["budget", "rate_limit"],
     aliases: &[
         ("kind", "type"),
         ("models", "allowed_models"),
@@ -123,6 +133,10 @@ pub(crate) fn check(doc: &Value, origin: &str) -> Result<(), ConfigError> {
             cx.fields(map, "", &TOP)?;
             cx.list(map, "", "providers", "provider entries", |v, path| {
                 cx.provider(v, path)
+            })?;
+            cx.list(map, "", "configs", "config entries", |v, path| {
+                let config = cx.mapping(v, path, "a config entry (id, config)")?;
+                cx.fields(config, path, &CONFIG)
             })?;
             cx.list(map, "", "keys", "key entries", |v, path| {
                 let key = cx.mapping(v, path, "a key entry (name, type, ...)")?;

@@ -136,12 +136,20 @@ providers:
     azure_api_version: v1
     models: [gpt-4o-mini-deployment]
 
+configs:
+  - id: reliable
+    config:
+      strategy: { mode: fallback }
+      targets: [ { provider: "@openai-prod" }, { provider: "@claude" } ]
+      retry: { attempts: 3, on_status_codes: [429, 500, 502, 503] }
+
 keys:
   - name: backend-service
     type: service
     key: ${BACKEND_KEY}
     allowed_models: ["@openai-prod", "@sim/echo", "@together/meta-llama/Llama-3.3-70B"]
     log_payloads: false
+    config: reliable
   - name: alice
     type: user
     user: alice@example.com
@@ -280,6 +288,14 @@ fn full_example_parses_into_the_expected_catalog() {
                 credentials: BTreeMap::new(),
             },
         ],
+        configs: vec![RoutingConfigEntry {
+            id: "reliable".into(),
+            config: serde_json::json!({
+                "strategy": {"mode": "fallback"},
+                "targets": [{"provider": "@openai-prod"}, {"provider": "@claude"}],
+                "retry": {"attempts": 3, "on_status_codes": [429, 500, 502, 503]}
+            }),
+        }],
         keys: vec![
             KeyConfig {
                 name: "backend-service".into(),
@@ -292,6 +308,7 @@ fn full_example_parses_into_the_expected_catalog() {
                     "@together/meta-llama/Llama-3.3-70B".into(),
                 ]),
                 log_payloads: false,
+                config: Some("reliable".into()),
             },
             KeyConfig {
                 name: "alice".into(),
@@ -300,6 +317,7 @@ fn full_example_parses_into_the_expected_catalog() {
                 key: None,
                 allowed_models: None,
                 log_payloads: true,
+                config: None,
             },
         ],
     };
@@ -412,7 +430,6 @@ providers:
 #[test]
 fn unsupported_sections_say_so() {
     let cases = [
-        ("configs:\n  - id: reliable\n", "configs"),
         ("guardrails: []\n", "guardrails"),
         ("auth:\n  jwt: { jwks_url: \"${JWKS_URL}\" }\n", "auth"),
         (
@@ -422,10 +439,6 @@ fn unsupported_sections_say_so() {
         (
             "providers:\n  - { slug: a, kind: mock, rate_limit: { requests_per_minute: 1 } }\n",
             "providers[0].rate_limit",
-        ),
-        (
-            "keys:\n  - { name: k, config: reliable }\n",
-            "keys[0].config",
         ),
         (
             "keys:\n  - { name: k, budget: { cost_usd: 5 } }\n",
@@ -449,6 +462,85 @@ fn unsupported_sections_say_so() {
 }
 
 #[test]
+fn configs_are_validated_with_field_paths() {
+    let cases = [
+        (
+            "configs:\n  - id: r\n    config: { strategy: { mode: loadbalance }, targets: [ { provider: \"@a\" }, { provider: \"@b\", weight: -1 } ] }\n",
+            "configs[0].config.targets[1].weight",
+            "",
+        ),
+        (
+            "configs:\n  - id: r\n    config: { retry: { attempts: 9 } }\n",
+            "configs[0].config.retry.attempts",
+            "",
+        ),
+        (
+            "configs:\n  - id: r\n    config: { strategy: { mode: fallback }, targets: [], bogus: 1 }\n",
+            "configs[0].config",
+            "",
+        ),
+        (
+            "configs:\n  - id: r\n    config: { retry: { attempts: 1 } }\n  - id: r\n    config: { retry: { attempts: 2 } }\n",
+            "configs[1].id",
+            "already used by configs[0]",
+        ),
+        (
+            "configs:\n  - id: \"{bad}\"\n    config: { retry: { attempts: 1 } }\n",
+            "configs[0].id",
+            "not a valid config id",
+        ),
+        ("configs:\n  - id: r\n", "configs[0].config", "is required"),
+        (
+            "configs:\n  - config: { retry: { attempts: 1 } }\n",
+            "configs[0].id",
+            "is required",
+        ),
+        (
+            "configs:\n  - id: r\n    config: { retry: { attempts: 1 } }\n    strategy: x\n",
+            "configs[0].strategy",
+            "unknown field",
+        ),
+        (
+            "configs:\n  - id: r\n    config: { retry: { attempts: 1 } }\nkeys:\n  - { name: k, config: other }\n",
+            "keys[0].config",
+            "no config \"other\" under `configs:`",
+        ),
+        (
+            "keys:\n  - { name: k, config: other }\n",
+            "keys[0].config",
+            "the file declares none",
+        ),
+    ];
+    for (text, path, needle) in cases {
+        let err = error_of(text);
+        let msg = err.to_string();
+        // The unknown-field case inside `config` reports the path of the field itself.
+        let expected_path = if text.contains("bogus") {
+            "configs[0].config.bogus"
+        } else {
+            path
+        };
+        assert_eq!(err.path(), Some(expected_path), "{msg}");
+        assert!(
+            msg.starts_with(&format!("{ORIGIN}: {expected_path}: ")),
+            "{msg}"
+        );
+        assert!(msg.contains(needle), "{msg}");
+    }
+}
+
+#[test]
+fn a_key_names_a_declared_config() {
+    let catalog = parse(
+        "configs:\n  - id: only-retry\n    config: { retry: { attempts: 2 } }\nkeys:\n  - { name: k, config: only-retry }\n",
+    )
+    .unwrap();
+    assert_eq!(catalog.configs.len(), 1);
+    assert_eq!(catalog.configs[0].id, "only-retry");
+    assert_eq!(catalog.keys[0].config.as_deref(), Some("only-retry"));
+}
+
+#[test]
 fn unknown_fields_list_the_allowed_ones() {
     let msg = assert_error(
         "providers:\n  - { slug: a, kind: mock, base_ur: x }\n",
@@ -466,7 +558,7 @@ fn unknown_fields_list_the_allowed_ones() {
         "provider: []\n",
         "provider",
         &[
-            "listen, data_dir, admin_key, auto_providers, providers, keys",
+            "listen, data_dir, admin_key, auto_providers, providers, configs, keys",
             "`providers`",
         ],
     );

@@ -13,12 +13,17 @@ use url::Url;
 
 use crate::error::{ConfigError, field_path, item_path};
 use crate::file::{
-    CatalogFile, KeyFile, MockFile, ModelFile, PricingFile, ProviderFile, SecretFile,
+    CatalogFile, ConfigFile, KeyFile, MockFile, ModelFile, PricingFile, ProviderFile, SecretFile,
 };
 use crate::kind_fields::KindFields;
 use crate::{
     Catalog, KeyConfig, KeyKind, MockSettings, ModelConfig, PricingConfig, ProviderConfig,
+    RoutingConfigEntry,
 };
+
+/// Longest config id. The same rule as `portico_store::is_valid_config_id`, which guards the
+/// admin API's writes (this crate does not depend on the store).
+const MAX_CONFIG_ID_CHARS: usize = 64;
 
 /// The shortest fixed gateway key or admin key accepted: long enough that guessing is not a
 /// realistic attack, short enough not to get in the way of a password manager's output.
@@ -52,11 +57,45 @@ pub(crate) fn catalog(
         providers.push(provider);
     }
 
+    let mut configs: Vec<RoutingConfigEntry> = Vec::new();
+    let mut ids: HashMap<String, usize> = HashMap::new();
+    for (i, raw) in raw.configs.unwrap_or_default().into_iter().enumerate() {
+        let path = item_path("configs", i);
+        let config = v.config(raw, &path)?;
+        if let Some(first) = ids.insert(config.id.clone(), i) {
+            return Err(v.invalid(
+                &field_path(&path, "id"),
+                format!(
+                    "the id {:?} is already used by configs[{first}]; config ids must be unique",
+                    config.id
+                ),
+            ));
+        }
+        configs.push(config);
+    }
+
     let mut keys = Vec::new();
     let mut names: HashMap<String, usize> = HashMap::new();
     for (i, raw) in raw.keys.unwrap_or_default().into_iter().enumerate() {
         let path = item_path("keys", i);
         let key = v.key(raw, &path)?;
+        if let Some(config) = &key.config
+            && !ids.contains_key(config)
+        {
+            let declared: Vec<String> = configs.iter().map(|c| c.id.clone()).collect();
+            return Err(v.invalid(
+                &field_path(&path, "config"),
+                format!(
+                    "no config {config:?} under `configs:`; a key names one of the file's \
+                     configs ({})",
+                    if declared.is_empty() {
+                        "the file declares none".to_owned()
+                    } else {
+                        format!("declared: {}", declared.join(", "))
+                    }
+                ),
+            ));
+        }
         if let Some(first) = names.insert(key.name.clone(), i) {
             return Err(v.invalid(
                 &field_path(&path, "name"),
@@ -75,6 +114,7 @@ pub(crate) fn catalog(
         admin_key,
         auto_providers: raw.auto_providers.unwrap_or(true),
         providers,
+        configs,
         keys,
     })
 }
@@ -395,6 +435,51 @@ impl Validator<'_> {
         })
     }
 
+    /// One entry of `configs:`: a sane id and a config Portkey's schema accepts. Whether the
+    /// providers it names exist is checked when the catalog is applied, since providers also
+    /// come from the environment and the admin API.
+    fn config(&self, raw: ConfigFile, path: &str) -> Result<RoutingConfigEntry, ConfigError> {
+        let id_path = field_path(path, "id");
+        let id = self.required(
+            raw.id,
+            &id_path,
+            "the name keys and the x-portkey-config header use for the config, like reliable",
+        )?;
+        let valid_id = id.len() <= MAX_CONFIG_ID_CHARS
+            && id.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !valid_id {
+            return Err(self.invalid(
+                &id_path,
+                format!(
+                    "{id:?} is not a valid config id; use 1 to {MAX_CONFIG_ID_CHARS} letters, \
+                     digits, `-`, `_` and `.`, starting with a letter or digit"
+                ),
+            ));
+        }
+        let config_path = field_path(path, "config");
+        let Some(config) = raw.config.filter(|c| !c.is_null()) else {
+            return Err(self.invalid(
+                &config_path,
+                "is required: the routing config (strategy, targets, retry, ...; see \
+                 docs/routing-config.md)",
+            ));
+        };
+        if let Err(e) = portico_routing::RoutingConfig::parse(&config) {
+            let at = if e.path.is_empty() {
+                config_path
+            } else if e.path.starts_with('[') {
+                format!("{config_path}{}", e.path)
+            } else {
+                field_path(&config_path, &e.path)
+            };
+            return Err(self.invalid(&at, e.message));
+        }
+        Ok(RoutingConfigEntry { id, config })
+    }
+
     fn key(&self, raw: KeyFile, path: &str) -> Result<KeyConfig, ConfigError> {
         let name_path = field_path(path, "name");
         let name = self.required(
@@ -461,6 +546,7 @@ impl Validator<'_> {
             key,
             allowed_models,
             log_payloads: raw.log_payloads.unwrap_or(true),
+            config: present(raw.config).map(|c| c.trim().to_owned()),
         })
     }
 

@@ -43,12 +43,13 @@ fn gateway(keys: usize) -> Gateway {
             hint: String::new(),
             allowed_models: (i % 2 == 0).then(|| vec!["@provider-25".to_owned()]),
             log_payloads: true,
+            config: None,
             source: RecordSource::File,
             created_at_ms: 0,
             revoked_at_ms: None,
         })
         .collect();
-    let snapshot = Snapshot::build(providers, keys, &client).unwrap();
+    let snapshot = Snapshot::build(providers, keys, Vec::new(), &client).unwrap();
     Gateway::new(snapshot, client, Arc::new(AccessLog::discard()))
 }
 

@@ -7,7 +7,7 @@
 use portico_config::{Catalog, KeyKind, ProviderConfig};
 use portico_core::{KeyHash, ProviderKind, Secret, generate_key, key_hint};
 use portico_store::{
-    ApplyReport, CatalogApply, KeySpec, KeyType, ModelRecord, Pricing, ProviderRecord,
+    ApplyReport, CatalogApply, ConfigSpec, KeySpec, KeyType, ModelRecord, Pricing, ProviderRecord,
     RecordSource, Store, StoreError,
 };
 
@@ -86,12 +86,25 @@ pub async fn bootstrap(
                 fixed,
                 allowed_models: k.allowed_models.clone(),
                 log_payloads: k.log_payloads,
+                config: k.config.clone(),
             }
+        })
+        .collect();
+    let configs = catalog
+        .configs
+        .iter()
+        .map(|c| ConfigSpec {
+            id: c.id.clone(),
+            config: c.config.clone(),
         })
         .collect();
 
     report.apply = store
-        .apply_catalog(&CatalogApply { providers, keys })
+        .apply_catalog(&CatalogApply {
+            providers,
+            keys,
+            configs,
+        })
         .await?;
     report.generated_keys = generated
         .into_iter()
@@ -125,8 +138,9 @@ pub async fn bootstrap(
 }
 
 /// The stored form of a catalog provider: its kind-specific settings (and a mock's settings)
-/// in one JSON object under the file's field names, its secrets beside it.
-fn provider_record(p: &ProviderConfig, source: RecordSource) -> ProviderRecord {
+/// in one JSON object under the file's field names, its secrets beside it. The admin API
+/// stores the providers it is given the same way.
+pub fn provider_record(p: &ProviderConfig, source: RecordSource) -> ProviderRecord {
     let mut settings = p.settings.clone();
     if let Some(mock) = &p.mock {
         settings.insert("latency_ms".to_owned(), mock.latency_ms.into());

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use portico_core::{KeyHash, ProviderKind};
 use portico_providers::Provider;
 use portico_providers::mock::MOCK_MODELS;
-use portico_store::{KeyRecord, KeyType, ModelRecord, ProviderRecord};
+use portico_routing::RoutingConfig;
+use portico_store::{ConfigRecord, KeyRecord, KeyType, ModelRecord, ProviderRecord, Store};
 
 use crate::registry::build_provider;
 
@@ -85,6 +86,25 @@ impl ModelPattern {
     }
 }
 
+/// A routing config of the catalog, parsed once when the snapshot is built.
+#[derive(Debug)]
+pub struct ConfigEntry {
+    /// The id keys and `x-portkey-config` name it by.
+    pub id: String,
+    /// The config JSON as stored: what a header config is merged over
+    /// (`portico_routing::merge`) before the result is parsed again.
+    pub json: serde_json::Value,
+    /// The parsed config, for requests that use it unchanged.
+    pub parsed: Arc<RoutingConfig>,
+}
+
+/// Two entries are the same config when id and JSON are; `parsed` follows from the JSON.
+impl PartialEq for ConfigEntry {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id && self.json == other.json
+    }
+}
+
 /// A gateway key as the request path needs it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KeyEntry {
@@ -100,6 +120,9 @@ pub struct KeyEntry {
     pub allowed: Option<Vec<ModelPattern>>,
     /// Whether payloads are logged.
     pub log_payloads: bool,
+    /// The routing config attached to the key: applies to each of its requests, with a
+    /// request's `x-portkey-config` merged over it.
+    pub config: Option<Arc<ConfigEntry>>,
 }
 
 impl KeyEntry {
@@ -117,16 +140,40 @@ pub struct Snapshot {
     providers: HashMap<String, ProviderEntry>,
     slugs: Vec<String>,
     keys: HashMap<KeyHash, Arc<KeyEntry>>,
+    configs: HashMap<String, Arc<ConfigEntry>>,
 }
 
 impl Snapshot {
-    /// Builds a snapshot from stored records; revoked keys are left out.
+    /// Reads providers, keys and configs from the store and builds a snapshot of them.
+    pub async fn load(store: &dyn Store, client: &reqwest::Client) -> Result<Snapshot, String> {
+        let providers = store.list_providers().await.map_err(|e| e.to_string())?;
+        let keys = store.list_keys().await.map_err(|e| e.to_string())?;
+        let configs = store.list_configs().await.map_err(|e| e.to_string())?;
+        Snapshot::build(providers, keys, configs, client)
+    }
+
+    /// Builds a snapshot from stored records; revoked keys are left out. A stored config
+    /// that does not parse (the store validates every write, so only a database written by
+    /// another version can hold one) fails the build, naming the config.
     pub fn build(
         providers: Vec<ProviderRecord>,
         keys: Vec<KeyRecord>,
+        configs: Vec<ConfigRecord>,
         client: &reqwest::Client,
     ) -> Result<Snapshot, String> {
         let mut snapshot = Snapshot::default();
+        for record in configs {
+            let parsed = RoutingConfig::parse(&record.config)
+                .map_err(|e| format!("stored config `{}`: {e}", record.id))?;
+            snapshot.configs.insert(
+                record.id.clone(),
+                Arc::new(ConfigEntry {
+                    id: record.id,
+                    json: record.config,
+                    parsed: Arc::new(parsed),
+                }),
+            );
+        }
         for record in providers {
             let provider = build_provider(&record, client)?;
             let model_ids = record
@@ -153,6 +200,16 @@ impl Snapshot {
                     .filter_map(|p| ModelPattern::parse(p))
                     .collect()
             });
+            // The store keeps references intact (a config in use cannot be deleted).
+            let config = match &key.config {
+                Some(id) => Some(Arc::clone(snapshot.configs.get(id).ok_or_else(|| {
+                    format!(
+                        "key `{}` names config `{id}`, which is not stored",
+                        key.name
+                    )
+                })?)),
+                None => None,
+            };
             snapshot.keys.insert(
                 key.hash,
                 Arc::new(KeyEntry {
@@ -162,6 +219,7 @@ impl Snapshot {
                     user: key.user,
                     allowed,
                     log_payloads: key.log_payloads,
+                    config,
                 }),
             );
         }
@@ -181,6 +239,11 @@ impl Snapshot {
     /// The active key with this hash.
     pub fn key(&self, hash: &KeyHash) -> Option<&Arc<KeyEntry>> {
         self.keys.get(hash)
+    }
+
+    /// The routing config with this id (what `x-portkey-config: <id>` names).
+    pub fn config(&self, id: &str) -> Option<&Arc<ConfigEntry>> {
+        self.configs.get(id)
     }
 
     /// How many active keys there are.

@@ -15,8 +15,14 @@
 //! - [`Store::apply_catalog`] is idempotent: applying the same catalog twice changes nothing,
 //!   and a key keeps its id (and so its spend) across applies.
 //!
+//! - Routing configs are validated with `portico_routing` before they are written, and every
+//!   provider a stored config names exists: a write that would break that is refused.
+//! - Records from the catalog file (and environment detection) are changed only by an apply;
+//!   the admin API methods change `api` records and refuse the others with
+//!   [`StoreError::Conflict`], since the next apply would undo the change.
+//!
 //! Main types: [`Store`], [`SqliteStore`], [`MasterKey`], [`ProviderRecord`], [`KeyRecord`],
-//! [`CatalogApply`], [`ApplyReport`].
+//! [`ConfigRecord`], [`CatalogApply`], [`ApplyReport`].
 
 use std::collections::BTreeMap;
 
@@ -140,6 +146,8 @@ pub struct KeyRecord {
     pub allowed_models: Option<Vec<String>>,
     /// Whether request and response payloads of this key are logged.
     pub log_payloads: bool,
+    /// The id of the routing config attached to the key; `None` for none.
+    pub config: Option<String>,
     /// Where the key came from.
     pub source: RecordSource,
     /// Unix milliseconds of creation.
@@ -169,6 +177,67 @@ pub struct KeySpec {
     pub allowed_models: Option<Vec<String>>,
     /// Whether payloads are logged.
     pub log_payloads: bool,
+    /// The id of the attached config, one of [`CatalogApply::configs`].
+    pub config: Option<String>,
+}
+
+/// A routing config as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigRecord {
+    /// Unique id (keys and `x-portkey-config` name the config by it).
+    pub id: String,
+    /// The config JSON as given; it passed `portico_routing::RoutingConfig::parse`.
+    pub config: serde_json::Value,
+    /// Where the config came from: `file` or `api`.
+    pub source: RecordSource,
+    /// Unix milliseconds of creation.
+    pub created_at_ms: i64,
+    /// Unix milliseconds of the last change.
+    pub updated_at_ms: i64,
+}
+
+/// A routing config as declared by a catalog file: matched to a stored config by `id`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigSpec {
+    /// Unique id.
+    pub id: String,
+    /// The config JSON.
+    pub config: serde_json::Value,
+}
+
+/// A gateway key to create through the admin API. The caller generated the secret and shows
+/// it once; only its hash reaches the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewKey {
+    /// Unique name.
+    pub name: String,
+    /// `service` or `user` (the admin key is managed with [`Store::ensure_admin_key`]).
+    pub key_type: KeyType,
+    /// The end user of a user key.
+    pub user: Option<String>,
+    /// SHA-256 of the secret.
+    pub hash: KeyHash,
+    /// Hint of the secret.
+    pub hint: String,
+    /// `@slug` or `@slug/model` patterns; `None` means all.
+    pub allowed_models: Option<Vec<String>>,
+    /// The id of an existing config to attach.
+    pub config: Option<String>,
+    /// Whether payloads are logged.
+    pub log_payloads: bool,
+}
+
+/// A change to a key through the admin API: `None` leaves a field as it is.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct KeyPatch {
+    /// New patterns; `Some(None)` allows everything.
+    pub allowed_models: Option<Option<Vec<String>>>,
+    /// New config id; `Some(None)` detaches the config.
+    pub config: Option<Option<String>>,
+    /// New payload logging setting.
+    pub log_payloads: Option<bool>,
+    /// New end user (user keys only); `Some(None)` clears it.
+    pub user: Option<Option<String>>,
 }
 
 /// Everything a catalog file (plus environment detection) declares, applied in one transaction.
@@ -179,6 +248,9 @@ pub struct CatalogApply {
     pub providers: Vec<ProviderRecord>,
     /// File keys. Stored `File` keys not listed are revoked (not deleted: their history stays).
     pub keys: Vec<KeySpec>,
+    /// File configs. Stored `File` configs not listed are deleted; that fails while an active
+    /// `api` key still uses one. `Api` configs are never touched.
+    pub configs: Vec<ConfigSpec>,
 }
 
 /// What an apply changed.
@@ -194,6 +266,10 @@ pub struct ApplyReport {
     pub changed_providers: Vec<String>,
     /// Slugs removed.
     pub removed_providers: Vec<String>,
+    /// Config ids inserted or changed.
+    pub changed_configs: Vec<String>,
+    /// Config ids removed.
+    pub removed_configs: Vec<String>,
 }
 
 /// A store error. Messages name what failed; they never include secrets.
@@ -226,9 +302,35 @@ pub enum StoreError {
         /// What was wrong.
         detail: String,
     },
-    /// A uniqueness or reference constraint was violated.
+    /// A uniqueness or reference constraint was violated, or a record of the catalog file
+    /// was to be changed through the API.
     #[error("{0}")]
     Conflict(String),
+    /// The record to read or change does not exist; the message names it.
+    #[error("{0}")]
+    NotFound(String),
+    /// A routing config is invalid, or names a provider the catalog does not have.
+    #[error("config `{id}`: {}{message}", at_path(path))]
+    InvalidConfig {
+        /// The config's id.
+        id: String,
+        /// The field at fault inside the config (`targets[1].provider`); empty for the whole
+        /// config.
+        path: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+    /// A value given to an admin method is not acceptable; the message says which and why.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn at_path(path: &str) -> String {
+    if path.is_empty() {
+        String::new()
+    } else {
+        format!("{path}: ")
+    }
 }
 
 /// Persistence for the catalog and keys. Implemented by [`SqliteStore`]; PostgreSQL later.
@@ -265,10 +367,69 @@ pub trait Store: Send + Sync + 'static {
 
     /// Whether an admin key exists that is not revoked.
     async fn has_admin_key(&self) -> Result<bool, StoreError>;
+
+    /// Every routing config, ordered by id.
+    async fn list_configs(&self) -> Result<Vec<ConfigRecord>, StoreError>;
+
+    /// The provider `slug`, if it exists.
+    async fn get_provider(&self, slug: &str) -> Result<Option<ProviderRecord>, StoreError>;
+
+    /// Adds a provider with source `api`. [`StoreError::Conflict`] when the slug exists.
+    async fn create_provider(&self, provider: &ProviderRecord) -> Result<(), StoreError>;
+
+    /// Replaces an `api` provider. An `api_key` of `None` keeps the stored key, and empty
+    /// `credentials` keep the stored ones (secrets are never answered, so a client editing a
+    /// provider cannot send them back). [`StoreError::NotFound`] for an unknown slug,
+    /// [`StoreError::Conflict`] for a provider of the catalog file or environment, and
+    /// [`StoreError::InvalidConfig`] when a stored config names a provider no longer there.
+    async fn replace_provider(&self, provider: &ProviderRecord) -> Result<(), StoreError>;
+
+    /// Deletes an `api` provider and its models. [`StoreError::Conflict`] while a config
+    /// names it (the message names the configs) or when it is not an `api` provider.
+    async fn delete_provider(&self, slug: &str) -> Result<(), StoreError>;
+
+    /// Creates a key with source `api`; [`StoreError::Conflict`] when the name or secret is
+    /// taken, [`StoreError::NotFound`] for an unknown config.
+    async fn create_key(&self, key: &NewKey) -> Result<KeyRecord, StoreError>;
+
+    /// The key with this id, or else with this name.
+    async fn get_key(&self, id_or_name: &str) -> Result<Option<KeyRecord>, StoreError>;
+
+    /// Changes an `api` key (see [`KeyPatch`]) and answers it as it is now.
+    async fn update_key(&self, id_or_name: &str, patch: &KeyPatch)
+    -> Result<KeyRecord, StoreError>;
+
+    /// Revokes an `api` key (kept, with `revoked_at` set, for its history). Revoking a
+    /// revoked key changes nothing.
+    async fn revoke_key(&self, id_or_name: &str) -> Result<KeyRecord, StoreError>;
+
+    /// The config `id`, if it exists.
+    async fn get_config(&self, id: &str) -> Result<Option<ConfigRecord>, StoreError>;
+
+    /// Adds a config with source `api`, validated; [`StoreError::Conflict`] when the id exists.
+    async fn create_config(
+        &self,
+        id: &str,
+        config: &serde_json::Value,
+    ) -> Result<ConfigRecord, StoreError>;
+
+    /// Replaces the JSON of an `api` config, validated.
+    async fn replace_config(
+        &self,
+        id: &str,
+        config: &serde_json::Value,
+    ) -> Result<ConfigRecord, StoreError>;
+
+    /// Deletes an `api` config; [`StoreError::Conflict`] while an active key uses it (the
+    /// message names the keys). Revoked keys that referred to it lose the reference.
+    async fn delete_config(&self, id: &str) -> Result<(), StoreError>;
 }
 
+mod configs;
 mod crypto;
 mod sqlite;
+
+pub use configs::{is_valid_config_id, provider_refs, validate_config};
 
 pub use crypto::MasterKey;
 pub use sqlite::SqliteStore;

@@ -7,6 +7,7 @@
 //! Queries are plain `sqlx::query` with binds (no compile-time checked macros, so building needs
 //! no database). Row decoding lives in `rows`, the catalog apply in `apply`.
 
+mod admin;
 mod apply;
 mod rows;
 
@@ -22,8 +23,8 @@ use sqlx::sqlite::{
 };
 
 use crate::{
-    ApplyReport, CatalogApply, KeyRecord, KeyType, MasterKey, ProviderRecord, RecordSource, Store,
-    StoreError,
+    ApplyReport, CatalogApply, ConfigRecord, KeyPatch, KeyRecord, KeyType, MasterKey, NewKey,
+    ProviderRecord, RecordSource, Store, StoreError,
 };
 
 /// The `meta` row holding a value encrypted under the master key, to detect a wrong key.
@@ -148,6 +149,8 @@ impl Store for SqliteStore {
                 revoked_keys = report.revoked_keys.len(),
                 changed_providers = report.changed_providers.len(),
                 removed_providers = report.removed_providers.len(),
+                changed_configs = report.changed_configs.len(),
+                removed_configs = report.removed_configs.len(),
                 "applied the catalog"
             );
         }
@@ -253,6 +256,107 @@ impl Store for SqliteStore {
         .fetch_one(&self.pool)
         .await?;
         Ok(count > 0)
+    }
+
+    async fn list_configs(&self) -> Result<Vec<ConfigRecord>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        rows::load_configs(&mut conn)
+            .await?
+            .into_iter()
+            .map(rows::ConfigRow::into_record)
+            .collect()
+    }
+
+    async fn get_provider(&self, slug: &str) -> Result<Option<ProviderRecord>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let provider = admin::get_provider(&mut tx, &self.master, slug).await?;
+        tx.commit().await?;
+        Ok(provider)
+    }
+
+    async fn create_provider(&self, provider: &ProviderRecord) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        admin::create_provider(&mut tx, &self.master, provider).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn replace_provider(&self, provider: &ProviderRecord) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        admin::replace_provider(&mut tx, &self.master, provider).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_provider(&self, slug: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        admin::delete_provider(&mut tx, slug).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn create_key(&self, key: &NewKey) -> Result<KeyRecord, StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let record = admin::create_key(&mut tx, key).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    async fn get_key(&self, id_or_name: &str) -> Result<Option<KeyRecord>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        admin::get_key(&mut conn, id_or_name).await
+    }
+
+    async fn update_key(
+        &self,
+        id_or_name: &str,
+        patch: &KeyPatch,
+    ) -> Result<KeyRecord, StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let record = admin::update_key(&mut tx, id_or_name, patch).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    async fn revoke_key(&self, id_or_name: &str) -> Result<KeyRecord, StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let record = admin::revoke_key(&mut tx, id_or_name).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    async fn get_config(&self, id: &str) -> Result<Option<ConfigRecord>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        admin::get_config(&mut conn, id).await
+    }
+
+    async fn create_config(
+        &self,
+        id: &str,
+        config: &serde_json::Value,
+    ) -> Result<ConfigRecord, StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let record = admin::create_config(&mut tx, id, config).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    async fn replace_config(
+        &self,
+        id: &str,
+        config: &serde_json::Value,
+    ) -> Result<ConfigRecord, StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let record = admin::replace_config(&mut tx, id, config).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    async fn delete_config(&self, id: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        admin::delete_config(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(())
     }
 }
 

@@ -12,7 +12,7 @@ use portico_core::Secret;
 use portico_engine::{AccessLog, Gateway, Snapshot};
 use portico_providers::http::{HttpOptions, build_client};
 use portico_server::AppState;
-use portico_store::{MasterKey, SqliteStore, Store};
+use portico_store::{MasterKey, SqliteStore};
 use tokio_util::sync::CancellationToken;
 
 use crate::Fatal;
@@ -90,18 +90,9 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Fatal> {
         ..HttpOptions::default()
     })
     .map_err(|e| Fatal::other(format!("cannot build the HTTP client: {e}")))?;
-    let snapshot = Snapshot::build(
-        store
-            .list_providers()
-            .await
-            .map_err(|e| Fatal::other(e.to_string()))?,
-        store
-            .list_keys()
-            .await
-            .map_err(|e| Fatal::other(e.to_string()))?,
-        &client,
-    )
-    .map_err(Fatal::other)?;
+    let snapshot = Snapshot::load(&store, &client)
+        .await
+        .map_err(Fatal::other)?;
     let providers: Vec<String> = snapshot
         .providers()
         .map(|p| format!("@{}", p.slug))

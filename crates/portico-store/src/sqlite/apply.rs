@@ -10,9 +10,10 @@ use sqlx::SqliteConnection;
 
 use super::rows::{self, KeyRow, ModelRow, ProviderRow};
 use super::{ADMIN_KEY_NAME, conflict_on_unique};
+use crate::configs::{check_providers, validate_config};
 use crate::{
-    ApplyReport, CatalogApply, KeySpec, KeyType, MasterKey, ProviderRecord, RecordSource,
-    StoreError,
+    ApplyReport, CatalogApply, ConfigSpec, KeySpec, KeyType, MasterKey, ProviderRecord,
+    RecordSource, StoreError,
 };
 
 /// Rejects catalogs that no store could apply: duplicates, and records an apply may not write.
@@ -42,8 +43,27 @@ pub(super) fn validate(catalog: &CatalogApply) -> Result<(), StoreError> {
             }
         }
     }
+    let mut config_ids = HashSet::new();
+    for c in &catalog.configs {
+        validate_config(&c.id, &c.config)?;
+        if !config_ids.insert(c.id.as_str()) {
+            return Err(StoreError::Conflict(format!(
+                "config `{}` is declared twice",
+                c.id
+            )));
+        }
+    }
     let mut names = HashSet::new();
     for k in &catalog.keys {
+        if let Some(config) = &k.config
+            && !config_ids.contains(config.as_str())
+        {
+            return Err(StoreError::Conflict(format!(
+                "key `{}`: config `{config}` is not declared under the catalog's configs; a key \
+                 of the catalog file names one of the file's configs",
+                k.name
+            )));
+        }
         if k.key_type == KeyType::Admin || k.name == ADMIN_KEY_NAME {
             return Err(StoreError::Conflict(format!(
                 "key `{}`: the admin key is set with `admin_key` (or PORTICO_ADMIN_KEY), not \
@@ -70,24 +90,142 @@ pub(super) async fn apply(
 ) -> Result<ApplyReport, StoreError> {
     let mut report = ApplyReport::default();
     apply_providers(conn, master, &catalog.providers, now, &mut report).await?;
+    // Configs before keys, which refer to them; stale ones after, once keys have let go.
+    upsert_configs(conn, &catalog.configs, now, &mut report).await?;
     apply_keys(conn, &catalog.keys, now, &mut report).await?;
+    remove_configs(conn, &catalog.configs, &mut report).await?;
+    check_config_providers(conn).await?;
     Ok(report)
+}
+
+async fn upsert_configs(
+    conn: &mut SqliteConnection,
+    declared: &[ConfigSpec],
+    now: i64,
+    report: &mut ApplyReport,
+) -> Result<(), StoreError> {
+    let stored: HashMap<String, rows::ConfigRow> = rows::load_configs(conn)
+        .await?
+        .into_iter()
+        .map(|row| (row.id.clone(), row))
+        .collect();
+    for spec in declared {
+        let text = rows::to_json("configs", &spec.config)?;
+        match stored.get(&spec.id) {
+            Some(row) if row.source != RecordSource::File.as_str() => {
+                return Err(StoreError::Conflict(format!(
+                    "config `{}` was created through the admin API, so the catalog cannot \
+                     change it; rename it in the catalog or delete it through the API",
+                    spec.id
+                )));
+            }
+            Some(row) if row.config == text => continue,
+            Some(_) => {
+                sqlx::query("UPDATE configs SET config = ?, updated_at = ? WHERE id = ?")
+                    .bind(&text)
+                    .bind(now)
+                    .bind(&spec.id)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            None => {
+                sqlx::query(
+                    "INSERT INTO configs (id, config, source, created_at, updated_at) \
+                     VALUES (?, ?, ?, ?, ?)",
+                )
+                .bind(&spec.id)
+                .bind(&text)
+                .bind(RecordSource::File.as_str())
+                .bind(now)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+            }
+        }
+        report.changed_configs.push(spec.id.clone());
+    }
+    Ok(())
+}
+
+/// Deletes the file's configs that it no longer declares.
+async fn remove_configs(
+    conn: &mut SqliteConnection,
+    declared: &[ConfigSpec],
+    report: &mut ApplyReport,
+) -> Result<(), StoreError> {
+    let declared: HashSet<&str> = declared.iter().map(|c| c.id.as_str()).collect();
+    for row in rows::load_configs(conn).await? {
+        if row.source != RecordSource::File.as_str() || declared.contains(row.id.as_str()) {
+            continue;
+        }
+        delete_config_row(conn, &row.id, true).await?;
+        report.removed_configs.push(row.id);
+    }
+    Ok(())
+}
+
+/// Deletes a config unless an active key uses it; revoked keys lose the reference.
+/// `from_file`: the catalog file dropped it (for the message).
+pub(super) async fn delete_config_row(
+    conn: &mut SqliteConnection,
+    id: &str,
+    from_file: bool,
+) -> Result<(), StoreError> {
+    let users: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM keys WHERE config_id = ? AND revoked_at IS NULL ORDER BY name",
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?;
+    if !users.is_empty() {
+        let names: Vec<String> = users.iter().map(|n| format!("`{n}`")).collect();
+        let what = if from_file {
+            format!("config `{id}` was removed from the catalog file, but")
+        } else {
+            format!("config `{id}` cannot be deleted:")
+        };
+        return Err(StoreError::Conflict(format!(
+            "{what} keys still use it: {}; attach another config to them (or none) first",
+            names.join(", ")
+        )));
+    }
+    sqlx::query("UPDATE keys SET config_id = NULL WHERE config_id = ?")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM configs WHERE id = ?")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Every stored config names only providers the catalog has: checked after any write that
+/// changes providers or configs, inside its transaction.
+pub(super) async fn check_config_providers(conn: &mut SqliteConnection) -> Result<(), StoreError> {
+    let slugs = rows::load_slugs(conn).await?;
+    for row in rows::load_configs(conn).await? {
+        let record = row.into_record()?;
+        let parsed = validate_config(&record.id, &record.config)?;
+        check_providers(&record.id, &parsed, &slugs)?;
+    }
+    Ok(())
 }
 
 /// A provider in the form it is stored, secret decrypted, to compare stored with declared.
 #[derive(Debug, PartialEq)]
-struct ProviderState {
-    kind: &'static str,
-    base_url: Option<String>,
-    api_key: Option<String>,
-    credentials: BTreeMap<String, String>,
-    settings: String,
-    models: Option<Vec<ModelRow>>,
-    source: String,
+pub(super) struct ProviderState {
+    pub(super) kind: &'static str,
+    pub(super) base_url: Option<String>,
+    pub(super) api_key: Option<String>,
+    pub(super) credentials: BTreeMap<String, String>,
+    pub(super) settings: String,
+    pub(super) models: Option<Vec<ModelRow>>,
+    pub(super) source: String,
 }
 
 impl ProviderState {
-    fn declared(p: &ProviderRecord) -> Result<ProviderState, StoreError> {
+    pub(super) fn declared(p: &ProviderRecord) -> Result<ProviderState, StoreError> {
         Ok(ProviderState {
             kind: p.kind.as_str(),
             base_url: p.base_url.clone(),
@@ -179,7 +317,7 @@ async fn apply_providers(
 }
 
 /// Inserts or updates one provider and replaces its models.
-async fn write_provider(
+pub(super) async fn write_provider(
     conn: &mut SqliteConnection,
     master: &MasterKey,
     slug: &str,
@@ -297,6 +435,7 @@ async fn apply_keys(
             && row.user_id == spec.user
             && row.allowed_models == allowed_models
             && (row.log_payloads != 0) == spec.log_payloads
+            && row.config_id == spec.config
             && row.revoked_at.is_none();
         if unchanged {
             continue;
@@ -309,8 +448,8 @@ async fn apply_keys(
         // Declared again: a revoked key is live again, with the same id (and spend).
         sqlx::query(
             "UPDATE keys SET key_type = ?, user_id = ?, key_hash = ?, hint = ?, \
-             allowed_models = ?, log_payloads = ?, revoked_at = NULL, updated_at = ? \
-             WHERE id = ?",
+             allowed_models = ?, log_payloads = ?, config_id = ?, revoked_at = NULL, \
+             updated_at = ? WHERE id = ?",
         )
         .bind(spec.key_type.as_str())
         .bind(&spec.user)
@@ -318,6 +457,7 @@ async fn apply_keys(
         .bind(hint)
         .bind(allowed_models)
         .bind(i64::from(spec.log_payloads))
+        .bind(&spec.config)
         .bind(now)
         .bind(&row.id)
         .execute(&mut *conn)
@@ -356,8 +496,8 @@ async fn insert_key(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO keys (id, name, key_type, user_id, key_hash, hint, allowed_models, \
-         log_payloads, source, created_at, updated_at, revoked_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+         log_payloads, config_id, source, created_at, updated_at, revoked_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
     )
     .bind(uuid::Uuid::now_v7().to_string())
     .bind(&spec.name)
@@ -367,6 +507,7 @@ async fn insert_key(
     .bind(&spec.hint)
     .bind(allowed_models)
     .bind(i64::from(spec.log_payloads))
+    .bind(&spec.config)
     .bind(RecordSource::File.as_str())
     .bind(now)
     .bind(now)

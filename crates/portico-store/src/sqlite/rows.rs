@@ -11,7 +11,8 @@ use serde::de::DeserializeOwned;
 use sqlx::SqliteConnection;
 
 use crate::{
-    KeyRecord, KeyType, MasterKey, ModelRecord, Pricing, ProviderRecord, RecordSource, StoreError,
+    ConfigRecord, KeyRecord, KeyType, MasterKey, ModelRecord, Pricing, ProviderRecord,
+    RecordSource, StoreError,
 };
 
 /// A `providers` row.
@@ -46,10 +47,25 @@ pub(super) struct KeyRow {
     pub(super) hint: String,
     pub(super) allowed_models: Option<String>,
     pub(super) log_payloads: i64,
+    pub(super) config_id: Option<String>,
     pub(super) source: String,
     pub(super) created_at: i64,
     pub(super) revoked_at: Option<i64>,
 }
+
+/// A `configs` row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(super) struct ConfigRow {
+    pub(super) id: String,
+    pub(super) config: String,
+    pub(super) source: String,
+    pub(super) created_at: i64,
+    pub(super) updated_at: i64,
+}
+
+/// The columns of [`KeyRow`], for queries that select keys.
+pub(super) const KEY_COLUMNS: &str = "id, name, key_type, user_id, key_hash, hint, \
+    allowed_models, log_payloads, config_id, source, created_at, revoked_at";
 
 /// Every provider, ordered by slug.
 pub(super) async fn load_providers(
@@ -84,12 +100,47 @@ pub(super) async fn load_models(
 
 /// Every key, ordered by name.
 pub(super) async fn load_keys(conn: &mut SqliteConnection) -> Result<Vec<KeyRow>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT id, name, key_type, user_id, key_hash, hint, allowed_models, log_payloads, \
-         source, created_at, revoked_at FROM keys ORDER BY name",
+    Ok(
+        sqlx::query_as(&format!("SELECT {KEY_COLUMNS} FROM keys ORDER BY name"))
+            .fetch_all(conn)
+            .await?,
     )
-    .fetch_all(conn)
-    .await?)
+}
+
+/// Every config, ordered by id.
+pub(super) async fn load_configs(
+    conn: &mut SqliteConnection,
+) -> Result<Vec<ConfigRow>, StoreError> {
+    Ok(
+        sqlx::query_as(
+            "SELECT id, config, source, created_at, updated_at FROM configs ORDER BY id",
+        )
+        .fetch_all(conn)
+        .await?,
+    )
+}
+
+/// Every provider slug.
+pub(super) async fn load_slugs(
+    conn: &mut SqliteConnection,
+) -> Result<std::collections::HashSet<String>, StoreError> {
+    let slugs: Vec<String> = sqlx::query_scalar("SELECT slug FROM providers")
+        .fetch_all(conn)
+        .await?;
+    Ok(slugs.into_iter().collect())
+}
+
+impl ConfigRow {
+    /// The public record.
+    pub(super) fn into_record(self) -> Result<ConfigRecord, StoreError> {
+        Ok(ConfigRecord {
+            config: from_json("configs", &self.config)?,
+            source: parse_source("configs", &self.source)?,
+            id: self.id,
+            created_at_ms: self.created_at,
+            updated_at_ms: self.updated_at,
+        })
+    }
 }
 
 impl ProviderRow {
@@ -213,6 +264,7 @@ impl KeyRow {
             hint: self.hint,
             allowed_models,
             log_payloads: self.log_payloads != 0,
+            config: self.config_id,
             created_at_ms: self.created_at,
             revoked_at_ms: self.revoked_at,
         })
@@ -246,7 +298,10 @@ pub(super) fn to_json<T: Serialize + ?Sized>(
     serde_json::to_string(value).map_err(|e| corrupt(table, format!("cannot encode JSON: {e}")))
 }
 
-fn from_json<T: DeserializeOwned>(table: &'static str, text: &str) -> Result<T, StoreError> {
+pub(super) fn from_json<T: DeserializeOwned>(
+    table: &'static str,
+    text: &str,
+) -> Result<T, StoreError> {
     serde_json::from_str(text).map_err(|e| corrupt(table, format!("malformed JSON: {e}")))
 }
 

@@ -40,6 +40,7 @@ fn key(name: &str, secret: &str, fixed: bool) -> KeySpec {
         fixed,
         allowed_models: None,
         log_payloads: false,
+        config: None,
     }
 }
 
@@ -73,6 +74,7 @@ fn catalog() -> CatalogApply {
     CatalogApply {
         providers: vec![openai, mock],
         keys: vec![key("backend", "prt-backend-fixed", true), alice],
+        configs: Vec::new(),
     }
 }
 
@@ -262,6 +264,7 @@ async fn removed_keys_are_revoked_once_and_come_back_when_declared_again() {
     // Removing every key revokes all file keys, still not the admin key.
     let report = store
         .apply_catalog(&CatalogApply {
+            configs: Vec::new(),
             keys: vec![],
             ..catalog()
         })
@@ -286,6 +289,7 @@ async fn removed_providers_go_with_their_models_but_api_providers_stay() {
     assert_eq!(model_rows(&store, "openai-prod").await, 2);
 
     let only_mock = CatalogApply {
+        configs: Vec::new(),
         providers: catalog().providers.split_off(1),
         keys: catalog().keys,
     };
@@ -318,6 +322,7 @@ async fn removed_providers_go_with_their_models_but_api_providers_stay() {
 async fn models_are_replaced_in_order() {
     let store = memory_store().await;
     let mut cat = CatalogApply {
+        configs: Vec::new(),
         providers: vec![provider("p", ProviderKind::Mock, None)],
         keys: vec![],
     };
@@ -426,6 +431,7 @@ async fn catalogs_that_cannot_be_applied_are_rejected() {
     let cases: Vec<(CatalogApply, &str)> = vec![
         (
             CatalogApply {
+                configs: Vec::new(),
                 providers: vec![
                     provider("dup", ProviderKind::Mock, None),
                     provider("dup", ProviderKind::Mock, None),
@@ -436,6 +442,7 @@ async fn catalogs_that_cannot_be_applied_are_rejected() {
         ),
         (
             CatalogApply {
+                configs: Vec::new(),
                 keys: vec![key("k", "a", true), key("k", "b", true)],
                 ..CatalogApply::default()
             },
@@ -443,6 +450,7 @@ async fn catalogs_that_cannot_be_applied_are_rejected() {
         ),
         (
             CatalogApply {
+                configs: Vec::new(),
                 keys: vec![key("admin", "a", true)],
                 ..CatalogApply::default()
             },
@@ -450,6 +458,7 @@ async fn catalogs_that_cannot_be_applied_are_rejected() {
         ),
         (
             CatalogApply {
+                configs: Vec::new(),
                 providers: vec![ProviderRecord {
                     models: Some(vec![model("m"), model("m")]),
                     ..provider("p", ProviderKind::Mock, None)
@@ -460,6 +469,7 @@ async fn catalogs_that_cannot_be_applied_are_rejected() {
         ),
         (
             CatalogApply {
+                configs: Vec::new(),
                 providers: vec![ProviderRecord {
                     source: RecordSource::Api,
                     ..provider("p", ProviderKind::Mock, None)
@@ -542,6 +552,7 @@ async fn ensure_admin_key_creates_keeps_or_replaces() {
     // Another key may not take the admin key's secret.
     let err = store
         .apply_catalog(&CatalogApply {
+            configs: Vec::new(),
             keys: vec![key("copycat", "prt-admin-first", true)],
             ..CatalogApply::default()
         })
@@ -669,6 +680,7 @@ fn bedrock() -> ProviderRecord {
 async fn credentials_round_trip_and_changes_are_detected() {
     let store = memory_store().await;
     let mut cat = CatalogApply {
+        configs: Vec::new(),
         providers: vec![bedrock()],
         keys: vec![],
     };
@@ -729,6 +741,7 @@ async fn credentials_are_encrypted_at_rest() {
     aws.base_url = Some("http://127.0.0.1:9/portico-base-url-marker".to_owned());
     store
         .apply_catalog(&CatalogApply {
+            configs: Vec::new(),
             providers: vec![aws.clone()],
             keys: vec![],
         })
@@ -761,6 +774,7 @@ async fn credentials_under_another_master_key_are_refused() {
     let store = memory_store().await;
     store
         .apply_catalog(&CatalogApply {
+            configs: Vec::new(),
             providers: vec![bedrock()],
             keys: vec![],
         })
@@ -788,5 +802,164 @@ async fn credentials_under_another_master_key_are_refused() {
     assert!(
         !err.to_string().contains("aws-secret-not-an-object"),
         "{err}"
+    );
+}
+
+fn config_spec(id: &str, config: serde_json::Value) -> crate::ConfigSpec {
+    crate::ConfigSpec {
+        id: id.to_owned(),
+        config,
+    }
+}
+
+/// The catalog with a fallback config over its providers, attached to `backend`.
+fn catalog_with_config() -> CatalogApply {
+    let mut cat = catalog();
+    cat.configs = vec![
+        config_spec(
+            "reliable",
+            json!({"strategy": {"mode": "fallback"},
+                   "targets": [{"provider": "@openai-prod"}, {"provider": "@mock"}]}),
+        ),
+        config_spec("retry-only", json!({"retry": {"attempts": 2}})),
+    ];
+    cat.keys[0].config = Some("reliable".to_owned());
+    cat
+}
+
+#[tokio::test]
+async fn configs_apply_idempotently_and_keys_refer_to_them() {
+    let store = memory_store().await;
+    let report = store.apply_catalog(&catalog_with_config()).await.unwrap();
+    assert_eq!(report.changed_configs, ["reliable", "retry-only"]);
+    let again = store.apply_catalog(&catalog_with_config()).await.unwrap();
+    assert_eq!(
+        again,
+        ApplyReport::default(),
+        "a second apply changes nothing"
+    );
+
+    let configs = store.list_configs().await.unwrap();
+    let ids: Vec<&str> = configs.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["reliable", "retry-only"]);
+    assert_eq!(configs[1].config, json!({"retry": {"attempts": 2}}));
+    assert_eq!(configs[0].source, RecordSource::File);
+    assert_eq!(
+        key_named(&store, "backend").await.config.as_deref(),
+        Some("reliable")
+    );
+    assert_eq!(key_named(&store, "alice").await.config, None);
+
+    // A changed config is a change, and keeps its creation time.
+    let created = configs[1].created_at_ms;
+    let mut cat = catalog_with_config();
+    cat.configs[1].config = json!({"retry": {"attempts": 3}});
+    let report = store.apply_catalog(&cat).await.unwrap();
+    assert_eq!(report.changed_configs, ["retry-only"]);
+    let stored = store.get_config("retry-only").await.unwrap().unwrap();
+    assert_eq!(stored.config, json!({"retry": {"attempts": 3}}));
+    assert_eq!(stored.created_at_ms, created);
+
+    // Detaching and dropping a config removes it.
+    let mut cat = catalog_with_config();
+    cat.keys[0].config = None;
+    cat.configs.remove(0);
+    let report = store.apply_catalog(&cat).await.unwrap();
+    assert_eq!(report.removed_configs, ["reliable"]);
+    assert_eq!(key_named(&store, "backend").await.config, None);
+    assert!(store.get_config("reliable").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_config_naming_an_unknown_provider_fails_the_apply() {
+    let store = memory_store().await;
+    let mut cat = catalog_with_config();
+    cat.configs[0].config = json!({"strategy": {"mode": "fallback"},
+        "targets": [{"provider": "@openai-prod"}, {"provider": "@nowhere"}]});
+    let err = store.apply_catalog(&cat).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "config `reliable`: targets[1].provider: no provider `@nowhere` in the catalog; add it \
+         first, or name one of: @mock, @openai-prod"
+    );
+    assert!(
+        store.list_configs().await.unwrap().is_empty(),
+        "nothing applied"
+    );
+    assert!(store.list_providers().await.unwrap().is_empty());
+
+    // Removing a provider a config routes to fails the same way.
+    store.apply_catalog(&catalog_with_config()).await.unwrap();
+    let mut cat = catalog_with_config();
+    cat.providers.retain(|p| p.slug != "openai-prod");
+    let err = store.apply_catalog(&cat).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("config `reliable`: targets[0].provider: no provider `@openai-prod`"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn invalid_or_dangling_configs_are_rejected_before_writing() {
+    let store = memory_store().await;
+    let mut cat = catalog_with_config();
+    cat.configs[1].config = json!({"retry": {"attempts": 9}});
+    match store.apply_catalog(&cat).await.unwrap_err() {
+        StoreError::InvalidConfig { id, path, .. } => {
+            assert_eq!(
+                (id.as_str(), path.as_str()),
+                ("retry-only", "retry.attempts")
+            );
+        }
+        other => panic!("{other}"),
+    }
+    let mut cat = catalog_with_config();
+    cat.keys[1].config = Some("missing".to_owned());
+    let err = store.apply_catalog(&cat).await.unwrap_err();
+    assert!(
+        err.to_string().contains("config `missing` is not declared"),
+        "{err}"
+    );
+    let mut cat = catalog_with_config();
+    cat.configs.push(cat.configs[0].clone());
+    let err = store.apply_catalog(&cat).await.unwrap_err();
+    assert_eq!(err.to_string(), "config `reliable` is declared twice");
+    assert!(store.list_configs().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_file_config_an_api_key_uses_stays_until_the_key_lets_go() {
+    let store = memory_store().await;
+    store.apply_catalog(&catalog_with_config()).await.unwrap();
+    let key = store
+        .create_key(&crate::NewKey {
+            name: "api-key".to_owned(),
+            key_type: KeyType::Service,
+            user: None,
+            hash: KeyHash::of("prt-api-key-secret-0001"),
+            hint: key_hint("prt-api-key-secret-0001"),
+            allowed_models: None,
+            config: Some("retry-only".to_owned()),
+            log_payloads: true,
+        })
+        .await
+        .unwrap();
+    assert_eq!(key.source, RecordSource::Api);
+    let mut cat = catalog_with_config();
+    cat.configs.remove(1);
+    let err = store.apply_catalog(&cat).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "config `retry-only` was removed from the catalog file, but keys still use it: \
+         `api-key`; attach another config to them (or none) first"
+    );
+    // Once the key is revoked, the config can go; the revoked key loses the reference.
+    store.revoke_key(&key.id).await.unwrap();
+    let report = store.apply_catalog(&cat).await.unwrap();
+    assert_eq!(report.removed_configs, ["retry-only"]);
+    assert_eq!(
+        store.get_key("api-key").await.unwrap().unwrap().config,
+        None
     );
 }
