@@ -32,6 +32,11 @@ pub enum ErrorCode {
     RouteNotFound,
     /// The HTTP method is not allowed on this route.
     MethodNotAllowed,
+    /// An admin API record (provider, key, config, log) does not exist.
+    NotFound,
+    /// An admin API change conflicts with what is stored (a taken name, a record still in
+    /// use, a record the catalog file owns).
+    Conflict,
     /// The provider has no adapter for this operation (for example embeddings on a chat-only kind).
     UnsupportedOperation,
     /// The upstream could not be reached (connect error, reset, TLS).
@@ -61,6 +66,8 @@ impl ErrorCode {
             ErrorCode::Forbidden => 403,
             ErrorCode::UnknownProvider | ErrorCode::UnknownModel | ErrorCode::RouteNotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
+            ErrorCode::NotFound => 404,
+            ErrorCode::Conflict => 409,
             ErrorCode::UnsupportedOperation => 400,
             ErrorCode::UpstreamUnreachable => 502,
             ErrorCode::UpstreamMalformed => 502,
@@ -83,6 +90,8 @@ impl ErrorCode {
             | ErrorCode::UnknownModel
             | ErrorCode::RouteNotFound
             | ErrorCode::MethodNotAllowed
+            | ErrorCode::NotFound
+            | ErrorCode::Conflict
             | ErrorCode::UnsupportedOperation => "invalid_request_error",
             ErrorCode::MissingApiKey | ErrorCode::InvalidApiKey => "authentication_error",
             ErrorCode::Forbidden => "permission_error",
@@ -110,6 +119,8 @@ impl ErrorCode {
             ErrorCode::UnknownModel => "model_not_found",
             ErrorCode::RouteNotFound => "route_not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::Conflict => "conflict",
             ErrorCode::UnsupportedOperation => "unsupported_operation",
             ErrorCode::UpstreamUnreachable => "upstream_unreachable",
             ErrorCode::UpstreamMalformed => "upstream_malformed_response",
