@@ -52,15 +52,55 @@ impl Gateway {
         }
     }
 
+    /// The same gateway with other circuit-breaker settings.
+    pub fn with_breaker(mut self, config: portico_routing::BreakerConfig) -> Gateway {
+        self.health = portico_routing::HealthRegistry::new(config);
+        self
+    }
+
     /// The health of every provider (circuit breakers and latency averages), which routing
     /// configs steer by.
     pub fn health(&self) -> &portico_routing::HealthRegistry {
         &self.health
     }
 
-    /// Hands a finished request's record to the sink.
-    pub fn record(&self, record: RequestRecord) {
+    /// Prices a finished request's record and hands it to the sink.
+    pub fn record(&self, mut record: RequestRecord) {
+        if record.cost_usd.is_none() {
+            record.cost_usd = self.cost(&record);
+        }
         self.sink.record(record);
+    }
+
+    /// The cost of a record's reported usage: the catalog's price override for the model,
+    /// else the built-in price table's, else `None` (never a guess).
+    pub fn cost(&self, record: &RequestRecord) -> Option<f64> {
+        let (Some(slug), Some(model)) = (&record.provider, &record.model) else {
+            return None;
+        };
+        if record.prompt_tokens.is_none() && record.completion_tokens.is_none() {
+            return None;
+        }
+        let usage = portico_core::Usage {
+            prompt_tokens: record.prompt_tokens.unwrap_or(0),
+            completion_tokens: record.completion_tokens.unwrap_or(0),
+            cached_tokens: record.cached_tokens.unwrap_or(0),
+            cache_write_tokens: record.cache_write_tokens.unwrap_or(0),
+        };
+        let snapshot = self.snapshot.load();
+        let entry = snapshot.provider(slug)?;
+        let builtin = portico_pricing::PriceTable::builtin().lookup(entry.kind, model);
+        let price = match entry.pricing(model) {
+            Some(over) => portico_pricing::PriceOverride {
+                input_per_mtok: over.input_per_mtok,
+                output_per_mtok: over.output_per_mtok,
+                cache_read_per_mtok: over.cache_read_per_mtok,
+                cache_write_per_mtok: over.cache_write_per_mtok,
+            }
+            .resolve(builtin),
+            None => builtin,
+        }?;
+        Some(price.cost(&usage))
     }
 
     /// The current snapshot.

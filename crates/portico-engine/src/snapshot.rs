@@ -28,6 +28,16 @@ pub struct ProviderEntry {
 }
 
 impl ProviderEntry {
+    /// The catalog's price override of `model`, when its allow-list sets one.
+    pub fn pricing(&self, model: &str) -> Option<&portico_store::Pricing> {
+        self.models
+            .as_ref()?
+            .iter()
+            .find(|m| m.id == model)?
+            .pricing
+            .as_ref()
+    }
+
     /// Whether `model` may be sent to this provider.
     pub fn allows_model(&self, model: &str) -> bool {
         self.model_ids
@@ -244,6 +254,11 @@ impl Snapshot {
     /// The routing config with this id (what `x-portkey-config: <id>` names).
     pub fn config(&self, id: &str) -> Option<&Arc<ConfigEntry>> {
         self.configs.get(id)
+    }
+
+    /// The ids of the catalog's routing configs, in no particular order.
+    pub fn config_ids(&self) -> impl Iterator<Item = &str> {
+        self.configs.keys().map(String::as_str)
     }
 
     /// How many active keys there are.

@@ -72,7 +72,15 @@ pub(crate) struct ForwardStream {
     error: Option<(String, String)>,
     /// The client's API family.
     dialect: StreamDialect,
+    /// What the client received, for the request log (shared chunks, not copies), up to
+    /// [`MAX_CAPTURE`] bytes; empty when the key does not log payloads.
+    captured: Vec<Bytes>,
+    captured_len: usize,
 }
+
+/// The most of a stream kept for the request log: enough for any chat answer, while a
+/// runaway stream cannot hold the gateway's memory.
+const MAX_CAPTURE: usize = 8 * 1024 * 1024;
 
 impl ForwardStream {
     /// Forwards `first` (already awaited, so fallback was still possible) and then `events`.
@@ -91,6 +99,8 @@ impl ForwardStream {
             finished: false,
             error: None,
             dialect,
+            captured: Vec::new(),
+            captured_len: 0,
         }
     }
 
@@ -173,7 +183,12 @@ impl Stream for ForwardStream {
             }
         }
         if !batch.is_empty() {
-            Poll::Ready(Some(Ok(Bytes::from(batch))))
+            let chunk = Bytes::from(batch);
+            if self.log.record.log_payloads && self.captured_len < MAX_CAPTURE {
+                self.captured_len += chunk.len();
+                self.captured.push(chunk.clone());
+            }
+            Poll::Ready(Some(Ok(chunk)))
         } else if self.finished {
             Poll::Ready(None)
         } else {
@@ -202,6 +217,13 @@ impl Drop for ForwardStream {
             log.record.error = Some(message);
         }
         log.record.set_usage(self.usage);
+        if log.record.log_payloads {
+            let mut text = Vec::with_capacity(self.captured_len);
+            for chunk in self.captured.drain(..) {
+                text.extend_from_slice(&chunk);
+            }
+            log.record.response = Some(Bytes::from(text));
+        }
         log.record.latency_ms = elapsed_ms(log.started);
         let endpoint = log.record.endpoint;
         let record = std::mem::replace(

@@ -515,7 +515,7 @@ fn resolve_config(
     key: &KeyEntry,
     header: Option<&str>,
 ) -> Result<Option<(std::sync::Arc<RoutingConfig>, Option<String>)>, ApiError> {
-    let key_config = pending::key_config(key);
+    let key_config = key.config.as_ref();
     let Some(header) = header.map(str::trim).filter(|h| !h.is_empty()) else {
         return Ok(key_config.map(|c| (std::sync::Arc::clone(&c.parsed), Some(c.id.clone()))));
     };
@@ -531,8 +531,9 @@ fn resolve_config(
         })?;
         (json, None)
     } else {
-        let Some(entry) = pending::config(snapshot, header) else {
-            let known: Vec<&str> = pending::configs(snapshot).map(|c| c.id.as_str()).collect();
+        let Some(entry) = snapshot.config(header) else {
+            let mut known: Vec<&str> = snapshot.config_ids().collect();
+            known.sort_unstable();
             return Err(ApiError::new(
                 ErrorCode::InvalidHeader,
                 format!(
@@ -569,27 +570,5 @@ fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// Until the snapshot carries catalog configs (in progress): none.
-mod pending {
-    use std::sync::Arc;
-
-    use crate::snapshot::{KeyEntry, Snapshot};
-
-    pub(super) struct ConfigEntry {
-        pub(super) id: String,
-        pub(super) json: serde_json::Value,
-        pub(super) parsed: Arc<portico_routing::RoutingConfig>,
-    }
-
-    pub(super) fn key_config(_key: &KeyEntry) -> Option<&Arc<ConfigEntry>> {
-        None
-    }
-
-    pub(super) fn config<'a>(_s: &'a Snapshot, _id: &str) -> Option<&'a Arc<ConfigEntry>> {
-        None
-    }
-
-    pub(super) fn configs(_s: &Snapshot) -> impl Iterator<Item = &Arc<ConfigEntry>> {
-        std::iter::empty()
-    }
-}
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,383 @@
+//! The retry/fallback loop against scripted attempts, on tokio's paused clock: waits and
+//! timeouts are exact virtual durations, so delays are asserted without wall-clock flakiness.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use portico_core::{ErrorCode, JsonBody, KeyHash, ProviderKind, RequestRecord, Secret};
+use portico_providers::ProviderError;
+use portico_routing::{BreakerConfig, BreakerState};
+use portico_store::{ConfigRecord, KeyRecord, KeyType, ProviderRecord, RecordSource};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::{Answer, AttemptError, Dispatched, RouteRequest};
+use crate::{AccessLog, Gateway, Snapshot};
+
+const KEY: &str = "prt-dispatch-test-key-000";
+
+/// What a scripted attempt does.
+#[derive(Debug, Clone)]
+enum Step {
+    Ok,
+    Status(u16, Option<Duration>),
+    Refused,
+    Hang,
+    Fatal,
+}
+
+struct Answered(u16);
+
+impl Answer for Answered {
+    fn status(&self) -> u16 {
+        self.0
+    }
+}
+
+/// Per-provider scripts, and the virtual time and provider of every call.
+#[derive(Default)]
+struct Script {
+    steps: Mutex<HashMap<String, VecDeque<Step>>>,
+    calls: Mutex<Vec<(String, Instant)>>,
+}
+
+impl Script {
+    fn new(steps: &[(&str, &[Step])]) -> Arc<Script> {
+        let script = Script::default();
+        for (slug, list) in steps {
+            script
+                .steps
+                .lock()
+                .unwrap()
+                .insert((*slug).to_owned(), list.iter().cloned().collect());
+        }
+        Arc::new(script)
+    }
+
+    fn calls(&self) -> Vec<String> {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|c| c.0.clone())
+            .collect()
+    }
+
+    fn times(&self) -> Vec<Instant> {
+        self.calls.lock().unwrap().iter().map(|c| c.1).collect()
+    }
+
+    async fn run(&self, slug: String) -> Result<Answered, AttemptError> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push((slug.clone(), Instant::now()));
+        let step = self
+            .steps
+            .lock()
+            .unwrap()
+            .get_mut(&slug)
+            .and_then(VecDeque::pop_front)
+            .unwrap_or(Step::Ok);
+        match step {
+            Step::Ok => Ok(Answered(200)),
+            Step::Status(status, retry_after) => {
+                Err(AttemptError::Upstream(ProviderError::Status {
+                    status,
+                    message: format!("{slug} says {status}"),
+                    error_type: None,
+                    code: None,
+                    param: None,
+                    retry_after,
+                }))
+            }
+            Step::Refused => Err(AttemptError::Upstream(ProviderError::Unreachable(
+                "connection refused".into(),
+            ))),
+            Step::Hang => std::future::pending().await,
+            Step::Fatal => Err(AttemptError::Fatal(portico_core::ApiError::new(
+                ErrorCode::InvalidParameter,
+                "this target cannot express the request",
+            ))),
+        }
+    }
+}
+
+fn provider(slug: &str) -> ProviderRecord {
+    ProviderRecord {
+        slug: slug.to_owned(),
+        kind: ProviderKind::Mock,
+        base_url: None,
+        api_key: Some(Secret::new("sk-test")),
+        settings: json!({}),
+        credentials: Default::default(),
+        models: None,
+        source: RecordSource::File,
+    }
+}
+
+fn gateway(key_config: Option<Value>, breaker: BreakerConfig) -> Gateway {
+    let client = portico_providers::http::build_client(Default::default()).unwrap();
+    let configs: Vec<ConfigRecord> = key_config
+        .iter()
+        .map(|config| ConfigRecord {
+            id: "key-config".to_owned(),
+            config: config.clone(),
+            source: RecordSource::File,
+            created_at_ms: 0,
+            updated_at_ms: 0,
+        })
+        .chain(std::iter::once(ConfigRecord {
+            id: "no-retries".to_owned(),
+            config: json!({"retry": {"attempts": 0}}),
+            source: RecordSource::File,
+            created_at_ms: 0,
+            updated_at_ms: 0,
+        }))
+        .collect();
+    let key = KeyRecord {
+        id: "k1".to_owned(),
+        name: "service".to_owned(),
+        key_type: KeyType::Service,
+        user: None,
+        hash: KeyHash::of(KEY),
+        hint: String::new(),
+        allowed_models: None,
+        log_payloads: true,
+        config: key_config.map(|_| "key-config".to_owned()),
+        source: RecordSource::File,
+        created_at_ms: 0,
+        revoked_at_ms: None,
+    };
+    let snapshot = Snapshot::build(
+        vec![provider("a"), provider("b")],
+        vec![key],
+        configs,
+        &client,
+    )
+    .unwrap();
+    Gateway::new(snapshot, client, Arc::new(AccessLog::discard())).with_breaker(breaker)
+}
+
+/// One request through `gw` with `header` as `x-portkey-config`, attempts run by `script`.
+async fn send(
+    gw: &Gateway,
+    header: Option<&Value>,
+    script: &Arc<Script>,
+) -> (Dispatched<Answered>, RequestRecord) {
+    let key = gw.authenticate(Some(KEY)).unwrap();
+    let body = JsonBody::parse(Bytes::from_static(br#"{"model":"@a/m","messages":[]}"#)).unwrap();
+    // A JSON string stands for a config id, sent as is; anything else as inline JSON.
+    let header = header.map(|h| match h {
+        Value::String(id) => id.clone(),
+        other => other.to_string(),
+    });
+    let dispatch = gw
+        .plan_request(&RouteRequest {
+            key: &key,
+            model: Some("@a/m"),
+            provider_header: None,
+            config_header: header.as_deref(),
+            timeout: None,
+            metadata: None,
+            body: &body,
+            path: "/v1/chat/completions",
+        })
+        .unwrap();
+    let mut record = RequestRecord::new("r".into(), 0, "chat.completions");
+    let outcome = gw
+        .dispatch(&dispatch, &key, &body, &mut record, |route, _body| {
+            let script = Arc::clone(script);
+            async move { script.run(route.slug).await }
+        })
+        .await;
+    (outcome, record)
+}
+
+fn fallback_ab() -> Value {
+    json!({"strategy": {"mode": "fallback"}, "targets": [{"provider": "@a"}, {"provider": "@b"}]})
+}
+
+#[tokio::test(start_paused = true)]
+async fn backoff_waits_stay_under_the_exponential_ceiling() {
+    let gw = gateway(None, BreakerConfig::default());
+    let s503 = Step::Status(503, None);
+    let script = Script::new(&[("a", &[s503.clone(), s503.clone(), s503])]);
+    let config = json!({"provider": "@a", "retry": {"attempts": 3}});
+    let (outcome, record) = send(&gw, Some(&config), &script).await;
+    assert!(outcome.result.is_ok());
+    assert_eq!(outcome.retry_count, 3);
+    assert_eq!(record.retry_count, 3);
+    let times = script.times();
+    assert_eq!(times.len(), 4);
+    for (n, pair) in times.windows(2).enumerate() {
+        let wait = pair[1] - pair[0];
+        let ceiling = Duration::from_millis(100 * (1 << n));
+        assert!(wait <= ceiling, "retry {n} waited {wait:?} > {ceiling:?}");
+    }
+    let retries: Vec<u32> = record.attempts.iter().map(|a| a.retry).collect();
+    assert_eq!(retries, vec![0, 1, 2, 3]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_sets_the_wait_exactly() {
+    let gw = gateway(None, BreakerConfig::default());
+    let script = Script::new(&[("a", &[Step::Status(429, Some(Duration::from_secs(7)))])]);
+    let config = json!({"provider": "@a",
+        "retry": {"attempts": 1, "use_retry_after_header": true}});
+    let (outcome, _) = send(&gw, Some(&config), &script).await;
+    assert!(outcome.result.is_ok());
+    let times = script.times();
+    assert_eq!(times[1] - times[0], Duration::from_secs(7));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_after_beyond_the_budget_ends_the_retries_at_once() {
+    let gw = gateway(None, BreakerConfig::default());
+    let script = Script::new(&[("a", &[Step::Status(429, Some(Duration::from_secs(5)))])]);
+    let config = json!({"provider": "@a", "request_timeout": 1000,
+        "retry": {"attempts": 3, "use_retry_after_header": true}});
+    let started = Instant::now();
+    let (outcome, _) = send(&gw, Some(&config), &script).await;
+    let err = outcome.result.err().unwrap();
+    assert_eq!(err.status, 429);
+    assert_eq!(script.calls().len(), 1);
+    assert_eq!(outcome.retry_count, -1, "the retries are given up");
+    assert_eq!(Instant::now() - started, Duration::ZERO);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_budget_cuts_a_hanging_attempt_with_408() {
+    let gw = gateway(None, BreakerConfig::default());
+    let script = Script::new(&[("a", &[Step::Hang])]);
+    let config = json!({"provider": "@a", "request_timeout": 500});
+    let started = Instant::now();
+    let (outcome, record) = send(&gw, Some(&config), &script).await;
+    let err = outcome.result.err().unwrap();
+    assert_eq!(err.code, ErrorCode::RequestTimeout);
+    assert_eq!(err.status, 408);
+    assert_eq!(Instant::now() - started, Duration::from_millis(500));
+    assert_eq!(record.attempts.len(), 1);
+    assert_eq!(record.attempts[0].status, None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_budget_spans_retries_and_a_fallback_gets_a_fresh_one() {
+    let gw = gateway(None, BreakerConfig::default());
+    let script = Script::new(&[
+        ("a", &[Step::Hang, Step::Hang, Step::Hang]),
+        ("b", &[Step::Hang]),
+    ]);
+    let mut config = fallback_ab();
+    config["request_timeout"] = json!(300);
+    config["retry"] = json!({"attempts": 5});
+    let started = Instant::now();
+    let (outcome, _) = send(&gw, Some(&config), &script).await;
+    let err = outcome.result.err().unwrap();
+    assert_eq!(err.code, ErrorCode::RequestTimeout);
+    let calls = script.calls();
+    assert!(calls.contains(&"b".to_owned()), "{calls:?}");
+    let a_calls = calls.iter().filter(|c| *c == "a").count();
+    assert!(a_calls >= 1);
+    // Each target had 300 ms, retries and waits included.
+    assert!(Instant::now() - started <= Duration::from_millis(600));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fatal_error_stops_the_walk() {
+    let gw = gateway(None, BreakerConfig::default());
+    let script = Script::new(&[("a", &[Step::Fatal])]);
+    let (outcome, _) = send(&gw, Some(&fallback_ab()), &script).await;
+    let err = outcome.result.err().unwrap();
+    assert_eq!(err.code, ErrorCode::InvalidParameter);
+    assert_eq!(script.calls(), vec!["a"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unknown_target_is_skipped_and_alone_is_the_answer() {
+    let gw = gateway(None, BreakerConfig::default());
+    let script = Script::new(&[]);
+    let config = json!({"strategy": {"mode": "fallback"},
+        "targets": [{"provider": "@nowhere"}, {"provider": "@b"}]});
+    let (outcome, _) = send(&gw, Some(&config), &script).await;
+    assert!(outcome.result.is_ok());
+    assert_eq!(script.calls(), vec!["b"]);
+
+    let (outcome, _) = send(&gw, Some(&json!({"provider": "@nowhere"})), &script).await;
+    let err = outcome.result.err().unwrap();
+    assert_eq!(err.code, ErrorCode::UnknownProvider);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_breaker_ejects_a_failing_target_then_probes_it() {
+    let hour = BreakerConfig {
+        failure_threshold: 2,
+        cool_down: Duration::from_secs(3600),
+        probe_timeout: Duration::from_secs(60),
+    };
+    let gw = gateway(None, hour);
+    let script = Script::new(&[("a", &[Step::Refused, Step::Refused])]);
+    for _ in 0..2 {
+        let (outcome, _) = send(&gw, Some(&fallback_ab()), &script).await;
+        assert!(outcome.result.is_ok());
+    }
+    assert!(matches!(
+        gw.health().state("a", std::time::Instant::now()),
+        BreakerState::Open { .. }
+    ));
+    let (outcome, record) = send(&gw, Some(&fallback_ab()), &script).await;
+    assert!(outcome.result.is_ok());
+    assert_eq!(record.attempts.len(), 1, "@a is skipped while open");
+    assert_eq!(record.attempts[0].provider, "b");
+
+    // With no cool-down the next request is the half-open probe; its success closes it.
+    let gw = gateway(
+        None,
+        BreakerConfig {
+            cool_down: Duration::ZERO,
+            ..hour
+        },
+    );
+    let script = Script::new(&[("a", &[Step::Refused, Step::Refused])]);
+    for _ in 0..2 {
+        send(&gw, Some(&fallback_ab()), &script).await;
+    }
+    let (_, record) = send(&gw, Some(&fallback_ab()), &script).await;
+    assert_eq!(record.attempts[0].provider, "a", "the probe goes to @a");
+    assert_eq!(
+        gw.health().state("a", std::time::Instant::now()),
+        BreakerState::Closed {
+            consecutive_failures: 0
+        }
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_header_config_merges_over_the_keys_config() {
+    let key_config = json!({"provider": "@a", "retry": {"attempts": 2}});
+    let gw = gateway(Some(key_config), BreakerConfig::default());
+    let s503 = Step::Status(503, None);
+    let script = Script::new(&[("a", &[s503.clone(), s503.clone()])]);
+    let (outcome, record) = send(&gw, None, &script).await;
+    assert!(outcome.result.is_ok(), "the key's retries apply");
+    assert_eq!(record.config_id.as_deref(), Some("key-config"));
+    assert_eq!(script.calls().len(), 3);
+
+    let script = Script::new(&[("a", &[s503.clone()])]);
+    let header = json!({"retry": {"attempts": 0}});
+    let (outcome, _) = send(&gw, Some(&header), &script).await;
+    assert_eq!(
+        outcome.result.err().unwrap().status,
+        503,
+        "the header's 0 wins"
+    );
+    assert_eq!(script.calls().len(), 1);
+
+    let script = Script::new(&[("a", &[s503])]);
+    let (outcome, record) = send(&gw, Some(&json!("no-retries")), &script).await;
+    assert!(outcome.result.is_err());
+    assert_eq!(script.calls().len(), 1);
+    assert_eq!(record.config_id.as_deref(), Some("no-retries"));
+}
