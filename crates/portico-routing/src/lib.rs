@@ -3,7 +3,8 @@
 //!
 //! This crate is a library of pure functions and small shared state. It does no I/O (the
 //! only async code is [`retry::run_with_retries`], which sleeps on `tokio::time`), knows
-//! nothing of HTTP or providers, and is not yet wired into the request path.
+//! nothing of HTTP or providers. The engine's dispatcher (`portico_engine::Gateway::dispatch`)
+//! walks its plans on the request path.
 //!
 //! The pieces, in the order a request meets them:
 //!
