@@ -243,7 +243,8 @@ export function logsPage(main, route) {
         let from = newest;
         if (filters.from && new Date(filters.from) > new Date(newest)) from = filters.from;
         const page = await get(`/logs${query({ ...filters, from, limit: PAGE })}`);
-        if (stopped) return;
+        // Paused while this poll was out: the list stays as the user froze it.
+        if (stopped || paused) return;
         const data = page.data || [];
         if (data.length >= PAGE && data.every((e) => !seen.has(e.id))) {
           await firstPage();
