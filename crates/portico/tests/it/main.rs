@@ -12,6 +12,7 @@ mod anthropic;
 mod azure;
 mod bedrock;
 mod cli;
+mod cost;
 mod gemini;
 mod matrix;
 mod messages;
