@@ -27,7 +27,7 @@ use serde_yaml::Value;
 use crate::env::substitute_value;
 use crate::error::{ConfigError, field_path, item_path};
 use crate::schema::{self, describe};
-use crate::{Catalog, validate};
+use crate::{Catalog, ProviderConfig, validate};
 
 /// The whole file.
 #[derive(Debug, Default, Deserialize)]
@@ -261,6 +261,21 @@ pub fn parse_str(
         doc => serde_path_to_error::deserialize(doc).map_err(|e| type_error(origin, e))?,
     };
     validate::catalog(raw, origin, env)
+}
+
+/// Parses one provider object as the admin API receives it: the fields of a `providers:`
+/// entry, checked by the same rules, with paths relative to the object (`base_url`). No
+/// `${VAR}` substitution: a request must not read the server's environment.
+pub fn parse_provider_json(
+    value: &serde_json::Value,
+    origin: &str,
+) -> Result<ProviderConfig, ConfigError> {
+    let doc: Value = serde_yaml::to_value(value)
+        .map_err(|e| ConfigError::invalid(origin, "", format!("unreadable JSON: {e}")))?;
+    schema::check_provider(&doc, origin)?;
+    let raw: ProviderFile =
+        serde_path_to_error::deserialize(doc).map_err(|e| type_error(origin, e))?;
+    validate::provider(raw, origin)
 }
 
 fn syntax_error(origin: &str, error: &serde_yaml::Error) -> ConfigError {

@@ -162,5 +162,6 @@ mod tests;
 
 pub use env::{SubstituteError, detect_env_providers, substitute};
 pub use error::ConfigError;
-pub use file::{load_file, parse_str};
+pub use file::{load_file, parse_provider_json, parse_str};
 pub use kind_fields::{DEFAULT_ANTHROPIC_VERSION, DEFAULT_AZURE_API_VERSION};
+pub use validate::check_model_pattern;

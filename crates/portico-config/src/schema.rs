@@ -123,6 +123,12 @@ pub(crate) fn provider_fields() -> &'static [&'static str] {
     PROVIDER.allowed
 }
 
+/// Checks one provider object (the admin API's body) like an entry of `providers:`, with
+/// paths relative to the object (`base_url`, `models[0].id`).
+pub(crate) fn check_provider(value: &Value, origin: &str) -> Result<(), ConfigError> {
+    Cx { origin }.provider(value, "")
+}
+
 /// Checks the document's structure; the first problem in file order is returned.
 pub(crate) fn check(doc: &Value, origin: &str) -> Result<(), ConfigError> {
     let cx = Cx { origin };

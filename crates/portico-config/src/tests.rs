@@ -1191,3 +1191,56 @@ fn blank_kind_specific_fields_count_as_absent() {
     .unwrap();
     assert_eq!(catalog.providers[0].settings, Map::new());
 }
+
+#[test]
+fn a_provider_object_is_checked_like_a_file_entry() {
+    let ok = parse_provider_json(
+        &serde_json::json!({"slug": "groq-api", "kind": "groq", "api_key": "gsk-x",
+                            "models": ["llama-3.3-70b", {"id": "m2", "pricing": {"input_per_mtok": 1}}]}),
+        "request body",
+    )
+    .unwrap();
+    assert_eq!(ok.slug, "groq-api");
+    assert_eq!(ok.api_key, Some(Secret::new("gsk-x")));
+    assert_eq!(ok.models.unwrap().len(), 2);
+
+    let cases = [
+        (
+            serde_json::json!({"slug": "a", "kind": "mock", "base_ur": "x"}),
+            "base_ur",
+        ),
+        (
+            serde_json::json!({"slug": "a", "kind": "openai-compatible", "base_url": "nope"}),
+            "base_url",
+        ),
+        (serde_json::json!({"slug": "A!", "kind": "mock"}), "slug"),
+        (
+            serde_json::json!({"slug": "a", "kind": "mock", "models": [{"id": "m", "pricing": {"input_per_mtok": -1}}]}),
+            "models[0].pricing.input_per_mtok",
+        ),
+        (
+            serde_json::json!({"slug": "a", "kind": "mock", "mock": {"latency_ms": "x"}}),
+            "mock.latency_ms",
+        ),
+        (
+            serde_json::json!({"slug": "a", "kind": "openai"}),
+            "api_key",
+        ),
+    ];
+    for (value, path) in cases {
+        let err = parse_provider_json(&value, "request body").unwrap_err();
+        assert_eq!(err.path(), Some(path), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with(&format!("request body: {path}: ")),
+            "{err}"
+        );
+    }
+    // `${VAR}` is not substituted: the text is kept as the key.
+    let literal = parse_provider_json(
+        &serde_json::json!({"slug": "o", "kind": "openai", "api_key": "${OPENAI_API_KEY}"}),
+        "request body",
+    )
+    .unwrap();
+    assert_eq!(literal.api_key, Some(Secret::new("${OPENAI_API_KEY}")));
+}

@@ -573,8 +573,19 @@ impl Validator<'_> {
     }
 }
 
-/// `@slug` (every model of a provider) or `@slug/model` (one model).
-fn check_model_pattern(pattern: &str) -> Result<(), String> {
+/// Validates one provider object outside a file (the admin API's body), with no environment.
+pub(crate) fn provider(raw: ProviderFile, origin: &str) -> Result<ProviderConfig, ConfigError> {
+    let no_env = |_: &str| None;
+    Validator {
+        origin,
+        env: &no_env,
+    }
+    .provider(raw, "")
+}
+
+/// `@slug` (every model of a provider) or `@slug/model` (one model); the error says what is
+/// wrong with `pattern`.
+pub fn check_model_pattern(pattern: &str) -> Result<(), String> {
     let Some(rest) = pattern.strip_prefix('@') else {
         return Err(format!(
             "{pattern:?} must start with `@`: write @provider or @provider/model"

@@ -181,6 +181,15 @@ pub struct KeySpec {
     pub config: Option<String>,
 }
 
+/// When a record was created and last changed, in Unix milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordTimes {
+    /// Creation.
+    pub created_at_ms: i64,
+    /// Last change.
+    pub updated_at_ms: i64,
+}
+
 /// A routing config as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConfigRecord {
@@ -367,6 +376,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Whether an admin key exists that is not revoked.
     async fn has_admin_key(&self) -> Result<bool, StoreError>;
+
+    /// When each provider was created and last changed, by slug (kept apart from
+    /// [`ProviderRecord`], which describes what a provider *is* and is compared as such).
+    async fn provider_times(&self) -> Result<BTreeMap<String, RecordTimes>, StoreError>;
 
     /// Every routing config, ordered by id.
     async fn list_configs(&self) -> Result<Vec<ConfigRecord>, StoreError>;

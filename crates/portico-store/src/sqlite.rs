@@ -258,6 +258,27 @@ impl Store for SqliteStore {
         Ok(count > 0)
     }
 
+    async fn provider_times(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, crate::RecordTimes>, StoreError> {
+        let rows: Vec<(String, i64, i64)> =
+            sqlx::query_as("SELECT slug, created_at, updated_at FROM providers")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(slug, created_at_ms, updated_at_ms)| {
+                (
+                    slug,
+                    crate::RecordTimes {
+                        created_at_ms,
+                        updated_at_ms,
+                    },
+                )
+            })
+            .collect())
+    }
+
     async fn list_configs(&self) -> Result<Vec<ConfigRecord>, StoreError> {
         let mut conn = self.pool.acquire().await?;
         rows::load_configs(&mut conn)
