@@ -554,3 +554,76 @@ async fn messages_requests_fail_over_too() {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["type"], "message", "{body}");
 }
+
+#[tokio::test]
+async fn a_keys_catalog_config_applies_and_header_configs_merge_over_it() {
+    let pair = Pair::start_with_catalog_extra(&format!(
+        r#"
+configs:
+  - id: reliable
+    config:
+      strategy: {{ mode: fallback, on_status_codes: [503] }}
+      targets: [ {{ provider: "@primary" }}, {{ provider: "@backup" }} ]
+  - id: backup-only
+    config:
+      provider: "@backup"
+      override_params: {{ model: from-config }}
+keys:
+  - name: service
+    key: {SERVICE_KEY}
+    config: reliable
+"#
+    ))
+    .await;
+    pair.primary()
+        .enqueue(MockReply::error(503, "primary down"));
+    let resp = pair.gw.post("/v1/chat/completions", chat("m", "x")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(header(&resp, "x-portkey-provider"), "@backup");
+    let record = record_of(&pair.gw, &resp).await;
+    assert_eq!(record["config_id"], "reliable");
+    assert_eq!(record["attempts"].as_array().unwrap().len(), 2);
+
+    // A header config is merged over the key's (spec section 11): arrays are replaced, so
+    // new `targets` replace the key's targets and keep its strategy.
+    let resp = pair
+        .gw
+        .http
+        .post(pair.gw.url("/v1/chat/completions"))
+        .bearer_auth(SERVICE_KEY)
+        .header(
+            "x-portkey-config",
+            json!({"targets": [{"provider": "@backup", "override_params": {"model": "pinned"}}]})
+                .to_string(),
+        )
+        .json(&chat("m", "x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(header(&resp, "x-portkey-provider"), "@backup");
+    assert_eq!(
+        pair.backup.last_request().unwrap().json_body()["model"],
+        "pinned"
+    );
+
+    // A catalog config named in the header merges the same way; one that would give a node
+    // both a provider and targets is a 400 that says so.
+    let resp = pair
+        .gw
+        .http
+        .post(pair.gw.url("/v1/chat/completions"))
+        .bearer_auth(SERVICE_KEY)
+        .header("x-portkey-config", "backup-only")
+        .json(&chat("m", "x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("provider") && message.contains("targets"),
+        "{message}"
+    );
+}
