@@ -15,6 +15,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use portico_core::RequestRecord;
 use portico_engine::RequestSink;
@@ -26,6 +27,11 @@ use tokio_util::task::TaskTracker;
 use crate::entry::DEFAULT_MAX_PAYLOAD_BYTES;
 use crate::spill::Spill;
 use crate::{LogEntry, LogError, LogStore, Retention, retention};
+
+/// How long a spill that could not be replayed waits before the next try.
+const REPLAY_RETRY: Duration = Duration::from_secs(5);
+/// Replay rounds per call (a leftover replay file, the spill file, one more).
+const REPLAY_ROUNDS: usize = 3;
 
 /// How the pipeline is sized.
 #[derive(Debug, Clone)]
@@ -227,10 +233,15 @@ async fn write_loop(
                 if n == 0 {
                     break;
                 }
-                write(&*store, &mut batch, &shared).await;
-                if rx.is_empty() && shared.spill.pending() {
+                let written = write(&*store, &mut batch, &shared).await;
+                if written && rx.is_empty() && shared.spill.pending() {
                     replay(&*store, &shared, batch_max).await;
                 }
+            }
+            // A spill left after a failed write or replay is retried even when no traffic
+            // comes to trigger it.
+            () = tokio::time::sleep(REPLAY_RETRY), if shared.spill.pending() => {
+                replay(&*store, &shared, batch_max).await;
             }
         }
     }
@@ -245,14 +256,15 @@ async fn write_loop(
 }
 
 /// Writes `batch` in one transaction (and empties it); on failure the entries are spilled,
-/// to be replayed later.
-async fn write(store: &dyn LogStore, batch: &mut Vec<LogEntry>, shared: &Shared) {
-    match store.insert(batch).await {
+/// to be replayed later. Answers whether the write succeeded.
+async fn write(store: &dyn LogStore, batch: &mut Vec<LogEntry>, shared: &Shared) -> bool {
+    let written = match store.insert(batch).await {
         Ok(stored) => {
             shared
                 .counters
                 .stored
                 .fetch_add(stored, Ordering::Relaxed);
+            true
         }
         Err(err) => {
             tracing::error!(
@@ -262,20 +274,33 @@ async fn write(store: &dyn LogStore, batch: &mut Vec<LogEntry>, shared: &Shared)
             for entry in batch.iter() {
                 shared.spill(entry);
             }
+            false
         }
-    }
+    };
     batch.clear();
+    written
 }
 
-/// Replays the spill file (one round: a leftover replay file, or the current spill file).
+/// Replays the spill files: a leftover replay file, then the current spill file. Stops
+/// after a few rounds, so that a spill that keeps growing under overload does not keep the
+/// writer from the queue.
 async fn replay(store: &dyn LogStore, shared: &Shared, batch_max: usize) {
+    for _ in 0..REPLAY_ROUNDS {
+        if !shared.spill.pending() || !replay_once(store, shared, batch_max).await {
+            return;
+        }
+    }
+}
+
+/// One replay round; answers whether it succeeded.
+async fn replay_once(store: &dyn LogStore, shared: &Shared, batch_max: usize) -> bool {
     let path = match shared.spill.take() {
         Ok(Some(path)) => path,
-        Ok(None) => return,
+        Ok(None) => return true,
         Err(err) => {
             shared.spill.set_pending();
             tracing::error!("request log: cannot open the spill file for replay: {err}");
-            return;
+            return false;
         }
     };
     match replay_file(store, shared, &path, batch_max).await {
@@ -292,7 +317,9 @@ async fn replay(store: &dyn LogStore, shared: &Shared, batch_max: usize) {
             }
             if let Err(err) = shared.spill.done(&path) {
                 tracing::error!("request log: cannot remove the replayed spill file: {err}");
+                return false;
             }
+            true
         }
         Err(err) => {
             shared.spill.set_pending();
@@ -300,6 +327,7 @@ async fn replay(store: &dyn LogStore, shared: &Shared, batch_max: usize) {
                 path = %path.display(),
                 "request log: replaying the spill file failed, will retry: {err}"
             );
+            false
         }
     }
 }

@@ -15,6 +15,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use portico_engine::Gateway;
+use portico_logs::LogStore;
 use portico_store::Store;
 
 mod error;
@@ -38,6 +39,8 @@ pub struct AppState {
     /// The catalog's store, for the admin API; `None` serves the data plane only (the admin
     /// API then answers 503).
     pub store: Option<Arc<dyn Store>>,
+    /// The request log, for the admin API's logs and analytics; `None` answers them 503.
+    pub logs: Option<Arc<dyn LogStore>>,
 }
 
 impl AppState {
@@ -47,12 +50,19 @@ impl AppState {
             gateway,
             ready: Arc::new(AtomicBool::new(true)),
             store: None,
+            logs: None,
         }
     }
 
     /// The same state with the catalog's store, which enables the admin API.
     pub fn with_store(mut self, store: Arc<dyn Store>) -> AppState {
         self.store = Some(store);
+        self
+    }
+
+    /// The same state with the request log, which enables the admin API's logs and analytics.
+    pub fn with_logs(mut self, logs: Arc<dyn LogStore>) -> AppState {
+        self.logs = Some(logs);
         self
     }
 

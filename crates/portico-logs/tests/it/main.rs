@@ -1,0 +1,9 @@
+//! The request log pipeline against a real SQLite file: nothing lost under load, the spill
+//! file replayed across a restart, the payload policy applied on the way in.
+
+#![expect(
+    clippy::unwrap_used,
+    reason = "test code: a panic is how a test reports failure"
+)]
+
+mod pipeline;
