@@ -29,6 +29,8 @@ usage: bench/run.sh [--quick] [--repeat N] [--duration S] [--soak] [--with-portk
                    exits 1 when RSS grows by more than 10 MB or 20% (first vs last minute)
   --with-portkey   also measure the Portkey gateway (npm @portkey-ai/gateway), best effort
   --with-litellm   also measure the LiteLLM proxy (pip litellm[proxy], 1 worker), best effort
+  --with-fallback  also measure Portico through a fallback config whose first target answers
+                   404 at once: the added latency of one fallback hop
   --concurrency N  connections of the saturation runs (default 64)
   --rates "R ..."  open-loop rates in requests/s (default "1000 5000")
   --latencies "L ..."  mock latencies in ms (default "0 20")
@@ -36,7 +38,7 @@ usage: bench/run.sh [--quick] [--repeat N] [--duration S] [--soak] [--with-portk
 EOF
 }
 
-QUICK=0 REPEAT="" DURATION="" SOAK=0 WITH_PORTKEY=0 WITH_LITELLM=0 NO_WAIT=0
+QUICK=0 REPEAT="" DURATION="" SOAK=0 WITH_PORTKEY=0 WITH_LITELLM=0 WITH_FALLBACK=0 NO_WAIT=0
 CONC=64 RATES="1000 5000" LATENCIES="0 20"
 while [[ $# -gt 0 ]]; do
   case $1 in
@@ -46,6 +48,7 @@ while [[ $# -gt 0 ]]; do
     --soak) SOAK=1 ;;
     --with-portkey) WITH_PORTKEY=1 ;;
     --with-litellm) WITH_LITELLM=1 ;;
+    --with-fallback) WITH_FALLBACK=1 ;;
     --concurrency) CONC=$2; shift ;;
     --rates) RATES=$2; shift ;;
     --latencies) LATENCIES=$2; shift ;;
@@ -256,7 +259,7 @@ EOF
 }
 
 start_portico() {
-  local port=$1 dir=$WORK/portico
+  local port=$1 fallback=${2:-0} dir=$WORK/portico
   rm -rf "$dir"; mkdir -p "$dir/data"
   cat >"$dir/portico.yaml" <<EOF
 auto_providers: false
@@ -264,10 +267,31 @@ providers:
   - slug: bench
     kind: openai-compatible
     base_url: http://127.0.0.1:$MOCK_PORT/v1
+  # The same mock under a path it does not serve: every request to it is a quick 404, which
+  # a fallback moves past and the circuit breaker does not count (a 4xx proves it alive).
+  - slug: missing
+    kind: openai-compatible
+    base_url: http://127.0.0.1:$MOCK_PORT/missing/v1
+EOF
+  if [[ $fallback == 1 ]]; then
+    cat >>"$dir/portico.yaml" <<EOF
+configs:
+  - id: one-hop
+    config:
+      strategy: { mode: fallback }
+      targets: [ { provider: "@missing" }, { provider: "@bench" } ]
+keys:
+  - name: bench
+    key: $SERVICE_KEY
+    config: one-hop
+EOF
+  else
+    cat >>"$dir/portico.yaml" <<EOF
 keys:
   - name: bench
     key: $SERVICE_KEY
 EOF
+  fi
   # Default log level (info): request logging stays on, as in production. stderr to a file.
   env -u RUST_LOG PORTICO_ADMIN_KEY=$ADMIN_KEY \
     "${SUT_CPU[@]}" "$PORTICO" serve --config "$dir/portico.yaml" \
@@ -293,8 +317,9 @@ start_target() {
       port=$(free_port); start_nginx "$port"
       URL="http://127.0.0.1:$port/v1/chat/completions"
       HEADERS+=(-H "Authorization: Bearer $SERVICE_KEY") ;;
-    portico)
-      port=$(free_port); start_portico "$port"
+    portico|portico-fallback)
+      port=$(free_port)
+      start_portico "$port" "$([[ $target == portico-fallback ]] && echo 1 || echo 0)"
       URL="http://127.0.0.1:$port/v1/chat/completions"
       HEADERS+=(-H "Authorization: Bearer $SERVICE_KEY") ;;
     portkey|litellm)
@@ -343,6 +368,7 @@ matrix() {
   local targets="direct nginx portico" rep lat mode target
   [[ $WITH_PORTKEY == 1 ]] && prepare_portkey && targets+=" portkey"
   [[ $WITH_LITELLM == 1 ]] && prepare_litellm && targets+=" litellm"
+  [[ $WITH_FALLBACK == 1 ]] && targets+=" portico-fallback"
   write_bodies "$MODEL" "$WORK/bodies/portico"
   RAW=$RESULTS/raw
   rm -rf "$RAW"; mkdir -p "$RAW"

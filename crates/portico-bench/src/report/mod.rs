@@ -84,7 +84,14 @@ pub(crate) struct Runs {
 }
 
 /// The order targets are listed in; peers and unknown names follow.
-const TARGET_ORDER: [&str; 5] = ["direct", "nginx", "portico", "portkey", "litellm"];
+const TARGET_ORDER: [&str; 6] = [
+    "direct",
+    "nginx",
+    "portico",
+    "portico-fallback",
+    "portkey",
+    "litellm",
+];
 
 impl Runs {
     /// Loads `RAW/r*/lat*/*/*/`; files that are missing are simply absent from the report.

@@ -15,6 +15,7 @@ fn target_label(target: &str) -> String {
         "direct" => "direct to the mock (no hop)".to_owned(),
         "nginx" => "nginx proxy_pass".to_owned(),
         "portico" => "**Portico**".to_owned(),
+        "portico-fallback" => "Portico, one fallback hop (first target 404s)".to_owned(),
         "portkey" => "Portkey gateway (node)".to_owned(),
         "litellm" => "LiteLLM proxy (python, 1 worker)".to_owned(),
         other => other.to_owned(),
