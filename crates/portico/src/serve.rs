@@ -81,7 +81,13 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Fatal> {
     let report =
         portico_engine::bootstrap::bootstrap(&store, &catalog, env_providers, admin_key.as_ref())
             .await
-            .map_err(|e| Fatal::other(format!("cannot apply the catalog: {e}")))?;
+            .map_err(|e| match e {
+                // A config naming a provider the catalog lacks is the file's fault: a usage error.
+                portico_store::StoreError::InvalidConfig { .. } => {
+                    Fatal::usage(format!("cannot apply the catalog: {e}"))
+                }
+                e => Fatal::other(format!("cannot apply the catalog: {e}")),
+            })?;
     announce_secrets(&report);
 
     let client = build_client(HttpOptions {

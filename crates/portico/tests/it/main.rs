@@ -8,6 +8,7 @@
     reason = "test support code: a panic is how a test reports failure, and tests may build their own HTTP clients"
 )]
 
+mod admin_catalog;
 mod anthropic;
 mod azure;
 mod bedrock;
