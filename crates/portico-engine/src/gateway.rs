@@ -38,6 +38,7 @@ pub struct Gateway {
     client: reqwest::Client,
     sink: Arc<dyn RequestSink>,
     health: portico_routing::HealthRegistry,
+    plan_options: portico_routing::PlanOptions,
 }
 
 impl Gateway {
@@ -49,7 +50,19 @@ impl Gateway {
             client,
             sink,
             health: portico_routing::HealthRegistry::new(portico_routing::BreakerConfig::default()),
+            plan_options: portico_routing::PlanOptions::default(),
         }
+    }
+
+    /// The same gateway with other planner switches (latency-aware load balancing).
+    pub fn with_plan_options(mut self, options: portico_routing::PlanOptions) -> Gateway {
+        self.plan_options = options;
+        self
+    }
+
+    /// The planner switches.
+    pub fn plan_options(&self) -> portico_routing::PlanOptions {
+        self.plan_options
     }
 
     /// The same gateway with other circuit-breaker settings.

@@ -66,6 +66,11 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "PORTICO_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
     pub(crate) shutdown_timeout_secs: u64,
 
+    /// Weigh `loadbalance` targets by their observed latency as well as their static weights
+    /// (a target twice as slow as its fastest sibling gets half its share).
+    #[arg(long, env = "PORTICO_LATENCY_AWARE_LOADBALANCE")]
+    pub(crate) latency_aware_loadbalance: bool,
+
     /// Log line format on stderr (the level is set with RUST_LOG, default `info`).
     #[arg(long, env = "PORTICO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub(crate) log_format: LogFormat,

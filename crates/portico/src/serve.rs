@@ -107,7 +107,13 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Fatal> {
         // The writer queues the line for its thread; it blocks only when the queue is full.
         let _ = log_writer.clone().write_all(&line);
     });
-    let gateway = Arc::new(Gateway::new(snapshot, client, Arc::new(access_log)));
+    let gateway = Arc::new(
+        Gateway::new(snapshot, client, Arc::new(access_log)).with_plan_options(
+            portico_routing::PlanOptions {
+                latency_aware: args.latency_aware_loadbalance,
+            },
+        ),
+    );
     let state = AppState::new(gateway).with_store(Arc::new(store.clone()));
     let app = portico_server::router(state.clone(), args.max_body_bytes);
 

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use portico_core::{ApiError, Attempt, ErrorCode, JsonBody, RequestRecord};
 use portico_providers::ProviderError;
-use portico_routing::{Admission, Failure, Plan, PlanOptions, RequestContext, RoutingConfig};
+use portico_routing::{Admission, Failure, Plan, RequestContext, RoutingConfig};
 use serde_json::{Map, Value};
 
 use crate::gateway::{Gateway, Route};
@@ -161,7 +161,7 @@ impl Gateway {
             &cx,
             self.health(),
             std::time::Instant::now(),
-            PlanOptions::default(),
+            self.plan_options(),
             &mut rand::rng(),
         )?;
         Ok(Dispatch {

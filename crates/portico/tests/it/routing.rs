@@ -627,3 +627,67 @@ keys:
         "{message}"
     );
 }
+
+/// Sends `n` chat requests through a 1:1 `loadbalance` of `@fast` and `@slow` (built-in mock
+/// providers, the slow one 40 ms behind) and returns how many `@slow` answered.
+async fn slow_share(latency_aware: bool, n: usize) -> usize {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = format!(
+        r#"
+auto_providers: false
+providers:
+  - slug: fast
+    kind: mock
+  - slug: slow
+    kind: mock
+    mock: {{ latency_ms: 40 }}
+configs:
+  - id: balanced
+    config:
+      strategy: {{ mode: loadbalance }}
+      targets: [ {{ provider: "@fast" }}, {{ provider: "@slow" }} ]
+keys:
+  - name: service
+    key: {SERVICE_KEY}
+    config: balanced
+"#
+    );
+    let flag = if latency_aware { "true" } else { "false" };
+    let portico = crate::support::start_in(
+        dir.path(),
+        &catalog,
+        &[("PORTICO_LATENCY_AWARE_LOADBALANCE", flag)],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let mut slow = 0;
+    for _ in 0..n {
+        let resp = http
+            .post(portico.url("/v1/chat/completions"))
+            .bearer_auth(SERVICE_KEY)
+            .json(&chat("echo", "x"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        if header(&resp, "x-portkey-provider") == "@slow" {
+            slow += 1;
+        }
+    }
+    slow
+}
+
+#[tokio::test]
+async fn latency_aware_load_balancing_moves_traffic_to_the_faster_target() {
+    let n = 120;
+    // Static weights: Binomial(120, 0.5), mean 60, sd 5.5.
+    let static_share = slow_share(false, n).await;
+    assert!(
+        (35..=85).contains(&static_share),
+        "static: {static_share} of {n}"
+    );
+    // Latency-aware: once both have samples, @slow keeps 5 % of its share (it is ~40x
+    // slower), so about 6 of 120 plus the first few draws; far below the static 35.
+    let aware_share = slow_share(true, n).await;
+    assert!(aware_share < 30, "latency-aware: {aware_share} of {n}");
+}
