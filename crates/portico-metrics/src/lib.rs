@@ -1,1 +1,19 @@
-//! Prometheus metrics (in progress).
+//! Prometheus metrics for Portico, fed by the record of every finished request.
+//!
+//! [`Metrics`] is a [`portico_engine::RequestSink`]: the binary puts it beside the access log
+//! in a `Fanout`, so the request path only hands it a record it already built. [`router`]
+//! serves `GET /metrics` in the Prometheus text format, behind a bearer token when
+//! `PORTICO_METRICS_TOKEN` is set. It is not a tracing exporter and keeps no history: a
+//! scrape sees the counters since the process started.
+//!
+//! docs/metrics.md lists every metric and label.
+
+mod labels;
+mod recorder;
+mod route;
+
+pub use recorder::{DEFAULT_MAX_MODELS_PER_PROVIDER, Metrics};
+pub use route::router;
+
+#[cfg(test)]
+mod tests;

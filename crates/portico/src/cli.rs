@@ -74,6 +74,15 @@ pub(crate) struct ServeArgs {
     /// Log line format on stderr (the level is set with RUST_LOG, default `info`).
     #[arg(long, env = "PORTICO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub(crate) log_format: LogFormat,
+
+    /// Bearer token that `GET /metrics` requires [default: none, /metrics is open].
+    #[arg(
+        long,
+        env = "PORTICO_METRICS_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub(crate) metrics_token: Option<String>,
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::serve::ListenerExt as _;
 use portico_config::Catalog;
 use portico_core::Secret;
-use portico_engine::{AccessLog, Gateway, Snapshot};
+use portico_engine::{AccessLog, Fanout, Gateway, RequestSink, Snapshot};
 use portico_providers::http::{HttpOptions, build_client};
 use portico_server::AppState;
 use portico_store::{MasterKey, SqliteStore};
@@ -107,15 +107,21 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Fatal> {
         // The writer queues the line for its thread; it blocks only when the queue is full.
         let _ = log_writer.clone().write_all(&line);
     });
+    let metrics = Arc::new(
+        portico_metrics::Metrics::new()
+            .map_err(|e| Fatal::other(format!("cannot set up the metrics: {e}")))?,
+    );
+    let sinks: Vec<Arc<dyn RequestSink>> = vec![Arc::new(access_log), metrics.clone()];
     let gateway = Arc::new(
-        Gateway::new(snapshot, client, Arc::new(access_log)).with_plan_options(
+        Gateway::new(snapshot, client, Arc::new(Fanout::new(sinks))).with_plan_options(
             portico_routing::PlanOptions {
                 latency_aware: args.latency_aware_loadbalance,
             },
         ),
     );
     let state = AppState::new(gateway).with_store(Arc::new(store.clone()));
-    let app = portico_server::router(state.clone(), args.max_body_bytes);
+    let app = portico_server::router(state.clone(), args.max_body_bytes)
+        .merge(portico_metrics::router(metrics, args.metrics_token.clone()));
 
     let listener = tokio::net::TcpListener::bind(listen)
         .await

@@ -17,6 +17,7 @@ mod cost;
 mod gemini;
 mod matrix;
 mod messages;
+mod metrics;
 mod openclaw;
 mod persistence;
 mod proxy;
