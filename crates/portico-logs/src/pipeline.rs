@@ -260,10 +260,7 @@ async fn write_loop(
 async fn write(store: &dyn LogStore, batch: &mut Vec<LogEntry>, shared: &Shared) -> bool {
     let written = match store.insert(batch).await {
         Ok(stored) => {
-            shared
-                .counters
-                .stored
-                .fetch_add(stored, Ordering::Relaxed);
+            shared.counters.stored.fetch_add(stored, Ordering::Relaxed);
             true
         }
         Err(err) => {
@@ -358,9 +355,6 @@ async fn replay_file(
         }
     }
     stored += store.insert(&batch).await?;
-    shared
-        .counters
-        .stored
-        .fetch_add(stored, Ordering::Relaxed);
+    shared.counters.stored.fetch_add(stored, Ordering::Relaxed);
     Ok((stored, bad))
 }

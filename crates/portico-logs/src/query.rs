@@ -259,7 +259,9 @@ impl LogQuery {
                         _ => {
                             return Err(ParamError::new(
                                 name,
-                                format!("`limit` must be a number from 1 to {MAX_LIMIT}, not `{value}`"),
+                                format!(
+                                    "`limit` must be a number from 1 to {MAX_LIMIT}, not `{value}`"
+                                ),
                             ));
                         }
                     };
@@ -352,7 +354,12 @@ impl GroupBy {
             "provider" => GroupBy::Provider,
             "key" => GroupBy::Key,
             "user" => GroupBy::User,
-            _ => GroupBy::Metadata(value.strip_prefix("metadata.").filter(|k| !k.is_empty())?.to_owned()),
+            _ => GroupBy::Metadata(
+                value
+                    .strip_prefix("metadata.")
+                    .filter(|k| !k.is_empty())?
+                    .to_owned(),
+            ),
         })
     }
 }
@@ -426,7 +433,11 @@ impl AnalyticsQuery {
         let from = filter.from_ms.unwrap_or(to - span);
         if from >= to {
             return Err(ParamError::new(
-                if filter.from_ms.is_some() { "from" } else { "to" },
+                if filter.from_ms.is_some() {
+                    "from"
+                } else {
+                    "to"
+                },
                 "`from` must be before `to`",
             ));
         }
@@ -470,7 +481,10 @@ mod tests {
         assert_eq!(f.trace_id.as_deref(), Some("t-1"));
         assert_eq!(
             f.metadata,
-            [("team".into(), "backend".into()), ("project".into(), "api-v2".into())]
+            [
+                ("team".into(), "backend".into()),
+                ("project".into(), "api-v2".into())
+            ]
         );
         assert_eq!(f.key.as_deref(), Some("service"));
         assert_eq!(f.user.as_deref(), Some("ada"));

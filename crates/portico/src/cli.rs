@@ -16,6 +16,8 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Run the gateway with its catalog in embedded SQLite (the all-in-one deployment).
     Serve(ServeArgs),
+    /// Print the request log of a running instance (through its admin API).
+    Logs(LogsArgs),
 }
 
 /// How the log lines on stderr are written.
@@ -75,6 +77,24 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "PORTICO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub(crate) log_format: LogFormat,
 
+    /// Days the request log keeps a request (0 keeps them forever).
+    #[arg(long, env = "PORTICO_LOG_RETENTION_DAYS", default_value_t = portico_logs::DEFAULT_RETENTION_DAYS)]
+    pub(crate) log_retention_days: u32,
+
+    /// Most requests the request log keeps (the oldest go first) [default: no limit].
+    #[arg(long, env = "PORTICO_LOG_MAX_ROWS", value_name = "N")]
+    pub(crate) log_max_rows: Option<u64>,
+
+    /// Largest request or response payload the request log stores, in bytes (longer ones
+    /// are cut and marked as truncated).
+    #[arg(long, env = "PORTICO_LOG_MAX_PAYLOAD_BYTES", default_value_t = portico_logs::DEFAULT_MAX_PAYLOAD_BYTES)]
+    pub(crate) log_max_payload_bytes: usize,
+
+    /// Requests the request log's write queue holds before it spills to
+    /// `logs-spill.jsonl` in the data directory.
+    #[arg(long, env = "PORTICO_LOG_QUEUE_CAPACITY", default_value_t = 10_000)]
+    pub(crate) log_queue_capacity: usize,
+
     /// Bearer token that `GET /metrics` requires [default: none, /metrics is open].
     #[arg(
         long,
@@ -83,6 +103,34 @@ pub(crate) struct ServeArgs {
         hide_env_values = true
     )]
     pub(crate) metrics_token: Option<String>,
+}
+
+/// `portico logs`
+#[derive(Debug, clap::Args)]
+pub(crate) struct LogsArgs {
+    /// Only requests with this trace id (`x-portkey-trace-id`).
+    #[arg(long, value_name = "ID")]
+    pub(crate) trace_id: Option<String>,
+
+    /// Keep printing new requests as they are logged.
+    #[arg(long, short = 'f')]
+    pub(crate) follow: bool,
+
+    /// How many of the newest requests to print first (1-500).
+    #[arg(long, short = 'n', default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=500))]
+    pub(crate) limit: u32,
+
+    /// One JSON object per line instead of a readable line.
+    #[arg(long)]
+    pub(crate) json: bool,
+
+    /// The running instance.
+    #[arg(long, env = "PORTICO_URL", default_value = "http://127.0.0.1:8787")]
+    pub(crate) url: String,
+
+    /// The admin key.
+    #[arg(long, env = "PORTICO_ADMIN_KEY", hide_env_values = true)]
+    pub(crate) admin_key: Option<String>,
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The `portico` binary: command line, start-up and shutdown.
 //!
-//! `portico serve` runs the gateway with its catalog in embedded SQLite. Exit codes: 0 ok,
+//! `portico serve` runs the gateway with its catalog in embedded SQLite; `portico logs` reads
+//! the request log of a running one. Exit codes: 0 ok,
 //! 2 usage or configuration error, 1 anything else, always with one clear line on stderr.
 
 use std::process::ExitCode;
@@ -8,6 +9,7 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 mod cli;
+mod logs_cmd;
 mod serve;
 
 /// A failure that ends the process: its exit code and the one line that explains it.
@@ -57,6 +59,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             cli::Command::Serve(args) => serve::run(args).await,
+            cli::Command::Logs(args) => logs_cmd::run(args).await,
         }
     });
     match result {

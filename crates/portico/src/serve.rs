@@ -10,6 +10,7 @@ use axum::serve::ListenerExt as _;
 use portico_config::Catalog;
 use portico_core::Secret;
 use portico_engine::{AccessLog, Fanout, Gateway, RequestSink, Snapshot};
+use portico_logs::{LogPipeline, LogStore as _, PipelineOptions, Retention, SqliteLogStore};
 use portico_providers::http::{HttpOptions, build_client};
 use portico_server::AppState;
 use portico_store::{MasterKey, SqliteStore};
@@ -76,6 +77,13 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Fatal> {
     let store = SqliteStore::open(&db_path, master)
         .await
         .map_err(|e| Fatal::other(format!("{}: {e}", db_path.display())))?;
+    let logs_path = data_dir.join("logs.db");
+    let log_store: Arc<SqliteLogStore> = Arc::new(
+        SqliteLogStore::open(&logs_path)
+            .await
+            .map_err(|e| Fatal::other(format!("{}: {e}", logs_path.display())))?,
+    );
+    let log_pipeline = LogPipeline::start(log_store.clone(), log_options(&args, &data_dir));
 
     let env_providers = portico_config::detect_env_providers(&env);
     let report =
@@ -111,7 +119,8 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Fatal> {
         portico_metrics::Metrics::new()
             .map_err(|e| Fatal::other(format!("cannot set up the metrics: {e}")))?,
     );
-    let sinks: Vec<Arc<dyn RequestSink>> = vec![Arc::new(access_log), metrics.clone()];
+    let sinks: Vec<Arc<dyn RequestSink>> =
+        vec![Arc::new(access_log), metrics.clone(), log_pipeline.sink()];
     let gateway = Arc::new(
         Gateway::new(snapshot, client, Arc::new(Fanout::new(sinks))).with_plan_options(
             portico_routing::PlanOptions {
@@ -119,7 +128,9 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Fatal> {
             },
         ),
     );
-    let state = AppState::new(gateway).with_store(Arc::new(store.clone()));
+    let state = AppState::new(gateway)
+        .with_store(Arc::new(store.clone()))
+        .with_logs(log_store.clone());
     let app = portico_server::router(state.clone(), args.max_body_bytes)
         .merge(portico_metrics::router(metrics, args.metrics_token.clone()));
 
@@ -168,9 +179,31 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Fatal> {
             tracing::warn!(seconds = args.shutdown_timeout_secs, "in-flight requests did not finish in time; exiting");
         }
     }
+    // The server has stopped: write every queued request record before exiting.
+    let logged = log_pipeline.shutdown().await;
+    log_store.close().await;
+    tracing::info!(
+        logged = logged.received,
+        spilled = logged.spilled,
+        "request log flushed"
+    );
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The request log's pipeline settings from the command line.
+fn log_options(args: &ServeArgs, data_dir: &std::path::Path) -> PipelineOptions {
+    PipelineOptions {
+        queue_capacity: args.log_queue_capacity,
+        max_payload_bytes: args.log_max_payload_bytes,
+        retention: Retention {
+            max_age_days: Some(args.log_retention_days).filter(|d| *d > 0),
+            max_rows: args.log_max_rows,
+            ..Retention::default()
+        },
+        ..PipelineOptions::new(data_dir.join("logs-spill.jsonl"))
+    }
 }
 
 async fn wait_for_signal() {

@@ -26,8 +26,8 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, Transaction};
 
 use crate::{
-    Analytics, AnalyticsQuery, LogDetail, LogEntry, LogError, LogPage, LogQuery, LogStore,
-    Payload, Retention,
+    Analytics, AnalyticsQuery, LogDetail, LogEntry, LogError, LogPage, LogQuery, LogStore, Payload,
+    Retention,
 };
 
 /// How long a writer waits for another one (the pruner) before "database is locked".
@@ -102,7 +102,11 @@ pub(crate) fn metadata_text(value: &serde_json::Value) -> String {
 async fn insert_one(tx: &mut Transaction<'_, Sqlite>, e: &LogEntry) -> Result<bool, LogError> {
     let metadata = e.metadata.as_ref().map(serde_json::to_string).transpose()?;
     let attempts = serde_json::to_string(&e.attempts)?;
-    let guardrails = e.guardrails.as_ref().map(serde_json::to_string).transpose()?;
+    let guardrails = e
+        .guardrails
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()?;
     let seq: Option<i64> = sqlx::query_scalar(
         "INSERT INTO logs (id, created_at, trace_id, key_name, user, provider, model, endpoint, \
          status, stream, outcome, latency_ms, upstream_latency_ms, ttft_ms, prompt_tokens, \

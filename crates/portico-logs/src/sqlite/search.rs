@@ -60,9 +60,11 @@ pub(super) fn push_filter(qb: &mut QueryBuilder<'_, Sqlite>, filter: &LogFilter)
                 .push_bind(pattern.clone())
                 .push(" ESCAPE '\\'");
         }
-        qb.push(" OR EXISTS (SELECT 1 FROM log_metadata m WHERE m.log_seq = logs.seq AND m.value LIKE ")
-            .push_bind(pattern)
-            .push(" ESCAPE '\\'))");
+        qb.push(
+            " OR EXISTS (SELECT 1 FROM log_metadata m WHERE m.log_seq = logs.seq AND m.value LIKE ",
+        )
+        .push_bind(pattern)
+        .push(" ESCAPE '\\'))");
     }
 }
 

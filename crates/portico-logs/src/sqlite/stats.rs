@@ -16,7 +16,10 @@ pub(super) async fn analytics(
 ) -> Result<Analytics, LogError> {
     let width = query.interval.ms();
     let mut qb = QueryBuilder::<Sqlite>::new("SELECT (created_at / ");
-    qb.push_bind(width).push(") * ").push_bind(width).push(" AS bucket, ");
+    qb.push_bind(width)
+        .push(") * ")
+        .push_bind(width)
+        .push(" AS bucket, ");
     match &query.group_by {
         None => qb.push("NULL"),
         Some(GroupBy::Model) => qb.push("model"),

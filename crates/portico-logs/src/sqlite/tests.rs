@@ -94,7 +94,10 @@ async fn an_entry_round_trips_with_every_field() {
         status: Some(503),
         error: Some("overloaded".into()),
     }];
-    e.request = Some(Payload::capped(Bytes::from_static(br#"{"model":"m"}"#), 100));
+    e.request = Some(Payload::capped(
+        Bytes::from_static(br#"{"model":"m"}"#),
+        100,
+    ));
     e.response = Some(Payload::capped(
         Bytes::from_static(b"data: {\"x\":1}\n\ndata: [DONE]\n\n"),
         100,
@@ -113,7 +116,10 @@ async fn an_entry_round_trips_with_every_field() {
     assert_eq!(json["target"], "config.targets[1]");
     assert_eq!(json["config_id"], "cfg");
     assert_eq!(json["attempts"][0]["status"], 503);
-    assert_eq!(json["attempts"][0]["started_at"], "2026-11-25T00:00:01.300Z");
+    assert_eq!(
+        json["attempts"][0]["started_at"],
+        "2026-11-25T00:00:01.300Z"
+    );
     assert_eq!(json["guardrails"], json!({"before_request_hooks": []}));
     // A JSON payload as JSON, a stream as its text.
     assert_eq!(json["request"], json!({"model": "m"}));
@@ -182,7 +188,11 @@ async fn each_filter_selects_its_entries() {
         filter
     };
     assert_eq!(
-        ids(&store, by(|f| f.trace_id = Some("session-auth-refactor".into()))).await,
+        ids(
+            &store,
+            by(|f| f.trace_id = Some("session-auth-refactor".into()))
+        )
+        .await,
         ["a"]
     );
     assert_eq!(
@@ -204,8 +214,14 @@ async fn each_filter_selects_its_entries() {
         .await,
         ["b"]
     );
-    assert_eq!(ids(&store, by(|f| f.key = Some("batch".into()))).await, ["c"]);
-    assert_eq!(ids(&store, by(|f| f.user = Some("ada".into()))).await, ["b"]);
+    assert_eq!(
+        ids(&store, by(|f| f.key = Some("batch".into()))).await,
+        ["c"]
+    );
+    assert_eq!(
+        ids(&store, by(|f| f.user = Some("ada".into()))).await,
+        ["b"]
+    );
     assert_eq!(
         ids(&store, by(|f| f.provider = Some("anthropic".into()))).await,
         ["b"]
@@ -230,17 +246,32 @@ async fn each_filter_selects_its_entries() {
         ids(&store, by(|f| f.from_ms = Some(DAY0 + 2))).await,
         ["d", "c", "b"]
     );
+    assert_eq!(ids(&store, by(|f| f.to_ms = Some(DAY0 + 2))).await, ["a"]);
+    // q: id, trace id, model, error message, metadata values; LIKE wildcards are literal.
     assert_eq!(
-        ids(&store, by(|f| f.to_ms = Some(DAY0 + 2))).await,
+        ids(&store, by(|f| f.q = Some("AUTH-ref".into()))).await,
         ["a"]
     );
-    // q: id, trace id, model, error message, metadata values; LIKE wildcards are literal.
-    assert_eq!(ids(&store, by(|f| f.q = Some("AUTH-ref".into()))).await, ["a"]);
-    assert_eq!(ids(&store, by(|f| f.q = Some("sonnet".into()))).await, ["b"]);
-    assert_eq!(ids(&store, by(|f| f.q = Some("100%_s".into()))).await, ["c"]);
-    assert_eq!(ids(&store, by(|f| f.q = Some("100%x".into()))).await, Vec::<String>::new());
-    assert_eq!(ids(&store, by(|f| f.q = Some("fronten".into()))).await, ["d"]);
-    assert_eq!(ids(&store, by(|f| f.q = Some("team".into()))).await, Vec::<String>::new());
+    assert_eq!(
+        ids(&store, by(|f| f.q = Some("sonnet".into()))).await,
+        ["b"]
+    );
+    assert_eq!(
+        ids(&store, by(|f| f.q = Some("100%_s".into()))).await,
+        ["c"]
+    );
+    assert_eq!(
+        ids(&store, by(|f| f.q = Some("100%x".into()))).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        ids(&store, by(|f| f.q = Some("fronten".into()))).await,
+        ["d"]
+    );
+    assert_eq!(
+        ids(&store, by(|f| f.q = Some("team".into()))).await,
+        Vec::<String>::new()
+    );
 }
 
 #[tokio::test]
@@ -271,7 +302,10 @@ async fn pages_walk_newest_first_without_gaps_or_repeats() {
     assert_eq!(seen.len(), 23);
     let mut sorted = seen.clone();
     sorted.sort_by(|a, b| b.cmp(a));
-    assert_eq!(seen, sorted, "newest first, ties by insertion, newest first");
+    assert_eq!(
+        seen, sorted,
+        "newest first, ties by insertion, newest first"
+    );
 }
 
 /// A seeded set with hand-computed answers.
@@ -410,7 +444,11 @@ async fn pruning_by_age_and_by_count_takes_side_rows_too() {
     let mut entries = Vec::new();
     for i in 0..2500 {
         // 1500 entries older than 30 days, 1000 younger.
-        let at = if i < 1500 { DAY0 + i } else { now - 1000 + (i - 1500) };
+        let at = if i < 1500 {
+            DAY0 + i
+        } else {
+            now - 1000 + (i - 1500)
+        };
         let mut e = entry(&format!("p{i}"), at);
         e.metadata = meta(&[("team", "x")]);
         e.request = Some(Payload::capped(Bytes::from_static(b"{}"), 10));

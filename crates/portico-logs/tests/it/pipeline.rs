@@ -158,7 +158,10 @@ async fn payloads_are_stored_only_when_the_key_allows_it() {
         .fetch_one(&raw(&dir.path().join("logs.db")).await)
         .await
         .unwrap();
-    assert_eq!(rows, 1, "no payload row for the key without payload logging");
+    assert_eq!(
+        rows, 1,
+        "no payload row for the key without payload logging"
+    );
 }
 
 async fn raw(db: &Path) -> sqlx::SqlitePool {

@@ -21,6 +21,7 @@ mod metrics;
 mod openclaw;
 mod persistence;
 mod proxy;
+mod request_log;
 mod routing;
 mod sdk;
 mod shutdown;
