@@ -11,6 +11,8 @@ import { filtersFrom } from './logs.js';
 const HOUR = 3600e3;
 const DAY = 86400e3;
 const TOP = 7;
+// The time ranges offered; the URL keeps the name, so a shared link means "the last day".
+const RANGES = { '1h': HOUR, '24h': DAY, '7d': 7 * DAY, '30d': 30 * DAY };
 
 function sum(rows, f) {
   return rows.reduce((a, r) => a + (f(r) || 0), 0);
@@ -37,9 +39,13 @@ function controls(params) {
       .map(([v, label]) => h('option', { value: v, selected: (isMeta ? 'metadata' : groupBy) === v }, label)));
   const interval = h('select', { name: 'interval' },
     ['hour', 'day'].map((v) => h('option', { value: v, selected: (params.get('interval') || 'hour') === v }, `per ${v}`)));
+  const range = h('select', { name: 'range' },
+    [['', 'default'], ['1h', 'last hour'], ['24h', 'last 24 hours'], ['7d', 'last 7 days'], ['30d', 'last 30 days']]
+      .map(([v, label]) => h('option', { value: v, selected: (params.get('range') || '') === v }, label)));
   const text = (name, label) => h('label', {}, label, h('input', { name, value: params.get(name) || '', autocomplete: 'off' }));
   const form = h('form', { class: 'form-grid', 'aria-label': 'Analytics options', onsubmit: apply },
     h('label', {}, 'Interval', interval),
+    h('label', {}, 'Range', range),
     h('label', {}, 'Group by', group),
     h('label', {}, 'Metadata key', metaKey),
     text('provider', 'Provider'), text('model', 'Model'), text('key', 'Key name'),
@@ -55,6 +61,7 @@ function controls(params) {
       g = k ? `metadata.${k}` : '';
     }
     if (g) next.group_by = g;
+    if (data.get('range')) next.range = data.get('range');
     for (const name of ['provider', 'model', 'key']) {
       const v = String(data.get(name) || '').trim();
       if (v) next[name] = v;
@@ -86,6 +93,8 @@ export function analyticsPage(main, route) {
 
   const apiParams = { ...filtersFrom(params), interval };
   if (groupBy) apiParams.group_by = groupBy;
+  const span = RANGES[params.get('range')];
+  if (span) apiParams.from = new Date(Date.now() - span).toISOString();
   let stopped = false;
   get(`/analytics${query(apiParams)}`).then((a) => {
     if (stopped) return;

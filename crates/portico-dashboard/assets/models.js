@@ -6,7 +6,9 @@ import { errorBox, h, replace, table } from './dom.js';
 
 function price(p, field) {
   if (!p || p[field] === null || p[field] === undefined) return '—';
-  return `$${Number(p[field]).toFixed(p[field] < 0.1 ? 3 : 2)}`;
+  const v = Number(p[field]);
+  // $8.00 and $0.075, not $8.000 or $0.08: prices below a dollar keep their digits.
+  return v >= 1 ? `$${v.toFixed(2)}` : `$${+v.toFixed(4)}`;
 }
 
 export function modelsPage(main) {

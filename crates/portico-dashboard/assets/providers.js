@@ -7,12 +7,22 @@ import * as fmt from './format.js';
 
 const KINDS = ['openai', 'openai-compatible', 'anthropic', 'gemini', 'bedrock', 'azure-openai', 'mistral',
   'groq', 'deepseek', 'together', 'ollama', 'mock'];
-const KNOWN = new Set(['slug', 'kind', 'base_url', 'api_key', 'api_key_set', 'models', 'source', 'created_at', 'updated_at']);
+// Fields of the answer that are not kind fields; `settings` holds the kind fields' values.
+const KNOWN = new Set(['slug', 'kind', 'base_url', 'api_key', 'api_key_set', 'credentials_set', 'settings', 'models',
+  'source', 'created_at', 'updated_at']);
+
+/** An allow-list entry as the catalog file would write it: a bare id unless it has more. */
+function compactModel(m) {
+  if (typeof m !== 'object' || m === null) return m;
+  const out = Object.fromEntries(Object.entries(m).filter(([, v]) => v !== null && v !== undefined));
+  return Object.keys(out).length === 1 && 'id' in out ? out.id : out;
+}
 
 function modelsText(models) {
   if (!Array.isArray(models)) return '';
-  if (models.every((m) => typeof m === 'string')) return models.join('\n');
-  return JSON.stringify(models, null, 2);
+  const list = models.map(compactModel);
+  if (list.every((m) => typeof m === 'string')) return list.join('\n');
+  return JSON.stringify(list, null, 2);
 }
 
 /** The allow-list textarea: one model per line, or a JSON array for names and prices. */
@@ -31,8 +41,9 @@ function parseModels(text) {
 
 function editor(existing, onDone) {
   const error = errorBox();
-  const extra = {};
+  const extra = { ...(existing?.settings && typeof existing.settings === 'object' ? existing.settings : {}) };
   if (existing) for (const [k, v] of Object.entries(existing)) if (!KNOWN.has(k) && v !== null) extra[k] = v;
+  const secrets = Array.isArray(existing?.credentials_set) ? existing.credentials_set : [];
   const form = h('form', { class: 'panel', 'aria-label': existing ? `Edit provider ${existing.slug}` : 'Add a provider', onsubmit: save },
     h('h2', {}, existing ? `Edit @${existing.slug}` : 'Add a provider'),
     h('div', { class: 'form-grid' },
@@ -44,7 +55,8 @@ function editor(existing, onDone) {
       h('label', { class: 'wide' }, 'Models (one per line; empty allows any; or a JSON array with names and pricing)',
         h('textarea', { name: 'models', rows: 3 }, modelsText(existing?.models))),
       h('label', { class: 'wide' }, 'Kind fields (JSON object, e.g. {"aws_region": "us-east-1"})',
-        h('textarea', { name: 'extra', rows: 2 }, Object.keys(extra).length ? JSON.stringify(extra, null, 2) : ''))),
+        h('textarea', { name: 'extra', rows: 2 }, Object.keys(extra).length ? JSON.stringify(extra, null, 2) : '')),
+      secrets.length ? h('p', { class: 'wide muted' }, `Stored secret fields: ${secrets.join(', ')} (kept unless given again).`) : null),
     error,
     h('div', { class: 'actions' },
       h('button', { class: 'primary', type: 'submit' }, existing ? 'Save' : 'Add provider'),
