@@ -20,10 +20,14 @@ use crate::request;
 
 mod catalog;
 mod logs;
+mod openapi;
 
 /// The admin API's routes, relative to `/admin/v1`.
 pub(crate) fn router() -> Router<AppState> {
-    Router::new().merge(catalog::router()).merge(logs::router())
+    Router::new()
+        .merge(catalog::router())
+        .merge(logs::router())
+        .merge(openapi::router())
 }
 
 /// The admin key that authorised a request: extracting it is the admin API's access check.
