@@ -120,6 +120,35 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_first_sights_respect_the_cap_and_agree() {
+        let cache: Arc<LabelCache<Arc<str>>> = Arc::new(LabelCache::new(50));
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let cache = Arc::clone(&cache);
+                std::thread::spawn(move || {
+                    (0..200)
+                        .map(|i| {
+                            let key = format!("model-{}", (i * 7 + t) % 120);
+                            let label = cache.get(&key, |l: &str| Arc::from(l));
+                            (key, label)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let seen: Vec<(String, Arc<str>)> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        assert_eq!(cache.len(), 51, "50 names and `other`");
+        for (key, label) in &seen {
+            assert!(&**label == key.as_str() || &**label == OTHER);
+            // Every thread got the same answer for the same name.
+            assert_eq!(cache.get(key, |_| unreachable!()), *label);
+        }
+    }
+
+    #[test]
     fn status_labels() {
         let mut buf = [0; 3];
         assert_eq!(status_label(200, &mut buf), "200");
