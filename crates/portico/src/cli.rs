@@ -18,6 +18,14 @@ pub(crate) enum Command {
     Serve(ServeArgs),
     /// Print the request log of a running instance (through its admin API).
     Logs(LogsArgs),
+    /// Manage the routing configs of a running instance (through its admin API).
+    Configs(crate::catalog_cmd::ConfigsArgs),
+    /// Manage the gateway keys of a running instance.
+    Keys(crate::catalog_cmd::KeysArgs),
+    /// Manage the providers of a running instance.
+    Providers(crate::catalog_cmd::ProvidersArgs),
+    /// List the models of a running instance, with prices.
+    Models(crate::catalog_cmd::ModelsArgs),
 }
 
 /// How the log lines on stderr are written.

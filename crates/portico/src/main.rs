@@ -8,6 +8,8 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 
+mod admin_client;
+mod catalog_cmd;
 mod cli;
 mod logs_cmd;
 mod serve;
@@ -60,6 +62,10 @@ fn main() -> ExitCode {
         match cli.command {
             cli::Command::Serve(args) => serve::run(args).await,
             cli::Command::Logs(args) => logs_cmd::run(args).await,
+            cli::Command::Configs(args) => catalog_cmd::configs(args).await,
+            cli::Command::Keys(args) => catalog_cmd::keys(args).await,
+            cli::Command::Providers(args) => catalog_cmd::providers(args).await,
+            cli::Command::Models(args) => catalog_cmd::models(args).await,
         }
     });
     match result {

@@ -13,6 +13,7 @@ mod anthropic;
 mod azure;
 mod bedrock;
 mod cli;
+mod cli_catalog;
 mod cost;
 mod gemini;
 mod matrix;
