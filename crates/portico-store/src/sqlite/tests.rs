@@ -963,3 +963,289 @@ async fn a_file_config_an_api_key_uses_stays_until_the_key_lets_go() {
         None
     );
 }
+
+fn new_key(name: &str, secret: &str) -> crate::NewKey {
+    crate::NewKey {
+        name: name.to_owned(),
+        key_type: KeyType::Service,
+        user: None,
+        hash: KeyHash::of(secret),
+        hint: key_hint(secret),
+        allowed_models: None,
+        config: None,
+        log_payloads: true,
+    }
+}
+
+fn api_provider(slug: &str, api_key: Option<&str>) -> ProviderRecord {
+    let mut p = provider(slug, ProviderKind::OpenAi, api_key);
+    p.source = RecordSource::Api;
+    p
+}
+
+#[tokio::test]
+async fn api_providers_are_created_replaced_and_deleted() {
+    let store = memory_store().await;
+    store.apply_catalog(&catalog()).await.unwrap();
+    store
+        .create_provider(&api_provider("added", Some("sk-added")))
+        .await
+        .unwrap();
+    let err = store
+        .create_provider(&api_provider("added", None))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    let stored = store.get_provider("added").await.unwrap().unwrap();
+    assert_eq!(stored.source, RecordSource::Api);
+    assert_eq!(stored.api_key, Some(Secret::new("sk-added")));
+    let times = store.provider_times().await.unwrap();
+    assert!(times["added"].created_at_ms > 0);
+
+    // No api_key on replace keeps the stored one; a new one replaces it.
+    let mut replacement = api_provider("added", None);
+    replacement.models = Some(vec![model("m1")]);
+    store.replace_provider(&replacement).await.unwrap();
+    let stored = store.get_provider("added").await.unwrap().unwrap();
+    assert_eq!(stored.api_key, Some(Secret::new("sk-added")));
+    assert_eq!(stored.models, Some(vec![model("m1")]));
+    store
+        .replace_provider(&api_provider("added", Some("sk-rotated")))
+        .await
+        .unwrap();
+    let stored = store.get_provider("added").await.unwrap().unwrap();
+    assert_eq!(stored.api_key, Some(Secret::new("sk-rotated")));
+    assert_eq!(stored.models, None);
+
+    // The file's providers are not the API's; unknown ones are not found.
+    let err = store
+        .replace_provider(&api_provider("openai-prod", None))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("catalog file"), "{err}");
+    assert!(matches!(
+        store.delete_provider("mock").await.unwrap_err(),
+        StoreError::Conflict(_)
+    ));
+    assert!(matches!(
+        store.delete_provider("nope").await.unwrap_err(),
+        StoreError::NotFound(_)
+    ));
+
+    // A config routing to it keeps it.
+    store
+        .create_config("to-added", &json!({"provider": "@added"}))
+        .await
+        .unwrap();
+    let err = store.delete_provider("added").await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "provider `@added` cannot be deleted: configs route to it: `to-added`; change them first"
+    );
+    store.delete_config("to-added").await.unwrap();
+    store.delete_provider("added").await.unwrap();
+    assert!(store.get_provider("added").await.unwrap().is_none());
+    // A later apply leaves API providers alone and does not bring this one back.
+    assert_eq!(
+        store.apply_catalog(&catalog()).await.unwrap(),
+        ApplyReport::default()
+    );
+}
+
+#[tokio::test]
+async fn api_keys_are_created_patched_and_revoked() {
+    let store = memory_store().await;
+    store.apply_catalog(&catalog_with_config()).await.unwrap();
+    let created = store
+        .create_key(&new_key("made", "prt-made-secret-00000001"))
+        .await
+        .unwrap();
+    assert_eq!(created.source, RecordSource::Api);
+    assert_eq!(created.hash, KeyHash::of("prt-made-secret-00000001"));
+    assert_eq!(store.get_key("made").await.unwrap().unwrap().id, created.id);
+    assert_eq!(
+        store.get_key(&created.id).await.unwrap().unwrap().name,
+        "made"
+    );
+    assert!(store.get_key("nobody").await.unwrap().is_none());
+
+    let dup_name = store
+        .create_key(&new_key("made", "prt-other-secret-0000002"))
+        .await
+        .unwrap_err();
+    assert!(
+        dup_name.to_string().contains("already exists"),
+        "{dup_name}"
+    );
+    let dup_secret = store
+        .create_key(&new_key("other", "prt-made-secret-00000001"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(dup_secret, StoreError::Conflict(_)),
+        "{dup_secret}"
+    );
+    let mut admin = new_key("boss", "prt-boss-secret-00000003");
+    admin.key_type = KeyType::Admin;
+    assert!(matches!(
+        store.create_key(&admin).await.unwrap_err(),
+        StoreError::Invalid(_)
+    ));
+    let mut user = new_key("alice2", "prt-alice2-secret-000004");
+    user.key_type = KeyType::User;
+    assert!(matches!(
+        store.create_key(&user).await.unwrap_err(),
+        StoreError::Invalid(_)
+    ));
+    let mut configured = new_key("c", "prt-c-secret-000000000005");
+    configured.config = Some("missing".to_owned());
+    assert!(matches!(
+        store.create_key(&configured).await.unwrap_err(),
+        StoreError::Invalid(_)
+    ));
+
+    let patched = store
+        .update_key(
+            "made",
+            &crate::KeyPatch {
+                allowed_models: Some(Some(vec!["@mock".to_owned()])),
+                config: Some(Some("reliable".to_owned())),
+                log_payloads: Some(false),
+                user: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched.allowed_models, Some(vec!["@mock".to_owned()]));
+    assert_eq!(patched.config.as_deref(), Some("reliable"));
+    assert!(!patched.log_payloads);
+    let cleared = store
+        .update_key(
+            &created.id,
+            &crate::KeyPatch {
+                allowed_models: Some(None),
+                config: Some(None),
+                ..crate::KeyPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(cleared.allowed_models, None);
+    assert_eq!(cleared.config, None);
+    assert!(!cleared.log_payloads, "fields not in the patch stay");
+    let service_user = store
+        .update_key(
+            "made",
+            &crate::KeyPatch {
+                user: Some(Some("bob".to_owned())),
+                ..crate::KeyPatch::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(service_user, StoreError::Invalid(_)));
+
+    // File keys and the admin key are refused.
+    store
+        .ensure_admin_key(KeyHash::of("prt-admin-secret-000000"), "…0000", false)
+        .await
+        .unwrap();
+    for name in ["backend", "admin"] {
+        let err = store.revoke_key(name).await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{name}: {err}");
+    }
+
+    let revoked = store.revoke_key("made").await.unwrap();
+    let at = revoked.revoked_at_ms.unwrap();
+    let again = store.revoke_key("made").await.unwrap();
+    assert_eq!(
+        again.revoked_at_ms,
+        Some(at),
+        "revoking twice keeps the first time"
+    );
+    assert!(matches!(
+        store.revoke_key("nobody").await.unwrap_err(),
+        StoreError::NotFound(_)
+    ));
+}
+
+#[tokio::test]
+async fn api_configs_are_validated_and_kept_while_in_use() {
+    let store = memory_store().await;
+    store.apply_catalog(&catalog_with_config()).await.unwrap();
+    let created = store
+        .create_config("api-cfg", &json!({"retry": {"attempts": 1}}))
+        .await
+        .unwrap();
+    assert_eq!(created.source, RecordSource::Api);
+    assert!(matches!(
+        store
+            .create_config("api-cfg", &json!({"retry": {"attempts": 1}}))
+            .await
+            .unwrap_err(),
+        StoreError::Conflict(_)
+    ));
+    match store
+        .create_config(
+            "bad",
+            &json!({"strategy": {"mode": "fallback"}, "targets": [{"provider": "@mock"}, {"provider": "@gone"}]}),
+        )
+        .await
+        .unwrap_err()
+    {
+        StoreError::InvalidConfig { path, message, .. } => {
+            assert_eq!(path, "targets[1].provider");
+            assert!(message.contains("@gone"), "{message}");
+        }
+        other => panic!("{other}"),
+    }
+    assert!(store.get_config("bad").await.unwrap().is_none());
+
+    let replaced = store
+        .replace_config("api-cfg", &json!({"retry": {"attempts": 4}}))
+        .await
+        .unwrap();
+    assert_eq!(replaced.config, json!({"retry": {"attempts": 4}}));
+    assert_eq!(replaced.created_at_ms, created.created_at_ms);
+    assert!(matches!(
+        store
+            .replace_config("api-cfg", &json!({"retry": {"attempts": 6}}))
+            .await
+            .unwrap_err(),
+        StoreError::InvalidConfig { .. }
+    ));
+    assert!(matches!(
+        store
+            .replace_config("reliable", &json!({"retry": {"attempts": 1}}))
+            .await
+            .unwrap_err(),
+        StoreError::Conflict(_)
+    ));
+    assert!(matches!(
+        store.delete_config("nope").await.unwrap_err(),
+        StoreError::NotFound(_)
+    ));
+
+    let mut key = new_key("user-of-cfg", "prt-cfg-user-secret-0001");
+    key.config = Some("api-cfg".to_owned());
+    store.create_key(&key).await.unwrap();
+    let err = store.delete_config("api-cfg").await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "config `api-cfg` cannot be deleted: keys still use it: `user-of-cfg`; attach another \
+         config to them (or none) first"
+    );
+    store.revoke_key("user-of-cfg").await.unwrap();
+    store.delete_config("api-cfg").await.unwrap();
+    assert_eq!(
+        store.get_key("user-of-cfg").await.unwrap().unwrap().config,
+        None
+    );
+    // An apply leaves API configs alone.
+    store
+        .create_config("kept", &json!({"provider": "@mock"}))
+        .await
+        .unwrap();
+    store.apply_catalog(&catalog_with_config()).await.unwrap();
+    assert!(store.get_config("kept").await.unwrap().is_some());
+}
