@@ -97,9 +97,10 @@ export function configsPage(main) {
         h('td', {}, c.source || '—'),
         h('td', {}, fmt.shortDate(c.created_at)),
         h('td', {}, fmt.shortDate(c.updated_at)),
-        h('td', { class: 'actions-cell' },
-          h('button', { type: 'button', class: 'small', onclick: () => edit(c), 'aria-label': `Edit ${c.id}` }, 'Edit'), ' ',
-          h('button', { type: 'button', class: 'small danger', onclick: () => remove(c), 'aria-label': `Delete ${c.id}` }, 'Delete'))))
+        h('td', { class: 'actions-cell' }, fmt.lockedBecause(c.source)
+          ? h('span', { class: 'muted', title: fmt.lockedBecause(c.source) }, 'read-only')
+          : [h('button', { type: 'button', class: 'small', onclick: () => edit(c), 'aria-label': `Edit ${c.id}` }, 'Edit'), ' ',
+            h('button', { type: 'button', class: 'small danger', onclick: () => remove(c), 'aria-label': `Delete ${c.id}` }, 'Delete')])))
         : h('tr', {}, h('td', { class: 'empty', colspan: 6 }, 'No configs. A config sets fallback, load balancing, retries and timeouts.')));
     } catch (err) {
       error.textContent = err.message;

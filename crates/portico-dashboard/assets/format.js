@@ -65,3 +65,14 @@ export function plain(v) {
   if (typeof v === 'object') return JSON.stringify(v);
   return String(v);
 }
+
+/**
+ * Why a catalog record cannot be changed here, or null when it can: the admin API changes
+ * only records it created (`source: api`); the next apply would undo any other change.
+ */
+export function lockedBecause(source) {
+  if (!source || source === 'api') return null;
+  if (source === 'file') return 'declared in the catalog file: change it there';
+  if (source === 'env') return 'detected from the environment: declare it in the catalog file to change it';
+  return 'built in';
+}

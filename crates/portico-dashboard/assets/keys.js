@@ -103,6 +103,8 @@ export function keysPage(main) {
 
   function row(k) {
     const revoked = Boolean(k.revoked_at);
+    const locked = fmt.lockedBecause(k.source);
+    const fixed = revoked || locked;
     return h('tr', { class: revoked ? 'revoked' : null, dataset: { key: k.name } },
       h('td', {}, h('strong', {}, k.name)),
       h('td', {}, k.type),
@@ -110,19 +112,20 @@ export function keysPage(main) {
       h('td', { class: 'mono' }, k.hint || '—'),
       h('td', { class: 'wrap' }, Array.isArray(k.allowed_models) && k.allowed_models.length
         ? k.allowed_models.map((m) => h('span', { class: 'chip' }, m)) : h('span', { class: 'muted' }, 'all')),
-      h('td', {}, revoked ? (k.config || '—') : configSelect(configs, k.config, {
+      h('td', {}, fixed ? (k.config || '—') : configSelect(configs, k.config, {
         'aria-label': `Config of ${k.name}`,
         onchange: (e) => change(k, { config: e.target.value || null }, e.target.value ? `Config ${e.target.value} attached` : 'Config detached'),
       })),
-      h('td', {}, revoked ? fmt.yesNo(k.log_payloads) : h('label', { class: 'check' },
+      h('td', {}, fixed ? (k.log_payloads ? 'logged' : 'off') : h('label', { class: 'check' },
         h('input', {
           type: 'checkbox', checked: Boolean(k.log_payloads), 'aria-label': `Log payloads of ${k.name}`,
           onchange: (e) => change(k, { log_payloads: e.target.checked }, e.target.checked ? 'Payload logging on' : 'Payload logging off'),
         }), k.log_payloads ? 'logged' : 'off')),
-      h('td', {}, k.source || '—'),
+      h('td', { title: locked || null }, k.source || '—'),
       h('td', {}, fmt.shortDate(k.created_at)),
       h('td', { class: 'actions-cell' }, revoked
         ? h('span', { class: 'muted' }, `revoked ${fmt.shortDate(k.revoked_at)}`)
+        : locked ? h('span', { class: 'muted', title: locked }, 'read-only')
         : h('button', { type: 'button', class: 'small danger', onclick: () => revoke(k), 'aria-label': `Revoke ${k.name}` }, 'Revoke')));
   }
 

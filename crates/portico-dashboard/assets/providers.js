@@ -136,9 +136,10 @@ export function providersPage(main) {
         h('td', { class: 'wrap' }, Array.isArray(p.models) ? p.models.map((m) => h('span', { class: 'chip' }, typeof m === 'string' ? m : m.id)) : h('span', { class: 'muted' }, 'any')),
         h('td', {}, p.source || '—'),
         h('td', {}, fmt.shortDate(p.updated_at)),
-        h('td', { class: 'actions-cell' },
-          h('button', { type: 'button', class: 'small', onclick: () => edit(p), 'aria-label': `Edit @${p.slug}` }, 'Edit'), ' ',
-          h('button', { type: 'button', class: 'small danger', onclick: () => remove(p), 'aria-label': `Delete @${p.slug}` }, 'Delete'))))
+        h('td', { class: 'actions-cell' }, fmt.lockedBecause(p.source)
+          ? h('span', { class: 'muted', title: fmt.lockedBecause(p.source) }, 'read-only')
+          : [h('button', { type: 'button', class: 'small', onclick: () => edit(p), 'aria-label': `Edit @${p.slug}` }, 'Edit'), ' ',
+            h('button', { type: 'button', class: 'small danger', onclick: () => remove(p), 'aria-label': `Delete @${p.slug}` }, 'Delete')])))
         : h('tr', {}, h('td', { class: 'empty', colspan: 8 }, 'No providers yet.')));
     } catch (err) {
       error.textContent = err.message;
