@@ -37,13 +37,26 @@ pub async fn bootstrap(
         .iter()
         .map(|p| provider_record(p, RecordSource::File))
         .collect();
+    // A provider created through the admin API wins over one detected from the environment
+    // under the same slug: detection is a convenience, and must not stop the next start.
+    let api_slugs: Vec<String> = store
+        .list_providers()
+        .await?
+        .into_iter()
+        .filter(|p| p.source == RecordSource::Api)
+        .map(|p| p.slug)
+        .collect();
+    let taken = |providers: &[ProviderRecord], slug: &str| {
+        providers.iter().any(|existing| existing.slug == slug)
+            || api_slugs.iter().any(|s| s == slug)
+    };
     if catalog.auto_providers {
         for p in env_providers {
-            if !providers.iter().any(|existing| existing.slug == p.slug) {
+            if !taken(&providers, &p.slug) {
                 providers.push(provider_record(&p, RecordSource::Env));
             }
         }
-        if !providers.iter().any(|p| p.slug == "mock") {
+        if !taken(&providers, "mock") {
             providers.push(ProviderRecord {
                 slug: "mock".to_owned(),
                 kind: ProviderKind::Mock,
@@ -178,9 +191,38 @@ mod tests {
     use std::collections::BTreeMap;
 
     use portico_config::MockSettings;
+    use portico_store::{MasterKey, SqliteStore};
     use serde_json::json;
 
     use super::*;
+
+    #[tokio::test]
+    async fn api_providers_win_over_detected_ones_of_the_same_slug() {
+        let store = SqliteStore::open_in_memory(MasterKey::generate())
+            .await
+            .unwrap();
+        let mut api = config(ProviderKind::OpenAi);
+        api.slug = "openai".to_owned();
+        api.api_key = Some(Secret::new("sk-from-the-api"));
+        store
+            .create_provider(&provider_record(&api, RecordSource::Api))
+            .await
+            .unwrap();
+        let mut detected = api.clone();
+        detected.api_key = Some(Secret::new("sk-from-the-env"));
+        let catalog = Catalog {
+            auto_providers: true,
+            ..Catalog::default()
+        };
+        let secret = Secret::new("prt-admin-secret-for-tests");
+        bootstrap(&store, &catalog, vec![detected], Some(&secret))
+            .await
+            .unwrap();
+        let stored = store.get_provider("openai").await.unwrap().unwrap();
+        assert_eq!(stored.source, RecordSource::Api);
+        assert_eq!(stored.api_key, Some(Secret::new("sk-from-the-api")));
+        assert!(store.get_provider("mock").await.unwrap().is_some());
+    }
 
     fn config(kind: ProviderKind) -> ProviderConfig {
         ProviderConfig {
