@@ -754,3 +754,30 @@ async fn every_documented_operation_is_served_and_no_other_method_is() {
     }
     assert!(probed >= 20, "{probed}");
 }
+
+#[tokio::test]
+async fn keys_created_concurrently_all_work_as_soon_as_they_are_answered() {
+    let gw = std::sync::Arc::new(Gateway::start().await);
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let gw = std::sync::Arc::clone(&gw);
+        tasks.push(tokio::spawn(async move {
+            let created: Value = gw
+                .http
+                .post(gw.url("/admin/v1/keys"))
+                .bearer_auth(ADMIN_KEY)
+                .json(&json!({"name": format!("burst-{i}"), "type": "service"}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let secret = created["secret"].as_str().unwrap().to_owned();
+            chat_as(&gw, &secret, "@mock/echo").await.0
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), 200);
+    }
+}

@@ -57,9 +57,16 @@ fn store(state: &AppState) -> Result<&Arc<dyn Store>, ApiError> {
     super::store(state)
 }
 
+/// One snapshot rebuild at a time. Two overlapping rebuilds could otherwise swap in the one
+/// that read the store *first* last, hiding the other change until the next rebuild; in turn,
+/// a rebuild that starts after a write has committed always sees it.
+static RELOAD: std::sync::LazyLock<futures::lock::Mutex<()>> =
+    std::sync::LazyLock::new(|| futures::lock::Mutex::new(()));
+
 /// Rebuilds the data plane's snapshot after a change. The change is stored either way; a
 /// failed rebuild (which the store's own checks make unlikely) is reported, not hidden.
 async fn reload(state: &AppState, store: &dyn Store) -> Result<(), ApiError> {
+    let _one_at_a_time = RELOAD.lock().await;
     state.gateway.reload(store).await.map_err(|e| {
         tracing::error!(error = %e, "the admin change was stored, but the snapshot rebuild failed");
         ApiError::new(
