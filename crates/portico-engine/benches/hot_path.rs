@@ -87,6 +87,8 @@ fn bench_hot_path(c: &mut Criterion) {
         })
     });
 
+    bench_dispatch(c, &gateway, &key);
+
     let mut record = RequestRecord::new(
         "019abcde-f012-7345-8678-9abcdef01234".to_owned(),
         1_795_611_147_000,
@@ -110,6 +112,67 @@ fn bench_hot_path(c: &mut Criterion) {
     c.bench_function("request_record/encode_json", |b| {
         b.iter(|| serde_json::to_string(black_box(&record)).unwrap())
     });
+}
+
+/// An answer the benchmark's attempts return at once.
+struct Ready;
+
+impl portico_engine::Answer for Ready {
+    fn status(&self) -> u16 {
+        200
+    }
+}
+
+/// Plan and dispatch of one request, with an attempt that answers at once: the cost the
+/// routing layer adds around the upstream call, without a config and with a fallback config.
+fn bench_dispatch(c: &mut Criterion, gateway: &Gateway, key: &portico_engine::KeyEntry) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let body = portico_core::JsonBody::parse(bytes::Bytes::from_static(
+        br#"{"model":"@provider-25/gpt-4o-mini","messages":[{"role":"user","content":"Say hello."}],"max_tokens":32}"#,
+    ))
+    .unwrap();
+    let fallback = serde_json::json!({"strategy": {"mode": "fallback"},
+        "targets": [{"provider": "@provider-25"}, {"provider": "@provider-26"}]})
+    .to_string();
+    for (name, config) in [
+        ("direct", None),
+        ("fallback_config_header", Some(fallback.as_str())),
+    ] {
+        c.bench_function(&format!("dispatch/{name}"), |b| {
+            b.iter(|| {
+                runtime.block_on(async {
+                    let dispatch = gateway
+                        .plan_request(&portico_engine::RouteRequest {
+                            key,
+                            model: Some("@provider-25/gpt-4o-mini"),
+                            provider_header: None,
+                            config_header: config,
+                            timeout: None,
+                            metadata: None,
+                            body: &body,
+                            path: "/v1/chat/completions",
+                        })
+                        .unwrap();
+                    let mut record = RequestRecord::new(String::new(), 0, "chat.completions");
+                    let outcome = gateway
+                        .dispatch(
+                            &dispatch,
+                            key,
+                            &body,
+                            &mut record,
+                            |_route, body| async move {
+                                black_box(body);
+                                Ok::<_, portico_engine::AttemptError>(Ready)
+                            },
+                        )
+                        .await;
+                    black_box(outcome.result.is_ok())
+                })
+            })
+        });
+    }
 }
 
 criterion_group!(benches, bench_hot_path);
