@@ -151,8 +151,8 @@ function draw(body, a, interval, groupBy) {
       { name: 'prompt', values: new Map(rows.map((r) => [Date.parse(r.bucket), r.prompt_tokens || 0])) },
       { name: 'completion', values: new Map(rows.map((r) => [Date.parse(r.bucket), r.completion_tokens || 0])) },
     ];
-  const chart = (title, series, zero, yLabel) => chartPanel(title, lineChart({
-    buckets, series, zero, xLabel, yLabel, describe: `${title}, ${interval === 'day' ? 'per day' : 'per hour'}, ${range}`,
+  const chart = (title, series, zero, yLabel, integer) => chartPanel(title, lineChart({
+    buckets, series, zero, integer, xLabel, yLabel, describe: `${title}, ${interval === 'day' ? 'per day' : 'per hour'}, ${range}`,
   }));
   const requests = t.requests || 0;
   const errorRate = requests ? `${((100 * (t.errors || 0)) / requests).toFixed(1)}% of requests` : null;
@@ -170,9 +170,9 @@ function draw(body, a, interval, groupBy) {
     rows.length
       ? h('div', { class: 'charts' },
         chart('Cost (USD)', additive('cost', (r) => r.cost_usd || 0), true, (v) => (v === 0 ? '$0' : `$${fmt.compact(v)}`)),
-        chart('Tokens', tokenSeries, true),
-        chart('Requests', additive('requests', (r) => r.requests || 0), true),
-        chart('Errors', additive('errors', (r) => r.errors || 0), true),
+        chart('Tokens', tokenSeries, true, undefined, true),
+        chart('Requests', additive('requests', (r) => r.requests || 0), true, undefined, true),
+        chart('Errors', additive('errors', (r) => r.errors || 0), true, undefined, true),
         chart(grouped ? 'Latency p95 (ms)' : 'Latency (ms)', latency, false))
       : h('p', { class: 'panel empty' }, 'No requests in this range.'),
     grouped && ranked.length ? h('section', { class: 'panel', 'aria-label': `Totals by ${groupBy}` },

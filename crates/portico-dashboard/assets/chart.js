@@ -6,14 +6,16 @@ import { compact } from './format.js';
 
 const W = 640;
 const H = 220;
-const M = { top: 12, right: 14, bottom: 26, left: 54 };
+const M = { top: 12, right: 14, bottom: 26 };
 
 /** A "nice" upper bound for the y axis and its step, so ticks read 0, 5, 10, 15, 20. */
-function niceScale(max) {
-  if (!(max > 0)) return { top: 1, step: 0.25 };
+function niceScale(max, integer) {
+  if (!(max > 0)) return integer ? { top: 1, step: 1 } : { top: 1, step: 0.25 };
   const rough = max / 4;
   const pow = 10 ** Math.floor(Math.log10(rough));
-  const step = [1, 2, 2.5, 5, 10].map((m) => m * pow).find((v) => v >= rough);
+  let step = [1, 2, 2.5, 5, 10].map((m) => m * pow).find((v) => v >= rough);
+  // Counts get whole-number ticks: no "0.25 requests".
+  if (integer) step = Math.max(1, Math.ceil(step));
   return { top: step * Math.ceil(max / step), step };
 }
 
@@ -21,24 +23,29 @@ function niceScale(max) {
  * `buckets`: the x positions (ms since epoch, evenly spaced, ascending).
  * `series`: [{name, values: Map(ms → number)}]; a missing bucket is 0 when `zero` is set
  * (counts and sums), a gap otherwise (percentiles).
- * `xLabel(ms)` and `yLabel(n)` format the axes; `describe` is the accessible name.
+ * `xLabel(ms)` and `yLabel(n)` format the axes; `integer` keeps ticks whole; `describe` is the
+ * accessible name.
  */
-export function lineChart({ buckets, series, zero, xLabel, yLabel = compact, describe }) {
-  const iw = W - M.left - M.right;
-  const ih = H - M.top - M.bottom;
+export function lineChart({ buckets, series, zero, integer, xLabel, yLabel = compact, describe }) {
   const valueAt = (ser, b) => (ser.values.has(b) ? ser.values.get(b) : zero ? 0 : null);
   let max = 0;
   for (const ser of series) for (const b of buckets) max = Math.max(max, valueAt(ser, b) ?? 0);
-  const { top, step } = niceScale(max);
+  const { top, step } = niceScale(max, integer);
+  const ticks = [];
+  for (let i = 0; i * step <= top + step / 2; i += 1) ticks.push(i * step);
+  // The left margin fits the longest y label (about 6.5 px a character at 11 px).
+  const left = Math.max(36, 10 + 6.5 * Math.max(...ticks.map((v) => yLabel(v).length)));
+  const iw = W - left - M.right;
+  const ih = H - M.top - M.bottom;
   const n = buckets.length;
-  const x = (i) => M.left + (n <= 1 ? iw / 2 : (i * iw) / (n - 1));
+  const x = (i) => left + (n <= 1 ? iw / 2 : (i * iw) / (n - 1));
   const y = (v) => M.top + ih - (v / top) * ih;
 
   const grid = s('g', { class: 'grid' });
   const axis = s('g', { class: 'axis' });
-  for (let v = 0; v <= top + step / 2; v += step) {
-    grid.appendChild(s('line', { x1: M.left, x2: W - M.right, y1: y(v), y2: y(v) }));
-    axis.appendChild(s('text', { x: M.left - 6, y: y(v) + 4, 'text-anchor': 'end' }, yLabel(v)));
+  for (const v of ticks) {
+    grid.appendChild(s('line', { x1: left, x2: W - M.right, y1: y(v), y2: y(v) }));
+    axis.appendChild(s('text', { x: left - 6, y: y(v) + 4, 'text-anchor': 'end' }, yLabel(v)));
   }
   const every = Math.max(1, Math.ceil(n / 6));
   for (let i = 0; i < n; i += every) {

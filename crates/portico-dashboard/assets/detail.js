@@ -19,19 +19,26 @@ const FIELDS = [
   ['target', 'Target', fmt.plain], ['config_id', 'Config', fmt.plain], ['error_code', 'Error code', fmt.plain],
   ['error', 'Error', fmt.plain],
 ];
-const SPECIAL = new Set(['metadata', 'attempts', 'guardrails', 'request', 'response']);
+const SPECIAL = new Set(['metadata', 'attempts', 'guardrails', 'request', 'response', 'request_truncated', 'response_truncated']);
+
+/** A field this page does not know yet: `some_flag` → "Some flag", booleans as yes/no. */
+function extraField(k, v) {
+  const label = k.charAt(0).toUpperCase() + k.slice(1).replace(/_/g, ' ');
+  return [k, label, typeof v === 'boolean' ? fmt.yesNo(v) : fmt.plain(v)];
+}
 
 function payloadText(value) {
   if (value === null || value === undefined) return null;
   return typeof value === 'string' ? value : JSON.stringify(value, null, 2);
 }
 
-function payload(title, id, value) {
+function payload(title, id, value, truncated) {
   const text = payloadText(value);
   return h('section', { class: 'panel payload', 'aria-labelledby': `${id}-title` },
     h('div', { class: 'payload-head' },
       h('h2', { id: `${id}-title` }, title),
       text !== null && typeof value === 'string' ? h('span', { class: 'muted' }, 'text') : null,
+      truncated ? h('span', { class: 'badge s4', title: 'Longer than the log keeps; the rest was cut.' }, 'truncated') : null,
       h('span', { class: 'spacer' }),
       text !== null ? copyButton(`Copy ${title.toLowerCase()}`, text) : null),
     text === null
@@ -69,7 +76,7 @@ export function detailPage(main, route) {
     if (stopped) return;
     const fields = FIELDS.filter(([k]) => k in r).map(([k, label, f]) => [k, label, f(r[k])]);
     for (const k of Object.keys(r)) {
-      if (!SPECIAL.has(k) && !FIELDS.some(([f]) => f === k)) fields.push([k, k, fmt.plain(r[k])]);
+      if (!SPECIAL.has(k) && !FIELDS.some(([f]) => f === k)) fields.push(extraField(k, r[k]));
     }
     const meta = r.metadata && typeof r.metadata === 'object' ? Object.entries(r.metadata) : [];
     replace(main,
@@ -97,8 +104,8 @@ export function detailPage(main, route) {
       h('section', { class: 'panel', 'aria-labelledby': 'attempts-title' },
         h('h2', { id: 'attempts-title' }, 'Attempts'), attempts(r.attempts)),
       h('div', { class: 'two' },
-        payload('Request', 'request-payload', r.request),
-        payload('Response', 'response-payload', r.response)));
+        payload('Request', 'request-payload', r.request, r.request_truncated),
+        payload('Response', 'response-payload', r.response, r.response_truncated)));
   }).catch((err) => {
     if (stopped) return;
     error.textContent = err.status === 404 ? `No logged request has the id ${id}.` : err.message;

@@ -72,8 +72,7 @@ const fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
 
 static VERSION: LazyLock<String> = LazyLock::new(|| format!("{VERSION_HASH:016x}"));
 
-static INDEX: LazyLock<String> =
-    LazyLock::new(|| INDEX_TEMPLATE.replace("{{version}}", version()));
+static INDEX: LazyLock<String> = LazyLock::new(|| INDEX_TEMPLATE.replace("{{version}}", version()));
 
 /// This build's asset version: 16 hex digits.
 pub(crate) fn version() -> &'static str {

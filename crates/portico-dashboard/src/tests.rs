@@ -1,8 +1,6 @@
 //! The router in-process: headers, asset versions, and checks over the embedded sources that
 //! keep the page working under its CSP.
 
-#![expect(clippy::unwrap_used, reason = "a panic is how a test reports failure")]
-
 use axum::body::Body;
 use http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
@@ -36,7 +34,10 @@ async fn the_page_is_html_revalidated_and_under_a_strict_csp() {
     assert!(CONTENT_SECURITY_POLICY.contains("script-src 'self';"));
     assert!(!CONTENT_SECURITY_POLICY.contains("unsafe"));
     let version = assets::version();
-    assert!(body.contains(&format!("/assets/{version}/app.js")), "{body}");
+    assert!(
+        body.contains(&format!("/assets/{version}/app.js")),
+        "{body}"
+    );
     assert!(!body.contains("{{version}}"));
 }
 
@@ -66,7 +67,10 @@ async fn every_asset_is_served_with_its_type_and_cached_for_good() {
         assert_eq!(body.len(), asset.body.len());
     }
     let (_, headers, _) = fetch(&format!("/assets/{version}/app.js")).await;
-    assert_eq!(headers[header::CONTENT_TYPE], "text/javascript; charset=utf-8");
+    assert_eq!(
+        headers[header::CONTENT_TYPE],
+        "text/javascript; charset=utf-8"
+    );
 }
 
 #[tokio::test]
@@ -111,7 +115,10 @@ fn every_script_file_is_in_the_asset_table() {
     for entry in std::fs::read_dir(dir).unwrap() {
         let name = entry.unwrap().file_name().into_string().unwrap();
         if name != "index.html" {
-            assert!(assets::find(&name).is_some(), "assets/{name} is not embedded");
+            assert!(
+                assets::find(&name).is_some(),
+                "assets/{name} is not embedded"
+            );
         }
     }
 }
@@ -131,11 +138,7 @@ fn no_script_builds_markup_from_strings_or_evaluates_code() {
             "new Function",
             "setAttribute('style'",
         ] {
-            assert!(
-                !source.contains(banned),
-                "{} uses {banned}",
-                asset.name
-            );
+            assert!(!source.contains(banned), "{} uses {banned}", asset.name);
         }
     }
 }
