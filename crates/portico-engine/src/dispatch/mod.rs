@@ -508,13 +508,16 @@ fn has_conditional(target: &portico_routing::Target) -> bool {
     }
 }
 
+/// A request's routing config and the catalog id it came from, if any.
+type ChosenConfig = (std::sync::Arc<RoutingConfig>, Option<String>);
+
 /// The routing config of a request and the catalog id it came from: the key's config,
 /// with `x-portkey-config` (an id or inline JSON) merged over it.
 fn resolve_config(
     snapshot: &Snapshot,
     key: &KeyEntry,
     header: Option<&str>,
-) -> Result<Option<(std::sync::Arc<RoutingConfig>, Option<String>)>, ApiError> {
+) -> Result<Option<ChosenConfig>, ApiError> {
     let key_config = key.config.as_ref();
     let Some(header) = header.map(str::trim).filter(|h| !h.is_empty()) else {
         return Ok(key_config.map(|c| (std::sync::Arc::clone(&c.parsed), Some(c.id.clone()))));

@@ -365,7 +365,7 @@ async fn a_header_config_merges_over_the_keys_config() {
     assert_eq!(record.config_id.as_deref(), Some("key-config"));
     assert_eq!(script.calls().len(), 3);
 
-    let script = Script::new(&[("a", &[s503.clone()])]);
+    let script = Script::new(&[("a", std::slice::from_ref(&s503))]);
     let header = json!({"retry": {"attempts": 0}});
     let (outcome, _) = send(&gw, Some(&header), &script).await;
     assert_eq!(
