@@ -266,3 +266,85 @@ impl Snapshot {
         self.keys.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use portico_store::RecordSource;
+    use serde_json::json;
+
+    use super::*;
+
+    fn key(name: &str, config: Option<&str>) -> KeyRecord {
+        KeyRecord {
+            id: format!("id-{name}"),
+            name: name.to_owned(),
+            key_type: KeyType::Service,
+            user: None,
+            hash: KeyHash::of(&format!("secret-of-{name}")),
+            hint: String::new(),
+            allowed_models: None,
+            log_payloads: true,
+            config: config.map(str::to_owned),
+            source: RecordSource::File,
+            created_at_ms: 0,
+            revoked_at_ms: None,
+        }
+    }
+
+    fn client() -> reqwest::Client {
+        portico_providers::http::build_client(Default::default()).unwrap()
+    }
+
+    fn config(id: &str, json: serde_json::Value) -> ConfigRecord {
+        ConfigRecord {
+            id: id.to_owned(),
+            config: json,
+            source: RecordSource::Api,
+            created_at_ms: 0,
+            updated_at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn configs_are_found_by_id_and_shared_with_the_keys_that_use_them() {
+        let retry = json!({"retry": {"attempts": 2}});
+        let snapshot = Snapshot::build(
+            Vec::new(),
+            vec![key("with", Some("retry")), key("without", None)],
+            vec![config("retry", retry.clone())],
+            &client(),
+        )
+        .unwrap();
+        let entry = snapshot.config("retry").unwrap();
+        assert_eq!(entry.json, retry);
+        assert!(!entry.parsed.has_targets());
+        assert!(snapshot.config("other").is_none());
+        let with = snapshot.key(&KeyHash::of("secret-of-with")).unwrap();
+        let attached = with.config.as_ref().unwrap();
+        assert!(Arc::ptr_eq(attached, entry), "parsed once, shared");
+        let without = snapshot.key(&KeyHash::of("secret-of-without")).unwrap();
+        assert!(without.config.is_none());
+    }
+
+    #[test]
+    fn a_dangling_or_unparsable_stored_config_fails_the_build() {
+        let err = Snapshot::build(
+            Vec::new(),
+            vec![key("k", Some("gone"))],
+            Vec::new(),
+            &client(),
+        )
+        .err()
+        .unwrap();
+        assert!(err.contains("config `gone`"), "{err}");
+        let err = Snapshot::build(
+            Vec::new(),
+            Vec::new(),
+            vec![config("bad", json!({"retry": {"attempts": 99}}))],
+            &client(),
+        )
+        .err()
+        .unwrap();
+        assert!(err.starts_with("stored config `bad`: "), "{err}");
+    }
+}
