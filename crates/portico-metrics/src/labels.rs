@@ -80,6 +80,70 @@ impl<V: Clone> LabelCache<V> {
     }
 }
 
+/// A bounded map from a label combination to its metric handle, read without locking: a hot
+/// combination's handle is found by one hash lookup instead of the metric family's own
+/// lookup (which hashes every label value under a read lock). Past `cap` combinations it
+/// declines, and the caller takes the family's own path.
+pub(crate) struct HandleCache<V> {
+    map: ArcSwap<HashMap<Box<str>, V>>,
+    write: Mutex<()>,
+    cap: usize,
+}
+
+impl<V: Clone> HandleCache<V> {
+    /// An empty cache holding at most `cap` handles.
+    pub(crate) fn new(cap: usize) -> HandleCache<V> {
+        HandleCache {
+            map: ArcSwap::from_pointee(HashMap::new()),
+            write: Mutex::new(()),
+            cap,
+        }
+    }
+
+    /// The handle for `key`, made by `make` on first sight; `None` once the cache is full.
+    pub(crate) fn get(&self, key: &str, make: impl FnOnce() -> V) -> Option<V> {
+        if let Some(value) = self.map.load().get(key) {
+            return Some(value.clone());
+        }
+        self.insert(key, make)
+    }
+
+    #[cold]
+    fn insert(&self, key: &str, make: impl FnOnce() -> V) -> Option<V> {
+        if self.map.load().len() >= self.cap {
+            return None;
+        }
+        let _guard = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        let current = self.map.load_full();
+        if let Some(value) = current.get(key) {
+            return Some(value.clone());
+        }
+        if current.len() >= self.cap {
+            return None;
+        }
+        let value = make();
+        let mut next = HashMap::clone(&current);
+        next.insert(key.into(), value.clone());
+        self.map.store(Arc::new(next));
+        Some(value)
+    }
+}
+
+/// `parts` joined by spaces into `buf`, or `None` when they do not fit.
+pub(crate) fn join_into<'b>(parts: &[&str], buf: &'b mut [u8]) -> Option<&'b str> {
+    let mut len = 0;
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            *buf.get_mut(len)? = b' ';
+            len += 1;
+        }
+        buf.get_mut(len..len + part.len())?
+            .copy_from_slice(part.as_bytes());
+        len += part.len();
+    }
+    std::str::from_utf8(&buf[..len]).ok()
+}
+
 /// The status code as a label value, without allocating.
 pub(crate) fn status_label(status: u16, buf: &mut [u8; 3]) -> &str {
     if !(100..=999).contains(&status) {
@@ -146,6 +210,25 @@ mod tests {
             // Every thread got the same answer for the same name.
             assert_eq!(cache.get(key, |_| unreachable!()), *label);
         }
+    }
+
+    #[test]
+    fn handle_cache_declines_past_its_cap() {
+        let cache: HandleCache<u32> = HandleCache::new(2);
+        assert_eq!(cache.get("a", || 1), Some(1));
+        assert_eq!(cache.get("b", || 2), Some(2));
+        assert_eq!(cache.get("c", || 3), None);
+        assert_eq!(cache.get("a", || unreachable!()), Some(1));
+    }
+
+    #[test]
+    fn join_into_fits_or_declines() {
+        let mut buf = [0u8; 16];
+        assert_eq!(
+            join_into(&["chat", "200", "ok"], &mut buf),
+            Some("chat 200 ok")
+        );
+        assert_eq!(join_into(&["a-very-long-part", "x"], &mut buf), None);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use prometheus::{
     Opts, Registry,
 };
 
-use crate::labels::{LabelCache, status_class, status_label};
+use crate::labels::{HandleCache, LabelCache, join_into, status_class, status_label};
 
 /// Distinct model names kept per provider before the rest are counted as `other`.
 pub const DEFAULT_MAX_MODELS_PER_PROVIDER: usize = 200;
@@ -42,9 +42,7 @@ const TTFT_BUCKETS: [f64; 12] = [
 /// atomic additions and two hash lookups in lock-free maps.
 pub struct Metrics {
     registry: Registry,
-    requests: IntCounterVec,
     errors: IntCounterVec,
-    attempts: IntCounterVec,
     families: Families,
     providers: LabelCache<Arc<ProviderLabels>>,
     error_codes: LabelCache<Arc<str>>,
@@ -53,6 +51,8 @@ pub struct Metrics {
 
 /// The families whose handles are cached per `(provider, model)`.
 struct Families {
+    requests: IntCounterVec,
+    attempts: IntCounterVec,
     tokens: IntCounterVec,
     cost: CounterVec,
     unpriced: IntCounterVec,
@@ -77,7 +77,15 @@ struct ModelHandles {
     unpriced: IntCounter,
     latency: Histogram,
     ttft: Histogram,
+    attempts_ok: IntCounter,
+    attempts_error: IntCounter,
+    /// `portico_requests_total` handles by `endpoint status outcome`.
+    requests: HandleCache<IntCounter>,
 }
+
+/// Label combinations of `portico_requests_total` cached per model (endpoint × status ×
+/// outcome); rarer ones go through the family's own lookup.
+const REQUEST_HANDLES_PER_MODEL: usize = 32;
 
 impl Metrics {
     /// Metrics with the default cap on models per provider, plus the process metrics.
@@ -161,10 +169,10 @@ impl Metrics {
         ))?;
         Ok(Metrics {
             registry,
-            requests,
             errors,
-            attempts,
             families: Families {
+                requests,
+                attempts,
                 tokens,
                 cost,
                 unpriced,
@@ -195,16 +203,25 @@ impl Metrics {
 
         let mut buf = [0u8; 3];
         let status = status_label(record.status, &mut buf);
-        self.requests
-            .with_label_values(&[
-                p,
-                m,
-                record.endpoint,
-                status,
-                status_class(record.status),
-                outcome_label(record.outcome),
-            ])
-            .inc();
+        let outcome = outcome_label(record.outcome);
+        let labels = [
+            p,
+            m,
+            record.endpoint,
+            status,
+            status_class(record.status),
+            outcome,
+        ];
+        let mut key_buf = [0u8; 64];
+        let cached = join_into(&[record.endpoint, status, outcome], &mut key_buf).and_then(|key| {
+            handles
+                .requests
+                .get(key, || self.families.requests.with_label_values(&labels))
+        });
+        match cached {
+            Some(counter) => counter.inc(),
+            None => self.families.requests.with_label_values(&labels).inc(),
+        }
 
         let failed = record.status >= 400
             || matches!(record.outcome, Outcome::Failed | Outcome::StreamBroken);
@@ -245,14 +262,10 @@ impl Metrics {
         for attempt in &record.attempts {
             let provider = self.provider(&attempt.provider);
             let model = self.model(&provider, &attempt.model);
-            let result = if attempt.error.is_none() {
-                "ok"
-            } else {
-                "error"
-            };
-            self.attempts
-                .with_label_values(&[&provider.label, &model.model, result])
-                .inc();
+            match attempt.error {
+                None => model.attempts_ok.inc(),
+                Some(_) => model.attempts_error.inc(),
+            }
         }
     }
 
@@ -300,6 +313,9 @@ impl Families {
             unpriced: self.unpriced.with_label_values(&pm),
             latency: self.latency.with_label_values(&pm),
             ttft: self.ttft.with_label_values(&pm),
+            attempts_ok: self.attempts.with_label_values(&[provider, model, "ok"]),
+            attempts_error: self.attempts.with_label_values(&[provider, model, "error"]),
+            requests: HandleCache::new(REQUEST_HANDLES_PER_MODEL),
         }
     }
 }
