@@ -14,6 +14,7 @@ mod stats;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr as _;
 use std::time::Duration;
@@ -23,7 +24,7 @@ use sqlx::sqlite::{
     SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
 };
-use sqlx::{Sqlite, Transaction};
+use sqlx::{QueryBuilder, Sqlite, Transaction};
 
 use crate::{
     Analytics, AnalyticsQuery, LogDetail, LogEntry, LogError, LogPage, LogQuery, LogStore, Payload,
@@ -99,79 +100,115 @@ pub(crate) fn metadata_text(value: &serde_json::Value) -> String {
     }
 }
 
-async fn insert_one(tx: &mut Transaction<'_, Sqlite>, e: &LogEntry) -> Result<bool, LogError> {
-    let metadata = e.metadata.as_ref().map(serde_json::to_string).transpose()?;
-    let attempts = serde_json::to_string(&e.attempts)?;
-    let guardrails = e
-        .guardrails
-        .as_ref()
-        .map(serde_json::to_string)
-        .transpose()?;
-    let seq: Option<i64> = sqlx::query_scalar(
+/// Entries per multi-row `INSERT`: 28 binds each, far below SQLite's 32,766 limit, and few
+/// enough statements that a batch costs a handful of round trips to the database thread.
+const ROWS_PER_STATEMENT: usize = 100;
+
+/// Inserts `chunk` with one statement per table; answers how many entries were new.
+async fn insert_chunk(
+    tx: &mut Transaction<'_, Sqlite>,
+    chunk: &[LogEntry],
+) -> Result<u64, LogError> {
+    let mut encoded = Vec::with_capacity(chunk.len());
+    for e in chunk {
+        encoded.push((
+            e.metadata.as_ref().map(serde_json::to_string).transpose()?,
+            serde_json::to_string(&e.attempts)?,
+            e.guardrails
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()?,
+        ));
+    }
+    let mut qb = QueryBuilder::<Sqlite>::new(
         "INSERT INTO logs (id, created_at, trace_id, key_name, user, provider, model, endpoint, \
          status, stream, outcome, latency_ms, upstream_latency_ms, ttft_ms, prompt_tokens, \
          completion_tokens, cached_tokens, cache_write_tokens, cost_usd, cache_status, \
-         retry_count, target, config_id, error_code, error, metadata, attempts, guardrails) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-         ON CONFLICT (id) DO NOTHING RETURNING seq",
-    )
-    .bind(&e.id)
-    .bind(e.created_at_ms)
-    .bind(&e.trace_id)
-    .bind(&e.key_name)
-    .bind(&e.user)
-    .bind(&e.provider)
-    .bind(&e.model)
-    .bind(&e.endpoint)
-    .bind(i64::from(e.status))
-    .bind(e.stream)
-    .bind(&e.outcome)
-    .bind(to_i64(e.latency_ms))
-    .bind(e.upstream_latency_ms.map(to_i64))
-    .bind(e.ttft_ms.map(to_i64))
-    .bind(e.prompt_tokens.map(to_i64))
-    .bind(e.completion_tokens.map(to_i64))
-    .bind(e.cached_tokens.map(to_i64))
-    .bind(e.cache_write_tokens.map(to_i64))
-    .bind(e.cost_usd)
-    .bind(&e.cache_status)
-    .bind(i64::from(e.retry_count))
-    .bind(&e.target)
-    .bind(&e.config_id)
-    .bind(&e.error_code)
-    .bind(&e.error)
-    .bind(metadata)
-    .bind(attempts)
-    .bind(guardrails)
-    .fetch_optional(&mut **tx)
-    .await?;
-    let Some(seq) = seq else {
-        return Ok(false);
-    };
-    for (key, value) in e.metadata.iter().flatten() {
-        sqlx::query("INSERT INTO log_metadata (log_seq, key, value) VALUES (?, ?, ?)")
-            .bind(seq)
-            .bind(key)
-            .bind(metadata_text(value))
-            .execute(&mut **tx)
-            .await?;
+         retry_count, target, config_id, error_code, error, metadata, attempts, guardrails) ",
+    );
+    qb.push_values(
+        chunk.iter().zip(encoded),
+        |mut row, (e, (metadata, attempts, guardrails))| {
+            row.push_bind(e.id.clone())
+                .push_bind(e.created_at_ms)
+                .push_bind(e.trace_id.clone())
+                .push_bind(e.key_name.clone())
+                .push_bind(e.user.clone())
+                .push_bind(e.provider.clone())
+                .push_bind(e.model.clone())
+                .push_bind(e.endpoint.clone())
+                .push_bind(i64::from(e.status))
+                .push_bind(e.stream)
+                .push_bind(e.outcome.clone())
+                .push_bind(to_i64(e.latency_ms))
+                .push_bind(e.upstream_latency_ms.map(to_i64))
+                .push_bind(e.ttft_ms.map(to_i64))
+                .push_bind(e.prompt_tokens.map(to_i64))
+                .push_bind(e.completion_tokens.map(to_i64))
+                .push_bind(e.cached_tokens.map(to_i64))
+                .push_bind(e.cache_write_tokens.map(to_i64))
+                .push_bind(e.cost_usd)
+                .push_bind(e.cache_status.clone())
+                .push_bind(i64::from(e.retry_count))
+                .push_bind(e.target.clone())
+                .push_bind(e.config_id.clone())
+                .push_bind(e.error_code.clone())
+                .push_bind(e.error.clone())
+                .push_bind(metadata)
+                .push_bind(attempts)
+                .push_bind(guardrails);
+        },
+    );
+    // Ids already stored (a spill replayed twice) are skipped; RETURNING names the new ones.
+    qb.push(" ON CONFLICT (id) DO NOTHING RETURNING seq, id");
+    let inserted: Vec<(i64, String)> = qb.build_query_as().fetch_all(&mut **tx).await?;
+    let mut seqs: HashMap<String, i64> = inserted.into_iter().map(|(seq, id)| (id, seq)).collect();
+    let new = seqs.len() as u64;
+    // Each new row once (a repeated id within the chunk takes its first entry's side rows).
+    let rows: Vec<(i64, &LogEntry)> = chunk
+        .iter()
+        .filter_map(|e| Some((seqs.remove(&e.id)?, e)))
+        .collect();
+
+    let metadata: Vec<(i64, &String, String)> = rows
+        .iter()
+        .flat_map(|(seq, e)| {
+            e.metadata
+                .iter()
+                .flatten()
+                .map(move |(k, v)| (*seq, k, metadata_text(v)))
+        })
+        .collect();
+    for part in metadata.chunks(ROWS_PER_STATEMENT * 3) {
+        let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO log_metadata (log_seq, key, value) ");
+        qb.push_values(part, |mut row, (seq, key, value)| {
+            row.push_bind(*seq)
+                .push_bind((*key).clone())
+                .push_bind(value.clone());
+        });
+        qb.build().execute(&mut **tx).await?;
     }
-    if e.request.is_some() || e.response.is_some() {
+
+    let payloads: Vec<&(i64, &LogEntry)> = rows
+        .iter()
+        .filter(|(_, e)| e.request.is_some() || e.response.is_some())
+        .collect();
+    for part in payloads.chunks(ROWS_PER_STATEMENT) {
         let bytes = |p: &Option<Payload>| p.as_ref().map(|p| p.bytes.to_vec());
         let size = |p: &Option<Payload>| p.as_ref().map(|p| to_i64(p.size));
-        sqlx::query(
-            "INSERT INTO log_payloads (log_seq, request, request_size, response, response_size) \
-             VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(seq)
-        .bind(bytes(&e.request))
-        .bind(size(&e.request))
-        .bind(bytes(&e.response))
-        .bind(size(&e.response))
-        .execute(&mut **tx)
-        .await?;
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO log_payloads (log_seq, request, request_size, response, response_size) ",
+        );
+        qb.push_values(part, |mut row, (seq, e)| {
+            row.push_bind(*seq)
+                .push_bind(bytes(&e.request))
+                .push_bind(size(&e.request))
+                .push_bind(bytes(&e.response))
+                .push_bind(size(&e.response));
+        });
+        qb.build().execute(&mut **tx).await?;
     }
-    Ok(true)
+    Ok(new)
 }
 
 #[async_trait]
@@ -182,10 +219,8 @@ impl LogStore for SqliteLogStore {
         }
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let mut inserted = 0;
-        for entry in entries {
-            if insert_one(&mut tx, entry).await? {
-                inserted += 1;
-            }
+        for chunk in entries.chunks(ROWS_PER_STATEMENT) {
+            inserted += insert_chunk(&mut tx, chunk).await?;
         }
         tx.commit().await?;
         Ok(inserted)

@@ -26,10 +26,7 @@ pub(super) async fn analytics(
         Some(GroupBy::Provider) => qb.push("provider"),
         Some(GroupBy::Key) => qb.push("key_name"),
         Some(GroupBy::User) => qb.push("user"),
-        Some(GroupBy::Metadata(key)) => qb
-            .push("(SELECT value FROM log_metadata m WHERE m.log_seq = logs.seq AND m.key = ")
-            .push_bind(key.clone())
-            .push(")"),
+        Some(GroupBy::Metadata(_)) => qb.push("g.value"),
     };
     qb.push(
         " AS grp, count(*) AS requests, \
@@ -40,6 +37,11 @@ pub(super) async fn analytics(
          coalesce(sum(cost_usd IS NULL AND status < 400), 0) AS unpriced, \
          group_concat(latency_ms) AS latencies FROM logs",
     );
+    if let Some(GroupBy::Metadata(key)) = &query.group_by {
+        // One primary-key lookup per row for the group's value.
+        qb.push(" LEFT JOIN log_metadata g ON g.log_seq = logs.seq AND g.key = ")
+            .push_bind(key.clone());
+    }
     push_filter(&mut qb, &query.filter);
     qb.push(" GROUP BY bucket, grp ORDER BY bucket, grp");
     let rows = qb.build().fetch_all(pool).await?;

@@ -162,6 +162,37 @@ async fn inserting_an_id_twice_keeps_one() {
 }
 
 #[tokio::test]
+async fn an_id_twice_in_one_batch_is_stored_once_with_its_side_rows() {
+    let store = SqliteLogStore::open_in_memory().await.unwrap();
+    let mut first = entry("dup", DAY0);
+    first.metadata = meta(&[("team", "a")]);
+    first.request = Some(Payload::capped(Bytes::from_static(b"{}"), 10));
+    let mut second = first.clone();
+    second.metadata = meta(&[("team", "b")]);
+    // More than one statement's worth, so the duplicate spans the chunking too.
+    let mut batch = vec![first];
+    batch.extend((0..150).map(|i| entry(&format!("n{i}"), DAY0 + i)));
+    batch.push(second);
+    assert_eq!(store.insert(&batch).await.unwrap(), 151);
+    let team = ids(
+        &store,
+        LogFilter {
+            metadata: vec![("team".into(), "a".into())],
+            ..LogFilter::default()
+        },
+    )
+    .await;
+    assert_eq!(team, ["dup"]);
+    let side: (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM log_metadata), (SELECT count(*) FROM log_payloads)",
+    )
+    .fetch_one(&store.pool)
+    .await
+    .unwrap();
+    assert_eq!(side, (1, 1));
+}
+
+#[tokio::test]
 async fn each_filter_selects_its_entries() {
     let mut a = entry("a", DAY0 + 1);
     a.metadata = meta(&[("team", "backend"), ("project", "api-v2")]);

@@ -6,4 +6,5 @@
     reason = "test code: a panic is how a test reports failure"
 )]
 
+mod bench;
 mod pipeline;
