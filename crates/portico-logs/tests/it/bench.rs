@@ -2,6 +2,8 @@
 //! `cargo test --release -p portico-logs --test it -- --ignored --nocapture bench`).
 //! The numbers are recorded in docs/request-logs.md.
 
+#![expect(clippy::print_stdout, reason = "a measurement prints its numbers")]
+
 use std::sync::Arc;
 use std::time::Instant;
 
