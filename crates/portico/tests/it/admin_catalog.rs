@@ -257,6 +257,56 @@ async fn providers_added_changed_and_removed_take_effect_at_once() {
 }
 
 #[tokio::test]
+async fn kind_credentials_are_kept_when_a_replacement_leaves_them_out() {
+    let gw = Gateway::start().await;
+    let admin = AdminClient::new(&gw);
+    let aws_secret = "aws-secret-through-admin-api-0042";
+    let created = admin
+        .call(
+            "POST",
+            "/providers",
+            Some(json!({"slug": "aws", "kind": "bedrock", "aws_region": "eu-west-1",
+                        "aws_access_key_id": "AKIAADMINAPITEST", "aws_secret_access_key": aws_secret})),
+        )
+        .await;
+    expect(&created, 201);
+    assert_eq!(
+        created.body["credentials_set"],
+        json!(["aws_access_key_id", "aws_secret_access_key"])
+    );
+    assert_eq!(created.body["settings"]["aws_region"], "eu-west-1");
+    assert_eq!(created.body["api_key_set"], false);
+
+    let replaced = admin
+        .call(
+            "PUT",
+            "/providers/aws",
+            Some(json!({"kind": "bedrock", "aws_region": "us-east-1"})),
+        )
+        .await;
+    expect(&replaced, 200);
+    assert_eq!(replaced.body["settings"]["aws_region"], "us-east-1");
+    assert_eq!(
+        replaced.body["credentials_set"],
+        created.body["credentials_set"]
+    );
+
+    // A half pair is checked like in the file, the stored half notwithstanding.
+    let half = admin
+        .call(
+            "PUT",
+            "/providers/aws",
+            Some(json!({"kind": "bedrock", "aws_region": "us-east-1",
+                        "aws_access_key_id": "AKIAOTHER"})),
+        )
+        .await;
+    expect(&half, 400);
+    assert_eq!(half.body["error"]["param"], "aws_secret_access_key");
+
+    admin.assert_never_answered(&[aws_secret, "AKIAADMINAPITEST", PROVIDER_KEY]);
+}
+
+#[tokio::test]
 async fn a_created_key_works_until_it_is_revoked() {
     let gw = Gateway::start().await;
     let admin = AdminClient::new(&gw);

@@ -79,6 +79,11 @@ async fn reload(state: &AppState, store: &dyn Store) -> Result<(), ApiError> {
     })
 }
 
+/// Records an admin change in the server log (names only, never a secret).
+fn audit(action: &'static str, target: &str) {
+    tracing::info!(action, target, "admin API change");
+}
+
 /// 204 No Content.
 fn no_content() -> Response {
     StatusCode::NO_CONTENT.into_response()

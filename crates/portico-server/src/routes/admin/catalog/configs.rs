@@ -11,7 +11,7 @@ use portico_store::ConfigRecord;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{json_body, no_content, page, reload, rfc3339, store, store_error};
+use super::{audit, json_body, no_content, page, reload, rfc3339, store, store_error};
 use crate::AppState;
 use crate::error::ErrorResponse;
 use crate::routes::admin::Admin;
@@ -95,6 +95,7 @@ pub(super) async fn create(
         .create_config(&body.id, &body.config)
         .await
         .map_err(|e| with_id_param(store_error(e)))?;
+    audit("config created", &record.id);
     reload(&state, store.as_ref()).await?;
     Ok((StatusCode::CREATED, Json(config_json(&record))).into_response())
 }
@@ -120,6 +121,7 @@ pub(super) async fn replace(
         .replace_config(&id, &body.config)
         .await
         .map_err(store_error)?;
+    audit("config replaced", &id);
     reload(&state, store.as_ref()).await?;
     Ok(Json(config_json(&record)))
 }
@@ -132,6 +134,7 @@ pub(super) async fn delete(
 ) -> Result<Response, ErrorResponse> {
     let store = store(&state)?;
     store.delete_config(&id).await.map_err(store_error)?;
+    audit("config deleted", &id);
     reload(&state, store.as_ref()).await?;
     Ok(no_content())
 }

@@ -13,7 +13,7 @@ use portico_store::{KeyPatch, KeyRecord, KeyType, NewKey};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{json_body, no_content, page, present, reload, rfc3339, store, store_error};
+use super::{audit, json_body, no_content, page, present, reload, rfc3339, store, store_error};
 use crate::AppState;
 use crate::error::ErrorResponse;
 use crate::routes::admin::Admin;
@@ -174,6 +174,7 @@ pub(super) async fn create(
         log_payloads: body.log_payloads.unwrap_or(true),
     };
     let record = store.create_key(&new).await.map_err(store_error)?;
+    audit("key created", &record.name);
     reload(&state, store.as_ref()).await?;
     let mut answer = key_json(&record);
     answer["secret"] = Value::String(secret);
@@ -220,6 +221,7 @@ pub(super) async fn update(
         user: body.user.map(user_of),
     };
     let record = store.update_key(&id, &patch).await.map_err(store_error)?;
+    audit("key changed", &record.name);
     reload(&state, store.as_ref()).await?;
     Ok(Json(key_json(&record)))
 }
@@ -231,7 +233,8 @@ pub(super) async fn revoke(
     Path(id): Path<String>,
 ) -> Result<Response, ErrorResponse> {
     let store = store(&state)?;
-    store.revoke_key(&id).await.map_err(store_error)?;
+    let record = store.revoke_key(&id).await.map_err(store_error)?;
+    audit("key revoked", &record.name);
     reload(&state, store.as_ref()).await?;
     Ok(no_content())
 }

@@ -16,7 +16,7 @@ use portico_pricing::{ModelPrice, PriceOverride, PriceTable};
 use portico_store::{Pricing, ProviderRecord, RecordSource, RecordTimes};
 use serde_json::{Value, json};
 
-use super::{json_value, no_content, page, reload, rfc3339, store, store_error};
+use super::{audit, json_value, no_content, page, reload, rfc3339, store, store_error};
 use crate::AppState;
 use crate::error::ErrorResponse;
 use crate::routes::admin::Admin;
@@ -116,6 +116,7 @@ pub(super) async fn create(
     let store = store(&state)?;
     let record = parse(&json_value(&body)?)?;
     store.create_provider(&record).await.map_err(store_error)?;
+    audit("provider created", &record.slug);
     reload(&state, store.as_ref()).await?;
     let stored = store
         .get_provider(&record.slug)
@@ -189,6 +190,7 @@ pub(super) async fn replace(
         record.credentials = BTreeMap::new();
     }
     store.replace_provider(&record).await.map_err(store_error)?;
+    audit("provider replaced", &slug);
     reload(&state, store.as_ref()).await?;
     let stored = store
         .get_provider(&slug)
@@ -207,6 +209,7 @@ pub(super) async fn delete(
 ) -> Result<Response, ErrorResponse> {
     let store = store(&state)?;
     store.delete_provider(&slug).await.map_err(store_error)?;
+    audit("provider deleted", &slug);
     reload(&state, store.as_ref()).await?;
     Ok(no_content())
 }
