@@ -354,3 +354,37 @@ async fn sigterm_right_after_a_burst_keeps_every_record() {
     let logged = wait_for_logs(&again, "trace_id=burst", 200).await;
     assert_eq!(logged.len(), 200);
 }
+
+#[tokio::test]
+async fn portico_logs_follow_prints_new_requests_as_they_come() {
+    use tokio::io::AsyncBufReadExt as _;
+
+    let gw = Gateway::start().await;
+    let first = send_traced(&gw, SERVICE_KEY, "follow-trace", "before").await;
+    wait_for_logs(&gw.portico, "trace_id=follow-trace", 1).await;
+    let mut child = tokio::process::Command::new(bin())
+        .args(["logs", "--follow", "--trace-id", "follow-trace", "--url"])
+        .arg(gw.portico.base_url())
+        .args(["--admin-key", ADMIN_KEY])
+        .env_clear()
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next_line = async || {
+        tokio::time::timeout(Duration::from_secs(15), lines.next_line())
+            .await
+            .expect("portico logs --follow printed nothing in time")
+            .unwrap()
+            .expect("portico logs --follow exited")
+    };
+    assert!(next_line().await.contains(&format!("id={first}")));
+    let second = send_traced(&gw, SERVICE_KEY, "follow-trace", "after").await;
+    let third = send_traced(&gw, SERVICE_KEY, "follow-trace", "later").await;
+    // Each new request once, oldest first.
+    assert!(next_line().await.contains(&format!("id={second}")));
+    assert!(next_line().await.contains(&format!("id={third}")));
+    child.start_kill().unwrap();
+    let _ = child.wait().await;
+}
