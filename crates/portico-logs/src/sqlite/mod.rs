@@ -105,9 +105,9 @@ pub(crate) fn metadata_text(value: &serde_json::Value) -> String {
 const ROWS_PER_STATEMENT: usize = 100;
 
 /// Inserts `chunk` with one statement per table; answers how many entries were new.
-async fn insert_chunk(
+async fn insert_chunk<'a>(
     tx: &mut Transaction<'_, Sqlite>,
-    chunk: &[LogEntry],
+    chunk: &'a [LogEntry],
 ) -> Result<u64, LogError> {
     let mut encoded = Vec::with_capacity(chunk.len());
     for e in chunk {
@@ -129,17 +129,17 @@ async fn insert_chunk(
     qb.push_values(
         chunk.iter().zip(encoded),
         |mut row, (e, (metadata, attempts, guardrails))| {
-            row.push_bind(e.id.clone())
+            row.push_bind(e.id.as_str())
                 .push_bind(e.created_at_ms)
-                .push_bind(e.trace_id.clone())
-                .push_bind(e.key_name.clone())
-                .push_bind(e.user.clone())
-                .push_bind(e.provider.clone())
-                .push_bind(e.model.clone())
-                .push_bind(e.endpoint.clone())
+                .push_bind(e.trace_id.as_str())
+                .push_bind(e.key_name.as_deref())
+                .push_bind(e.user.as_deref())
+                .push_bind(e.provider.as_deref())
+                .push_bind(e.model.as_deref())
+                .push_bind(e.endpoint.as_str())
                 .push_bind(i64::from(e.status))
                 .push_bind(e.stream)
-                .push_bind(e.outcome.clone())
+                .push_bind(e.outcome.as_str())
                 .push_bind(to_i64(e.latency_ms))
                 .push_bind(e.upstream_latency_ms.map(to_i64))
                 .push_bind(e.ttft_ms.map(to_i64))
@@ -148,12 +148,12 @@ async fn insert_chunk(
                 .push_bind(e.cached_tokens.map(to_i64))
                 .push_bind(e.cache_write_tokens.map(to_i64))
                 .push_bind(e.cost_usd)
-                .push_bind(e.cache_status.clone())
+                .push_bind(e.cache_status.as_deref())
                 .push_bind(i64::from(e.retry_count))
-                .push_bind(e.target.clone())
-                .push_bind(e.config_id.clone())
-                .push_bind(e.error_code.clone())
-                .push_bind(e.error.clone())
+                .push_bind(e.target.as_deref())
+                .push_bind(e.config_id.as_deref())
+                .push_bind(e.error_code.as_deref())
+                .push_bind(e.error.as_deref())
                 .push_bind(metadata)
                 .push_bind(attempts)
                 .push_bind(guardrails);
@@ -183,7 +183,7 @@ async fn insert_chunk(
         let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO log_metadata (log_seq, key, value) ");
         qb.push_values(part, |mut row, (seq, key, value)| {
             row.push_bind(*seq)
-                .push_bind((*key).clone())
+                .push_bind(key.as_str())
                 .push_bind(value.clone());
         });
         qb.build().execute(&mut **tx).await?;
@@ -194,7 +194,7 @@ async fn insert_chunk(
         .filter(|(_, e)| e.request.is_some() || e.response.is_some())
         .collect();
     for part in payloads.chunks(ROWS_PER_STATEMENT) {
-        let bytes = |p: &Option<Payload>| p.as_ref().map(|p| p.bytes.to_vec());
+        let bytes = |p: &'a Option<Payload>| p.as_ref().map(|p| &p.bytes[..]);
         let size = |p: &Option<Payload>| p.as_ref().map(|p| to_i64(p.size));
         let mut qb = QueryBuilder::<Sqlite>::new(
             "INSERT INTO log_payloads (log_seq, request, request_size, response, response_size) ",
