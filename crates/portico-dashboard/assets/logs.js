@@ -159,7 +159,8 @@ export function logsPage(main, route) {
     h('div', { class: 'page-head' },
       h('h1', {}, 'Logs'), count, h('span', { class: 'spacer' }),
       h('div', { class: 'live' }, liveDot, liveText, liveButton)),
-    h('details', { class: 'panel filters', open: true },
+    // Open on wide screens, or when a filter is set; on a phone the table comes first.
+    h('details', { class: 'panel filters', open: active > 0 || window.innerWidth > 640 },
       h('summary', {}, active ? `Filters (${active})` : 'Filters'),
       filterForm(filters, error)),
     error,

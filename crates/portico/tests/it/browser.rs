@@ -163,6 +163,12 @@ impl Browser {
     /// Saves a PNG of the page (the window grown to the page's height, up to 2,400 px) as
     /// `<name>.png` in [`screenshot_dir`].
     pub(crate) async fn screenshot(&self, name: &str) -> PathBuf {
+        self.screenshot_at(name, 1360).await
+    }
+
+    /// [`Browser::screenshot`] with the window `width` pixels wide (a phone is about 420).
+    pub(crate) async fn screenshot_at(&self, name: &str, width: u32) -> PathBuf {
+        self.client.set_window_size(width, 900).await.unwrap();
         let height = self
             .client
             .execute("return document.documentElement.scrollHeight", vec![])
@@ -172,7 +178,7 @@ impl Browser {
             .unwrap_or(900)
             .clamp(900, 2400);
         self.client
-            .set_window_size(1360, u32::try_from(height).unwrap())
+            .set_window_size(width, u32::try_from(height).unwrap())
             .await
             .unwrap();
         // Let the browser finish painting what the last change scheduled.

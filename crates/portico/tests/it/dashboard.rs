@@ -81,6 +81,25 @@ async fn sign_in_refuses_wrong_keys_and_sign_out_forgets_the_key() {
         return;
     };
     let gw = Gateway::start().await;
+    // The dashboard has `/`; an unknown API path keeps the gateway's JSON 404.
+    let page = gw.http.get(gw.url("/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("script-src 'self'")
+    );
+    let missing = gw
+        .http
+        .get(gw.url("/v1/no-such-thing"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    let body: Value = missing.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "route_not_found", "{body}");
+
     browser.open(&gw.url("/")).await;
     browser.screenshot("login").await;
 
@@ -184,6 +203,7 @@ async fn finds_requests_by_trace_id_and_metadata_and_shows_payloads_and_attempts
     )
     .await;
     browser.screenshot("logs").await;
+    browser.screenshot_at("logs-narrow", 420).await;
 
     // By trace id, through the filter form; the filter lands in the URL.
     browser.fill("input[name=trace_id]", "trace-dash-1").await;
