@@ -28,6 +28,8 @@ use crate::entry::DEFAULT_MAX_PAYLOAD_BYTES;
 use crate::spill::Spill;
 use crate::{LogEntry, LogError, LogStore, Retention, retention};
 
+/// How often buffered spill lines are written to the file.
+const SPILL_FLUSH: Duration = Duration::from_secs(1);
 /// How long a spill that could not be replayed waits before the next try.
 const REPLAY_RETRY: Duration = Duration::from_secs(5);
 /// Replay rounds per call (a leftover replay file, the spill file, one more).
@@ -205,6 +207,7 @@ impl LogPipeline {
     pub async fn shutdown(self) -> PipelineStats {
         self.stop.cancel();
         self.tasks.wait().await;
+        flush_spill(&self.shared);
         let stats = self.stats();
         if stats.lost > 0 {
             tracing::error!(
@@ -225,6 +228,9 @@ async fn write_loop(
 ) {
     replay(&*store, &shared, batch_max).await;
     let mut batch = Vec::with_capacity(batch_max);
+    let mut tick = tokio::time::interval(SPILL_FLUSH);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_replay = tokio::time::Instant::now();
     loop {
         tokio::select! {
             biased;
@@ -238,10 +244,14 @@ async fn write_loop(
                     replay(&*store, &shared, batch_max).await;
                 }
             }
-            // A spill left after a failed write or replay is retried even when no traffic
-            // comes to trigger it.
-            () = tokio::time::sleep(REPLAY_RETRY), if shared.spill.pending() => {
-                replay(&*store, &shared, batch_max).await;
+            // Spilled lines reach the file within a second; a spill left after a failed
+            // write or replay is retried even when no traffic comes to trigger it.
+            _ = tick.tick(), if shared.spill.pending() => {
+                flush_spill(&shared);
+                if last_replay.elapsed() >= REPLAY_RETRY {
+                    last_replay = tokio::time::Instant::now();
+                    replay(&*store, &shared, batch_max).await;
+                }
             }
         }
     }
@@ -252,6 +262,13 @@ async fn write_loop(
     }
     if shared.spill.pending() {
         replay(&*store, &shared, batch_max).await;
+    }
+    flush_spill(&shared);
+}
+
+fn flush_spill(shared: &Shared) {
+    if let Err(err) = shared.spill.flush() {
+        tracing::error!("request log: cannot write the spill file: {err}");
     }
 }
 
