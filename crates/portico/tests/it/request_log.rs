@@ -388,3 +388,53 @@ async fn portico_logs_follow_prints_new_requests_as_they_come() {
     child.start_kill().unwrap();
     let _ = child.wait().await;
 }
+
+#[tokio::test]
+async fn the_row_limit_prunes_the_oldest_requests() {
+    let upstream = MockUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = standard_catalog(&upstream);
+    let env = [("PORTICO_LOG_MAX_ROWS", "3")];
+    let mut portico = start_in(dir.path(), &catalog, &env).await;
+    let client = reqwest::Client::new();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let resp = client
+            .post(portico.url("/v1/chat/completions"))
+            .bearer_auth(SERVICE_KEY)
+            .header("x-portkey-trace-id", "retention")
+            .json(&chat("@openai-mock/m", &format!("r{i}")))
+            .send()
+            .await
+            .unwrap();
+        ids.push(
+            resp.headers()["x-portkey-request-id"]
+                .to_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    // Pruning runs at start and every ten minutes: all five are there until the restart.
+    wait_for_logs(&portico, "trace_id=retention", 5).await;
+    portico.sigterm().unwrap();
+    portico.wait_exit(Duration::from_secs(20)).await.unwrap();
+
+    let again = start_in(dir.path(), &catalog, &env).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let kept = loop {
+        let body: Value = admin_get(&again, "/admin/v1/logs?trace_id=retention")
+            .await
+            .json()
+            .await
+            .unwrap();
+        let data = body["data"].as_array().unwrap().clone();
+        if data.len() == 3 {
+            break data;
+        }
+        assert!(Instant::now() < deadline, "not pruned to 3: {body}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    let kept: Vec<&str> = kept.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    let newest: Vec<&str> = ids[2..].iter().rev().map(String::as_str).collect();
+    assert_eq!(kept, newest);
+}
