@@ -690,3 +690,54 @@ async fn wait_key_field(gw: &Gateway, name: &str, field: &str, expected: &Value)
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn a_failed_over_request_shows_each_attempt() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let gw = Gateway::start().await;
+    // The first target answers 503; the fallback target answers.
+    gw.upstream.enqueue(portico_testkit::MockReply::error(
+        503,
+        "first target overloaded",
+    ));
+    let config = json!({
+        "strategy": {"mode": "fallback"},
+        "targets": [{"provider": "@openai-mock"}, {"provider": "@restricted", "override_params": {"model": "gpt-allowed"}}],
+    });
+    let resp = gw
+        .http
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(SERVICE_KEY)
+        .header("x-portkey-config", config.to_string())
+        .header("x-portkey-trace-id", "trace-fallback")
+        .json(&chat("gpt-4o-mini", "fall back please"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    let id = resp.headers()["x-portkey-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    wait_logged(&gw, 1).await;
+
+    sign_in(&browser, &gw).await;
+    browser.open(&gw.url(&format!("/#/logs/{id}"))).await;
+    let attempts = browser
+        .until(
+            "two attempts",
+            "document.querySelectorAll('section[aria-labelledby=attempts-title] tbody tr').length === 2 && [...document.querySelectorAll('section[aria-labelledby=attempts-title] tbody tr')].map(r => [r.cells[1].textContent, r.cells[6].textContent, r.cells[8].textContent])",
+        )
+        .await;
+    assert_eq!(
+        attempts,
+        json!([
+            ["openai-mock", "503", "first target overloaded"],
+            ["restricted", "200", "—"]
+        ]),
+        "{attempts}"
+    );
+    browser.screenshot("detail-fallback").await;
+}
