@@ -19,6 +19,14 @@ if ! cmp -s tests/python/requirements.txt "$stamp"; then
 fi
 export PORTICO_TEST_PYTHON="$venv/bin/python"
 
+# The dashboard's browser tests need Debian's chromium and chromium-driver; without them they
+# pass after printing SKIPPED, which nextest hides, so say it here (.ci/run installs them and
+# sets PORTICO_REQUIRE_BROWSER=1, which makes a missing browser a failure instead).
+if [ ! -x "${PORTICO_CHROMIUM:-/usr/bin/chromium}" ] || [ ! -x "${PORTICO_CHROMEDRIVER:-/usr/bin/chromedriver}" ]; then
+  echo "!!! chromium or chromedriver is missing: the dashboard browser tests will be SKIPPED" >&2
+  echo "!!! (install them with: apt-get install -y chromium chromium-driver)" >&2
+fi
+
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"
 else
