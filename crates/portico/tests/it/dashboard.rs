@@ -566,6 +566,39 @@ async fn catalog_pages_list_providers_models_and_show_config_errors_with_their_p
         !page.contains("sk-added-in-the-ui-0000"),
         "the new provider's API key is in the page"
     );
+
+    // Edit it: an allow-list; the empty API key field keeps the stored key.
+    browser
+        .click("button[aria-label='Edit @added-in-ui']")
+        .await;
+    let edit = "form[aria-label='Edit provider added-in-ui']";
+    browser
+        .fill(&format!("{edit} textarea[name=models]"), "only-this")
+        .await;
+    browser.click(&format!("{edit} button[type=submit]")).await;
+    browser
+        .until(
+            "the allow-list in the row",
+            "[...document.querySelectorAll('tbody tr')].find(r => r.cells[0].textContent === '@added-in-ui')?.cells[4].textContent === 'only-this'",
+        )
+        .await;
+    let allowed = gw
+        .post("/v1/chat/completions", chat("@added-in-ui/only-this", "hi"))
+        .await;
+    assert_eq!(allowed.status(), 200);
+    assert_eq!(
+        gw.upstream.last_request().unwrap().bearer(),
+        Some("sk-added-in-the-ui-0000"),
+        "the edit lost the stored API key"
+    );
+    let refused = gw
+        .post(
+            "/v1/chat/completions",
+            chat("@added-in-ui/some-model", "hi"),
+        )
+        .await;
+    assert!(refused.status().is_client_error(), "{}", refused.status());
+
     browser
         .click("button[aria-label='Delete @added-in-ui']")
         .await;
@@ -663,7 +696,53 @@ async fn catalog_pages_list_providers_models_and_show_config_errors_with_their_p
             .await
             .unwrap();
         wait_key_field(&gw, "api-made", "config", &expected).await;
+        if choice == "broken" {
+            // While a key uses it, deleting the config is refused with the key's name.
+            browser.open(&gw.url("/#/configs")).await;
+            browser.click("button[aria-label='Delete broken']").await;
+            browser.client.accept_alert().await.unwrap();
+            let refused = browser
+                .until(
+                    "the 409 message",
+                    "document.querySelector('.error')?.textContent",
+                )
+                .await;
+            assert!(refused.as_str().unwrap().contains("api-made"), "{refused}");
+            browser.open(&gw.url("/#/keys")).await;
+            browser
+                .until(
+                    "the key list",
+                    &format!("document.querySelector(\"{select}\")?.value === 'broken'"),
+                )
+                .await;
+        }
     }
+
+    // Detached, it can be edited and deleted.
+    browser.open(&gw.url("/#/configs")).await;
+    browser.click("button[aria-label='Edit broken']").await;
+    browser
+        .client
+        .execute(
+            "document.querySelector('textarea[name=config]').value = JSON.stringify({strategy: {mode: 'loadbalance'}, targets: [{provider: '@openai-mock'}, {provider: '@restricted'}]})",
+            vec![],
+        )
+        .await
+        .unwrap();
+    browser
+        .click("form[aria-label='Edit config broken'] button[type=submit]")
+        .await;
+    browser
+        .until(
+            "the edited config",
+            "[...document.querySelectorAll('tbody tr')].find(r => r.cells[0].textContent === 'broken')?.cells[1].textContent === 'loadbalance, 2 targets'",
+        )
+        .await;
+    browser.click("button[aria-label='Delete broken']").await;
+    browser.client.accept_alert().await.unwrap();
+    browser
+        .until("no config left", "document.querySelector('td.empty')")
+        .await;
 }
 
 /// Polls `GET /admin/v1/keys/{name}` until `field` equals `expected`.
