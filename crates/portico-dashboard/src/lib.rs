@@ -21,7 +21,7 @@ mod assets;
 /// The policy on every dashboard answer: scripts, styles and images from this origin only, no
 /// inline script or style element, API calls to this origin only, and no framing.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
-style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; \
+style-src 'self'; img-src 'self'; connect-src 'self'; font-src 'self'; \
 manifest-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /// The dashboard's routes: `GET /` (the page) and `GET /assets/{version}/{file}` (the
