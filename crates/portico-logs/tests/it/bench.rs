@@ -255,3 +255,73 @@ async fn bench_queries_on_100k_rows() {
         .await;
     }
 }
+
+/// A record as the relay builds one: metadata, one attempt, small JSON payloads.
+fn request_record(i: usize) -> portico_core::RequestRecord {
+    let mut r = portico_core::RequestRecord::new(
+        format!("0193a0b0-0000-7000-8000-{i:012}"),
+        portico_logs::now_ms(),
+        "chat.completions",
+    );
+    r.trace_id = "session-auth-refactor".into();
+    r.metadata = serde_json::json!({"team": "backend", "project": "api-v2"})
+        .as_object()
+        .cloned();
+    r.key_name = Some("service".into());
+    r.provider = Some("openai".into());
+    r.model = Some("gpt-4o-mini".into());
+    r.status = 200;
+    r.attempts.push(portico_core::Attempt {
+        provider: "openai".into(),
+        model: "gpt-4o-mini".into(),
+        target: None,
+        retry: 0,
+        started_at_ms: r.created_at_ms,
+        latency_ms: 20,
+        status: Some(200),
+        error: None,
+    });
+    r.request = Some(Bytes::from(vec![b'x'; 600]));
+    r.response = Some(Bytes::from(vec![b'y'; 400]));
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check: run it by hand with --release"]
+async fn bench_sink_record_cost() {
+    use portico_engine::RequestSink as _;
+    const N: usize = 50_000;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        SqliteLogStore::open(&dir.path().join("logs.db"))
+            .await
+            .unwrap(),
+    );
+    for (label, queue) in [("queued", N + 1), ("spilled (queue of 1)", 1)] {
+        let options = portico_logs::PipelineOptions {
+            queue_capacity: queue,
+            ..portico_logs::PipelineOptions::new(dir.path().join(format!("spill-{queue}.jsonl")))
+        };
+        let pipeline = portico_logs::LogPipeline::start(store.clone(), options);
+        let sink = pipeline.sink();
+        let records: Vec<_> = (0..N).map(|i| request_record(i + queue * 10)).collect();
+        let started = Instant::now();
+        for r in records {
+            sink.record(r);
+        }
+        let took = started.elapsed();
+        println!(
+            "record() {label:<22} {:>6.2} µs per record",
+            took.as_secs_f64() * 1e6 / N as f64
+        );
+        let started = Instant::now();
+        let stats = pipeline.shutdown().await;
+        println!(
+            "  then stored {} in {:.2} s ({:.0} rows/s), spilled {}",
+            stats.stored,
+            started.elapsed().as_secs_f64(),
+            stats.stored as f64 / started.elapsed().as_secs_f64(),
+            stats.spilled
+        );
+    }
+}
