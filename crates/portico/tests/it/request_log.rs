@@ -438,3 +438,40 @@ async fn the_row_limit_prunes_the_oldest_requests() {
     let newest: Vec<&str> = ids[2..].iter().rev().map(String::as_str).collect();
     assert_eq!(kept, newest);
 }
+
+#[tokio::test]
+async fn a_streamed_answer_is_logged_as_its_event_stream_text() {
+    let gw = Gateway::start().await;
+    let resp = gw
+        .http
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(SERVICE_KEY)
+        .header("x-portkey-trace-id", "stream-trace")
+        .json(&json!({
+            "model": "@openai-mock/gpt-4o-mini",
+            "stream": true,
+            "messages": [{"role": "user", "content": "flowing words"}]
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let id = resp.headers()["x-portkey-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let received = resp.text().await.unwrap();
+    let listed = wait_for_logs(&gw.portico, "trace_id=stream-trace", 1).await;
+    assert_eq!(listed[0]["stream"], true);
+    let detail: Value = admin_get(&gw.portico, &format!("/admin/v1/logs/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(detail["request"]["stream"], true);
+    let text = detail["response"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a stream is answered as text: {detail}"));
+    assert!(text.contains("data: ") && text.contains("[DONE]"), "{text}");
+    assert_eq!(text, received, "the log keeps what the client received");
+}
