@@ -254,3 +254,18 @@ async fn a_metrics_token_guards_the_scrape() {
         "the token was logged"
     );
 }
+
+#[test]
+fn help_names_the_metrics_token_variable_but_never_its_value() {
+    let secret = "metrics-secret-never-shown";
+    let out = std::process::Command::new(crate::support::bin())
+        .args(["serve", "--help"])
+        .env("PORTICO_METRICS_TOKEN", secret)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("--metrics-token"), "{text}");
+    assert!(text.contains("PORTICO_METRICS_TOKEN"), "{text}");
+    assert!(!text.contains(secret), "{text}");
+}
