@@ -203,8 +203,11 @@ pub(crate) async fn configs(args: ConfigsArgs) -> Result<(), Fatal> {
         }
         ConfigsAction::Update { id, source } => {
             let config = source.read()?;
-            api.put(&format!("/configs/{}", segment(&id)), &json!({"config": config}))
-                .await?;
+            api.put(
+                &format!("/configs/{}", segment(&id)),
+                &json!({"config": config}),
+            )
+            .await?;
             print_line(&format!("updated config {id}"));
         }
         ConfigsAction::Remove { id } => {
@@ -249,12 +252,17 @@ pub(crate) async fn keys(args: KeysArgs) -> Result<(), Fatal> {
             let secret = answer["secret"].as_str().ok_or_else(|| {
                 Fatal::other("the key was created, but the answer carried no secret")
             })?;
-            print_line(&format!("portico: key {name} (shown once, store it now): {secret}"));
+            print_line(&format!(
+                "portico: key {name} (shown once, store it now): {secret}"
+            ));
         }
         KeysAction::SetConfig { key, config, none } => {
             let value = if none { Value::Null } else { json!(config) };
-            api.patch(&format!("/keys/{}", segment(&key)), &json!({"config": value}))
-                .await?;
+            api.patch(
+                &format!("/keys/{}", segment(&key)),
+                &json!({"config": value}),
+            )
+            .await?;
             print_line(&match config {
                 Some(config) if !none => format!("key {key} now uses config {config}"),
                 _ => format!("key {key} has no config now"),

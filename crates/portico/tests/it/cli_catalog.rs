@@ -37,8 +37,19 @@ fn stderr(out: &Output) -> String {
 #[tokio::test]
 async fn configs_are_added_listed_attached_and_refused_when_invalid_or_in_use() {
     let gw = Gateway::start().await;
-    let config = json!({"provider": "@openai-mock", "retry": {"attempts": 1, "on_status_codes": [503]}});
-    let out = cli(&gw, &["configs", "add", "retry-once", "--json", &config.to_string()]).await;
+    let config =
+        json!({"provider": "@openai-mock", "retry": {"attempts": 1, "on_status_codes": [503]}});
+    let out = cli(
+        &gw,
+        &[
+            "configs",
+            "add",
+            "retry-once",
+            "--json",
+            &config.to_string(),
+        ],
+    )
+    .await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stdout(&out).contains("added config retry-once"));
 
@@ -65,12 +76,7 @@ async fn configs_are_added_listed_attached_and_refused_when_invalid_or_in_use() 
     let out = cli(&gw, &["keys", "add", "cli-key", "--config", "retry-once"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
-    let secret = text
-        .trim()
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .to_owned();
+    let secret = text.trim().rsplit(' ').next().unwrap().to_owned();
     assert!(text.contains("shown once"), "{text}");
     gw.upstream.enqueue(MockReply::error(503, "busy"));
     let resp = gw
@@ -86,7 +92,10 @@ async fn configs_are_added_listed_attached_and_refused_when_invalid_or_in_use() 
 
     let out = cli(&gw, &["keys", "list"]).await;
     let text = stdout(&out);
-    assert!(text.contains("cli-key") && text.contains("retry-once"), "{text}");
+    assert!(
+        text.contains("cli-key") && text.contains("retry-once"),
+        "{text}"
+    );
     assert!(!text.contains(&secret), "a listing never shows a secret");
 
     // In use: refused with the key named; detached, it can go.
@@ -117,7 +126,10 @@ async fn providers_and_models_are_listed_without_secrets() {
     let out = cli(&gw, &["providers", "list"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains("openai-mock") && text.contains("restricted"), "{text}");
+    assert!(
+        text.contains("openai-mock") && text.contains("restricted"),
+        "{text}"
+    );
     assert!(!text.contains(crate::support::PROVIDER_KEY), "{text}");
 
     let out = cli(&gw, &["models", "list"]).await;
@@ -128,7 +140,10 @@ async fn providers_and_models_are_listed_without_secrets() {
         .find(|l| l.contains("gpt-priced"))
         .unwrap()
         .to_owned();
-    assert!(line.contains('1') && line.contains('2'), "the catalog's prices: {line}");
+    assert!(
+        line.contains('1') && line.contains('2'),
+        "the catalog's prices: {line}"
+    );
 
     // Providers of the catalog file are changed in the file; one added here can go here.
     let out = cli(&gw, &["providers", "remove", "@restricted"]).await;
@@ -139,7 +154,9 @@ async fn providers_and_models_are_listed_without_secrets() {
     let out = cli(&gw, &["providers", "add", "--json", &added.to_string()]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stdout(&out).contains("added provider @extra"));
-    let resp = gw.post("/v1/chat/completions", chat("@extra/gpt-4o-mini", "hi")).await;
+    let resp = gw
+        .post("/v1/chat/completions", chat("@extra/gpt-4o-mini", "hi"))
+        .await;
     assert_eq!(resp.status(), 200, "the new provider serves at once");
     let out = cli(&gw, &["providers", "list"]).await;
     assert!(!stdout(&out).contains("sk-extra-secret-000"));
@@ -171,7 +188,11 @@ async fn the_cli_says_what_to_fix_without_a_key_or_a_gateway() {
     .await
     .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("cannot reach Portico"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot reach Portico"),
+        "{}",
+        stderr(&out)
+    );
 
     let url = gw.portico.base_url();
     let out = tokio::task::spawn_blocking(move || {
@@ -184,12 +205,23 @@ async fn the_cli_says_what_to_fix_without_a_key_or_a_gateway() {
     .await
     .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("PORTICO_ADMIN_KEY"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("PORTICO_ADMIN_KEY"),
+        "{}",
+        stderr(&out)
+    );
 
     let url = gw.portico.base_url();
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new(bin())
-            .args(["keys", "list", "--url", &url, "--admin-key", crate::support::SERVICE_KEY])
+            .args([
+                "keys",
+                "list",
+                "--url",
+                &url,
+                "--admin-key",
+                crate::support::SERVICE_KEY,
+            ])
             .env_clear()
             .output()
             .unwrap()

@@ -56,7 +56,11 @@ const PRICED: [(&str, ProviderKind, &str); 5] = [
     ("az", ProviderKind::AzureOpenAi, "gpt-4o-mini"),
     ("an", ProviderKind::Anthropic, "claude-sonnet-4-5"),
     ("ge", ProviderKind::Gemini, "gemini-2.5-flash"),
-    ("be", ProviderKind::Bedrock, "anthropic.claude-sonnet-4-5-20250929-v1:0"),
+    (
+        "be",
+        ProviderKind::Bedrock,
+        "anthropic.claude-sonnet-4-5-20250929-v1:0",
+    ),
 ];
 
 /// Sends one chat request and returns the access-log record once written.
