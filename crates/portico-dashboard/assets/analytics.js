@@ -6,7 +6,7 @@ import { get, query } from './api.js';
 import { errorBox, h, replace, table } from './dom.js';
 import * as fmt from './format.js';
 import { lineChart } from './chart.js';
-import { filtersFrom } from './logs.js';
+import { filtersFrom, logsHref } from './logs.js';
 
 const HOUR = 3600e3;
 const DAY = 86400e3;
@@ -71,6 +71,13 @@ function controls(params) {
   return form;
 }
 
+/** A group's name, linked to its requests in the log (same filters, plus the group). */
+function groupLink(groupBy, group, params) {
+  const filter = groupBy.startsWith('metadata.') ? groupBy : { model: 'model', provider: 'provider', key: 'key', user: 'user' }[groupBy];
+  if (!filter || group === null || group === undefined || group === '(none)') return String(group);
+  return h('a', { href: logsHref({ ...filtersFrom(params), [filter]: String(group) }), title: 'Show these requests' }, String(group));
+}
+
 function totalCard(label, value, sub) {
   return h('div', { class: 'total' }, h('div', { class: 'label' }, label), h('div', { class: 'value' }, value),
     sub ? h('div', { class: 'sub' }, sub) : null);
@@ -98,7 +105,7 @@ export function analyticsPage(main, route) {
   let stopped = false;
   get(`/analytics${query(apiParams)}`).then((a) => {
     if (stopped) return;
-    draw(body, a, interval, groupBy);
+    draw(body, a, interval, groupBy, params);
   }).catch((err) => {
     if (stopped) return;
     error.textContent = err.message;
@@ -107,7 +114,7 @@ export function analyticsPage(main, route) {
   return { stop() { stopped = true; } };
 }
 
-function draw(body, a, interval, groupBy) {
+function draw(body, a, interval, groupBy, params) {
   const step = interval === 'day' ? DAY : HOUR;
   const buckets = bucketsOf(a, step);
   const rows = a.series || [];
@@ -180,7 +187,7 @@ function draw(body, a, interval, groupBy) {
       table(`Totals by ${groupBy}`, [{ label: groupBy }, { label: 'Requests', num: true }, { label: 'Errors', num: true },
         { label: 'Tokens', num: true }, { label: 'Cost', num: true }],
       h('tbody', {}, ranked.map(([g, rs]) => h('tr', {},
-        h('td', {}, String(g)),
+        h('td', {}, groupLink(groupBy, g, params)),
         h('td', { class: 'num' }, fmt.int(sum(rs, (r) => r.requests))),
         h('td', { class: 'num' }, fmt.int(sum(rs, (r) => r.errors))),
         h('td', { class: 'num' }, fmt.int(sum(rs, (r) => (r.prompt_tokens || 0) + (r.completion_tokens || 0)))),

@@ -390,6 +390,17 @@ async fn analytics_draws_charts_of_the_logged_requests() {
         .await;
     assert_eq!(groups, json!([["gpt-4o-mini", "3"], ["gpt-4o", "1"]]));
     browser.screenshot("analytics-by-model").await;
+
+    // A group links to its requests in the log.
+    browser
+        .click("table[aria-label='Totals by model'] a[href='#/logs?model=gpt-4o']")
+        .await;
+    browser
+        .until(
+            "the one gpt-4o request",
+            "location.hash === '#/logs?model=gpt-4o' && document.querySelectorAll('tbody tr[data-id]').length === 1",
+        )
+        .await;
 }
 
 #[tokio::test]
