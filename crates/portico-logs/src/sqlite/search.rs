@@ -5,7 +5,9 @@ use sqlx::{QueryBuilder, Row as _, Sqlite};
 
 use super::to_u64;
 use crate::store::payload_value;
-use crate::{Cursor, LogDetail, LogError, LogFilter, LogPage, LogQuery, LogSummary, Payload};
+use crate::{
+    Cursor, LogDetail, LogError, LogFilter, LogPage, LogQuery, LogSummary, Payload, StatusFilter,
+};
 
 /// The columns a [`LogSummary`] is read from, in `summary_from_row`'s order.
 const SUMMARY_COLUMNS: &str = "seq, id, created_at, trace_id, metadata, key_name, user, \
@@ -37,11 +39,13 @@ pub(super) fn push_filter(qb: &mut QueryBuilder<'_, Sqlite>, filter: &LogFilter)
             .push(")");
     }
     if let Some(status) = filter.status {
-        let (low, high) = status.range();
-        qb.push(" AND status BETWEEN ")
-            .push_bind(i64::from(low))
-            .push(" AND ")
-            .push_bind(i64::from(high));
+        // `status / 100` matches the expression index `logs_status_class` exactly.
+        let (low, _) = status.range();
+        qb.push(" AND status / 100 = ")
+            .push_bind(i64::from(low / 100));
+        if let StatusFilter::Code(code) = status {
+            qb.push(" AND status = ").push_bind(i64::from(code));
+        }
     }
     if let Some(from) = filter.from_ms {
         qb.push(" AND created_at >= ").push_bind(from);

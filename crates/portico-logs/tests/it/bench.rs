@@ -190,6 +190,30 @@ async fn bench_queries_on_100k_rows() {
         )
         .await;
         time(
+            "list status=2xx (95 % of rows)",
+            list(LogFilter {
+                status: Some(StatusFilter::Class(2)),
+                ..LogFilter::default()
+            }),
+        )
+        .await;
+        time(
+            "list status=5xx (2 % of rows)",
+            list(LogFilter {
+                status: Some(StatusFilter::Class(5)),
+                ..LogFilter::default()
+            }),
+        )
+        .await;
+        time(
+            "list provider=openai (40 % of rows)",
+            list(LogFilter {
+                provider: Some("openai".into()),
+                ..LogFilter::default()
+            }),
+        )
+        .await;
+        time(
             "list user=user-7 & key=key-3 (rare pair)",
             list(LogFilter {
                 user: Some("user-7".into()),
