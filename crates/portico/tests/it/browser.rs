@@ -22,9 +22,23 @@ const WAIT: Duration = Duration::from_secs(20);
 /// A headless Chromium with its chromedriver; both end when this is dropped.
 pub(crate) struct Browser {
     pub(crate) client: Client,
-    _driver: Child,
+    driver: Child,
     _profile: TempDir,
     shots: PathBuf,
+}
+
+/// chromedriver runs in a process group of its own with the Chromium it starts: ending the
+/// whole group when the test ends (passed or panicked) leaves no browser behind, which
+/// killing chromedriver alone would (its Chromium processes would live on, orphaned).
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if let Some(pid) = self.driver.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
 }
 
 fn binary(env: &str, default: &str) -> Option<PathBuf> {
@@ -71,6 +85,7 @@ impl Browser {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .kill_on_drop(true)
+                .process_group(0)
                 .spawn()
                 .unwrap();
             let url = format!("http://127.0.0.1:{port}");
@@ -81,12 +96,20 @@ impl Browser {
                     client.set_window_size(1360, 900).await.unwrap();
                     return Some(Browser {
                         client,
-                        _driver: child,
+                        driver: child,
                         _profile: profile,
                         shots,
                     });
                 }
-                Err(e) => last_error = e,
+                Err(e) => {
+                    if let Some(pid) = child.id() {
+                        let _ = std::process::Command::new("kill")
+                            .args(["-KILL", "--", &format!("-{pid}")])
+                            .stderr(Stdio::null())
+                            .status();
+                    }
+                    last_error = e;
+                }
             }
         }
         panic!("could not start a Chromium session through chromedriver: {last_error}");
