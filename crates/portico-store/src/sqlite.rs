@@ -204,7 +204,7 @@ impl Store for SqliteStore {
                 sqlx::query(
                     "INSERT INTO keys (id, name, key_type, user_id, key_hash, hint, allowed_models, \
                      log_payloads, source, created_at, updated_at, revoked_at) \
-                     VALUES (?, ?, ?, NULL, ?, ?, NULL, 0, ?, ?, ?, NULL)",
+                     VALUES (?, ?, ?, NULL, ?, ?, NULL, 1, ?, ?, ?, NULL)",
                 )
                 .bind(uuid::Uuid::now_v7().to_string())
                 .bind(ADMIN_KEY_NAME)
