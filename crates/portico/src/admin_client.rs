@@ -52,57 +52,76 @@ impl AdminClient {
                     "no admin key: pass --admin-key or set PORTICO_ADMIN_KEY (portico serve prints it on first start)",
                 )
             })?;
+        let base = args.url.trim_end_matches('/').to_owned();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(Fatal::usage(format!(
+                "--url must start with http:// or https://, not `{base}`"
+            )));
+        }
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| Fatal::other(format!("cannot build the HTTP client: {e}")))?;
-        Ok(AdminClient {
-            http,
-            base: args.url.trim_end_matches('/').to_owned(),
-            key,
-        })
+        Ok(AdminClient { http, base, key })
     }
 
     /// `GET /admin/v1{path}`.
     pub(crate) async fn get(&self, path: &str) -> Result<Value, Fatal> {
-        self.send(reqwest::Method::GET, path, None).await
+        self.send(reqwest::Method::GET, path, &[], None).await
+    }
+
+    /// `GET /admin/v1{path}` with query parameters.
+    pub(crate) async fn get_query(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Value, Fatal> {
+        self.send(reqwest::Method::GET, path, query, None).await
     }
 
     /// `POST /admin/v1{path}` with a JSON body.
     pub(crate) async fn post(&self, path: &str, body: &Value) -> Result<Value, Fatal> {
-        self.send(reqwest::Method::POST, path, Some(body)).await
+        self.send(reqwest::Method::POST, path, &[], Some(body))
+            .await
     }
 
     /// `PUT /admin/v1{path}` with a JSON body.
     pub(crate) async fn put(&self, path: &str, body: &Value) -> Result<Value, Fatal> {
-        self.send(reqwest::Method::PUT, path, Some(body)).await
+        self.send(reqwest::Method::PUT, path, &[], Some(body)).await
     }
 
     /// `PATCH /admin/v1{path}` with a JSON body.
     pub(crate) async fn patch(&self, path: &str, body: &Value) -> Result<Value, Fatal> {
-        self.send(reqwest::Method::PATCH, path, Some(body)).await
+        self.send(reqwest::Method::PATCH, path, &[], Some(body))
+            .await
     }
 
     /// `DELETE /admin/v1{path}`.
     pub(crate) async fn delete(&self, path: &str) -> Result<Value, Fatal> {
-        self.send(reqwest::Method::DELETE, path, None).await
+        self.send(reqwest::Method::DELETE, path, &[], None).await
     }
 
     async fn send(
         &self,
         method: reqwest::Method,
         path: &str,
+        query: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<Value, Fatal> {
         let url = format!("{}/admin/v1{path}", self.base);
-        let mut request = self.http.request(method, &url).bearer_auth(&self.key);
+        let mut request = self
+            .http
+            .request(method, &url)
+            .bearer_auth(&self.key)
+            .query(query);
         if let Some(body) = body {
             request = request.json(body);
         }
         let response = request.send().await.map_err(|e| {
             Fatal::other(format!(
-                "cannot reach Portico at {}: {e}; is `portico serve` running there (--url / PORTICO_URL)?",
-                self.base
+                "cannot reach Portico at {}: {}; is `portico serve` running there (--url / PORTICO_URL)?",
+                self.base,
+                root_cause(&e)
             ))
         })?;
         let status = response.status();
@@ -125,8 +144,21 @@ impl AdminClient {
         let message = value["error"]["message"]
             .as_str()
             .map_or_else(|| text.trim().to_owned(), str::to_owned);
-        Err(Fatal::other(format!("{} {message}", status.as_u16())))
+        let hint = match status.as_u16() {
+            401 | 403 => " (check --admin-key / PORTICO_ADMIN_KEY: it must be the admin key)",
+            _ => "",
+        };
+        Err(Fatal::other(format!("{} {message}{hint}", status.as_u16())))
     }
+}
+
+/// The innermost error of a request failure ("Connection refused"), not reqwest's wrapper.
+fn root_cause(err: &reqwest::Error) -> String {
+    let mut source: &dyn std::error::Error = err;
+    while let Some(next) = source.source() {
+        source = next;
+    }
+    source.to_string()
 }
 
 /// Percent-encodes one path segment (ids and names may hold any character).

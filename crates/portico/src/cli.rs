@@ -132,13 +132,9 @@ pub(crate) struct LogsArgs {
     #[arg(long)]
     pub(crate) json: bool,
 
-    /// The running instance.
-    #[arg(long, env = "PORTICO_URL", default_value = "http://127.0.0.1:8787")]
-    pub(crate) url: String,
-
-    /// The admin key.
-    #[arg(long, env = "PORTICO_ADMIN_KEY", hide_env_values = true)]
-    pub(crate) admin_key: Option<String>,
+    /// Where the admin API is, and its key.
+    #[command(flatten)]
+    pub(crate) admin: crate::admin_client::AdminArgs,
 }
 
 #[cfg(test)]

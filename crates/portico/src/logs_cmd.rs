@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::Fatal;
+use crate::admin_client::AdminClient;
 use crate::cli::LogsArgs;
 
 /// How often `--follow` asks for new entries.
@@ -26,25 +27,8 @@ const MAX_PAGE: u32 = 500;
 
 /// Runs `portico logs`.
 pub(crate) async fn run(args: LogsArgs) -> Result<(), Fatal> {
-    let Some(admin_key) = args.admin_key.clone().filter(|k| !k.is_empty()) else {
-        return Err(Fatal::usage(
-            "`portico logs` needs the admin key: pass --admin-key or set PORTICO_ADMIN_KEY",
-        ));
-    };
-    let base = args.url.trim_end_matches('/').to_owned();
-    if !(base.starts_with("http://") || base.starts_with("https://")) {
-        return Err(Fatal::usage(format!(
-            "--url must start with http:// or https://, not `{base}`"
-        )));
-    }
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .map_err(|e| Fatal::other(format!("cannot build the HTTP client: {e}")))?;
     let api = Api {
-        client,
-        base,
-        admin_key,
+        client: AdminClient::new(&args.admin)?,
         trace_id: args.trace_id.clone(),
     };
 
@@ -106,10 +90,9 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// The log pages `portico logs` reads, through the admin API.
 struct Api {
-    client: reqwest::Client,
-    base: String,
-    admin_key: String,
+    client: AdminClient,
     trace_id: Option<String>,
 }
 
@@ -121,7 +104,6 @@ impl Api {
         from_ms: Option<i64>,
         cursor: Option<String>,
     ) -> Result<(Vec<Value>, Option<String>), Fatal> {
-        let url = format!("{}/admin/v1/logs", self.base);
         let mut query: Vec<(&str, String)> = vec![("limit", limit.to_string())];
         if let Some(trace_id) = &self.trace_id {
             query.push(("trace_id", trace_id.clone()));
@@ -132,49 +114,13 @@ impl Api {
         if let Some(cursor) = cursor {
             query.push(("cursor", cursor));
         }
-        let response = self
-            .client
-            .get(&url)
-            .bearer_auth(&self.admin_key)
-            .query(&query)
-            .send()
-            .await
-            .map_err(|e| {
-                Fatal::other(format!(
-                    "cannot reach {}: {} (is `portico serve` running there? set --url)",
-                    self.base,
-                    root_cause(&e)
-                ))
-            })?;
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            let message = body["error"]["message"]
-                .as_str()
-                .unwrap_or("no error message");
-            let hint = match status.as_u16() {
-                401 | 403 => " (check --admin-key / PORTICO_ADMIN_KEY: it must be the admin key)",
-                _ => "",
-            };
-            return Err(Fatal::other(format!(
-                "{url} answered {status}: {message}{hint}"
-            )));
-        }
+        let body = self.client.get_query("/logs", &query).await?;
         let data = body["data"].as_array().cloned().ok_or_else(|| {
-            Fatal::other(format!("{url} answered something that is not a log list"))
+            Fatal::other("the admin API answered something that is not a log list")
         })?;
         let next = body["next_cursor"].as_str().map(str::to_owned);
         Ok((data, next))
     }
-}
-
-/// The innermost error of a request failure ("Connection refused"), not reqwest's wrapper.
-fn root_cause(err: &reqwest::Error) -> String {
-    let mut source: &dyn std::error::Error = err;
-    while let Some(next) = source.source() {
-        source = next;
-    }
-    source.to_string()
 }
 
 struct Output {
