@@ -111,16 +111,18 @@ pub struct Payload {
 }
 
 impl Payload {
-    /// Keeps at most `max` bytes of `bytes`. A cut payload is copied, so the request's whole
-    /// body is not kept alive by the queue.
+    /// Keeps at most `max` bytes of `bytes`, always as a copy of its own: `bytes` is often a
+    /// view into a larger buffer (the connection's read buffer, the upstream's body), which a
+    /// queued entry would otherwise keep alive whole. One copy of the kept bytes costs less
+    /// than holding those buffers for every queued entry (it cut the gateway's peak memory
+    /// under saturation; docs/performance.md).
     pub fn capped(bytes: Bytes, max: usize) -> Payload {
         let size = bytes.len() as u64;
-        let bytes = if bytes.len() > max {
-            Bytes::copy_from_slice(&bytes[..max])
-        } else {
-            bytes
-        };
-        Payload { bytes, size }
+        let kept = bytes.len().min(max);
+        Payload {
+            bytes: Bytes::copy_from_slice(&bytes[..kept]),
+            size,
+        }
     }
 
     /// Whether the stored bytes are only the start of the payload.
