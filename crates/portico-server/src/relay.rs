@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::StreamExt as _;
 use portico_core::{ApiError, ErrorCode, Outcome, RequestRecord};
-use portico_engine::{Answer, AttemptError, Dispatched, KeyEntry};
+use portico_engine::{Answer, AttemptError, Dispatch, Dispatched, KeyEntry, RouteRequest};
 use portico_providers::{EventStream, ProviderError, SseEvent, UpstreamResponse};
 
 use crate::AppState;
@@ -177,6 +177,28 @@ impl RouteHeaders {
             retry_count: Some(outcome.retry_count),
         }
     }
+}
+
+/// Plans where a parsed request may go: its routing config (the key's, `x-portkey-config`),
+/// its time budget (`x-portkey-request-timeout`), or its `@slug/model`.
+pub(crate) fn plan(
+    state: &AppState,
+    headers: &HeaderMap,
+    key: &KeyEntry,
+    parsed: &request::ParsedBody,
+    record: &RequestRecord,
+    path: &str,
+) -> Result<Dispatch, ApiError> {
+    state.gateway.plan_request(&RouteRequest {
+        key,
+        model: parsed.model.as_deref(),
+        provider_header: request::provider_header(headers),
+        config_header: request::config_header(headers)?,
+        timeout: request::request_timeout(headers)?,
+        metadata: record.metadata.as_ref(),
+        body: &parsed.body,
+        path,
+    })
 }
 
 /// Keeps the request body for the request log, unless the key turned payload logging off.

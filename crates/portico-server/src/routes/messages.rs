@@ -20,7 +20,7 @@ use portico_anthropic::inbound;
 use portico_anthropic::passthrough::EventObserver;
 use portico_anthropic::wire::MessagesRequest;
 use portico_core::{ApiError, Endpoint, ErrorCode, JsonBody, RequestRecord};
-use portico_engine::{Answer, AttemptError, Gateway, Route, RouteRequest};
+use portico_engine::{Answer, AttemptError, Gateway, Route};
 use portico_providers::UpstreamResponse;
 
 use crate::AppState;
@@ -109,16 +109,7 @@ async fn forward(
     let parsed = request::parse_body(raw)?;
     let stream = parsed.stream;
     record.stream = stream;
-    let dispatch = state.gateway.plan_request(&RouteRequest {
-        key: &key,
-        model: parsed.model.as_deref(),
-        provider_header: request::provider_header(headers),
-        config_header: request::config_header(headers)?,
-        timeout: request::request_timeout(headers)?,
-        metadata: record.metadata.as_ref(),
-        body: &parsed.body,
-        path: "/v1/messages",
-    })?;
+    let dispatch = relay::plan(state, headers, &key, &parsed, record, "/v1/messages")?;
     let beta = headers.get("anthropic-beta").and_then(|v| v.to_str().ok());
     let gateway = &state.gateway;
     let outcome = gateway

@@ -9,7 +9,6 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use portico_core::{ApiError, Endpoint, RequestRecord};
-use portico_engine::RouteRequest;
 
 use crate::AppState;
 use crate::error::ErrorResponse;
@@ -108,16 +107,7 @@ async fn forward(
     let parsed = request::parse_body(raw)?;
     let stream = parsed.stream && endpoint.can_stream();
     record.stream = stream;
-    let dispatch = state.gateway.plan_request(&RouteRequest {
-        key: &key,
-        model: parsed.model.as_deref(),
-        provider_header: request::provider_header(headers),
-        config_header: request::config_header(headers)?,
-        timeout: request::request_timeout(headers)?,
-        metadata: record.metadata.as_ref(),
-        body: &parsed.body,
-        path: endpoint.path(),
-    })?;
+    let dispatch = relay::plan(state, headers, &key, &parsed, record, endpoint.path())?;
     let gateway = &state.gateway;
     let outcome = gateway
         .dispatch(

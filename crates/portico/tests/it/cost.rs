@@ -6,39 +6,17 @@ use portico_pricing::PriceTable;
 use portico_testkit::MockUpstream;
 use serde_json::{Value, json};
 
-use crate::support::{Gateway, SERVICE_KEY, access_record};
+use crate::support::{Gateway, SERVICE_KEY, access_record, every_kind_providers};
 
+/// Every translating kind (`@oa`, `@az`, `@an`, `@ge`, `@be`) plus `@custom`, whose allow-list
+/// prices one model in the catalog and leaves another unpriced.
 fn catalog(upstream: &MockUpstream) -> String {
-    let addr = upstream.addr();
     format!(
-        r#"
-providers:
-  - slug: oa
-    kind: openai
-    api_key: sk-cost-openai-000
-    base_url: http://{addr}/v1
-  - slug: az
-    kind: azure-openai
-    api_key: cost-azure-key-000
-    base_url: http://{addr}
-  - slug: an
-    kind: anthropic
-    api_key: sk-ant-cost-000
-    base_url: http://{addr}
-  - slug: ge
-    kind: gemini
-    api_key: cost-gemini-key-000
-    base_url: http://{addr}
-  - slug: be
-    kind: bedrock
-    base_url: http://{addr}
-    aws_region: us-east-1
-    aws_access_key_id: AKIDCOST000
-    aws_secret_access_key: cost-secret-access-key-000
+        r#"providers:{kinds}
   - slug: custom
     kind: openai
     api_key: sk-cost-custom-000
-    base_url: http://{addr}/v1
+    base_url: {base}
     models:
       - id: in-house-model
         pricing: {{ input_per_mtok: 1000.0, output_per_mtok: 2000.0 }}
@@ -46,7 +24,9 @@ providers:
 keys:
   - name: service
     key: {SERVICE_KEY}
-"#
+"#,
+        kinds = every_kind_providers(upstream),
+        base = upstream.base_url(),
     )
 }
 

@@ -8,40 +8,13 @@ use portico_testkit::MockUpstream;
 use portico_testkit::sse::{collect_chat_stream, parse_sse_data};
 use serde_json::{Value, json};
 
-use crate::support::{Gateway, SERVICE_KEY};
+use crate::support::{Gateway, SERVICE_KEY, every_kind_providers};
 
 /// One provider of every translating kind, all pointed at the same mock upstream.
 fn catalog(upstream: &MockUpstream) -> String {
-    let addr = upstream.addr();
     format!(
-        r#"
-providers:
-  - slug: oa
-    kind: openai
-    api_key: sk-matrix-openai-000
-    base_url: http://{addr}/v1
-  - slug: az
-    kind: azure-openai
-    api_key: matrix-azure-key-000
-    base_url: http://{addr}
-  - slug: an
-    kind: anthropic
-    api_key: sk-ant-matrix-000
-    base_url: http://{addr}
-  - slug: ge
-    kind: gemini
-    api_key: matrix-gemini-key-000
-    base_url: http://{addr}
-  - slug: be
-    kind: bedrock
-    base_url: http://{addr}
-    aws_region: us-east-1
-    aws_access_key_id: AKIDMATRIX000
-    aws_secret_access_key: matrix-secret-access-key-000
-keys:
-  - name: service
-    key: {SERVICE_KEY}
-"#
+        "providers:{}keys:\n  - name: service\n    key: {SERVICE_KEY}\n",
+        every_kind_providers(upstream)
     )
 }
 

@@ -61,12 +61,13 @@ providers:
 
     /// A chat request with `config` in `x-portkey-config`.
     async fn send(&self, config: &Value, body: Value) -> reqwest::Response {
-        self.send_with(config, body, &[]).await
+        self.send_with(Some(config), body, &[]).await
     }
 
+    /// A chat request with `config` (if any) in `x-portkey-config` and other `headers`.
     async fn send_with(
         &self,
-        config: &Value,
+        config: Option<&Value>,
         body: Value,
         headers: &[(&str, &str)],
     ) -> reqwest::Response {
@@ -75,8 +76,10 @@ providers:
             .http
             .post(self.gw.url("/v1/chat/completions"))
             .bearer_auth(SERVICE_KEY)
-            .header("x-portkey-config", config.to_string())
             .json(&body);
+        if let Some(config) = config {
+            req = req.header("x-portkey-config", config.to_string());
+        }
         for (name, value) in headers {
             req = req.header(*name, *value);
         }
@@ -281,26 +284,20 @@ async fn the_request_timeout_header_bounds_a_plain_request() {
     pair.primary()
         .enqueue(MockReply::echo().delay(Duration::from_secs(30)));
     let resp = pair
-        .gw
-        .http
-        .post(pair.gw.url("/v1/chat/completions"))
-        .bearer_auth(SERVICE_KEY)
-        .header("x-portkey-request-timeout", "150")
-        .json(&chat("@primary/m", "x"))
-        .send()
-        .await
-        .unwrap();
+        .send_with(
+            None,
+            chat("@primary/m", "x"),
+            &[("x-portkey-request-timeout", "150")],
+        )
+        .await;
     assert_eq!(resp.status(), 408);
     let resp = pair
-        .gw
-        .http
-        .post(pair.gw.url("/v1/chat/completions"))
-        .bearer_auth(SERVICE_KEY)
-        .header("x-portkey-request-timeout", "soon")
-        .json(&chat("@primary/m", "x"))
-        .send()
-        .await
-        .unwrap();
+        .send_with(
+            None,
+            chat("@primary/m", "x"),
+            &[("x-portkey-request-timeout", "soon")],
+        )
+        .await;
     assert_eq!(resp.status(), 400);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["param"], "x-portkey-request-timeout");
@@ -346,7 +343,7 @@ async fn conditional_routing_reads_metadata_and_params() {
     });
     let pro = pair
         .send_with(
-            &config,
+            Some(&config),
             chat("m", "x"),
             &[("x-portkey-metadata", r#"{"plan":"pro"}"#)],
         )
@@ -354,7 +351,7 @@ async fn conditional_routing_reads_metadata_and_params() {
     assert_eq!(header(&pro, "x-portkey-provider"), "@primary");
     let free = pair
         .send_with(
-            &config,
+            Some(&config),
             chat("m", "x"),
             &[("x-portkey-metadata", r#"{"plan":"free"}"#)],
         )
@@ -499,15 +496,12 @@ async fn invalid_configs_are_400s_that_name_the_field() {
     assert_eq!(pair.primary().hits() + pair.backup.hits(), 0);
 
     let resp = pair
-        .gw
-        .http
-        .post(pair.gw.url("/v1/chat/completions"))
-        .bearer_auth(SERVICE_KEY)
-        .header("x-portkey-config", "no-such-config")
-        .json(&chat("@primary/m", "x"))
-        .send()
-        .await
-        .unwrap();
+        .send_with(
+            None,
+            chat("@primary/m", "x"),
+            &[("x-portkey-config", "no-such-config")],
+        )
+        .await;
     assert_eq!(resp.status(), 400);
     let body: Value = resp.json().await.unwrap();
     assert!(
@@ -586,20 +580,9 @@ keys:
 
     // A header config is merged over the key's (spec section 11): arrays are replaced, so
     // new `targets` replace the key's targets and keep its strategy.
-    let resp = pair
-        .gw
-        .http
-        .post(pair.gw.url("/v1/chat/completions"))
-        .bearer_auth(SERVICE_KEY)
-        .header(
-            "x-portkey-config",
-            json!({"targets": [{"provider": "@backup", "override_params": {"model": "pinned"}}]})
-                .to_string(),
-        )
-        .json(&chat("m", "x"))
-        .send()
-        .await
-        .unwrap();
+    let over =
+        json!({"targets": [{"provider": "@backup", "override_params": {"model": "pinned"}}]});
+    let resp = pair.send_with(Some(&over), chat("m", "x"), &[]).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(header(&resp, "x-portkey-provider"), "@backup");
     assert_eq!(
@@ -610,15 +593,8 @@ keys:
     // A catalog config named in the header merges the same way; one that would give a node
     // both a provider and targets is a 400 that says so.
     let resp = pair
-        .gw
-        .http
-        .post(pair.gw.url("/v1/chat/completions"))
-        .bearer_auth(SERVICE_KEY)
-        .header("x-portkey-config", "backup-only")
-        .json(&chat("m", "x"))
-        .send()
-        .await
-        .unwrap();
+        .send_with(None, chat("m", "x"), &[("x-portkey-config", "backup-only")])
+        .await;
     assert_eq!(resp.status(), 400);
     let body: Value = resp.json().await.unwrap();
     let message = body["error"]["message"].as_str().unwrap();

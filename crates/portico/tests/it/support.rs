@@ -62,6 +62,39 @@ keys:
     )
 }
 
+/// One provider of every translating kind (`@oa` openai, `@az` azure-openai, `@an`
+/// anthropic, `@ge` gemini, `@be` bedrock), all pointed at `upstream`, which answers each in
+/// its own dialect: the `providers:` entries of a catalog, without the section header.
+pub(crate) fn every_kind_providers(upstream: &MockUpstream) -> String {
+    let addr = upstream.addr();
+    format!(
+        r#"
+  - slug: oa
+    kind: openai
+    api_key: sk-kinds-openai-000
+    base_url: http://{addr}/v1
+  - slug: az
+    kind: azure-openai
+    api_key: kinds-azure-key-000
+    base_url: http://{addr}
+  - slug: an
+    kind: anthropic
+    api_key: sk-ant-kinds-000
+    base_url: http://{addr}
+  - slug: ge
+    kind: gemini
+    api_key: kinds-gemini-key-000
+    base_url: http://{addr}
+  - slug: be
+    kind: bedrock
+    base_url: http://{addr}
+    aws_region: us-east-1
+    aws_access_key_id: AKIDKINDS000
+    aws_secret_access_key: kinds-secret-access-key-000
+"#
+    )
+}
+
 impl Gateway {
     /// Starts a mock upstream and the gateway with the standard catalog.
     pub(crate) async fn start() -> Gateway {
