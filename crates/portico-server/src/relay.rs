@@ -163,7 +163,8 @@ impl Ready {
     }
 }
 
-/// The routing headers of an answer: which config option answered, and its retries.
+/// The routing header an answer carries beyond the record's ids: the retries of the config
+/// option that answered (the option itself is the record's `target`).
 #[derive(Debug, Default)]
 pub(crate) struct RouteHeaders {
     /// `x-portkey-retry-attempt-count`; `None` when no upstream was tried.

@@ -93,11 +93,9 @@ pub struct RouteRequest<'a> {
 /// The outcome of [`Gateway::dispatch`].
 #[derive(Debug)]
 pub struct Dispatched<T> {
-    /// The answer and the route that gave it, or the error to answer.
+    /// The answer and the route that gave it, or the error to answer. The config option
+    /// tried last (`x-portkey-last-used-option-index`) is the record's `target`.
     pub result: Result<(T, Route), ApiError>,
-    /// `x-portkey-last-used-option-index`: the config option tried last
-    /// (`config.targets[1]`); `None` without a routing config.
-    pub option: Option<String>,
     /// `x-portkey-retry-attempt-count`: retries of the last candidate, `-1` when they were
     /// all spent without an answer.
     pub retry_count: i32,
@@ -196,25 +194,22 @@ impl Gateway {
         let mut index = 0;
         loop {
             let step = self.step(dispatch, index, key);
-            let path = step.path.map(str::to_owned);
             if let Ok(route) = &step.route {
                 record.provider = Some(route.slug.clone());
                 record.model = Some(route.model.clone());
             }
-            record.target.clone_from(&path);
+            record.target = step.path.map(str::to_owned);
             let outcome = self.try_candidate(step, body, record, &mut attempt).await;
             let (failure, error, retries, spent) = match outcome {
                 Ok((answer, route, retries)) => {
                     return Dispatched {
                         result: Ok((answer, route)),
-                        option: path,
                         retry_count: i32::from(retries),
                     };
                 }
                 Err(StepFailure::Fatal(error)) => {
                     return Dispatched {
                         result: Err(error),
-                        option: path,
                         retry_count: 0,
                     };
                 }
@@ -234,7 +229,6 @@ impl Gateway {
                 None => {
                     return Dispatched {
                         result: Err(error),
-                        option: path,
                         retry_count: if spent { -1 } else { i32::from(retries) },
                     };
                 }
