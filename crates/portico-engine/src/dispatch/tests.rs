@@ -24,6 +24,8 @@ enum Step {
     Ok,
     Status(u16, Option<Duration>),
     Refused,
+    /// The adapter's own timeout (the upstream read timeout), not the config's budget.
+    TimedOut,
     Hang,
     Fatal,
 }
@@ -96,6 +98,7 @@ impl Script {
             Step::Refused => Err(AttemptError::Upstream(ProviderError::Unreachable(
                 "connection refused".into(),
             ))),
+            Step::TimedOut => Err(AttemptError::Upstream(ProviderError::Timeout(None))),
             Step::Hang => std::future::pending().await,
             Step::Fatal => Err(AttemptError::Fatal(portico_core::ApiError::new(
                 ErrorCode::InvalidParameter,
@@ -380,4 +383,24 @@ async fn a_header_config_merges_over_the_keys_config() {
     assert!(outcome.result.is_err());
     assert_eq!(script.calls().len(), 1);
     assert_eq!(record.config_id.as_deref(), Some("no-retries"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn connection_errors_and_timeouts_are_retried_whatever_the_status_list() {
+    let gw = gateway(None, BreakerConfig::default());
+    let script = Script::new(&[("a", &[Step::Refused, Step::TimedOut])]);
+    // The list names only 429: transport failures are retried anyway.
+    let config = json!({"provider": "@a", "retry": {"attempts": 2, "on_status_codes": [429]}});
+    let (outcome, record) = send(&gw, Some(&config), &script).await;
+    assert!(outcome.result.is_ok());
+    assert_eq!(outcome.retry_count, 2);
+    assert_eq!(script.calls(), vec!["a", "a", "a"]);
+    let statuses: Vec<Option<u16>> = record.attempts.iter().map(|a| a.status).collect();
+    assert_eq!(statuses, vec![None, None, Some(200)]);
+
+    // A status outside the list is not.
+    let script = Script::new(&[("a", &[Step::Status(503, None)])]);
+    let (outcome, _) = send(&gw, Some(&config), &script).await;
+    assert_eq!(outcome.result.err().unwrap().status, 503);
+    assert_eq!(script.calls().len(), 1);
 }

@@ -667,3 +667,23 @@ async fn latency_aware_load_balancing_moves_traffic_to_the_faster_target() {
     let aware_share = slow_share(true, n).await;
     assert!(aware_share < 30, "latency-aware: {aware_share} of {n}");
 }
+
+#[tokio::test]
+async fn single_uses_its_first_target_and_never_the_others() {
+    let pair = Pair::start().await;
+    pair.backup.enqueue(MockReply::error(503, "backup down"));
+    let config = json!({
+        "strategy": {"mode": "single"},
+        "targets": [{"provider": "@backup"}, {"provider": "@primary"}]
+    });
+    let resp = pair.send(&config, chat("m", "x")).await;
+    assert_eq!(resp.status(), 503, "single does not fall back");
+    assert_eq!(
+        header(&resp, "x-portkey-last-used-option-index"),
+        "config.targets[0]"
+    );
+    let resp = pair.send(&config, chat("m", "x")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(header(&resp, "x-portkey-provider"), "@backup");
+    assert_eq!(pair.primary().hits(), 0);
+}
