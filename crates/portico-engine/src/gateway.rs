@@ -102,18 +102,7 @@ impl Gateway {
         };
         let snapshot = self.snapshot.load();
         let entry = snapshot.provider(slug)?;
-        let builtin = portico_pricing::PriceTable::builtin().lookup(entry.kind, model);
-        let price = match entry.pricing(model) {
-            Some(over) => portico_pricing::PriceOverride {
-                input_per_mtok: over.input_per_mtok,
-                output_per_mtok: over.output_per_mtok,
-                cache_read_per_mtok: over.cache_read_per_mtok,
-                cache_write_per_mtok: over.cache_write_per_mtok,
-            }
-            .resolve(builtin),
-            None => builtin,
-        }?;
-        Some(price.cost(&usage))
+        portico_pricing::cost_usd(entry.pricing(model), entry.kind, model, Some(usage))
     }
 
     /// The current snapshot.

@@ -21,22 +21,31 @@ pub use table::{PriceTable, PriceTableError};
 
 use portico_core::{ProviderKind, Usage};
 
-/// The cost in USD of `usage` on `model` of a provider of `kind`.
-///
-/// `override_price` (the catalog's `models[].pricing`, resolved) wins; else the built-in
-/// table's price; else `None`. `None` too when the upstream reported no usage.
+/// The price of `model` of a provider of `kind`: the catalog's override (`models[].pricing`)
+/// laid over the built-in price field by field ([`PriceOverride::resolve`]), or the built-in
+/// price alone; `None` when input or output price stays unknown.
+pub fn price_of(
+    kind: ProviderKind,
+    model: &str,
+    override_price: Option<&PriceOverride>,
+) -> Option<ModelPrice> {
+    let builtin = PriceTable::builtin().lookup(kind, model);
+    match override_price {
+        Some(over) => over.resolve(builtin),
+        None => builtin,
+    }
+}
+
+/// The cost in USD of `usage` on `model` of a provider of `kind`, at [`price_of`]; `None`
+/// when the price is unknown or the upstream reported no usage.
 pub fn cost_usd(
-    override_price: Option<&ModelPrice>,
+    override_price: Option<&PriceOverride>,
     kind: ProviderKind,
     model: &str,
     usage: Option<Usage>,
 ) -> Option<f64> {
     let usage = usage?;
-    let price = match override_price {
-        Some(price) => *price,
-        None => PriceTable::builtin().lookup(kind, model)?,
-    };
-    Some(price.cost(&usage))
+    Some(price_of(kind, model, override_price)?.cost(&usage))
 }
 
 #[cfg(test)]

@@ -65,9 +65,9 @@ fn free_costs_nothing() {
 #[test]
 fn cost_usd_override_wins_builtin_next_unknown_none() {
     let u = Some(usage(1_000_000, 0, 0, 0));
-    let cheap = ModelPrice {
-        input_per_mtok: 1.0,
-        output_per_mtok: 1.0,
+    let cheap = PriceOverride {
+        input_per_mtok: Some(1.0),
+        output_per_mtok: Some(1.0),
         cache_read_per_mtok: None,
         cache_write_per_mtok: None,
     };

@@ -65,18 +65,10 @@ pub struct ModelRecord {
     pub pricing: Option<Pricing>,
 }
 
-/// Prices in USD per million tokens. Absent fields mean "unknown", never zero.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
-pub struct Pricing {
-    /// Uncached input tokens.
-    pub input_per_mtok: Option<f64>,
-    /// Output tokens.
-    pub output_per_mtok: Option<f64>,
-    /// Input tokens read from the prompt cache.
-    pub cache_read_per_mtok: Option<f64>,
-    /// Input tokens written to the prompt cache.
-    pub cache_write_per_mtok: Option<f64>,
-}
+/// A model's price override in USD per million tokens, as the catalog gives it: the pricing
+/// crate's own type, so the request path and the admin API resolve it against the built-in
+/// table without a conversion. Absent fields mean "unknown", never zero.
+pub use portico_pricing::PriceOverride as Pricing;
 
 /// Who created a record, which decides what a later apply may remove.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

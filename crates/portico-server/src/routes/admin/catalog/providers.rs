@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use portico_core::{ApiError, ErrorCode, ProviderKind};
 use portico_engine::bootstrap::provider_record;
-use portico_pricing::{ModelPrice, PriceOverride, PriceTable};
+use portico_pricing::{ModelPrice, PriceTable, price_of};
 use portico_store::{Pricing, ProviderRecord, RecordSource, RecordTimes};
 use serde_json::{Value, json};
 
@@ -227,23 +227,13 @@ fn price_json(price: &ModelPrice) -> Value {
 /// The price of `model`: the catalog's override laid over the built-in price, or the
 /// built-in price alone; `None` when neither knows it (never a guess).
 fn pricing(kind: ProviderKind, model: &str, over: Option<&Pricing>) -> (Option<Value>, Value) {
-    let builtin = PriceTable::builtin().lookup(kind, model);
-    match over {
-        Some(p) => {
-            let resolved = PriceOverride {
-                input_per_mtok: p.input_per_mtok,
-                output_per_mtok: p.output_per_mtok,
-                cache_read_per_mtok: p.cache_read_per_mtok,
-                cache_write_per_mtok: p.cache_write_per_mtok,
-            }
-            .resolve(builtin);
-            (resolved.as_ref().map(price_json), json!("catalog"))
-        }
-        None => match builtin {
-            Some(price) => (Some(price_json(&price)), json!("builtin")),
-            None => (None, Value::Null),
-        },
-    }
+    let price = price_of(kind, model, over);
+    let source = match (over, &price) {
+        (Some(_), _) => json!("catalog"),
+        (None, Some(_)) => json!("builtin"),
+        (None, None) => Value::Null,
+    };
+    (price.as_ref().map(price_json), source)
 }
 
 /// `GET /admin/v1/models`: every `@slug/model` of the catalog, ordered by slug then catalog
