@@ -9,6 +9,9 @@ pub enum LogError {
     /// A migration could not be applied.
     #[error("request log migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The writer thread's connection answered an error.
+    #[error("request log database: {0}")]
+    Write(String),
     /// A stored value could not be encoded or decoded.
     #[error("request log encoding: {0}")]
     Encoding(#[from] serde_json::Error),

@@ -305,7 +305,8 @@ fn flush_spill(shared: &Shared) {
 /// Writes `batch` in one transaction (and empties it); on failure the entries are spilled,
 /// to be replayed later. Answers whether the write succeeded.
 async fn write(store: &dyn LogStore, batch: &mut Vec<LogEntry>, shared: &Shared) -> bool {
-    let written = match store.insert(batch).await {
+    let entries: Arc<[LogEntry]> = batch.drain(..).collect();
+    match store.insert(Arc::clone(&entries)).await {
         Ok(stored) => {
             shared.counters.stored.fetch_add(stored, Ordering::Relaxed);
             true
@@ -315,14 +316,12 @@ async fn write(store: &dyn LogStore, batch: &mut Vec<LogEntry>, shared: &Shared)
                 entries = batch.len(),
                 "request log: write failed, keeping the entries in the spill file: {err}"
             );
-            for entry in batch.iter() {
+            for entry in entries.iter() {
                 shared.spill(entry);
             }
             false
         }
-    };
-    batch.clear();
-    written
+    }
 }
 
 /// Replays the spill files: a leftover replay file, then the current spill file. Stops
@@ -397,11 +396,10 @@ async fn replay_file(
             Err(_) => bad += 1,
         }
         if batch.len() >= batch_max {
-            stored += store.insert(&batch).await?;
-            batch.clear();
+            stored += store.insert(batch.drain(..).collect()).await?;
         }
     }
-    stored += store.insert(&batch).await?;
+    stored += store.insert(batch.into()).await?;
     shared.counters.stored.fetch_add(stored, Ordering::Relaxed);
     Ok((stored, bad))
 }

@@ -3,6 +3,8 @@
 //! The admin API and the write pipeline use only this trait, so a Postgres store can be added
 //! beside [`crate::SqliteLogStore`] without touching them.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use serde::Serialize;
 
@@ -12,8 +14,9 @@ use crate::{Analytics, AnalyticsQuery, LogEntry, LogError, LogQuery, Payload, Re
 #[async_trait]
 pub trait LogStore: Send + Sync + 'static {
     /// Writes `entries` in one transaction. An id already stored is skipped, so replaying a
-    /// spill file twice is harmless. Answers how many were new.
-    async fn insert(&self, entries: &[LogEntry]) -> Result<u64, LogError>;
+    /// spill file twice is harmless. Answers how many were new. The batch is shared rather
+    /// than borrowed so that a store may hand it to a thread of its own (SQLite's does).
+    async fn insert(&self, entries: Arc<[LogEntry]>) -> Result<u64, LogError>;
 
     /// One page of entries matching the query, newest first, without payloads.
     async fn search(&self, query: &LogQuery) -> Result<LogPage, LogError>;

@@ -11,6 +11,7 @@ use clap::Parser as _;
 mod admin_client;
 mod catalog_cmd;
 mod cli;
+mod line_writer;
 mod logs_cmd;
 mod serve;
 

@@ -1,6 +1,5 @@
 //! `portico serve`: load the catalog, apply it, and serve until SIGTERM or Ctrl-C.
 
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Fatal;
 use crate::cli::{LogFormat, ServeArgs};
+use crate::line_writer::{self, LineWriter, LineWriterGuard};
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
 const DEFAULT_DATA_DIR: &str = ".portico";
@@ -112,8 +112,8 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Fatal> {
         .map(|p| format!("@{}", p.slug))
         .collect();
     let access_log = AccessLog::new(move |line| {
-        // The writer queues the line for its thread; it blocks only when the queue is full.
-        let _ = log_writer.clone().write_all(&line);
+        // Buffered for the writer thread; waits only when its buffer is full.
+        log_writer.append(&line);
     });
     let metrics = Arc::new(
         portico_metrics::Metrics::new()
@@ -255,30 +255,20 @@ fn announce_listening(addr: SocketAddr) {
     println!("portico: listening on http://{addr}");
 }
 
-/// Logs go to stderr through a worker thread: a request never waits on the terminal or a
-/// pipe. The writer blocks rather than drops when its queue is full, so no line is lost.
-fn init_tracing(
-    format: LogFormat,
-) -> (
-    tracing_appender::non_blocking::WorkerGuard,
-    tracing_appender::non_blocking::NonBlocking,
-) {
+/// Logs go to stderr through a writer thread that writes in batches (`line_writer`): a request
+/// never waits on the terminal or a pipe. Writers wait rather than drop when its buffer is
+/// full, so no line is lost.
+fn init_tracing(format: LogFormat) -> (LineWriterGuard, LineWriter) {
     use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        // Buffered: the worker drains every queued line into the buffer and flushes once the
-        // queue is empty, so a burst of requests costs one write, not one per line.
-        .finish(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::io::stderr(),
-        ));
+    let (writer, guard) = line_writer::start(std::io::stderr());
+    let for_tracing = writer.clone();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
-        .with_writer(writer.clone());
+        .with_writer(move || for_tracing.clone());
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),

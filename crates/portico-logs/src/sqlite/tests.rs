@@ -4,7 +4,7 @@ use bytes::Bytes;
 use serde_json::json;
 
 use super::*;
-use crate::{GroupBy, Interval, LogFilter, Percentiles, StatusFilter};
+use crate::{GroupBy, Interval, LogFilter, Payload, Percentiles, StatusFilter};
 
 const HOUR: i64 = 3_600_000;
 /// 2026-11-25T00:00:00Z
@@ -54,9 +54,31 @@ fn meta(pairs: &[(&str, &str)]) -> Option<serde_json::Map<String, serde_json::Va
     )
 }
 
-async fn store_with(entries: Vec<LogEntry>) -> SqliteLogStore {
-    let store = SqliteLogStore::open_in_memory().await.unwrap();
-    assert_eq!(store.insert(&entries).await.unwrap(), entries.len() as u64);
+/// A store on a file of its own, removed with it.
+struct TempStore {
+    store: SqliteLogStore,
+    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for TempStore {
+    type Target = SqliteLogStore;
+    fn deref(&self) -> &SqliteLogStore {
+        &self.store
+    }
+}
+
+async fn temp_store() -> TempStore {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteLogStore::open(&dir.path().join("logs.db"))
+        .await
+        .unwrap();
+    TempStore { store, _dir: dir }
+}
+
+async fn store_with(entries: Vec<LogEntry>) -> TempStore {
+    let store = temp_store().await;
+    let n = entries.len() as u64;
+    assert_eq!(store.insert(entries.into()).await.unwrap(), n);
     store
 }
 
@@ -153,7 +175,7 @@ async fn inserting_an_id_twice_keeps_one() {
     let store = store_with(vec![entry("a", DAY0)]).await;
     assert_eq!(
         store
-            .insert(&[entry("a", DAY0), entry("b", DAY0)])
+            .insert(vec![entry("a", DAY0), entry("b", DAY0)].into())
             .await
             .unwrap(),
         1
@@ -163,17 +185,17 @@ async fn inserting_an_id_twice_keeps_one() {
 
 #[tokio::test]
 async fn an_id_twice_in_one_batch_is_stored_once_with_its_side_rows() {
-    let store = SqliteLogStore::open_in_memory().await.unwrap();
+    let store = temp_store().await;
     let mut first = entry("dup", DAY0);
     first.metadata = meta(&[("team", "a")]);
     first.request = Some(Payload::capped(Bytes::from_static(b"{}"), 10));
     let mut second = first.clone();
     second.metadata = meta(&[("team", "b")]);
-    // More than one statement's worth, so the duplicate spans the chunking too.
+    // Far apart in the batch, with many rows between them.
     let mut batch = vec![first];
     batch.extend((0..150).map(|i| entry(&format!("n{i}"), DAY0 + i)));
     batch.push(second);
-    assert_eq!(store.insert(&batch).await.unwrap(), 151);
+    assert_eq!(store.insert(batch.into()).await.unwrap(), 151);
     let team = ids(
         &store,
         LogFilter {

@@ -106,7 +106,7 @@ async fn bench_queries_on_100k_rows() {
     entries.sort_by_key(|e| e.created_at_ms);
     let started = Instant::now();
     for batch in entries.chunks(500) {
-        store.insert(batch).await.unwrap();
+        store.insert(batch.to_vec().into()).await.unwrap();
     }
     let took = started.elapsed();
     println!(
@@ -346,6 +346,42 @@ async fn bench_sink_record_cost() {
             started.elapsed().as_secs_f64(),
             stats.stored as f64 / started.elapsed().as_secs_f64(),
             stats.spilled
+        );
+    }
+}
+
+/// The process's CPU time (user + system) so far, from /proc/self/stat (10 ms ticks).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+#[tokio::test(flavor = "current_thread")]
+#[ignore = "a measurement, not a check: run it by hand with --release"]
+async fn bench_insert_cpu_per_row() {
+    const N: usize = 40_000;
+    for batch in [50, 500] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteLogStore::open(&dir.path().join("logs.db"))
+            .await
+            .unwrap();
+        let entries: Vec<LogEntry> = (0..N)
+            .map(|i| LogEntry::from_record(request_record(i), 1 << 20))
+            .collect();
+        let chunks: Vec<Arc<[LogEntry]>> = entries.chunks(batch).map(Into::into).collect();
+        let (cpu, wall) = (cpu_seconds(), Instant::now());
+        for chunk in chunks {
+            store.insert(chunk.to_vec().into()).await.unwrap();
+        }
+        let (cpu, wall) = (cpu_seconds() - cpu, wall.elapsed().as_secs_f64());
+        println!(
+            "insert {N} rows in batches of {batch:>3}: {:>6.2} µs CPU per row, {:>6.2} µs wall",
+            cpu * 1e6 / N as f64,
+            wall * 1e6 / N as f64
         );
     }
 }

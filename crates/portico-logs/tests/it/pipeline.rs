@@ -69,7 +69,7 @@ struct Refusing;
 
 #[async_trait]
 impl LogStore for Refusing {
-    async fn insert(&self, _: &[LogEntry]) -> Result<u64, LogError> {
+    async fn insert(&self, _: std::sync::Arc<[LogEntry]>) -> Result<u64, LogError> {
         Err(LogError::Io(std::io::Error::other("disk full")))
     }
     async fn search(&self, _: &LogQuery) -> Result<LogPage, LogError> {

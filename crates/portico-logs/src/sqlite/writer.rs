@@ -1,0 +1,220 @@
+//! [`Writer`]: the one thread that inserts into `logs.db`.
+//!
+//! Writing is where the request log spends nearly all its CPU, so it is done the cheapest way
+//! SQLite offers: one connection on a thread of its own, one prepared statement per table,
+//! reused for every row, bound straight from the entry's fields, one transaction per batch.
+//! Through sqlx's async pool the same batch cost a statement build and parse per chunk, a boxed
+//! argument per bound value and a hand-off to the connection's thread per statement; here a
+//! batch costs one hand-off in and one reply out (docs/performance.md has the numbers).
+//!
+//! The thread also runs at a lower scheduling priority than the request path (nice
+//! [`WRITER_NICE`]): when both want the same core, the kernel runs request handling first
+//! and the writer in the gaps, so a batch being written does not delay the requests that
+//! arrive meanwhile. Under sustained overload the writer still gets its share of the core
+//! (CFS never starves a runnable thread), and what it cannot take in time goes to the spill
+//! file, as before.
+//!
+//! Reads, pruning and migrations stay on the sqlx pool: they are rare and async suits them.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, params};
+use tokio::sync::oneshot;
+
+use super::{metadata_text, to_i64};
+use crate::{LogEntry, LogError};
+
+/// The writer thread's nice value (0 is the default; higher runs later).
+pub(crate) const WRITER_NICE: i32 = 10;
+
+const INSERT_LOG: &str = "INSERT INTO logs (id, created_at, trace_id, key_name, user, provider, \
+     model, endpoint, status, stream, outcome, latency_ms, upstream_latency_ms, ttft_ms, \
+     prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens, cost_usd, \
+     cache_status, retry_count, target, config_id, error_code, error, metadata, attempts, \
+     guardrails) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, \
+     ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28) \
+     ON CONFLICT (id) DO NOTHING";
+const INSERT_METADATA: &str = "INSERT INTO log_metadata (log_seq, key, value) VALUES (?1, ?2, ?3)";
+const INSERT_PAYLOAD: &str = "INSERT INTO log_payloads (log_seq, request, request_size, \
+     response, response_size) VALUES (?1, ?2, ?3, ?4, ?5)";
+
+type Job = (Arc<[LogEntry]>, oneshot::Sender<Result<u64, LogError>>);
+
+/// The handle to the writer thread. Dropping every handle (or [`Writer::close`]) ends it.
+#[derive(Debug)]
+pub(crate) struct Writer {
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    exited: Mutex<Option<oneshot::Receiver<()>>>,
+}
+
+impl Writer {
+    /// Opens a connection to the (already migrated) database at `path` and starts the thread.
+    pub(crate) fn start(path: &Path, busy_timeout: Duration) -> Result<Writer, LogError> {
+        let conn = open(path, busy_timeout)?;
+        let (jobs, rx) = mpsc::channel::<Job>();
+        let (exited_tx, exited) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("portico-logdb".into())
+            .spawn(move || {
+                lower_priority();
+                run(conn, &rx);
+                let _ = exited_tx.send(());
+            })?;
+        Ok(Writer {
+            jobs: Mutex::new(Some(jobs)),
+            exited: Mutex::new(Some(exited)),
+        })
+    }
+
+    /// Inserts `entries` in one transaction on the writer thread; answers how many were new.
+    pub(crate) async fn insert(&self, entries: Arc<[LogEntry]>) -> Result<u64, LogError> {
+        let (reply, answer) = oneshot::channel();
+        let sent = lock(&self.jobs)
+            .as_ref()
+            .is_some_and(|jobs| jobs.send((entries, reply)).is_ok());
+        if !sent {
+            return Err(closed());
+        }
+        answer.await.unwrap_or_else(|_| Err(closed()))
+    }
+
+    /// Lets the thread finish the batches already handed to it, then waits for it to end.
+    pub(crate) async fn close(&self) {
+        drop(lock(&self.jobs).take());
+        let exited = lock(&self.exited).take();
+        if let Some(exited) = exited {
+            let _ = exited.await;
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Nothing panics while holding these locks; a poisoned one still holds a valid Option.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn closed() -> LogError {
+    LogError::Io(std::io::Error::other("the request log writer has stopped"))
+}
+
+fn open(path: &Path, busy_timeout: Duration) -> Result<Connection, LogError> {
+    let conn = Connection::open_with_flags(
+        PathBuf::from(path),
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(sqlite_error)?;
+    conn.busy_timeout(busy_timeout).map_err(sqlite_error)?;
+    // WAL is a property of the file (set by the pool when it created it); synchronous is per
+    // connection: NORMAL, as on the pool, commits without an fsync (WAL stays consistent).
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(sqlite_error)?;
+    Ok(conn)
+}
+
+/// The thread's loop: one transaction per job, until every sender is gone.
+fn run(mut conn: Connection, jobs: &mpsc::Receiver<Job>) {
+    while let Ok((entries, reply)) = jobs.recv() {
+        let _ = reply.send(insert(&mut conn, &entries).map_err(sqlite_error));
+    }
+}
+
+fn insert(conn: &mut Connection, entries: &[LogEntry]) -> rusqlite::Result<u64> {
+    if entries.is_empty() {
+        return Ok(0);
+    }
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut new = 0;
+    {
+        let mut logs = tx.prepare_cached(INSERT_LOG)?;
+        let mut metadata = tx.prepare_cached(INSERT_METADATA)?;
+        let mut payloads = tx.prepare_cached(INSERT_PAYLOAD)?;
+        for e in entries {
+            let (meta, attempts, guardrails) = encode_json(e)?;
+            let inserted = logs.execute(params![
+                e.id,
+                e.created_at_ms,
+                e.trace_id,
+                e.key_name,
+                e.user,
+                e.provider,
+                e.model,
+                e.endpoint,
+                i64::from(e.status),
+                e.stream,
+                e.outcome,
+                to_i64(e.latency_ms),
+                e.upstream_latency_ms.map(to_i64),
+                e.ttft_ms.map(to_i64),
+                e.prompt_tokens.map(to_i64),
+                e.completion_tokens.map(to_i64),
+                e.cached_tokens.map(to_i64),
+                e.cache_write_tokens.map(to_i64),
+                e.cost_usd,
+                e.cache_status,
+                i64::from(e.retry_count),
+                e.target,
+                e.config_id,
+                e.error_code,
+                e.error,
+                meta,
+                attempts,
+                guardrails,
+            ])?;
+            // An id already stored (a spill replayed twice) is skipped with its side rows.
+            if inserted == 0 {
+                continue;
+            }
+            new += 1;
+            let seq = tx.last_insert_rowid();
+            for (key, value) in e.metadata.iter().flatten() {
+                metadata.execute(params![seq, key, metadata_text(value)])?;
+            }
+            if e.request.is_some() || e.response.is_some() {
+                let size = |p: &Option<crate::Payload>| p.as_ref().map(|p| to_i64(p.size));
+                payloads.execute(params![
+                    seq,
+                    e.request.as_ref().map(|p| &p.bytes[..]),
+                    size(&e.request),
+                    e.response.as_ref().map(|p| &p.bytes[..]),
+                    size(&e.response),
+                ])?;
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(new)
+}
+
+/// The JSON-text columns of `e`: metadata, attempts, guardrails.
+fn encode_json(e: &LogEntry) -> rusqlite::Result<(Option<String>, String, Option<String>)> {
+    let json = |err: serde_json::Error| rusqlite::Error::ToSqlConversionFailure(Box::new(err));
+    Ok((
+        e.metadata
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(json)?,
+        serde_json::to_string(&e.attempts).map_err(json)?,
+        e.guardrails
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(json)?,
+    ))
+}
+
+fn sqlite_error(err: rusqlite::Error) -> LogError {
+    LogError::Write(err.to_string())
+}
+
+/// Lowers this thread's scheduling priority (on Linux, nice is per thread and
+/// `setpriority(PRIO_PROCESS, 0)` changes the calling thread only). Best effort: where it
+/// cannot be changed, the writer runs at the default priority.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    if let Err(err) = rustix::process::setpriority_process(None, WRITER_NICE) {
+        tracing::debug!("request log writer: cannot lower its priority: {err}");
+    }
+}
