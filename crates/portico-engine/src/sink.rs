@@ -8,9 +8,23 @@
 use portico_core::RequestRecord;
 
 /// Receives the record of every finished request.
+///
+/// Two entry points, so that a record is copied only for a sink that keeps it: [`observe`]
+/// looks at a borrowed record (metrics, the access log), [`record`] takes it whole (the
+/// request log, which moves its strings and payloads into its queue). [`Fanout`] lets every
+/// sink but the last observe and hands the record itself to the last one.
+///
+/// [`observe`]: RequestSink::observe
+/// [`record`]: RequestSink::record
 pub trait RequestSink: Send + Sync + 'static {
-    /// Takes one record. Must return quickly and never block on I/O.
-    fn record(&self, record: RequestRecord);
+    /// Looks at one record. Must return quickly and never block on I/O.
+    fn observe(&self, record: &RequestRecord);
+
+    /// Takes one record; by default, observes it. A sink that keeps records overrides this
+    /// to keep the record itself rather than a copy.
+    fn record(&self, record: RequestRecord) {
+        self.observe(&record);
+    }
 }
 
 /// Hands every record to several sinks in order (the access log, the request log, metrics).
@@ -19,17 +33,24 @@ pub struct Fanout {
 }
 
 impl Fanout {
-    /// A sink feeding each of `sinks`; the last one gets the record itself, the others a copy.
+    /// A sink feeding each of `sinks` in order; the last one gets the record itself, the
+    /// others observe it (put the one sink that keeps records last).
     pub fn new(sinks: Vec<std::sync::Arc<dyn RequestSink>>) -> Fanout {
         Fanout { sinks }
     }
 }
 
 impl RequestSink for Fanout {
+    fn observe(&self, record: &RequestRecord) {
+        for sink in &self.sinks {
+            sink.observe(record);
+        }
+    }
+
     fn record(&self, record: RequestRecord) {
         if let Some((last, rest)) = self.sinks.split_last() {
             for sink in rest {
-                sink.record(record.clone());
+                sink.observe(&record);
             }
             last.record(record);
         }
@@ -69,8 +90,8 @@ impl std::fmt::Debug for AccessLog {
 }
 
 impl RequestSink for AccessLog {
-    fn record(&self, record: RequestRecord) {
-        match serde_json::to_vec(&record) {
+    fn observe(&self, record: &RequestRecord) {
+        match serde_json::to_vec(record) {
             Ok(mut line) => {
                 line.push(b'\n');
                 (self.write)(line);

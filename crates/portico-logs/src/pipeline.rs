@@ -138,6 +138,10 @@ pub struct LogSink {
 }
 
 impl RequestSink for LogSink {
+    fn observe(&self, record: &RequestRecord) {
+        self.record(record.clone());
+    }
+
     fn record(&self, record: RequestRecord) {
         self.shared
             .counters

@@ -330,8 +330,8 @@ fn outcome_label(outcome: Outcome) -> &'static str {
 }
 
 impl RequestSink for Metrics {
-    fn record(&self, record: RequestRecord) {
-        self.observe(&record);
+    fn observe(&self, record: &RequestRecord) {
+        Metrics::observe(self, record);
     }
 }
 
