@@ -275,7 +275,7 @@ async fn write_loop(
 }
 
 /// Gathers more entries for a short while before a batch is written: each transaction costs
-/// several hand-offs to SQLite's worker thread and a commit, so at a steady few thousand
+/// a hand-off to the database's writer thread and a commit, so at a steady few thousand
 /// requests per second, writing every few entries at once took a third of a core and
 /// preempted request handling; a few milliseconds of gathering writes the same entries in
 /// far fewer transactions. A log entry is visible to searches at most `LINGER` later.
