@@ -317,7 +317,7 @@ async fn write(store: &dyn LogStore, batch: &mut Vec<LogEntry>, shared: &Shared)
         }
         Err(err) => {
             tracing::error!(
-                entries = batch.len(),
+                entries = entries.len(),
                 "request log: write failed, keeping the entries in the spill file: {err}"
             );
             for entry in entries.iter() {

@@ -16,7 +16,7 @@
 //!
 //! Reads, pruning and migrations stay on the sqlx pool: they are rare and async suits them.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
@@ -101,7 +101,7 @@ fn closed() -> LogError {
 
 fn open(path: &Path, busy_timeout: Duration) -> Result<Connection, LogError> {
     let conn = Connection::open_with_flags(
-        PathBuf::from(path),
+        path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(sqlite_error)?;
