@@ -132,6 +132,57 @@ impl Payload {
 }
 
 impl LogEntry {
+    /// About how many bytes this entry holds in memory: its own size, its strings, its
+    /// payloads and its attempts. What the write queue's byte bound counts; an estimate
+    /// (allocator overhead is not counted), but one that grows with everything that can be
+    /// large.
+    pub fn memory_size(&self) -> usize {
+        fn opt(s: &Option<String>) -> usize {
+            s.as_ref().map_or(0, String::len)
+        }
+        fn payload(p: &Option<Payload>) -> usize {
+            p.as_ref().map_or(0, |p| p.bytes.len())
+        }
+        let strings = self.id.len()
+            + self.trace_id.len()
+            + opt(&self.key_name)
+            + opt(&self.user)
+            + opt(&self.provider)
+            + opt(&self.model)
+            + self.endpoint.len()
+            + self.outcome.len()
+            + opt(&self.cache_status)
+            + opt(&self.target)
+            + opt(&self.config_id)
+            + opt(&self.error_code)
+            + opt(&self.error);
+        let attempts: usize = self
+            .attempts
+            .iter()
+            .map(|a| {
+                std::mem::size_of::<LoggedAttempt>()
+                    + a.provider.len()
+                    + a.model.len()
+                    + opt(&a.target)
+                    + a.started_at.len()
+                    + opt(&a.error)
+            })
+            .sum();
+        let metadata = self.metadata.as_ref().map_or(0, |m| {
+            m.iter()
+                .map(|(k, v)| JSON_NODE + k.len() + json_size(v))
+                .sum()
+        });
+        let guardrails = self.guardrails.as_ref().map_or(0, json_size);
+        std::mem::size_of::<LogEntry>()
+            + strings
+            + attempts
+            + metadata
+            + guardrails
+            + payload(&self.request)
+            + payload(&self.response)
+    }
+
     /// The stored form of `record`: payloads only when `record.log_payloads`, each cut to
     /// `max_payload_bytes`.
     pub fn from_record(mut record: RequestRecord, max_payload_bytes: usize) -> LogEntry {
@@ -193,6 +244,24 @@ impl From<&Attempt> for LoggedAttempt {
     }
 }
 
+/// What one JSON value costs beyond its text: its node, roughly.
+const JSON_NODE: usize = 32;
+
+/// About how many bytes `value` holds in memory.
+fn json_size(value: &serde_json::Value) -> usize {
+    use serde_json::Value;
+    JSON_NODE
+        + match value {
+            Value::String(s) => s.len(),
+            Value::Array(items) => items.iter().map(json_size).sum(),
+            Value::Object(map) => map
+                .iter()
+                .map(|(k, v)| JSON_NODE + k.len() + json_size(v))
+                .sum(),
+            Value::Null | Value::Bool(_) | Value::Number(_) => 0,
+        }
+}
+
 fn outcome_str(outcome: portico_core::Outcome) -> &'static str {
     use portico_core::Outcome;
     match outcome {
@@ -252,6 +321,25 @@ mod tests {
         assert!(request.truncated());
         let whole = LogEntry::from_record(record(), 100).request.unwrap();
         assert!(!whole.truncated());
+    }
+
+    #[test]
+    fn memory_size_counts_what_is_kept_of_the_payloads_and_the_metadata() {
+        let small = LogEntry::from_record(record(), 1 << 20).memory_size();
+        assert!(small < 1024, "a small entry is counted small: {small}");
+        let mut big = record();
+        big.request = Some(Bytes::from(vec![b'x'; 100_000]));
+        let kept = LogEntry::from_record(big.clone(), 1 << 20).memory_size();
+        assert!((100_000..101_024).contains(&kept), "{kept}");
+        // Only the kept (capped) bytes are held, so only they count.
+        let capped = LogEntry::from_record(big, 1_000).memory_size();
+        assert!((1_000..2_024).contains(&capped), "{capped}");
+        let mut tagged = record();
+        tagged.metadata = serde_json::json!({"team": "x".repeat(5_000)})
+            .as_object()
+            .cloned();
+        let with_metadata = LogEntry::from_record(tagged, 1 << 20).memory_size();
+        assert!(with_metadata >= small + 5_000, "{with_metadata} vs {small}");
     }
 
     #[test]

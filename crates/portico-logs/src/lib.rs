@@ -34,7 +34,7 @@ mod time;
 pub use analytics::{Analytics, AnalyticsRow, Percentiles, Stats};
 pub use entry::{DEFAULT_MAX_PAYLOAD_BYTES, LogEntry, LoggedAttempt, Payload};
 pub use error::LogError;
-pub use pipeline::{LogPipeline, LogSink, PipelineOptions, PipelineStats};
+pub use pipeline::{DEFAULT_QUEUE_BYTES, LogPipeline, LogSink, PipelineOptions, PipelineStats};
 pub use query::{
     AnalyticsQuery, Cursor, GroupBy, Interval, LogFilter, LogQuery, ParamError, StatusFilter,
 };

@@ -1,9 +1,11 @@
 //! [`LogPipeline`]: from the request path to the database without the request ever waiting.
 //!
 //! [`LogSink::record`] turns the record into a [`LogEntry`] and `try_send`s it on a bounded
-//! queue. When the queue is full (or closed, during shutdown) the entry is appended to the
-//! spill file instead: the record is kept, memory stays bounded, and the request pays one
-//! small file write. Nothing is dropped silently: if even the spill write fails, the entry
+//! queue. The queue is bounded twice: by entries and by the bytes they hold (an entry
+//! carries up to two payloads of up to `max_payload_bytes` each, so a count alone would let
+//! a few thousand large requests take gigabytes). When either bound is reached (or the queue
+//! is closed, during shutdown) the entry is appended to the spill file instead: the record is
+//! kept, memory stays bounded, and the request pays one small buffered file write. Nothing is dropped silently: if even the spill write fails, the entry
 //! is counted as lost and an error line says how many so far.
 //!
 //! One writer task drains the queue: it takes whatever is queued (up to `batch_max`) and
@@ -15,7 +17,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use portico_core::RequestRecord;
@@ -38,11 +40,17 @@ const REPLAY_RETRY: Duration = Duration::from_secs(5);
 /// Replay rounds per call (a leftover replay file, the spill file, one more).
 const REPLAY_ROUNDS: usize = 3;
 
+/// The default bound on the bytes the write queue holds (see [`LogEntry::memory_size`]).
+pub const DEFAULT_QUEUE_BYTES: usize = 4 * 1024 * 1024;
+
 /// How the pipeline is sized.
 #[derive(Debug, Clone)]
 pub struct PipelineOptions {
     /// Records the queue holds before spilling to the file.
     pub queue_capacity: usize,
+    /// Bytes the queued records (and the batch being written) may hold before later ones
+    /// spill to the file. One record is always admitted into an empty queue, however large.
+    pub queue_bytes: usize,
     /// Most records written per transaction.
     pub batch_max: usize,
     /// Largest stored payload (each of request and response), in bytes.
@@ -54,11 +62,12 @@ pub struct PipelineOptions {
 }
 
 impl PipelineOptions {
-    /// Defaults with the spill file at `spill_path`: a 10,000-record queue, batches of up to
-    /// 500, payloads cut at 1 MiB, 30 days of retention.
+    /// Defaults with the spill file at `spill_path`: a queue of up to 10,000 records and
+    /// 4 MiB, batches of up to 500, payloads cut at 1 MiB, 30 days of retention.
     pub fn new(spill_path: PathBuf) -> PipelineOptions {
         PipelineOptions {
             queue_capacity: 10_000,
+            queue_bytes: DEFAULT_QUEUE_BYTES,
             batch_max: 500,
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             spill_path,
@@ -104,9 +113,28 @@ impl Counters {
 struct Shared {
     spill: Spill,
     counters: Counters,
+    /// Bytes held by entries admitted to the queue and not yet written (or spilled).
+    queued_bytes: AtomicUsize,
+    queue_bytes: usize,
 }
 
 impl Shared {
+    /// Counts `size` more bytes queued, unless that would pass the bound; an empty queue
+    /// admits any entry, so one oversized entry is written rather than always spilled.
+    fn admit(&self, size: usize) -> bool {
+        let before = self.queued_bytes.fetch_add(size, Ordering::Relaxed);
+        if before == 0 || before + size <= self.queue_bytes {
+            return true;
+        }
+        self.release(size);
+        false
+    }
+
+    /// Counts `size` bytes as no longer queued.
+    fn release(&self, size: usize) {
+        self.queued_bytes.fetch_sub(size, Ordering::Relaxed);
+    }
+
     /// Keeps `entry` in the spill file, or counts it lost.
     fn spill(&self, entry: &LogEntry) {
         match self.spill.append(entry) {
@@ -148,10 +176,16 @@ impl RequestSink for LogSink {
             .received
             .fetch_add(1, Ordering::Relaxed);
         let entry = LogEntry::from_record(record, self.max_payload_bytes);
+        let size = entry.memory_size();
+        if !self.shared.admit(size) {
+            self.shared.spill(&entry);
+            return;
+        }
         if let Err(
             mpsc::error::TrySendError::Full(entry) | mpsc::error::TrySendError::Closed(entry),
         ) = self.tx.try_send(entry)
         {
+            self.shared.release(size);
             self.shared.spill(&entry);
         }
     }
@@ -174,6 +208,8 @@ impl LogPipeline {
         let shared = Arc::new(Shared {
             spill: Spill::new(options.spill_path),
             counters: Counters::default(),
+            queued_bytes: AtomicUsize::new(0),
+            queue_bytes: options.queue_bytes,
         });
         let stop = CancellationToken::new();
         let tasks = TaskTracker::new();
@@ -307,10 +343,12 @@ fn flush_spill(shared: &Shared) {
 }
 
 /// Writes `batch` in one transaction (and empties it); on failure the entries are spilled,
-/// to be replayed later. Answers whether the write succeeded.
+/// to be replayed later. Answers whether the write succeeded. The batch's bytes leave the
+/// queue's count once the write is done, so entries being written still count.
 async fn write(store: &dyn LogStore, batch: &mut Vec<LogEntry>, shared: &Shared) -> bool {
     let entries: Arc<[LogEntry]> = batch.drain(..).collect();
-    match store.insert(Arc::clone(&entries)).await {
+    let size = entries.iter().map(LogEntry::memory_size).sum();
+    let written = match store.insert(Arc::clone(&entries)).await {
         Ok(stored) => {
             shared.counters.stored.fetch_add(stored, Ordering::Relaxed);
             true
@@ -325,7 +363,10 @@ async fn write(store: &dyn LogStore, batch: &mut Vec<LogEntry>, shared: &Shared)
             }
             false
         }
-    }
+    };
+    drop(entries);
+    shared.release(size);
+    written
 }
 
 /// Replays the spill files: a leftover replay file, then the current spill file. Stops

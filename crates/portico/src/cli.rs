@@ -103,6 +103,11 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "PORTICO_LOG_QUEUE_CAPACITY", default_value_t = 10_000)]
     pub(crate) log_queue_capacity: usize,
 
+    /// Bytes the request log's write queue holds (records with their payloads) before it
+    /// spills to `logs-spill.jsonl`; bounds the gateway's memory under overload.
+    #[arg(long, env = "PORTICO_LOG_QUEUE_BYTES", default_value_t = portico_logs::DEFAULT_QUEUE_BYTES)]
+    pub(crate) log_queue_bytes: usize,
+
     /// Bearer token that `GET /metrics` requires [default: none, /metrics is open].
     #[arg(
         long,

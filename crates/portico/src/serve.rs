@@ -196,6 +196,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Fatal> {
 fn log_options(args: &ServeArgs, data_dir: &std::path::Path) -> PipelineOptions {
     PipelineOptions {
         queue_capacity: args.log_queue_capacity,
+        queue_bytes: args.log_queue_bytes,
         max_payload_bytes: args.log_max_payload_bytes,
         retention: Retention {
             max_age_days: Some(args.log_retention_days).filter(|d| *d > 0),

@@ -128,6 +128,79 @@ async fn spilled_records_are_replayed_on_the_next_start() {
     assert!(!dir.path().join("logs-spill.replay.jsonl").exists());
 }
 
+/// A store whose writes wait until the gate opens: a database that has fallen behind.
+struct Gated {
+    inner: Arc<SqliteLogStore>,
+    open: tokio::sync::watch::Receiver<bool>,
+}
+
+#[async_trait]
+impl LogStore for Gated {
+    async fn insert(&self, entries: std::sync::Arc<[LogEntry]>) -> Result<u64, LogError> {
+        let mut open = self.open.clone();
+        open.wait_for(|open| *open).await.unwrap();
+        self.inner.insert(entries).await
+    }
+    async fn search(&self, q: &LogQuery) -> Result<LogPage, LogError> {
+        self.inner.search(q).await
+    }
+    async fn get(&self, id: &str) -> Result<Option<LogDetail>, LogError> {
+        self.inner.get(id).await
+    }
+    async fn analytics(&self, q: &AnalyticsQuery) -> Result<Analytics, LogError> {
+        self.inner.analytics(q).await
+    }
+    async fn prune(&self, r: &Retention, now: i64) -> Result<u64, LogError> {
+        self.inner.prune(r, now).await
+    }
+    async fn count(&self) -> Result<u64, LogError> {
+        self.inner.count().await
+    }
+    async fn close(&self) {}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_is_bounded_by_bytes_and_what_overflows_is_still_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    let (gate, open_rx) = tokio::sync::watch::channel(false);
+    let pipeline = LogPipeline::start(
+        Arc::new(Gated {
+            inner: store.clone(),
+            open: open_rx,
+        }),
+        PipelineOptions {
+            queue_bytes: 64 * 1024,
+            // Far more records than will fit in 64 KiB: the byte bound is the one reached.
+            ..options(dir.path(), 10_000, 500)
+        },
+    );
+    let sink = pipeline.sink();
+    let payload = Bytes::from(vec![b'x'; 4096]);
+    for i in 0..100 {
+        let mut r = record(format!("b{i}"));
+        r.request = Some(payload.clone());
+        sink.record(r);
+    }
+    let stats = pipeline.stats();
+    // 64 KiB holds about 15 records of 4 KiB; the rest went to the spill file.
+    assert!(
+        (75..=90).contains(&stats.spilled),
+        "about 85 of 100 4-KiB records overflow a 64 KiB queue: {stats:?}"
+    );
+
+    gate.send(true).unwrap();
+    let stats = pipeline.shutdown().await;
+    assert_eq!((stats.received, stats.lost), (100, 0), "{stats:?}");
+    assert_eq!(
+        store.count().await.unwrap(),
+        100,
+        "queued and spilled records are all stored"
+    );
+    let detail = store.get("b99").await.unwrap().unwrap();
+    assert_eq!(detail.request, Some(serde_json::json!("x".repeat(4096))));
+}
+
 #[tokio::test]
 async fn payloads_are_stored_only_when_the_key_allows_it() {
     let dir = tempfile::tempdir().unwrap();
