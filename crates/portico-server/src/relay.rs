@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::StreamExt as _;
@@ -276,26 +276,33 @@ pub(crate) fn streaming(
 }
 
 fn set_ids(headers: &mut HeaderMap, record: &RequestRecord, route_headers: &RouteHeaders) {
+    // Inserting under a `&str` name copies the name into a new allocation every time; these
+    // names are built once, at compile time.
+    const LAST_USED_OPTION_NAME: HeaderName = HeaderName::from_static(LAST_USED_OPTION);
+    const RETRY_COUNT_NAME: HeaderName = HeaderName::from_static(RETRY_COUNT);
+    const TRACE_ID_NAME: HeaderName = HeaderName::from_static(TRACE_ID);
+    const REQUEST_ID_NAME: HeaderName = HeaderName::from_static(REQUEST_ID);
+    const PROVIDER_NAME: HeaderName = HeaderName::from_static(request::PROVIDER);
     if let Some(option) = &record.target
         && let Ok(v) = HeaderValue::from_str(option)
     {
-        headers.insert(LAST_USED_OPTION, v);
+        headers.insert(LAST_USED_OPTION_NAME, v);
     }
     if let Some(count) = route_headers.retry_count {
-        headers.insert(RETRY_COUNT, HeaderValue::from(count));
+        headers.insert(RETRY_COUNT_NAME, HeaderValue::from(count));
     }
     if !record.trace_id.is_empty()
         && let Ok(v) = HeaderValue::from_str(&record.trace_id)
     {
-        headers.insert(TRACE_ID, v);
+        headers.insert(TRACE_ID_NAME, v);
     }
     if let Ok(v) = HeaderValue::from_str(&record.id) {
-        headers.insert(REQUEST_ID, v);
+        headers.insert(REQUEST_ID_NAME, v);
     }
     if let Some(slug) = &record.provider
         && let Ok(v) = HeaderValue::from_str(&format!("@{slug}"))
     {
-        headers.insert("x-portkey-provider", v);
+        headers.insert(PROVIDER_NAME, v);
     }
 }
 
