@@ -16,6 +16,14 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    /// Every endpoint, in declaration order, so `ALL[e as usize] == e`: a table indexed by
+    /// endpoint is an array, not a map.
+    pub const ALL: [Endpoint; 3] = [
+        Endpoint::ChatCompletions,
+        Endpoint::Completions,
+        Endpoint::Embeddings,
+    ];
+
     /// The path under the provider's base URL (which, for OpenAI-style kinds, ends in `/v1`).
     pub fn path(self) -> &'static str {
         match self {
@@ -49,5 +57,17 @@ impl fmt::Display for Endpoint {
 impl Serialize for Endpoint {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Endpoint;
+
+    #[test]
+    fn all_is_in_declaration_order() {
+        for (i, e) in Endpoint::ALL.into_iter().enumerate() {
+            assert_eq!(e as usize, i, "{e:?}");
+        }
     }
 }

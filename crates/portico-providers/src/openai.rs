@@ -30,20 +30,6 @@ pub struct OpenAiProvider {
     api_key: Option<Secret>,
 }
 
-const ENDPOINTS: [Endpoint; 3] = [
-    Endpoint::ChatCompletions,
-    Endpoint::Completions,
-    Endpoint::Embeddings,
-];
-
-fn endpoint_index(endpoint: Endpoint) -> usize {
-    match endpoint {
-        Endpoint::ChatCompletions => 0,
-        Endpoint::Completions => 1,
-        Endpoint::Embeddings => 2,
-    }
-}
-
 impl OpenAiProvider {
     /// An adapter for `base_url` (which includes `/v1` or its equivalent), sending `api_key` as
     /// a bearer token when there is one.
@@ -57,7 +43,8 @@ impl OpenAiProvider {
         while base_url.ends_with('/') {
             base_url.pop();
         }
-        let urls = ENDPOINTS.map(|e| reqwest::Url::parse(&format!("{base_url}{}", e.path())).ok());
+        let urls =
+            Endpoint::ALL.map(|e| reqwest::Url::parse(&format!("{base_url}{}", e.path())).ok());
         OpenAiProvider {
             kind,
             client,
@@ -76,7 +63,7 @@ impl Provider for OpenAiProvider {
 
     async fn send(&self, req: UpstreamRequest) -> Result<UpstreamResponse, ProviderError> {
         let body = req.body.to_bytes();
-        let builder = match &self.urls[endpoint_index(req.endpoint)] {
+        let builder = match &self.urls[req.endpoint as usize] {
             Some(url) => self.client.post(url.clone()),
             None => self
                 .client
