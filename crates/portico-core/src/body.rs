@@ -31,8 +31,19 @@ pub enum BodyError {
 /// One top-level field: its key and where its value is.
 #[derive(Clone)]
 struct Field {
-    key: Box<str>,
+    key: FieldKey,
     value: FieldValue,
+}
+
+/// Where a field's key is. Keys without escapes (nearly all) are ranges of the original body,
+/// so indexing and cloning a body allocates one `Vec` rather than one string per field: a body
+/// is cloned for every candidate and attempt of a request.
+#[derive(Clone)]
+enum FieldKey {
+    /// A byte range of the original body: the key's text between its quotes, escape-free.
+    Original(Range<usize>),
+    /// A key that had escapes (decoded), or one added after parsing.
+    Owned(Box<str>),
 }
 
 #[derive(Clone)]
@@ -62,15 +73,19 @@ impl JsonBody {
         }
         let base = raw.as_ptr() as usize;
         let borrowed: BorrowedFields<'_> = serde_json::from_slice(&raw)?;
+        let range_of = |text: &str| {
+            let start = text.as_ptr() as usize - base;
+            start..start + text.len()
+        };
         let fields = borrowed
             .0
             .into_iter()
-            .map(|(key, value)| {
-                let start = value.get().as_ptr() as usize - base;
-                Field {
-                    key: key.into_owned().into_boxed_str(),
-                    value: FieldValue::Original(start..start + value.get().len()),
-                }
+            .map(|(key, value)| Field {
+                key: match key {
+                    Cow::Borrowed(text) => FieldKey::Original(range_of(text)),
+                    Cow::Owned(text) => FieldKey::Owned(text.into_boxed_str()),
+                },
+                value: FieldValue::Original(range_of(value.get())),
             })
             .collect();
         Ok(JsonBody {
@@ -80,10 +95,15 @@ impl JsonBody {
         })
     }
 
+    /// The text of `field`'s key.
+    fn key<'s>(&'s self, field: &'s Field) -> &'s str {
+        key_text(&self.raw, &field.key)
+    }
+
     /// The raw JSON text of a top-level field (the last one, if the key repeats, as
     /// `serde_json` and most servers read it).
     pub fn get_raw(&self, key: &str) -> Option<&str> {
-        let field = self.fields.iter().rev().find(|f| &*f.key == key)?;
+        let field = self.fields.iter().rev().find(|f| self.key(f) == key)?;
         Some(match &field.value {
             // The range came from a `&str` slice of `raw`, so it is valid UTF-8 on char
             // boundaries; `from_utf8` cannot fail, but is checked rather than assumed.
@@ -99,29 +119,30 @@ impl JsonBody {
 
     /// Whether a top-level field is present.
     pub fn contains(&self, key: &str) -> bool {
-        self.fields.iter().any(|f| &*f.key == key)
+        self.fields.iter().any(|f| self.key(f) == key)
     }
 
     /// The top-level keys, in body order.
     pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.fields.iter().map(|f| &*f.key)
+        self.fields.iter().map(|f| self.key(f))
     }
 
     /// Sets a top-level field, replacing every occurrence of the key; a new key goes last.
     pub fn set(&mut self, key: &str, value: &impl Serialize) -> Result<(), serde_json::Error> {
         let raw = serde_json::value::to_raw_value(value)?;
         self.modified = true;
-        if let Some(pos) = self.fields.iter().position(|f| &*f.key == key) {
+        if let Some(pos) = self.fields.iter().position(|f| self.key(f) == key) {
             self.fields[pos].value = FieldValue::Replaced(raw);
+            let body = &self.raw;
             let mut index = 0;
             self.fields.retain(|f| {
-                let keep = index <= pos || &*f.key != key;
+                let keep = index <= pos || key_text(body, &f.key) != key;
                 index += 1;
                 keep
             });
         } else {
             self.fields.push(Field {
-                key: key.into(),
+                key: FieldKey::Owned(key.into()),
                 value: FieldValue::Replaced(raw),
             });
         }
@@ -131,7 +152,8 @@ impl JsonBody {
     /// Removes a top-level field (every occurrence). Returns whether it was there.
     pub fn remove(&mut self, key: &str) -> bool {
         let before = self.fields.len();
-        self.fields.retain(|f| &*f.key != key);
+        let raw = &self.raw;
+        self.fields.retain(|f| key_text(raw, &f.key) != key);
         let removed = self.fields.len() != before;
         self.modified |= removed;
         removed
@@ -149,7 +171,15 @@ impl JsonBody {
             if i > 0 {
                 out.put_u8(b',');
             }
-            write_json_string(&mut out, &field.key);
+            match &field.key {
+                // An escape-free key is valid JSON string content as it is.
+                FieldKey::Original(range) => {
+                    out.put_u8(b'"');
+                    out.put_slice(&self.raw[range.clone()]);
+                    out.put_u8(b'"');
+                }
+                FieldKey::Owned(text) => write_json_string(&mut out, text),
+            }
             out.put_u8(b':');
             match &field.value {
                 FieldValue::Original(range) => out.put_slice(&self.raw[range.clone()]),
@@ -195,6 +225,16 @@ impl fmt::Debug for JsonBody {
             .field("bytes", &self.raw.len())
             .field("modified", &self.modified)
             .finish()
+    }
+}
+
+/// The text of a key.
+fn key_text<'s>(raw: &'s Bytes, key: &'s FieldKey) -> &'s str {
+    match key {
+        // The range came from a `&str` slice of `raw` (see `JsonBody::parse`), so it is UTF-8
+        // on char boundaries; the impossible failure reads as a key that matches nothing.
+        FieldKey::Original(range) => std::str::from_utf8(&raw[range.clone()]).unwrap_or(""),
+        FieldKey::Owned(text) => text,
     }
 }
 
@@ -313,6 +353,23 @@ mod tests {
         b.set("model", &"y").unwrap();
         let v: Value = serde_json::from_slice(&b.to_bytes()).unwrap();
         assert_eq!(v, json!({"we\"ird\n": 1, "model": "y"}));
+    }
+
+    #[test]
+    fn keys_are_matched_by_their_decoded_text() {
+        let mut b = body(r#"{"a\u0062":1,"cd":2}"#);
+        assert_eq!(b.get::<i64>("ab").unwrap().unwrap(), 1);
+        assert!(!b.contains("a\\u0062"));
+        assert_eq!(b.keys().collect::<Vec<_>>(), ["ab", "cd"]);
+        let copy = b.clone();
+        b.set("cd", &3).unwrap();
+        assert!(b.remove("ab"));
+        assert_eq!(&b.to_bytes()[..], br#"{"cd":3}"#);
+        assert_eq!(
+            copy.get::<i64>("cd").unwrap().unwrap(),
+            2,
+            "a clone is independent"
+        );
     }
 
     #[test]

@@ -221,7 +221,11 @@ impl LogEntry {
             config_id: record.config_id,
             error_code: record.error_code,
             error: record.error,
-            attempts: record.attempts.iter().map(LoggedAttempt::from).collect(),
+            attempts: record
+                .attempts
+                .into_iter()
+                .map(LoggedAttempt::from)
+                .collect(),
             guardrails: record.guardrails,
             request,
             response,
@@ -229,17 +233,17 @@ impl LogEntry {
     }
 }
 
-impl From<&Attempt> for LoggedAttempt {
-    fn from(a: &Attempt) -> LoggedAttempt {
+impl From<Attempt> for LoggedAttempt {
+    fn from(a: Attempt) -> LoggedAttempt {
         LoggedAttempt {
-            provider: a.provider.clone(),
-            model: a.model.clone(),
-            target: a.target.clone(),
+            provider: a.provider,
+            model: a.model,
+            target: a.target,
             retry: a.retry,
             started_at: rfc3339_ms(a.started_at_ms),
             latency_ms: a.latency_ms,
             status: a.status,
-            error: a.error.clone(),
+            error: a.error,
         }
     }
 }

@@ -15,6 +15,14 @@ mod line_writer;
 mod logs_cmd;
 mod serve;
 
+/// jemalloc rather than glibc's malloc: after a burst of concurrent requests (a stall
+/// upstream, a traffic spike), glibc keeps the freed memory in fragmented arenas and the
+/// resident size never comes back down, so it ratchets up with each new peak; jemalloc
+/// returns pages unused for a few seconds to the OS (docs/performance.md, "Memory").
+#[cfg(all(target_os = "linux", not(target_env = "musl")))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// A failure that ends the process: its exit code and the one line that explains it.
 #[derive(Debug)]
 pub(crate) struct Fatal {
