@@ -108,6 +108,17 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "PORTICO_LOG_QUEUE_BYTES", default_value_t = portico_logs::DEFAULT_QUEUE_BYTES)]
     pub(crate) log_queue_bytes: usize,
 
+    /// Threads that handle requests [default: the CPUs the process may use]. With 1, every
+    /// request runs on one thread under tokio's current-thread scheduler, the fastest setting
+    /// on one core.
+    #[arg(
+        long,
+        env = "PORTICO_WORKER_THREADS",
+        value_name = "N",
+        value_parser = clap::value_parser!(u16).range(1..=1024)
+    )]
+    pub(crate) worker_threads: Option<u16>,
+
     /// Bearer token that `GET /metrics` requires [default: none, /metrics is open].
     #[arg(
         long,

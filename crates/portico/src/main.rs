@@ -57,10 +57,11 @@ fn main() -> ExitCode {
             return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2));
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let worker_threads = match &cli.command {
+        cli::Command::Serve(args) => args.worker_threads,
+        _ => None,
+    };
+    let runtime = match build_runtime(worker_threads) {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("portico: error: cannot start the async runtime: {err}");
@@ -83,5 +84,27 @@ fn main() -> ExitCode {
             eprintln!("portico: error: {}", fatal.message);
             ExitCode::from(fatal.code)
         }
+    }
+}
+
+/// The async runtime: `worker_threads` threads, by default one per CPU the process may use
+/// (its affinity and cgroup quota count). One thread gets tokio's current-thread scheduler:
+/// on one core a work-stealing scheduler has no other worker to steal from, and its
+/// bookkeeping and the hand-offs between the thread that accepts connections and the worker
+/// cost about a fifth of the throughput (docs/performance.md).
+fn build_runtime(worker_threads: Option<u16>) -> std::io::Result<tokio::runtime::Runtime> {
+    let threads = worker_threads.map_or_else(
+        || std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+        usize::from,
+    );
+    if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
     }
 }

@@ -45,6 +45,9 @@ fn usage_errors_exit_2() {
     let out = portico(&["serve", "--listen", "not-an-address"], dir.path());
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--listen"));
+    let out = portico(&["serve", "--worker-threads", "0"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--worker-threads"));
 }
 
 #[test]

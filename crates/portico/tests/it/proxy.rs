@@ -574,3 +574,70 @@ async fn every_request_is_recorded_in_the_access_log_without_secrets() {
         "the admin key is in the log"
     );
 }
+
+/// The names of the process's threads, from `/proc`.
+fn thread_names(pid: u32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn one_worker_thread_serves_whole_streamed_and_concurrent_requests() {
+    let upstream = MockUpstream::start().await;
+    let catalog = crate::support::standard_catalog(&upstream);
+    let dir = tempfile::tempdir().unwrap();
+    let portico =
+        crate::support::start_in(dir.path(), &catalog, &[("PORTICO_WORKER_THREADS", "1")]).await;
+    // The current-thread scheduler runs requests on the main thread: no tokio workers.
+    let names = thread_names(portico.pid());
+    assert!(
+        !names.iter().any(|n| n.starts_with("tokio-rt-worker")),
+        "{names:?}"
+    );
+    let http = reqwest::Client::new();
+    let post = |body: Value| {
+        http.post(portico.url("/v1/chat/completions"))
+            .bearer_auth(SERVICE_KEY)
+            .json(&body)
+            .send()
+    };
+    let answers = futures::future::join_all(
+        (0..16).map(|i| post(chat("@openai-mock/gpt-4o-mini", &format!("n{i}")))),
+    )
+    .await;
+    for (i, resp) in answers.into_iter().enumerate() {
+        let resp = resp.unwrap();
+        assert_eq!(resp.status(), 200);
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(
+            body["choices"][0]["message"]["content"],
+            format!("echo: n{i}")
+        );
+    }
+    upstream.enqueue(MockReply::sse(portico_testkit::SseScript::chat_text(&[
+        "one ", "thread",
+    ])));
+    let resp = post(json!({"model": "@openai-mock/gpt-4o", "stream": true,
+                           "messages": [{"role": "user", "content": "x"}]}))
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    let chat = portico_testkit::sse::collect_chat_stream(&text).unwrap();
+    assert_eq!(chat.content, "one thread");
+    assert_eq!(upstream.hits(), 17);
+
+    // More than one thread: the multi-thread scheduler, with that many workers.
+    let dir_two = tempfile::tempdir().unwrap();
+    let two =
+        crate::support::start_in(dir_two.path(), &catalog, &[("PORTICO_WORKER_THREADS", "2")])
+            .await;
+    let workers = thread_names(two.pid())
+        .into_iter()
+        .filter(|n| n.starts_with("tokio-rt-worker"))
+        .count();
+    assert_eq!(workers, 2);
+}
