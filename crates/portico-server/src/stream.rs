@@ -325,7 +325,7 @@ mod tests {
 
     fn forward(events: usize, silent_after: usize) -> (ForwardStream, Arc<Kept>) {
         let kept = Arc::new(Kept::default());
-        let client = reqwest::Client::new();
+        let client = portico_providers::http::build_client(Default::default()).unwrap();
         let snapshot = Snapshot::build(Vec::new(), Vec::new(), Vec::new(), &client).unwrap();
         let sink: Arc<dyn RequestSink> = kept.clone();
         let gateway = Arc::new(Gateway::new(snapshot, client, sink));
