@@ -95,15 +95,14 @@ impl JsonBody {
         })
     }
 
-    /// The text of `field`'s key.
-    fn key<'s>(&'s self, field: &'s Field) -> &'s str {
-        key_text(&self.raw, &field.key)
-    }
-
     /// The raw JSON text of a top-level field (the last one, if the key repeats, as
     /// `serde_json` and most servers read it).
     pub fn get_raw(&self, key: &str) -> Option<&str> {
-        let field = self.fields.iter().rev().find(|f| self.key(f) == key)?;
+        let field = self
+            .fields
+            .iter()
+            .rev()
+            .find(|f| key_text(&self.raw, &f.key) == key)?;
         Some(match &field.value {
             // The range came from a `&str` slice of `raw`, so it is valid UTF-8 on char
             // boundaries; `from_utf8` cannot fail, but is checked rather than assumed.
@@ -119,19 +118,25 @@ impl JsonBody {
 
     /// Whether a top-level field is present.
     pub fn contains(&self, key: &str) -> bool {
-        self.fields.iter().any(|f| self.key(f) == key)
+        self.fields
+            .iter()
+            .any(|f| key_text(&self.raw, &f.key) == key)
     }
 
     /// The top-level keys, in body order.
     pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.fields.iter().map(|f| self.key(f))
+        self.fields.iter().map(|f| key_text(&self.raw, &f.key))
     }
 
     /// Sets a top-level field, replacing every occurrence of the key; a new key goes last.
     pub fn set(&mut self, key: &str, value: &impl Serialize) -> Result<(), serde_json::Error> {
         let raw = serde_json::value::to_raw_value(value)?;
         self.modified = true;
-        if let Some(pos) = self.fields.iter().position(|f| self.key(f) == key) {
+        if let Some(pos) = self
+            .fields
+            .iter()
+            .position(|f| key_text(&self.raw, &f.key) == key)
+        {
             self.fields[pos].value = FieldValue::Replaced(raw);
             let body = &self.raw;
             let mut index = 0;

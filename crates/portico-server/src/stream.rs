@@ -1,12 +1,14 @@
 //! Forwarding an upstream event stream to the client, event by event.
 //!
-//! Each event is written as soon as the upstream sends it; events that arrive together leave
-//! together, in one write, and nothing waits for the network. An upstream failure after the first byte cannot change the status any more, so
-//! it becomes an in-band error event in the client's dialect ([`StreamDialect`]): for OpenAI
-//! clients `data: {"error": {...}}`, which OpenAI SDKs raise as an `APIError`; for Anthropic
-//! clients `event: error` with Anthropic's error body. Then the stream ends. When the stream ends or the client goes away (the body is
-//! dropped, which also drops and so cancels the upstream request), the request's record is
-//! finished and handed to the request sink.
+//! Each event is written as soon as the upstream has sent it: events that hyper's client
+//! already holds leave together, in one write, and nothing waits for the network (see
+//! [`ForwardStream`]'s `poll_next`). An upstream failure after the first byte cannot change
+//! the status any more, so it becomes an in-band error event in the client's dialect
+//! ([`StreamDialect`]): for OpenAI clients `data: {"error": {...}}`, which OpenAI SDKs raise as
+//! an `APIError`; for Anthropic clients `event: error` with Anthropic's error body. Then the
+//! stream ends. When the stream ends or the client goes away (the body is dropped, which also
+//! drops and so cancels the upstream request), the request's record is finished and handed to
+//! the request sink.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};

@@ -18,7 +18,8 @@ mod serve;
 /// jemalloc rather than glibc's malloc: after a burst of concurrent requests (a stall
 /// upstream, a traffic spike), glibc keeps the freed memory in fragmented arenas and the
 /// resident size never comes back down, so it ratchets up with each new peak; jemalloc
-/// returns pages unused for a few seconds to the OS (docs/performance.md, "Memory").
+/// returns pages unused for a few seconds to the OS (docs/performance.md, the second
+/// session of 2026-12-06).
 #[cfg(all(target_os = "linux", not(target_env = "musl")))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
