@@ -44,8 +44,10 @@ pub fn parse(status: u16, body: &[u8]) -> ProviderError {
             let message = if text.is_empty() {
                 format!("Anthropic answered HTTP {status} with an empty body")
             } else {
-                let cut: String = text.chars().take(500).collect();
-                format!("Anthropic answered HTTP {status}: {cut}")
+                format!(
+                    "Anthropic answered HTTP {status}: {}",
+                    portico_providers::error::quote(text)
+                )
             };
             (message, None)
         }

@@ -8,8 +8,8 @@ use bytes::Bytes;
 use http::HeaderValue;
 use portico_core::{Endpoint, JsonBody, ProviderKind, Secret, Usage};
 use portico_providers::chat::ChatRequest;
+use portico_providers::http::HttpClient;
 use portico_providers::openai::transport_error;
-use portico_providers::sse::sse_events;
 use portico_providers::{
     Provider, ProviderError, ProviderSetup, UpstreamRequest, UpstreamResponse,
 };
@@ -17,7 +17,7 @@ use portico_providers::{
 use crate::passthrough::{checked_events, read_usage};
 use crate::request::to_messages_request;
 use crate::response::to_chat_response;
-use crate::stream::{StreamTranslator, translate};
+use crate::stream::{StreamTranslator, translate_events};
 use crate::wire::MessagesResponse;
 
 /// Anthropic's API host, as its SDKs use it (without `/v1`).
@@ -29,7 +29,7 @@ pub const DEFAULT_VERSION: &str = "2023-06-01";
 /// An Anthropic upstream.
 #[derive(Debug, Clone)]
 pub struct AnthropicProvider {
-    client: reqwest::Client,
+    client: HttpClient,
     /// `{base}/v1/messages`.
     url: String,
     api_key: Option<Secret>,
@@ -178,10 +178,10 @@ impl Provider for AnthropicProvider {
             let translator = StreamTranslator::new(&req.model, now());
             return Ok(UpstreamResponse::Stream {
                 status,
-                events: translate(response.bytes_stream(), translator),
+                events: translate_events(self.client.sse_events(response), translator),
             });
         }
-        let bytes = response.bytes().await.map_err(transport_error)?;
+        let bytes = self.client.read_body(response).await?;
         let message: MessagesResponse = serde_json::from_slice(&bytes).map_err(|e| {
             ProviderError::Malformed(format!("the answer is not an Anthropic message: {e}"))
         })?;
@@ -219,10 +219,10 @@ impl AnthropicProvider {
         if stream {
             return Ok(UpstreamResponse::Stream {
                 status,
-                events: checked_events(sse_events(response.bytes_stream())),
+                events: checked_events(self.client.sse_events(response)),
             });
         }
-        let body = response.bytes().await.map_err(transport_error)?;
+        let body = self.client.read_body(response).await?;
         let usage: Option<Usage> = read_usage(&body)?;
         Ok(UpstreamResponse::Complete {
             status,

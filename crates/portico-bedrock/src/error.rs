@@ -68,8 +68,10 @@ pub(crate) fn from_response(
             if text.is_empty() {
                 format!("Bedrock answered HTTP {status} with an empty body")
             } else {
-                let cut: String = text.chars().take(500).collect();
-                format!("Bedrock answered HTTP {status}: {cut}")
+                format!(
+                    "Bedrock answered HTTP {status}: {}",
+                    portico_providers::error::quote(text)
+                )
             }
         });
     // A throttling answer is a 429 whatever status carried it, so it is retried.
@@ -104,7 +106,7 @@ pub(crate) fn from_exception(name: &str, payload: &[u8], started: bool) -> Provi
     let message = serde_json::from_slice::<ErrorBody>(payload)
         .ok()
         .and_then(|b| b.message)
-        .unwrap_or_else(|| String::from_utf8_lossy(payload).chars().take(500).collect());
+        .unwrap_or_else(|| portico_providers::error::quote(&String::from_utf8_lossy(payload)));
     if started {
         ProviderError::StreamBroken(format!("Bedrock sent {name}: {message}"))
     } else {

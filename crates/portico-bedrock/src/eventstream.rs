@@ -15,9 +15,11 @@ use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
 use bytes::{Buf, Bytes, BytesMut};
 use portico_providers::ProviderError;
 
-/// The largest frame accepted, 16 MiB: far above any real event (a few hundred bytes), low
-/// enough that a broken upstream cannot make the gateway buffer without bound.
-pub const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
+/// The largest frame accepted unless told otherwise: the default upstream answer limit,
+/// 64 MiB, far above any real event (a few hundred bytes); the adapter passes the configured
+/// limit (`--max-upstream-body-bytes`), so a broken upstream cannot make the gateway buffer
+/// without bound.
+pub const MAX_FRAME_BYTES: usize = portico_providers::http::DEFAULT_MAX_UPSTREAM_BODY_BYTES;
 
 /// The smallest possible frame: prelude (12 bytes) and message CRC (4).
 const MIN_FRAME_BYTES: usize = 16;
@@ -43,15 +45,32 @@ pub enum Frame {
 }
 
 /// Buffers bytes and cuts them into frames.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FrameReader {
     buf: BytesMut,
+    /// The largest frame accepted.
+    max_frame_bytes: usize,
+}
+
+impl Default for FrameReader {
+    fn default() -> Self {
+        FrameReader::new()
+    }
 }
 
 impl FrameReader {
-    /// An empty reader.
+    /// An empty reader accepting frames up to [`MAX_FRAME_BYTES`].
     pub fn new() -> FrameReader {
-        FrameReader::default()
+        FrameReader::with_max_frame_bytes(MAX_FRAME_BYTES)
+    }
+
+    /// An empty reader accepting frames up to `max_frame_bytes` (at least the 16-byte
+    /// smallest frame).
+    pub fn with_max_frame_bytes(max_frame_bytes: usize) -> FrameReader {
+        FrameReader {
+            buf: BytesMut::new(),
+            max_frame_bytes: max_frame_bytes.max(MIN_FRAME_BYTES),
+        }
     }
 
     /// Adds bytes as they arrived.
@@ -71,9 +90,16 @@ impl FrameReader {
             return Ok(None);
         }
         let total = (&self.buf[..4]).get_u32() as usize;
-        if !(MIN_FRAME_BYTES..=MAX_FRAME_BYTES).contains(&total) {
+        if total > self.max_frame_bytes {
+            // Refused from its declared length, before its bytes are buffered.
+            return Err(portico_providers::http::too_large(
+                "an event of the stream",
+                self.max_frame_bytes,
+            ));
+        }
+        if total < MIN_FRAME_BYTES {
             return Err(ProviderError::Malformed(format!(
-                "Bedrock sent an event-stream frame of {total} bytes; frames must be {MIN_FRAME_BYTES} to {MAX_FRAME_BYTES} bytes"
+                "Bedrock sent an event-stream frame of {total} bytes; the smallest frame is {MIN_FRAME_BYTES} bytes"
             )));
         }
         if self.buf.len() < total {
@@ -218,6 +244,21 @@ mod tests {
         assert!(
             reader.next_frame().is_err(),
             "a 4 GiB frame is refused at once"
+        );
+
+        let frame = encode_event("contentBlockDelta", &[b' '; 200]);
+        let mut reader = FrameReader::with_max_frame_bytes(128);
+        reader.push(&frame[..8]);
+        let err = reader.next_frame().unwrap_err().to_string();
+        assert!(
+            err.contains("128-byte limit") && err.contains("--max-upstream-body-bytes"),
+            "refused from its prelude, naming the limit: {err}"
+        );
+        let mut roomy = FrameReader::with_max_frame_bytes(frame.len());
+        roomy.push(&frame);
+        assert!(
+            roomy.next_frame().unwrap().is_some(),
+            "a frame at the limit passes"
         );
     }
 }

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use portico_core::{Endpoint, ProviderKind, Secret};
 use portico_providers::chat::ChatRequest;
+use portico_providers::http::HttpClient;
 use portico_providers::openai::{read_capped, retry_after, transport_error};
 use portico_providers::{
     Provider, ProviderError, ProviderSetup, UpstreamRequest, UpstreamResponse,
@@ -28,7 +29,7 @@ pub const EVENT_STREAM_CONTENT_TYPE: &str = "application/vnd.amazon.eventstream"
 /// InvokeModel.
 #[derive(Debug, Clone)]
 pub struct BedrockProvider {
-    client: reqwest::Client,
+    client: HttpClient,
     base_url: String,
     region: String,
     auth: Auth,
@@ -112,7 +113,7 @@ impl BedrockProvider {
             &body,
             SystemTime::now(),
         )
-        .map_err(ProviderError::Unreachable)?;
+        .map_err(|e| ProviderError::Unreachable(e.into()))?;
         let mut builder = self.client.post(url).body(body);
         for (name, value) in headers.into_iter() {
             builder = builder.header(name, value);
@@ -157,7 +158,12 @@ impl BedrockProvider {
                 .await?;
             let id = completion_id(&response);
             let translator = Translator::new(id, created, req.model.clone());
-            let events = converse_events(response.bytes_stream(), translator, transport_error);
+            let events = converse_events(
+                response.bytes_stream(),
+                translator,
+                transport_error,
+                self.client.max_body_bytes(),
+            );
             return Ok(UpstreamResponse::Stream {
                 status: 200,
                 events: Box::pin(events),
@@ -168,7 +174,7 @@ impl BedrockProvider {
             .post(&url, Bytes::from(body), "application/json")
             .await?;
         let id = completion_id(&response);
-        let bytes = response.bytes().await.map_err(transport_error)?;
+        let bytes = self.client.read_body(response).await?;
         let answer = serde_json::from_slice(&bytes).map_err(|e| {
             ProviderError::Malformed(format!("Bedrock's Converse answer could not be read: {e}"))
         })?;
@@ -205,7 +211,7 @@ impl BedrockProvider {
                     .get("x-amzn-bedrock-input-token-count")
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.trim().parse().ok());
-                let body = response.bytes().await.map_err(transport_error)?;
+                let body = self.client.read_body(response).await?;
                 Ok(CallAnswer {
                     body,
                     input_tokens_header,
@@ -220,6 +226,22 @@ impl BedrockProvider {
 impl Provider for BedrockProvider {
     fn kind(&self) -> ProviderKind {
         ProviderKind::Bedrock
+    }
+
+    /// The credentials in use, wherever they came from: those of the `AWS_*` environment
+    /// are in no catalog record, and the redactor must know them too.
+    fn extra_secrets(&self) -> Vec<Secret> {
+        match &self.auth {
+            Auth::SigV4(creds) => {
+                let mut secrets = vec![
+                    Secret::new(creds.access_key_id.clone()),
+                    creds.secret_access_key.clone(),
+                ];
+                secrets.extend(creds.session_token.clone());
+                secrets
+            }
+            Auth::Bearer(key) => vec![key.clone()],
+        }
     }
 
     async fn send(&self, req: UpstreamRequest) -> Result<UpstreamResponse, ProviderError> {
@@ -332,7 +354,7 @@ mod tests {
         api_key: Option<&str>,
         env: &[(&str, &str)],
     ) -> Result<BedrockProvider, String> {
-        let client = reqwest::Client::builder().build().unwrap();
+        let client = portico_providers::http::build_client(Default::default()).unwrap();
         let credentials: BTreeMap<String, Secret> = credentials
             .iter()
             .map(|(k, v)| ((*k).to_owned(), Secret::new(*v)))
@@ -406,6 +428,44 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.contains("not an AWS region"), "{err}");
+    }
+
+    #[test]
+    fn the_credentials_in_use_are_reported_for_redaction() {
+        let region = serde_json::json!({"aws_region": "us-east-1"});
+        let secrets = |p: &BedrockProvider| -> Vec<String> {
+            p.extra_secrets()
+                .iter()
+                .map(|s| s.expose().to_owned())
+                .collect()
+        };
+        let from_env = build(
+            region.clone(),
+            &[],
+            None,
+            &[
+                ("AWS_ACCESS_KEY_ID", "AKIAENVIRONMENT01"),
+                ("AWS_SECRET_ACCESS_KEY", "env-secret-access-key"),
+                ("AWS_SESSION_TOKEN", "env-session-token"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            secrets(&from_env),
+            [
+                "AKIAENVIRONMENT01",
+                "env-secret-access-key",
+                "env-session-token"
+            ]
+        );
+        let bearer = build(
+            region,
+            &[],
+            None,
+            &[("AWS_BEARER_TOKEN_BEDROCK", "env-bedrock-api-key")],
+        )
+        .unwrap();
+        assert_eq!(secrets(&bearer), ["env-bedrock-api-key"]);
     }
 
     #[test]

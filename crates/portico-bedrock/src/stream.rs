@@ -231,12 +231,14 @@ struct State<S> {
     ended: bool,
 }
 
-/// OpenAI chunks from a ConverseStream byte stream. An error ends the stream; the stream
-/// never waits for more bytes once the upstream closed.
+/// OpenAI chunks from a ConverseStream byte stream whose frames may hold at most
+/// `max_frame_bytes` each. An error ends the stream; the stream never waits for more bytes
+/// once the upstream closed.
 pub(crate) fn converse_events<S, E>(
     bytes: S,
     translator: Translator,
     transport_error: fn(E) -> ProviderError,
+    max_frame_bytes: usize,
 ) -> impl Stream<Item = Result<SseEvent, ProviderError>> + Send + 'static
 where
     S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
@@ -244,7 +246,7 @@ where
 {
     let state = State {
         bytes,
-        reader: FrameReader::new(),
+        reader: FrameReader::with_max_frame_bytes(max_frame_bytes),
         translator,
         pending: VecDeque::new(),
         error: None,

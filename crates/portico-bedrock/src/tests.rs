@@ -107,7 +107,12 @@ fn run(pieces: Vec<Vec<u8>>) -> Outcome {
             .into_iter()
             .map(|p| Ok::<Bytes, Infallible>(Bytes::from(p))),
     );
-    let events = converse_events(bytes, translator, |e: Infallible| match e {});
+    let events = converse_events(
+        bytes,
+        translator,
+        |e: Infallible| match e {},
+        crate::eventstream::MAX_FRAME_BYTES,
+    );
     let items: Vec<_> = futures::executor::block_on(events.collect());
     let mut outcome = Outcome {
         chunks: Vec::new(),

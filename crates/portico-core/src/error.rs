@@ -49,6 +49,8 @@ pub enum ErrorCode {
     UpstreamError,
     /// The routing config's `request_timeout` (or `x-portkey-request-timeout`) ran out.
     RequestTimeout,
+    /// The client stopped sending its request (its body stalled).
+    ClientTimeout,
     /// The gateway is shutting down or not ready.
     Unavailable,
     /// A bug in the gateway.
@@ -73,7 +75,7 @@ impl ErrorCode {
             ErrorCode::UpstreamMalformed => 502,
             ErrorCode::UpstreamTimeout => 504,
             ErrorCode::UpstreamError => 502,
-            ErrorCode::RequestTimeout => 408,
+            ErrorCode::RequestTimeout | ErrorCode::ClientTimeout => 408,
             ErrorCode::Unavailable => 503,
             ErrorCode::Internal => 500,
         }
@@ -99,7 +101,7 @@ impl ErrorCode {
             | ErrorCode::UpstreamMalformed
             | ErrorCode::UpstreamTimeout
             | ErrorCode::UpstreamError => "upstream_error",
-            ErrorCode::RequestTimeout => "timeout_error",
+            ErrorCode::RequestTimeout | ErrorCode::ClientTimeout => "timeout_error",
             ErrorCode::Unavailable => "service_unavailable",
             ErrorCode::Internal => "server_error",
         }
@@ -127,6 +129,7 @@ impl ErrorCode {
             ErrorCode::UpstreamTimeout => "upstream_timeout",
             ErrorCode::UpstreamError => "upstream_error",
             ErrorCode::RequestTimeout => "request_timeout",
+            ErrorCode::ClientTimeout => "client_timeout",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal_error",
         }
@@ -148,8 +151,13 @@ pub struct ApiError {
     pub error_type: Option<String>,
     /// Code string override: an upstream's own code is kept when it sent one.
     pub code_str: Option<String>,
-    /// Seconds the client should wait before retrying (sets `Retry-After`).
-    pub retry_after: Option<u64>,
+    /// Seconds the client should wait before retrying (sets `Retry-After`). A `u32` (136
+    /// years) keeps `ApiError` within clippy's `result_large_err` bound.
+    pub retry_after: Option<u32>,
+    /// The fuller text the request log keeps instead of `message`, never sent to the client:
+    /// a transport error's URL and address stay in the log (see [`ApiError::log_text`]).
+    /// Boxed: it is rare, and a thin pointer keeps `Result<_, ApiError>` small.
+    pub detail: Option<Box<String>>,
 }
 
 impl ApiError {
@@ -163,7 +171,20 @@ impl ApiError {
             error_type: None,
             code_str: None,
             retry_after: None,
+            detail: None,
         }
+    }
+
+    /// Adds the log-only text (see [`ApiError::detail`]).
+    pub fn with_detail(mut self, detail: impl Into<String>) -> ApiError {
+        self.detail = Some(Box::new(detail.into()));
+        self
+    }
+
+    /// What the request log and the access log record: the detail when there is one, else
+    /// the client's message.
+    pub fn log_text(&self) -> &str {
+        self.detail.as_deref().unwrap_or(&self.message)
     }
 
     /// Names the request field at fault.
@@ -226,6 +247,23 @@ mod tests {
         assert_eq!(body["error"]["code"], "model_not_found");
         assert_eq!(body["error"]["param"], "model");
         assert_eq!(err.status, 404);
+    }
+
+    #[test]
+    fn the_detail_is_logged_but_never_rendered() {
+        let err = ApiError::new(
+            ErrorCode::UpstreamUnreachable,
+            "could not reach @p: refused",
+        )
+        .with_detail("could not reach @p: http://10.0.0.7:8080/v1: refused");
+        assert_eq!(
+            err.log_text(),
+            "could not reach @p: http://10.0.0.7:8080/v1: refused"
+        );
+        assert!(!err.to_json().to_string().contains("10.0.0.7"));
+        assert!(!err.to_string().contains("10.0.0.7"));
+        let plain = ApiError::new(ErrorCode::Internal, "boom");
+        assert_eq!(plain.log_text(), "boom");
     }
 
     #[test]

@@ -6,6 +6,7 @@ use arc_swap::ArcSwap;
 use portico_core::{
     ApiError, Endpoint, ErrorCode, JsonBody, KeyHash, ModelRef, ModelRefError, RequestRecord,
 };
+use portico_providers::http::HttpClient;
 use portico_providers::{Provider, ProviderError, UpstreamRequest, UpstreamResponse};
 use portico_store::Store;
 
@@ -35,7 +36,7 @@ impl std::fmt::Debug for Route {
 /// The request pipeline over a swappable [`Snapshot`].
 pub struct Gateway {
     snapshot: ArcSwap<Snapshot>,
-    client: reqwest::Client,
+    client: HttpClient,
     sink: Arc<dyn RequestSink>,
     health: portico_routing::HealthRegistry,
     plan_options: portico_routing::PlanOptions,
@@ -44,7 +45,7 @@ pub struct Gateway {
 impl Gateway {
     /// A gateway serving `snapshot`, building adapters on reload with `client`, and handing
     /// the record of every finished request to `sink`.
-    pub fn new(snapshot: Snapshot, client: reqwest::Client, sink: Arc<dyn RequestSink>) -> Gateway {
+    pub fn new(snapshot: Snapshot, client: HttpClient, sink: Arc<dyn RequestSink>) -> Gateway {
         Gateway {
             snapshot: ArcSwap::from_pointee(snapshot),
             client,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use portico_core::{KeyHash, ProviderKind};
 use portico_providers::Provider;
+use portico_providers::http::HttpClient;
 use portico_providers::mock::MOCK_MODELS;
 use portico_routing::RoutingConfig;
 use portico_store::{ConfigRecord, KeyRecord, KeyType, ModelRecord, ProviderRecord, Store};
@@ -155,7 +156,7 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Reads providers, keys and configs from the store and builds a snapshot of them.
-    pub async fn load(store: &dyn Store, client: &reqwest::Client) -> Result<Snapshot, String> {
+    pub async fn load(store: &dyn Store, client: &HttpClient) -> Result<Snapshot, String> {
         let providers = store.list_providers().await.map_err(|e| e.to_string())?;
         let keys = store.list_keys().await.map_err(|e| e.to_string())?;
         let configs = store.list_configs().await.map_err(|e| e.to_string())?;
@@ -169,7 +170,7 @@ impl Snapshot {
         providers: Vec<ProviderRecord>,
         keys: Vec<KeyRecord>,
         configs: Vec<ConfigRecord>,
-        client: &reqwest::Client,
+        client: &HttpClient,
     ) -> Result<Snapshot, String> {
         let mut snapshot = Snapshot::default();
         for record in configs {
@@ -291,7 +292,7 @@ mod tests {
         }
     }
 
-    fn client() -> reqwest::Client {
+    fn client() -> HttpClient {
         portico_providers::http::build_client(Default::default()).unwrap()
     }
 

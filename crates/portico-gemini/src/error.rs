@@ -74,8 +74,10 @@ pub(crate) fn parse_error_body(status: u16, body: &[u8]) -> ProviderError {
             let message = if text.is_empty() {
                 format!("Gemini answered HTTP {status} with an empty body")
             } else {
-                let cut: String = text.chars().take(500).collect();
-                format!("Gemini answered HTTP {status}: {cut}")
+                format!(
+                    "Gemini answered HTTP {status}: {}",
+                    portico_providers::error::quote(text)
+                )
             };
             from_detail(
                 status,

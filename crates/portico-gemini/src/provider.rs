@@ -8,8 +8,9 @@ use bytes::Bytes;
 use futures::stream;
 use portico_core::{Endpoint, ProviderKind, Secret};
 use portico_providers::chat::ChatRequest;
+use portico_providers::http::HttpClient;
 use portico_providers::openai::transport_error;
-use portico_providers::sse::{SseEvent, sse_events};
+use portico_providers::sse::SseEvent;
 use portico_providers::{
     Provider, ProviderError, ProviderSetup, UpstreamRequest, UpstreamResponse,
 };
@@ -45,7 +46,7 @@ enum Api {
 /// `vertex_project_id` and a `vertex_region`.
 #[derive(Debug, Clone)]
 pub struct GeminiProvider {
-    client: reqwest::Client,
+    client: HttpClient,
     /// The host (and any path prefix), without a trailing `/` or API version.
     base_url: String,
     api: Api,
@@ -173,7 +174,7 @@ impl GeminiProvider {
         body: &B,
     ) -> Result<T, ProviderError> {
         let response = self.post(url, encode(body)?, false).await?;
-        let bytes = response.bytes().await.map_err(transport_error)?;
+        let bytes = self.client.read_body(response).await?;
         serde_json::from_slice(&bytes).map_err(|e| {
             ProviderError::Malformed(format!("Gemini's answer is not the expected JSON: {e}"))
         })
@@ -212,10 +213,11 @@ impl GeminiProvider {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("text/event-stream"));
         let events = if is_sse {
-            translate(sse_events(response.bytes_stream()), translator)
+            translate(self.client.sse_events(response), translator)
         } else {
-            // Without SSE, Gemini streams one JSON array of chunks: read it whole.
-            let body = response.bytes().await.map_err(transport_error)?;
+            // Without SSE, Gemini streams one JSON array of chunks: read it whole, under the
+            // same limit as any answer.
+            let body = self.client.read_body(response).await?;
             let chunks = match serde_json::from_slice::<Value>(&body) {
                 Ok(Value::Array(chunks)) => chunks,
                 Ok(chunk) => vec![chunk],

@@ -36,7 +36,8 @@ pub use entry::{DEFAULT_MAX_PAYLOAD_BYTES, LogEntry, LoggedAttempt, Payload};
 pub use error::LogError;
 pub use pipeline::{DEFAULT_QUEUE_BYTES, LogPipeline, LogSink, PipelineOptions, PipelineStats};
 pub use query::{
-    AnalyticsQuery, Cursor, GroupBy, Interval, LogFilter, LogQuery, ParamError, StatusFilter,
+    AnalyticsQuery, Cursor, GroupBy, Interval, LogFilter, LogQuery, MAX_METADATA_FILTERS,
+    MAX_Q_CHARS, ParamError, StatusFilter,
 };
 pub use retention::{DEFAULT_RETENTION_DAYS, Retention};
 pub use sqlite::SqliteLogStore;

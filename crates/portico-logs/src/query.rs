@@ -3,11 +3,27 @@
 //! Parsing is strict, so a typo does not silently widen a search: an unknown parameter, a
 //! parameter given twice or a bad value is a [`ParamError`] naming the parameter. An empty
 //! value counts as absent (a form that sends `model=` means "any model").
+//!
+//! Everything that reaches SQL is bounded here, so no query string can make the store fail
+//! (a 500) instead of answering 400:
+//! - at most [`MAX_METADATA_FILTERS`] `metadata.*` filters: each is one more subquery in the
+//!   WHERE clause, and about a thousand exceed SQLite's expression depth;
+//! - no NUL byte in any parameter's name or value: SQLite reads a `LIKE` pattern as a C
+//!   string, so `q=%00` became the pattern `%` and matched every row;
+//! - `q` at most [`MAX_Q_CHARS`] characters: SQLite refuses `LIKE` patterns over 50,000
+//!   bytes.
 
 use crate::time::parse_time;
 
 /// The largest page.
 pub(crate) const MAX_LIMIT: u32 = 500;
+/// The most `metadata.<key>=<value>` filters one search may give. Each is an indexed
+/// subquery; 20 is more than any dashboard or script combines, and far below the ~1,000 at
+/// which SQLite gives up on the expression's depth.
+pub const MAX_METADATA_FILTERS: usize = 20;
+/// The longest `q`, in characters. Escaped and wrapped in `%`, even 4-byte characters stay
+/// far below SQLite's 50,000-byte limit on a `LIKE` pattern.
+pub const MAX_Q_CHARS: usize = 1000;
 /// The page size when `limit` is absent.
 pub(crate) const DEFAULT_LIMIT: u32 = 50;
 const HOUR_MS: i64 = 3_600_000;
@@ -106,6 +122,14 @@ impl LogFilter {
             if self.metadata.iter().any(|(k, _)| k == key) {
                 return Err(twice(name));
             }
+            if self.metadata.len() >= MAX_METADATA_FILTERS {
+                return Err(ParamError::new(
+                    name,
+                    format!(
+                        "at most {MAX_METADATA_FILTERS} metadata.<key> filters may be combined in one search; remove some"
+                    ),
+                ));
+            }
             self.metadata.push((key.to_owned(), value.to_owned()));
             return Ok(true);
         }
@@ -122,7 +146,18 @@ impl LogFilter {
                 );
             }
             "model" => &mut self.model,
-            "q" => return set_once(&mut self.q, name, value.trim()),
+            "q" => {
+                let value = value.trim();
+                if value.chars().count() > MAX_Q_CHARS {
+                    return Err(ParamError::new(
+                        name,
+                        format!(
+                            "`q` is at most {MAX_Q_CHARS} characters; search for a shorter part"
+                        ),
+                    ));
+                }
+                return set_once(&mut self.q, name, value);
+            }
             "status" => {
                 if value.is_empty() {
                     return Ok(true);
@@ -166,6 +201,19 @@ impl LogFilter {
         };
         set_once(slot, name, value)
     }
+}
+
+/// Refuses a NUL byte in a parameter's name or value: no stored text holds one, and SQLite
+/// would cut a `LIKE` pattern at it (so `q=%00` matched everything).
+fn check_nul(name: &str, value: &str) -> Result<(), ParamError> {
+    if name.contains('\0') || value.contains('\0') {
+        let shown = name.replace('\0', "%00");
+        return Err(ParamError::new(
+            &shown,
+            format!("`{shown}` contains a NUL byte (%00), which no search can match; remove it"),
+        ));
+    }
+    Ok(())
 }
 
 fn set_once(slot: &mut Option<String>, name: &str, value: &str) -> Result<bool, ParamError> {
@@ -246,6 +294,7 @@ impl LogQuery {
         let mut query = LogQuery::default();
         let (mut limit_seen, mut cursor_seen) = (false, false);
         for (name, value) in pairs {
+            check_nul(name, value)?;
             if query.filter.take(name, value)? {
                 continue;
             }
@@ -386,6 +435,7 @@ impl AnalyticsQuery {
         let mut interval = None;
         let mut group_by = None;
         for (name, value) in pairs {
+            check_nul(name, value)?;
             if filter.take(name, value)? {
                 continue;
             }
@@ -522,6 +572,67 @@ mod tests {
             let err = log(&query).unwrap_err();
             assert_eq!(err.param, param, "{query:?}: {err}");
         }
+    }
+
+    #[test]
+    fn metadata_filters_are_bounded() {
+        let names: Vec<String> = (0..=MAX_METADATA_FILTERS)
+            .map(|i| format!("metadata.k{i}"))
+            .collect();
+        let pairs = |n: usize| {
+            names[..n]
+                .iter()
+                .map(|k| (k.as_str(), "v"))
+                .collect::<Vec<_>>()
+        };
+        let q = log(&pairs(MAX_METADATA_FILTERS)).unwrap();
+        assert_eq!(q.filter.metadata.len(), MAX_METADATA_FILTERS);
+        let err = log(&pairs(MAX_METADATA_FILTERS + 1)).unwrap_err();
+        assert_eq!(err.param, format!("metadata.k{MAX_METADATA_FILTERS}"));
+        assert!(err.message.contains("at most 20 metadata"), "{err}");
+        // Empty values are absent, so they do not count.
+        let mut with_empty = pairs(MAX_METADATA_FILTERS);
+        with_empty.push(("metadata.blank", ""));
+        assert!(log(&with_empty).is_ok());
+        // Analytics reads the same filters.
+        let err = AnalyticsQuery::parse(pairs(MAX_METADATA_FILTERS + 1), 0).unwrap_err();
+        assert!(err.param.starts_with("metadata."), "{err}");
+    }
+
+    #[test]
+    fn a_nul_byte_anywhere_is_refused() {
+        for pairs in [
+            vec![("q", "\0")],
+            vec![("q", "a\0b")],
+            vec![("model", "gpt\0")],
+            vec![("trace_id", "\0")],
+            vec![("metadata.team", "x\0")],
+            vec![("metadata.te\0am", "x")],
+            vec![("cursor", "1.2\0")],
+        ] {
+            let err = log(&pairs).unwrap_err();
+            assert!(err.message.contains("NUL"), "{pairs:?}: {err}");
+            assert!(!err.param.contains('\0'), "{pairs:?}: {err:?}");
+        }
+        for pairs in [
+            vec![("group_by", "metadata.a\0")],
+            vec![("q", "\0")],
+            vec![("interval", "hour\0")],
+        ] {
+            let err = AnalyticsQuery::parse(pairs.iter().copied(), 0).unwrap_err();
+            assert!(err.message.contains("NUL"), "{pairs:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn q_is_bounded() {
+        let long = "é".repeat(MAX_Q_CHARS);
+        assert_eq!(
+            log(&[("q", &long)]).unwrap().filter.q.as_deref(),
+            Some(long.as_str())
+        );
+        let longer = format!("{long}x");
+        assert_eq!(log(&[("q", &longer)]).unwrap_err().param, "q");
     }
 
     #[test]

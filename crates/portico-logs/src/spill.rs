@@ -8,8 +8,11 @@
 //! renames it to `logs-spill.replay.jsonl` (so new spills start a fresh file), inserts its
 //! lines, and deletes it. A replay file left by a crash is replayed first on the next start;
 //! inserts skip ids already stored, so a replay cut short is simply repeated.
+//!
+//! The file holds whole payloads, so it is created `0600` (and an older one tightened); the
+//! replay file is the same file renamed, so it keeps that mode.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufWriter, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,9 +31,12 @@ pub(crate) struct Spill {
 }
 
 impl Spill {
-    /// The spill file at `path`; notes whether an earlier run left lines to replay.
+    /// The spill file at `path`; notes whether an earlier run left lines to replay, and
+    /// makes files an older version left readable by others private.
     pub(crate) fn new(path: PathBuf) -> Spill {
         let replay_path = path.with_extension("replay.jsonl");
+        portico_store::private_files::tighten(&path);
+        portico_store::private_files::tighten(&replay_path);
         let pending = non_empty(&path) || non_empty(&replay_path);
         Spill {
             path,
@@ -49,10 +55,7 @@ impl Spill {
             Some(open) => open,
             None => file.insert(BufWriter::with_capacity(
                 64 * 1024,
-                OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&self.path)?,
+                portico_store::private_files::open_append(&self.path)?,
             )),
         };
         open.write_all(&line)?;
@@ -153,6 +156,30 @@ mod tests {
         spill.done(&next).unwrap();
         // A new Spill on the same path sees nothing left.
         assert!(!Spill::new(dir.path().join("logs-spill.jsonl")).pending());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_spill_file_and_its_replay_twin_are_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("logs-spill.jsonl");
+        let spill = Spill::new(path.clone());
+        spill.append(&entry("a")).unwrap();
+        spill.flush().unwrap();
+        assert_eq!(mode(&path), 0o600);
+        let taken = spill.take().unwrap().unwrap();
+        assert_eq!(mode(&taken), 0o600);
+        // Files an older version left world-readable are made private at start.
+        let old = dir.path().join("old-spill.jsonl");
+        let old_replay = dir.path().join("old-spill.replay.jsonl");
+        for file in [&old, &old_replay] {
+            std::fs::write(file, b"").unwrap();
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        drop(Spill::new(old.clone()));
+        assert_eq!((mode(&old), mode(&old_replay)), (0o600, 0o600));
     }
 
     #[test]

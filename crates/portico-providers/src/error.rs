@@ -5,6 +5,26 @@ use std::time::Duration;
 
 use portico_core::{ApiError, Endpoint, ErrorCode};
 
+/// The most characters of an upstream's unparsed error text (an HTML page, a proxy's plain
+/// text) that an error message quotes.
+pub const MAX_QUOTED_CHARS: usize = 500;
+
+/// Ends upstream text that [`quote`] cut. The secret redactor reads it: the beginning of a
+/// secret right before it is redacted too, since the cut may have split the secret (see
+/// [`crate::redact`]).
+pub const CUT_MARK: &str = "…";
+
+/// Upstream text as an error message quotes it: trimmed, and cut to [`MAX_QUOTED_CHARS`]
+/// characters ending in [`CUT_MARK`] when longer. Every adapter quotes through this, so every
+/// cut is marked.
+pub fn quote(text: &str) -> String {
+    let text = text.trim();
+    match text.char_indices().nth(MAX_QUOTED_CHARS) {
+        Some((end, _)) => format!("{}{CUT_MARK}", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
 /// Who is at fault for an error: decides how it is reported and whether another target helps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
@@ -16,12 +36,64 @@ pub enum Fault {
     Gateway,
 }
 
+/// Why an upstream could not be reached, said twice: a short reason a client may be told,
+/// and the whole transport error for the log.
+///
+/// The split exists because transport errors name the request's URL and the peer's address
+/// (reqwest prints `error sending request for url (http://10.0.0.7:8080/v1/...)`): internal
+/// addresses the client must not learn, and that the operator needs in the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransportFailure {
+    /// What a client is told, such as `connection refused`: no URL, host or address.
+    pub reason: String,
+    /// The full text for the request log; `None` when the reason says it all.
+    pub detail: Option<String>,
+}
+
+impl TransportFailure {
+    /// A failure with a client-safe `reason` and the full `detail` for the log.
+    pub fn new(reason: impl Into<String>, detail: impl Into<String>) -> TransportFailure {
+        TransportFailure {
+            reason: reason.into(),
+            detail: Some(detail.into()),
+        }
+    }
+
+    /// The text the log keeps: the detail, else the reason.
+    pub fn log_text(&self) -> &str {
+        self.detail.as_deref().unwrap_or(&self.reason)
+    }
+}
+
+/// A reason with nothing more to log (it must be safe to show a client).
+impl From<String> for TransportFailure {
+    fn from(reason: String) -> TransportFailure {
+        TransportFailure {
+            reason,
+            detail: None,
+        }
+    }
+}
+
+/// A reason with nothing more to log (it must be safe to show a client).
+impl From<&str> for TransportFailure {
+    fn from(reason: &str) -> TransportFailure {
+        TransportFailure::from(reason.to_owned())
+    }
+}
+
+impl std::fmt::Display for TransportFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.log_text())
+    }
+}
+
 /// An upstream call that did not produce a successful answer.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ProviderError {
     /// The connection could not be made or broke before an answer (DNS, refused, TLS, reset).
     #[error("could not reach the upstream: {0}")]
-    Unreachable(String),
+    Unreachable(TransportFailure),
     /// No answer within the configured time (the duration, when the adapter knows it).
     #[error("the upstream did not answer in time")]
     Timeout(Option<Duration>),
@@ -125,13 +197,25 @@ impl ProviderError {
                 err.error_type = error_type.clone();
                 err.code_str = code.clone();
                 err.param = param.clone();
-                err.retry_after = retry_after.map(|d| d.as_secs().max(1));
+                err.retry_after =
+                    retry_after.map(|d| u32::try_from(d.as_secs().max(1)).unwrap_or(u32::MAX));
                 err
             }
-            ProviderError::Unreachable(detail) => ApiError::new(
-                ErrorCode::UpstreamUnreachable,
-                format!("could not reach provider @{provider_slug}: {detail}"),
-            ),
+            ProviderError::Unreachable(failure) => {
+                let err = ApiError::new(
+                    ErrorCode::UpstreamUnreachable,
+                    format!(
+                        "could not reach provider @{provider_slug}: {}",
+                        failure.reason
+                    ),
+                );
+                match &failure.detail {
+                    Some(detail) => err.with_detail(format!(
+                        "could not reach provider @{provider_slug}: {detail}"
+                    )),
+                    None => err,
+                }
+            }
             ProviderError::Timeout(after) => ApiError::new(
                 ErrorCode::UpstreamTimeout,
                 match after {
@@ -161,5 +245,29 @@ impl ProviderError {
                 ),
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_upstream_tells_the_client_the_reason_and_the_log_the_address() {
+        let err = ProviderError::Unreachable(TransportFailure::new(
+            "connection refused",
+            "error sending request for url (http://10.1.2.3:8443/v1/chat/completions): tcp connect error: Connection refused (os error 111)",
+        ));
+        let api = err.to_api_error("internal");
+        assert_eq!(
+            api.message,
+            "could not reach provider @internal: connection refused"
+        );
+        assert!(!api.to_json().to_string().contains("10.1.2.3"));
+        assert!(api.log_text().contains("http://10.1.2.3:8443/v1"));
+        assert_eq!(api.code, ErrorCode::UpstreamUnreachable);
+
+        let plain = ProviderError::Unreachable("connection refused".into()).to_api_error("p");
+        assert_eq!(plain.log_text(), plain.message);
     }
 }

@@ -10,7 +10,9 @@
 //!
 //! Adapters: [`openai::OpenAiProvider`] (OpenAI and every OpenAI-compatible kind) and
 //! [`mock::MockProvider`] (built in, no network). The shared, pooled HTTP client is built by
-//! [`http::build_client`]; [`sse`] parses and re-frames server-sent events.
+//! [`http::build_client`], with the limit every answer is read under; [`sse`] parses and
+//! re-frames server-sent events; [`redact`] keeps provider credentials out of everything an
+//! upstream answers.
 
 use std::pin::Pin;
 
@@ -27,9 +29,10 @@ pub mod error;
 pub mod http;
 pub mod mock;
 pub mod openai;
+pub mod redact;
 pub mod sse;
 
-pub use error::{Fault, ProviderError};
+pub use error::{Fault, ProviderError, TransportFailure};
 pub use sse::SseEvent;
 
 /// A stream of OpenAI-shaped server-sent events (`data` is one chunk's JSON, or `[DONE]`).
@@ -104,8 +107,8 @@ pub struct ProviderSetup<'a> {
     /// Kind-specific secrets from the catalog (`aws_access_key_id`, `aws_secret_access_key`,
     /// `aws_session_token`), encrypted at rest like `api_key`.
     pub credentials: &'a BTreeMap<String, Secret>,
-    /// The shared, pooled upstream client.
-    pub client: &'a reqwest::Client,
+    /// The shared, pooled upstream client, with the limit answers are read under.
+    pub client: &'a http::HttpClient,
 }
 
 /// One upstream API dialect. Translation is pure; only `send` does I/O.
@@ -119,6 +122,15 @@ pub trait Provider: Send + Sync + 'static {
 
     /// Sends one request upstream.
     async fn send(&self, req: UpstreamRequest) -> Result<UpstreamResponse, ProviderError>;
+
+    /// Credentials the adapter found itself, beyond the catalog record's `api_key` and
+    /// `credentials` (Bedrock's `AWS_*` environment variables): the registry adds them to the
+    /// provider's [`redact::Redactor`], so an upstream that echoes them cannot leak them. An
+    /// adapter that minted tokens at run time would have to report them too; none does (a
+    /// Vertex AI access token is configured as `api_key`).
+    fn extra_secrets(&self) -> Vec<Secret> {
+        Vec::new()
+    }
 
     /// Sends an Anthropic Messages request (`POST /v1/messages`) as it is, for an adapter
     /// whose upstream speaks that API natively. `client_beta` is the client's own

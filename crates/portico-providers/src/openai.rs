@@ -11,7 +11,8 @@ use bytes::Bytes;
 use portico_core::{Endpoint, ProviderKind, Secret, Usage};
 use serde::Deserialize;
 
-use crate::sse::sse_events;
+use crate::http::HttpClient;
+pub use crate::http::transport_error;
 use crate::{Provider, ProviderError, UpstreamRequest, UpstreamResponse};
 
 /// Upstream error bodies larger than this are cut before parsing.
@@ -21,7 +22,7 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 #[derive(Debug, Clone)]
 pub struct OpenAiProvider {
     kind: ProviderKind,
-    client: reqwest::Client,
+    client: HttpClient,
     base_url: String,
     /// The full URL of each endpoint, parsed once: parsing it per request (with its IDNA
     /// host check) was a few percent of a request's CPU. `None` when the base URL does not
@@ -35,7 +36,7 @@ impl OpenAiProvider {
     /// a bearer token when there is one.
     pub fn new(
         kind: ProviderKind,
-        client: reqwest::Client,
+        client: HttpClient,
         base_url: impl Into<String>,
         api_key: Option<Secret>,
     ) -> OpenAiProvider {
@@ -79,14 +80,15 @@ impl Provider for OpenAiProvider {
             builder = builder.header(http::header::ACCEPT, "text/event-stream");
         }
         let response = builder.send().await.map_err(transport_error)?;
-        read_answer(response).await
+        read_answer(&self.client, response).await
     }
 }
 
-/// Reads an OpenAI-style answer: an error status becomes [`error_from_response`]'s error, a
-/// `text/event-stream` answer a stream of its events as they arrive, anything else a complete
-/// JSON body with its usage.
+/// Reads an OpenAI-style answer under `client`'s limit: an error status becomes
+/// [`error_from_response`]'s error, a `text/event-stream` answer a stream of its events as they
+/// arrive, anything else a complete JSON body with its usage.
 pub(crate) async fn read_answer(
+    client: &HttpClient,
     response: reqwest::Response,
 ) -> Result<UpstreamResponse, ProviderError> {
     let status = response.status().as_u16();
@@ -101,10 +103,10 @@ pub(crate) async fn read_answer(
     if is_sse {
         return Ok(UpstreamResponse::Stream {
             status,
-            events: Box::pin(sse_events(response.bytes_stream())),
+            events: Box::pin(client.sse_events(response)),
         });
     }
-    let body = response.bytes().await.map_err(transport_error)?;
+    let body = client.read_body(response).await?;
     let usage = read_usage(&body)?;
     Ok(UpstreamResponse::Complete {
         status,
@@ -147,28 +149,6 @@ pub(crate) fn read_usage(body: &Bytes) -> Result<Option<Usage>, ProviderError> {
                 .unwrap_or(0),
         })
     }))
-}
-
-/// Maps a transport failure. The message never includes credentials: they travel in headers,
-/// which reqwest does not print.
-pub fn transport_error(err: reqwest::Error) -> ProviderError {
-    if err.is_timeout() && !err.is_connect() {
-        // Only the read timeout is left: the shared client sets no total timeout, because a
-        // long stream that keeps sending must never be cut.
-        return ProviderError::Timeout(None);
-    }
-    let mut detail = err.to_string();
-    let mut source = std::error::Error::source(&err);
-    while let Some(inner) = source {
-        detail.push_str(": ");
-        detail.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    if err.is_body() || err.is_decode() {
-        ProviderError::StreamBroken(detail)
-    } else {
-        ProviderError::Unreachable(detail)
-    }
 }
 
 /// Turns an upstream error answer into [`ProviderError::Status`], keeping the upstream's own
@@ -238,8 +218,10 @@ pub(crate) fn parse_error_body(status: u16, body: &[u8]) -> ProviderError {
         if text.is_empty() {
             format!("the upstream answered HTTP {status} with an empty body")
         } else {
-            let cut: String = text.chars().take(500).collect();
-            format!("the upstream answered HTTP {status}: {cut}")
+            format!(
+                "the upstream answered HTTP {status}: {}",
+                crate::error::quote(text)
+            )
         }
     });
     ProviderError::Status {

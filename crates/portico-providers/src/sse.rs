@@ -15,8 +15,10 @@
 //! - at end of input, [`SseParser::finish`] dispatches an event that lacks its final blank line,
 //!   because some upstreams close the connection straight after `data: [DONE]`.
 //!
-//! One event may hold at most [`MAX_EVENT_BYTES`]; beyond that the parser fails rather than let
-//! a broken or malicious upstream grow our memory without bound.
+//! One event may hold at most a set number of bytes (by default [`MAX_EVENT_BYTES`]; adapters
+//! use the gateway's upstream answer limit, through [`crate::http::HttpClient::sse_events`]);
+//! beyond that the parser fails rather than let a broken or malicious upstream grow our memory
+//! without bound.
 
 use std::fmt::Display;
 
@@ -25,11 +27,12 @@ use futures::{Stream, StreamExt, stream};
 
 use crate::ProviderError;
 
-/// The most bytes one event may hold (its data plus the line being read), 16 MiB.
+/// The most bytes one event may hold (its data plus the line being read) unless told
+/// otherwise: the default upstream answer limit, 64 MiB.
 ///
 /// Far above any real chunk (a chat completion chunk is a few hundred bytes; a whole embedding
 /// body is a few MiB), and low enough that a single stream cannot exhaust the gateway.
-pub const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
+pub const MAX_EVENT_BYTES: usize = crate::http::DEFAULT_MAX_UPSTREAM_BODY_BYTES;
 
 /// The `data` of OpenAI's end-of-stream sentinel.
 const DONE: &[u8] = b"[DONE]";
@@ -228,8 +231,9 @@ impl SseParser {
     ///
     /// # Errors
     ///
-    /// [`ProviderError::StreamBroken`] when an event (its data plus the line being read)
-    /// exceeds the size limit. The parser then drops its buffers and repeats the error.
+    /// [`ProviderError::Malformed`], naming the limit, when an event (its data plus the line
+    /// being read) exceeds the size limit. The parser then drops its buffers and repeats the
+    /// error.
     pub fn next_event(&mut self) -> Result<Option<SseEvent>, ProviderError> {
         if self.failed {
             return Err(self.too_large());
@@ -369,23 +373,37 @@ impl SseParser {
     }
 
     fn too_large(&self) -> ProviderError {
-        ProviderError::StreamBroken(format!(
-            "a server-sent event exceeded the {} byte limit",
-            self.max_event_bytes
-        ))
+        crate::http::too_large("an event of the stream", self.max_event_bytes)
     }
 }
 
-/// Parses a byte stream (such as `reqwest::Response::bytes_stream()`) into server-sent events.
-///
-/// An error from the byte stream becomes [`ProviderError::StreamBroken`] and ends the stream,
-/// as does an event over [`MAX_EVENT_BYTES`]. At the end of the bytes the parser is flushed, so
-/// a last event without its blank line is still delivered. The stream is lazy: it reads only
-/// when polled, and dropping it drops the byte stream (cancelling the upstream request).
+/// Parses a byte stream into server-sent events of at most [`MAX_EVENT_BYTES`]; an error of
+/// the byte stream becomes [`ProviderError::StreamBroken`]. See [`sse_events_with`].
 pub fn sse_events<S, E>(bytes: S) -> impl Stream<Item = Result<SseEvent, ProviderError>>
 where
     S: Stream<Item = Result<Bytes, E>>,
     E: Display,
+{
+    sse_events_with(bytes, MAX_EVENT_BYTES, |err: E| {
+        ProviderError::StreamBroken(err.to_string())
+    })
+}
+
+/// Parses a byte stream (such as `reqwest::Response::bytes_stream()`) into server-sent events
+/// of at most `max_event_bytes` each.
+///
+/// An error from the byte stream becomes `map_err`'s error (for reqwest's, a read timeout is
+/// a timeout, not a broken stream) and ends the stream, as does an event over the limit. At
+/// the end of the bytes the parser is flushed, so a last event without its blank line is still
+/// delivered. The stream is lazy: it reads only when polled, and dropping it drops the byte
+/// stream (cancelling the upstream request).
+pub fn sse_events_with<S, E>(
+    bytes: S,
+    max_event_bytes: usize,
+    map_err: fn(E) -> ProviderError,
+) -> impl Stream<Item = Result<SseEvent, ProviderError>>
+where
+    S: Stream<Item = Result<Bytes, E>>,
 {
     /// Where the adapter is: reading input, draining the parser after the input ended, or done.
     enum Phase {
@@ -394,30 +412,33 @@ where
         Done,
     }
 
-    let state = (Box::pin(bytes), SseParser::new(), Phase::Reading);
-    stream::unfold(state, |(mut bytes, mut parser, mut phase)| async move {
-        loop {
-            let polled = match phase {
-                Phase::Done => return None,
-                Phase::Reading => parser.next_event(),
-                Phase::Finishing => parser.finish(),
-            };
-            match polled {
-                Ok(Some(event)) => return Some((Ok(event), (bytes, parser, phase))),
-                Err(err) => return Some((Err(err), (bytes, parser, Phase::Done))),
-                Ok(None) if matches!(phase, Phase::Finishing) => return None,
-                Ok(None) => {}
-            }
-            match bytes.next().await {
-                Some(Ok(chunk)) => parser.push(&chunk),
-                Some(Err(err)) => {
-                    let err = ProviderError::StreamBroken(err.to_string());
-                    return Some((Err(err), (bytes, parser, Phase::Done)));
+    let parser = SseParser::with_max_event_bytes(max_event_bytes);
+    let state = (Box::pin(bytes), parser, Phase::Reading);
+    stream::unfold(
+        state,
+        move |(mut bytes, mut parser, mut phase)| async move {
+            loop {
+                let polled = match phase {
+                    Phase::Done => return None,
+                    Phase::Reading => parser.next_event(),
+                    Phase::Finishing => parser.finish(),
+                };
+                match polled {
+                    Ok(Some(event)) => return Some((Ok(event), (bytes, parser, phase))),
+                    Err(err) => return Some((Err(err), (bytes, parser, Phase::Done))),
+                    Ok(None) if matches!(phase, Phase::Finishing) => return None,
+                    Ok(None) => {}
                 }
-                None => phase = Phase::Finishing,
+                match bytes.next().await {
+                    Some(Ok(chunk)) => parser.push(&chunk),
+                    Some(Err(err)) => {
+                        return Some((Err(map_err(err)), (bytes, parser, Phase::Done)));
+                    }
+                    None => phase = Phase::Finishing,
+                }
             }
-        }
-    })
+        },
+    )
 }
 
 #[cfg(test)]
@@ -623,7 +644,10 @@ mod tests {
         let mut parser = SseParser::with_max_event_bytes(16);
         parser.push(b"data: 0123456789\ndata: 0123456789\n");
         let err = parser.next_event().unwrap_err();
-        assert!(matches!(err, ProviderError::StreamBroken(_)), "{err:?}");
+        assert!(
+            matches!(&err, ProviderError::Malformed(m) if m.contains("16-byte limit")),
+            "{err:?}"
+        );
         // The failure sticks, and further input is ignored.
         parser.push(b"\n");
         assert!(parser.next_event().is_err());
@@ -708,13 +732,34 @@ mod tests {
     }
 
     #[test]
-    fn sse_events_rejects_an_event_over_16_mib() {
-        let mib = Bytes::from(vec![b'a'; 1024 * 1024]);
-        let mut chunks = vec![Ok::<_, String>(Bytes::from_static(b"data: "))];
-        chunks.extend((0..17).map(|_| Ok(mib.clone())));
-        chunks.push(Ok(Bytes::from_static(b"\n\n")));
-        let events = collect(sse_events(stream::iter(chunks)));
-        assert_eq!(events.len(), 1);
-        assert!(matches!(&events[0], Err(ProviderError::StreamBroken(m)) if m.contains("limit")));
+    fn sse_events_with_rejects_an_event_over_its_limit_and_stops() {
+        let kib = Bytes::from(vec![b'a'; 1024]);
+        let mut chunks = vec![
+            Ok::<_, String>(Bytes::from_static(b"data: small\n\n")),
+            Ok(Bytes::from_static(b"data: ")),
+        ];
+        chunks.extend((0..5).map(|_| Ok(kib.clone())));
+        chunks.push(Ok(Bytes::from_static(b"\n\ndata: after\n\n")));
+        let events = collect(sse_events_with(stream::iter(chunks), 4096, |e: String| {
+            ProviderError::StreamBroken(e)
+        }));
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert_eq!(events[0], Ok(data("small")));
+        assert!(
+            matches!(&events[1], Err(ProviderError::Malformed(m)) if m.contains("4096-byte limit") && m.contains("--max-upstream-body-bytes")),
+            "{events:?}"
+        );
+    }
+
+    #[test]
+    fn sse_events_with_maps_byte_errors_with_the_given_function() {
+        let chunks = vec![
+            Ok(Bytes::from_static(b"data: a\n\n")),
+            Err("read timed out"),
+        ];
+        let events = collect(sse_events_with(stream::iter(chunks), 64, |_: &str| {
+            ProviderError::Timeout(None)
+        }));
+        assert_eq!(events, [Ok(data("a")), Err(ProviderError::Timeout(None))]);
     }
 }

@@ -1,7 +1,13 @@
 //! Target health: a circuit breaker and a latency average per target, shared by all requests.
 //!
-//! **Circuit breaker.** Each target (keyed by its provider slug: a region that is down is down
-//! for every config that names it) is in one of three states:
+//! **Keys.** A target is one model of one provider, keyed by [`health_key`] (`@slug/model`).
+//! Not the slug alone: a provider whose one model always fails (withdrawn, misconfigured,
+//! overloaded) still serves its other models, and a key allowed only the failing model must
+//! not be able to eject the provider's healthy models for every other key and config. The
+//! price is that a region that is down entirely is learnt once per model in use rather than
+//! once; with a handful of models per provider that is a handful of failed requests more.
+//!
+//! **Circuit breaker.** Each target is in one of three states:
 //! - *closed*: requests flow; `failure_threshold` (default 5) *consecutive* failures open it.
 //!   Consecutive failures rather than a failure rate over a window: no timers or buckets, no
 //!   minimum-volume rule, and the same answer for a target that gets one request a minute as
@@ -34,6 +40,13 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::failure::Failure;
+
+/// The key of a target's health: one model of one provider, written `@slug/model` (a slug
+/// has no `/`, so the pair reads back unambiguously). The registry treats keys as opaque;
+/// the planner and the dispatcher both build them here, so they always agree.
+pub fn health_key(slug: &str, model: &str) -> String {
+    format!("@{slug}/{model}")
+}
 
 /// The weight of a new latency sample in the moving average.
 pub const EWMA_ALPHA: f64 = 0.2;
@@ -92,7 +105,7 @@ pub enum Admission {
     Rejected,
 }
 
-/// What the planner reads of target health.
+/// What the planner reads of target health. Keys are [`health_key`]s.
 pub trait HealthView {
     /// Whether `key` may be tried now (closed, cooled down, or half-open with the probe free).
     fn is_available(&self, key: &str, now: Instant) -> bool;
@@ -137,7 +150,8 @@ impl Default for TargetHealth {
     }
 }
 
-/// The health of every target, shared across requests (`Arc<HealthRegistry>`).
+/// The health of every target (provider and model, by [`health_key`]), shared across
+/// requests.
 #[derive(Debug, Default)]
 pub struct HealthRegistry {
     config: BreakerConfig,

@@ -19,9 +19,12 @@
 //!   timeout) with the fall-through rules of their fallback groups.
 //! - [`retry`]: whether and when to retry a candidate ([`RetryPolicy::decide`]: exponential
 //!   backoff with full jitter, `Retry-After`, the `request_timeout` budget).
-//! - [`health`]: a circuit breaker and a latency average per target ([`HealthRegistry`]),
-//!   which the planner reads to skip dead targets and weigh fast ones.
+//! - [`health`]: a circuit breaker and a latency average per provider and model
+//!   ([`HealthRegistry`], keyed by [`health_key`]), which the planner reads to skip dead
+//!   targets and weigh fast ones.
 //! - [`Failure`]: how an attempt failed, the one input all of the above decide from.
+//! - [`limits`]: the amplification bounds, [`MAX_TARGETS`] per config (checked by the
+//!   parser) and [`MAX_ATTEMPTS`] per request (enforced by the engine's dispatcher).
 //!
 //! The accepted schema and the decisions behind it are in `docs/routing-config.md`.
 //!
@@ -44,6 +47,7 @@
 //!     metadata: &metadata,
 //!     params: body.as_object().ok_or("not an object")?,
 //!     url_path: Some("/v1/chat/completions"),
+//!     model: Some("gpt-4o-mini"),
 //! };
 //! let plan = portico_routing::plan(
 //!     &config, &cx, &AllHealthy, std::time::Instant::now(), PlanOptions::default(),
@@ -60,6 +64,7 @@
 pub mod config;
 mod failure;
 pub mod health;
+pub mod limits;
 mod merge;
 pub mod parse;
 pub mod plan;
@@ -72,8 +77,10 @@ pub use config::{
 };
 pub use failure::{DEFAULT_RETRY_STATUSES, Failure};
 pub use health::{
-    Admission, AllHealthy, BreakerConfig, BreakerState, HealthRegistry, HealthView, latency_factor,
+    Admission, AllHealthy, BreakerConfig, BreakerState, HealthRegistry, HealthView, health_key,
+    latency_factor,
 };
+pub use limits::{MAX_ATTEMPTS, MAX_TARGETS};
 pub use merge::merge;
 pub use plan::{Candidate, Plan, PlanError, PlanOptions, plan};
 pub use query::{Query, RequestContext};

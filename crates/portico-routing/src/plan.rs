@@ -17,7 +17,11 @@
 //!   innermost fallback that can move on does; a failure it does not list ends that group and
 //!   is offered to the enclosing fallback, exactly as Portkey's recursive walk behaves.
 //!
-//! Health: a target whose breaker is open is skipped, and so is a subtree with no available
+//! Health is kept per provider *and* model ([`crate::health::health_key`]), so the planner
+//! works out the model each target will send: its `override_params.model` along the path,
+//! else the request's own model ([`RequestContext::model`]) without any `@slug/`.
+//!
+//! A target whose breaker is open is skipped, and so is a subtree with no available
 //! target, unless *every* alternative at that level is unavailable: then they are all kept,
 //! in order, and marked [`Candidate::bypass_health`] (trying a probably-dead target beats
 //! failing outright). A target that cannot be resolved for this request (a nested
@@ -35,7 +39,7 @@ use serde_json::{Map, Value};
 
 use crate::config::{Mode, ProviderRef, Route, RoutingConfig, Strategy, Target};
 use crate::failure::Failure;
-use crate::health::{HealthView, latency_factor};
+use crate::health::{HealthView, health_key, latency_factor};
 use crate::query::RequestContext;
 use crate::retry::RetryPolicy;
 
@@ -53,6 +57,10 @@ pub struct Candidate {
     /// The catalog provider; `None` for a config without targets: use the request's own
     /// `@slug/model` (or `x-portkey-provider`).
     pub provider: Option<ProviderRef>,
+    /// The model sent to `provider`: `override_params.model` along the path, else the
+    /// request's model without its `@slug/`. `None` when the candidate names no provider
+    /// (the request's own `@slug/model` decides both) or no model is known at all.
+    pub model: Option<String>,
     /// `override_params` merged along the path (inner nodes win): set these request-body
     /// fields before sending.
     pub override_params: Map<String, Value>,
@@ -70,8 +78,17 @@ pub struct Candidate {
 }
 
 impl Candidate {
-    /// The key of this target's health (its slug), when it names a provider.
-    pub fn health_key(&self) -> Option<&str> {
+    /// The key of this target's health (its provider and model, see
+    /// [`crate::health::health_key`]), when it names both.
+    pub fn health_key(&self) -> Option<String> {
+        match (&self.provider, &self.model) {
+            (Some(p), Some(model)) => Some(health_key(&p.slug, model)),
+            _ => None,
+        }
+    }
+
+    /// The provider's slug, when the candidate names one.
+    pub fn slug(&self) -> Option<&str> {
         self.provider.as_ref().map(|p| p.slug.as_str())
     }
 
@@ -247,12 +264,21 @@ impl<R: Rng + ?Sized> Walk<'_, '_, R> {
     }
 
     fn leaf(&self, provider: Option<ProviderRef>, path: String, here: Inherited) -> Resolved {
-        let available = provider
+        let model = provider
             .as_ref()
-            .is_none_or(|p| self.health.is_available(&p.slug, self.now));
+            .and_then(|_| self.model_of(here.params.get("model")));
+        let available = match (&provider, &model) {
+            (Some(p), Some(model)) => self
+                .health
+                .is_available(&health_key(&p.slug, model), self.now),
+            // Without a provider or a model there is no target to judge (the engine
+            // answers the request's own route, or that a model is needed).
+            _ => true,
+        };
         Resolved::Leaf {
             candidate: Candidate {
                 provider,
+                model,
                 override_params: here.params,
                 path,
                 retry: here.retry.unwrap_or_default(),
@@ -286,7 +312,7 @@ impl<R: Rng + ?Sized> Walk<'_, '_, R> {
                 }
             }
             Mode::Loadbalance => {
-                let order = self.weighted_order(s);
+                let order = self.weighted_order(s, here);
                 let mut first: Option<Result<Resolved, PlanError>> = None;
                 for i in order {
                     match self.resolve_index(s, i, child_path(i), here) {
@@ -342,13 +368,31 @@ impl<R: Rng + ?Sized> Walk<'_, '_, R> {
         }
     }
 
+    /// The model a provider target sends, given the `model` of its merged
+    /// `override_params`: that, else the request's own without its `@slug/` (a config's
+    /// target names the provider).
+    fn model_of(&self, override_model: Option<&Value>) -> Option<String> {
+        match override_model.and_then(Value::as_str) {
+            Some(model) => Some(model.to_owned()),
+            None => self.cx.model.map(|m| model_name(m).to_owned()),
+        }
+    }
+
     /// Indices of targets with weight > 0, by weighted draw without replacement.
-    fn weighted_order(&mut self, s: &Strategy) -> Vec<usize> {
+    fn weighted_order(&mut self, s: &Strategy, here: &Inherited) -> Vec<usize> {
         let latencies: Vec<Option<Duration>> = s
             .targets
             .iter()
             .map(|t| match (&t.route, self.options.latency_aware) {
-                (Route::Provider(p), true) => self.health.latency(&p.slug),
+                (Route::Provider(p), true) => {
+                    // The target's own `model` wins over the one it inherits.
+                    let over = t
+                        .override_params
+                        .get("model")
+                        .or_else(|| here.params.get("model"));
+                    let model = self.model_of(over)?;
+                    self.health.latency(&health_key(&p.slug, &model))
+                }
                 _ => None,
             })
             .collect();
@@ -376,6 +420,17 @@ impl<R: Rng + ?Sized> Walk<'_, '_, R> {
             order.push(pool.remove(pick).0);
         }
         order
+    }
+}
+
+/// The model name of `@slug/model`, or the name itself.
+pub(crate) fn model_name(model: &str) -> &str {
+    match model
+        .strip_prefix('@')
+        .and_then(|rest| rest.split_once('/'))
+    {
+        Some((_, name)) => name,
+        None => model,
     }
 }
 

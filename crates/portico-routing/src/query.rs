@@ -37,6 +37,10 @@ pub struct RequestContext<'a> {
     pub params: &'a Map<String, Value>,
     /// The request's URL path (`/v1/chat/completions`), for `url.pathname`.
     pub url_path: Option<&'a str>,
+    /// The body's `model` as sent (`gpt-4o` or `@slug/gpt-4o`). Not read by queries (they
+    /// see `params.model`): the planner needs it for targets whose `override_params` set no
+    /// model, because health is kept per provider *and* model.
+    pub model: Option<&'a str>,
 }
 
 /// A parsed query: every clause must hold.

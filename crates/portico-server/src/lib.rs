@@ -6,10 +6,10 @@
 //!
 //! What it is not: routing decisions, provider wire formats, or persistence.
 //!
-//! Main items: [`AppState`], [`router`].
+//! Main items: [`AppState`], [`router`], [`serve`] (the listener), [`Lifecycle`] (serving,
+//! draining, cut), [`BodyLimits`].
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -18,24 +18,29 @@ use portico_engine::Gateway;
 use portico_logs::LogStore;
 use portico_store::Store;
 
+mod body;
+mod connections;
 mod error;
+mod lifecycle;
 mod relay;
 mod request;
 mod routes;
 mod stream;
 
+pub use body::{BodyLimits, DEFAULT_BODY_STALL_TIMEOUT, DEFAULT_MAX_BODY_BYTES};
+pub use connections::{DEFAULT_HEADER_TIMEOUT, ServeOptions, serve};
 pub use error::ErrorResponse;
-
-/// Default limit on a request body: large enough for several base64 images.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+pub use lifecycle::{InFlightGuard, Lifecycle};
 
 /// What every handler shares. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
     /// The request pipeline.
     pub gateway: Arc<Gateway>,
-    /// Cleared when shutdown starts, so `/readyz` sends load balancers elsewhere.
-    pub ready: Arc<AtomicBool>,
+    /// Serving, draining or cut: `/readyz` and every handler read it.
+    pub lifecycle: Arc<Lifecycle>,
+    /// What a client's request body may cost.
+    pub body_limits: BodyLimits,
     /// The catalog's store, for the admin API; `None` serves the data plane only (the admin
     /// API then answers 503).
     pub store: Option<Arc<dyn Store>>,
@@ -48,7 +53,8 @@ impl AppState {
     pub fn new(gateway: Arc<Gateway>) -> AppState {
         AppState {
             gateway,
-            ready: Arc::new(AtomicBool::new(true)),
+            lifecycle: Lifecycle::new(),
+            body_limits: BodyLimits::default(),
             store: None,
             logs: None,
         }
@@ -66,14 +72,18 @@ impl AppState {
         self
     }
 
-    /// Marks the gateway as draining: `/readyz` answers 503 from now on.
-    pub fn begin_shutdown(&self) {
-        self.ready.store(false, Ordering::SeqCst);
+    /// The same state with other limits on request bodies.
+    pub fn with_body_limits(mut self, limits: BodyLimits) -> AppState {
+        self.body_limits = limits;
+        self
     }
 }
 
-/// The gateway's routes.
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+/// The gateway's routes. Data-plane bodies are read by the handlers themselves, after
+/// authentication, within `state.body_limits`; the admin API's JSON bodies are bounded by the
+/// same size limit.
+pub fn router(state: AppState) -> Router {
+    let max_body_bytes = state.body_limits.max_bytes;
     Router::new()
         .route(
             "/v1/chat/completions",

@@ -7,13 +7,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::StreamExt as _;
 use portico_core::{ApiError, ErrorCode, Outcome, RequestRecord};
-use portico_engine::{Answer, AttemptError, Dispatch, Dispatched, KeyEntry, RouteRequest};
+use portico_engine::{Answer, AttemptError, Dispatch, Dispatched, Gateway, KeyEntry, RouteRequest};
 use portico_providers::{EventStream, ProviderError, SseEvent, UpstreamResponse};
 
 use crate::AppState;
@@ -28,22 +27,85 @@ pub(crate) enum Forwarded {
     Streaming(Response),
 }
 
-/// A request that has just arrived: its arrival time and its record.
-pub(crate) fn begin(endpoint: &'static str) -> (Instant, RequestRecord) {
-    let record = RequestRecord::new(uuid::Uuid::now_v7().to_string(), now_ms(), endpoint);
-    (Instant::now(), record)
+/// A request's record from arrival until it is handed to the sink, exactly once, whatever
+/// ends the request: [`conclude`] hands it over with the answer; a stream's body takes a copy
+/// and hands that over when it ends; and if the request is dropped before either (the client
+/// went away while the gateway was still working on the answer, and hyper dropped the
+/// handler), dropping this hands the record over as a client disconnect.
+pub(crate) struct PendingRecord {
+    record: Option<RequestRecord>,
+    started: Instant,
+    gateway: Arc<Gateway>,
+}
+
+/// The status logged for a request whose client left before its answer (nginx's
+/// "client closed request").
+pub(crate) const CLIENT_CLOSED_REQUEST: u16 = 499;
+
+impl PendingRecord {
+    /// A request that has just arrived.
+    pub(crate) fn begin(state: &AppState, endpoint: &'static str) -> PendingRecord {
+        let record = RequestRecord::new(uuid::Uuid::now_v7().to_string(), now_ms(), endpoint);
+        PendingRecord {
+            record: Some(record),
+            started: Instant::now(),
+            gateway: Arc::clone(&state.gateway),
+        }
+    }
+
+    /// Arrival time.
+    pub(crate) fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// The record, to fill in along the way.
+    pub(crate) fn record(&mut self) -> &mut RequestRecord {
+        // `record` is `Some` until `take`, which consumes `self`.
+        self.record
+            .get_or_insert_with(|| RequestRecord::new(String::new(), 0, ""))
+    }
+
+    fn take(mut self) -> RequestRecord {
+        self.record
+            .take()
+            .unwrap_or_else(|| RequestRecord::new(String::new(), 0, ""))
+    }
+}
+
+impl Drop for PendingRecord {
+    fn drop(&mut self) {
+        let Some(mut record) = self.record.take() else {
+            return;
+        };
+        record.outcome = Outcome::ClientDisconnected;
+        record.status = CLIENT_CLOSED_REQUEST;
+        record.error_code = Some("client_disconnected".to_owned());
+        record.error =
+            Some("the client closed the connection before the answer was ready".to_owned());
+        record.latency_ms = elapsed_ms(self.started);
+        self.gateway.record(record);
+    }
+}
+
+/// The error answered to requests still pending at the shutdown deadline.
+pub(crate) fn shutting_down() -> ApiError {
+    ApiError::new(
+        ErrorCode::Unavailable,
+        "the gateway is shutting down and this request did not finish before the shutdown deadline (PORTICO_SHUTDOWN_TIMEOUT_SECS); send it again",
+    )
 }
 
 /// Ends a request: finishes the record of a whole answer or an error (rendered by `render`),
 /// hands it to the sink, and sets the id headers on the response.
 pub(crate) fn conclude(
     state: &AppState,
-    mut record: RequestRecord,
-    started: Instant,
+    pending: PendingRecord,
     result: Result<Forwarded, ApiError>,
     route_headers: &RouteHeaders,
     render: impl FnOnce(ApiError) -> Response,
 ) -> Response {
+    let started = pending.started;
+    let mut record = pending.take();
     let (mut response, finished) = match result {
         Ok(Forwarded::Streaming(response)) => {
             // The stream's body finishes the record when it ends.
@@ -58,7 +120,7 @@ pub(crate) fn conclude(
             record.status = err.status;
             record.outcome = Outcome::Failed;
             record.error_code = Some(err.code_string().to_owned());
-            record.error = Some(err.message.clone());
+            record.error = Some(err.log_text().to_owned());
             record.latency_ms = elapsed_ms(started);
             tracing::debug!(id = %record.id, status = err.status, "request failed: {}", err.message);
             (render(err), true)
@@ -70,6 +132,23 @@ pub(crate) fn conclude(
         state.gateway.record(record);
     }
     response
+}
+
+/// Runs a request's work unless the shutdown deadline passes first, in which case the
+/// request is answered 503 (and logged as such).
+pub(crate) async fn unless_cut<F>(state: &AppState, work: F) -> Result<Forwarded, ApiError>
+where
+    F: std::future::Future<Output = Result<Forwarded, ApiError>>,
+{
+    let cut = state.lifecycle.cut_signal();
+    if cut.is_cancelled() {
+        return Err(shutting_down());
+    }
+    tokio::select! {
+        biased;
+        result = work => result,
+        () = cut.cancelled() => Err(shutting_down()),
+    }
 }
 
 /// Reads the trace id and metadata into `record` and authenticates the caller with `secret`
@@ -258,6 +337,7 @@ pub(crate) fn streaming(
             gateway: Arc::clone(&state.gateway),
         },
         dialect,
+        state.lifecycle.cut_signal().clone(),
     );
     Forwarded::Streaming(
         (
@@ -315,19 +395,4 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-/// The error for a body axum could not read: too large, or broken.
-pub(crate) fn body_rejection(rejection: BytesRejection) -> ApiError {
-    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(
-            ErrorCode::PayloadTooLarge,
-            "the request body is larger than the gateway accepts (PORTICO_MAX_BODY_BYTES)",
-        )
-    } else {
-        ApiError::new(
-            ErrorCode::InvalidJson,
-            format!("the request body could not be read: {rejection}"),
-        )
-    }
 }

@@ -10,6 +10,7 @@
 //! drops and so cancels the upstream request), the request's record is finished and handed to
 //! the request sink.
 
+use std::future::Future as _;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -22,8 +23,9 @@ use portico_anthropic::passthrough::EventObserver;
 use portico_core::{ApiError, Outcome, RequestRecord, Usage};
 use portico_engine::Gateway;
 use portico_providers::{EventStream, SseEvent};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
-use crate::relay::elapsed_ms;
+use crate::relay::{elapsed_ms, shutting_down};
 use crate::routes::messages::anthropic_error;
 
 /// The API family of the events a client receives: how usage is read from them and how an
@@ -82,6 +84,8 @@ pub(crate) struct ForwardStream {
     pending: Vec<u8>,
     /// Turns the stream has waited in a row with events gathered and nothing new.
     idle_turns: u8,
+    /// Fires at the shutdown deadline: the stream then ends with an error event.
+    cut: Pin<Box<WaitForCancellationFutureOwned>>,
 }
 
 /// The most of a stream kept for the request log: enough for any chat answer, while a
@@ -95,6 +99,7 @@ impl ForwardStream {
         events: EventStream,
         log: StreamLog,
         dialect: StreamDialect,
+        cut: CancellationToken,
     ) -> ForwardStream {
         ForwardStream {
             first: Some(first),
@@ -109,7 +114,15 @@ impl ForwardStream {
             captured_len: 0,
             pending: Vec::new(),
             idle_turns: 0,
+            cut: Box::pin(cut.cancelled_owned()),
         }
+    }
+
+    /// Ends the stream with an in-band error event in the client's dialect.
+    fn fail(&mut self, api: &ApiError) {
+        self.finished = true;
+        self.error = Some((api.code_string().to_owned(), api.log_text().to_owned()));
+        self.dialect.error_event(api).encode_into(&mut self.pending);
     }
 
     /// Reads usage from the event; returns whether the event goes to the client.
@@ -178,6 +191,10 @@ impl Stream for ForwardStream {
             first.encode_into(&mut this.pending);
             return Poll::Ready(Some(Ok(this.take_pending())));
         }
+        if !this.finished && this.cut.as_mut().poll(cx).is_ready() {
+            // The shutdown deadline: what is gathered goes out, then the error event.
+            this.fail(&shutting_down());
+        }
         let mut arrived = false;
         while !this.finished && this.pending.len() < MAX_BATCH {
             match this.events.as_mut().poll_next(cx) {
@@ -189,13 +206,9 @@ impl Stream for ForwardStream {
                     }
                 }
                 Poll::Ready(Some(Err(err))) => {
-                    this.finished = true;
                     let slug = this.log.record.provider.as_deref().unwrap_or_default();
                     let api = err.to_api_error(slug);
-                    this.error = Some((api.code_string().to_owned(), api.message.clone()));
-                    this.dialect
-                        .error_event(&api)
-                        .encode_into(&mut this.pending);
+                    this.fail(&api);
                 }
                 Poll::Ready(None) => this.finished = true,
             }
@@ -326,6 +339,14 @@ mod tests {
     }
 
     fn forward(events: usize, silent_after: usize) -> (ForwardStream, Arc<Kept>) {
+        forward_until(events, silent_after, CancellationToken::new())
+    }
+
+    fn forward_until(
+        events: usize,
+        silent_after: usize,
+        cut: CancellationToken,
+    ) -> (ForwardStream, Arc<Kept>) {
         let kept = Arc::new(Kept::default());
         let client = portico_providers::http::build_client(Default::default()).unwrap();
         let snapshot = Snapshot::build(Vec::new(), Vec::new(), Vec::new(), &client).unwrap();
@@ -345,7 +366,7 @@ mod tests {
         let dialect = StreamDialect::OpenAi {
             client_wants_usage: true,
         };
-        let stream = ForwardStream::new(event(0), Box::pin(upstream), log, dialect);
+        let stream = ForwardStream::new(event(0), Box::pin(upstream), log, dialect, cut);
         (stream, kept)
     }
 
@@ -405,5 +426,25 @@ mod tests {
             kept.0.lock().unwrap()[0].outcome,
             Outcome::ClientDisconnected
         );
+    }
+
+    #[test]
+    fn the_shutdown_deadline_ends_a_quiet_stream_with_an_error_event_and_a_record() {
+        let cut = CancellationToken::new();
+        let (mut stream, kept) = forward_until(10, 2, cut.clone());
+        let (before, ended) = drive(&mut stream, 50);
+        assert!(!ended, "the upstream is quiet, not finished");
+        assert_eq!(data_lines(&before), 3);
+        cut.cancel();
+        let (after, ended) = drive(&mut stream, 50);
+        assert!(ended, "the cut ends the stream");
+        let last = after.concat();
+        assert!(last.contains("\"code\":\"unavailable\""), "{last}");
+        assert!(last.contains("shutting down"), "{last}");
+        drop(stream);
+        let records = kept.0.lock().unwrap();
+        assert_eq!(records.len(), 1, "one record");
+        assert_eq!(records[0].outcome, Outcome::StreamBroken);
+        assert_eq!(records[0].error_code.as_deref(), Some("unavailable"));
     }
 }

@@ -83,7 +83,8 @@ impl MasterKey {
             StoreError::MasterKey(format!("cannot {what} {source}: {e}"))
         };
 
-        fs::create_dir_all(data_dir).map_err(|e| io_err("create the directory of", e))?;
+        crate::private_files::create_dir_all(data_dir)
+            .map_err(|e| io_err("create the directory of", e))?;
         match fs::read_to_string(&path) {
             Ok(text) => return MasterKey::from_file_text(&text, source),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}

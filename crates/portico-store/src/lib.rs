@@ -12,6 +12,8 @@
 //!   are encrypted at rest with XChaCha20-Poly1305 under a master key ([`MasterKey`]); records
 //!   carry them decrypted, in a [`Secret`] that never prints itself.
 //! - Gateway keys are stored as [`KeyHash`]es only; the plain secret never reaches this crate.
+//! - The database files (and their `-wal`/`-shm`) are `0600` and the directories created for
+//!   them `0700` ([`private_files`], which the request log and the binary use too).
 //! - [`Store::apply_catalog`] is idempotent: applying the same catalog twice changes nothing,
 //!   and a key keeps its id (and so its spend) across applies.
 //!
@@ -432,6 +434,7 @@ pub trait Store: Send + Sync + 'static {
 
 mod configs;
 mod crypto;
+pub mod private_files;
 mod sqlite;
 
 pub use configs::{is_valid_config_id, provider_refs, validate_config};

@@ -54,10 +54,11 @@ impl SqliteStore {
     /// journal, `synchronous=NORMAL`, a 5 s busy timeout, foreign keys on. Runs the migrations,
     /// then verifies `master` against the canary written on first open: a database created under
     /// another master key gives [`StoreError::WrongMasterKey`].
+    ///
+    /// The file is created `0600` before SQLite opens it, so its `-wal` and `-shm` are too
+    /// (SQLite gives them the database's mode); an older, looser file is tightened.
     pub async fn open(path: &Path, master: MasterKey) -> Result<SqliteStore, StoreError> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(sqlx::Error::Io)?;
-        }
+        crate::private_files::prepare_sqlite_file(path).map_err(sqlx::Error::Io)?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)

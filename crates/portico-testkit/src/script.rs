@@ -1,19 +1,24 @@
 //! Scripted replies for [`MockUpstream`](crate::MockUpstream): what the next request gets.
 //!
 //! A [`MockReply`] is a status, extra headers, an optional delay before the response head
-//! and a body: JSON, raw bytes, an SSE script or "never answer". An [`SseScript`] is a list of
-//! steps (send these exact bytes as one body chunk / wait) plus how the stream ends.
+//! and a body: JSON, raw bytes, an SSE script, an endless body or "never answer"; or a reply
+//! computed from the request itself (an upstream echoing its headers). An [`SseScript`] is a
+//! list of steps (send these exact bytes as one body chunk / wait) plus how the stream ends.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode};
 use serde_json::{Value, json};
 
+use crate::RecordedRequest;
+
 /// One scripted reply. Build with [`MockReply::json`], [`MockReply::error`],
-/// [`MockReply::sse`], [`MockReply::stream`], [`MockReply::raw`], [`MockReply::hang`] or
-/// [`MockReply::echo`], then refine with [`MockReply::header`] and [`MockReply::delay`].
+/// [`MockReply::sse`], [`MockReply::stream`], [`MockReply::raw`], [`MockReply::hang`],
+/// [`MockReply::echo`], [`MockReply::endless`] or [`MockReply::from_request`] (and its
+/// header-echoing forms), then refine with [`MockReply::header`] and [`MockReply::delay`].
 #[derive(Debug, Clone)]
 pub struct MockReply {
     pub(crate) status: StatusCode,
@@ -32,6 +37,23 @@ pub(crate) enum ReplyBody {
     },
     Sse(SseScript),
     Hang,
+    /// The same chunk over and over, until the client goes away.
+    Endless {
+        content_type: &'static str,
+        chunk: Bytes,
+    },
+    /// A reply computed from the request when it arrives.
+    FromRequest(Responder),
+}
+
+/// Computes a reply from the request it answers.
+#[derive(Clone)]
+pub(crate) struct Responder(pub(crate) Arc<dyn Fn(&RecordedRequest) -> MockReply + Send + Sync>);
+
+impl std::fmt::Debug for Responder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Responder")
+    }
 }
 
 impl MockReply {
@@ -92,6 +114,47 @@ impl MockReply {
         Self::new(200, ReplyBody::Hang)
     }
 
+    /// A body that never ends: `chunk` sent over and over (chunked transfer encoding, no
+    /// `Content-Length`) as fast as the client reads, until it goes away (which counts as a
+    /// disconnect). An upstream that would fill the gateway's memory if it read without a
+    /// limit.
+    pub fn endless(status: u16, content_type: &'static str, chunk: impl Into<Bytes>) -> Self {
+        Self::new(
+            status,
+            ReplyBody::Endless {
+                content_type,
+                chunk: chunk.into(),
+            },
+        )
+    }
+
+    /// A reply computed from the request when it arrives (its headers, body, path). The
+    /// delay and headers of this reply are added to the computed one's.
+    pub fn from_request(
+        reply: impl Fn(&RecordedRequest) -> MockReply + Send + Sync + 'static,
+    ) -> Self {
+        Self::new(200, ReplyBody::FromRequest(Responder(Arc::new(reply))))
+    }
+
+    /// An OpenAI-shaped error (as [`MockReply::error`]) whose message echoes every request
+    /// header, as careless upstreams do: `Incorrect API key provided: authorization: Bearer
+    /// sk-...; x-api-key: ...`.
+    pub fn echo_headers_error(status: u16) -> Self {
+        Self::from_request(move |req| {
+            let message = format!("Incorrect API key provided: {}", header_list(req, "; "));
+            MockReply::error(status, &message)
+        })
+    }
+
+    /// A `text/plain` body listing every request header, one `name: value` per line, like a
+    /// debugging proxy's error page.
+    pub fn echo_headers_text(status: u16) -> Self {
+        Self::from_request(move |req| {
+            let body = format!("Request headers:\n{}\n", header_list(req, "\n"));
+            MockReply::raw(status, "text/plain", body)
+        })
+    }
+
     /// The reply the mock gives when nothing is scripted (echo chat, etc.). Useful with
     /// [`MockReply::delay`] for a slow but otherwise normal upstream.
     pub fn echo() -> Self {
@@ -121,6 +184,16 @@ impl MockReply {
         self.delay = Some(delay);
         self
     }
+}
+
+/// Every header of `req` as `name: value`, joined by `separator` (values that are not text
+/// are shown lossily).
+fn header_list(req: &RecordedRequest, separator: &str) -> String {
+    req.headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {}", String::from_utf8_lossy(value.as_bytes())))
+        .collect::<Vec<_>>()
+        .join(separator)
 }
 
 #[expect(

@@ -17,7 +17,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use bytes::Bytes;
-use futures::Stream;
+use futures::{Stream, StreamExt as _};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, request::Parts};
 use tokio::net::TcpListener;
@@ -251,6 +251,13 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     let mut reply = shared
         .take_scripted(&recorded.path)
         .unwrap_or_else(MockReply::echo);
+    if let ReplyBody::FromRequest(responder) = &reply.body {
+        let computed = (responder.0)(&recorded);
+        reply.status = computed.status;
+        reply.body = computed.body;
+        reply.delay = reply.delay.or(computed.delay);
+        reply.headers.splice(0..0, computed.headers);
+    }
     if matches!(reply.body, ReplyBody::Echo) {
         let default = default_reply(&recorded);
         reply.status = default.status;
@@ -281,8 +288,19 @@ fn to_response(reply: MockReply, guard: Option<ReplyGuard>) -> Response {
             finish(guard);
             (content_type, Body::from(body))
         }
+        ReplyBody::Endless {
+            content_type,
+            chunk,
+        } => {
+            // The guard lives as long as the body: only the client's leaving ends it.
+            let body = futures::stream::repeat(chunk).map(move |chunk| {
+                let _alive = &guard;
+                Ok::<_, io::Error>(chunk)
+            });
+            (content_type, Body::from_stream(body))
+        }
         // Resolved or handled in `handle`; an empty body if it ever got here.
-        ReplyBody::Echo | ReplyBody::Hang => {
+        ReplyBody::Echo | ReplyBody::Hang | ReplyBody::FromRequest(_) => {
             finish(guard);
             ("text/plain", Body::empty())
         }

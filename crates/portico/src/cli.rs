@@ -52,9 +52,20 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "PORTICO_DATA_DIR", value_name = "DIR")]
     pub(crate) data_dir: Option<PathBuf>,
 
-    /// Largest accepted request body, in bytes.
+    /// Largest accepted request body, in bytes; a larger `Content-Length` is refused (413)
+    /// before the body is read.
     #[arg(long, env = "PORTICO_MAX_BODY_BYTES", default_value_t = portico_server::DEFAULT_MAX_BODY_BYTES)]
     pub(crate) max_body_bytes: usize,
+
+    /// Time a client has to send a complete request head (also the longest a keep-alive
+    /// connection stays idle), in seconds; the connection is closed after it.
+    #[arg(long, env = "PORTICO_HEADER_TIMEOUT_SECS", default_value_t = portico_server::DEFAULT_HEADER_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) header_timeout_secs: u64,
+
+    /// Longest wait for the next piece of a request body, in seconds; a body that stalls
+    /// longer is answered 408.
+    #[arg(long, env = "PORTICO_BODY_TIMEOUT_SECS", default_value_t = portico_server::DEFAULT_BODY_STALL_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) body_timeout_secs: u64,
 
     /// Time allowed to connect to an upstream, in milliseconds.
     #[arg(
@@ -71,6 +82,15 @@ pub(crate) struct ServeArgs {
         default_value_t = 600_000
     )]
     pub(crate) upstream_read_timeout_ms: u64,
+
+    /// Largest upstream answer (a whole body, or one event of a stream), in bytes; a larger
+    /// one is cut and answered 502.
+    #[arg(
+        long,
+        env = "PORTICO_MAX_UPSTREAM_BODY_BYTES",
+        default_value_t = portico_providers::http::DEFAULT_MAX_UPSTREAM_BODY_BYTES
+    )]
+    pub(crate) max_upstream_body_bytes: usize,
 
     /// On SIGTERM or Ctrl-C, how long in-flight requests may take to finish, in seconds.
     #[arg(long, env = "PORTICO_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]

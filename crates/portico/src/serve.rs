@@ -5,15 +5,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt as _;
 use portico_config::Catalog;
 use portico_core::Secret;
 use portico_engine::{AccessLog, Fanout, Gateway, RequestSink, Snapshot};
 use portico_logs::{LogPipeline, LogStore as _, PipelineOptions, Retention, SqliteLogStore};
 use portico_providers::http::{HttpOptions, build_client};
-use portico_server::AppState;
+use portico_server::{AppState, BodyLimits, ServeOptions};
 use portico_store::{MasterKey, SqliteStore};
-use tokio_util::sync::CancellationToken;
 
 use crate::Fatal;
 use crate::cli::{LogFormat, ServeArgs};
@@ -62,7 +60,9 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Fatal> {
         .map(|value| MasterKey::from_env_value(&value))
         .transpose()
         .map_err(|e| Fatal::usage(e.to_string()))?;
-    std::fs::create_dir_all(&data_dir).map_err(|e| {
+    // 0700, and an older, group- or world-readable one tightened: it holds key hashes,
+    // provider secrets and request payloads (docs/security.md, "Files at rest").
+    portico_store::private_files::create_data_dir(&data_dir).map_err(|e| {
         Fatal::other(format!(
             "cannot create the data directory {}: {e}",
             data_dir.display()
@@ -101,6 +101,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Fatal> {
     let client = build_client(HttpOptions {
         connect_timeout: Duration::from_millis(args.upstream_connect_timeout_ms),
         read_timeout: Duration::from_millis(args.upstream_read_timeout_ms),
+        max_body_bytes: args.max_upstream_body_bytes,
         ..HttpOptions::default()
     })
     .map_err(|e| Fatal::other(format!("cannot build the HTTP client: {e}")))?;
@@ -130,8 +131,12 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Fatal> {
     );
     let state = AppState::new(gateway)
         .with_store(Arc::new(store.clone()))
-        .with_logs(log_store.clone());
-    let app = portico_server::router(state.clone(), args.max_body_bytes)
+        .with_logs(log_store.clone())
+        .with_body_limits(BodyLimits {
+            max_bytes: args.max_body_bytes,
+            stall_timeout: Duration::from_secs(args.body_timeout_secs),
+        });
+    let app = portico_server::router(state.clone())
         .merge(portico_metrics::router(metrics, args.metrics_token.clone()));
 
     let listener = tokio::net::TcpListener::bind(listen)
@@ -148,39 +153,30 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Fatal> {
     );
     announce_listening(local);
 
-    let shutdown = CancellationToken::new();
-    let signal_token = shutdown.clone();
-    let signal_state = state.clone();
-    let signals = async move {
+    // SIGTERM starts the drain (`/readyz` 503, in-flight requests finish); the deadline cuts
+    // what is left (503s and stream error events, all logged).
+    let lifecycle = Arc::clone(&state.lifecycle);
+    let drain_limit = Duration::from_secs(args.shutdown_timeout_secs);
+    let shutdown_timer = async move {
         wait_for_signal().await;
         tracing::info!("shutdown requested: finishing in-flight requests");
-        signal_state.begin_shutdown();
-        signal_token.cancel();
-    };
-    // Streamed events are small writes: without TCP_NODELAY, Nagle's algorithm would hold
-    // each one back until the previous was acknowledged.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::debug!("could not set TCP_NODELAY: {err}");
-        }
-    });
-    // Serving the router itself would rebuild its route table for every connection (axum
-    // calls `with_state` per connection: about 9 KB and a hash map per connection, kept for
-    // the connection's life). Built once here, each connection shares it.
-    let server = axum::serve(listener, app.with_state(()).into_make_service())
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .into_future();
-    let drain_limit = Duration::from_secs(args.shutdown_timeout_secs);
-    let deadline = async {
-        shutdown.cancelled().await;
+        lifecycle.begin_drain();
         tokio::time::sleep(drain_limit).await;
+        tracing::warn!(
+            seconds = drain_limit.as_secs(),
+            in_flight = lifecycle.in_flight(),
+            "in-flight requests did not finish in time; ending them"
+        );
+        lifecycle.cut();
+        std::future::pending::<()>().await;
+    };
+    let options = ServeOptions {
+        header_timeout: Duration::from_secs(args.header_timeout_secs),
+        ..ServeOptions::default()
     };
     tokio::select! {
-        result = server => result.map_err(|e| Fatal::other(format!("server error: {e}")))?,
-        () = async { signals.await; std::future::pending::<()>().await } => {}
-        () = deadline => {
-            tracing::warn!(seconds = args.shutdown_timeout_secs, "in-flight requests did not finish in time; exiting");
-        }
+        () = portico_server::serve(listener, app, options, Arc::clone(&state.lifecycle)) => {}
+        () = shutdown_timer => {}
     }
     // The server has stopped: write every queued request record before exiting.
     let logged = log_pipeline.shutdown().await;

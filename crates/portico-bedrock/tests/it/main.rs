@@ -25,7 +25,7 @@ const MODEL: &str = "us.anthropic.claude-sonnet-4-5-20250929-v1:0";
 const MODEL_PATH: &str = "us.anthropic.claude-sonnet-4-5-20250929-v1%3A0";
 
 fn provider(upstream: &MockUpstream, api_key: Option<&str>) -> BedrockProvider {
-    let client = reqwest::Client::builder().build().unwrap();
+    let client = portico_providers::http::build_client(Default::default()).unwrap();
     let settings = json!({"aws_region": "eu-central-1"});
     let mut credentials = BTreeMap::new();
     if api_key.is_none() {

@@ -6,8 +6,13 @@
 //! then walks the candidates: each is tried, retried per its `retry` policy within its
 //! `request_timeout` budget, and on a failure for good the plan says whether the next
 //! candidate is tried (`fallback`) or the failure is the answer. Every try is written into
-//! the request's record as an [`Attempt`], and its outcome feeds the target's circuit
-//! breaker.
+//! the request's record as an [`Attempt`], and its outcome feeds the circuit breaker of the
+//! provider and model it went to.
+//!
+//! One request makes at most [`MAX_ATTEMPTS`] upstream tries in all, retries and fallbacks
+//! together: the config bounds how many targets there are ([`portico_routing::MAX_TARGETS`]),
+//! this bounds how often they are tried. When the budget is spent the walk stops with the
+//! last try's error, which says so (the client and the log record both see it).
 //!
 //! The attempt itself (sending, and for a stream waiting for its first event) is the
 //! caller's closure, so the same loop serves every API family; a stream can thus fail over
@@ -18,7 +23,9 @@ use std::time::Duration;
 
 use portico_core::{ApiError, Attempt, ErrorCode, JsonBody, RequestRecord};
 use portico_providers::ProviderError;
-use portico_routing::{Admission, Failure, Plan, RequestContext, RoutingConfig};
+use portico_routing::{
+    Admission, Failure, MAX_ATTEMPTS, Plan, RequestContext, RoutingConfig, health_key,
+};
 use serde_json::{Map, Value};
 
 use crate::gateway::{Gateway, Route};
@@ -122,6 +129,9 @@ enum StepFailure {
     },
     /// Answer `error` now.
     Fatal(ApiError),
+    /// A retry was due but the request's attempt budget ([`MAX_ATTEMPTS`]) is spent: answer
+    /// `error`, the last try's, now.
+    BudgetSpent(ApiError),
 }
 
 impl Gateway {
@@ -153,6 +163,7 @@ impl Gateway {
             metadata: req.metadata.unwrap_or(&no_metadata),
             params: &params,
             url_path: Some(req.path),
+            model: req.model,
         };
         let plan = portico_routing::plan(
             &config,
@@ -192,6 +203,8 @@ impl Gateway {
     {
         record.config_id.clone_from(&dispatch.config_id);
         let mut index = 0;
+        // Upstream tries made so far, across every candidate (bounded by MAX_ATTEMPTS).
+        let mut tries = 0;
         loop {
             let step = self.step(dispatch, index, key);
             if let Ok(route) = &step.route {
@@ -199,7 +212,9 @@ impl Gateway {
                 record.model = Some(route.model.clone());
             }
             record.target = step.path.map(str::to_owned);
-            let outcome = self.try_candidate(step, body, record, &mut attempt).await;
+            let outcome = self
+                .try_candidate(step, body, record, &mut tries, &mut attempt)
+                .await;
             let (failure, error, retries, spent) = match outcome {
                 Ok((answer, route, retries)) => {
                     return Dispatched {
@@ -211,6 +226,12 @@ impl Gateway {
                     return Dispatched {
                         result: Err(error),
                         retry_count: 0,
+                    };
+                }
+                Err(StepFailure::BudgetSpent(error)) => {
+                    return Dispatched {
+                        result: Err(budget_spent(error)),
+                        retry_count: -1,
                     };
                 }
                 Err(StepFailure::Failed {
@@ -225,6 +246,13 @@ impl Gateway {
                 Way::Config { plan, .. } => plan.next_after(index, &failure),
             };
             match next {
+                Some(_) if tries >= MAX_ATTEMPTS => {
+                    // Another target would be tried, but the request's budget is spent.
+                    return Dispatched {
+                        result: Err(budget_spent(error)),
+                        retry_count: -1,
+                    };
+                }
                 Some(next) => index = next,
                 None => {
                     return Dispatched {
@@ -257,15 +285,10 @@ impl Gateway {
                 let snapshot = self.snapshot();
                 let request_model = model.as_deref();
                 let route = match (&candidate.provider, candidate.model_override()) {
-                    (Some(provider), Some(model)) => {
-                        self.route_to(&snapshot, key, &provider.slug, model)
-                    }
-                    (Some(provider), None) => match request_model {
-                        // A config target names the provider; the body's model is sent to
-                        // it without any `@slug/` of its own.
-                        Some(model) => {
-                            self.route_to(&snapshot, key, &provider.slug, model_part(model))
-                        }
+                    // The planner worked out the model (the override, else the body's without
+                    // its `@slug/`) and judged the target's health by it: send exactly that.
+                    (Some(provider), _) => match candidate.model.as_deref() {
+                        Some(model) => self.route_to(&snapshot, key, &provider.slug, model),
                         None => Err(model_required()),
                     },
                     (None, over) => match (request_model, over) {
@@ -292,12 +315,14 @@ impl Gateway {
         }
     }
 
-    /// Tries one candidate until it answers, its retries are spent or its budget runs out.
+    /// Tries one candidate until it answers, its retries are spent, its time budget runs
+    /// out or the request's attempt budget does (`tries`, counted across candidates).
     async fn try_candidate<T, F, Fut>(
         &self,
         step: Step<'_>,
         body: &JsonBody,
         record: &mut RequestRecord,
+        tries: &mut usize,
         attempt: &mut F,
     ) -> Result<(T, Route, u8), StepFailure>
     where
@@ -320,11 +345,13 @@ impl Gateway {
         };
         let body = prepare_body(body, &route.model, step.overrides).map_err(StepFailure::Fatal)?;
         let deadline = step.budget.map(|b| tokio::time::Instant::now() + b);
+        // Health is kept per provider and model: one model's failures leave the others be.
+        let health = health_key(&route.slug, &route.model);
         let mut retries: u8 = 0;
         loop {
             let admission = if step.ask_health {
                 self.health()
-                    .try_acquire(&route.slug, std::time::Instant::now())
+                    .try_acquire(&health, std::time::Instant::now())
             } else {
                 Admission::Allowed
             };
@@ -334,8 +361,8 @@ impl Gateway {
                     error: ApiError::new(
                         ErrorCode::Unavailable,
                         format!(
-                            "provider @{} is ejected for a cool-down after repeated failures (circuit breaker open)",
-                            route.slug
+                            "model `{}` of provider @{} is ejected for a cool-down after repeated failures (circuit breaker open)",
+                            route.model, route.slug
                         ),
                     ),
                     retries,
@@ -344,6 +371,7 @@ impl Gateway {
             }
             let started_at_ms = now_ms();
             let started = std::time::Instant::now();
+            *tries += 1;
             let future = attempt(route.clone(), body.clone());
             // `None`: the candidate's time budget ran out before an answer.
             let result = match deadline {
@@ -366,19 +394,19 @@ impl Gateway {
             let error = match result {
                 Some(Ok(answer)) => {
                     self.health()
-                        .record(&route.slug, std::time::Instant::now(), Ok(latency));
+                        .record(&health, std::time::Instant::now(), Ok(latency));
                     tried.status = Some(answer.status());
                     record.attempts.push(tried);
                     return Ok((answer, route, retries));
                 }
                 Some(Err(AttemptError::Fatal(error))) => {
                     self.health().record(
-                        &route.slug,
+                        &health,
                         std::time::Instant::now(),
                         Err(&Failure::Gateway),
                     );
                     tried.status = Some(error.status);
-                    tried.error = Some(error.message.clone());
+                    tried.error = Some(error.log_text().to_owned());
                     record.attempts.push(tried);
                     return Err(StepFailure::Fatal(error));
                 }
@@ -400,9 +428,9 @@ impl Gateway {
                 ),
             };
             self.health()
-                .record(&route.slug, std::time::Instant::now(), Err(&failure));
+                .record(&health, std::time::Instant::now(), Err(&failure));
             tried.status = failure.http_status();
-            tried.error = Some(api_error.message.clone());
+            tried.error = Some(api_error.log_text().to_owned());
             record.attempts.push(tried);
             let remaining =
                 deadline.map(|d| d.saturating_duration_since(tokio::time::Instant::now()));
@@ -410,6 +438,10 @@ impl Gateway {
                 .retry
                 .decide(retries, &failure, remaining, &mut rand::rng());
             match decision {
+                portico_routing::RetryDecision::Retry { .. } if *tries >= MAX_ATTEMPTS => {
+                    // No wait for a retry that will not be made.
+                    return Err(StepFailure::BudgetSpent(api_error));
+                }
                 portico_routing::RetryDecision::Retry { after, .. } => {
                     tokio::time::sleep(after).await;
                     retries += 1;
@@ -428,6 +460,20 @@ impl Gateway {
             }
         }
     }
+}
+
+/// The last try's error, saying that the request's attempt budget ended the walk (so the
+/// client and the log record tell this apart from a config that had nothing left to try).
+fn budget_spent(mut error: ApiError) -> ApiError {
+    let note = format!(
+        " (gave up after {MAX_ATTEMPTS} upstream attempts, the most one request may make, retries and fallbacks together; the attempt budget is spent)"
+    );
+    // Both texts: the client's message, and the log's fuller one when there is one.
+    if let Some(detail) = &mut error.detail {
+        detail.push_str(&note);
+    }
+    error.message.push_str(&note);
+    error
 }
 
 /// How a provider error counts for retries, fallbacks and health.
@@ -469,17 +515,6 @@ fn prepare_body(
         }
     }
     Ok(body)
-}
-
-/// The model name of `@slug/model`, or the name itself.
-fn model_part(model: &str) -> &str {
-    match model
-        .strip_prefix('@')
-        .and_then(|rest| rest.split_once('/'))
-    {
-        Some((_, name)) => name,
-        None => model,
-    }
 }
 
 fn model_required() -> ApiError {

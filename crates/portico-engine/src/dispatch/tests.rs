@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use portico_core::{ErrorCode, JsonBody, KeyHash, ProviderKind, RequestRecord, Secret};
 use portico_providers::ProviderError;
-use portico_routing::{BreakerConfig, BreakerState};
+use portico_routing::{BreakerConfig, BreakerState, MAX_ATTEMPTS, MAX_TARGETS, health_key};
 use portico_store::{ConfigRecord, KeyRecord, KeyType, ProviderRecord, RecordSource};
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -38,7 +38,8 @@ impl Answer for Answered {
     }
 }
 
-/// Per-provider scripts, and the virtual time and provider of every call.
+/// Per-provider (`a`) or per-model (`a/m`, which wins) scripts, and the virtual time and
+/// provider of every call.
 #[derive(Default)]
 struct Script {
     steps: Mutex<HashMap<String, VecDeque<Step>>>,
@@ -71,18 +72,19 @@ impl Script {
         self.calls.lock().unwrap().iter().map(|c| c.1).collect()
     }
 
-    async fn run(&self, slug: String) -> Result<Answered, AttemptError> {
+    async fn run(&self, slug: String, model: String) -> Result<Answered, AttemptError> {
         self.calls
             .lock()
             .unwrap()
             .push((slug.clone(), Instant::now()));
-        let step = self
-            .steps
-            .lock()
-            .unwrap()
-            .get_mut(&slug)
-            .and_then(VecDeque::pop_front)
-            .unwrap_or(Step::Ok);
+        let step = {
+            let mut steps = self.steps.lock().unwrap();
+            match steps.get_mut(&format!("{slug}/{model}")) {
+                Some(list) => list.pop_front(),
+                None => steps.get_mut(&slug).and_then(VecDeque::pop_front),
+            }
+        }
+        .unwrap_or(Step::Ok);
         match step {
             Step::Ok => Ok(Answered(200)),
             Step::Status(status, retry_after) => {
@@ -193,7 +195,7 @@ async fn send(
     let outcome = gw
         .dispatch(&dispatch, &key, &body, &mut record, |route, _body| {
             let script = Arc::clone(script);
-            async move { script.run(route.slug).await }
+            async move { script.run(route.slug, route.model).await }
         })
         .await;
     (outcome, record)
@@ -327,7 +329,8 @@ async fn the_breaker_ejects_a_failing_target_then_probes_it() {
         assert!(outcome.result.is_ok());
     }
     assert!(matches!(
-        gw.health().state("a", std::time::Instant::now()),
+        gw.health()
+            .state(&health_key("a", "m"), std::time::Instant::now()),
         BreakerState::Open { .. }
     ));
     let (outcome, record) = send(&gw, Some(&fallback_ab()), &script).await;
@@ -350,7 +353,8 @@ async fn the_breaker_ejects_a_failing_target_then_probes_it() {
     let (_, record) = send(&gw, Some(&fallback_ab()), &script).await;
     assert_eq!(record.attempts[0].provider, "a", "the probe goes to @a");
     assert_eq!(
-        gw.health().state("a", std::time::Instant::now()),
+        gw.health()
+            .state(&health_key("a", "m"), std::time::Instant::now()),
         BreakerState::Closed {
             consecutive_failures: 0
         }
@@ -403,4 +407,143 @@ async fn connection_errors_and_timeouts_are_retried_whatever_the_status_list() {
     let (outcome, _) = send(&gw, Some(&config), &script).await;
     assert_eq!(outcome.result.err().unwrap().status, 503);
     assert_eq!(script.calls().len(), 1);
+}
+
+/// A breaker that never opens, so attempt counts are the dispatcher's alone.
+fn never_opens() -> BreakerConfig {
+    BreakerConfig {
+        failure_threshold: u32::MAX,
+        ..BreakerConfig::default()
+    }
+}
+
+/// A fallback over `n` targets, all `@a`, each with `retries` retries.
+fn wide_fallback(n: usize, retries: u8) -> Value {
+    let targets: Vec<Value> = (0..n).map(|_| json!({"provider": "@a"})).collect();
+    json!({"strategy": {"mode": "fallback"}, "targets": targets,
+        "retry": {"attempts": retries}})
+}
+
+fn always(status: u16, n: usize) -> Vec<Step> {
+    vec![Step::Status(status, None); n]
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_and_fallbacks_share_one_attempt_budget() {
+    let gw = gateway(None, never_opens());
+    let script = Script::new(&[("a", &always(500, 1000))]);
+    let (outcome, record) = send(&gw, Some(&wide_fallback(MAX_TARGETS, 5)), &script).await;
+    assert_eq!(script.calls().len(), MAX_ATTEMPTS);
+    assert_eq!(record.attempts.len(), MAX_ATTEMPTS);
+    let err = outcome.result.err().unwrap();
+    assert_eq!(err.status, 500, "the last error is the answer");
+    assert!(err.message.contains("a says 500"), "{}", err.message);
+    assert!(
+        err.message.contains("attempt budget is spent")
+            && err.message.contains(&MAX_ATTEMPTS.to_string()),
+        "{}",
+        err.message
+    );
+    assert_eq!(outcome.retry_count, -1);
+    // 6 tries of the first target, 6 of the second, 4 of the third.
+    let retries: Vec<u32> = record.attempts.iter().map(|a| a.retry).collect();
+    assert_eq!(retries[..7], [0, 1, 2, 3, 4, 5, 0]);
+    assert_eq!(record.attempts.last().unwrap().retry, 3);
+    assert_eq!(
+        record.attempts.last().unwrap().target.as_deref(),
+        Some("config.targets[2]")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_budget_stops_a_fallback_chain_and_is_silent_when_nothing_was_cut() {
+    let gw = gateway(None, never_opens());
+    // One more target than the budget, no retries: the last one is never tried.
+    let script = Script::new(&[("a", &always(503, 1000))]);
+    let (outcome, record) = send(&gw, Some(&wide_fallback(MAX_ATTEMPTS + 1, 0)), &script).await;
+    assert_eq!(script.calls().len(), MAX_ATTEMPTS);
+    assert_eq!(record.attempts.len(), MAX_ATTEMPTS);
+    let err = outcome.result.err().unwrap();
+    assert_eq!(err.status, 503);
+    assert!(err.message.contains("attempt budget"), "{}", err.message);
+
+    // Exactly the budget, and the config had nothing more to try: the plain last error.
+    let script = Script::new(&[("a", &always(503, 1000))]);
+    let (outcome, _) = send(&gw, Some(&wide_fallback(MAX_ATTEMPTS, 0)), &script).await;
+    assert_eq!(script.calls().len(), MAX_ATTEMPTS);
+    let err = outcome.result.err().unwrap();
+    assert!(!err.message.contains("attempt budget"), "{}", err.message);
+
+    // A success within the budget is a success.
+    let mut steps = always(503, MAX_ATTEMPTS - 1);
+    steps.push(Step::Ok);
+    let script = Script::new(&[("a", &steps)]);
+    let (outcome, record) = send(&gw, Some(&wide_fallback(MAX_TARGETS, 0)), &script).await;
+    assert!(outcome.result.is_ok());
+    assert_eq!(record.attempts.len(), MAX_ATTEMPTS);
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_models_breaker_leaves_the_providers_other_models_in_use() {
+    let gw = gateway(
+        None,
+        BreakerConfig {
+            failure_threshold: 2,
+            cool_down: Duration::from_secs(3600),
+            probe_timeout: Duration::from_secs(60),
+        },
+    );
+    let script = Script::new(&[("a/bad", &always(500, 1000))]);
+    let only_bad = json!({"provider": "@a", "override_params": {"model": "bad"}});
+    for _ in 0..2 {
+        let (outcome, _) = send(&gw, Some(&only_bad), &script).await;
+        assert_eq!(outcome.result.err().unwrap().status, 500);
+    }
+    let now = std::time::Instant::now();
+    assert!(matches!(
+        gw.health().state(&health_key("a", "bad"), now),
+        BreakerState::Open { .. }
+    ));
+    assert_eq!(
+        gw.health().state(&health_key("a", "good"), now),
+        BreakerState::Closed {
+            consecutive_failures: 0
+        }
+    );
+    // A fallback from @a's good model to @b stays on @a.
+    let config = json!({"strategy": {"mode": "fallback"}, "targets": [
+        {"provider": "@a", "override_params": {"model": "good"}}, {"provider": "@b"}]});
+    let (outcome, record) = send(&gw, Some(&config), &script).await;
+    assert!(outcome.result.is_ok());
+    assert_eq!(record.attempts.len(), 1);
+    assert_eq!(
+        (
+            record.attempts[0].provider.as_str(),
+            record.attempts[0].model.as_str()
+        ),
+        ("a", "good")
+    );
+    // While @a's bad model is skipped.
+    let config = json!({"strategy": {"mode": "fallback"}, "targets": [
+        {"provider": "@a", "override_params": {"model": "bad"}},
+        {"provider": "@a", "override_params": {"model": "good"}}]});
+    let calls_before = script.calls().len();
+    let (outcome, record) = send(&gw, Some(&config), &script).await;
+    assert!(outcome.result.is_ok());
+    assert_eq!(script.calls().len(), calls_before + 1);
+    assert_eq!(record.attempts[0].model, "good");
+}
+
+#[test]
+fn the_budget_note_reaches_the_logged_text_too() {
+    let err = super::budget_spent(
+        portico_core::ApiError::new(ErrorCode::UpstreamUnreachable, "could not reach @a")
+            .with_detail("could not reach @a: http://10.0.0.1/v1"),
+    );
+    assert!(err.message.contains("attempt budget is spent"), "{err:?}");
+    assert!(!err.message.contains("10.0.0.1"));
+    assert!(
+        err.log_text().contains("10.0.0.1") && err.log_text().contains("attempt budget is spent"),
+        "{err:?}"
+    );
 }

@@ -48,10 +48,12 @@ pub struct SqliteLogStore {
 
 impl SqliteLogStore {
     /// Opens (creating if missing) the log database at `path` and runs its migrations.
+    ///
+    /// The file is created `0600` before SQLite (sqlx's pool, then the writer's rusqlite
+    /// connection) opens it, so its `-wal` and `-shm` are too: SQLite gives them the
+    /// database's mode. An older, looser file is tightened.
     pub async fn open(path: &Path) -> Result<SqliteLogStore, LogError> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)?;
-        }
+        portico_store::private_files::prepare_sqlite_file(path).map_err(sqlx::Error::Io)?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)

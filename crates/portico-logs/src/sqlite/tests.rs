@@ -533,3 +533,60 @@ async fn pruning_by_age_and_by_count_takes_side_rows_too() {
     .unwrap();
     assert_eq!(side, (10, 10));
 }
+
+#[tokio::test]
+async fn the_most_filters_a_query_may_carry_reach_sql_without_an_error() {
+    let mut e = entry("a", DAY0 + 1);
+    let pairs: Vec<(String, String)> = (0..crate::MAX_METADATA_FILTERS)
+        .map(|i| (format!("k{i}"), format!("v{i}")))
+        .collect();
+    e.metadata = Some(pairs.iter().map(|(k, v)| (k.clone(), json!(v))).collect());
+    let store = store_with(vec![e, entry("b", DAY0 + 2)]).await;
+    let mut query: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(k, v)| (format!("metadata.{k}"), v.clone()))
+        .collect();
+    // The longest `q`, of 4-byte characters: its LIKE pattern is still within SQLite's limit.
+    query.push(("q".into(), "🦀".repeat(crate::MAX_Q_CHARS)));
+    let parsed = LogQuery::parse(query.iter().map(|(k, v)| (k.as_str(), v.as_str()))).unwrap();
+    assert!(store.search(&parsed).await.unwrap().data.is_empty());
+    // Without `q`, all 20 filters match entry a only.
+    let without_q = query[..query.len() - 1].to_vec();
+    let parsed = LogQuery::parse(without_q.iter().map(|(k, v)| (k.as_str(), v.as_str()))).unwrap();
+    let page = store.search(&parsed).await.unwrap();
+    assert_eq!(page.data.len(), 1);
+    assert_eq!(page.data[0].id, "a");
+    // Analytics grouped by metadata with every filter and the longest `q`.
+    let mut analytics = query.clone();
+    analytics.push(("group_by".into(), "metadata.k0".into()));
+    analytics.push(("from".into(), "0".into()));
+    let parsed = AnalyticsQuery::parse(
+        analytics.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        DAY0,
+    )
+    .unwrap();
+    assert_eq!(store.analytics(&parsed).await.unwrap().totals.requests, 0);
+    let mut analytics = without_q;
+    analytics.push(("group_by".into(), "metadata.k0".into()));
+    analytics.push(("from".into(), "0".into()));
+    let parsed = AnalyticsQuery::parse(
+        analytics.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        DAY0,
+    )
+    .unwrap();
+    let answer = store.analytics(&parsed).await.unwrap();
+    assert_eq!(answer.totals.requests, 1);
+    assert_eq!(answer.series[0].group.as_deref(), Some("v0"));
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_log_database_and_its_wal_and_shm_are_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let store = store_with(vec![entry("a", DAY0)]).await;
+    for name in ["logs.db", "logs.db-wal", "logs.db-shm"] {
+        let path = store._dir.path().join(name);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{name}");
+    }
+}

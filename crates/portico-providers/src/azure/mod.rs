@@ -43,7 +43,7 @@ const API_KEY_HEADER: &str = "api-key";
 #[derive(Debug, Clone)]
 pub struct AzureOpenAiProvider {
     slug: String,
-    client: reqwest::Client,
+    client: crate::http::HttpClient,
     /// The resource endpoint, like `https://NAME.openai.azure.com`.
     endpoint: Url,
     api: AzureApi,
@@ -177,7 +177,7 @@ impl Provider for AzureOpenAiProvider {
         }
         let response = builder.send().await.map_err(transport_error)?;
         // Only an error status becomes a 404 `Status`, so the hint is added to nothing else.
-        read_answer(response)
+        read_answer(&self.client, response)
             .await
             .map_err(|err| self.explain(err, &req.model))
     }

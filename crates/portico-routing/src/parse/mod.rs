@@ -16,6 +16,9 @@
 //!   above 0; a conditional `then`/`default` must name a sibling target; target names are
 //!   unique among siblings.
 //! - The empty config `{}` is an error.
+//! - A config holds at most [`MAX_TARGETS`] targets, nested ones included. They are counted
+//!   on the raw JSON before anything else is parsed, so an oversized config is refused
+//!   without building (or validating) thousands of targets, and the error gives the count.
 
 use serde_json::{Map, Value};
 
@@ -23,6 +26,7 @@ use crate::config::{
     Condition, Conditional, ConfigPathError, FallbackPolicy, FieldPath, Mode, Route, RoutingConfig,
     Strategy, Target,
 };
+use crate::limits::MAX_TARGETS;
 use crate::query::{Query, kind};
 
 mod fields;
@@ -86,6 +90,12 @@ impl RoutingConfig {
                 "the config is empty; give `strategy` with `targets`, a `provider`, or at least one of `retry`, `request_timeout`, `cache`, `override_params`, `input_guardrails`, `output_guardrails`",
             ));
         }
+        let targets = count_targets(map, 0);
+        if targets > MAX_TARGETS {
+            return Err(root_path.key("targets").err(format!(
+                "a config holds at most {MAX_TARGETS} targets (every entry of every `targets` array, nested ones included); this one has {targets}. Use fewer fallback or load-balancing targets"
+            )));
+        }
         let root = parse_node(map, &root_path, 0)?;
         Ok(RoutingConfig {
             root,
@@ -97,6 +107,22 @@ impl RoutingConfig {
             output_guardrails: parse_guardrails(map, "output_guardrails", &root_path)?,
         })
     }
+}
+
+/// The targets in the tree under `node`: every entry of every `targets` array, counted on
+/// the raw JSON. Deeper than [`MAX_TARGET_DEPTH`] the walk stops (the parser rejects such a
+/// tree anyway), which also bounds the recursion.
+fn count_targets(node: &Map<String, Value>, depth: usize) -> usize {
+    let Some(Value::Array(items)) = node.get("targets") else {
+        return 0;
+    };
+    if depth >= MAX_TARGET_DEPTH {
+        return items.len();
+    }
+    items.iter().fold(items.len(), |sum, item| match item {
+        Value::Object(child) => sum.saturating_add(count_targets(child, depth + 1)),
+        _ => sum,
+    })
 }
 
 /// Parses one node; `depth` 0 is the root.

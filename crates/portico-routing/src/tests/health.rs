@@ -269,3 +269,22 @@ fn the_registry_is_shareable_across_tasks() {
     assert_send_sync::<HealthRegistry>();
     assert_send_sync::<std::sync::Arc<dyn HealthView + Send + Sync>>();
 }
+
+#[test]
+fn one_models_failures_leave_the_providers_other_models_closed() {
+    let h = registry();
+    let t0 = Instant::now();
+    let (bad, good) = (health_key("p", "bad"), health_key("p", "good"));
+    assert_eq!(bad, "@p/bad");
+    for _ in 0..3 {
+        h.record_failure(&bad, t0);
+    }
+    assert!(matches!(h.state(&bad, t0), BreakerState::Open { .. }));
+    assert_eq!(h.try_acquire(&bad, t0), Admission::Rejected);
+    assert_eq!(h.try_acquire(&good, t0), Admission::Allowed);
+    assert!(h.is_available(&good, t0));
+    // Latency averages are apart too.
+    h.record_success(&good, Some(Duration::from_millis(50)));
+    assert_eq!(h.latency(&good), Some(Duration::from_millis(50)));
+    assert_eq!(h.latency(&bad), None);
+}

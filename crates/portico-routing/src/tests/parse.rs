@@ -851,3 +851,42 @@ fn unknown_fields_are_all_named() {
         "{e}"
     );
 }
+
+/// `n` provider targets.
+fn leaves(n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| json!({"provider": format!("@p{i}")}))
+        .collect()
+}
+
+#[test]
+fn a_config_holds_at_most_max_targets() {
+    parse(fallback(json!(leaves(MAX_TARGETS))));
+    let e = parse_err(fallback(json!(leaves(MAX_TARGETS + 1))));
+    assert_eq!(e.path, "targets");
+    assert!(
+        e.message
+            .contains(&format!("at most {MAX_TARGETS} targets"))
+            && e.message
+                .contains(&format!("this one has {}", MAX_TARGETS + 1)),
+        "{e}"
+    );
+    // The probe's config: refused with its count, whatever else it holds.
+    let e = parse_err(fallback(json!(leaves(15_000))));
+    assert!(e.message.contains("this one has 15000"), "{e}");
+}
+
+#[test]
+fn nested_groups_and_their_members_all_count() {
+    // Two groups of 31 leaves: 2 + 62 = 64 target nodes.
+    let group = |n| json!({"strategy": {"mode": "fallback"}, "targets": leaves(n)});
+    parse(fallback(json!([group(31), group(31)])));
+    // One more leaf anywhere in the tree is one too many.
+    let e = parse_err(fallback(json!([group(31), group(32)])));
+    assert!(e.message.contains("this one has 65"), "{e}");
+    // A header merged over a key's config is counted as the merged whole.
+    let key = fallback(json!(leaves(40)));
+    let header = json!({"targets": leaves(MAX_TARGETS + 1)});
+    let e = parse_err(crate::merge(&key, &header));
+    assert!(e.message.contains("this one has 65"), "{e}");
+}

@@ -28,6 +28,9 @@ fn plan_of(v: Value) -> Plan {
     )
 }
 
+/// The request's `model` in these plans: the model of every target without its own.
+const MODEL: &str = "m";
+
 fn plan_with(
     cfg: &RoutingConfig,
     health: &dyn HealthView,
@@ -39,6 +42,7 @@ fn plan_with(
         metadata: &m,
         params: &p,
         url_path: None,
+        model: Some(MODEL),
     };
     match plan(cfg, &cx, health, Instant::now(), options, rng) {
         Ok(p) => p,
@@ -49,7 +53,7 @@ fn plan_with(
 fn slugs(p: &Plan) -> Vec<&str> {
     p.candidates()
         .iter()
-        .map(|c| c.health_key().unwrap_or("<request>"))
+        .map(|c| c.slug().unwrap_or("<request>"))
         .collect()
 }
 
@@ -57,11 +61,11 @@ fn paths(p: &Plan) -> Vec<&str> {
     p.candidates().iter().map(|c| c.path.as_str()).collect()
 }
 
-/// Targets listed as down are unavailable; latencies as given.
+/// Targets listed as down are unavailable; latencies as given; by health key.
 #[derive(Default)]
 struct FakeHealth {
-    down: HashSet<&'static str>,
-    latency: HashMap<&'static str, Duration>,
+    down: HashSet<String>,
+    latency: HashMap<String, Duration>,
 }
 
 impl HealthView for FakeHealth {
@@ -74,9 +78,21 @@ impl HealthView for FakeHealth {
     }
 }
 
-fn down(slugs: &[&'static str]) -> FakeHealth {
+/// The request's model of these providers is down.
+fn down(slugs: &[&str]) -> FakeHealth {
     FakeHealth {
-        down: slugs.iter().copied().collect(),
+        down: slugs.iter().map(|s| health_key(s, MODEL)).collect(),
+        ..FakeHealth::default()
+    }
+}
+
+/// The request's model of these providers has these latencies.
+fn latencies(pairs: &[(&str, u64)]) -> FakeHealth {
+    FakeHealth {
+        latency: pairs
+            .iter()
+            .map(|(s, ms)| (health_key(s, MODEL), Duration::from_millis(*ms)))
+            .collect(),
         ..FakeHealth::default()
     }
 }
@@ -131,7 +147,7 @@ fn the_spec_example() {
     assert_eq!(p.candidates().len(), 2);
     let first = &p.candidates()[0];
     assert_eq!(first.path, "config.targets[0]");
-    assert_eq!(first.health_key(), Some("anthropic-prod"));
+    assert_eq!(first.slug(), Some("anthropic-prod"));
     assert_eq!(
         first.override_params,
         *json!({"temperature": 0.2, "model": "claude-sonnet-4-5"})
@@ -143,9 +159,8 @@ fn the_spec_example() {
     assert_eq!(first.request_timeout, Some(Duration::from_secs(30)));
     let second = &p.candidates()[1];
     assert!(
-        second.path == "config.targets[1].targets[0]" && second.health_key() == Some("openai-us")
-            || second.path == "config.targets[1].targets[1]"
-                && second.health_key() == Some("openai-eu"),
+        second.path == "config.targets[1].targets[0]" && second.slug() == Some("openai-us")
+            || second.path == "config.targets[1].targets[1]" && second.slug() == Some("openai-eu"),
         "{second:?}"
     );
     assert_eq!(
@@ -315,7 +330,7 @@ fn first_pick_counts(
     let mut counts = HashMap::new();
     for _ in 0..n {
         let p = plan_with(cfg, health, options, &mut rng);
-        let slug = p.candidates()[0].health_key().unwrap_or("").to_owned();
+        let slug = p.candidates()[0].slug().unwrap_or("").to_owned();
         *counts.entry(slug).or_insert(0) += 1;
     }
     counts
@@ -399,15 +414,7 @@ fn latency_aware_weights_favour_fast_targets() {
         "strategy": {"mode": "loadbalance"},
         "targets": [{"provider": "@fast"}, {"provider": "@slow"}]
     }));
-    let health = FakeHealth {
-        latency: [
-            ("fast", Duration::from_millis(100)),
-            ("slow", Duration::from_millis(300)),
-        ]
-        .into_iter()
-        .collect(),
-        ..FakeHealth::default()
-    };
+    let health = latencies(&[("fast", 100), ("slow", 300)]);
     // weight × fastest/own: 1 vs 1/3, so 75 % / 25 %.
     let counts = first_pick_counts(
         &cfg,
@@ -422,10 +429,7 @@ fn latency_aware_weights_favour_fast_targets() {
     let counts = first_pick_counts(&cfg, &health, PlanOptions::default(), N);
     assert_share(&counts, "fast", 0.5, N);
     // A target with no samples yet counts as fast.
-    let one = FakeHealth {
-        latency: [("slow", Duration::from_millis(300))].into_iter().collect(),
-        ..FakeHealth::default()
-    };
+    let one = latencies(&[("slow", 300)]);
     let counts = first_pick_counts(
         &cfg,
         &one,
@@ -504,6 +508,7 @@ fn plan_cx(cfg: &RoutingConfig, metadata: Value, params: Value) -> Result<Plan, 
         metadata: &m,
         params: &p,
         url_path: None,
+        model: None,
     };
     plan(
         cfg,
@@ -599,7 +604,7 @@ fn loadbalance_inside_fallback_inside_loadbalance() {
     for _ in 0..500 {
         let p = plan_with(&cfg, &AllHealthy, PlanOptions::default(), &mut rng);
         for c in p.candidates() {
-            let slug = c.health_key().unwrap();
+            let slug = c.slug().unwrap();
             assert_eq!(expected_path[slug], c.path);
             seen.insert(slug.to_owned());
         }
@@ -613,4 +618,114 @@ fn loadbalance_inside_fallback_inside_loadbalance() {
         }
     }
     assert_eq!(seen.len(), 4, "{seen:?}");
+}
+
+#[test]
+fn candidates_know_their_model_and_health_is_per_provider_and_model() {
+    let cfg = config(json!({
+        "strategy": {"mode": "fallback"},
+        "override_params": {"temperature": 0},
+        "targets": [
+            {"provider": "@a", "override_params": {"model": "bad"}},
+            {"provider": "@a", "override_params": {"model": "good"}},
+            {"provider": "@a"},
+            {"strategy": {"mode": "single"}, "override_params": {"model": "inherited"},
+             "targets": [{"provider": "@b"}]}
+        ]
+    }));
+    let models = |p: &Plan| -> Vec<Option<String>> {
+        p.candidates().iter().map(|c| c.model.clone()).collect()
+    };
+    let mut rng = StdRng::seed_from_u64(0);
+    let p = plan_with(&cfg, &AllHealthy, PlanOptions::default(), &mut rng);
+    assert_eq!(
+        models(&p),
+        [Some("bad"), Some("good"), Some(MODEL), Some("inherited")].map(|m| m.map(str::to_owned))
+    );
+    assert_eq!(p.candidates()[0].health_key().as_deref(), Some("@a/bad"));
+    // The breaker of @a's `bad` is open: only that target is skipped, not @a's other models.
+    let bad = FakeHealth {
+        down: [health_key("a", "bad")].into_iter().collect(),
+        ..FakeHealth::default()
+    };
+    let p = plan_with(&cfg, &bad, PlanOptions::default(), &mut rng);
+    assert_eq!(slugs(&p), ["a", "a", "b"]);
+    assert_eq!(
+        models(&p),
+        [Some("good"), Some(MODEL), Some("inherited")].map(|m| m.map(str::to_owned))
+    );
+    assert!(p.candidates().iter().all(|c| !c.bypass_health));
+}
+
+#[test]
+fn the_requests_model_loses_its_slug_and_a_missing_model_is_not_judged() {
+    let cfg = config(json!({
+        "strategy": {"mode": "fallback"},
+        "targets": [{"provider": "@a"}, {"provider": "@b"}]
+    }));
+    let (m, p) = (empty(), empty());
+    let plan_for = |model: Option<&str>, health: &dyn HealthView| {
+        let cx = RequestContext {
+            metadata: &m,
+            params: &p,
+            url_path: None,
+            model,
+        };
+        plan(
+            &cfg,
+            &cx,
+            health,
+            Instant::now(),
+            PlanOptions::default(),
+            &mut StdRng::seed_from_u64(0),
+        )
+        .unwrap()
+    };
+    let health = FakeHealth {
+        down: [health_key("a", "gpt")].into_iter().collect(),
+        ..FakeHealth::default()
+    };
+    let p1 = plan_for(Some("@other/gpt"), &health);
+    assert_eq!(slugs(&p1), ["b"], "@a's `gpt` is down");
+    assert_eq!(p1.candidates()[0].model.as_deref(), Some("gpt"));
+    // Another model of @a is untouched by `gpt`'s breaker.
+    assert_eq!(slugs(&plan_for(Some("mini"), &health)), ["a", "b"]);
+    // No model anywhere: nothing to judge (the engine answers that a model is needed).
+    let p2 = plan_for(None, &health);
+    assert_eq!(slugs(&p2), ["a", "b"]);
+    assert_eq!(p2.candidates()[0].health_key(), None);
+}
+
+#[test]
+fn latency_is_weighed_per_model_of_one_provider() {
+    const N: usize = 10_000;
+    let cfg = config(json!({
+        "strategy": {"mode": "loadbalance"},
+        "targets": [
+            {"provider": "@p", "override_params": {"model": "fast"}},
+            {"provider": "@p", "override_params": {"model": "slow"}}
+        ]
+    }));
+    let health = FakeHealth {
+        latency: [
+            (health_key("p", "fast"), Duration::from_millis(100)),
+            (health_key("p", "slow"), Duration::from_millis(300)),
+        ]
+        .into_iter()
+        .collect(),
+        ..FakeHealth::default()
+    };
+    let mut rng = StdRng::seed_from_u64(7);
+    let options = PlanOptions {
+        latency_aware: true,
+    };
+    let fast = (0..N)
+        .filter(|_| {
+            let p = plan_with(&cfg, &health, options, &mut rng);
+            p.candidates()[0].model.as_deref() == Some("fast")
+        })
+        .count();
+    // weight × fastest/own: 1 vs 1/3, so 75 % / 25 %.
+    let share = fast as f64 / N as f64;
+    assert!((share - 0.75).abs() <= 0.03, "fast share {share}");
 }

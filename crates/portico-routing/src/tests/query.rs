@@ -23,6 +23,7 @@ fn matches(q: Value, m: Value, p: Value) -> bool {
         metadata: &metadata,
         params: &params,
         url_path: Some("/v1/chat/completions"),
+        model: None,
     };
     query(q).matches(&cx)
 }
@@ -334,6 +335,7 @@ fn url_pathname() {
         metadata: &m,
         params: &p,
         url_path: None,
+        model: None,
     };
     assert!(!query(json!({"url.pathname": {"$regex": ".*"}})).matches(&cx));
 }

@@ -1,7 +1,5 @@
 //! Liveness, readiness, and the answers for unknown routes.
 
-use std::sync::atomic::Ordering;
-
 use axum::Json;
 use axum::extract::State;
 use axum::http::{Method, StatusCode, Uri};
@@ -18,7 +16,7 @@ pub(crate) async fn healthz() -> impl IntoResponse {
 
 /// `GET /readyz`: the gateway takes traffic (503 once shutdown has started).
 pub(crate) async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    if state.ready.load(Ordering::SeqCst) {
+    if state.lifecycle.is_ready() {
         (StatusCode::OK, Json(serde_json::json!({"status": "ready"})))
     } else {
         (

@@ -9,22 +9,20 @@
 //! exception types. Ids, headers and the request record are the OpenAI routes' own
 //! ([`crate::relay`]).
 
-use std::time::Instant;
-
-use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use portico_anthropic::inbound;
 use portico_anthropic::passthrough::EventObserver;
 use portico_anthropic::wire::MessagesRequest;
-use portico_core::{ApiError, Endpoint, ErrorCode, JsonBody, RequestRecord};
+use portico_core::{ApiError, Endpoint, ErrorCode, JsonBody};
 use portico_engine::{Answer, AttemptError, Gateway, Route};
 use portico_providers::UpstreamResponse;
 
 use crate::AppState;
-use crate::relay::{self, Forwarded, Ready, RouteHeaders};
+use crate::relay::{self, Forwarded, PendingRecord, Ready, RouteHeaders};
 use crate::request::{self, API_KEY};
 use crate::stream::StreamDialect;
 
@@ -46,24 +44,22 @@ const ANTHROPIC_ERROR_TYPES: &[&str] = &[
 ];
 
 /// `POST /v1/messages`
-pub(crate) async fn messages(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    // The log has no Messages endpoint of its own: a Messages call is a chat call.
-    let (started, mut record) = relay::begin("messages");
+pub(crate) async fn messages(State(state): State<AppState>, request: Request) -> Response {
+    let mut pending = PendingRecord::begin(&state, "messages");
     let mut route_headers = RouteHeaders::default();
-    let result = forward(
+    let (parts, body) = request.into_parts();
+    let result = relay::unless_cut(
         &state,
-        &headers,
-        body,
-        started,
-        &mut record,
-        &mut route_headers,
+        forward(
+            &state,
+            &parts.headers,
+            body,
+            &mut pending,
+            &mut route_headers,
+        ),
     )
     .await;
-    relay::conclude(&state, record, started, result, &route_headers, render)
+    relay::conclude(&state, pending, result, &route_headers, render)
 }
 
 /// A Messages answer, and whether it was translated from chat completions.
@@ -92,11 +88,12 @@ fn gateway_secret(headers: &HeaderMap) -> Option<&str> {
 async fn forward(
     state: &AppState,
     headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-    started: Instant,
-    record: &mut RequestRecord,
+    body: Body,
+    pending: &mut PendingRecord,
     route_headers: &mut RouteHeaders,
 ) -> Result<Forwarded, ApiError> {
+    let started = pending.started();
+    let record = pending.record();
     let secret = gateway_secret(headers);
     let key = relay::identify(state, headers, secret, record).map_err(|mut err| {
         if err.code == ErrorCode::MissingApiKey {
@@ -104,7 +101,7 @@ async fn forward(
         }
         err
     })?;
-    let raw = body.map_err(relay::body_rejection)?;
+    let raw = state.body_limits.read(headers, body).await?;
     relay::keep_request(record, &key, &raw);
     let parsed = request::parse_body(raw)?;
     let stream = parsed.stream;

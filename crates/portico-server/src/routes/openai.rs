@@ -1,46 +1,31 @@
 //! The OpenAI-compatible data plane: chat completions, completions, embeddings, models.
 
-use std::time::Instant;
-
 use axum::Json;
-use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
+use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
-use portico_core::{ApiError, Endpoint, RequestRecord};
+use portico_core::{ApiError, Endpoint};
 
 use crate::AppState;
 use crate::error::ErrorResponse;
-use crate::relay::{self, Forwarded, Ready, RouteHeaders};
+use crate::relay::{self, Forwarded, PendingRecord, Ready, RouteHeaders};
 use crate::request;
 use crate::stream::StreamDialect;
 
 /// `POST /v1/chat/completions`
-pub(crate) async fn chat_completions(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    proxy(state, headers, body, Endpoint::ChatCompletions).await
+pub(crate) async fn chat_completions(State(state): State<AppState>, request: Request) -> Response {
+    proxy(state, request, Endpoint::ChatCompletions).await
 }
 
 /// `POST /v1/completions`
-pub(crate) async fn completions(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    proxy(state, headers, body, Endpoint::Completions).await
+pub(crate) async fn completions(State(state): State<AppState>, request: Request) -> Response {
+    proxy(state, request, Endpoint::Completions).await
 }
 
 /// `POST /v1/embeddings`
-pub(crate) async fn embeddings(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    proxy(state, headers, body, Endpoint::Embeddings).await
+pub(crate) async fn embeddings(State(state): State<AppState>, request: Request) -> Response {
+    proxy(state, request, Endpoint::Embeddings).await
 }
 
 /// `GET /v1/models`: the `@slug/model` ids the calling key may use, in OpenAI's list shape.
@@ -68,41 +53,41 @@ pub(crate) async fn list_models(State(state): State<AppState>, headers: HeaderMa
     Json(serde_json::json!({"object": "list", "data": data})).into_response()
 }
 
-async fn proxy(
-    state: AppState,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-    endpoint: Endpoint,
-) -> Response {
-    let (started, mut record) = relay::begin(endpoint.as_str());
+async fn proxy(state: AppState, request: Request, endpoint: Endpoint) -> Response {
+    let mut pending = PendingRecord::begin(&state, endpoint.as_str());
     let mut route_headers = RouteHeaders::default();
-    let result = forward(
+    let (parts, body) = request.into_parts();
+    let result = relay::unless_cut(
         &state,
-        &headers,
-        body,
-        endpoint,
-        started,
-        &mut record,
-        &mut route_headers,
+        forward(
+            &state,
+            &parts.headers,
+            body,
+            endpoint,
+            &mut pending,
+            &mut route_headers,
+        ),
     )
     .await;
-    relay::conclude(&state, record, started, result, &route_headers, |err| {
+    relay::conclude(&state, pending, result, &route_headers, |err| {
         ErrorResponse(err).into_response()
     })
 }
 
-/// Authenticates, routes and sends one request, filling `record` as it learns things.
+/// Authenticates (on the headers alone), reads the body, routes and sends one request,
+/// filling the record as it learns things.
 async fn forward(
     state: &AppState,
     headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
     endpoint: Endpoint,
-    started: Instant,
-    record: &mut RequestRecord,
+    pending: &mut PendingRecord,
     route_headers: &mut RouteHeaders,
 ) -> Result<Forwarded, ApiError> {
+    let started = pending.started();
+    let record = pending.record();
     let key = relay::identify(state, headers, request::gateway_secret(headers), record)?;
-    let raw = body.map_err(relay::body_rejection)?;
+    let raw = state.body_limits.read(headers, body).await?;
     relay::keep_request(record, &key, &raw);
     let parsed = request::parse_body(raw)?;
     let stream = parsed.stream && endpoint.can_stream();

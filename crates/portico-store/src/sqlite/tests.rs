@@ -1249,3 +1249,31 @@ async fn api_configs_are_validated_and_kept_while_in_use() {
     store.apply_catalog(&catalog_with_config()).await.unwrap();
     assert!(store.get_config("kept").await.unwrap().is_some());
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_database_and_the_files_sqlite_makes_beside_it_are_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data/portico.db");
+    let store = SqliteStore::open(&path, MasterKey::generate())
+        .await
+        .unwrap();
+    store.apply_catalog(&catalog()).await.unwrap();
+    // While the pool is open, WAL mode keeps a -wal and a -shm beside the database.
+    let wal = dir.path().join("data/portico.db-wal");
+    let shm = dir.path().join("data/portico.db-shm");
+    assert!(wal.exists() && shm.exists());
+    for file in [&path, &wal, &shm] {
+        assert_eq!(mode(file), 0o600, "{}", file.display());
+    }
+    assert_eq!(mode(&dir.path().join("data")), 0o700);
+    store.close().await;
+    // An older, world-readable database is tightened when opened.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let store = SqliteStore::open(&path, MasterKey::generate()).await;
+    // (A new master key does not open the old secrets; the mode is fixed before that check.)
+    drop(store);
+    assert_eq!(mode(&path), 0o600);
+}

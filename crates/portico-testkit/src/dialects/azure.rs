@@ -113,7 +113,10 @@ fn add_prompt_filter_results(reply: &mut MockReply) {
             }
             *body = answer.to_string().into();
         }
-        ReplyBody::Echo | ReplyBody::Hang => {}
+        ReplyBody::Echo
+        | ReplyBody::Hang
+        | ReplyBody::Endless { .. }
+        | ReplyBody::FromRequest(_) => {}
     }
 }
 

@@ -491,3 +491,70 @@ async fn client_leaving_a_hanging_or_delayed_reply_is_counted() {
             .await
     );
 }
+
+#[tokio::test]
+async fn echoed_headers_come_back_in_an_error_or_a_plain_text_page() {
+    let upstream = MockUpstream::start().await;
+    upstream.enqueue(MockReply::echo_headers_error(401));
+    upstream.enqueue(MockReply::echo_headers_text(500).header("x-extra", "1"));
+    let response = client()
+        .post(upstream.url("/chat/completions"))
+        .bearer_auth("sk-echo-me-0123")
+        .header("x-api-key", "ant-echo-me")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let body: Value = response.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("Incorrect API key provided: "),
+        "{message}"
+    );
+    assert!(
+        message.contains("authorization: Bearer sk-echo-me-0123"),
+        "{message}"
+    );
+    assert!(message.contains("x-api-key: ant-echo-me"), "{message}");
+    assert_eq!(body["error"]["code"], "invalid_api_key");
+
+    let response = client()
+        .post(upstream.url("/chat/completions"))
+        .header("api-key", "azure-echo-me")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 500);
+    assert_eq!(response.headers()["content-type"], "text/plain");
+    assert_eq!(response.headers()["x-extra"], "1");
+    let text = response.text().await.unwrap();
+    assert!(
+        text.lines().any(|l| l == "api-key: azure-echo-me"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn an_endless_body_keeps_coming_until_the_client_leaves() {
+    let upstream = MockUpstream::start().await;
+    upstream.enqueue(MockReply::endless(
+        200,
+        "application/json",
+        vec![b'x'; 4096],
+    ));
+    let response = client()
+        .post(upstream.url("/chat/completions"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.content_length(), None, "chunked, no length");
+    let mut chunks = response.bytes_stream();
+    let mut read = 0;
+    while read < 4 * 1024 * 1024 {
+        read += chunks.next().await.unwrap().unwrap().len();
+    }
+    assert_eq!(upstream.disconnects(), 0);
+    drop(chunks);
+    assert!(upstream.wait_for_disconnects(1, LIMIT).await);
+}

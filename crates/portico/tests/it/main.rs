@@ -9,24 +9,32 @@
 )]
 
 mod admin_catalog;
+mod amplification;
 mod anthropic;
 mod azure;
 mod bedrock;
+mod breaker;
 mod browser;
 mod cli;
 mod cli_catalog;
+mod client_limits;
 mod cost;
 mod dashboard;
 mod gemini;
+mod log_search;
 mod matrix;
 mod messages;
 mod metrics;
 mod openclaw;
+#[cfg(unix)]
+mod permissions;
 mod persistence;
 mod proxy;
 mod request_log;
 mod routing;
 mod sdk;
+mod secrets;
 mod shutdown;
 mod streaming;
 mod support;
+mod upstream_limits;

@@ -5,11 +5,12 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use portico_testkit::{MockUpstream, PorticoProcess};
+use portico_testkit::MockUpstream;
 use serde_json::{Value, json};
 
 use crate::support::{
-    ADMIN_KEY, Gateway, PROVIDER_KEY, SERVICE_KEY, bin, chat, standard_catalog, start_in,
+    ADMIN_KEY, Gateway, PROVIDER_KEY, SERVICE_KEY, admin_get, bin, chat, standard_catalog,
+    start_in, wait_for_logs,
 };
 
 /// A key whose payloads are not logged, added to the standard catalog.
@@ -20,39 +21,6 @@ fn catalog(upstream: &MockUpstream) -> String {
         "{}  - name: quiet\n    key: {QUIET_KEY}\n    log_payloads: false\n",
         standard_catalog(upstream)
     )
-}
-
-async fn admin_get(portico: &PorticoProcess, path: &str) -> reqwest::Response {
-    reqwest::Client::new()
-        .get(portico.url(path))
-        .bearer_auth(ADMIN_KEY)
-        .send()
-        .await
-        .unwrap()
-}
-
-/// Polls `GET /admin/v1/logs?<query>` until it lists `n` entries (records are written
-/// asynchronously, a moment after the answer).
-async fn wait_for_logs(portico: &PorticoProcess, query: &str, n: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let body: Value = admin_get(portico, &format!("/admin/v1/logs?limit=500&{query}"))
-            .await
-            .json()
-            .await
-            .unwrap();
-        let data = body["data"].as_array().unwrap().clone();
-        if data.len() >= n {
-            return data;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "expected {n} log entries for {query}, have {}: {body}\n{}",
-            data.len(),
-            portico.stderr_text()
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 async fn send_traced(gw: &Gateway, key: &str, trace: &str, text: &str) -> String {

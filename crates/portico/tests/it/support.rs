@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use std::time::{Duration, Instant};
+
 use portico_testkit::{MockUpstream, PorticoProcess, SseScript, SseStep};
 use serde_json::Value;
 use tempfile::TempDir;
@@ -105,8 +107,17 @@ impl Gateway {
 
     /// Starts the gateway with `catalog` (YAML) against `upstream`.
     pub(crate) async fn start_with(upstream: MockUpstream, catalog: &str) -> Gateway {
+        Gateway::start_with_env(upstream, catalog, &[]).await
+    }
+
+    /// Starts the gateway with `catalog` and extra environment variables (flags).
+    pub(crate) async fn start_with_env(
+        upstream: MockUpstream,
+        catalog: &str,
+        env: &[(&str, &str)],
+    ) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
-        let portico = start_in(dir.path(), catalog, &[]).await;
+        let portico = start_in(dir.path(), catalog, env).await;
         Gateway {
             upstream,
             portico,
@@ -292,4 +303,38 @@ pub(crate) async fn run_every_openai_sdk_check(gw: &Gateway, model: &str) {
             "404"
         ]
     );
+}
+
+/// `GET` an admin API path with the admin key.
+pub(crate) async fn admin_get(portico: &PorticoProcess, path: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(portico.url(path))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Polls `GET /admin/v1/logs?<query>` until it lists `n` entries (records are written
+/// asynchronously, a moment after the answer).
+pub(crate) async fn wait_for_logs(portico: &PorticoProcess, query: &str, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let body: Value = admin_get(portico, &format!("/admin/v1/logs?limit=500&{query}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let data = body["data"].as_array().unwrap().clone();
+        if data.len() >= n {
+            return data;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expected {n} log entries for {query}, have {}: {body}\n{}",
+            data.len(),
+            portico.stderr_text()
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
 }

@@ -1,0 +1,89 @@
+//! [`RedactingProvider`]: the decorator that puts a [`Redactor`] between an adapter and the
+//! rest of the gateway.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use portico_core::{JsonBody, ProviderKind, Secret};
+
+use super::Redactor;
+use crate::{Provider, ProviderError, UpstreamRequest, UpstreamResponse};
+
+/// An adapter whose every answer, stream event and error passes through its provider's
+/// [`Redactor`] before the gateway sees it.
+pub struct RedactingProvider {
+    inner: Arc<dyn Provider>,
+    redactor: Arc<Redactor>,
+}
+
+impl std::fmt::Debug for RedactingProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedactingProvider")
+            .field("kind", &self.inner.kind())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedactingProvider {
+    /// Wraps `inner`, redacting with `redactor`.
+    pub fn new(inner: Arc<dyn Provider>, redactor: Redactor) -> RedactingProvider {
+        RedactingProvider {
+            inner,
+            redactor: Arc::new(redactor),
+        }
+    }
+}
+
+/// `adapter` wrapped in a [`RedactingProvider`] for `secrets` together with the adapter's own
+/// [`Provider::extra_secrets`]; the adapter itself, at no cost, when no secret is long
+/// enough to match (see [`super::MIN_SECRET_LEN`]).
+///
+/// # Errors
+///
+/// When the redactor cannot be built: the provider must then not be used at all.
+pub fn guard<'a>(
+    adapter: Arc<dyn Provider>,
+    secrets: impl IntoIterator<Item = &'a Secret>,
+) -> Result<Arc<dyn Provider>, String> {
+    let extra = adapter.extra_secrets();
+    let mut all: Vec<&str> = secrets.into_iter().map(Secret::expose).collect();
+    all.extend(extra.iter().map(Secret::expose));
+    Ok(match Redactor::new(all)? {
+        Some(redactor) => Arc::new(RedactingProvider::new(adapter, redactor)),
+        None => adapter,
+    })
+}
+
+#[async_trait]
+impl Provider for RedactingProvider {
+    fn kind(&self) -> ProviderKind {
+        self.inner.kind()
+    }
+
+    async fn send(&self, req: UpstreamRequest) -> Result<UpstreamResponse, ProviderError> {
+        match self.inner.send(req).await {
+            Ok(answer) => Ok(self.redactor.answer(answer)),
+            Err(err) => Err(self.redactor.error(err)),
+        }
+    }
+
+    fn extra_secrets(&self) -> Vec<Secret> {
+        self.inner.extra_secrets()
+    }
+
+    async fn send_anthropic_messages(
+        &self,
+        body: JsonBody,
+        stream: bool,
+        client_beta: Option<&str>,
+    ) -> Option<Result<UpstreamResponse, ProviderError>> {
+        let result = self
+            .inner
+            .send_anthropic_messages(body, stream, client_beta)
+            .await?;
+        Some(match result {
+            Ok(answer) => Ok(self.redactor.answer(answer)),
+            Err(err) => Err(self.redactor.error(err)),
+        })
+    }
+}

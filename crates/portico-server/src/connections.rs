@@ -1,0 +1,258 @@
+//! The listener: accepting connections, the deadline a client has to send its request head,
+//! and the connection side of a graceful shutdown ([`crate::Lifecycle`]).
+//!
+//! Connections are served as HTTP/1.1 by hyper directly, with a timer, so that a client whose
+//! request head is not complete within [`ServeOptions::header_timeout`] (a slowloris client,
+//! or one that connects and sends nothing) is disconnected; axum's own `serve` runs hyper
+//! without a timer, which leaves such connections open forever. HTTP/2 is not offered on the
+//! plain-text listener: hyper's protocol sniffing has no deadline of its own, and LLM clients
+//! speak HTTP/1.1 to a gateway (TLS, where used, ends in front of it).
+//!
+//! During a drain the listener keeps accepting (so `/readyz` answers 503 rather than
+//! refusing connections); connections it accepts then serve one request each, and the
+//! connections open before the drain close once their current answer is sent. The accept
+//! loop ends when the drain is over (nothing in flight) or cut; then every connection is
+//! asked to close, and is waited for until the cut and a short grace after it.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, Response};
+use bytes::Bytes;
+use hyper::body::{Frame, Incoming, SizeHint};
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::Service;
+
+use crate::lifecycle::{InFlightGuard, Lifecycle};
+
+/// Deadlines a client's connection is held to.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeOptions {
+    /// Time a client has, from connecting or from the end of its previous answer, to send a
+    /// complete request head; past it the connection is closed.
+    pub header_timeout: Duration,
+    /// After the shutdown deadline, how long connections get to write the answers the cut
+    /// produced (503s, error events) before the process stops waiting for them.
+    pub cut_grace: Duration,
+}
+
+/// Default [`ServeOptions::header_timeout`] (spec section 13).
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(15);
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            cut_grace: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Serves `app` on `listener` until the drain that `lifecycle` starts is over or cut.
+///
+/// Returns once every connection has closed, or the cut's grace has passed.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    options: ServeOptions,
+    lifecycle: Arc<Lifecycle>,
+) {
+    let connections = TaskTracker::new();
+    // Fired when the accept loop ends: connections accepted during the drain close too.
+    let closing = CancellationToken::new();
+    let mut serving = http1::Builder::new();
+    serving
+        .timer(TokioTimer::new())
+        .header_read_timeout(options.header_timeout);
+    let mut draining = serving.clone();
+    draining.keep_alive(false);
+    let (serving, draining) = (Arc::new(serving), Arc::new(draining));
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (tcp, peer) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(err) => {
+                        // Out of file descriptors, or a connection reset before it was
+                        // accepted: the listener itself is fine; pause a moment so a full
+                        // descriptor table is not spun on.
+                        tracing::warn!("accepting a connection failed: {err}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let service = Counted { app: app.clone(), lifecycle: Arc::clone(&lifecycle) };
+                let (builder, close) = if lifecycle.is_draining() {
+                    (Arc::clone(&draining), Closer::Closing(closing.clone()))
+                } else {
+                    let close = Closer::Drain(Arc::clone(&lifecycle), closing.clone());
+                    (Arc::clone(&serving), close)
+                };
+                connections.spawn(serve_connection(builder, tcp, peer, service, close));
+            }
+            () = lifecycle.drained() => break,
+            () = lifecycle.cut_signal().cancelled() => break,
+        }
+    }
+    drop(listener);
+    closing.cancel();
+    connections.close();
+    let waited = async {
+        tokio::select! {
+            () = connections.wait() => {}
+            () = async {
+                lifecycle.cut_signal().cancelled().await;
+                tokio::time::sleep(options.cut_grace).await;
+            } => {
+                tracing::warn!(
+                    open = connections.len(),
+                    "connections still open after the shutdown deadline; closing them"
+                );
+            }
+        }
+    };
+    waited.await;
+}
+
+/// What tells a connection to finish its current answer and close.
+enum Closer {
+    /// A connection accepted while serving: closes when the drain starts (or the accept
+    /// loop ends).
+    Drain(Arc<Lifecycle>, CancellationToken),
+    /// A connection accepted during the drain (it already serves one request only): closes
+    /// when the accept loop ends.
+    Closing(CancellationToken),
+}
+
+impl Closer {
+    async fn fired(self) {
+        match self {
+            Closer::Drain(lifecycle, closing) => {
+                tokio::select! {
+                    () = lifecycle.drain_started() => {}
+                    () = closing.cancelled() => {}
+                }
+            }
+            Closer::Closing(closing) => closing.cancelled().await,
+        }
+    }
+}
+
+async fn serve_connection(
+    builder: Arc<http1::Builder>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    service: Counted,
+    close: Closer,
+) {
+    // Streamed events are small writes: without TCP_NODELAY, Nagle's algorithm would hold
+    // each one back until the previous was acknowledged.
+    if let Err(err) = tcp.set_nodelay(true) {
+        tracing::debug!("could not set TCP_NODELAY: {err}");
+    }
+    let conn = builder.serve_connection(TokioIo::new(tcp), service);
+    tokio::pin!(conn);
+    let closed = close.fired();
+    tokio::pin!(closed);
+    let result = tokio::select! {
+        result = conn.as_mut() => result,
+        () = &mut closed => {
+            // Idle: closes now. Busy: finishes the answer it is writing, without keep-alive.
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(err) = result {
+        // A client that went away, sent garbage or never finished its request head: its
+        // connection ends here, and nothing else is affected.
+        tracing::debug!(%peer, "connection ended: {err}");
+    }
+}
+
+/// The app as hyper's service, counting each request in flight until its answer's body has
+/// been sent or dropped.
+#[derive(Clone)]
+struct Counted {
+    app: Router,
+    lifecycle: Arc<Lifecycle>,
+}
+
+impl hyper::service::Service<Request<Incoming>> for Counted {
+    type Response = Response<CountedBody>;
+    type Error = Infallible;
+    type Future = CountedFuture;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        let guard = self.lifecycle.enter();
+        // A Router is always ready (`poll_ready` is `Ready(Ok)`), and `call` on a clone is
+        // how axum's own `serve` drives it.
+        let mut app = self.app.clone();
+        CountedFuture {
+            inner: app.call(request.map(Body::new)),
+            guard: Some(guard),
+        }
+    }
+}
+
+/// The router's answer to one request, with its in-flight count.
+struct CountedFuture {
+    inner: <Router as Service<Request<Body>>>::Future,
+    guard: Option<InFlightGuard>,
+}
+
+impl Future for CountedFuture {
+    type Output = Result<Response<CountedBody>, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(result) => {
+                let guard = this.guard.take();
+                Poll::Ready(result.map(|response| {
+                    response.map(|inner| CountedBody {
+                        inner,
+                        _guard: guard,
+                    })
+                }))
+            }
+        }
+    }
+}
+
+/// An answer's body that keeps its request counted until it is sent or dropped.
+pub(crate) struct CountedBody {
+    inner: Body,
+    _guard: Option<InFlightGuard>,
+}
+
+impl hyper::body::Body for CountedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
