@@ -98,7 +98,7 @@ impl AnthropicProvider {
     /// POSTs a Messages body; an error status becomes [`ProviderError::Status`].
     async fn post(
         &self,
-        body: Bytes,
+        body: reqwest::Body,
         stream: bool,
         client_beta: Option<&str>,
     ) -> Result<reqwest::Response, ProviderError> {
@@ -172,7 +172,9 @@ impl Provider for AnthropicProvider {
         let wire = to_messages_request(&chat, &req.model, req.stream)?;
         let body = serde_json::to_vec(&wire)
             .map_err(|e| ProviderError::Malformed(format!("could not write the request: {e}")))?;
-        let response = self.post(Bytes::from(body), req.stream, None).await?;
+        let response = self
+            .post(reqwest::Body::from(body), req.stream, None)
+            .await?;
         let status = response.status().as_u16();
         if req.stream {
             let translator = StreamTranslator::new(&req.model, now());
@@ -214,7 +216,13 @@ impl AnthropicProvider {
         stream: bool,
         client_beta: Option<&str>,
     ) -> Result<UpstreamResponse, ProviderError> {
-        let response = self.post(body.to_bytes(), stream, client_beta).await?;
+        let response = self
+            .post(
+                portico_providers::http::request_body(&body),
+                stream,
+                client_beta,
+            )
+            .await?;
         let status = response.status().as_u16();
         if stream {
             return Ok(UpstreamResponse::Stream {

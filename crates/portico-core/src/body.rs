@@ -195,6 +195,42 @@ impl JsonBody {
         out.freeze()
     }
 
+    /// The body as the pieces of [`JsonBody::to_bytes`]'s output, in order, without copying
+    /// the original: unchanged keys and values are slices of the original bytes, shared.
+    /// For a large body (a prompt with images, a long agent history) this keeps the body
+    /// sent upstream from costing a second copy of it; for a small one, one contiguous
+    /// buffer is cheaper to write.
+    pub fn to_chunks(&self) -> Vec<Bytes> {
+        if !self.modified {
+            return vec![self.raw.clone()];
+        }
+        let mut chunks = Vec::with_capacity(self.fields.len() * 4 + 1);
+        for (i, field) in self.fields.iter().enumerate() {
+            chunks.push(Bytes::from_static(if i == 0 { b"{" } else { b"," }));
+            match &field.key {
+                // With its quotes, which surround the range in the original.
+                FieldKey::Original(range) => {
+                    chunks.push(self.raw.slice(range.start - 1..range.end + 1));
+                }
+                FieldKey::Owned(text) => {
+                    let mut out = BytesMut::new();
+                    write_json_string(&mut out, text);
+                    chunks.push(out.freeze());
+                }
+            }
+            chunks.push(Bytes::from_static(b":"));
+            chunks.push(match &field.value {
+                FieldValue::Original(range) => self.raw.slice(range.clone()),
+                FieldValue::Replaced(value) => Bytes::copy_from_slice(value.get().as_bytes()),
+            });
+        }
+        if self.fields.is_empty() {
+            chunks.push(Bytes::from_static(b"{"));
+        }
+        chunks.push(Bytes::from_static(b"}"));
+        chunks
+    }
+
     /// The whole body deserialised as `T` (for adapters that translate it).
     pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
         serde_json::from_slice(&self.to_bytes())
@@ -303,6 +339,40 @@ mod tests {
 
     fn body(s: &str) -> JsonBody {
         JsonBody::parse(Bytes::from(s.to_owned())).unwrap()
+    }
+
+    #[test]
+    fn chunks_join_to_the_bytes_and_share_the_original() {
+        let text = r#"{ "model" : "@a/b", "k\u0065y": [1, 2], "messages": [{"role":"user"}] }"#;
+        let mut b = JsonBody::parse(Bytes::from(text)).unwrap();
+        assert_eq!(
+            b.to_chunks().concat(),
+            text.as_bytes(),
+            "unchanged: the original"
+        );
+        b.set("model", &"b").unwrap();
+        b.set(
+            "stream_options",
+            &serde_json::json!({"include_usage": true}),
+        )
+        .unwrap();
+        b.remove("key");
+        let chunks = b.to_chunks();
+        assert_eq!(chunks.concat(), b.to_bytes().to_vec());
+        let messages = chunks
+            .iter()
+            .find(|c| c.starts_with(b"[{"))
+            .expect("the messages value is one chunk");
+        let original = b.raw.as_ptr() as usize..b.raw.as_ptr() as usize + b.raw.len();
+        assert!(
+            original.contains(&(messages.as_ptr() as usize)),
+            "the messages value is a slice of the original, not a copy"
+        );
+        let empty = JsonBody::from_map(&serde_json::Map::new());
+        let mut emptied = JsonBody::parse(Bytes::from_static(b"{\"a\":1}")).unwrap();
+        emptied.remove("a");
+        assert_eq!(emptied.to_chunks().concat(), b"{}");
+        assert_eq!(empty.to_chunks().concat(), b"{}");
     }
 
     #[test]

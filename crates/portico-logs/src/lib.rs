@@ -37,7 +37,7 @@ pub use error::LogError;
 pub use pipeline::{DEFAULT_QUEUE_BYTES, LogPipeline, LogSink, PipelineOptions, PipelineStats};
 pub use query::{
     AnalyticsQuery, Cursor, GroupBy, Interval, LogFilter, LogQuery, MAX_METADATA_FILTERS,
-    MAX_Q_CHARS, ParamError, StatusFilter,
+    MAX_Q_CHARS, ParamError, StatusFilter, max_metadata_filters, set_max_metadata_filters,
 };
 pub use retention::{DEFAULT_RETENTION_DAYS, Retention};
 pub use sqlite::SqliteLogStore;

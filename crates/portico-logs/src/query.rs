@@ -20,7 +20,22 @@ pub(crate) const MAX_LIMIT: u32 = 500;
 /// The most `metadata.<key>=<value>` filters one search may give. Each is an indexed
 /// subquery; 20 is more than any dashboard or script combines, and far below the ~1,000 at
 /// which SQLite gives up on the expression's depth.
+/// The default; `--log-search-max-metadata-filters` sets the process's own
+/// ([`set_max_metadata_filters`]).
 pub const MAX_METADATA_FILTERS: usize = 20;
+
+static METADATA_FILTERS: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(MAX_METADATA_FILTERS);
+
+/// Sets the most metadata filters one search may give, for the process (at start).
+pub fn set_max_metadata_filters(n: usize) {
+    METADATA_FILTERS.store(n.max(1), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The most metadata filters one search may give in this process.
+pub fn max_metadata_filters() -> usize {
+    METADATA_FILTERS.load(std::sync::atomic::Ordering::Relaxed)
+}
 /// The longest `q`, in characters. Escaped and wrapped in `%`, even 4-byte characters stay
 /// far below SQLite's 50,000-byte limit on a `LIKE` pattern.
 pub const MAX_Q_CHARS: usize = 1000;
@@ -122,11 +137,12 @@ impl LogFilter {
             if self.metadata.iter().any(|(k, _)| k == key) {
                 return Err(twice(name));
             }
-            if self.metadata.len() >= MAX_METADATA_FILTERS {
+            let limit = max_metadata_filters();
+            if self.metadata.len() >= limit {
                 return Err(ParamError::new(
                     name,
                     format!(
-                        "at most {MAX_METADATA_FILTERS} metadata.<key> filters may be combined in one search; remove some"
+                        "at most {limit} metadata.<key> filters may be combined in one search; remove some (the limit is --log-search-max-metadata-filters)"
                     ),
                 ));
             }

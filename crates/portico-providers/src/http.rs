@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::Stream;
+use portico_core::JsonBody;
 
 use crate::error::TransportFailure;
 use crate::{ProviderError, SseEvent};
@@ -125,6 +126,68 @@ impl HttpClient {
             self.max_body_bytes,
             transport_error,
         )
+    }
+}
+
+/// Bodies from this size on are sent upstream as slices of the client's body rather than one
+/// new buffer (see [`request_body`]).
+const SHARED_BODY_MIN: usize = 256 * 1024;
+
+/// The body of a request sent upstream.
+///
+/// A rewritten body (its `model` set to the upstream name) is normally one new buffer: for a
+/// small body that is the cheapest thing to write. A large one (long histories, images) is
+/// sent as its pieces instead, the unchanged values shared with the client's body, so the
+/// gateway holds it once rather than twice while it is sent; its length is still known, so
+/// it goes with a `Content-Length`.
+pub fn request_body(body: &JsonBody) -> reqwest::Body {
+    if body.original_len() < SHARED_BODY_MIN {
+        return reqwest::Body::from(body.to_bytes());
+    }
+    let mut chunks = body.to_chunks();
+    if chunks.len() == 1 {
+        return reqwest::Body::from(chunks.swap_remove(0));
+    }
+    reqwest::Body::wrap(Chunks::new(chunks))
+}
+
+/// A body of known length sent as a list of shared byte slices.
+struct Chunks {
+    chunks: std::collections::VecDeque<Bytes>,
+    remaining: u64,
+}
+
+impl Chunks {
+    fn new(chunks: Vec<Bytes>) -> Chunks {
+        let remaining = chunks.iter().map(|c| c.len() as u64).sum();
+        Chunks {
+            chunks: chunks.into_iter().filter(|c| !c.is_empty()).collect(),
+            remaining,
+        }
+    }
+}
+
+impl http_body::Body for Chunks {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let next = self.chunks.pop_front();
+        if let Some(chunk) = &next {
+            self.remaining -= chunk.len() as u64;
+        }
+        std::task::Poll::Ready(next.map(|chunk| Ok(http_body::Frame::data(chunk))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.remaining)
     }
 }
 
@@ -395,6 +458,35 @@ mod tests {
         assert!(events[0].is_ok());
         let err = events[1].clone().unwrap_err().to_string();
         assert!(err.contains("1024-byte limit"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_large_rewritten_body_goes_upstream_whole_with_its_length() {
+        let upstream = MockUpstream::start().await;
+        let http = client(DEFAULT_MAX_UPSTREAM_BODY_BYTES, Duration::from_secs(10));
+        for size in [10, SHARED_BODY_MIN * 2] {
+            let text = format!(
+                r#"{{"model":"@p/m","messages":[{{"role":"user","content":"{}"}}],"n":1}}"#,
+                "x".repeat(size)
+            );
+            let mut body = JsonBody::parse(Bytes::from(text)).unwrap();
+            body.set("model", &"m").unwrap();
+            upstream.enqueue(MockReply::json(200, serde_json::json!({})));
+            let resp = http
+                .post(upstream.url("/x"))
+                .body(request_body(&body))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+            let seen = upstream.last_request().unwrap();
+            assert_eq!(seen.body, body.to_bytes(), "{size}");
+            assert_eq!(
+                seen.header("content-length"),
+                Some(body.to_bytes().len().to_string().as_str()),
+                "sent with its length, not chunked"
+            );
+        }
     }
 
     #[tokio::test]

@@ -63,7 +63,7 @@ impl Provider for OpenAiProvider {
     }
 
     async fn send(&self, req: UpstreamRequest) -> Result<UpstreamResponse, ProviderError> {
-        let body = req.body.to_bytes();
+        let body = crate::http::request_body(&req.body);
         let builder = match &self.urls[req.endpoint as usize] {
             Some(url) => self.client.post(url.clone()),
             None => self

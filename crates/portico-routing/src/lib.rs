@@ -80,7 +80,7 @@ pub use health::{
     Admission, AllHealthy, BreakerConfig, BreakerState, HealthRegistry, HealthView, health_key,
     latency_factor,
 };
-pub use limits::{MAX_ATTEMPTS, MAX_TARGETS};
+pub use limits::{MAX_ATTEMPTS, MAX_TARGETS, max_attempts, max_targets, set_limits};
 pub use merge::merge;
 pub use plan::{Candidate, Plan, PlanError, PlanOptions, plan};
 pub use query::{Query, RequestContext};

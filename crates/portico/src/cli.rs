@@ -92,6 +92,19 @@ pub(crate) struct ServeArgs {
     )]
     pub(crate) max_upstream_body_bytes: usize,
 
+    /// Most targets a routing config may hold, nested ones included; a larger config is a 400.
+    #[arg(long, env = "PORTICO_MAX_CONFIG_TARGETS", default_value_t = portico_routing::MAX_TARGETS as u16, value_parser = clap::value_parser!(u16).range(1..))]
+    pub(crate) max_config_targets: u16,
+
+    /// Most upstream attempts one request makes, retries and fallbacks together; then the
+    /// last error is the answer.
+    #[arg(long, env = "PORTICO_MAX_UPSTREAM_ATTEMPTS", default_value_t = portico_routing::MAX_ATTEMPTS as u16, value_parser = clap::value_parser!(u16).range(1..))]
+    pub(crate) max_upstream_attempts: u16,
+
+    /// Most `metadata.*` filters one admin log search may combine (each is a subquery).
+    #[arg(long, env = "PORTICO_LOG_SEARCH_MAX_METADATA_FILTERS", default_value_t = portico_logs::MAX_METADATA_FILTERS as u16, value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub(crate) log_search_max_metadata_filters: u16,
+
     /// On SIGTERM or Ctrl-C, how long in-flight requests may take to finish, in seconds.
     #[arg(long, env = "PORTICO_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
     pub(crate) shutdown_timeout_secs: u64,

@@ -26,6 +26,12 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Fatal> {
     let (_log_guard, log_writer) = init_tracing(args.log_format);
     let env = |name: &str| std::env::var(name).ok();
 
+    // Process-wide bounds, set before any routing config is parsed (the catalog file's own).
+    portico_routing::set_limits(
+        usize::from(args.max_config_targets),
+        usize::from(args.max_upstream_attempts),
+    );
+    portico_logs::set_max_metadata_filters(usize::from(args.log_search_max_metadata_filters));
     let catalog = match &args.config {
         Some(path) => {
             portico_config::load_file(path, &env).map_err(|e| Fatal::usage(e.to_string()))?

@@ -9,9 +9,9 @@
 //! the request's record as an [`Attempt`], and its outcome feeds the circuit breaker of the
 //! provider and model it went to.
 //!
-//! One request makes at most [`MAX_ATTEMPTS`] upstream tries in all, retries and fallbacks
-//! together: the config bounds how many targets there are ([`portico_routing::MAX_TARGETS`]),
-//! this bounds how often they are tried. When the budget is spent the walk stops with the
+//! One request makes at most [`portico_routing::max_attempts`] upstream tries in all, retries and fallbacks
+//! together: the config bounds how many targets there are ([`portico_routing::max_targets`]),
+//! this bounds how often they are tried (both are set by flags at start). When the budget is spent the walk stops with the
 //! last try's error, which says so (the client and the log record both see it).
 //!
 //! The attempt itself (sending, and for a stream waiting for its first event) is the
@@ -24,7 +24,7 @@ use std::time::Duration;
 use portico_core::{ApiError, Attempt, ErrorCode, JsonBody, RequestRecord};
 use portico_providers::ProviderError;
 use portico_routing::{
-    Admission, Failure, MAX_ATTEMPTS, Plan, RequestContext, RoutingConfig, health_key,
+    Admission, Failure, Plan, RequestContext, RoutingConfig, health_key, max_attempts,
 };
 use serde_json::{Map, Value};
 
@@ -129,7 +129,7 @@ enum StepFailure {
     },
     /// Answer `error` now.
     Fatal(ApiError),
-    /// A retry was due but the request's attempt budget ([`MAX_ATTEMPTS`]) is spent: answer
+    /// A retry was due but the request's attempt budget ([`max_attempts`]) is spent: answer
     /// `error`, the last try's, now.
     BudgetSpent(ApiError),
 }
@@ -203,7 +203,7 @@ impl Gateway {
     {
         record.config_id.clone_from(&dispatch.config_id);
         let mut index = 0;
-        // Upstream tries made so far, across every candidate (bounded by MAX_ATTEMPTS).
+        // Upstream tries made so far, across every candidate (bounded by max_attempts()).
         let mut tries = 0;
         loop {
             let step = self.step(dispatch, index, key);
@@ -246,7 +246,7 @@ impl Gateway {
                 Way::Config { plan, .. } => plan.next_after(index, &failure),
             };
             match next {
-                Some(_) if tries >= MAX_ATTEMPTS => {
+                Some(_) if tries >= max_attempts() => {
                     // Another target would be tried, but the request's budget is spent.
                     return Dispatched {
                         result: Err(budget_spent(error)),
@@ -438,7 +438,7 @@ impl Gateway {
                 .retry
                 .decide(retries, &failure, remaining, &mut rand::rng());
             match decision {
-                portico_routing::RetryDecision::Retry { .. } if *tries >= MAX_ATTEMPTS => {
+                portico_routing::RetryDecision::Retry { .. } if *tries >= max_attempts() => {
                     // No wait for a retry that will not be made.
                     return Err(StepFailure::BudgetSpent(api_error));
                 }
@@ -466,7 +466,8 @@ impl Gateway {
 /// client and the log record tell this apart from a config that had nothing left to try).
 fn budget_spent(mut error: ApiError) -> ApiError {
     let note = format!(
-        " (gave up after {MAX_ATTEMPTS} upstream attempts, the most one request may make, retries and fallbacks together; the attempt budget is spent)"
+        " (gave up after {} upstream attempts, the most one request may make, retries and fallbacks together (--max-upstream-attempts); the attempt budget is spent)",
+        max_attempts()
     );
     // Both texts: the client's message, and the log's fuller one when there is one.
     if let Some(detail) = &mut error.detail {

@@ -171,7 +171,7 @@ impl Provider for AzureOpenAiProvider {
             .post(url)
             .header(http::header::CONTENT_TYPE, "application/json")
             .header(API_KEY_HEADER, self.api_key.clone())
-            .body(req.body.to_bytes());
+            .body(crate::http::request_body(&req.body));
         if req.stream && req.endpoint != Endpoint::Embeddings {
             builder = builder.header(http::header::ACCEPT, "text/event-stream");
         }

@@ -16,7 +16,7 @@
 //!   above 0; a conditional `then`/`default` must name a sibling target; target names are
 //!   unique among siblings.
 //! - The empty config `{}` is an error.
-//! - A config holds at most [`MAX_TARGETS`] targets, nested ones included. They are counted
+//! - A config holds at most [`crate::max_targets`] targets, nested ones included. They are counted
 //!   on the raw JSON before anything else is parsed, so an oversized config is refused
 //!   without building (or validating) thousands of targets, and the error gives the count.
 
@@ -26,7 +26,7 @@ use crate::config::{
     Condition, Conditional, ConfigPathError, FallbackPolicy, FieldPath, Mode, Route, RoutingConfig,
     Strategy, Target,
 };
-use crate::limits::MAX_TARGETS;
+use crate::limits::max_targets;
 use crate::query::{Query, kind};
 
 mod fields;
@@ -91,9 +91,10 @@ impl RoutingConfig {
             ));
         }
         let targets = count_targets(map, 0);
-        if targets > MAX_TARGETS {
+        let limit = max_targets();
+        if targets > limit {
             return Err(root_path.key("targets").err(format!(
-                "a config holds at most {MAX_TARGETS} targets (every entry of every `targets` array, nested ones included); this one has {targets}. Use fewer fallback or load-balancing targets"
+                "a config holds at most {limit} targets (every entry of every `targets` array, nested ones included); this one has {targets}. Use fewer fallback or load-balancing targets (the limit is --max-config-targets / PORTICO_MAX_CONFIG_TARGETS)"
             )));
         }
         let root = parse_node(map, &root_path, 0)?;

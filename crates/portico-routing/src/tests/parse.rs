@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::config::{CacheConfig, CacheMode, GuardrailRef};
+use crate::limits::MAX_TARGETS;
 use crate::retry::RetryPolicy;
 
 fn parse(v: Value) -> RoutingConfig {

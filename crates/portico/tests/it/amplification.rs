@@ -149,3 +149,35 @@ async fn an_all_failing_64_target_fallback_makes_exactly_16_upstream_calls() {
         "{record}"
     );
 }
+
+#[tokio::test]
+async fn both_bounds_are_set_by_their_flags() {
+    let upstream = portico_testkit::MockUpstream::start().await;
+    let catalog = crate::support::standard_catalog(&upstream);
+    let gw = Gateway::start_with_env(
+        upstream,
+        &catalog,
+        &[
+            ("PORTICO_MAX_CONFIG_TARGETS", "4"),
+            ("PORTICO_MAX_UPSTREAM_ATTEMPTS", "3"),
+        ],
+    )
+    .await;
+    let resp = send_with_config(&gw, &fallback(5)).await;
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 4 targets"),
+        "{body}"
+    );
+    assert_eq!(gw.upstream.hits(), 0);
+    for _ in 0..4 {
+        gw.upstream.enqueue(MockReply::error(503, "down"));
+    }
+    let resp = send_with_config(&gw, &fallback(4)).await;
+    assert_eq!(resp.status(), 503);
+    assert_eq!(gw.upstream.hits(), 3, "the fourth target is never tried");
+}
