@@ -207,6 +207,50 @@ impl ApiError {
             .unwrap_or_else(|| self.code.as_str())
     }
 
+    /// Anthropic's shape, `{"type": "error", "error": {"type", "message"}}`, for clients of
+    /// the Messages API, whose SDKs parse that to raise their own exception types.
+    pub fn to_anthropic_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "type": "error",
+            "error": { "type": self.anthropic_type(), "message": self.message },
+        })
+    }
+
+    /// Anthropic's error `type`: the upstream's own when it is one of Anthropic's, else the
+    /// one Anthropic uses for the status.
+    fn anthropic_type(&self) -> &str {
+        /// Anthropic's error types.
+        const ANTHROPIC_ERROR_TYPES: &[&str] = &[
+            "invalid_request_error",
+            "authentication_error",
+            "billing_error",
+            "permission_error",
+            "not_found_error",
+            "request_too_large",
+            "rate_limit_error",
+            "timeout_error",
+            "api_error",
+            "overloaded_error",
+        ];
+        if let Some(kind) = self.error_type.as_deref()
+            && ANTHROPIC_ERROR_TYPES.contains(&kind)
+        {
+            return kind;
+        }
+        match self.status {
+            400 | 405 | 409 | 422 => "invalid_request_error",
+            401 => "authentication_error",
+            402 => "billing_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            408 | 504 => "timeout_error",
+            413 => "request_too_large",
+            429 => "rate_limit_error",
+            529 => "overloaded_error",
+            _ => "api_error",
+        }
+    }
+
     /// The OpenAI-shaped JSON body.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
@@ -264,6 +308,28 @@ mod tests {
         assert!(!err.to_string().contains("10.0.0.7"));
         let plain = ApiError::new(ErrorCode::Internal, "boom");
         assert_eq!(plain.log_text(), "boom");
+    }
+
+    #[test]
+    fn errors_take_anthropics_types_on_the_messages_api() {
+        let kind = |status: u16, upstream_type: Option<&str>| {
+            let mut e = ApiError::new(ErrorCode::UpstreamError, "m");
+            e.status = status;
+            e.error_type = upstream_type.map(str::to_owned);
+            e.to_anthropic_json()["error"]["type"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        assert_eq!(kind(529, Some("overloaded_error")), "overloaded_error");
+        assert_eq!(kind(429, Some("requests")), "rate_limit_error");
+        assert_eq!(kind(404, None), "not_found_error");
+        assert_eq!(kind(401, None), "authentication_error");
+        assert_eq!(kind(502, Some("upstream_error")), "api_error");
+        let body = ApiError::new(ErrorCode::InvalidJson, "bad").to_anthropic_json();
+        assert_eq!(body["type"], "error");
+        assert_eq!(body["error"]["message"], "bad");
+        assert_eq!(body["error"]["type"], "invalid_request_error");
     }
 
     #[test]

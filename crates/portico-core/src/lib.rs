@@ -11,21 +11,27 @@
 //! - [`RequestRecord`]: what the request log keeps of one request.
 //! - [`Usage`]: token counts in OpenAI's meaning.
 //! - [`KeyHash`], [`Secret`]: gateway key hashing and secrets that never print themselves.
+//! - [`RequestSink`], [`Fanout`]: where finished records go (log, metrics, access log).
+//! - [`Clock`]: wall-clock time, which tests can drive ([`ManualClock`]).
 
 mod body;
+mod clock;
 mod endpoint;
 mod error;
 mod kind;
 mod model_ref;
 mod record;
 mod secret;
+mod sink;
 mod usage;
 
 pub use body::{BodyError, JsonBody};
+pub use clock::{Clock, ManualClock, SystemClock, now_ms};
 pub use endpoint::Endpoint;
 pub use error::{ApiError, ErrorCode};
 pub use kind::{ProviderKind, UnknownProviderKind};
 pub use model_ref::{ModelRef, ModelRefError, is_valid_slug};
 pub use record::{Attempt, Outcome, RequestRecord};
 pub use secret::{KEY_PREFIX, KeyHash, Secret, generate_key, key_hint};
+pub use sink::{Fanout, RequestSink};
 pub use usage::Usage;

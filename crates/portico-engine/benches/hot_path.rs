@@ -162,6 +162,7 @@ fn bench_dispatch(c: &mut Criterion, gateway: &Gateway, key: &portico_engine::Ke
                             key,
                             &body,
                             &mut record,
+                            |_| Ok(()),
                             |_route, body| async move {
                                 black_box(body);
                                 Ok::<_, portico_engine::AttemptError>(Ready)

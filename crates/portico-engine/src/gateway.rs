@@ -1,16 +1,18 @@
-//! The gateway: authentication, routing and the upstream call over the current snapshot.
+//! The gateway: authentication, routing and the upstream call over the current snapshot,
+//! and the state every request shares (circuit breakers, policies, the clock, the sink).
 
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use portico_core::{
-    ApiError, Endpoint, ErrorCode, JsonBody, KeyHash, ModelRef, ModelRefError, RequestRecord,
+    ApiError, Clock, Endpoint, ErrorCode, JsonBody, KeyHash, ModelRef, ModelRefError,
+    RequestRecord, RequestSink, SystemClock,
 };
 use portico_providers::http::HttpClient;
 use portico_providers::{Provider, ProviderError, UpstreamRequest, UpstreamResponse};
 use portico_store::Store;
 
-use crate::sink::RequestSink;
+use crate::pipeline::policy::{Finished, Output, Policy, Runs};
 use crate::snapshot::{KeyEntry, Snapshot};
 
 /// Where a request goes: the provider that answers and the model name sent to it.
@@ -40,6 +42,9 @@ pub struct Gateway {
     sink: Arc<dyn RequestSink>,
     health: portico_routing::HealthRegistry,
     plan_options: portico_routing::PlanOptions,
+    /// The policies every request is offered to, in order (none: nothing is paid for them).
+    policies: Vec<Arc<dyn Policy>>,
+    clock: Arc<dyn Clock>,
 }
 
 impl Gateway {
@@ -52,7 +57,31 @@ impl Gateway {
             sink,
             health: portico_routing::HealthRegistry::new(portico_routing::BreakerConfig::default()),
             plan_options: portico_routing::PlanOptions::default(),
+            policies: Vec::new(),
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The same gateway with one more policy, offered every request after those added before.
+    pub fn with_policy(mut self, policy: Arc<dyn Policy>) -> Gateway {
+        self.policies.push(policy);
+        self
+    }
+
+    /// The policies, in order.
+    pub(crate) fn policies(&self) -> &[Arc<dyn Policy>] {
+        &self.policies
+    }
+
+    /// The same gateway reading the time from `clock` (tests drive one).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Gateway {
+        self.clock = clock;
+        self
+    }
+
+    /// The clock requests are timed by.
+    pub fn clock(&self) -> &dyn Clock {
+        &*self.clock
     }
 
     /// The same gateway with other planner switches (latency-aware load balancing).
@@ -78,10 +107,17 @@ impl Gateway {
         &self.health
     }
 
-    /// Prices a finished request's record and hands it to the sink.
-    pub fn record(&self, mut record: RequestRecord) {
+    /// Finishes a request: prices its record, settles its policies with it and `output`,
+    /// and hands the record to the sink.
+    pub(crate) fn finish(&self, mut record: RequestRecord, runs: &mut Runs, output: Output<'_>) {
         if record.cost_usd.is_none() {
             record.cost_usd = self.cost(&record);
+        }
+        if !runs.is_empty() {
+            runs.after(&Finished {
+                record: &record,
+                output,
+            });
         }
         self.sink.record(record);
     }

@@ -1,32 +1,42 @@
-//! The request pipeline, independent of HTTP serving.
+//! The request pipeline, independent of HTTP serving: where a data-plane request is
+//! authenticated, resolved, admitted by the policies, dispatched to providers and answered.
 //!
 //! ```text
-//! server (axum) ──► Gateway::authenticate ──► Gateway::route ──► Provider::send ──► server
-//!                       │ key hash lookup          │ @slug/model → provider,
-//!                       │ in the snapshot          │ allow-lists, key permissions
-//!                       ▼                          ▼
-//!                   Snapshot (ArcSwap: lock-free reads, replaced whole on reload)
+//! portico-server ──► Gateway::handle (pipeline) ──► dispatch ──► Provider (adapters)
+//!  (HTTP in/out)      authenticate → read → resolve      retries, fallback,
+//!                     → admit → dispatch → respond       circuit breaker
+//!                     → settle → record
+//!                              │
+//!                              ▼
+//!                 Snapshot (ArcSwap: lock-free reads, replaced whole on reload)
 //! ```
 //!
+//! Where it sits: above the providers, routing, pricing and the store (whose records it
+//! builds snapshots from), below the server, which only reads HTTP requests and writes
+//! [`Reply`]s.
+//!
 //! What this crate is: the decisions of a request (who is calling, which provider and model
-//! answer) over an immutable [`Snapshot`] of the catalog and keys, and the apply of a catalog
-//! file to the store at start ([`bootstrap`]).
+//! answer, what the policies allow) over an immutable [`Snapshot`] of the catalog and keys,
+//! the phases of [`pipeline`], and the apply of a catalog file to the store at start
+//! ([`bootstrap`]).
 //!
 //! What it is not: HTTP parsing or rendering (the server's), a provider's wire format (the
 //! providers'), or SQL (the store's).
 //!
-//! Main types: [`Gateway`], [`Snapshot`], [`KeyEntry`], [`ProviderEntry`], [`Route`],
-//! [`RequestSink`].
+//! Main types: [`Gateway`], [`Family`], [`Reply`], [`pipeline::policy::Policy`],
+//! [`Snapshot`], [`KeyEntry`], [`ProviderEntry`], [`Route`].
 
 pub mod bootstrap;
 mod dispatch;
 mod gateway;
+pub mod pipeline;
 mod registry;
 mod sink;
 mod snapshot;
 
 pub use dispatch::{Answer, AttemptError, Dispatch, Dispatched, RouteRequest};
 pub use gateway::{Gateway, Route};
+pub use pipeline::{AnswerStream, Family, Reply, ReplyHeaders};
 pub use registry::build_provider;
-pub use sink::{AccessLog, Fanout, RequestSink};
+pub use sink::AccessLog;
 pub use snapshot::{ConfigEntry, KeyEntry, ModelPattern, ProviderEntry, Snapshot};

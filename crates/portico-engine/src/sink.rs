@@ -1,61 +1,11 @@
-//! Where request records go when a request ends.
+//! The access log: a [`RequestSink`] that writes one JSON line per request.
 //!
-//! The request path hands each [`RequestRecord`] to a [`RequestSink`] and moves on; a sink
-//! must never block it. The default sink, [`AccessLog`], writes one JSON line per request to
-//! the log's background writer thread. The persistent request log (a later issue)
-//! is another sink.
+//! The request path hands each [`RequestRecord`] to a [`RequestSink`] (the trait is
+//! `portico_core`'s) and moves on; a sink must never block it. [`AccessLog`] writes one JSON
+//! line per request to the log's background writer thread; the request log and metrics are
+//! the other sinks.
 
-use portico_core::RequestRecord;
-
-/// Receives the record of every finished request.
-///
-/// Two entry points, so that a record is copied only for a sink that keeps it: [`observe`]
-/// looks at a borrowed record (metrics, the access log), [`record`] takes it whole (the
-/// request log, which moves its strings and payloads into its queue). [`Fanout`] lets every
-/// sink but the last observe and hands the record itself to the last one.
-///
-/// [`observe`]: RequestSink::observe
-/// [`record`]: RequestSink::record
-pub trait RequestSink: Send + Sync + 'static {
-    /// Looks at one record. Must return quickly and never block on I/O.
-    fn observe(&self, record: &RequestRecord);
-
-    /// Takes one record; by default, observes it. A sink that keeps records overrides this
-    /// to keep the record itself rather than a copy.
-    fn record(&self, record: RequestRecord) {
-        self.observe(&record);
-    }
-}
-
-/// Hands every record to several sinks in order (the access log, the request log, metrics).
-pub struct Fanout {
-    sinks: Vec<std::sync::Arc<dyn RequestSink>>,
-}
-
-impl Fanout {
-    /// A sink feeding each of `sinks` in order; the last one gets the record itself, the
-    /// others observe it (put the one sink that keeps records last).
-    pub fn new(sinks: Vec<std::sync::Arc<dyn RequestSink>>) -> Fanout {
-        Fanout { sinks }
-    }
-}
-
-impl RequestSink for Fanout {
-    fn observe(&self, record: &RequestRecord) {
-        for sink in &self.sinks {
-            sink.observe(record);
-        }
-    }
-
-    fn record(&self, record: RequestRecord) {
-        if let Some((last, rest)) = self.sinks.split_last() {
-            for sink in rest {
-                sink.observe(&record);
-            }
-            last.record(record);
-        }
-    }
-}
+use portico_core::{RequestRecord, RequestSink};
 
 /// Where an access-log line goes: a function taking one complete line (newline included).
 type LineWriter = Box<dyn Fn(Vec<u8>) + Send + Sync>;

@@ -3,7 +3,7 @@
 //!
 //! The parts, in the order a record travels:
 //! - [`LogPipeline`] starts the writer and hands out a [`LogSink`], the
-//!   [`portico_engine::RequestSink`] the request path calls. `record()` never blocks: it puts
+//!   [`portico_core::RequestSink`] the request path calls. `record()` never blocks: it puts
 //!   the record on a bounded queue, or, when the queue is full, appends it to a spill file
 //!   (`logs-spill.jsonl`) that the writer replays once it has caught up (and on the next
 //!   start). The writer drains the queue in batches, one transaction per batch.

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use portico_core::RequestRecord;
-use portico_engine::RequestSink;
+use portico_core::RequestSink;
 use tokio::io::AsyncBufReadExt as _;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;

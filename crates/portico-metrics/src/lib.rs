@@ -1,6 +1,6 @@
 //! Prometheus metrics for Portico, fed by the record of every finished request.
 //!
-//! [`Metrics`] is a [`portico_engine::RequestSink`]: the binary puts it beside the access log
+//! [`Metrics`] is a [`portico_core::RequestSink`]: the binary puts it beside the access log
 //! in a `Fanout`, so the request path only hands it a record it already built. [`router`]
 //! serves `GET /metrics` in the Prometheus text format, behind a bearer token when
 //! `PORTICO_METRICS_TOKEN` is set. It is not a tracing exporter and keeps no history: a

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
+use portico_core::RequestSink;
 use portico_core::{Outcome, RequestRecord};
-use portico_engine::RequestSink;
 use prometheus::{
     CounterVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec,
     Opts, Registry,

@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
+use portico_core::RequestSink as _;
 use portico_core::{Attempt, Outcome, RequestRecord};
-use portico_engine::RequestSink as _;
 
 use crate::Metrics;
 

@@ -1,10 +1,13 @@
-//! HTTP serving: the OpenAI-compatible data plane and the health endpoints, on axum.
+//! HTTP serving: the data plane's routes, the model list, health, the admin API and the
+//! dashboard, on axum, behind a listener of its own ([`serve`]).
 //!
-//! What this crate is: thin. Handlers parse the request (headers, JSON), call the
-//! [`portico_engine::Gateway`], and render the answer or an [`portico_core::ApiError`] in
-//! OpenAI's shape. Streams are forwarded event by event as the upstream sends them.
+//! Where it sits: above the engine, below the binary. The data plane's handlers are thin: the
+//! route names the API family, [`portico_engine::Gateway::handle`] runs the request through the
+//! pipeline, and the reply is written in HTTP (a JSON body, a server-sent-event stream, or an
+//! error in the family's shape). The connection's limits (request-head deadline, body size
+//! and stall, the drain) are this crate's.
 //!
-//! What it is not: routing decisions, provider wire formats, or persistence.
+//! What it is not: routing decisions, policies, provider wire formats, or persistence.
 //!
 //! Main items: [`AppState`], [`router`], [`serve`] (the listener), [`Lifecycle`] (serving,
 //! draining, cut), [`BodyLimits`].
@@ -20,12 +23,10 @@ use portico_store::Store;
 
 mod body;
 mod connections;
+mod data_plane;
 mod error;
 mod lifecycle;
-mod relay;
-mod request;
 mod routes;
-mod stream;
 
 pub use body::{BodyLimits, DEFAULT_BODY_STALL_TIMEOUT, DEFAULT_MAX_BODY_BYTES};
 pub use connections::{DEFAULT_HEADER_TIMEOUT, ServeOptions, serve};
@@ -85,14 +86,11 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let max_body_bytes = state.body_limits.max_bytes;
     Router::new()
-        .route(
-            "/v1/chat/completions",
-            post(routes::openai::chat_completions),
-        )
-        .route("/v1/completions", post(routes::openai::completions))
-        .route("/v1/embeddings", post(routes::openai::embeddings))
-        .route("/v1/models", get(routes::openai::list_models))
-        .route("/v1/messages", post(routes::messages::messages))
+        .route("/v1/chat/completions", post(data_plane::chat_completions))
+        .route("/v1/completions", post(data_plane::completions))
+        .route("/v1/embeddings", post(data_plane::embeddings))
+        .route("/v1/models", get(routes::models::list_models))
+        .route("/v1/messages", post(data_plane::messages))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
         .nest("/admin/v1", routes::admin::router())

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use portico_config::Catalog;
 use portico_core::Secret;
-use portico_engine::{AccessLog, Fanout, Gateway, RequestSink, Snapshot};
+use portico_core::{Fanout, RequestSink};
+use portico_engine::{AccessLog, Gateway, Snapshot};
 use portico_logs::{LogPipeline, LogStore as _, PipelineOptions, Retention, SqliteLogStore};
 use portico_providers::http::{HttpOptions, build_client};
 use portico_server::{AppState, BodyLimits, ServeOptions};

@@ -188,16 +188,22 @@ impl Gateway {
     /// `model` and the config's `override_params` set), retrying and failing over as the
     /// config says, and records every try in `record` (attempts, retries, the option used,
     /// the provider and model that answered, the time spent upstream).
-    pub async fn dispatch<T, F, Fut>(
+    ///
+    /// `admit` is asked before each try whether the route may be tried at all (the policies'
+    /// `before_attempt` hooks): a refusal is not a try and not a failure of the target's
+    /// health; a fallback goes on to the next target, alone the refusal is the answer.
+    pub async fn dispatch<T, A, F, Fut>(
         &self,
         dispatch: &Dispatch,
         key: &KeyEntry,
         body: &JsonBody,
         record: &mut RequestRecord,
+        mut admit: A,
         mut attempt: F,
     ) -> Dispatched<T>
     where
         T: Answer,
+        A: FnMut(&Route) -> Result<(), ApiError>,
         F: FnMut(Route, JsonBody) -> Fut,
         Fut: Future<Output = Result<T, AttemptError>>,
     {
@@ -213,7 +219,7 @@ impl Gateway {
             }
             record.target = step.path.map(str::to_owned);
             let outcome = self
-                .try_candidate(step, body, record, &mut tries, &mut attempt)
+                .try_candidate(step, body, record, &mut tries, &mut admit, &mut attempt)
                 .await;
             let (failure, error, retries, spent) = match outcome {
                 Ok((answer, route, retries)) => {
@@ -317,16 +323,18 @@ impl Gateway {
 
     /// Tries one candidate until it answers, its retries are spent, its time budget runs
     /// out or the request's attempt budget does (`tries`, counted across candidates).
-    async fn try_candidate<T, F, Fut>(
+    async fn try_candidate<T, A, F, Fut>(
         &self,
         step: Step<'_>,
         body: &JsonBody,
         record: &mut RequestRecord,
         tries: &mut usize,
+        admit: &mut A,
         attempt: &mut F,
     ) -> Result<(T, Route, u8), StepFailure>
     where
         T: Answer,
+        A: FnMut(&Route) -> Result<(), ApiError>,
         F: FnMut(Route, JsonBody) -> Fut,
         Fut: Future<Output = Result<T, AttemptError>>,
     {
@@ -369,7 +377,16 @@ impl Gateway {
                     spent: false,
                 });
             }
-            let started_at_ms = now_ms();
+            if let Err(error) = admit(&route) {
+                // A policy refused this target before any upstream call.
+                return Err(StepFailure::Failed {
+                    failure: Failure::Skipped,
+                    error,
+                    retries,
+                    spent: false,
+                });
+            }
+            let started_at_ms = self.clock().now_ms();
             let started = std::time::Instant::now();
             *tries += 1;
             let future = attempt(route.clone(), body.clone());
@@ -595,12 +612,6 @@ fn resolve_config(
     let config = RoutingConfig::parse(&merged).map_err(|e| e.to_api_error())?;
     let id = header_id.or_else(|| key_config.map(|c| c.id.clone()));
     Ok(Some((std::sync::Arc::new(config), id)))
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

@@ -193,10 +193,17 @@ async fn send(
         .unwrap();
     let mut record = RequestRecord::new("r".into(), 0, "chat.completions");
     let outcome = gw
-        .dispatch(&dispatch, &key, &body, &mut record, |route, _body| {
-            let script = Arc::clone(script);
-            async move { script.run(route.slug, route.model).await }
-        })
+        .dispatch(
+            &dispatch,
+            &key,
+            &body,
+            &mut record,
+            |_| Ok(()),
+            |route, _body| {
+                let script = Arc::clone(script);
+                async move { script.run(route.slug, route.model).await }
+            },
+        )
         .await;
     (outcome, record)
 }

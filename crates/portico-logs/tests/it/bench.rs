@@ -313,7 +313,7 @@ fn request_record(i: usize) -> portico_core::RequestRecord {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement, not a check: run it by hand with --release"]
 async fn bench_sink_record_cost() {
-    use portico_engine::RequestSink as _;
+    use portico_core::RequestSink as _;
     const N: usize = 50_000;
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(

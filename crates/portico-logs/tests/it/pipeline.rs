@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 use portico_core::RequestRecord;
-use portico_engine::RequestSink as _;
+use portico_core::RequestSink as _;
 use portico_logs::{
     Analytics, AnalyticsQuery, LogDetail, LogEntry, LogError, LogPage, LogPipeline, LogQuery,
     LogStore, PipelineOptions, Retention, SqliteLogStore,

@@ -74,10 +74,34 @@ const CATALOG_KEYS: &[&str] = &[
     "api_version",
 ];
 
+/// Fields that parse but that nothing enforces yet: refused, naming the field, so that no
+/// config is accepted and then silently ignored. Each leaves this list with the capability
+/// that enforces it (the response cache, guardrails).
+const NOT_ENFORCED_YET: &[(&str, &str)] = &[
+    ("cache", "the response cache"),
+    ("input_guardrails", "guardrails"),
+    ("output_guardrails", "guardrails"),
+];
+
 impl RoutingConfig {
     /// Parses and validates a config (spec section 5). Errors name the field path and say
-    /// what is wrong; see the module docs of `parse` for the rules.
+    /// what is wrong; see the module docs of `parse` for the rules. A field this version
+    /// does not enforce yet ([`NOT_ENFORCED_YET`]) is refused rather than ignored.
     pub fn parse(value: &Value) -> Result<RoutingConfig, ConfigPathError> {
+        let config = RoutingConfig::parse_shape(value)?;
+        if let Value::Object(map) = value
+            && let Some((field, what)) = NOT_ENFORCED_YET.iter().find(|(k, _)| map.contains_key(*k))
+        {
+            return Err(FieldPath::root().key(field).err(format!(
+                "`{field}` is not supported yet by this version of Portico ({what} is not implemented), so a config that sets it is refused rather than ignored; remove `{field}`"
+            )));
+        }
+        Ok(config)
+    }
+
+    /// Parses and validates a config's shape, every field included (the fields not enforced
+    /// yet too, so their rules are already checked and tested).
+    pub(crate) fn parse_shape(value: &Value) -> Result<RoutingConfig, ConfigPathError> {
         let root_path = FieldPath::root();
         let Value::Object(map) = value else {
             return Err(root_path.err(format!(

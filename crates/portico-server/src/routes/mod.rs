@@ -1,6 +1,6 @@
-//! Route handlers, one module per API family.
+//! Route handlers besides the data plane's ([`crate::data_plane`]): the model list, health,
+//! the admin API.
 
 pub(crate) mod admin;
 pub(crate) mod health;
-pub(crate) mod messages;
-pub(crate) mod openai;
+pub(crate) mod models;

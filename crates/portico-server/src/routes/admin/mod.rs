@@ -10,13 +10,12 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use portico_core::{ApiError, ErrorCode};
-use portico_engine::KeyEntry;
+use portico_core::{ApiError, Endpoint, ErrorCode};
+use portico_engine::{Family, KeyEntry};
 use portico_store::Store;
 
 use crate::AppState;
 use crate::error::ErrorResponse;
-use crate::request;
 
 mod catalog;
 mod logs;
@@ -41,7 +40,7 @@ impl FromRequestParts<AppState> for Admin {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let secret = request::gateway_secret(&parts.headers);
+        let secret = Family::OpenAi(Endpoint::ChatCompletions).secret(&parts.headers);
         Ok(Admin(state.gateway.authenticate_admin(secret)?))
     }
 }

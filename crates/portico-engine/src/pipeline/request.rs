@@ -1,7 +1,8 @@
-//! Reading what a client sent: the gateway key, Portkey's headers, and the JSON body.
+//! Reading what a client sent: Portkey's request headers and the JSON body, with errors that
+//! name the header or field at fault. (The gateway key is read by [`super::Family::secret`].)
 
-use axum::http::HeaderMap;
 use bytes::Bytes;
+use http::HeaderMap;
 use portico_core::{ApiError, BodyError, ErrorCode, JsonBody};
 
 /// Header carrying a trace id to group requests (echoed, or generated when absent).
@@ -10,8 +11,6 @@ pub(crate) const TRACE_ID: &str = "x-portkey-trace-id";
 pub(crate) const METADATA: &str = "x-portkey-metadata";
 /// Header naming the provider for a bare model name.
 pub(crate) const PROVIDER: &str = "x-portkey-provider";
-/// Header carrying the gateway key (Portkey's name for it).
-pub(crate) const API_KEY: &str = "x-portkey-api-key";
 /// Response header carrying the request's log id.
 pub(crate) const REQUEST_ID: &str = "x-portkey-request-id";
 /// The routing config to apply: a config id or inline JSON.
@@ -27,22 +26,6 @@ pub(crate) const RETRY_COUNT: &str = "x-portkey-retry-attempt-count";
 const MAX_TRACE_ID: usize = 256;
 /// Longest accepted metadata header.
 const MAX_METADATA: usize = 8 * 1024;
-
-/// The gateway key: `x-portkey-api-key`, else `Authorization: Bearer`. The Portkey header
-/// wins because SDKs often put a placeholder into `Authorization`.
-pub(crate) fn gateway_secret(headers: &HeaderMap) -> Option<&str> {
-    if let Some(key) = headers.get(API_KEY).and_then(|v| v.to_str().ok()) {
-        return Some(key.trim());
-    }
-    let auth = headers
-        .get(axum::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
-    let (scheme, token) = auth.trim().split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then_some(token.trim())
-}
 
 /// The trace id the client sent (validated) or a new one: a UUID v7, time-ordered like the
 /// request id, so that the request log's trace-id index grows at its end instead of taking a
@@ -100,7 +83,6 @@ pub(crate) fn metadata(
     Ok(Some(map))
 }
 
-/// `x-portkey-provider`, when sent.
 /// `x-portkey-config`: a config id or inline JSON, when sent.
 pub(crate) fn config_header(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     match headers.get(CONFIG) {
@@ -142,6 +124,7 @@ pub(crate) fn request_timeout(
         })
 }
 
+/// `x-portkey-provider`, when sent.
 pub(crate) fn provider_header(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(PROVIDER)
@@ -226,7 +209,7 @@ pub(crate) fn parse_body(bytes: Bytes) -> Result<ParsedBody, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
+    use http::HeaderValue;
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -234,27 +217,6 @@ mod tests {
             h.insert(*k, HeaderValue::from_str(v).unwrap());
         }
         h
-    }
-
-    #[test]
-    fn reads_the_key_from_either_header() {
-        assert_eq!(
-            gateway_secret(&headers(&[("authorization", "Bearer abc")])),
-            Some("abc")
-        );
-        assert_eq!(
-            gateway_secret(&headers(&[("authorization", "bearer  abc ")])),
-            Some("abc")
-        );
-        assert_eq!(
-            gateway_secret(&headers(&[("authorization", "Bearer x"), (API_KEY, "k")])),
-            Some("k")
-        );
-        assert_eq!(
-            gateway_secret(&headers(&[("authorization", "Basic abc")])),
-            None
-        );
-        assert_eq!(gateway_secret(&HeaderMap::new()), None);
     }
 
     #[test]

@@ -1,0 +1,338 @@
+//! The request pipeline: every data-plane request, whichever endpoint and API family it came
+//! in through, passes the same phases, in this order.
+//!
+//! ```text
+//! authenticate  the gateway key, from the headers alone (trace id and metadata too)
+//!      │
+//! read          the body, only now, within the server's limits
+//!      │
+//! resolve       the routing config (the key's, x-portkey-config merged over it), the model,
+//!      │        the plan of candidates
+//! admit         each applicable policy's `before` hook: go on, rewrite, answer or refuse
+//!      │
+//! dispatch      attempts along the plan: retries, fallback, circuit breaker (each attempt
+//!      │        passes the policies' `before_attempt` hooks), in the client's family
+//! respond       a whole answer, or a stream whose first event has arrived
+//!      │
+//! settle        the policies' `after` hooks, with the whole answer or the stream's output
+//!      │        when it ends or the client leaves
+//! record        the request's one record, to the sink (request log, metrics, access log)
+//! ```
+//!
+//! [`Gateway::handle`] runs the phases and returns a [`Reply`]; the server only reads the
+//! HTTP request (choosing the [`Family`] by its route) and writes the reply. Whatever ends a
+//! request, it leaves exactly one record ([`record`]): its answer, an error, the shutdown
+//! deadline, or the client leaving, before the answer (the server drops the request) or
+//! during a stream (the stream is dropped).
+//!
+//! Policies ([`policy`]) attach here once, for every endpoint and both families.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::HeaderMap;
+use portico_core::ApiError;
+use tokio_util::sync::CancellationToken;
+
+use crate::dispatch::RouteRequest;
+use crate::gateway::Gateway;
+use crate::snapshot::KeyEntry;
+
+mod attempt;
+mod family;
+pub mod policy;
+mod record;
+pub mod request;
+mod stream;
+
+use attempt::{AttemptSpec, Ready};
+pub use family::Family;
+use family::StreamObserver;
+use policy::{Before, Canned, Output, PolicyRequest, Runs};
+use record::PendingRecord;
+pub use record::{CLIENT_CLOSED_REQUEST, ReplyHeaders};
+pub use stream::AnswerStream;
+use stream::StreamEnd;
+
+/// What the pipeline answers a request with; the server writes it in HTTP.
+#[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "built once per request and moved straight into the response; boxing the stream would add an allocation that the response's own boxing already pays"
+)]
+pub enum Reply {
+    /// A whole JSON answer.
+    Whole {
+        /// The status.
+        status: u16,
+        /// The body, in the client's family.
+        body: Bytes,
+        /// The request's identifying and routing headers.
+        headers: ReplyHeaders,
+    },
+    /// A server-sent-event stream.
+    Stream {
+        /// The status.
+        status: u16,
+        /// The bytes to write, in order; dropping it ends the request (a client that left).
+        body: AnswerStream,
+        /// The request's identifying and routing headers.
+        headers: ReplyHeaders,
+    },
+    /// An error, to render in the client's family ([`Family::error_json`]).
+    Error {
+        /// What went wrong.
+        error: ApiError,
+        /// The request's identifying and routing headers.
+        headers: ReplyHeaders,
+    },
+}
+
+/// What the respond phase produced.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "returned once per request, never stored"
+)]
+enum Answered {
+    Whole { status: u16, body: Bytes },
+    Stream(Reply),
+}
+
+impl Gateway {
+    /// Runs one data-plane request through the pipeline.
+    ///
+    /// `family` is the API the client called; `headers` its request headers; `body` reads its
+    /// body, and is awaited only once the caller is authenticated. `cut` fires at the
+    /// shutdown deadline: a request still pending then is answered 503, a stream ends with an
+    /// error event; both are recorded.
+    pub async fn handle<B>(
+        self: &Arc<Self>,
+        family: Family,
+        headers: &HeaderMap,
+        body: B,
+        cut: &CancellationToken,
+    ) -> Reply
+    where
+        B: Future<Output = Result<Bytes, ApiError>>,
+    {
+        let mut pending = PendingRecord::begin(self, family);
+        let result = if cut.is_cancelled() {
+            Err(record::shutting_down())
+        } else {
+            tokio::select! {
+                biased;
+                result = self.run(family, headers, body, &mut pending, cut) => result,
+                () = cut.cancelled() => Err(record::shutting_down()),
+            }
+        };
+        match result {
+            Ok(Answered::Stream(reply)) => reply,
+            Ok(Answered::Whole { status, body }) => {
+                let headers = pending.reply_headers();
+                pending.finish(Ok((status, Output::Whole(&body))));
+                Reply::Whole {
+                    status,
+                    body,
+                    headers,
+                }
+            }
+            Err(error) => {
+                let headers = pending.reply_headers();
+                pending.finish(Err(&error));
+                Reply::Error { error, headers }
+            }
+        }
+    }
+
+    /// The phases from authentication to the answer; the caller records the outcome.
+    async fn run<B>(
+        self: &Arc<Self>,
+        family: Family,
+        headers: &HeaderMap,
+        body: B,
+        pending: &mut PendingRecord,
+        cut: &CancellationToken,
+    ) -> Result<Answered, ApiError>
+    where
+        B: Future<Output = Result<Bytes, ApiError>>,
+    {
+        // authenticate
+        let key = self.identify(family, headers, &mut pending.record)?;
+        // read
+        let raw = body.await?;
+        pending.record.log_payloads = key.log_payloads;
+        if key.log_payloads {
+            // `Bytes` are shared: this copies nothing.
+            pending.record.request = Some(raw.clone());
+        }
+        let parsed = request::parse_body(raw)?;
+        let stream = parsed.stream && family.can_stream();
+        pending.record.stream = stream;
+        // resolve
+        let dispatch = self.plan_request(&RouteRequest {
+            key: &key,
+            model: parsed.model.as_deref(),
+            provider_header: request::provider_header(headers),
+            config_header: request::config_header(headers)?,
+            timeout: request::request_timeout(headers)?,
+            metadata: pending.record.metadata.as_ref(),
+            body: &parsed.body,
+            path: family.path(),
+        })?;
+        // admit
+        let mut body = parsed.body;
+        let policies = self.policies();
+        if !policies.is_empty() {
+            let mut request = PolicyRequest {
+                family,
+                key: &key,
+                record: &mut pending.record,
+                body: &mut body,
+                model: parsed.model.as_deref(),
+            };
+            pending.runs = Runs::begin(policies, &request);
+            if let Before::Answer(canned) = pending.runs.before(&mut request).await? {
+                return Ok(self.canned(canned, family, pending, cut));
+            }
+        }
+        // dispatch
+        let spec = AttemptSpec {
+            family,
+            stream,
+            anthropic_beta: headers.get("anthropic-beta").and_then(|v| v.to_str().ok()),
+        };
+        let runs = &mut pending.runs;
+        let outcome = self
+            .dispatch(
+                &dispatch,
+                &key,
+                &body,
+                &mut pending.record,
+                |route| runs.before_attempt(route),
+                |route, body| attempt::attempt(self, spec, route, body),
+            )
+            .await;
+        pending.retry_count = Some(outcome.retry_count);
+        let (ready, route) = outcome.result?;
+        // respond
+        match ready {
+            Ready::Complete {
+                status,
+                body,
+                usage,
+                translated,
+            } => {
+                pending.record.set_usage(usage);
+                let body = Ready::whole_body(body, translated, &route)?;
+                if pending.record.log_payloads {
+                    pending.record.response = Some(body.clone());
+                }
+                Ok(Answered::Whole { status, body })
+            }
+            Ready::Stream {
+                status,
+                first,
+                events,
+            } => {
+                let observer = StreamObserver::new(family, parsed.include_usage);
+                Ok(Answered::Stream(self.stream_reply(
+                    status, first, events, family, observer, pending, cut,
+                )))
+            }
+        }
+    }
+
+    /// A policy's answer in the upstream's place.
+    fn canned(
+        self: &Arc<Self>,
+        canned: Canned,
+        family: Family,
+        pending: &mut PendingRecord,
+        cut: &CancellationToken,
+    ) -> Answered {
+        match canned {
+            Canned::Whole { status, body, .. } => {
+                if pending.record.log_payloads {
+                    pending.record.response = Some(body.clone());
+                }
+                Answered::Whole { status, body }
+            }
+            Canned::Stream { status, events } => {
+                let mut events = events.into_iter();
+                let Some(first) = events.next() else {
+                    return Answered::Whole {
+                        status,
+                        body: Bytes::new(),
+                    };
+                };
+                let rest: portico_providers::EventStream =
+                    Box::pin(futures::stream::iter(events.map(Ok)));
+                // A replayed stream passes every event, usage included, as it was stored.
+                let observer = StreamObserver::new(family, true);
+                Answered::Stream(
+                    self.stream_reply(status, first, rest, family, observer, pending, cut),
+                )
+            }
+        }
+    }
+
+    /// A streamed answer: the stream takes the record and the policy runs, and finishes them.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call site per answer kind; a struct would only rename the arguments"
+    )]
+    fn stream_reply(
+        self: &Arc<Self>,
+        status: u16,
+        first: portico_providers::SseEvent,
+        events: portico_providers::EventStream,
+        family: Family,
+        observer: StreamObserver,
+        pending: &mut PendingRecord,
+        cut: &CancellationToken,
+    ) -> Reply {
+        let headers = pending.reply_headers();
+        let (mut record, runs) = pending.hand_on();
+        record.status = status;
+        record.ttft_ms = Some(record::elapsed_ms(pending.started));
+        let end = StreamEnd {
+            record,
+            runs,
+            started: pending.started,
+            gateway: Arc::clone(self),
+        };
+        Reply::Stream {
+            status,
+            body: AnswerStream::new(first, events, end, family, observer, cut.clone()),
+            headers,
+        }
+    }
+
+    /// Reads the trace id and metadata into `record` and authenticates the caller on the
+    /// headers of its family.
+    fn identify(
+        &self,
+        family: Family,
+        headers: &HeaderMap,
+        record: &mut portico_core::RequestRecord,
+    ) -> Result<Arc<KeyEntry>, ApiError> {
+        record.trace_id = request::trace_id(headers)?;
+        record.metadata = request::metadata(headers)?;
+        let key = self
+            .authenticate(family.secret(headers))
+            .map_err(|e| family.missing_key(e))?;
+        record.key_name = Some(key.name.clone());
+        record.user = record
+            .metadata
+            .as_ref()
+            .and_then(|m| m.get("_user"))
+            .and_then(|u| u.as_str())
+            .map(str::to_owned)
+            .or_else(|| key.user.clone());
+        Ok(key)
+    }
+}
+
+#[cfg(test)]
+mod tests;

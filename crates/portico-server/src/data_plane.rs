@@ -1,0 +1,93 @@
+//! The data plane's handlers: the route names the API family, the engine's pipeline
+//! ([`portico_engine::Gateway::handle`]) does everything else, and its [`Reply`] is written
+//! here in HTTP.
+//!
+//! The body is handed to the pipeline unread: it reads it (within [`crate::BodyLimits`]) only
+//! after the caller is authenticated on the headers.
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use portico_core::Endpoint;
+use portico_engine::{Family, Reply};
+
+use crate::AppState;
+use crate::error::render;
+
+/// `POST /v1/chat/completions`
+pub(crate) async fn chat_completions(State(state): State<AppState>, request: Request) -> Response {
+    relay(state, Family::OpenAi(Endpoint::ChatCompletions), request).await
+}
+
+/// `POST /v1/completions`
+pub(crate) async fn completions(State(state): State<AppState>, request: Request) -> Response {
+    relay(state, Family::OpenAi(Endpoint::Completions), request).await
+}
+
+/// `POST /v1/embeddings`
+pub(crate) async fn embeddings(State(state): State<AppState>, request: Request) -> Response {
+    relay(state, Family::OpenAi(Endpoint::Embeddings), request).await
+}
+
+/// `POST /v1/messages`: Anthropic's Messages API in, any provider out. Errors are answered in
+/// Anthropic's shape, which Anthropic SDKs parse.
+pub(crate) async fn messages(State(state): State<AppState>, request: Request) -> Response {
+    relay(state, Family::Messages, request).await
+}
+
+/// One request of `family` through the pipeline.
+async fn relay(state: AppState, family: Family, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = state.body_limits.read(&parts.headers, body);
+    let reply = state
+        .gateway
+        .handle(family, &parts.headers, body, state.lifecycle.cut_signal())
+        .await;
+    write(family, reply)
+}
+
+/// A pipeline's reply as an HTTP response.
+fn write(family: Family, reply: Reply) -> Response {
+    let status = |code: u16| StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
+    let (mut response, headers) = match reply {
+        Reply::Whole {
+            status: code,
+            body,
+            headers,
+        } => (
+            (
+                status(code),
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                body,
+            )
+                .into_response(),
+            headers,
+        ),
+        Reply::Stream {
+            status: code,
+            body,
+            headers,
+        } => (
+            (
+                status(code),
+                [
+                    (
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("text/event-stream"),
+                    ),
+                    (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+                ],
+                Body::from_stream(body),
+            )
+                .into_response(),
+            headers,
+        ),
+        Reply::Error { error, headers } => (render(family, &error), headers),
+    };
+    headers.apply(response.headers_mut());
+    response
+}
