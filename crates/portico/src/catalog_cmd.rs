@@ -14,7 +14,7 @@ use crate::admin_client::{AdminArgs, AdminClient, segment};
 
 /// `portico configs ...`
 #[derive(Debug, clap::Args)]
-pub(crate) struct ConfigsArgs {
+pub struct ConfigsArgs {
     #[command(subcommand)]
     action: ConfigsAction,
     #[command(flatten)]
@@ -53,7 +53,7 @@ enum ConfigsAction {
 
 /// `portico keys ...`
 #[derive(Debug, clap::Args)]
-pub(crate) struct KeysArgs {
+pub struct KeysArgs {
     #[command(subcommand)]
     action: KeysAction,
     #[command(flatten)]
@@ -104,7 +104,7 @@ enum KeysAction {
 
 /// `portico providers ...`
 #[derive(Debug, clap::Args)]
-pub(crate) struct ProvidersArgs {
+pub struct ProvidersArgs {
     #[command(subcommand)]
     action: ProvidersAction,
     #[command(flatten)]
@@ -129,7 +129,7 @@ enum ProvidersAction {
 
 /// `portico models ...`
 #[derive(Debug, clap::Args)]
-pub(crate) struct ModelsArgs {
+pub struct ModelsArgs {
     #[command(subcommand)]
     action: ModelsAction,
     #[command(flatten)]

@@ -3,34 +3,37 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+pub use crate::catalog_cmd::{ConfigsArgs, KeysArgs, ModelsArgs, ProvidersArgs};
+
 /// Portico: one fast binary between AI applications and LLM providers.
 #[derive(Debug, clap::Parser)]
 #[command(name = "portico", version, about, long_about = None, propagate_version = true)]
-pub(crate) struct Cli {
+pub struct Cli {
+    /// The command to run.
     #[command(subcommand)]
-    pub(crate) command: Command,
+    pub command: Command,
 }
 
 /// The subcommands.
 #[derive(Debug, clap::Subcommand)]
-pub(crate) enum Command {
+pub enum Command {
     /// Run the gateway with its catalog in embedded SQLite (the all-in-one deployment).
     Serve(ServeArgs),
     /// Print the request log of a running instance (through its admin API).
     Logs(LogsArgs),
     /// Manage the routing configs of a running instance (through its admin API).
-    Configs(crate::catalog_cmd::ConfigsArgs),
+    Configs(ConfigsArgs),
     /// Manage the gateway keys of a running instance.
-    Keys(crate::catalog_cmd::KeysArgs),
+    Keys(KeysArgs),
     /// Manage the providers of a running instance.
-    Providers(crate::catalog_cmd::ProvidersArgs),
+    Providers(ProvidersArgs),
     /// List the models of a running instance, with prices.
-    Models(crate::catalog_cmd::ModelsArgs),
+    Models(ModelsArgs),
 }
 
 /// How the log lines on stderr are written.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub(crate) enum LogFormat {
+pub enum LogFormat {
     /// Human-readable lines.
     Text,
     /// One JSON object per line.
@@ -39,7 +42,7 @@ pub(crate) enum LogFormat {
 
 /// `portico serve`
 #[derive(Debug, clap::Args)]
-pub(crate) struct ServeArgs {
+pub struct ServeArgs {
     /// Catalog file (YAML; `${VAR}` is replaced from the environment).
     #[arg(long, short = 'c', env = "PORTICO_CONFIG", value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
@@ -164,7 +167,7 @@ pub(crate) struct ServeArgs {
 
 /// `portico logs`
 #[derive(Debug, clap::Args)]
-pub(crate) struct LogsArgs {
+pub struct LogsArgs {
     /// Only requests with this trace id (`x-portkey-trace-id`).
     #[arg(long, value_name = "ID")]
     pub(crate) trace_id: Option<String>,

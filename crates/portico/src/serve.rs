@@ -1,5 +1,10 @@
 //! `portico serve`: load the catalog, apply it, and serve until SIGTERM or Ctrl-C.
+//!
+//! [`serve`] is the wiring itself, with the listener and the shutdown signal given: the
+//! binary's [`run`] passes the configured address and the process's signals, a test can pass
+//! a listener on port 0 and a future it completes.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,10 +26,45 @@ use crate::line_writer::{self, LineWriter, LineWriterGuard};
 const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
 const DEFAULT_DATA_DIR: &str = ".portico";
 
-/// Runs the gateway until a shutdown signal, then drains in-flight requests.
+/// Runs the gateway until SIGTERM or Ctrl-C, then drains in-flight requests.
 pub(crate) async fn run(args: ServeArgs) -> Result<(), Fatal> {
     // Flushes the log writer when `run` returns, so the last lines are not lost.
     let (_log_guard, log_writer) = init_tracing(args.log_format);
+    // The access log's lines are buffered for the writer thread, which waits only when its
+    // buffer is full.
+    let access_log = move |line: Vec<u8>| log_writer.append(&line);
+    serve(args, Listen::Configured, wait_for_signal(), access_log).await
+}
+
+/// Where [`serve`] listens.
+#[derive(Debug)]
+pub enum Listen {
+    /// The address of `--listen`, else the catalog file's `listen:`, else 127.0.0.1:8787.
+    Configured,
+    /// A listener the caller bound (a test's, on port 0).
+    Bound(tokio::net::TcpListener),
+}
+
+/// `portico serve`'s wiring: loads and applies the catalog, opens the stores, builds the
+/// gateway and serves until `shutdown` completes; then drains (`/readyz` 503, in-flight
+/// requests finish within `--shutdown-timeout-secs`, what is left is answered and logged)
+/// and flushes the request log. Each finished request's access-log line goes to
+/// `access_log`.
+///
+/// # Errors
+///
+/// A [`Fatal`] that says why the gateway could not start (a usage error for a bad catalog
+/// file or flag) or failed.
+pub async fn serve<S, W>(
+    args: ServeArgs,
+    listen: Listen,
+    shutdown: S,
+    access_log: W,
+) -> Result<(), Fatal>
+where
+    S: Future<Output = ()> + Send,
+    W: Fn(Vec<u8>) + Send + Sync + 'static,
+{
     let env = |name: &str| std::env::var(name).ok();
 
     // Process-wide bounds, set before any routing config is parsed (the catalog file's own).
@@ -42,7 +82,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Fatal> {
             ..Catalog::default()
         },
     };
-    let listen: SocketAddr = match args.listen.or(catalog.listen) {
+    let listen_addr: SocketAddr = match args.listen.or(catalog.listen) {
         Some(addr) => addr,
         None => DEFAULT_LISTEN
             .parse()
@@ -119,10 +159,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Fatal> {
         .providers()
         .map(|p| format!("@{}", p.slug))
         .collect();
-    let access_log = AccessLog::new(move |line| {
-        // Buffered for the writer thread; waits only when its buffer is full.
-        log_writer.append(&line);
-    });
+    let access_log = AccessLog::new(access_log);
     let metrics = Arc::new(
         portico_metrics::Metrics::new()
             .map_err(|e| Fatal::other(format!("cannot set up the metrics: {e}")))?,
@@ -146,9 +183,12 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Fatal> {
     let app = portico_server::router(state.clone())
         .merge(portico_metrics::router(metrics, args.metrics_token.clone()));
 
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| Fatal::other(format!("cannot listen on {listen}: {e}")))?;
+    let listener = match listen {
+        Listen::Bound(listener) => listener,
+        Listen::Configured => tokio::net::TcpListener::bind(listen_addr)
+            .await
+            .map_err(|e| Fatal::other(format!("cannot listen on {listen_addr}: {e}")))?,
+    };
     let local = listener
         .local_addr()
         .map_err(|e| Fatal::other(format!("cannot read the listening address: {e}")))?;
@@ -165,7 +205,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Fatal> {
     let lifecycle = Arc::clone(&state.lifecycle);
     let drain_limit = Duration::from_secs(args.shutdown_timeout_secs);
     let shutdown_timer = async move {
-        wait_for_signal().await;
+        shutdown.await;
         tracing::info!("shutdown requested: finishing in-flight requests");
         lifecycle.begin_drain();
         tokio::time::sleep(drain_limit).await;

@@ -21,6 +21,7 @@ mod client_limits;
 mod cost;
 mod dashboard;
 mod gemini;
+mod in_process;
 mod log_search;
 mod matrix;
 mod messages;
