@@ -1,65 +1,55 @@
-//! Anthropic's error answers → [`ProviderError`].
+//! Anthropic's error answers and error events → [`ProviderError`].
 //!
 //! Anthropic answers errors as `{"type": "error", "error": {"type", "message"}}`; the message
-//! and type are kept as they are, so a client sees what Anthropic said. Whether a retry may
-//! help is [`ProviderError::is_retryable`]'s call from the status (529 `overloaded_error`
-//! included).
+//! and type are kept as they are ([`ProviderError::upstream`]), so a client sees what
+//! Anthropic said. Whether a retry may help is [`ProviderError::is_retryable`]'s call from the
+//! status (529 `overloaded_error` included).
 
 use portico_providers::ProviderError;
-use portico_providers::openai::{read_capped, retry_after};
+use portico_providers::error::unreadable_answer;
 
-use crate::wire::ErrorResponse;
-
-/// Upstream error bodies larger than this are cut before parsing.
-const MAX_ERROR_BODY: usize = 64 * 1024;
-
-/// Reads an error answer (status, `retry-after`, body).
-pub(crate) async fn from_response(response: reqwest::Response) -> ProviderError {
-    let status = response.status().as_u16();
-    let retry_after = retry_after(response.headers());
-    let body = read_capped(response, MAX_ERROR_BODY).await;
-    let mut err = parse(status, &body);
-    if let ProviderError::Status {
-        retry_after: ra, ..
-    } = &mut err
-    {
-        *ra = retry_after;
-    }
-    err
-}
+use crate::wire::{ErrorBody, ErrorResponse};
 
 /// Parses an error body: Anthropic's shape, or anything else (a proxy's HTML page) quoted.
+/// Anthropic's error `type` is kept as it is; its errors have no `code`.
 pub fn parse(status: u16, body: &[u8]) -> ProviderError {
-    let (message, error_type) = match serde_json::from_slice::<ErrorResponse>(body) {
+    match serde_json::from_slice::<ErrorResponse>(body) {
         Ok(parsed) if !parsed.error.message.is_empty() => {
-            (parsed.error.message, Some(parsed.error.kind))
+            ProviderError::upstream(status, parsed.error.message, Some(parsed.error.kind), None)
         }
-        Ok(parsed) => (
+        Ok(parsed) => ProviderError::upstream(
+            status,
             format!("Anthropic answered HTTP {status} ({})", parsed.error.kind),
             Some(parsed.error.kind),
+            None,
         ),
-        Err(_) => {
-            let text = String::from_utf8_lossy(body);
-            let text = text.trim();
-            let message = if text.is_empty() {
-                format!("Anthropic answered HTTP {status} with an empty body")
-            } else {
-                format!(
-                    "Anthropic answered HTTP {status}: {}",
-                    portico_providers::error::quote(text)
-                )
-            };
-            (message, None)
-        }
-    };
-    ProviderError::Status {
-        status,
-        message,
-        error_type,
-        code: None,
-        param: None,
-        retry_after: None,
+        Err(_) => ProviderError::upstream(
+            status,
+            unreadable_answer("Anthropic", status, body),
+            None,
+            None,
+        ),
     }
+}
+
+/// An `error` event of a stream that had not started yet (no `message_start`): the status
+/// its type stands for, so the gateway answers a real status (and may retry or fall back),
+/// as it does for an error answer.
+pub(crate) fn from_event(error: ErrorBody) -> ProviderError {
+    let status = match error.kind.as_str() {
+        "invalid_request_error" => 400,
+        "authentication_error" => 401,
+        "billing_error" => 402,
+        "permission_error" => 403,
+        "not_found_error" => 404,
+        "request_too_large" => 413,
+        "rate_limit_error" => 429,
+        "timeout_error" => 504,
+        "overloaded_error" => 529,
+        // `api_error` and types newer than this code.
+        _ => 500,
+    };
+    ProviderError::upstream(status, error.message, Some(error.kind), None)
 }
 
 #[cfg(test)]

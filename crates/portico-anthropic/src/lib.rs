@@ -1,11 +1,12 @@
 //! Anthropic's Messages API, both ways.
 //!
 //! What this crate is:
-//! - the **adapter** [`AnthropicProvider`]: an OpenAI-shaped chat request is translated into
-//!   a Messages request ([`request`]), sent to `POST /v1/messages` with `x-api-key` and
-//!   `anthropic-version`, and the answer translated back into a chat completion
-//!   ([`response`]) or, streamed, into OpenAI's chunk sequence ([`stream`]); Anthropic's
-//!   errors keep their type and message ([`error`]);
+//! - the **adapter** [`AnthropicProvider`], the translating skeleton
+//!   ([`portico_providers::dialect::Translating`]) over the [`Anthropic`] dialect: an
+//!   OpenAI-shaped chat request is translated into a Messages request ([`request`]), sent to
+//!   `POST /v1/messages` with `x-api-key` and `anthropic-version`, and the answer translated
+//!   back into a chat completion ([`response`]) or, streamed, into OpenAI's chunk sequence
+//!   ([`stream`]); Anthropic's errors keep their type and message ([`error`]);
 //! - the **pass-through** of native Messages requests ([`passthrough`]): the
 //!   `send_anthropic_messages` hook sends the client's body as it is and returns Anthropic's
 //!   answer as it is, reading its usage for the request log;
@@ -27,4 +28,4 @@ pub mod response;
 pub mod stream;
 pub mod wire;
 
-pub use provider::{AnthropicProvider, DEFAULT_BASE_URL, DEFAULT_VERSION};
+pub use provider::{Anthropic, AnthropicProvider, DEFAULT_BASE_URL, DEFAULT_VERSION};

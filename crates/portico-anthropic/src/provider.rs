@@ -1,35 +1,35 @@
-//! [`AnthropicProvider`]: the HTTP call to `POST /v1/messages`, for translated chat requests
-//! and for native Messages requests passed through.
-
-use std::time::{SystemTime, UNIX_EPOCH};
+//! [`Anthropic`]: the dialect of `POST /v1/messages`, for translated chat requests (through
+//! the translating adapters' one skeleton, [`Translating`]), and the pass-through of native
+//! Messages requests.
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::HeaderValue;
-use portico_core::{Endpoint, JsonBody, ProviderKind, Secret, Usage};
-use portico_providers::chat::ChatRequest;
-use portico_providers::http::HttpClient;
-use portico_providers::openai::transport_error;
-use portico_providers::{
-    Provider, ProviderError, ProviderSetup, UpstreamRequest, UpstreamResponse,
-};
+use http::{HeaderMap, HeaderValue};
+use portico_core::{JsonBody, ProviderKind, Secret, Usage};
+use portico_providers::chat::{ChatRequest, ChatResponse};
+use portico_providers::dialect::{Answered, Call, Dialect, Inputs, Translating};
+use portico_providers::http::{HttpClient, request_body};
+use portico_providers::settings::AnthropicSettings;
+use portico_providers::{ProviderError, ProviderSetup, SetupError, SseEvent, UpstreamResponse};
 
 use crate::passthrough::{checked_events, read_usage};
 use crate::request::to_messages_request;
 use crate::response::to_chat_response;
-use crate::stream::{StreamTranslator, translate_events};
-use crate::wire::MessagesResponse;
+use crate::stream::StreamTranslator;
+use crate::wire::{MessagesRequest, MessagesResponse};
 
 /// Anthropic's API host, as its SDKs use it (without `/v1`).
 pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
 
 /// The `anthropic-version` sent when the catalog sets none.
-pub const DEFAULT_VERSION: &str = "2023-06-01";
+pub const DEFAULT_VERSION: &str = portico_core::settings::DEFAULT_ANTHROPIC_VERSION;
 
-/// An Anthropic upstream.
+/// An Anthropic upstream: the translating skeleton over [`Anthropic`]'s dialect.
+pub type AnthropicProvider = Translating<Anthropic>;
+
+/// Anthropic's dialect: where Messages requests go and with which headers.
 #[derive(Debug, Clone)]
-pub struct AnthropicProvider {
-    client: HttpClient,
+pub struct Anthropic {
     /// `{base}/v1/messages`.
     url: String,
     api_key: Option<Secret>,
@@ -37,73 +37,17 @@ pub struct AnthropicProvider {
     beta: Option<HeaderValue>,
 }
 
-impl AnthropicProvider {
-    /// An adapter for one catalog provider: `base_url` (default [`DEFAULT_BASE_URL`]; a
-    /// trailing `/v1` is tolerated), `api_key` sent as `x-api-key`, and the settings
-    /// `anthropic_version` (default [`DEFAULT_VERSION`]) and `anthropic_beta` (a string or a
-    /// list of strings, sent comma-separated as `anthropic-beta`).
-    ///
-    /// # Errors
-    ///
-    /// A message naming the provider and the setting when a setting has the wrong type or
-    /// cannot be sent as a header.
-    pub fn new(setup: ProviderSetup<'_>) -> Result<AnthropicProvider, String> {
-        let slug = setup.slug;
-        let mut base = setup.base_url.unwrap_or(DEFAULT_BASE_URL).trim();
-        base = base.trim_end_matches('/');
-        base = base.strip_suffix("/v1").unwrap_or(base);
-        let setting = |name: &str| setup.settings.get(name).filter(|v| !v.is_null());
-        let header = |name: &str, value: &str| {
-            HeaderValue::from_str(value).map_err(|_| {
-                format!("provider @{slug}: `{name}` must be printable ASCII to be sent as a header")
-            })
-        };
-        let version = match setting("anthropic_version") {
-            None => HeaderValue::from_static(DEFAULT_VERSION),
-            Some(serde_json::Value::String(v)) => header("anthropic_version", v)?,
-            Some(_) => {
-                return Err(format!(
-                    "provider @{slug}: `anthropic_version` must be a string such as \"{DEFAULT_VERSION}\""
-                ));
-            }
-        };
-        let beta = match setting("anthropic_beta") {
-            None => None,
-            Some(serde_json::Value::String(v)) => Some(header("anthropic_beta", v)?),
-            Some(serde_json::Value::Array(items)) => {
-                let names: Option<Vec<&str>> =
-                    items.iter().map(serde_json::Value::as_str).collect();
-                let Some(names) = names else {
-                    return Err(format!(
-                        "provider @{slug}: `anthropic_beta` must be a string or a list of strings"
-                    ));
-                };
-                Some(header("anthropic_beta", &names.join(","))?)
-            }
-            Some(_) => {
-                return Err(format!(
-                    "provider @{slug}: `anthropic_beta` must be a string or a list of strings"
-                ));
-            }
-        };
-        Ok(AnthropicProvider {
-            client: setup.client.clone(),
-            url: format!("{base}/v1/messages"),
-            api_key: setup.api_key.cloned(),
-            version,
-            beta,
-        })
-    }
-
-    /// POSTs a Messages body; an error status becomes [`ProviderError::Status`].
-    async fn post(
+impl Anthropic {
+    /// A POST of a Messages body with the provider's headers; the client's own beta names
+    /// (`client_beta`) go along with the catalog's.
+    fn post(
         &self,
+        client: &HttpClient,
         body: reqwest::Body,
         stream: bool,
         client_beta: Option<&str>,
-    ) -> Result<reqwest::Response, ProviderError> {
-        let mut builder = self
-            .client
+    ) -> reqwest::RequestBuilder {
+        let mut builder = client
             .post(&self.url)
             .header(http::header::CONTENT_TYPE, "application/json")
             .header("anthropic-version", self.version.clone())
@@ -117,12 +61,123 @@ impl AnthropicProvider {
         if stream {
             builder = builder.header(http::header::ACCEPT, "text/event-stream");
         }
-        let response = builder.send().await.map_err(transport_error)?;
-        if !response.status().is_success() {
-            return Err(crate::error::from_response(response).await);
-        }
-        Ok(response)
+        builder
     }
+}
+
+#[async_trait]
+impl Dialect for Anthropic {
+    const KIND: ProviderKind = ProviderKind::Anthropic;
+    const NAME: &'static str = "Anthropic";
+    type Settings = AnthropicSettings;
+    type Request = MessagesRequest;
+    type Response = MessagesResponse;
+    type Translator = StreamTranslator;
+
+    /// `base_url` (default [`DEFAULT_BASE_URL`]; a trailing `/v1` is tolerated), `api_key`
+    /// sent as `x-api-key`, `anthropic_version` as `anthropic-version` and the beta names
+    /// comma-separated as `anthropic-beta`.
+    fn new(
+        setup: ProviderSetup<'_>,
+        settings: &AnthropicSettings,
+    ) -> Result<Anthropic, SetupError> {
+        let mut base = setup.base_url.unwrap_or(DEFAULT_BASE_URL).trim();
+        base = base.trim_end_matches('/');
+        base = base.strip_suffix("/v1").unwrap_or(base);
+        let header = |name: &'static str, value: &str| {
+            HeaderValue::from_str(value).map_err(|_| {
+                SetupError::setting(
+                    setup.slug,
+                    name,
+                    "must be printable ASCII to be sent as a header",
+                )
+            })
+        };
+        let beta = match settings.beta.as_slice() {
+            [] => None,
+            names => Some(header("anthropic_beta", &names.join(","))?),
+        };
+        Ok(Anthropic {
+            url: format!("{base}/v1/messages"),
+            api_key: setup.api_key.cloned(),
+            version: header("anthropic_version", &settings.version)?,
+            beta,
+        })
+    }
+
+    fn encode(&self, chat: &ChatRequest, call: Call<'_>) -> Result<MessagesRequest, ProviderError> {
+        to_messages_request(chat, call.model, call.stream)
+    }
+
+    fn request(
+        &self,
+        client: &HttpClient,
+        call: Call<'_>,
+        body: Bytes,
+    ) -> Result<reqwest::RequestBuilder, ProviderError> {
+        Ok(self.post(client, reqwest::Body::from(body), call.stream, None))
+    }
+
+    fn error(&self, status: u16, _headers: &HeaderMap, body: &[u8]) -> ProviderError {
+        crate::error::parse(status, body)
+    }
+
+    fn decode(
+        &self,
+        answer: MessagesResponse,
+        cx: &Answered<'_>,
+    ) -> Result<ChatResponse, ProviderError> {
+        Ok(to_chat_response(&answer, cx.created))
+    }
+
+    fn translator(&self, cx: &Answered<'_>) -> StreamTranslator {
+        StreamTranslator::new(cx.model, cx.created)
+    }
+
+    async fn inputs(
+        &self,
+        client: &HttpClient,
+        response: reqwest::Response,
+    ) -> Result<Inputs<SseEvent>, ProviderError> {
+        Ok(Box::pin(client.sse_events(response)))
+    }
+
+    async fn anthropic_messages(
+        upstream: &AnthropicProvider,
+        body: JsonBody,
+        stream: bool,
+        client_beta: Option<&str>,
+    ) -> Option<Result<UpstreamResponse, ProviderError>> {
+        Some(pass_through(upstream, body, stream, client_beta).await)
+    }
+}
+
+/// A native Messages request, sent as it is; the answer comes back as it is.
+async fn pass_through(
+    upstream: &AnthropicProvider,
+    body: JsonBody,
+    stream: bool,
+    client_beta: Option<&str>,
+) -> Result<UpstreamResponse, ProviderError> {
+    let client = upstream.client();
+    let request = upstream
+        .dialect()
+        .post(client, request_body(&body), stream, client_beta);
+    let response = upstream.call(request).await?;
+    let status = response.status().as_u16();
+    if stream {
+        return Ok(UpstreamResponse::Stream {
+            status,
+            events: checked_events(client.sse_events(response)),
+        });
+    }
+    let body = client.read_body(response).await?;
+    let usage: Option<Usage> = read_usage(&body)?;
+    Ok(UpstreamResponse::Complete {
+        status,
+        body,
+        usage,
+    })
 }
 
 /// The catalog's beta names and the client's, comma-separated, each once (catalog first).
@@ -140,104 +195,6 @@ fn merged_beta(catalog: Option<&HeaderValue>, client: Option<&str>) -> Option<He
         return None;
     }
     HeaderValue::from_str(&names.join(",")).ok()
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-#[async_trait]
-impl Provider for AnthropicProvider {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Anthropic
-    }
-
-    async fn send(&self, req: UpstreamRequest) -> Result<UpstreamResponse, ProviderError> {
-        if req.endpoint != Endpoint::ChatCompletions {
-            return Err(ProviderError::Unsupported {
-                kind: ProviderKind::Anthropic.as_str(),
-                endpoint: req.endpoint,
-            });
-        }
-        let chat: ChatRequest = req.body.deserialize().map_err(|e| ProviderError::Status {
-            status: 400,
-            message: format!("the request is not a valid chat completion request: {e}"),
-            error_type: Some("invalid_request_error".to_owned()),
-            code: Some("invalid_parameter".to_owned()),
-            param: None,
-            retry_after: None,
-        })?;
-        let wire = to_messages_request(&chat, &req.model, req.stream)?;
-        let body = serde_json::to_vec(&wire)
-            .map_err(|e| ProviderError::Malformed(format!("could not write the request: {e}")))?;
-        let response = self
-            .post(reqwest::Body::from(body), req.stream, None)
-            .await?;
-        let status = response.status().as_u16();
-        if req.stream {
-            let translator = StreamTranslator::new(&req.model, now());
-            return Ok(UpstreamResponse::Stream {
-                status,
-                events: translate_events(self.client.sse_events(response), translator),
-            });
-        }
-        let bytes = self.client.read_body(response).await?;
-        let message: MessagesResponse = serde_json::from_slice(&bytes).map_err(|e| {
-            ProviderError::Malformed(format!("the answer is not an Anthropic message: {e}"))
-        })?;
-        let chat = to_chat_response(&message, now());
-        let usage = chat.usage.map(|u| u.to_usage());
-        let body = serde_json::to_vec(&chat)
-            .map_err(|e| ProviderError::Malformed(format!("could not write the answer: {e}")))?;
-        Ok(UpstreamResponse::Complete {
-            status,
-            body: Bytes::from(body),
-            usage,
-        })
-    }
-
-    async fn send_anthropic_messages(
-        &self,
-        body: JsonBody,
-        stream: bool,
-        client_beta: Option<&str>,
-    ) -> Option<Result<UpstreamResponse, ProviderError>> {
-        Some(self.pass_through(body, stream, client_beta).await)
-    }
-}
-
-impl AnthropicProvider {
-    /// A native Messages request, sent as it is; the answer comes back as it is.
-    async fn pass_through(
-        &self,
-        body: JsonBody,
-        stream: bool,
-        client_beta: Option<&str>,
-    ) -> Result<UpstreamResponse, ProviderError> {
-        let response = self
-            .post(
-                portico_providers::http::request_body(&body),
-                stream,
-                client_beta,
-            )
-            .await?;
-        let status = response.status().as_u16();
-        if stream {
-            return Ok(UpstreamResponse::Stream {
-                status,
-                events: checked_events(self.client.sse_events(response)),
-            });
-        }
-        let body = self.client.read_body(response).await?;
-        let usage: Option<Usage> = read_usage(&body)?;
-        Ok(UpstreamResponse::Complete {
-            status,
-            body,
-            usage,
-        })
-    }
 }
 
 #[cfg(test)]

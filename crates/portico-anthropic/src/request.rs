@@ -8,7 +8,7 @@
 //!   (and a user message right after them) becomes one user turn whose `tool_result` blocks
 //!   come first;
 //! - assistant `tool_calls` become `tool_use` blocks whose `input` is the parsed `arguments`
-//!   (text that is not a JSON object is a 400 naming the message);
+//!   (text that is not a JSON object is refused, naming the call);
 //! - `max_completion_tokens` (or `max_tokens`) becomes `max_tokens`, [`DEFAULT_MAX_TOKENS`]
 //!   when neither is sent;
 //! - `reasoning_effort` becomes a thinking budget ([`thinking_budget`]); a native `thinking`
@@ -58,16 +58,10 @@ const DROPPED: &[&str] = &[
     "function_call",
 ];
 
-/// A 400 about the request, with a message that says what to change.
+/// A request Anthropic cannot take, refused before it is sent, with a message that says what
+/// to change ([`ProviderError::Rejected`]).
 pub(crate) fn invalid(param: &str, message: impl Into<String>) -> ProviderError {
-    ProviderError::Status {
-        status: 400,
-        message: message.into(),
-        error_type: Some("invalid_request_error".to_owned()),
-        code: Some("invalid_parameter".to_owned()),
-        param: Some(param.to_owned()),
-        retry_after: None,
-    }
+    ProviderError::rejected(message, Some(param))
 }
 
 /// The thinking budget for an OpenAI `reasoning_effort`; `Ok(None)` turns thinking off.
@@ -450,30 +444,10 @@ fn assistant_blocks(message: &Message, i: usize) -> Result<Vec<ContentBlock>, Pr
         }
     }
     for (j, call) in message.tool_calls.iter().flatten().enumerate() {
-        let arguments = call.function.arguments.trim();
-        let input = if arguments.is_empty() {
-            json!({})
-        } else {
-            match serde_json::from_str::<Value>(arguments) {
-                Ok(value @ Value::Object(_)) => value,
-                Ok(_) => {
-                    return Err(invalid(
-                        "messages",
-                        format!(
-                            "messages[{i}].tool_calls[{j}].function.arguments must be a JSON object for Anthropic, not another JSON value"
-                        ),
-                    ));
-                }
-                Err(e) => {
-                    return Err(invalid(
-                        "messages",
-                        format!(
-                            "messages[{i}].tool_calls[{j}].function.arguments is not valid JSON ({e}); Anthropic needs the arguments as an object"
-                        ),
-                    ));
-                }
-            }
-        };
+        let input = call.function.input(
+            &format!("messages[{i}].tool_calls[{j}].function.arguments"),
+            "Anthropic",
+        )?;
         out.push(ContentBlock::ToolUse {
             id: call.id.clone(),
             name: call.function.name.clone(),
@@ -535,13 +509,9 @@ mod tests {
         to_messages_request(&req, "claude-x", false)
     }
 
-    fn message(status_message: ProviderError) -> String {
-        match status_message {
-            ProviderError::Status {
-                status: 400,
-                message,
-                ..
-            } => message,
+    fn message(rejection: ProviderError) -> String {
+        match rejection {
+            ProviderError::Rejected { message, .. } => message,
             other => panic!("{other:?}"),
         }
     }

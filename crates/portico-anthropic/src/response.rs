@@ -57,19 +57,14 @@ impl AssistantParts {
                 self.reasoning
                     .get_or_insert_with(String::new)
                     .push_str(thinking);
-                self.thinking_blocks.push(ThinkingBlock {
-                    kind: "thinking".to_owned(),
-                    thinking: Some(thinking.clone()),
-                    signature: Some(signature.clone()),
-                    data: None,
-                });
+                self.thinking_blocks.push(ThinkingBlock::signed(
+                    thinking.clone(),
+                    Some(signature.clone()),
+                ));
             }
-            ContentBlock::RedactedThinking { data } => self.thinking_blocks.push(ThinkingBlock {
-                kind: "redacted_thinking".to_owned(),
-                thinking: None,
-                signature: None,
-                data: Some(data.clone()),
-            }),
+            ContentBlock::RedactedThinking { data } => self
+                .thinking_blocks
+                .push(ThinkingBlock::redacted(data.clone())),
             _ => return false,
         }
         true

@@ -13,19 +13,24 @@
 //! - `message_delta` → the stop reason and the cumulative output tokens;
 //! - `message_stop` → the finish chunk, the usage chunk (always: the gateway strips it for
 //!   clients that did not ask) and `[DONE]`;
-//! - `ping` and unknown events are ignored; an `error` event, or input that ends before
-//!   `message_stop`, is [`ProviderError::StreamBroken`].
+//! - `ping` and unknown events are ignored; input that ends before `message_stop` is
+//!   [`ProviderError::StreamBroken`], and so is an `error` event after `message_start` (before
+//!   it, nothing was sent: the error keeps its status, as an error answer does).
 //!
-//! [`translate`] runs the machine over an upstream byte stream.
+//! [`translate`] runs the machine over an upstream byte stream, with the translating
+//! adapters' one stream loop ([`portico_providers::dialect::translate`]).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fmt::Display;
 
 use bytes::Bytes;
-use futures::{Stream, StreamExt, stream};
+use futures::Stream;
 use portico_providers::chat::{ChunkWriter, ThinkingBlock, UsageWire};
+use portico_providers::dialect::{self, Translate};
 use portico_providers::sse::sse_events;
 use portico_providers::{EventStream, ProviderError, SseEvent};
+
+use crate::error::from_event;
 
 use crate::wire::{BlockDelta, ContentBlock, DeltaUsage, StreamEvent, WireUsage, finish_reason};
 
@@ -80,8 +85,9 @@ impl StreamTranslator {
     ///
     /// # Errors
     ///
-    /// [`ProviderError::StreamBroken`] for an in-band `error` event, and
-    /// [`ProviderError::Malformed`] for an event whose data is not an Anthropic event.
+    /// An in-band `error` event: [`ProviderError::StreamBroken`] once the message started,
+    /// before that the error's status (see [`crate::error`]); [`ProviderError::Malformed`] for
+    /// an event whose data is not an Anthropic event.
     pub fn on_event(
         &mut self,
         event: &SseEvent,
@@ -129,6 +135,9 @@ impl StreamTranslator {
                     .finish(finish_reason(self.stop_reason.as_deref()), out);
                 self.writer.done(Some(self.usage()), out);
             }
+            // Before `message_start` the client has been sent nothing: a real status, as
+            // for an error answer. After it, the stream is broken.
+            StreamEvent::Error { error } if !self.started => return Err(from_event(error)),
             StreamEvent::Error { error } => {
                 return Err(ProviderError::StreamBroken(format!(
                     "Anthropic sent an error event mid-stream: {}: {}",
@@ -201,15 +210,8 @@ impl StreamTranslator {
                 }
             }
             ContentBlock::RedactedThinking { data } => {
-                self.writer.thinking_block(
-                    ThinkingBlock {
-                        kind: "redacted_thinking".to_owned(),
-                        thinking: None,
-                        signature: None,
-                        data: Some(data),
-                    },
-                    out,
-                );
+                self.writer
+                    .thinking_block(ThinkingBlock::redacted(data), out);
                 Block::Other
             }
             _ => Block::Other,
@@ -254,15 +256,9 @@ impl StreamTranslator {
                 index,
                 has_arguments: false,
             }) => self.writer.tool_call_arguments(index, "{}", out),
-            Some(Block::Thinking { text, signature }) => self.writer.thinking_block(
-                ThinkingBlock {
-                    kind: "thinking".to_owned(),
-                    thinking: Some(text),
-                    signature: Some(signature),
-                    data: None,
-                },
-                out,
-            ),
+            Some(Block::Thinking { text, signature }) => self
+                .writer
+                .thinking_block(ThinkingBlock::signed(text, Some(signature)), out),
             _ => {}
         }
     }
@@ -284,46 +280,21 @@ pub fn translate_events<S>(events: S, translator: StreamTranslator) -> EventStre
 where
     S: Stream<Item = Result<SseEvent, ProviderError>> + Send + 'static,
 {
-    struct State<S> {
-        events: std::pin::Pin<Box<S>>,
-        translator: StreamTranslator,
-        pending: VecDeque<SseEvent>,
-        /// The error that ends the stream, sent once the chunks before it are out.
-        failure: Option<ProviderError>,
-        ended: bool,
+    dialect::translate(events, translator)
+}
+
+impl Translate for StreamTranslator {
+    type Input = SseEvent;
+
+    fn on_input(&mut self, event: SseEvent, out: &mut Vec<SseEvent>) -> Result<(), ProviderError> {
+        self.on_event(&event, out)
     }
-    let state = State {
-        events: Box::pin(events),
-        translator,
-        pending: VecDeque::new(),
-        failure: None,
-        ended: false,
-    };
-    Box::pin(stream::unfold(state, |mut state| async move {
-        loop {
-            if let Some(event) = state.pending.pop_front() {
-                return Some((Ok(event), state));
-            }
-            if let Some(err) = state.failure.take() {
-                return Some((Err(err), state));
-            }
-            if state.ended || state.translator.is_done() {
-                return None;
-            }
-            let mut out = Vec::new();
-            let step = match state.events.next().await {
-                Some(Ok(event)) => state.translator.on_event(&event, &mut out),
-                Some(Err(err)) => Err(err),
-                None => {
-                    state.ended = true;
-                    state.translator.finish()
-                }
-            };
-            state.pending.extend(out);
-            if let Err(err) = step {
-                state.ended = true;
-                state.failure = Some(err);
-            }
-        }
-    }))
+
+    fn on_end(&mut self, _out: &mut Vec<SseEvent>) -> Result<(), ProviderError> {
+        self.finish()
+    }
+
+    fn is_done(&self) -> bool {
+        self.writer.is_done()
+    }
 }

@@ -1,21 +1,17 @@
 //! Bedrock's errors as [`ProviderError`]s: error answers (`{"message"}` with an
-//! `x-amzn-ErrorType` header), exception frames inside a stream, and the requests Portico
-//! refuses itself because Bedrock cannot do what they ask.
+//! `x-amzn-ErrorType` header) and exception frames inside a stream, their exception name kept
+//! as the `code` ([`ProviderError::upstream`]); and the requests Portico refuses itself
+//! because Bedrock cannot do what they ask ([`ProviderError::Rejected`]).
 
 use portico_providers::ProviderError;
+use portico_providers::error::unreadable_answer;
 
 use crate::wire::ErrorBody;
 
-/// A request Bedrock cannot serve as asked: a 400 that says what to change.
+/// A request Bedrock cannot serve as asked, refused before it is sent
+/// ([`ProviderError::Rejected`]), saying what to change.
 pub(crate) fn invalid_request(message: impl Into<String>, param: Option<&str>) -> ProviderError {
-    ProviderError::Status {
-        status: 400,
-        message: message.into(),
-        error_type: Some("invalid_request_error".to_owned()),
-        code: Some("unsupported_by_bedrock".to_owned()),
-        param: param.map(str::to_owned),
-        retry_after: None,
-    }
+    ProviderError::rejected(message, param)
 }
 
 /// The exception name of an `x-amzn-ErrorType` header or `__type` field:
@@ -62,31 +58,13 @@ pub(crate) fn from_response(
     let message = parsed
         .message
         .filter(|m| !m.trim().is_empty())
-        .unwrap_or_else(|| {
-            let text = String::from_utf8_lossy(body);
-            let text = text.trim();
-            if text.is_empty() {
-                format!("Bedrock answered HTTP {status} with an empty body")
-            } else {
-                format!(
-                    "Bedrock answered HTTP {status}: {}",
-                    portico_providers::error::quote(text)
-                )
-            }
-        });
+        .unwrap_or_else(|| unreadable_answer("Bedrock", status, body));
     // A throttling answer is a 429 whatever status carried it, so it is retried.
     let status = match name.as_deref() {
         Some(n) if n.eq_ignore_ascii_case("ThrottlingException") => 429,
         _ => status,
     };
-    ProviderError::Status {
-        status,
-        message,
-        error_type: None,
-        code: name,
-        param: None,
-        retry_after: None,
-    }
+    ProviderError::upstream(status, message, None, name)
 }
 
 /// An exception frame of a stream. Before the client got anything it becomes a status error
@@ -110,14 +88,7 @@ pub(crate) fn from_exception(name: &str, payload: &[u8], started: bool) -> Provi
     if started {
         ProviderError::StreamBroken(format!("Bedrock sent {name}: {message}"))
     } else {
-        ProviderError::Status {
-            status: exception_status(name),
-            message,
-            error_type: None,
-            code: Some(name.to_owned()),
-            param: None,
-            retry_after: None,
-        }
+        ProviderError::upstream(exception_status(name), message, None, Some(name.to_owned()))
     }
 }
 

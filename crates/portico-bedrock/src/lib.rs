@@ -1,18 +1,19 @@
 //! The AWS Bedrock adapter: OpenAI's chat completions and embeddings, translated to
 //! Bedrock's Converse, ConverseStream and InvokeModel APIs.
 //!
-//! What this is: [`BedrockProvider`], a [`portico_providers::Provider`] built from a catalog
-//! provider of kind `bedrock`. It reads the region and credentials once, at start-up; signs
-//! every request with SigV4 (or sends a Bedrock API key as a bearer token); translates the
-//! request; and turns the answer, including the binary event stream of a streamed answer,
-//! back into OpenAI's shapes with usage.
+//! What this is: [`BedrockProvider`], the translating adapters' one skeleton
+//! ([`portico_providers::dialect::Translating`]) over the [`Bedrock`] dialect, built from a
+//! catalog provider of kind `bedrock`. It reads the region and credentials once, at
+//! start-up; signs every request with SigV4 (or sends a Bedrock API key as a bearer token);
+//! translates the request; and turns the answer, including the binary event stream of a
+//! streamed answer, back into OpenAI's shapes with usage.
 //!
 //! What it is not: routing, retries or logging (the engine's). It knows no model catalog: the
 //! model id of the request (a model name, an inference profile such as
 //! `us.anthropic.claude-sonnet-4-5-20250929-v1:0`, or an ARN) goes into the URL as it is.
 //!
 //! The layout follows the request path:
-//! - `provider`: settings, credentials, the HTTP calls.
+//! - `provider`: the dialect: region, credentials, URLs, signed calls, embeddings calls.
 //! - `sign`: SigV4 and bearer authentication.
 //! - `request`: OpenAI chat request → Converse request (pure); `media`: inline images and
 //!   documents.
@@ -38,4 +39,4 @@ mod stream;
 mod tests;
 mod wire;
 
-pub use provider::{BedrockProvider, EVENT_STREAM_CONTENT_TYPE};
+pub use provider::{Bedrock, BedrockProvider, EVENT_STREAM_CONTENT_TYPE, with_env};

@@ -1,86 +1,108 @@
-//! [`BedrockProvider`]: settings read once at start-up, and the HTTP calls.
+//! [`Bedrock`]: the dialect of Converse / ConverseStream (through the translating adapters'
+//! one skeleton, [`Translating`]) and InvokeModel embeddings: settings and credentials read
+//! once when the adapter is built, URLs, SigV4.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use portico_core::{Endpoint, ProviderKind, Secret};
-use portico_providers::chat::ChatRequest;
-use portico_providers::http::HttpClient;
-use portico_providers::openai::{read_capped, retry_after, transport_error};
+use portico_core::settings::is_region;
+use portico_core::{ProviderKind, Secret};
+use portico_providers::chat::{ChatRequest, ChatResponse};
+use portico_providers::dialect::{Answered, Call, Dialect, Inputs, Translating};
+use portico_providers::http::{HttpClient, transport_error};
+use portico_providers::settings::{AwsKeys, BedrockSettings};
 use portico_providers::{
-    Provider, ProviderError, ProviderSetup, UpstreamRequest, UpstreamResponse,
+    ProviderError, ProviderSetup, SetupError, UpstreamRequest, UpstreamResponse,
 };
+use reqwest::header::HeaderMap;
 
 use crate::embeddings::{self, CallAnswer, Family};
 use crate::error::{from_response, invalid_request};
+use crate::eventstream::Frame;
 use crate::request::to_converse;
 use crate::response::to_chat_response;
 use crate::sign::{Auth, AwsCredentials, auth_headers};
-use crate::stream::{Translator, converse_events};
-
-/// Error bodies larger than this are cut before parsing.
-const MAX_ERROR_BODY: usize = 64 * 1024;
+use crate::stream::{Translator, frames};
+use crate::wire::{ConverseRequest, ConverseResponse};
 
 /// The content type of ConverseStream answers.
 pub const EVENT_STREAM_CONTENT_TYPE: &str = "application/vnd.amazon.eventstream";
 
-/// An AWS Bedrock upstream: chat through Converse / ConverseStream, embeddings through
-/// InvokeModel.
+/// An AWS Bedrock upstream: the translating skeleton over [`Bedrock`]'s dialect.
+pub type BedrockProvider = Translating<Bedrock>;
+
+/// [`BedrockProvider`] with `env` standing in for the process environment (see
+/// [`Bedrock::with_env`]).
+///
+/// # Errors
+///
+/// As [`Bedrock::with_env`].
+pub fn with_env(
+    setup: ProviderSetup<'_>,
+    settings: &BedrockSettings,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<BedrockProvider, SetupError> {
+    Ok(Translating::with_dialect(
+        Bedrock::with_env(setup, settings, env)?,
+        setup.client,
+    ))
+}
+
+/// Bedrock's dialect: chat through Converse / ConverseStream, embeddings through
+/// InvokeModel, every call signed.
 #[derive(Debug, Clone)]
-pub struct BedrockProvider {
-    client: HttpClient,
+pub struct Bedrock {
     base_url: String,
     region: String,
     auth: Auth,
 }
 
-impl BedrockProvider {
-    /// Builds the adapter from a catalog provider, reading `AWS_*` variables of the process
-    /// environment for what the catalog leaves out.
+impl Bedrock {
+    /// The dialect of a catalog provider, reading `AWS_*` variables from `env` for what the
+    /// catalog leaves out: the region (`AWS_REGION`, `AWS_DEFAULT_REGION`) and credentials.
     ///
-    /// Fails with a message naming the provider and the setting to add when no region or no
-    /// credentials can be found.
-    pub fn new(setup: ProviderSetup<'_>) -> Result<BedrockProvider, String> {
-        BedrockProvider::with_env(setup, |name| std::env::var(name).ok())
-    }
-
-    /// [`BedrockProvider::new`] with `env` standing in for the process environment.
+    /// # Errors
+    ///
+    /// [`SetupError`] naming the provider and the setting to add, when no region or no
+    /// credentials can be found, or the environment's region is not one.
     pub fn with_env(
         setup: ProviderSetup<'_>,
+        settings: &BedrockSettings,
         env: impl Fn(&str) -> Option<String>,
-    ) -> Result<BedrockProvider, String> {
+    ) -> Result<Bedrock, SetupError> {
         let slug = setup.slug;
         let env = |name: &str| env(name).filter(|v| !v.trim().is_empty());
-        let region = setup
-            .settings
-            .get("aws_region")
-            .and_then(|v| v.as_str())
-            .map(str::to_owned)
-            .filter(|r| !r.trim().is_empty())
-            .or_else(|| env("AWS_REGION"))
-            .or_else(|| env("AWS_DEFAULT_REGION"))
-            .ok_or_else(|| {
-                format!(
-                    "provider @{slug} (kind bedrock) has no AWS region; set `aws_region` in the catalog (e.g. us-east-1) or AWS_REGION in the environment"
-                )
-            })?;
-        let region = region.trim().to_owned();
-        if !region
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        {
-            return Err(format!(
-                "provider @{slug} (kind bedrock): `{region}` is not an AWS region name (such as us-east-1)"
-            ));
-        }
-        let auth = resolve_auth(slug, &setup, &env)?;
+        let region = match &settings.region {
+            Some(region) => region.clone(),
+            None => {
+                let (var, region) = ["AWS_REGION", "AWS_DEFAULT_REGION"]
+                    .into_iter()
+                    .find_map(|var| env(var).map(|value| (var, value.trim().to_owned())))
+                    .ok_or_else(|| {
+                        SetupError::incomplete(
+                            slug,
+                            ProviderKind::Bedrock,
+                            "has no AWS region; set `aws_region` in the catalog (e.g. us-east-1) \
+                             or AWS_REGION in the environment",
+                        )
+                    })?;
+                if !is_region(&region) {
+                    return Err(SetupError::setting(
+                        slug,
+                        var,
+                        format!("`{region}` is not an AWS region name (such as us-east-1)"),
+                    ));
+                }
+                region
+            }
+        };
+        let auth = resolve_auth(slug, setup.api_key, settings.keys.as_ref(), &env)?;
         let base_url = match setup.base_url {
             Some(url) => url.trim_end_matches('/').to_owned(),
             None => format!("https://bedrock-runtime.{region}.amazonaws.com"),
         };
-        Ok(BedrockProvider {
-            client: setup.client.clone(),
+        Ok(Bedrock {
             base_url,
             region,
             auth,
@@ -96,136 +118,126 @@ impl BedrockProvider {
         )
     }
 
-    /// POSTs `body` to `url`, authenticated; a non-2xx answer becomes the error.
-    async fn post(
+    /// A POST of `body` to `url`, authenticated (signed with the clock's time for SigV4).
+    fn post(
         &self,
+        client: &HttpClient,
         url: &str,
         body: Bytes,
         accept: &'static str,
-    ) -> Result<reqwest::Response, ProviderError> {
+    ) -> Result<reqwest::RequestBuilder, ProviderError> {
         let headers = [("content-type", "application/json"), ("accept", accept)];
-        let auth = auth_headers(
-            &self.auth,
-            &self.region,
-            "POST",
-            url,
-            &headers,
-            &body,
-            SystemTime::now(),
-        )
-        .map_err(|e| ProviderError::Unreachable(e.into()))?;
-        let mut builder = self.client.post(url).body(body);
-        for (name, value) in headers.into_iter() {
+        let now =
+            UNIX_EPOCH + Duration::from_millis(u64::try_from(portico_core::now_ms()).unwrap_or(0));
+        let auth = auth_headers(&self.auth, &self.region, "POST", url, &headers, &body, now)
+            .map_err(|e| ProviderError::Unreachable(e.into()))?;
+        let mut builder = client.post(url).body(body);
+        for (name, value) in headers {
             builder = builder.header(name, value);
         }
         for (name, value) in auth {
             builder = builder.header(name, value);
         }
-        let response = builder.send().await.map_err(transport_error)?;
-        if response.status().is_success() {
-            return Ok(response);
-        }
-        let status = response.status().as_u16();
-        let wait = retry_after(response.headers());
-        let kind = response
-            .headers()
-            .get("x-amzn-errortype")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let body = read_capped(response, MAX_ERROR_BODY).await;
-        let mut err = from_response(status, kind.as_deref(), &body);
-        if let ProviderError::Status { retry_after, .. } = &mut err {
-            *retry_after = wait;
-        }
-        Err(err)
-    }
-
-    async fn chat(&self, req: UpstreamRequest) -> Result<UpstreamResponse, ProviderError> {
-        let chat: ChatRequest = req.body.deserialize().map_err(|e| {
-            invalid_request(format!("the chat request could not be read: {e}"), None)
-        })?;
-        let converse = to_converse(&chat)?;
-        let body = serde_json::to_vec(&converse).map_err(|e| {
-            ProviderError::Malformed(format!("the Bedrock request could not be written: {e}"))
-        })?;
-        let created = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        if req.stream {
-            let url = self.url(&req.model, "converse-stream");
-            let response = self
-                .post(&url, Bytes::from(body), EVENT_STREAM_CONTENT_TYPE)
-                .await?;
-            let id = completion_id(&response);
-            let translator = Translator::new(id, created, req.model.clone());
-            let events = converse_events(
-                response.bytes_stream(),
-                translator,
-                transport_error,
-                self.client.max_body_bytes(),
-            );
-            return Ok(UpstreamResponse::Stream {
-                status: 200,
-                events: Box::pin(events),
-            });
-        }
-        let url = self.url(&req.model, "converse");
-        let response = self
-            .post(&url, Bytes::from(body), "application/json")
-            .await?;
-        let id = completion_id(&response);
-        let bytes = self.client.read_body(response).await?;
-        let answer = serde_json::from_slice(&bytes).map_err(|e| {
-            ProviderError::Malformed(format!("Bedrock's Converse answer could not be read: {e}"))
-        })?;
-        let chat = to_chat_response(answer, id, created, &req.model);
-        let usage = chat.usage.map(|u| u.to_usage());
-        let body = serde_json::to_vec(&chat).map_err(|e| {
-            ProviderError::Malformed(format!("the chat completion could not be written: {e}"))
-        })?;
-        Ok(UpstreamResponse::Complete {
-            status: 200,
-            body: Bytes::from(body),
-            usage,
-        })
-    }
-
-    async fn embeddings(&self, req: UpstreamRequest) -> Result<UpstreamResponse, ProviderError> {
-        let Some(family) = Family::of(&req.model) else {
-            return Err(invalid_request(
-                format!(
-                    "`{}` is not an embedding model Portico can call on Bedrock; use an amazon.titan-embed-* or cohere.embed-* model",
-                    req.model
-                ),
-                Some("model"),
-            ));
-        };
-        let parsed = embeddings::parse_request(&req.body)?;
-        let url = self.url(&req.model, "invoke");
-        embeddings::embed(family, &req.model, &parsed, |body| {
-            let url = url.clone();
-            async move {
-                let response = self.post(&url, body, "application/json").await?;
-                let input_tokens_header = response
-                    .headers()
-                    .get("x-amzn-bedrock-input-token-count")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse().ok());
-                let body = self.client.read_body(response).await?;
-                Ok(CallAnswer {
-                    body,
-                    input_tokens_header,
-                })
-            }
-        })
-        .await
+        Ok(builder)
     }
 }
 
 #[async_trait]
-impl Provider for BedrockProvider {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Bedrock
+impl Dialect for Bedrock {
+    const KIND: ProviderKind = ProviderKind::Bedrock;
+    const NAME: &'static str = "Bedrock";
+    type Settings = BedrockSettings;
+    type Request = ConverseRequest;
+    type Response = ConverseResponse;
+    type Translator = Translator;
+
+    /// [`Bedrock::with_env`] over the process environment.
+    fn new(setup: ProviderSetup<'_>, settings: &BedrockSettings) -> Result<Bedrock, SetupError> {
+        Bedrock::with_env(setup, settings, |name| std::env::var(name).ok())
+    }
+
+    fn encode(
+        &self,
+        chat: &ChatRequest,
+        _call: Call<'_>,
+    ) -> Result<ConverseRequest, ProviderError> {
+        to_converse(chat)
+    }
+
+    fn request(
+        &self,
+        client: &HttpClient,
+        call: Call<'_>,
+        body: Bytes,
+    ) -> Result<reqwest::RequestBuilder, ProviderError> {
+        if call.stream {
+            let url = self.url(call.model, "converse-stream");
+            self.post(client, &url, body, EVENT_STREAM_CONTENT_TYPE)
+        } else {
+            self.post(
+                client,
+                &self.url(call.model, "converse"),
+                body,
+                "application/json",
+            )
+        }
+    }
+
+    fn error(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> ProviderError {
+        let kind = headers
+            .get("x-amzn-errortype")
+            .and_then(|v| v.to_str().ok());
+        from_response(status, kind, body)
+    }
+
+    /// A completion id from Bedrock's request id, so a response can be found in AWS's logs;
+    /// a fresh one when the header is missing.
+    fn answer_id(&self, headers: &HeaderMap) -> Option<String> {
+        let request_id = headers
+            .get("x-amzn-requestid")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= 128);
+        Some(match request_id {
+            Some(id) => format!("chatcmpl-{id}"),
+            None => format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
+        })
+    }
+
+    fn decode(
+        &self,
+        answer: ConverseResponse,
+        cx: &Answered<'_>,
+    ) -> Result<ChatResponse, ProviderError> {
+        Ok(to_chat_response(
+            answer,
+            completion_id(cx),
+            cx.created,
+            cx.model,
+        ))
+    }
+
+    fn translator(&self, cx: &Answered<'_>) -> Translator {
+        Translator::new(completion_id(cx), cx.created, cx.model.to_owned())
+    }
+
+    async fn inputs(
+        &self,
+        client: &HttpClient,
+        response: reqwest::Response,
+    ) -> Result<Inputs<Frame>, ProviderError> {
+        Ok(Box::pin(frames(
+            response.bytes_stream(),
+            transport_error,
+            client.max_body_bytes(),
+        )))
+    }
+
+    /// Titan and Cohere models through InvokeModel.
+    async fn embeddings(
+        upstream: &BedrockProvider,
+        req: UpstreamRequest,
+    ) -> Result<UpstreamResponse, ProviderError> {
+        embed(upstream, req).await
     }
 
     /// The credentials in use, wherever they came from: those of the `AWS_*` environment
@@ -243,74 +255,102 @@ impl Provider for BedrockProvider {
             Auth::Bearer(key) => vec![key.clone()],
         }
     }
+}
 
-    async fn send(&self, req: UpstreamRequest) -> Result<UpstreamResponse, ProviderError> {
-        match req.endpoint {
-            Endpoint::ChatCompletions => self.chat(req).await,
-            Endpoint::Embeddings => self.embeddings(req).await,
-            Endpoint::Completions => Err(ProviderError::Unsupported {
-                kind: "bedrock",
-                endpoint: req.endpoint,
-            }),
+/// The answer's completion id ([`Dialect::answer_id`] always gives one).
+fn completion_id(cx: &Answered<'_>) -> String {
+    cx.id.clone().unwrap_or_default()
+}
+
+/// `/v1/embeddings` through InvokeModel, for the Titan and Cohere families.
+async fn embed(
+    upstream: &BedrockProvider,
+    req: UpstreamRequest,
+) -> Result<UpstreamResponse, ProviderError> {
+    let Some(family) = Family::of(&req.model) else {
+        return Err(invalid_request(
+            format!(
+                "`{}` is not an embedding model Portico can call on Bedrock; use an amazon.titan-embed-* or cohere.embed-* model",
+                req.model
+            ),
+            Some("model"),
+        ));
+    };
+    let parsed = embeddings::parse_request(&req.body)?;
+    let bedrock = upstream.dialect();
+    let url = bedrock.url(&req.model, "invoke");
+    embeddings::embed(family, &req.model, &parsed, |body| {
+        let url = url.clone();
+        async move {
+            let request = bedrock.post(upstream.client(), &url, body, "application/json")?;
+            let response = upstream.call(request).await?;
+            let input_tokens_header = response
+                .headers()
+                .get("x-amzn-bedrock-input-token-count")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse().ok());
+            let body = upstream.client().read_body(response).await?;
+            Ok(CallAnswer {
+                body,
+                input_tokens_header,
+            })
         }
-    }
+    })
+    .await
 }
 
 /// Credentials in order: the catalog's key pair, the catalog's API key, the environment's
 /// key pair, the environment's Bedrock API key (`AWS_BEARER_TOKEN_BEDROCK`).
 fn resolve_auth(
     slug: &str,
-    setup: &ProviderSetup<'_>,
+    api_key: Option<&Secret>,
+    keys: Option<&AwsKeys>,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Auth, String> {
-    let catalog = |name: &str| {
-        setup
-            .credentials
-            .get(name)
-            .filter(|s| !s.expose().trim().is_empty())
-            .cloned()
-    };
-    let pair = |id: Option<Secret>, secret: Option<Secret>, token: Option<Secret>, from: &str| {
-        match (id, secret) {
-            (Some(id), Some(secret)) => Ok(Some(Auth::SigV4(AwsCredentials {
-                access_key_id: id.expose().trim().to_owned(),
-                secret_access_key: secret,
-                session_token: token,
-            }))),
-            (Some(_), None) => Err(format!(
-                "provider @{slug} (kind bedrock): {from} has an AWS access key id but no secret access key; add it"
-            )),
-            (None, Some(_)) => Err(format!(
-                "provider @{slug} (kind bedrock): {from} has an AWS secret access key but no access key id; add it"
-            )),
-            (None, None) => Ok(None),
-        }
-    };
-    if let Some(auth) = pair(
-        catalog("aws_access_key_id"),
-        catalog("aws_secret_access_key"),
-        catalog("aws_session_token"),
-        "the catalog",
-    )? {
-        return Ok(auth);
+) -> Result<Auth, SetupError> {
+    let incomplete = |problem: &str| SetupError::incomplete(slug, ProviderKind::Bedrock, problem);
+    if let Some(keys) = keys {
+        return Ok(Auth::SigV4(AwsCredentials {
+            access_key_id: keys.access_key_id.expose().to_owned(),
+            secret_access_key: keys.secret_access_key.clone(),
+            session_token: keys.session_token.clone(),
+        }));
     }
-    if let Some(key) = setup.api_key.filter(|k| !k.expose().trim().is_empty()) {
+    if let Some(key) = api_key.filter(|k| !k.expose().trim().is_empty()) {
         return Ok(Auth::Bearer(key.clone()));
     }
     let from_env = |name: &str| env(name).map(Secret::new);
-    if let Some(auth) = pair(
+    match (
         from_env("AWS_ACCESS_KEY_ID"),
         from_env("AWS_SECRET_ACCESS_KEY"),
-        from_env("AWS_SESSION_TOKEN"),
-        "the environment",
-    )? {
-        return Ok(auth);
+    ) {
+        (Some(id), Some(secret)) => {
+            return Ok(Auth::SigV4(AwsCredentials {
+                access_key_id: id.expose().trim().to_owned(),
+                secret_access_key: secret,
+                session_token: from_env("AWS_SESSION_TOKEN"),
+            }));
+        }
+        (Some(_), None) => {
+            return Err(incomplete(
+                "has an AWS access key id in the environment (AWS_ACCESS_KEY_ID) but no secret \
+                 access key; set AWS_SECRET_ACCESS_KEY",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(incomplete(
+                "has an AWS secret access key in the environment (AWS_SECRET_ACCESS_KEY) but no \
+                 access key id; set AWS_ACCESS_KEY_ID",
+            ));
+        }
+        (None, None) => {}
     }
     if let Some(key) = from_env("AWS_BEARER_TOKEN_BEDROCK") {
         return Ok(Auth::Bearer(key));
     }
-    Err(format!(
-        "provider @{slug} (kind bedrock) has no AWS credentials; set `aws_access_key_id` and `aws_secret_access_key` (or a Bedrock API key as `api_key`) in the catalog, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment"
+    Err(incomplete(
+        "has no AWS credentials; set `aws_access_key_id` and `aws_secret_access_key` (or a \
+         Bedrock API key as `api_key`) in the catalog, or AWS_ACCESS_KEY_ID and \
+         AWS_SECRET_ACCESS_KEY in the environment",
     ))
 }
 
@@ -328,20 +368,6 @@ pub(crate) fn encode_model_id(model: &str) -> String {
     out
 }
 
-/// A completion id from Bedrock's request id, so a response can be found in AWS's logs; a
-/// fresh one when the header is missing.
-fn completion_id(response: &reqwest::Response) -> String {
-    let request_id = response
-        .headers()
-        .get("x-amzn-requestid")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128);
-    match request_id {
-        Some(id) => format!("chatcmpl-{id}"),
-        None => format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::{BTreeMap, HashMap};
@@ -353,7 +379,7 @@ mod tests {
         credentials: &[(&str, &str)],
         api_key: Option<&str>,
         env: &[(&str, &str)],
-    ) -> Result<BedrockProvider, String> {
+    ) -> Result<Bedrock, String> {
         let client = portico_providers::http::build_client(Default::default()).unwrap();
         let credentials: BTreeMap<String, Secret> = credentials
             .iter()
@@ -364,17 +390,19 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        BedrockProvider::with_env(
+        let settings = BedrockSettings::parse("bedrock-prod", &settings, &credentials)
+            .map_err(|e| e.to_string())?;
+        Bedrock::with_env(
             ProviderSetup {
                 slug: "bedrock-prod",
                 base_url: None,
                 api_key: api_key.as_ref(),
-                settings: &settings,
-                credentials: &credentials,
                 client: &client,
             },
+            &settings,
             |name| env.get(name).cloned(),
         )
+        .map_err(|e| e.to_string())
     }
 
     #[test]
@@ -433,7 +461,7 @@ mod tests {
     #[test]
     fn the_credentials_in_use_are_reported_for_redaction() {
         let region = serde_json::json!({"aws_region": "us-east-1"});
-        let secrets = |p: &BedrockProvider| -> Vec<String> {
+        let secrets = |p: &Bedrock| -> Vec<String> {
             p.extra_secrets()
                 .iter()
                 .map(|s| s.expose().to_owned())

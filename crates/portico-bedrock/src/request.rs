@@ -265,23 +265,10 @@ fn assistant_blocks(message: &ChatMessage, at: &str) -> Result<Vec<Block>, Provi
         blocks.push(Block::Text(text));
     }
     for (k, call) in message.tool_calls.iter().flatten().enumerate() {
-        let arguments = call.function.arguments.trim();
-        let input = if arguments.is_empty() {
-            json!({})
-        } else {
-            match serde_json::from_str::<Value>(arguments) {
-                Ok(value @ Value::Object(_)) => value,
-                _ => {
-                    return Err(invalid_request(
-                        format!(
-                            "the arguments of tool call `{}` are not a JSON object; Bedrock needs tool inputs as JSON objects",
-                            call.id
-                        ),
-                        Some(&format!("{at}.tool_calls[{k}].function.arguments")),
-                    ));
-                }
-            }
-        };
+        let input = call.function.input(
+            &format!("{at}.tool_calls[{k}].function.arguments"),
+            "Bedrock",
+        )?;
         blocks.push(Block::ToolUse(ToolUse {
             tool_use_id: tool_use_id(&call.id),
             name: call.function.name.clone(),

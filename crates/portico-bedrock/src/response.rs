@@ -68,21 +68,11 @@ pub(crate) fn to_chat_response(
             if let Some(rt) = r.reasoning_text {
                 reasoning.push_str(&rt.text);
                 if rt.signature.is_some() {
-                    thinking_blocks.push(ThinkingBlock {
-                        kind: "thinking".to_owned(),
-                        thinking: Some(rt.text),
-                        signature: rt.signature,
-                        data: None,
-                    });
+                    thinking_blocks.push(ThinkingBlock::signed(rt.text, rt.signature));
                 }
             }
             if let Some(data) = r.redacted_content {
-                thinking_blocks.push(ThinkingBlock {
-                    kind: "redacted_thinking".to_owned(),
-                    thinking: None,
-                    signature: None,
-                    data: Some(data),
-                });
+                thinking_blocks.push(ThinkingBlock::redacted(data));
             }
         }
     }

@@ -1,7 +1,8 @@
 //! ConverseStream events → OpenAI chat chunks.
 //!
-//! [`Translator`] is the state machine (pure, fed one decoded frame at a time);
-//! [`converse_events`] runs it over a byte stream through a [`FrameReader`].
+//! [`Translator`] is the state machine (pure, fed one decoded frame at a time); [`frames`]
+//! cuts a byte stream into frames with a [`FrameReader`], and the translating adapters' one
+//! stream loop (`portico_providers::dialect::translate`) runs the machine over them.
 //!
 //! The order of Bedrock's events and what each becomes:
 //! - `messageStart`: nothing yet. The role chunk is written with the first content, so an
@@ -20,11 +21,12 @@
 //! A stream that ends before `messageStop` is broken; one that ends after it without
 //! `metadata` finishes without usage.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use portico_providers::chat::{ChunkWriter, ThinkingBlock, UsageWire};
+use portico_providers::dialect::Translate;
 use portico_providers::{ProviderError, SseEvent};
 use serde::de::DeserializeOwned;
 
@@ -44,7 +46,7 @@ struct Reasoning {
 
 /// The per-stream state machine.
 #[derive(Debug)]
-pub(crate) struct Translator {
+pub struct Translator {
     writer: ChunkWriter,
     /// Bedrock block index → OpenAI tool-call index.
     tools: HashMap<u32, u32>,
@@ -68,11 +70,6 @@ impl Translator {
             usage: None,
             started: false,
         }
-    }
-
-    /// Whether `[DONE]` has been written.
-    pub(crate) fn is_done(&self) -> bool {
-        self.writer.is_done()
     }
 
     /// Handles one frame, appending the chunks it produces to `out`.
@@ -141,15 +138,8 @@ impl Translator {
                             .push_str(&signature);
                     }
                     if let Some(data) = r.redacted_content {
-                        self.writer.thinking_block(
-                            ThinkingBlock {
-                                kind: "redacted_thinking".to_owned(),
-                                thinking: None,
-                                signature: None,
-                                data: Some(data),
-                            },
-                            out,
-                        );
+                        self.writer
+                            .thinking_block(ThinkingBlock::redacted(data), out);
                     }
                 }
             }
@@ -158,15 +148,8 @@ impl Translator {
                 if let Some(r) = self.reasoning.remove(&event.content_block_index)
                     && let Some(signature) = r.signature
                 {
-                    self.writer.thinking_block(
-                        ThinkingBlock {
-                            kind: "thinking".to_owned(),
-                            thinking: Some(r.text),
-                            signature: Some(signature),
-                            data: None,
-                        },
-                        out,
-                    );
+                    self.writer
+                        .thinking_block(ThinkingBlock::signed(r.text, Some(signature)), out);
                 }
             }
             "messageStop" => {
@@ -220,86 +203,65 @@ fn parse<T: DeserializeOwned>(event_type: &str, payload: &[u8]) -> Result<T, Pro
     })
 }
 
-/// Everything the stream adapter carries between polls.
-struct State<S> {
-    bytes: S,
-    reader: FrameReader,
-    translator: Translator,
-    pending: VecDeque<SseEvent>,
-    /// The error that ends the stream, sent after the chunks produced before it.
-    error: Option<ProviderError>,
-    ended: bool,
+impl Translate for Translator {
+    type Input = Frame;
+
+    fn on_input(&mut self, frame: Frame, out: &mut Vec<SseEvent>) -> Result<(), ProviderError> {
+        self.on_frame(frame, out)
+    }
+
+    fn on_end(&mut self, out: &mut Vec<SseEvent>) -> Result<(), ProviderError> {
+        Translator::on_end(self, out)
+    }
+
+    fn is_done(&self) -> bool {
+        self.writer.is_done()
+    }
 }
 
-/// OpenAI chunks from a ConverseStream byte stream whose frames may hold at most
-/// `max_frame_bytes` each. An error ends the stream; the stream never waits for more bytes
-/// once the upstream closed.
-pub(crate) fn converse_events<S, E>(
+/// The frames of a ConverseStream byte stream, each held to `max_frame_bytes`. A frame cut
+/// off by the end of the stream is [`ProviderError::StreamBroken`]; a corrupt one, or a
+/// transport error, ends the frames.
+pub(crate) fn frames<S, E>(
     bytes: S,
-    translator: Translator,
     transport_error: fn(E) -> ProviderError,
     max_frame_bytes: usize,
-) -> impl Stream<Item = Result<SseEvent, ProviderError>> + Send + 'static
+) -> impl Stream<Item = Result<Frame, ProviderError>> + Send + 'static
 where
     S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
     E: Send + 'static,
 {
-    let state = State {
-        bytes,
-        reader: FrameReader::with_max_frame_bytes(max_frame_bytes),
-        translator,
-        pending: VecDeque::new(),
-        error: None,
-        ended: false,
-    };
-    futures::stream::unfold(state, move |mut state| async move {
-        loop {
-            if let Some(event) = state.pending.pop_front() {
-                return Some((Ok(event), state));
-            }
-            if let Some(err) = state.error.take() {
-                return Some((Err(err), state));
-            }
-            if state.ended {
-                return None;
-            }
-            let mut out = Vec::new();
-            let step = match state.bytes.next().await {
-                Some(Ok(chunk)) => {
-                    state.reader.push(&chunk);
-                    drain(&mut state, &mut out)
-                }
-                Some(Err(err)) => Err(transport_error(err)),
-                None => {
-                    state.ended = true;
-                    if state.reader.has_partial_frame() {
-                        Err(ProviderError::StreamBroken(
+    let reader = FrameReader::with_max_frame_bytes(max_frame_bytes);
+    futures::stream::unfold(
+        (bytes, reader, false),
+        move |(mut bytes, mut reader, mut ended)| async move {
+            loop {
+                match reader.next_frame() {
+                    Ok(Some(frame)) => return Some((Ok(frame), (bytes, reader, ended))),
+                    // Nothing follows an error: the stream ends with it.
+                    Err(err) => return Some((Err(err), (bytes, FrameReader::new(), true))),
+                    Ok(None) if ended => {
+                        if !reader.has_partial_frame() {
+                            return None;
+                        }
+                        let broken = ProviderError::StreamBroken(
                             "Bedrock's event stream ended in the middle of a frame".into(),
-                        ))
-                    } else {
-                        state.translator.on_end(&mut out)
+                        );
+                        return Some((Err(broken), (bytes, FrameReader::new(), true)));
                     }
+                    Ok(None) => {}
                 }
-            };
-            state.pending.extend(out);
-            if let Err(err) = step {
-                state.error = Some(err);
-                state.ended = true;
+                match bytes.next().await {
+                    Some(Ok(chunk)) => reader.push(&chunk),
+                    Some(Err(err)) => {
+                        return Some((
+                            Err(transport_error(err)),
+                            (bytes, FrameReader::new(), true),
+                        ));
+                    }
+                    None => ended = true,
+                }
             }
-            if state.translator.is_done() {
-                state.ended = true;
-            }
-        }
-    })
-}
-
-/// Feeds every complete frame in the reader to the translator.
-fn drain<S>(state: &mut State<S>, out: &mut Vec<SseEvent>) -> Result<(), ProviderError> {
-    while let Some(frame) = state.reader.next_frame()? {
-        state.translator.on_frame(frame, out)?;
-        if state.translator.is_done() {
-            break;
-        }
-    }
-    Ok(())
+        },
+    )
 }

@@ -15,7 +15,8 @@ use serde_json::{Value, json};
 use crate::eventstream::{encode_event, encode_exception};
 use crate::request::to_converse;
 use crate::response::to_chat_response;
-use crate::stream::{Translator, converse_events};
+use crate::stream::{Translator, frames};
+use portico_providers::dialect::translate;
 
 /// The fixtures of one directory, sorted by name.
 fn fixtures(dir: &str) -> Vec<(String, Value)> {
@@ -107,11 +108,13 @@ fn run(pieces: Vec<Vec<u8>>) -> Outcome {
             .into_iter()
             .map(|p| Ok::<Bytes, Infallible>(Bytes::from(p))),
     );
-    let events = converse_events(
-        bytes,
+    let events = translate(
+        frames(
+            bytes,
+            |e: Infallible| match e {},
+            crate::eventstream::MAX_FRAME_BYTES,
+        ),
         translator,
-        |e: Infallible| match e {},
-        crate::eventstream::MAX_FRAME_BYTES,
     );
     let items: Vec<_> = futures::executor::block_on(events.collect());
     let mut outcome = Outcome {

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 /// The body of `POST /model/{modelId}/converse` and `/converse-stream`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct ConverseRequest {
+pub struct ConverseRequest {
     /// The conversation, alternating user and assistant turns.
     pub(crate) messages: Vec<Message>,
     /// System prompt blocks.
@@ -240,7 +240,7 @@ pub(crate) struct NamedTool {
 /// The answer of `converse`.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct ConverseResponse {
+pub struct ConverseResponse {
     #[serde(default)]
     pub(crate) output: Option<Output>,
     #[serde(default)]

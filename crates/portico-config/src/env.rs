@@ -5,10 +5,10 @@
 //! (and the binary's `--env-file`, should it grow one) decide what it contains.
 
 use portico_core::{ProviderKind, Secret};
-use serde_yaml::Value;
 
 use crate::ProviderConfig;
 use crate::error::{item_path, key_segment};
+use crate::yaml::Value;
 
 /// Why a `${VAR}` reference could not be replaced. Messages never repeat the surrounding text,
 /// because that text may be a secret.
@@ -114,7 +114,6 @@ pub(crate) fn substitute_value(
                 substitute_value(item, &child, env)?;
             }
         }
-        Value::Tagged(tagged) => substitute_value(&mut tagged.value, path, env)?,
         Value::Null | Value::Bool(_) | Value::Number(_) => {}
     }
     Ok(())
@@ -221,8 +220,9 @@ mod tests {
 
     #[test]
     fn tree_substitution_tracks_paths_and_skips_keys() {
-        let mut doc: Value = serde_yaml::from_str(
+        let mut doc = crate::yaml::parse(
             "providers:\n  - slug: a\n    api_key: ${KEY}\n  - slug: b\n    api_key: ${NOPE}\n",
+            "c.yaml",
         )
         .unwrap();
         let env = env_of(&[("KEY", "sk-1")]);
@@ -230,11 +230,11 @@ mod tests {
         assert_eq!(path, "providers[1].api_key");
         assert_eq!(err, SubstituteError::Unset("NOPE".into()));
 
-        let mut doc: Value =
-            serde_yaml::from_str("${K}: ${V}\nn: 5\nlist: [\"${V}\", x]\n").unwrap();
+        let mut doc =
+            crate::yaml::parse("${K}: ${V}\nn: 5\nlist: [\"${V}\", x]\n", "c.yaml").unwrap();
         let env = env_of(&[("V", "v")]);
         substitute_value(&mut doc, "", &env).unwrap();
-        let expected: Value = serde_yaml::from_str("${K}: v\nn: 5\nlist: [v, x]\n").unwrap();
+        let expected = crate::yaml::parse("${K}: v\nn: 5\nlist: [v, x]\n", "c.yaml").unwrap();
         assert_eq!(doc, expected);
     }
 

@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 
 use crate::env::SubstituteError;
+use crate::yaml::Value;
 
 /// Why a catalog file could not be loaded. Display is one line:
 /// `catalog.yaml: providers[1].base_url: "not a url" is not an absolute http(s) URL; ...`.
@@ -146,13 +147,13 @@ pub(crate) fn field_path(parent: &str, field: &str) -> String {
 }
 
 /// How a mapping key appears in a path: its text, or its YAML form for a non-string key.
-pub(crate) fn key_segment(key: &serde_yaml::Value) -> String {
+pub(crate) fn key_segment(key: &Value) -> String {
     match key {
-        serde_yaml::Value::String(s) => s.clone(),
-        serde_yaml::Value::Number(n) => n.to_string(),
-        serde_yaml::Value::Bool(b) => b.to_string(),
-        serde_yaml::Value::Null => "null".to_owned(),
-        _ => "?".to_owned(),
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Null => "null".to_owned(),
+        Value::Sequence(_) | Value::Mapping(_) => "?".to_owned(),
     }
 }
 

@@ -2,8 +2,8 @@
 //!
 //! The pipeline, each stage with its own kind of error:
 //!
-//! 1. parse the YAML into a [`Value`] (syntax errors carry line and column), resolving `<<:`
-//!    merge keys so anchors can share settings between entries;
+//! 1. parse the YAML into a [`Value`] (`yaml.rs`; syntax errors carry line and column); the
+//!    reader resolves anchors and `<<:` merge keys, so entries can share settings;
 //! 2. check the document's shape (`schema.rs`): unknown fields, spec sections this version does
 //!    not implement yet, lists and mappings where they belong;
 //! 3. substitute `${VAR}` inside string scalars (`env.rs`);
@@ -22,11 +22,11 @@ use portico_core::Secret;
 use serde::Deserialize;
 use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, Visitor};
 use serde_path_to_error::Segment;
-use serde_yaml::Value;
 
 use crate::env::substitute_value;
 use crate::error::{ConfigError, field_path, item_path};
 use crate::schema::{self, describe};
+use crate::yaml::{self, Value};
 use crate::{Catalog, ProviderConfig, validate};
 
 /// The whole file.
@@ -247,8 +247,7 @@ pub fn parse_str(
     origin: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Catalog, ConfigError> {
-    let mut doc: Value = serde_yaml::from_str(text).map_err(|e| syntax_error(origin, &e))?;
-    doc.apply_merge().map_err(|e| syntax_error(origin, &e))?;
+    let mut doc = yaml::parse(text, origin)?;
     schema::check(&doc, origin)?;
     substitute_value(&mut doc, "", env).map_err(|(path, source)| ConfigError::Substitution {
         origin: origin.to_owned(),
@@ -270,29 +269,14 @@ pub fn parse_provider_json(
     value: &serde_json::Value,
     origin: &str,
 ) -> Result<ProviderConfig, ConfigError> {
-    let doc: Value = serde_yaml::to_value(value)
-        .map_err(|e| ConfigError::invalid(origin, "", format!("unreadable JSON: {e}")))?;
+    let doc = Value::from(value);
     schema::check_provider(&doc, origin)?;
     let raw: ProviderFile =
         serde_path_to_error::deserialize(doc).map_err(|e| type_error(origin, e))?;
     validate::provider(raw, origin)
 }
 
-fn syntax_error(origin: &str, error: &serde_yaml::Error) -> ConfigError {
-    let location = error.location().map(|l| (l.line(), l.column()));
-    let mut message = error.to_string();
-    // The parser appends the position we already show up front.
-    if let Some((line, column)) = location {
-        message = message.replacen(&format!(" at line {line} column {column}"), "", 1);
-    }
-    ConfigError::Syntax {
-        origin: origin.to_owned(),
-        location,
-        message,
-    }
-}
-
-fn type_error(origin: &str, error: serde_path_to_error::Error<serde_yaml::Error>) -> ConfigError {
+fn type_error(origin: &str, error: serde_path_to_error::Error<yaml::Error>) -> ConfigError {
     let mut path = String::new();
     for segment in error.path().iter() {
         path = match segment {

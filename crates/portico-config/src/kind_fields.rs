@@ -14,19 +14,16 @@
 
 use std::collections::BTreeMap;
 
+// The forms are defined once, in portico-core, so the adapters built from the stored record
+// accept exactly what this validation lets through.
+pub use portico_core::settings::{DEFAULT_ANTHROPIC_VERSION, DEFAULT_AZURE_API_VERSION};
+use portico_core::settings::{beta_list, is_azure_api_version, is_date, is_project_id, is_region};
 use portico_core::{ProviderKind, Secret};
 use serde_json::{Map, Value};
 
 use crate::error::{ConfigError, field_path};
 use crate::file::ProviderFile;
 use crate::validate::{Validator, present};
-
-/// The Azure OpenAI `api-version` used when `azure_api_version` is not set: the newest GA
-/// version of the classic (deployment URL) API.
-pub const DEFAULT_AZURE_API_VERSION: &str = "2024-10-21";
-
-/// The `anthropic-version` header sent when `anthropic_version` is not set.
-pub const DEFAULT_ANTHROPIC_VERSION: &str = "2023-06-01";
 
 /// The environment variables a bedrock provider without `aws_region` takes its region from,
 /// in the order the AWS SDKs read them.
@@ -320,52 +317,6 @@ impl Validator<'_> {
         }
         Ok(url)
     }
-}
-
-/// An AWS or Google Cloud region: lowercase letters, digits and `-`, starting with a letter
-/// (`us-east-1`, `europe-west4`, `global`).
-fn is_region(s: &str) -> bool {
-    s.len() <= 64
-        && s.starts_with(|c: char| c.is_ascii_lowercase())
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-}
-
-/// A Google Cloud project ID or number (`my-project-123`, `123456789012`, or a legacy
-/// domain-scoped `example.com:my-project`).
-fn is_project_id(s: &str) -> bool {
-    s.len() <= 100
-        && s.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.' | ':'))
-}
-
-/// `YYYY-MM-DD`.
-fn is_date(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() == 10
-        && b.iter().enumerate().all(|(i, c)| match i {
-            4 | 7 => *c == b'-',
-            _ => c.is_ascii_digit(),
-        })
-}
-
-/// `v1` (Azure's v1 API), or a dated version `YYYY-MM-DD` with an optional `-preview`.
-fn is_azure_api_version(s: &str) -> bool {
-    s == "v1" || is_date(s.strip_suffix("-preview").unwrap_or(s))
-}
-
-/// A comma-separated list of beta names, normalised to `a,b` (no spaces); `None` when a name
-/// is empty or holds anything but letters, digits, `-`, `_` and `.`.
-fn beta_list(s: &str) -> Option<String> {
-    let names: Vec<&str> = s.split(',').map(str::trim).collect();
-    let valid = names.iter().all(|name| {
-        !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    });
-    valid.then(|| names.join(","))
 }
 
 #[cfg(test)]

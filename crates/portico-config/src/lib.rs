@@ -11,10 +11,11 @@
 //! [`RoutingConfigEntry`], [`MockSettings`],
 //! [`ConfigError`]; entry points [`load_file`], [`parse_str`], [`detect_env_providers`].
 //!
-//! Layout, in pipeline order: `file` (raw serde types, text → catalog), `schema` (allowed and
-//! not-yet-supported fields), `env` (`${VAR}` substitution, providers from the environment),
-//! `validate` (raw types → the validated types below), `kind_fields` (the fields only some
-//! provider kinds take: `aws_region`, `azure_api_version`, ...), `error`.
+//! Layout, in pipeline order: `yaml` (the document tree and the YAML reader, `serde-saphyr`),
+//! `file` (raw serde types, text → catalog), `schema` (allowed and not-yet-supported fields),
+//! `env` (`${VAR}` substitution, providers from the environment), `validate` (raw types → the
+//! validated types below), `kind_fields` (the fields only some provider kinds take:
+//! `aws_region`, `azure_api_version`, ...), `error`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -156,6 +157,7 @@ mod file;
 mod kind_fields;
 mod schema;
 mod validate;
+mod yaml;
 
 #[cfg(test)]
 mod tests;

@@ -13,9 +13,8 @@
 //! The raw structs in `file.rs` keep `deny_unknown_fields` as a backstop; the full-file test
 //! uses every field listed here, which keeps the two in step.
 
-use serde_yaml::{Mapping, Value};
-
 use crate::error::{ConfigError, field_path, item_path, key_segment};
+use crate::yaml::{Mapping, Value};
 
 /// The fields of one kind of object in the file.
 struct Shape {
@@ -287,7 +286,6 @@ pub(crate) fn describe(value: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Sequence(_) => "a list",
         Value::Mapping(_) => "a mapping",
-        Value::Tagged(_) => "a tagged value (`!tag`)",
     }
 }
 
@@ -327,7 +325,7 @@ mod tests {
     use super::*;
 
     fn check_str(text: &str) -> Result<(), ConfigError> {
-        check(&serde_yaml::from_str(text).unwrap(), "c.yaml")
+        check(&crate::yaml::parse(text, "c.yaml").unwrap(), "c.yaml")
     }
 
     #[test]

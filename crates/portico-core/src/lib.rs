@@ -13,6 +13,8 @@
 //! - [`KeyHash`], [`Secret`]: gateway key hashing and secrets that never print themselves.
 //! - [`RequestSink`], [`Fanout`]: where finished records go (log, metrics, access log).
 //! - [`Clock`]: wall-clock time, which tests can drive ([`ManualClock`]).
+//! - [`settings`]: the forms and defaults of the kind-specific provider settings, shared by
+//!   the catalog file's validation and the adapters.
 
 mod body;
 mod clock;
@@ -22,6 +24,7 @@ mod kind;
 mod model_ref;
 mod record;
 mod secret;
+pub mod settings;
 mod sink;
 mod usage;
 

@@ -176,5 +176,96 @@ fn bench_dispatch(c: &mut Criterion, gateway: &Gateway, key: &portico_engine::Ke
     }
 }
 
-criterion_group!(benches, bench_hot_path);
+/// A policy that applies to every request and does nothing: what the mechanism itself costs.
+struct NoOp;
+
+struct NoOpRun;
+
+impl portico_engine::pipeline::policy::Policy for NoOp {
+    fn name(&self) -> &'static str {
+        "no-op"
+    }
+
+    fn begin(
+        &self,
+        _request: &portico_engine::pipeline::policy::PolicyRequest<'_>,
+    ) -> Option<Box<dyn portico_engine::pipeline::policy::PolicyRun>> {
+        Some(Box::new(NoOpRun))
+    }
+}
+
+impl portico_engine::pipeline::policy::PolicyRun for NoOpRun {}
+
+/// One whole request through the pipeline (`Gateway::handle`: key, body, plan, dispatch,
+/// answer, record) to the built-in mock provider, which answers in-process: the engine's own
+/// cost per request, without a policy and with one that applies and does nothing.
+fn bench_pipeline(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let client = portico_providers::http::build_client(Default::default()).unwrap();
+    let build = || {
+        let provider = ProviderRecord {
+            slug: "mock".to_owned(),
+            kind: ProviderKind::Mock,
+            base_url: None,
+            api_key: None,
+            settings: serde_json::json!({}),
+            credentials: Default::default(),
+            models: None,
+            source: RecordSource::File,
+        };
+        let key = KeyRecord {
+            id: "key".to_owned(),
+            name: "service".to_owned(),
+            key_type: KeyType::Service,
+            user: None,
+            hash: KeyHash::of("prt-bench-key-pipeline"),
+            hint: String::new(),
+            allowed_models: None,
+            log_payloads: true,
+            config: None,
+            source: RecordSource::File,
+            created_at_ms: 0,
+            revoked_at_ms: None,
+        };
+        let snapshot = Snapshot::build(vec![provider], vec![key], Vec::new(), &client).unwrap();
+        Gateway::new(snapshot, client.clone(), Arc::new(AccessLog::discard()))
+    };
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        "authorization",
+        http::HeaderValue::from_static("Bearer prt-bench-key-pipeline"),
+    );
+    let body = bytes::Bytes::from_static(
+        br#"{"model":"@mock/echo","messages":[{"role":"user","content":"Say hello."}],"max_tokens":32}"#,
+    );
+    let cut = tokio_util::sync::CancellationToken::new();
+    for (name, gateway) in [
+        ("no_policy", Arc::new(build())),
+        (
+            "one_noop_policy",
+            Arc::new(build().with_policy(Arc::new(NoOp))),
+        ),
+    ] {
+        c.bench_function(&format!("pipeline/{name}"), |b| {
+            b.iter(|| {
+                runtime.block_on(async {
+                    let body = body.clone();
+                    let reply = gateway
+                        .handle(
+                            portico_engine::Family::OpenAi(Endpoint::ChatCompletions),
+                            &headers,
+                            async move { Ok(body) },
+                            &cut,
+                        )
+                        .await;
+                    black_box(matches!(reply, portico_engine::Reply::Whole { .. }))
+                })
+            })
+        });
+    }
+}
+
+criterion_group!(benches, bench_hot_path, bench_pipeline);
 criterion_main!(benches);

@@ -9,31 +9,12 @@ use portico_core::{
     RequestRecord, RequestSink, SystemClock,
 };
 use portico_providers::http::HttpClient;
-use portico_providers::{Provider, ProviderError, UpstreamRequest, UpstreamResponse};
+use portico_providers::{ProviderError, UpstreamRequest, UpstreamResponse};
 use portico_store::Store;
 
 use crate::pipeline::policy::{Finished, Output, Policy, Runs};
+use crate::route::Route;
 use crate::snapshot::{KeyEntry, Snapshot};
-
-/// Where a request goes: the provider that answers and the model name sent to it.
-#[derive(Clone)]
-pub struct Route {
-    /// The provider's slug (without `@`).
-    pub slug: String,
-    /// The model name sent upstream.
-    pub model: String,
-    /// The adapter.
-    pub provider: Arc<dyn Provider>,
-}
-
-impl std::fmt::Debug for Route {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Route")
-            .field("slug", &self.slug)
-            .field("model", &self.model)
-            .finish()
-    }
-}
 
 /// The request pipeline over a swappable [`Snapshot`].
 pub struct Gateway {

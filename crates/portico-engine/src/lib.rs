@@ -31,12 +31,17 @@ mod dispatch;
 mod gateway;
 pub mod pipeline;
 mod registry;
+mod route;
 mod sink;
 mod snapshot;
 
 pub use dispatch::{Answer, AttemptError, Dispatch, Dispatched, RouteRequest};
-pub use gateway::{Gateway, Route};
+pub use gateway::Gateway;
 pub use pipeline::{AnswerStream, Family, Reply, ReplyHeaders};
+/// The built-in mock provider's models (what `GET /v1/models` and the admin API list for a
+/// mock provider without an allow-list).
+pub use portico_providers::mock::MOCK_MODELS;
 pub use registry::build_provider;
+pub use route::Route;
 pub use sink::AccessLog;
 pub use snapshot::{ConfigEntry, KeyEntry, ModelPattern, ProviderEntry, Snapshot};

@@ -1,9 +1,10 @@
 //! Builds the adapter for a stored provider.
 //!
-//! A translating adapter is built from a [`ProviderSetup`] by its
-//! `new(setup) -> Result<Self, String>`, whose error already names the provider, so its arm
-//! here is one line:
-//! `ProviderKind::X => XProvider::new(provider_setup(record, client)).map(|p| Arc::new(p) as Arc<dyn Provider>),`
+//! A record's kind-specific settings are parsed once, here, into the kind's typed
+//! [`KindSettings`] (portico-providers' `settings`); each adapter is built from those and a
+//! [`ProviderSetup`], and fails with a [`SetupError`] that names the provider and the setting.
+//! The translating adapters (Anthropic, Gemini, Bedrock) are all the one skeleton,
+//! `Translating`, over their dialect.
 //!
 //! Every adapter built here is then guarded by [`redact::guard`]: wrapped in a redactor of
 //! all the provider's secrets (the record's `api_key` and `credentials`, and what the adapter
@@ -15,17 +16,18 @@ use std::sync::Arc;
 
 use portico_anthropic::AnthropicProvider;
 use portico_bedrock::BedrockProvider;
-use portico_core::ProviderKind;
 use portico_gemini::GeminiProvider;
 use portico_providers::azure::AzureOpenAiProvider;
 use portico_providers::http::HttpClient;
 use portico_providers::mock::MockProvider;
 use portico_providers::openai::OpenAiProvider;
 use portico_providers::redact;
-use portico_providers::{Provider, ProviderSetup};
+use portico_providers::settings::{KindSettings, StoredSettings};
+use portico_providers::{Provider, ProviderSetup, SetupError};
 use portico_store::ProviderRecord;
 
-/// What an adapter is built from: `record`'s fields, borrowed, and the shared `client`.
+/// What an adapter is built from: `record`'s common fields, borrowed, and the shared
+/// `client`.
 pub(crate) fn provider_setup<'a>(
     record: &'a ProviderRecord,
     client: &'a HttpClient,
@@ -34,8 +36,6 @@ pub(crate) fn provider_setup<'a>(
         slug: &record.slug,
         base_url: record.base_url.as_deref(),
         api_key: record.api_key.as_ref(),
-        settings: &record.settings,
-        credentials: &record.credentials,
         client,
     }
 }
@@ -43,61 +43,55 @@ pub(crate) fn provider_setup<'a>(
 /// The adapter for one stored provider, sharing `client`'s connection pool, guarded by the
 /// redactor of its secrets.
 ///
-/// Fails with a message naming the provider when its record cannot make a working adapter
-/// (for example an `openai-compatible` provider without a base URL).
+/// # Errors
+///
+/// [`SetupError`] naming the provider when its record cannot make a working adapter (a
+/// setting of the wrong form, an `openai-compatible` provider without a base URL, ...).
 pub fn build_provider(
     record: &ProviderRecord,
     client: &HttpClient,
-) -> Result<Arc<dyn Provider>, String> {
+) -> Result<Arc<dyn Provider>, SetupError> {
     let adapter = build_adapter(record, client)?;
     let secrets = record.api_key.iter().chain(record.credentials.values());
-    redact::guard(adapter, secrets).map_err(|e| format!("provider @{}: {e}", record.slug))
+    redact::guard(adapter, secrets).map_err(|error| SetupError::Redactor {
+        slug: record.slug.clone(),
+        error,
+    })
 }
 
 /// The bare adapter for one stored provider.
 fn build_adapter(
     record: &ProviderRecord,
     client: &HttpClient,
-) -> Result<Arc<dyn Provider>, String> {
-    match record.kind {
-        ProviderKind::Mock => {
-            let mock = MockProvider::from_settings(&record.settings)
-                .map_err(|e| format!("provider @{}: invalid mock settings: {e}", record.slug))?;
-            Ok(Arc::new(mock))
-        }
-        ProviderKind::AzureOpenAi => AzureOpenAiProvider::new(provider_setup(record, client))
-            .map(|p| Arc::new(p) as Arc<dyn Provider>),
-        ProviderKind::Anthropic => AnthropicProvider::new(provider_setup(record, client))
-            .map(|p| Arc::new(p) as Arc<dyn Provider>),
-        ProviderKind::Bedrock => BedrockProvider::new(provider_setup(record, client))
-            .map(|p| Arc::new(p) as Arc<dyn Provider>),
-        ProviderKind::Gemini => GeminiProvider::new(provider_setup(record, client))
-            .map(|p| Arc::new(p) as Arc<dyn Provider>),
-        ProviderKind::OpenAi
-        | ProviderKind::OpenAiCompatible
-        | ProviderKind::Mistral
-        | ProviderKind::Groq
-        | ProviderKind::DeepSeek
-        | ProviderKind::Together
-        | ProviderKind::Ollama => {
-            let setup = provider_setup(record, client);
+) -> Result<Arc<dyn Provider>, SetupError> {
+    let settings = KindSettings::parse(StoredSettings {
+        slug: &record.slug,
+        kind: record.kind,
+        settings: &record.settings,
+        credentials: &record.credentials,
+    })?;
+    let setup = provider_setup(record, client);
+    Ok(match settings {
+        KindSettings::Mock(options) => Arc::new(MockProvider::new(options)),
+        KindSettings::AzureOpenAi(s) => Arc::new(AzureOpenAiProvider::new(setup, &s)?),
+        KindSettings::Anthropic(s) => Arc::new(AnthropicProvider::new(setup, &s)?),
+        KindSettings::Gemini(s) => Arc::new(GeminiProvider::new(setup, &s)?),
+        KindSettings::Bedrock(s) => Arc::new(BedrockProvider::new(setup, &s)?),
+        KindSettings::OpenAi => {
             let base_url = setup
                 .base_url
                 .or_else(|| record.kind.default_base_url())
                 .ok_or_else(|| {
-                    format!(
-                        "provider @{} (kind {}) has no base_url; set one",
-                        record.slug, record.kind
-                    )
+                    SetupError::incomplete(&record.slug, record.kind, "has no base_url; set one")
                 })?;
-            Ok(Arc::new(OpenAiProvider::new(
+            Arc::new(OpenAiProvider::new(
                 record.kind,
                 setup.client.clone(),
                 base_url,
                 setup.api_key.cloned(),
-            )))
+            ))
         }
-    }
+    })
 }
 
 #[cfg(test)]
@@ -105,7 +99,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use bytes::Bytes;
-    use portico_core::{Endpoint, JsonBody, Secret};
+    use portico_core::{Endpoint, JsonBody, ProviderKind, Secret};
     use portico_providers::UpstreamRequest;
     use portico_store::RecordSource;
 

@@ -186,7 +186,7 @@ impl Snapshot {
             );
         }
         for record in providers {
-            let provider = build_provider(&record, client)?;
+            let provider = build_provider(&record, client).map_err(|e| e.to_string())?;
             let model_ids = record
                 .models
                 .as_ref()

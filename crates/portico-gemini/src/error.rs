@@ -1,38 +1,16 @@
-//! Errors: Google's error bodies read into [`ProviderError::Status`], and the 400s Portico
-//! itself answers when a request cannot be expressed in Gemini's API.
+//! Errors: Google's error bodies read into [`ProviderError::Status`], and the requests
+//! Portico refuses itself ([`ProviderError::Rejected`]) when Gemini's API cannot express them.
 
 use portico_providers::ProviderError;
-
+use portico_providers::error::unreadable_answer;
 use serde_json::Value;
 
 use crate::wire::ErrorDetail;
 
-/// Error bodies larger than this are cut before parsing.
-pub(crate) const MAX_ERROR_BODY: usize = 64 * 1024;
-
-/// A request Gemini cannot take, refused before it is sent: a 400 in OpenAI's shape, naming
-/// the request field (`param`) at fault.
+/// A request Gemini cannot take, refused before it is sent ([`ProviderError::Rejected`]),
+/// naming the request field (`param`; empty for none) at fault.
 pub(crate) fn invalid_request(message: impl Into<String>, param: &str) -> ProviderError {
-    ProviderError::Status {
-        status: 400,
-        message: message.into(),
-        error_type: Some("invalid_request_error".to_owned()),
-        code: Some("unsupported_by_gemini".to_owned()),
-        param: (!param.is_empty()).then(|| param.to_owned()),
-        retry_after: None,
-    }
-}
-
-/// OpenAI's error `type` for an HTTP status, so SDKs raise their usual exception.
-fn error_type(status: u16) -> &'static str {
-    match status {
-        401 => "authentication_error",
-        403 => "permission_error",
-        404 => "not_found_error",
-        429 => "rate_limit_error",
-        500.. => "server_error",
-        _ => "invalid_request_error",
-    }
+    ProviderError::rejected(message, Some(param).filter(|p| !p.is_empty()))
 }
 
 /// [`ProviderError::Status`] from one of Google's error details, with the message kept and the
@@ -42,14 +20,7 @@ pub(crate) fn from_detail(status: u16, detail: ErrorDetail) -> ProviderError {
         .message
         .filter(|m| !m.trim().is_empty())
         .unwrap_or_else(|| format!("Gemini answered HTTP {status} without a message"));
-    ProviderError::Status {
-        status,
-        message,
-        error_type: Some(error_type(status).to_owned()),
-        code: detail.status,
-        param: None,
-        retry_after: None,
-    }
+    ProviderError::upstream(status, message, None, detail.status)
 }
 
 /// Reads an error answer: `{"error": {...}}`, the same inside a one-element array (how the
@@ -64,45 +35,12 @@ pub(crate) fn parse_error_body(status: u16, body: &[u8]) -> ProviderError {
     let detail = object
         .and_then(|o| o.get("error"))
         .filter(|e| e.is_object())
-        .and_then(|e| serde_json::from_value::<ErrorDetail>(e.clone()).ok())
-        .ok_or(());
-    match detail {
-        Ok(detail) => from_detail(status, detail),
-        Err(()) => {
-            let text = String::from_utf8_lossy(body);
-            let text = text.trim();
-            let message = if text.is_empty() {
-                format!("Gemini answered HTTP {status} with an empty body")
-            } else {
-                format!(
-                    "Gemini answered HTTP {status}: {}",
-                    portico_providers::error::quote(text)
-                )
-            };
-            from_detail(
-                status,
-                ErrorDetail {
-                    message: Some(message),
-                    ..ErrorDetail::default()
-                },
-            )
-        }
-    }
-}
-
-/// Turns an error answer into [`ProviderError::Status`], with its `Retry-After`.
-pub(crate) async fn from_response(response: reqwest::Response) -> ProviderError {
-    let status = response.status().as_u16();
-    let retry_after = portico_providers::openai::retry_after(response.headers());
-    let body = portico_providers::openai::read_capped(response, MAX_ERROR_BODY).await;
-    let mut err = parse_error_body(status, &body);
-    if let ProviderError::Status {
-        retry_after: ra, ..
-    } = &mut err
-    {
-        *ra = retry_after;
-    }
-    err
+        .and_then(|e| serde_json::from_value::<ErrorDetail>(e.clone()).ok());
+    let detail = detail.unwrap_or_else(|| ErrorDetail {
+        message: Some(unreadable_answer("Gemini", status, body)),
+        ..ErrorDetail::default()
+    });
+    from_detail(status, detail)
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! The Google Gemini adapter: OpenAI-shaped chat completions and embeddings, translated to
 //! Gemini's own API and back.
 //!
-//! What this is: [`GeminiProvider`], built from a catalog provider of kind `gemini`. It talks
+//! What this is: [`GeminiProvider`], the translating adapters' one skeleton
+//! ([`portico_providers::dialect::Translating`]) over the [`Gemini`] dialect, built from a
+//! catalog provider of kind `gemini`. It talks
 //! to the Gemini API of AI Studio (`/v1beta/models/{model}:generateContent`, an API key in
 //! `x-goog-api-key`) or, when the provider's settings name `vertex_project_id` and
 //! `vertex_region`, to Vertex AI (`/v1/projects/.../publishers/google/models/...`, an OAuth
@@ -19,8 +21,8 @@
 //! - `ids`: synthesised tool call ids that carry Gemini's thought signatures;
 //! - `media`: user content parts (images, audio, files);
 //! - `embeddings`: `batchEmbedContents` / Vertex `predict`;
-//! - `error`: Google's error bodies and Portico's own 400s;
-//! - `provider`: URLs, credentials and the HTTP calls.
+//! - `error`: Google's error bodies, and the requests Portico refuses itself;
+//! - `provider`: the dialect: URLs, credentials, and the embeddings calls.
 //!
 //! docs/providers/gemini.md describes the behaviour users see.
 
@@ -38,4 +40,4 @@ mod wire;
 #[cfg(test)]
 mod tests;
 
-pub use provider::GeminiProvider;
+pub use provider::{Gemini, GeminiProvider};

@@ -1,31 +1,34 @@
-//! [`GeminiProvider`]: the HTTP side. Builds URLs and credentials for AI Studio or Vertex AI,
-//! sends the translated request, and hands the answer to the translators.
-
-use std::time::{SystemTime, UNIX_EPOCH};
+//! [`Gemini`]: the dialect's HTTP side. URLs and credentials for AI Studio or Vertex AI,
+//! and embeddings; chat completions go through the translating adapters' one skeleton
+//! ([`Translating`]).
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream;
-use portico_core::{Endpoint, ProviderKind, Secret};
-use portico_providers::chat::ChatRequest;
-use portico_providers::http::HttpClient;
-use portico_providers::openai::transport_error;
+use http::HeaderMap;
+use portico_core::{ProviderKind, Secret};
+use portico_providers::chat::{ChatRequest, ChatResponse};
+use portico_providers::dialect::{Answered, Call, Dialect, Inputs, Translating};
+use portico_providers::http::{HttpClient, is_event_stream};
+use portico_providers::settings::GeminiSettings;
 use portico_providers::sse::SseEvent;
 use portico_providers::{
-    Provider, ProviderError, ProviderSetup, UpstreamRequest, UpstreamResponse,
+    ProviderError, ProviderSetup, SetupError, UpstreamRequest, UpstreamResponse,
 };
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::embeddings::{AI_STUDIO_BATCH, Collected, EmbeddingsRequest};
 use crate::error::{self, invalid_request};
-use crate::stream::{StreamTranslator, translate};
-use crate::wire::GenerateContentResponse;
+use crate::stream::StreamTranslator;
+use crate::wire::{GenerateContentRequest, GenerateContentResponse};
 use crate::{request, response};
 
 /// The AI Studio host (the Gemini SDKs' base URL, without the API version).
 const AI_STUDIO_URL: &str = "https://generativelanguage.googleapis.com";
+
+/// A Gemini upstream: the translating skeleton over [`Gemini`]'s dialect.
+pub type GeminiProvider = Translating<Gemini>;
 
 /// Which of Google's two Gemini APIs a provider talks to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,11 +45,10 @@ enum Api {
     },
 }
 
-/// A Gemini upstream: AI Studio, or Vertex AI when the provider's settings name a
+/// Gemini's dialect: AI Studio, or Vertex AI when the provider's settings name a
 /// `vertex_project_id` and a `vertex_region`.
 #[derive(Debug, Clone)]
-pub struct GeminiProvider {
-    client: HttpClient,
+pub struct Gemini {
     /// The host (and any path prefix), without a trailing `/` or API version.
     base_url: String,
     api: Api,
@@ -54,62 +56,7 @@ pub struct GeminiProvider {
     api_key: Option<Secret>,
 }
 
-impl GeminiProvider {
-    /// An adapter for one catalog provider.
-    ///
-    /// # Errors
-    ///
-    /// A message naming the provider and the setting to fix: a Vertex project without a
-    /// region (or the reverse), ids with characters a URL cannot carry, or no key while the
-    /// default (Google) URL is used.
-    pub fn new(setup: ProviderSetup<'_>) -> Result<GeminiProvider, String> {
-        let slug = setup.slug;
-        let setting = |name: &str| -> Result<Option<String>, String> {
-            match setup.settings.get(name) {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::String(s)) if is_url_safe(s) => Ok(Some(s.clone())),
-                Some(_) => Err(format!(
-                    "provider @{slug}: {name} must be a non-empty string of letters, digits, '-' and '_'"
-                )),
-            }
-        };
-        let api = match (setting("vertex_project_id")?, setting("vertex_region")?) {
-            (None, None) => Api::AiStudio,
-            (Some(project), Some(region)) => Api::Vertex { project, region },
-            (Some(_), None) => {
-                return Err(format!(
-                    "provider @{slug}: vertex_project_id is set but vertex_region is not; set both for Vertex AI (e.g. vertex_region: us-central1), or neither for AI Studio"
-                ));
-            }
-            (None, Some(_)) => {
-                return Err(format!(
-                    "provider @{slug}: vertex_region is set but vertex_project_id is not; set both for Vertex AI, or neither for AI Studio"
-                ));
-            }
-        };
-        if setup.api_key.is_none() && setup.base_url.is_none() {
-            return Err(format!(
-                "provider @{slug} (kind gemini) has no api_key; set an AI Studio API key, or for Vertex AI an OAuth access token"
-            ));
-        }
-        let base_url = match (setup.base_url, &api) {
-            (Some(url), _) => url.to_owned(),
-            (None, Api::AiStudio) => AI_STUDIO_URL.to_owned(),
-            (None, Api::Vertex { region, .. }) if region == "global" => {
-                "https://aiplatform.googleapis.com".to_owned()
-            }
-            (None, Api::Vertex { region, .. }) => {
-                format!("https://{region}-aiplatform.googleapis.com")
-            }
-        };
-        Ok(GeminiProvider {
-            client: setup.client.clone(),
-            base_url: trim_base_url(&base_url),
-            api,
-            api_key: setup.api_key.cloned(),
-        })
-    }
-
+impl Gemini {
     /// The URL of `method` (`generateContent`, ...) of `model`.
     pub(crate) fn url(&self, model: &str, method: &str) -> Result<String, ProviderError> {
         let model = model.strip_prefix("models/").unwrap_or(model);
@@ -139,15 +86,15 @@ impl GeminiProvider {
         })
     }
 
-    /// POSTs `body` to `url` with the provider's credentials; a non-2xx answer is an error.
-    async fn post(
+    /// A POST of `body` to `url` with the provider's credentials.
+    fn post(
         &self,
+        client: &HttpClient,
         url: String,
-        body: Vec<u8>,
+        body: Bytes,
         stream: bool,
-    ) -> Result<reqwest::Response, ProviderError> {
-        let mut builder = self
-            .client
+    ) -> reqwest::RequestBuilder {
+        let mut builder = client
             .post(url)
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(body);
@@ -160,128 +107,176 @@ impl GeminiProvider {
                 Api::Vertex { .. } => builder.bearer_auth(key.expose()),
             };
         }
-        let response = builder.send().await.map_err(transport_error)?;
-        if !response.status().is_success() {
-            return Err(error::from_response(response).await);
-        }
-        Ok(response)
-    }
-
-    /// POSTs `body` as JSON and reads a whole JSON answer.
-    async fn call<B: Serialize, T: DeserializeOwned>(
-        &self,
-        url: String,
-        body: &B,
-    ) -> Result<T, ProviderError> {
-        let response = self.post(url, encode(body)?, false).await?;
-        let bytes = self.client.read_body(response).await?;
-        serde_json::from_slice(&bytes).map_err(|e| {
-            ProviderError::Malformed(format!("Gemini's answer is not the expected JSON: {e}"))
-        })
-    }
-
-    async fn chat(&self, req: UpstreamRequest) -> Result<UpstreamResponse, ProviderError> {
-        let chat: ChatRequest = req.body.deserialize().map_err(|e| {
-            invalid_request(
-                format!("the body is not a chat completion request: {e}"),
-                "",
-            )
-        })?;
-        let wire = request::to_gemini(&chat, &req.model, req.stream)?;
-        let created = now();
-        if !req.stream {
-            let url = self.url(&req.model, "generateContent")?;
-            let answer: GenerateContentResponse = self.call(url, &wire).await?;
-            if let Some(error) = answer.error {
-                return Err(error::from_detail(502, error));
-            }
-            let chat = response::to_chat(answer, &req.model, created)?;
-            let usage = chat.usage.map(|u| u.to_usage());
-            return Ok(UpstreamResponse::Complete {
-                status: 200,
-                body: Bytes::from(encode(&chat)?),
-                usage,
-            });
-        }
-        let url = format!("{}?alt=sse", self.url(&req.model, "streamGenerateContent")?);
-        let response = self.post(url, encode(&wire)?, true).await?;
-        let status = response.status().as_u16();
-        let translator = StreamTranslator::new(&req.model, created);
-        let is_sse = response
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("text/event-stream"));
-        let events = if is_sse {
-            translate(self.client.sse_events(response), translator)
-        } else {
-            // Without SSE, Gemini streams one JSON array of chunks: read it whole, under the
-            // same limit as any answer.
-            let body = self.client.read_body(response).await?;
-            let chunks = match serde_json::from_slice::<Value>(&body) {
-                Ok(Value::Array(chunks)) => chunks,
-                Ok(chunk) => vec![chunk],
-                Err(e) => {
-                    return Err(ProviderError::Malformed(format!(
-                        "Gemini's stream is neither server-sent events nor JSON: {e}"
-                    )));
-                }
-            };
-            let events = chunks
-                .into_iter()
-                .map(|chunk| Ok(SseEvent::data(chunk.to_string())));
-            translate(stream::iter(events), translator)
-        };
-        Ok(UpstreamResponse::Stream { status, events })
-    }
-
-    async fn embeddings(&self, req: UpstreamRequest) -> Result<UpstreamResponse, ProviderError> {
-        let parsed = EmbeddingsRequest::parse(&req.body)?;
-        let model = req.model.strip_prefix("models/").unwrap_or(&req.model);
-        let mut collected = Collected::default();
-        match self.api {
-            Api::AiStudio => {
-                let url = self.url(model, "batchEmbedContents")?;
-                for inputs in parsed.inputs.chunks(AI_STUDIO_BATCH) {
-                    let answer = self
-                        .call(url.clone(), &parsed.batch_body(model, inputs))
-                        .await?;
-                    collected.add_batch(answer, inputs.len())?;
-                }
-            }
-            Api::Vertex { .. } => {
-                let url = self.url(model, "predict")?;
-                for inputs in parsed.inputs.chunks(EmbeddingsRequest::vertex_batch(model)) {
-                    let answer = self.call(url.clone(), &parsed.predict_body(inputs)).await?;
-                    collected.add_predict(answer, inputs.len())?;
-                }
-            }
-        }
-        let (body, usage) = collected.to_openai(model, parsed.base64);
-        Ok(UpstreamResponse::Complete {
-            status: 200,
-            body: Bytes::from(encode(&body)?),
-            usage,
-        })
+        builder
     }
 }
 
 #[async_trait]
-impl Provider for GeminiProvider {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Gemini
+impl Dialect for Gemini {
+    const KIND: ProviderKind = ProviderKind::Gemini;
+    const NAME: &'static str = "Gemini";
+    type Settings = GeminiSettings;
+    type Request = GenerateContentRequest;
+    type Response = GenerateContentResponse;
+    type Translator = StreamTranslator;
+
+    /// Fails when the provider has no key while the default (Google) URL is used.
+    fn new(setup: ProviderSetup<'_>, settings: &GeminiSettings) -> Result<Gemini, SetupError> {
+        let api = match &settings.vertex {
+            None => Api::AiStudio,
+            Some(vertex) => Api::Vertex {
+                project: vertex.project.clone(),
+                region: vertex.region.clone(),
+            },
+        };
+        if setup.api_key.is_none() && setup.base_url.is_none() {
+            return Err(SetupError::incomplete(
+                setup.slug,
+                ProviderKind::Gemini,
+                "has no api_key; set an AI Studio API key, or for Vertex AI an OAuth access token",
+            ));
+        }
+        let base_url = match (setup.base_url, &api) {
+            (Some(url), _) => url.to_owned(),
+            (None, Api::AiStudio) => AI_STUDIO_URL.to_owned(),
+            (None, Api::Vertex { region, .. }) if region == "global" => {
+                "https://aiplatform.googleapis.com".to_owned()
+            }
+            (None, Api::Vertex { region, .. }) => {
+                format!("https://{region}-aiplatform.googleapis.com")
+            }
+        };
+        Ok(Gemini {
+            base_url: trim_base_url(&base_url),
+            api,
+            api_key: setup.api_key.cloned(),
+        })
     }
 
-    async fn send(&self, req: UpstreamRequest) -> Result<UpstreamResponse, ProviderError> {
-        match req.endpoint {
-            Endpoint::ChatCompletions => self.chat(req).await,
-            Endpoint::Embeddings => self.embeddings(req).await,
-            Endpoint::Completions => Err(ProviderError::Unsupported {
-                kind: "gemini",
-                endpoint: req.endpoint,
-            }),
+    fn encode(
+        &self,
+        chat: &ChatRequest,
+        call: Call<'_>,
+    ) -> Result<GenerateContentRequest, ProviderError> {
+        request::to_gemini(chat, call.model, call.stream)
+    }
+
+    fn request(
+        &self,
+        client: &HttpClient,
+        call: Call<'_>,
+        body: Bytes,
+    ) -> Result<reqwest::RequestBuilder, ProviderError> {
+        let url = if call.stream {
+            format!("{}?alt=sse", self.url(call.model, "streamGenerateContent")?)
+        } else {
+            self.url(call.model, "generateContent")?
+        };
+        Ok(self.post(client, url, body, call.stream))
+    }
+
+    fn error(&self, status: u16, _headers: &HeaderMap, body: &[u8]) -> ProviderError {
+        error::parse_error_body(status, body)
+    }
+
+    /// A 200 may still carry an error (Gemini's batch-style answers): it is the upstream's
+    /// failure, a 502.
+    fn decode(
+        &self,
+        answer: GenerateContentResponse,
+        cx: &Answered<'_>,
+    ) -> Result<ChatResponse, ProviderError> {
+        if let Some(detail) = answer.error {
+            return Err(error::from_detail(502, detail));
+        }
+        response::to_chat(answer, cx.model, cx.created)
+    }
+
+    fn translator(&self, cx: &Answered<'_>) -> StreamTranslator {
+        StreamTranslator::new(cx.model, cx.created)
+    }
+
+    /// Server-sent events; or, when Gemini answers without SSE, one JSON array of chunks,
+    /// read whole under the same limit as any answer.
+    async fn inputs(
+        &self,
+        client: &HttpClient,
+        response: reqwest::Response,
+    ) -> Result<Inputs<SseEvent>, ProviderError> {
+        if is_event_stream(&response) {
+            return Ok(Box::pin(client.sse_events(response)));
+        }
+        let body = client.read_body(response).await?;
+        let chunks = match serde_json::from_slice::<Value>(&body) {
+            Ok(Value::Array(chunks)) => chunks,
+            Ok(chunk) => vec![chunk],
+            Err(e) => {
+                return Err(ProviderError::Malformed(format!(
+                    "Gemini's stream is neither server-sent events nor JSON: {e}"
+                )));
+            }
+        };
+        let events = chunks
+            .into_iter()
+            .map(|chunk| Ok(SseEvent::data(chunk.to_string())));
+        Ok(Box::pin(stream::iter(events)))
+    }
+
+    /// Batches of inputs to `batchEmbedContents` (AI Studio) or `predict` (Vertex AI), one
+    /// call after the other.
+    async fn embeddings(
+        upstream: &GeminiProvider,
+        req: UpstreamRequest,
+    ) -> Result<UpstreamResponse, ProviderError> {
+        embed(upstream, req).await
+    }
+}
+
+/// POSTs `body` as JSON to `url` and reads a whole JSON answer.
+async fn call<B: Serialize, T: serde::de::DeserializeOwned>(
+    upstream: &GeminiProvider,
+    url: String,
+    body: &B,
+) -> Result<T, ProviderError> {
+    let request =
+        upstream
+            .dialect()
+            .post(upstream.client(), url, Bytes::from(encode(body)?), false);
+    let response = upstream.call(request).await?;
+    upstream.read_json(response).await
+}
+
+/// `/v1/embeddings` (see [`Dialect::embeddings`]).
+async fn embed(
+    upstream: &GeminiProvider,
+    req: UpstreamRequest,
+) -> Result<UpstreamResponse, ProviderError> {
+    let gemini = upstream.dialect();
+    let parsed = EmbeddingsRequest::parse(&req.body)?;
+    let model = req.model.strip_prefix("models/").unwrap_or(&req.model);
+    let mut collected = Collected::default();
+    match gemini.api {
+        Api::AiStudio => {
+            let url = gemini.url(model, "batchEmbedContents")?;
+            for inputs in parsed.inputs.chunks(AI_STUDIO_BATCH) {
+                let answer = call(upstream, url.clone(), &parsed.batch_body(model, inputs)).await?;
+                collected.add_batch(answer, inputs.len())?;
+            }
+        }
+        Api::Vertex { .. } => {
+            let url = gemini.url(model, "predict")?;
+            for inputs in parsed.inputs.chunks(EmbeddingsRequest::vertex_batch(model)) {
+                let answer = call(upstream, url.clone(), &parsed.predict_body(inputs)).await?;
+                collected.add_predict(answer, inputs.len())?;
+            }
         }
     }
+    let (body, usage) = collected.to_openai(model, parsed.base64);
+    Ok(UpstreamResponse::Complete {
+        status: 200,
+        body: Bytes::from(encode(&body)?),
+        usage,
+    })
 }
 
 /// Whether `s` can go into a URL path segment as it is.
@@ -301,19 +296,11 @@ fn trim_base_url(url: &str) -> String {
     url.trim_end_matches('/').to_owned()
 }
 
+/// `value` as JSON bytes (one of our own wire types: writing it cannot fail in practice).
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, ProviderError> {
     serde_json::to_vec(value).map_err(|e| {
-        invalid_request(
-            format!("the request could not be encoded for Gemini: {e}"),
-            "",
-        )
+        ProviderError::Malformed(format!("the Gemini request could not be written: {e}"))
     })
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

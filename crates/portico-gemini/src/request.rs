@@ -116,7 +116,7 @@ fn conversation(messages: &[Message]) -> Result<(Vec<Content>, Vec<Part>), Provi
                     .map(|c| c.function.name.as_str())
                     .collect();
                 answered = 0;
-                push(&mut contents, "model", model_parts(message));
+                push(&mut contents, "model", model_parts(message, i)?);
             }
             Role::Tool | Role::Function => {
                 let (name, position) = names.name_for(message, &open_calls, answered, i)?;
@@ -221,23 +221,20 @@ fn result_object(text: &str) -> Value {
     }
 }
 
-/// An assistant message's parts: its text, then one `functionCall` per tool call with the
-/// thought signature its id carries. Earlier reasoning text is not sent: Gemini reads
-/// nothing from unsigned thought text.
-fn model_parts(message: &Message) -> Vec<Part> {
+/// An assistant message (at `index`)'s parts: its text, then one `functionCall` per tool
+/// call with the thought signature its id carries. Earlier reasoning text is not sent:
+/// Gemini reads nothing from unsigned thought text.
+fn model_parts(message: &Message, index: usize) -> Result<Vec<Part>, ProviderError> {
     let mut parts = Vec::new();
     let text = message.text();
     if !text.is_empty() {
         parts.push(Part::text(text));
     }
-    for call in message.tool_calls.iter().flatten() {
-        let raw = call.function.arguments.trim();
-        let args = match serde_json::from_str::<Value>(raw) {
-            Ok(Value::Object(object)) => Value::Object(object),
-            _ if raw.is_empty() => json!({}),
-            // Gemini takes only objects; what a model once produced is kept, wrapped.
-            _ => json!({ "arguments": raw }),
-        };
+    for (j, call) in message.tool_calls.iter().flatten().enumerate() {
+        let args = call.function.input(
+            &format!("messages[{index}].tool_calls[{j}].function.arguments"),
+            "Gemini",
+        )?;
         parts.push(Part {
             function_call: Some(FunctionCall {
                 id: None,
@@ -248,7 +245,7 @@ fn model_parts(message: &Message) -> Vec<Part> {
             ..Part::default()
         });
     }
-    parts
+    Ok(parts)
 }
 
 /// Gemini 3 validates the signature of a turn's first function call; where the history lost

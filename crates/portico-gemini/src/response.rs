@@ -78,16 +78,14 @@ pub(crate) fn finish_reason(
             reason @ ("MALFORMED_FUNCTION_CALL" | "UNEXPECTED_TOOL_CALL" | "TOO_MANY_TOOL_CALLS"),
         ) => {
             let detail = message.map(|m| format!(": {m}")).unwrap_or_default();
-            Err(ProviderError::Status {
-                status: 502,
-                message: format!(
+            Err(ProviderError::upstream(
+                502,
+                format!(
                     "Gemini ended its answer with finishReason {reason}{detail}; the model produced a function call it could not complete, and another try usually succeeds"
                 ),
-                error_type: Some("server_error".to_owned()),
-                code: Some(reason.to_ascii_lowercase()),
-                param: None,
-                retry_after: None,
-            })
+                None,
+                Some(reason.to_ascii_lowercase()),
+            ))
         }
         // STOP, OTHER, unspecified, and reasons newer than this code.
         _ => Ok(stop),

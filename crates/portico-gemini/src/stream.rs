@@ -10,12 +10,10 @@
 //! Function calls arrive whole, never in fragments: each becomes a tool-call start and its
 //! full arguments, numbered with OpenAI's `index` counter.
 
-use std::collections::VecDeque;
-
-use futures::{Stream, StreamExt, stream};
+use portico_providers::ProviderError;
 use portico_providers::chat::{ChunkWriter, finish};
+use portico_providers::dialect::Translate;
 use portico_providers::sse::SseEvent;
-use portico_providers::{EventStream, ProviderError};
 
 use crate::error::from_detail;
 use crate::ids::tool_call_id;
@@ -24,7 +22,7 @@ use crate::wire::{GenerateContentResponse, UsageMetadata};
 
 /// The state of one stream's translation.
 #[derive(Debug)]
-pub(crate) struct StreamTranslator {
+pub struct StreamTranslator {
     writer: ChunkWriter,
     /// Seeds the tool call ids (the `responseId`, once seen).
     seed: Option<String>,
@@ -169,52 +167,18 @@ impl StreamTranslator {
     }
 }
 
-/// Translates a stream of Gemini SSE events into OpenAI's chunks, lazily: each event is
-/// translated as it arrives, and dropping the result drops `events` (and the connection).
-pub(crate) fn translate<S>(events: S, translator: StreamTranslator) -> EventStream
-where
-    S: Stream<Item = Result<SseEvent, ProviderError>> + Send + 'static,
-{
-    struct State<S> {
-        events: std::pin::Pin<Box<S>>,
-        translator: StreamTranslator,
-        queue: VecDeque<SseEvent>,
-        /// An error to report once the chunks before it are out.
-        error: Option<ProviderError>,
-        ended: bool,
+impl Translate for StreamTranslator {
+    type Input = SseEvent;
+
+    fn on_input(&mut self, event: SseEvent, out: &mut Vec<SseEvent>) -> Result<(), ProviderError> {
+        self.event(&event.data, out)
     }
-    let state = State {
-        events: Box::pin(events),
-        translator,
-        queue: VecDeque::new(),
-        error: None,
-        ended: false,
-    };
-    Box::pin(stream::unfold(state, |mut state| async move {
-        loop {
-            if let Some(event) = state.queue.pop_front() {
-                return Some((Ok(event), state));
-            }
-            if let Some(err) = state.error.take() {
-                state.ended = true;
-                return Some((Err(err), state));
-            }
-            if state.ended {
-                return None;
-            }
-            let mut out = Vec::new();
-            let result = match state.events.next().await {
-                Some(Ok(event)) => state.translator.event(&event.data, &mut out),
-                Some(Err(err)) => Err(err),
-                None => {
-                    state.ended = true;
-                    state.translator.end(&mut out)
-                }
-            };
-            state.queue.extend(out);
-            if let Err(err) = result {
-                state.error = Some(err);
-            }
-        }
-    }))
+
+    fn on_end(&mut self, out: &mut Vec<SseEvent>) -> Result<(), ProviderError> {
+        self.end(out)
+    }
+
+    fn is_done(&self) -> bool {
+        self.writer.is_done()
+    }
 }

@@ -11,7 +11,7 @@ use serde_json::Value;
 /// `POST .../models/{model}:generateContent` (and `:streamGenerateContent`) body.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct GenerateContentRequest {
+pub struct GenerateContentRequest {
     /// The conversation: `user` and `model` turns.
     pub(crate) contents: Vec<Content>,
     /// System and developer messages.
@@ -233,7 +233,7 @@ pub(crate) struct ThinkingConfig {
 /// A `generateContent` answer, or one chunk of a stream.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct GenerateContentResponse {
+pub struct GenerateContentResponse {
     /// The candidates (one unless `candidateCount` asked for more).
     #[serde(default)]
     pub(crate) candidates: Vec<Candidate>,

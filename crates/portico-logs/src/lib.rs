@@ -42,4 +42,4 @@ pub use query::{
 pub use retention::{DEFAULT_RETENTION_DAYS, Retention};
 pub use sqlite::SqliteLogStore;
 pub use store::{LogDetail, LogPage, LogStore, LogSummary};
-pub use time::{now_ms, rfc3339_ms};
+pub use time::rfc3339_ms;

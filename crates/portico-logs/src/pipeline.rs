@@ -21,8 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use portico_core::RequestRecord;
-use portico_core::RequestSink;
+use portico_core::{Clock, RequestRecord, RequestSink, SystemClock};
 use tokio::io::AsyncBufReadExt as _;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -45,7 +44,7 @@ const REPLAY_ROUNDS: usize = 3;
 pub const DEFAULT_QUEUE_BYTES: usize = 4 * 1024 * 1024;
 
 /// How the pipeline is sized.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PipelineOptions {
     /// Records the queue holds before spilling to the file.
     pub queue_capacity: usize,
@@ -60,11 +59,27 @@ pub struct PipelineOptions {
     pub spill_path: PathBuf,
     /// What the pruner keeps.
     pub retention: Retention,
+    /// The time the pruner counts ages from: the system's, or a test's `ManualClock`.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for PipelineOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PipelineOptions")
+            .field("queue_capacity", &self.queue_capacity)
+            .field("queue_bytes", &self.queue_bytes)
+            .field("batch_max", &self.batch_max)
+            .field("max_payload_bytes", &self.max_payload_bytes)
+            .field("spill_path", &self.spill_path)
+            .field("retention", &self.retention)
+            .finish_non_exhaustive()
+    }
 }
 
 impl PipelineOptions {
     /// Defaults with the spill file at `spill_path`: a queue of up to 10,000 records and
-    /// 4 MiB, batches of up to 500, payloads cut at 1 MiB, 30 days of retention.
+    /// 4 MiB, batches of up to 500, payloads cut at 1 MiB, 30 days of retention counted on
+    /// the system clock.
     pub fn new(spill_path: PathBuf) -> PipelineOptions {
         PipelineOptions {
             queue_capacity: 10_000,
@@ -73,6 +88,7 @@ impl PipelineOptions {
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             spill_path,
             retention: Retention::default(),
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -221,7 +237,12 @@ impl LogPipeline {
             options.batch_max.max(1),
             stop.clone(),
         ));
-        tasks.spawn(retention::run(store, options.retention, stop.clone()));
+        tasks.spawn(retention::run(
+            store,
+            options.retention,
+            options.clock,
+            stop.clone(),
+        ));
         tasks.close();
         LogPipeline {
             sink: Arc::new(LogSink {

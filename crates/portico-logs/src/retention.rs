@@ -3,9 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use portico_core::Clock;
 use tokio_util::sync::CancellationToken;
 
-use crate::{LogStore, now_ms};
+use crate::LogStore;
 
 /// The default age limit, in days.
 pub const DEFAULT_RETENTION_DAYS: u32 = 30;
@@ -39,13 +40,19 @@ impl Retention {
     }
 }
 
-/// Prunes at start and then every `retention.every`, until `stop`.
-pub(crate) async fn run(store: Arc<dyn LogStore>, retention: Retention, stop: CancellationToken) {
+/// Prunes at start and then every `retention.every`, until `stop`. Ages count from `clock`,
+/// read afresh at every round.
+pub(crate) async fn run(
+    store: Arc<dyn LogStore>,
+    retention: Retention,
+    clock: Arc<dyn Clock>,
+    stop: CancellationToken,
+) {
     if retention.is_unlimited() {
         return;
     }
     loop {
-        match store.prune(&retention, now_ms()).await {
+        match store.prune(&retention, clock.now_ms()).await {
             Ok(0) => {}
             Ok(deleted) => tracing::info!(deleted, "request log: pruned old entries"),
             Err(err) => tracing::error!("request log: pruning failed: {err}"),

@@ -1,11 +1,10 @@
 //! Times as the admin API writes them: RFC 3339 in UTC with milliseconds.
+//!
+//! The current time is not read here: it comes from a [`portico_core::Clock`] (the pruner's
+//! in [`crate::PipelineOptions`]), or from `portico_core::now_ms()` where no test needs to
+//! move it.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-
-/// The current time in Unix milliseconds.
-pub fn now_ms() -> i64 {
-    Utc::now().timestamp_millis()
-}
 
 /// Unix milliseconds as `2026-11-25T15:04:05.123Z`.
 pub fn rfc3339_ms(ms: i64) -> String {

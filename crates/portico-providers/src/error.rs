@@ -127,9 +127,60 @@ pub enum ProviderError {
         /// The operation asked for.
         endpoint: Endpoint,
     },
+    /// The gateway refused the request before sending it: the target's dialect cannot
+    /// express it (a parameter it has no equivalent for, a value it does not take), or the
+    /// request is not one the endpoint can read. No upstream was asked, so this is never
+    /// reported as an upstream status: the client sees the table's `invalid_parameter`.
+    #[error("the request cannot be sent to this provider: {message}")]
+    Rejected {
+        /// What to change, naming the field.
+        message: String,
+        /// The request field at fault (`messages[1].tool_calls[0].function.arguments`), when
+        /// there is one.
+        param: Option<String>,
+    },
 }
 
 impl ProviderError {
+    /// A request the gateway refuses on the target's behalf (see [`ProviderError::Rejected`]),
+    /// naming the request field at fault when there is one.
+    pub fn rejected(message: impl Into<String>, param: Option<&str>) -> ProviderError {
+        ProviderError::Rejected {
+            message: message.into(),
+            param: param.map(str::to_owned),
+        }
+    }
+
+    /// An upstream's error, as every translating adapter reports one: the upstream's status
+    /// and message, and its own `type` and `code` kept verbatim as strings (Portico maps none
+    /// of them into its error table). Where the upstream's API has no error type, the type
+    /// is OpenAI's for the status ([`openai_type`]), so a client sees the same `type` for
+    /// the same status whichever provider answered.
+    pub fn upstream(
+        status: u16,
+        message: impl Into<String>,
+        error_type: Option<String>,
+        code: Option<String>,
+    ) -> ProviderError {
+        ProviderError::Status {
+            status,
+            message: message.into(),
+            error_type: error_type.or_else(|| Some(openai_type(status).to_owned())),
+            code,
+            param: None,
+            retry_after: None,
+        }
+    }
+
+    /// The error with the upstream's `Retry-After` added (a status error only; the others
+    /// carry none).
+    pub fn with_retry_after(mut self, after: Option<Duration>) -> ProviderError {
+        if let ProviderError::Status { retry_after, .. } = &mut self {
+            *retry_after = after;
+        }
+        self
+    }
+
     /// Whose fault the error is.
     pub fn fault(&self) -> Fault {
         match self {
@@ -138,7 +189,7 @@ impl ProviderError {
             {
                 Fault::Client
             }
-            ProviderError::Unsupported { .. } => Fault::Client,
+            ProviderError::Unsupported { .. } | ProviderError::Rejected { .. } => Fault::Client,
             ProviderError::Unreachable(_)
             | ProviderError::Timeout(_)
             | ProviderError::Status { .. }
@@ -156,7 +207,8 @@ impl ProviderError {
             }
             ProviderError::Malformed(_)
             | ProviderError::StreamBroken(_)
-            | ProviderError::Unsupported { .. } => false,
+            | ProviderError::Unsupported { .. }
+            | ProviderError::Rejected { .. } => false,
         }
     }
 
@@ -168,10 +220,15 @@ impl ProviderError {
         }
     }
 
-    /// The HTTP status of the upstream's answer, when there was one.
+    /// The HTTP status the client is answered with when the error itself decides it: the
+    /// upstream's own for [`ProviderError::Status`], 400 for a request refused before it was
+    /// sent ([`ProviderError::Rejected`], [`ProviderError::Unsupported`]). `None` for the
+    /// gateway's transport failures, which [`ProviderError::to_api_error`] answers 502/504.
     pub fn status(&self) -> Option<u16> {
         match self {
             ProviderError::Status { status, .. } => Some(*status),
+            ProviderError::Rejected { .. } => Some(ErrorCode::InvalidParameter.status()),
+            ProviderError::Unsupported { .. } => Some(ErrorCode::UnsupportedOperation.status()),
             _ => None,
         }
     }
@@ -244,7 +301,37 @@ impl ProviderError {
                     "provider @{provider_slug} (kind {kind}) does not support {endpoint}; route this request to a provider that does"
                 ),
             ),
+            ProviderError::Rejected { message, param } => {
+                let mut err = ApiError::new(ErrorCode::InvalidParameter, message.clone());
+                err.param = param.clone();
+                err
+            }
         }
+    }
+}
+
+/// OpenAI's error `type` for an HTTP status, for upstreams whose errors carry none of their
+/// own (see [`ProviderError::upstream`]): OpenAI's SDKs and their users know these.
+pub fn openai_type(status: u16) -> &'static str {
+    match status {
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        429 => "rate_limit_error",
+        500.. => "server_error",
+        _ => "invalid_request_error",
+    }
+}
+
+/// The message of an error answer whose body says nothing readable: `{who} answered HTTP
+/// {status}` with the body quoted ([`quote`]), or saying that it was empty.
+pub fn unreadable_answer(who: &str, status: u16, body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        format!("{who} answered HTTP {status} with an empty body")
+    } else {
+        format!("{who} answered HTTP {status}: {}", quote(text))
     }
 }
 

@@ -129,6 +129,15 @@ impl HttpClient {
     }
 }
 
+/// Whether an answer is a stream of server-sent events (`Content-Type: text/event-stream`).
+pub fn is_event_stream(response: &reqwest::Response) -> bool {
+    response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"))
+}
+
 /// Bodies from this size on are sent upstream as slices of the client's body rather than one
 /// new buffer (see [`request_body`]).
 const SHARED_BODY_MIN: usize = 256 * 1024;

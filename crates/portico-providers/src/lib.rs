@@ -8,8 +8,12 @@
 //! What it is not: routing, retries, auth or logging (the engine's), or HTTP serving (the
 //! server's).
 //!
-//! Adapters: [`openai::OpenAiProvider`] (OpenAI and every OpenAI-compatible kind) and
-//! [`mock::MockProvider`] (built in, no network). The shared, pooled HTTP client is built by
+//! Adapters: [`openai::OpenAiProvider`] (OpenAI and every OpenAI-compatible kind),
+//! [`azure::AzureOpenAiProvider`] and [`mock::MockProvider`] (built in, no network). The
+//! translating adapters (Anthropic, Gemini, Bedrock: crates of their own) share one skeleton,
+//! [`dialect::Translating`], and supply only their [`dialect::Dialect`]. An adapter is built
+//! from a [`ProviderSetup`] and its kind's typed [`settings`], parsed once from the stored
+//! record; building fails with a [`SetupError`]. The shared, pooled HTTP client is built by
 //! [`http::build_client`], with the limit every answer is read under; [`sse`] parses and
 //! re-frames server-sent events; [`redact`] keeps provider credentials out of everything an
 //! upstream answers.
@@ -19,20 +23,22 @@ use std::pin::Pin;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::Stream;
-use std::collections::BTreeMap;
 
 use portico_core::{Endpoint, JsonBody, ProviderKind, Secret, Usage};
 
 pub mod azure;
 pub mod chat;
+pub mod dialect;
 pub mod error;
 pub mod http;
 pub mod mock;
 pub mod openai;
 pub mod redact;
+pub mod settings;
 pub mod sse;
 
 pub use error::{Fault, ProviderError, TransportFailure};
+pub use settings::SetupError;
 pub use sse::SseEvent;
 
 /// A stream of OpenAI-shaped server-sent events (`data` is one chunk's JSON, or `[DONE]`).
@@ -91,7 +97,8 @@ impl std::fmt::Debug for UpstreamResponse {
     }
 }
 
-/// What an adapter is built from: one catalog provider's settings, and the shared client.
+/// What every adapter is built from: one catalog provider's common fields, and the shared
+/// client. Its kind-specific settings come typed, beside it ([`settings::KindSettings`]).
 #[derive(Debug, Clone, Copy)]
 pub struct ProviderSetup<'a> {
     /// The provider's slug, for messages.
@@ -100,13 +107,6 @@ pub struct ProviderSetup<'a> {
     pub base_url: Option<&'a str>,
     /// The provider's API key.
     pub api_key: Option<&'a Secret>,
-    /// Kind-specific settings from the catalog, as a JSON object with the file's field names
-    /// (`aws_region`, `azure_api_version`, `vertex_project_id`, `vertex_region`,
-    /// `anthropic_version`, `anthropic_beta`, or a mock's `latency_ms` ...).
-    pub settings: &'a serde_json::Value,
-    /// Kind-specific secrets from the catalog (`aws_access_key_id`, `aws_secret_access_key`,
-    /// `aws_session_token`), encrypted at rest like `api_key`.
-    pub credentials: &'a BTreeMap<String, Secret>,
     /// The shared, pooled upstream client, with the limit answers are read under.
     pub client: &'a http::HttpClient,
 }

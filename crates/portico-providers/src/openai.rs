@@ -15,8 +15,7 @@ use crate::http::HttpClient;
 pub use crate::http::transport_error;
 use crate::{Provider, ProviderError, UpstreamRequest, UpstreamResponse};
 
-/// Upstream error bodies larger than this are cut before parsing.
-const MAX_ERROR_BODY: usize = 64 * 1024;
+use crate::dialect::MAX_ERROR_BODY;
 
 /// An OpenAI-style upstream.
 #[derive(Debug, Clone)]
@@ -95,12 +94,7 @@ pub(crate) async fn read_answer(
     if !response.status().is_success() {
         return Err(error_from_response(response).await);
     }
-    let is_sse = response
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"));
-    if is_sse {
+    if crate::http::is_event_stream(&response) {
         return Ok(UpstreamResponse::Stream {
             status,
             events: Box::pin(client.sse_events(response)),
@@ -157,14 +151,7 @@ pub(crate) async fn error_from_response(response: reqwest::Response) -> Provider
     let status = response.status().as_u16();
     let retry_after = retry_after(response.headers());
     let body = read_capped(response, MAX_ERROR_BODY).await;
-    let mut err = parse_error_body(status, &body);
-    if let ProviderError::Status {
-        retry_after: ra, ..
-    } = &mut err
-    {
-        *ra = retry_after;
-    }
-    err
+    parse_error_body(status, &body).with_retry_after(retry_after)
 }
 
 /// Reads at most `cap` bytes of an (error) answer's body; a read error ends it early.
@@ -212,18 +199,8 @@ pub(crate) fn parse_error_body(status: u16, body: &[u8]) -> ProviderError {
                 .and_then(text_of);
         }
     }
-    let message = message.unwrap_or_else(|| {
-        let text = String::from_utf8_lossy(body);
-        let text = text.trim();
-        if text.is_empty() {
-            format!("the upstream answered HTTP {status} with an empty body")
-        } else {
-            format!(
-                "the upstream answered HTTP {status}: {}",
-                crate::error::quote(text)
-            )
-        }
-    });
+    let message =
+        message.unwrap_or_else(|| crate::error::unreadable_answer("the upstream", status, body));
     ProviderError::Status {
         status,
         message,
@@ -251,10 +228,9 @@ pub fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
         return Some(Duration::from_secs(secs));
     }
     let when = httpdate::parse_http_date(value).ok()?;
-    Some(
-        when.duration_since(std::time::SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
+    let now = std::time::UNIX_EPOCH
+        + Duration::from_millis(u64::try_from(portico_core::now_ms()).unwrap_or(0));
+    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 #[cfg(test)]

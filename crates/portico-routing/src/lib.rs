@@ -1,10 +1,10 @@
 //! Portico's routing configs: Portkey's config JSON (spec section 5), validated strictly, and
 //! the pure decisions the engine's retry/fallback loop needs.
 //!
-//! This crate is a library of pure functions and small shared state. It does no I/O (the
-//! only async code is [`retry::run_with_retries`], which sleeps on `tokio::time`), knows
-//! nothing of HTTP or providers. The engine's dispatcher (`portico_engine::Gateway::dispatch`)
-//! walks its plans on the request path.
+//! This crate is a library of pure functions and small shared state. It does no I/O, has no
+//! async code and knows nothing of HTTP or providers. The engine's dispatcher
+//! (`portico_engine::Gateway::dispatch`) is the one retry/fallback loop: it walks the plans
+//! on the request path, asking [`RetryPolicy::decide`] after each failed try.
 //!
 //! The pieces, in the order a request meets them:
 //!
@@ -84,6 +84,4 @@ pub use limits::{MAX_ATTEMPTS, MAX_TARGETS, max_attempts, max_targets, set_limit
 pub use merge::merge;
 pub use plan::{Candidate, Plan, PlanError, PlanOptions, plan};
 pub use query::{Query, RequestContext};
-pub use retry::{
-    AttemptError, DelaySource, GiveUp, RetryDecision, RetryOutcome, RetryPolicy, run_with_retries,
-};
+pub use retry::{DelaySource, GiveUp, RetryDecision, RetryPolicy};

@@ -16,10 +16,11 @@
 //!   backoff that would reach the end of the budget ends the retries too.
 //!
 //! [`RetryPolicy::decide`] is a pure function of the attempt number, the failure, the
-//! remaining budget and an RNG. [`run_with_retries`] is the reference async loop built on it
-//! (the only code in this crate that touches `tokio::time`).
+//! remaining budget and an RNG. The one loop that acts on it (tries, sleeps, cuts an attempt
+//! at the budget) is the engine's dispatcher, `portico_engine::Gateway::dispatch`, which also
+//! walks the fallbacks and feeds the circuit breaker; keeping the loop there, and only the
+//! decision here, leaves a single place where retries happen.
 
-use std::future::Future;
 use std::time::Duration;
 
 use rand::Rng;
@@ -153,85 +154,6 @@ pub fn backoff_ceiling(retry_index: u32) -> Duration {
 pub fn backoff_delay<R: Rng + ?Sized>(retry_index: u32, rng: &mut R) -> Duration {
     let ceiling = u64::try_from(backoff_ceiling(retry_index).as_millis()).unwrap_or(u64::MAX);
     Duration::from_millis(rng.random_range(0..=ceiling))
-}
-
-/// Why [`run_with_retries`] ended without a success.
-#[derive(Debug)]
-pub enum AttemptError<E> {
-    /// The last attempt's own error.
-    Failed(E),
-    /// The last attempt was cut when the time budget ran out.
-    TimedOut,
-}
-
-/// The result of [`run_with_retries`] on one candidate.
-#[derive(Debug)]
-pub struct RetryOutcome<T, E> {
-    /// The success, or how the last attempt failed.
-    pub result: Result<T, AttemptError<E>>,
-    /// Retries made (attempts minus one).
-    pub retries: u8,
-    /// Why the loop stopped retrying; `None` on success.
-    pub gave_up: Option<GiveUp>,
-    /// Every failed attempt, in order, as classified.
-    pub failures: Vec<Failure>,
-}
-
-/// Tries one candidate until it succeeds or `policy` gives up: calls `attempt(n)` (n = retries
-/// made so far), classifies an error with `classify`, sleeps the decided wait on
-/// `tokio::time` and tries again. With a `budget`, each attempt is cut when the budget runs
-/// out (a [`Failure::Timeout`]), and waits count against it.
-pub async fn run_with_retries<T, E, F, Fut, C, R>(
-    policy: &RetryPolicy,
-    budget: Option<Duration>,
-    rng: &mut R,
-    classify: C,
-    mut attempt: F,
-) -> RetryOutcome<T, E>
-where
-    F: FnMut(u8) -> Fut,
-    Fut: Future<Output = Result<T, E>>,
-    C: Fn(&E) -> Failure,
-    R: Rng + ?Sized,
-{
-    let start = tokio::time::Instant::now();
-    let deadline = budget.map(|b| start + b);
-    let mut retries = 0u8;
-    let mut failures = Vec::new();
-    loop {
-        let outcome = match deadline {
-            Some(d) => tokio::time::timeout_at(d, attempt(retries)).await.ok(),
-            None => Some(attempt(retries).await),
-        };
-        let (failure, error) = match outcome {
-            Some(Ok(value)) => {
-                return RetryOutcome {
-                    result: Ok(value),
-                    retries,
-                    gave_up: None,
-                    failures,
-                };
-            }
-            Some(Err(e)) => (classify(&e), AttemptError::Failed(e)),
-            None => (Failure::Timeout, AttemptError::TimedOut),
-        };
-        failures.push(failure);
-        let remaining = deadline.map(|d| d.saturating_duration_since(tokio::time::Instant::now()));
-        match policy.decide(retries, &failure, remaining, rng) {
-            RetryDecision::Retry { after, .. } => {
-                tokio::time::sleep(after).await;
-                retries = retries.saturating_add(1);
-            }
-            RetryDecision::GiveUp(why) => {
-                return RetryOutcome {
-                    result: Err(error),
-                    retries,
-                    gave_up: Some(why),
-                    failures,
-                };
-            }
-        }
-    }
 }
 
 #[cfg(test)]

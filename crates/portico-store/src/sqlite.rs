@@ -13,10 +13,11 @@ mod rows;
 
 use std::path::Path;
 use std::str::FromStr as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use portico_core::KeyHash;
+use portico_core::{Clock, KeyHash, SystemClock};
 use sqlx::SqliteConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -43,10 +44,21 @@ const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 /// The [`Store`] on SQLite, with provider secrets encrypted under a [`MasterKey`].
 ///
 /// Cheap to clone: clones share the connection pool.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
     master: MasterKey,
+    /// Stamps `created_at`, `updated_at` and `revoked_at`.
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("pool", &self.pool)
+            .field("master", &self.master)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SqliteStore {
@@ -88,6 +100,14 @@ impl SqliteStore {
         SqliteStore::init(pool, master).await
     }
 
+    /// Stamps rows with `clock`'s time instead of the system's: a test sets the times it
+    /// then reads back (creation, update, revocation).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> SqliteStore {
+        self.clock = clock;
+        self
+    }
+
     /// Closes every connection, waiting for them to be returned. With WAL this also checkpoints
     /// the log into the main file. Later calls fail.
     pub async fn close(&self) {
@@ -99,7 +119,11 @@ impl SqliteStore {
         let mut conn = pool.acquire().await?;
         verify_master_key(&mut conn, &master).await?;
         drop(conn);
-        Ok(SqliteStore { pool, master })
+        Ok(SqliteStore {
+            pool,
+            master,
+            clock: Arc::new(SystemClock),
+        })
     }
 }
 
@@ -124,10 +148,6 @@ async fn verify_master_key(
     Ok(())
 }
 
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 /// Maps a uniqueness violation to [`StoreError::Conflict`] with `message`; other errors pass.
 fn conflict_on_unique(err: sqlx::Error, message: impl FnOnce() -> String) -> StoreError {
     match err.as_database_error() {
@@ -141,7 +161,7 @@ impl Store for SqliteStore {
     async fn apply_catalog(&self, catalog: &CatalogApply) -> Result<ApplyReport, StoreError> {
         apply::validate(catalog)?;
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
-        let report = apply::apply(&mut tx, &self.master, catalog, now_ms()).await?;
+        let report = apply::apply(&mut tx, &self.master, catalog, self.clock.now_ms()).await?;
         tx.commit().await?;
         if report != ApplyReport::default() {
             tracing::info!(
@@ -189,7 +209,7 @@ impl Store for SqliteStore {
         replace: bool,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let existing: Option<(String, String, Option<i64>)> =
             sqlx::query_as("SELECT key_type, key_hash, revoked_at FROM keys WHERE name = ?")
                 .bind(ADMIN_KEY_NAME)
@@ -298,14 +318,14 @@ impl Store for SqliteStore {
 
     async fn create_provider(&self, provider: &ProviderRecord) -> Result<(), StoreError> {
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
-        admin::create_provider(&mut tx, &self.master, provider).await?;
+        admin::create_provider(&mut tx, &self.master, provider, self.clock.now_ms()).await?;
         tx.commit().await?;
         Ok(())
     }
 
     async fn replace_provider(&self, provider: &ProviderRecord) -> Result<(), StoreError> {
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
-        admin::replace_provider(&mut tx, &self.master, provider).await?;
+        admin::replace_provider(&mut tx, &self.master, provider, self.clock.now_ms()).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -319,7 +339,7 @@ impl Store for SqliteStore {
 
     async fn create_key(&self, key: &NewKey) -> Result<KeyRecord, StoreError> {
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
-        let record = admin::create_key(&mut tx, key).await?;
+        let record = admin::create_key(&mut tx, key, self.clock.now_ms()).await?;
         tx.commit().await?;
         Ok(record)
     }
@@ -335,14 +355,14 @@ impl Store for SqliteStore {
         patch: &KeyPatch,
     ) -> Result<KeyRecord, StoreError> {
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
-        let record = admin::update_key(&mut tx, id_or_name, patch).await?;
+        let record = admin::update_key(&mut tx, id_or_name, patch, self.clock.now_ms()).await?;
         tx.commit().await?;
         Ok(record)
     }
 
     async fn revoke_key(&self, id_or_name: &str) -> Result<KeyRecord, StoreError> {
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
-        let record = admin::revoke_key(&mut tx, id_or_name).await?;
+        let record = admin::revoke_key(&mut tx, id_or_name, self.clock.now_ms()).await?;
         tx.commit().await?;
         Ok(record)
     }
@@ -358,7 +378,7 @@ impl Store for SqliteStore {
         config: &serde_json::Value,
     ) -> Result<ConfigRecord, StoreError> {
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
-        let record = admin::create_config(&mut tx, id, config).await?;
+        let record = admin::create_config(&mut tx, id, config, self.clock.now_ms()).await?;
         tx.commit().await?;
         Ok(record)
     }
@@ -369,7 +389,7 @@ impl Store for SqliteStore {
         config: &serde_json::Value,
     ) -> Result<ConfigRecord, StoreError> {
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
-        let record = admin::replace_config(&mut tx, id, config).await?;
+        let record = admin::replace_config(&mut tx, id, config, self.clock.now_ms()).await?;
         tx.commit().await?;
         Ok(record)
     }

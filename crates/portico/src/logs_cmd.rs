@@ -46,7 +46,11 @@ pub(crate) async fn run(args: LogsArgs) -> Result<(), Fatal> {
         .iter()
         .filter_map(|e| Some((e["id"].as_str()?.to_owned(), arrival_ms(e)?)))
         .collect();
-    let mut newest = seen.values().copied().max().unwrap_or_else(now_ms);
+    let mut newest = seen
+        .values()
+        .copied()
+        .max()
+        .unwrap_or_else(portico_core::now_ms);
     loop {
         tokio::time::sleep(POLL_EVERY).await;
         let from = newest - FOLLOW_WINDOW_MS;
@@ -84,10 +88,6 @@ fn arrival_ms(entry: &Value) -> Option<i64> {
     chrono::DateTime::parse_from_rfc3339(text)
         .ok()
         .map(|t| t.timestamp_millis())
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 /// The log pages `portico logs` reads, through the admin API.

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use portico_config::Catalog;
 use portico_core::Secret;
-use portico_core::{Fanout, RequestSink};
+use portico_core::{Clock, Fanout, RequestSink, SystemClock};
 use portico_engine::{AccessLog, Gateway, Snapshot};
 use portico_logs::{LogPipeline, LogStore as _, PipelineOptions, Retention, SqliteLogStore};
 use portico_providers::http::{HttpOptions, build_client};
@@ -121,16 +121,25 @@ where
         None => MasterKey::load_or_create(&data_dir).map_err(|e| Fatal::other(e.to_string()))?,
     };
     let db_path = data_dir.join("portico.db");
+    // One clock for every timestamp the process keeps: records, the store's rows, retention.
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = SqliteStore::open(&db_path, master)
         .await
-        .map_err(|e| Fatal::other(format!("{}: {e}", db_path.display())))?;
+        .map_err(|e| Fatal::other(format!("{}: {e}", db_path.display())))?
+        .with_clock(Arc::clone(&clock));
     let logs_path = data_dir.join("logs.db");
     let log_store: Arc<SqliteLogStore> = Arc::new(
         SqliteLogStore::open(&logs_path)
             .await
             .map_err(|e| Fatal::other(format!("{}: {e}", logs_path.display())))?,
     );
-    let log_pipeline = LogPipeline::start(log_store.clone(), log_options(&args, &data_dir));
+    let log_pipeline = LogPipeline::start(
+        log_store.clone(),
+        PipelineOptions {
+            clock: Arc::clone(&clock),
+            ..log_options(&args, &data_dir)
+        },
+    );
 
     let env_providers = portico_config::detect_env_providers(&env);
     let report =
@@ -167,11 +176,11 @@ where
     let sinks: Vec<Arc<dyn RequestSink>> =
         vec![Arc::new(access_log), metrics.clone(), log_pipeline.sink()];
     let gateway = Arc::new(
-        Gateway::new(snapshot, client, Arc::new(Fanout::new(sinks))).with_plan_options(
-            portico_routing::PlanOptions {
+        Gateway::new(snapshot, client, Arc::new(Fanout::new(sinks)))
+            .with_plan_options(portico_routing::PlanOptions {
                 latency_aware: args.latency_aware_loadbalance,
-            },
-        ),
+            })
+            .with_clock(clock),
     );
     let state = AppState::new(gateway)
         .with_store(Arc::new(store.clone()))

@@ -9,10 +9,10 @@
 //! `message_stop`. An in-band OpenAI error, or a stream that ends before saying why it
 //! stopped, is [`ProviderError::StreamBroken`].
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 
-use futures::{StreamExt, stream};
 use portico_providers::chat::Delta;
+use portico_providers::dialect::{self, Translate};
 use portico_providers::{EventStream, ProviderError, SseEvent};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -340,47 +340,24 @@ impl MessagesStreamWriter {
     }
 }
 
-/// Translates an OpenAI event stream into Anthropic events, lazily.
+/// Translates an OpenAI event stream into Anthropic events, lazily, with the translating
+/// adapters' one stream loop ([`portico_providers::dialect::translate`]).
 pub fn to_messages_events(events: EventStream, model: &str) -> EventStream {
-    struct State {
-        events: EventStream,
-        writer: MessagesStreamWriter,
-        pending: VecDeque<SseEvent>,
-        failure: Option<ProviderError>,
-        ended: bool,
+    dialect::translate(events, MessagesStreamWriter::new(model))
+}
+
+impl Translate for MessagesStreamWriter {
+    type Input = SseEvent;
+
+    fn on_input(&mut self, event: SseEvent, out: &mut Vec<SseEvent>) -> Result<(), ProviderError> {
+        self.on_event(&event, out)
     }
-    let state = State {
-        events,
-        writer: MessagesStreamWriter::new(model),
-        pending: VecDeque::new(),
-        failure: None,
-        ended: false,
-    };
-    Box::pin(stream::unfold(state, |mut state| async move {
-        loop {
-            if let Some(ev) = state.pending.pop_front() {
-                return Some((Ok(ev), state));
-            }
-            if let Some(err) = state.failure.take() {
-                return Some((Err(err), state));
-            }
-            if state.ended || state.writer.is_done() {
-                return None;
-            }
-            let mut out = Vec::new();
-            let step = match state.events.next().await {
-                Some(Ok(ev)) => state.writer.on_event(&ev, &mut out),
-                Some(Err(err)) => Err(err),
-                None => {
-                    state.ended = true;
-                    state.writer.finish(&mut out)
-                }
-            };
-            state.pending.extend(out);
-            if let Err(err) = step {
-                state.ended = true;
-                state.failure = Some(err);
-            }
-        }
-    }))
+
+    fn on_end(&mut self, out: &mut Vec<SseEvent>) -> Result<(), ProviderError> {
+        self.finish(out)
+    }
+
+    fn is_done(&self) -> bool {
+        MessagesStreamWriter::is_done(self)
+    }
 }

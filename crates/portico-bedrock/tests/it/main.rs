@@ -14,6 +14,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use portico_bedrock::BedrockProvider;
 use portico_core::{Endpoint, JsonBody, Secret};
+use portico_providers::settings::BedrockSettings;
 use portico_providers::{
     Provider, ProviderError, ProviderSetup, UpstreamRequest, UpstreamResponse,
 };
@@ -38,15 +39,15 @@ fn provider(upstream: &MockUpstream, api_key: Option<&str>) -> BedrockProvider {
     }
     let api_key = api_key.map(Secret::new);
     let base = format!("http://{}", upstream.addr());
-    BedrockProvider::with_env(
+    let settings = BedrockSettings::parse("bedrock-test", &settings, &credentials).unwrap();
+    portico_bedrock::with_env(
         ProviderSetup {
             slug: "bedrock-test",
             base_url: Some(&base),
             api_key: api_key.as_ref(),
-            settings: &settings,
-            credentials: &credentials,
             client: &client,
         },
+        &settings,
         |_| None,
     )
     .unwrap()

@@ -28,7 +28,8 @@ use portico_routing::{
 };
 use serde_json::{Map, Value};
 
-use crate::gateway::{Gateway, Route};
+use crate::gateway::Gateway;
+use crate::route::Route;
 use crate::snapshot::{KeyEntry, Snapshot};
 
 /// How one try failed, as the closure given to [`Gateway::dispatch`] reports it.
@@ -508,7 +509,11 @@ fn classify(error: &ProviderError) -> Failure {
         // A stream that breaks before its first event is a connection that broke.
         ProviderError::Unreachable(_) | ProviderError::StreamBroken(_) => Failure::Connect,
         ProviderError::Timeout(_) => Failure::Timeout,
-        ProviderError::Malformed(_) | ProviderError::Unsupported { .. } => Failure::Gateway,
+        // Refused before it was sent: this target cannot take it, another may; a retry of
+        // the same one would fail the same way.
+        ProviderError::Malformed(_)
+        | ProviderError::Unsupported { .. }
+        | ProviderError::Rejected { .. } => Failure::Gateway,
     }
 }
 

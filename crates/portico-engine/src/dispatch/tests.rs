@@ -554,3 +554,85 @@ fn the_budget_note_reaches_the_logged_text_too() {
         "{err:?}"
     );
 }
+
+// The loop-level behaviours that `portico_routing::retry` once checked on a reference loop
+// of its own (`run_with_retries`); the dispatcher is the one loop now (issue 14).
+
+#[tokio::test(start_paused = true)]
+async fn failures_of_every_kind_are_retried_and_recorded_in_order() {
+    let gw = gateway(None, never_opens());
+    let script = Script::new(&[(
+        "a",
+        &[
+            Step::Status(503, None),
+            Step::Refused,
+            Step::Status(502, None),
+        ],
+    )]);
+    let config = json!({"provider": "@a", "retry": {"attempts": 3}});
+    let (outcome, record) = send(&gw, Some(&config), &script).await;
+    assert!(outcome.result.is_ok());
+    assert_eq!(outcome.retry_count, 3);
+    assert_eq!(script.calls().len(), 4);
+    let statuses: Vec<Option<u16>> = record.attempts.iter().map(|a| a.status).collect();
+    assert_eq!(statuses, [Some(503), None, Some(502), Some(200)]);
+    let waited = *script.times().last().unwrap() - script.times()[0];
+    assert!(
+        waited <= Duration::from_millis(100 + 200 + 400),
+        "{waited:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_retry_waits_its_own_retry_after() {
+    let gw = gateway(None, never_opens());
+    let limited = Step::Status(429, Some(Duration::from_secs(3)));
+    let script = Script::new(&[("a", &[limited.clone(), limited])]);
+    let config = json!({"provider": "@a",
+        "retry": {"attempts": 2, "use_retry_after_header": true}});
+    let started = Instant::now();
+    let (outcome, _) = send(&gw, Some(&config), &script).await;
+    assert!(outcome.result.is_ok());
+    assert_eq!(outcome.retry_count, 2);
+    assert_eq!(script.calls().len(), 3);
+    assert_eq!(Instant::now() - started, Duration::from_secs(6));
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_run_out_and_the_last_failure_is_the_answer() {
+    let gw = gateway(None, never_opens());
+    let script = Script::new(&[("a", &always(500, 10))]);
+    let config = json!({"provider": "@a", "retry": {"attempts": 2}});
+    let (outcome, record) = send(&gw, Some(&config), &script).await;
+    let err = outcome.result.err().unwrap();
+    assert_eq!(err.status, 500);
+    assert_eq!(outcome.retry_count, -1, "the retries were all spent");
+    assert_eq!(script.calls().len(), 3);
+    assert_eq!(record.retry_count, 2);
+
+    // A failure the policy does not retry is the answer at once: one try, no wait.
+    let script = Script::new(&[("a", &[Step::Status(400, None)])]);
+    let config = json!({"provider": "@a", "retry": {"attempts": 5}});
+    let started = Instant::now();
+    let (outcome, record) = send(&gw, Some(&config), &script).await;
+    assert_eq!(outcome.result.err().unwrap().status, 400);
+    assert_eq!(outcome.retry_count, 0);
+    assert_eq!(script.calls().len(), 1);
+    assert_eq!(record.retry_count, 0);
+    assert_eq!(Instant::now() - started, Duration::ZERO);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hanging_try_is_cut_at_the_budget_and_not_retried_without_time_left() {
+    let gw = gateway(None, never_opens());
+    let script = Script::new(&[("a", &[Step::Hang, Step::Hang])]);
+    let config = json!({"provider": "@a", "request_timeout": 3000, "retry": {"attempts": 5}});
+    let started = Instant::now();
+    let (outcome, record) = send(&gw, Some(&config), &script).await;
+    let err = outcome.result.err().unwrap();
+    assert_eq!(err.status, 408);
+    assert_eq!(Instant::now() - started, Duration::from_secs(3));
+    assert_eq!(script.calls().len(), 1);
+    assert_eq!(record.attempts.len(), 1);
+    assert_eq!(outcome.retry_count, -1, "the budget ended the retries");
+}

@@ -14,8 +14,9 @@ use portico_core::{ApiError, Endpoint, ErrorCode, JsonBody, Usage};
 use portico_providers::{EventStream, ProviderError, SseEvent, UpstreamResponse};
 
 use crate::dispatch::{Answer, AttemptError};
-use crate::gateway::{Gateway, Route};
+use crate::gateway::Gateway;
 use crate::pipeline::Family;
+use crate::route::Route;
 
 /// An upstream's answer, ready to forward: a whole body, or a stream whose first event has
 /// arrived (until then the dispatcher could still fail over).

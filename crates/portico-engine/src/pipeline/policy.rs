@@ -27,8 +27,8 @@ use bytes::Bytes;
 use portico_core::{ApiError, JsonBody, RequestRecord, Usage};
 use portico_providers::SseEvent;
 
-use crate::gateway::Route;
 use crate::pipeline::Family;
+use crate::route::Route;
 use crate::snapshot::KeyEntry;
 
 /// One capability that acts on requests (a budget, a rate limit, the cache, a guardrail).

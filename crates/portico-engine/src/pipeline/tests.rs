@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::policy::{Before, Canned, Finished, Output, Policy, PolicyRequest, PolicyRun};
 use super::{Family, Reply};
-use crate::gateway::Route;
+use crate::route::Route;
 use crate::{AccessLog, Gateway, Snapshot};
 
 const KEY: &str = "prt-pipeline-test-key-000";

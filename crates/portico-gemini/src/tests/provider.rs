@@ -1,11 +1,11 @@
 //! The HTTP side against the mock upstream: URLs, credentials, streams, errors, embeddings.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::StreamExt;
 use portico_core::{Endpoint, JsonBody, Secret};
 use portico_providers::http::{HttpOptions, build_client};
+use portico_providers::settings::GeminiSettings;
 use portico_providers::{
     Provider, ProviderError, ProviderSetup, UpstreamRequest, UpstreamResponse,
 };
@@ -27,15 +27,17 @@ fn provider(
 ) -> Result<GeminiProvider, String> {
     let client = build_client(HttpOptions::default()).unwrap();
     let secret = key.map(Secret::new);
-    let credentials = BTreeMap::new();
-    GeminiProvider::new(ProviderSetup {
-        slug: "gemini",
-        base_url,
-        api_key: secret.as_ref(),
-        settings: &settings,
-        credentials: &credentials,
-        client: &client,
-    })
+    let settings = GeminiSettings::parse("gemini", &settings).map_err(|e| e.to_string())?;
+    GeminiProvider::new(
+        ProviderSetup {
+            slug: "gemini",
+            base_url,
+            api_key: secret.as_ref(),
+            client: &client,
+        },
+        &settings,
+    )
+    .map_err(|e| e.to_string())
 }
 
 fn mock_provider(upstream: &MockUpstream, settings: Value) -> GeminiProvider {
@@ -218,12 +220,14 @@ fn default_urls() {
     let studio = provider(None, json!({}), Some(KEY)).unwrap();
     assert_eq!(
         studio
+            .dialect()
             .url("models/gemini-2.5-flash", "generateContent")
             .unwrap(),
         "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent"
     );
     assert_eq!(
         studio
+            .dialect()
             .url("tunedModels/my-tune", "generateContent")
             .unwrap(),
         "https://generativelanguage.googleapis.com/v1beta/tunedModels/my-tune:generateContent"
@@ -236,6 +240,7 @@ fn default_urls() {
     .unwrap();
     assert_eq!(
         regional
+            .dialect()
             .url("gemini-2.5-pro", "streamGenerateContent")
             .unwrap(),
         "https://us-central1-aiplatform.googleapis.com/v1/projects/p/locations/us-central1/publishers/google/models/gemini-2.5-pro:streamGenerateContent"
@@ -246,11 +251,11 @@ fn default_urls() {
         Some(KEY),
     )
     .unwrap();
-    assert!(global.url("text-embedding-004@001", "predict").unwrap().starts_with(
+    assert!(global.dialect().url("text-embedding-004@001", "predict").unwrap().starts_with(
         "https://aiplatform.googleapis.com/v1/projects/p/locations/global/publishers/google/models/text-embedding-004@001:"
     ));
     for bad in ["../secrets", "gemini?x=1", "models/a/b", "tunedModels/", ""] {
-        let err = studio.url(bad, "generateContent").unwrap_err();
+        let err = studio.dialect().url(bad, "generateContent").unwrap_err();
         assert_eq!(err.status(), Some(400), "{bad}");
     }
 }

@@ -172,6 +172,11 @@ fn what_gemini_cannot_take_is_a_clear_400() {
                        {"type": "object", "properties": {"next": {"$ref": "#"}}}}}]}),
             "the parameters of tool \"f\" has a $ref \"#\" that cannot be resolved",
         ),
+        (
+            json!({"model": "m", "messages": [{"role": "assistant", "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "not json"}}]}]}),
+            "messages[0].tool_calls[0].function.arguments is not valid JSON",
+        ),
     ];
     for (body, expected) in cases {
         let err = translate(&body).unwrap_err();
@@ -179,6 +184,11 @@ fn what_gemini_cannot_take_is_a_clear_400() {
             err.contains(expected),
             "{err}\n does not contain: {expected}"
         );
-        assert!(err.starts_with("upstream answered 400"), "{err}");
+        // Refused by the gateway before anything was sent: never passed off as an upstream
+        // status (a 400 `invalid_parameter` for the client).
+        assert!(
+            err.starts_with("the request cannot be sent to this provider"),
+            "{err}"
+        );
     }
 }

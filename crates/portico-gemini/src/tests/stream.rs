@@ -8,7 +8,8 @@ use portico_providers::sse::sse_events;
 use serde_json::{Value, json};
 
 use super::fixture_path;
-use crate::stream::{StreamTranslator, translate};
+use crate::stream::StreamTranslator;
+use portico_providers::dialect::translate;
 
 /// Runs `pieces` (the body, cut anywhere) through SSE parsing and translation: each event as
 /// JSON (`"[DONE]"` as a string), an error as `{"error": ...}`.

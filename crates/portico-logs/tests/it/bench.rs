@@ -99,7 +99,7 @@ async fn bench_queries_on_100k_rows() {
             .await
             .unwrap(),
     );
-    let now = portico_logs::now_ms();
+    let now = portico_core::now_ms();
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut entries: Vec<LogEntry> = (0..ROWS).map(|i| seeded(i, now, &mut rng)).collect();
     // Records arrive roughly in time order, so the table is laid out by time.
@@ -284,7 +284,7 @@ async fn bench_queries_on_100k_rows() {
 fn request_record(i: usize) -> portico_core::RequestRecord {
     let mut r = portico_core::RequestRecord::new(
         format!("0193a0b0-0000-7000-8000-{i:012}"),
-        portico_logs::now_ms(),
+        portico_core::now_ms(),
         "chat.completions",
     );
     r.trace_id = "session-auth-refactor".into();

@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use portico_core::ManualClock;
 use portico_core::RequestRecord;
 use portico_core::RequestSink as _;
 use portico_logs::{
@@ -12,7 +13,7 @@ use portico_logs::{
 };
 
 fn record(id: String) -> RequestRecord {
-    let mut r = RequestRecord::new(id, portico_logs::now_ms(), "chat.completions");
+    let mut r = RequestRecord::new(id, portico_core::now_ms(), "chat.completions");
     r.status = 200;
     r.request = Some(Bytes::from_static(br#"{"model":"m","messages":[]}"#));
     r.response = Some(Bytes::from_static(br#"{"id":"x"}"#));
@@ -234,6 +235,47 @@ async fn payloads_are_stored_only_when_the_key_allows_it() {
     assert_eq!(
         rows, 1,
         "no payload row for the key without payload logging"
+    );
+}
+
+/// The pruner counts ages from the pipeline's clock, read at every round: a test can put
+/// "now" anywhere.
+#[tokio::test]
+async fn the_pruner_counts_ages_from_the_pipelines_clock() {
+    const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+    // 2025-01-01T00:00:00Z: by the system clock, everything here is well over 30 days old.
+    let now = 1_735_689_600_000;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    let at = |id: &str, created_at_ms: i64| {
+        let mut r = record(id.to_owned());
+        r.created_at_ms = created_at_ms;
+        LogEntry::from_record(r, 1024)
+    };
+    let entries: Arc<[LogEntry]> =
+        vec![at("old", now - 40 * DAY_MS), at("recent", now - DAY_MS)].into();
+    store.insert(entries).await.unwrap();
+    let pipeline = LogPipeline::start(
+        store.clone(),
+        PipelineOptions {
+            retention: Retention {
+                max_age_days: Some(30),
+                max_rows: None,
+                every: Duration::from_secs(3600),
+            },
+            clock: Arc::new(ManualClock::at(now)),
+            ..options(dir.path(), 100, 10)
+        },
+    );
+    // Shutting down waits for the pruner's first round, which runs at start.
+    pipeline.shutdown().await;
+    assert!(
+        store.get("old").await.unwrap().is_none(),
+        "40 days old on the clock"
+    );
+    assert!(
+        store.get("recent").await.unwrap().is_some(),
+        "1 day old on the clock"
     );
 }
 

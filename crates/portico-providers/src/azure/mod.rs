@@ -28,13 +28,14 @@ use portico_core::{Endpoint, ProviderKind};
 use reqwest::Url;
 
 use crate::openai::{read_answer, transport_error};
+use crate::settings::{AzureSettings, SetupError};
 use crate::{Provider, ProviderError, ProviderSetup, UpstreamRequest, UpstreamResponse};
 
 use self::url::{AzureApi, request_url};
 
 /// The `api-version` when the catalog sets no `azure_api_version`: the newest GA version of
 /// the classic API (the catalog fills in the same default).
-pub const DEFAULT_API_VERSION: &str = "2024-10-21";
+pub const DEFAULT_API_VERSION: &str = portico_core::settings::DEFAULT_AZURE_API_VERSION;
 
 /// The header Azure OpenAI reads the key from.
 const API_KEY_HEADER: &str = "api-key";
@@ -53,56 +54,59 @@ pub struct AzureOpenAiProvider {
 
 impl AzureOpenAiProvider {
     /// An adapter for the resource at `setup.base_url`, authenticating with `setup.api_key`,
-    /// speaking the API version of `setup.settings.azure_api_version` (default
-    /// [`DEFAULT_API_VERSION`]; `v1` selects the v1 API).
+    /// speaking the API version of `settings` (`v1` selects the v1 API).
     ///
-    /// Fails, with a message naming the provider and what to set, when the base URL or the
-    /// key is missing or unusable.
-    pub fn new(setup: ProviderSetup<'_>) -> Result<AzureOpenAiProvider, String> {
+    /// # Errors
+    ///
+    /// [`SetupError`] naming the provider and what to set, when the base URL or the key is
+    /// missing or unusable.
+    pub fn new(
+        setup: ProviderSetup<'_>,
+        settings: &AzureSettings,
+    ) -> Result<AzureOpenAiProvider, SetupError> {
         let slug = setup.slug;
+        let kind = ProviderKind::AzureOpenAi;
         let base_url = setup.base_url.ok_or_else(|| {
-            format!(
-                "provider @{slug} (kind azure-openai) has no base_url; set it to the resource \
-                 endpoint, like https://NAME.openai.azure.com"
+            SetupError::incomplete(
+                slug,
+                kind,
+                "has no base_url; set it to the resource endpoint, like \
+                 https://NAME.openai.azure.com",
             )
         })?;
         let endpoint = Url::parse(base_url)
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https") && !u.cannot_be_a_base())
             .ok_or_else(|| {
-                format!(
-                    "provider @{slug} (kind azure-openai): base_url is not an absolute http(s) \
-                     URL; set it to the resource endpoint, like https://NAME.openai.azure.com"
+                SetupError::setting(
+                    slug,
+                    "base_url",
+                    "is not an absolute http(s) URL; set it to the resource endpoint, like \
+                     https://NAME.openai.azure.com",
                 )
             })?;
         let key = setup.api_key.ok_or_else(|| {
-            format!(
-                "provider @{slug} (kind azure-openai) has no api_key; set it to one of the \
-                 resource's keys (Keys and Endpoint in the Azure portal)"
+            SetupError::incomplete(
+                slug,
+                kind,
+                "has no api_key; set it to one of the resource's keys (Keys and Endpoint in \
+                 the Azure portal)",
             )
         })?;
         let mut api_key = HeaderValue::from_str(key.expose()).map_err(|_| {
-            format!(
-                "provider @{slug} (kind azure-openai): api_key holds characters that cannot be \
-                 sent in a header; copy the key again (it is not shown because it is a secret)"
+            SetupError::setting(
+                slug,
+                "api_key",
+                "holds characters that cannot be sent in a header; copy the key again (it is \
+                 not shown because it is a secret)",
             )
         })?;
         api_key.set_sensitive(true);
-        let version = match setup.settings.get("azure_api_version") {
-            None | Some(serde_json::Value::Null) => DEFAULT_API_VERSION,
-            Some(serde_json::Value::String(v)) if !v.trim().is_empty() => v.trim(),
-            Some(_) => {
-                return Err(format!(
-                    "provider @{slug} (kind azure-openai): azure_api_version must be a text \
-                     like {DEFAULT_API_VERSION}, or v1"
-                ));
-            }
-        };
         Ok(AzureOpenAiProvider {
             slug: slug.to_owned(),
             client: setup.client.clone(),
             endpoint,
-            api: AzureApi::from_version(version),
+            api: AzureApi::from_version(&settings.api_version),
             api_key,
         })
     }

@@ -1,8 +1,6 @@
 //! The adapter against a one-shot HTTP server on loopback: what it sends (URL, headers, body)
 //! and what it makes of Azure's answers.
 
-use std::collections::BTreeMap;
-
 use bytes::Bytes;
 use futures::StreamExt as _;
 use portico_core::{JsonBody, Secret};
@@ -85,16 +83,17 @@ async fn serve_once(
 
 fn provider(base: &str, settings: serde_json::Value) -> AzureOpenAiProvider {
     let key = Secret::new(KEY);
-    let credentials = BTreeMap::new();
     let client = crate::http::build_client(Default::default()).unwrap();
-    AzureOpenAiProvider::new(ProviderSetup {
-        slug: "azure",
-        base_url: Some(base),
-        api_key: Some(&key),
-        settings: &settings,
-        credentials: &credentials,
-        client: &client,
-    })
+    let settings = AzureSettings::parse("azure", &settings).unwrap();
+    AzureOpenAiProvider::new(
+        ProviderSetup {
+            slug: "azure",
+            base_url: Some(base),
+            api_key: Some(&key),
+            client: &client,
+        },
+        &settings,
+    )
     .unwrap()
 }
 
@@ -353,16 +352,20 @@ fn setup_errors_name_the_provider_and_the_fix() {
     let client = crate::http::build_client(Default::default()).unwrap();
     let key = Secret::new(KEY);
     let bad_key = Secret::new("line\nbreak-SECRET");
-    let credentials = BTreeMap::new();
     let empty = json!({});
     let number = json!({"azure_api_version": 5});
-    let setup = |base_url, api_key, settings| ProviderSetup {
-        slug: "az",
-        base_url,
-        api_key,
-        settings,
-        credentials: &credentials,
-        client: &client,
+    // The settings are parsed first, as the registry does; the adapter is built from them.
+    let setup = |base_url, api_key, settings: &serde_json::Value| {
+        let setup = ProviderSetup {
+            slug: "az",
+            base_url,
+            api_key,
+            client: &client,
+        };
+        (setup, AzureSettings::parse("az", settings))
+    };
+    let build = |(setup, settings): (ProviderSetup<'_>, Result<AzureSettings, SetupError>)| {
+        settings.and_then(|settings| AzureOpenAiProvider::new(setup, &settings))
     };
     let cases = [
         (setup(None, Some(&key), &empty), "has no base_url"),
@@ -384,12 +387,12 @@ fn setup_errors_name_the_provider_and_the_fix() {
         ),
     ];
     for (setup, needle) in cases {
-        let err = AzureOpenAiProvider::new(setup).unwrap_err();
+        let err = build(setup).unwrap_err().to_string();
         assert!(err.starts_with("provider @az"), "{err}");
         assert!(err.contains(needle), "{err}");
         assert!(!err.contains("SECRET"), "{err}");
     }
-    let ok = AzureOpenAiProvider::new(setup(
+    let ok = build(setup(
         Some("https://r.openai.azure.com"),
         Some(&key),
         &empty,

@@ -27,6 +27,12 @@ pub use response::{
     AssistantMessage, ChatResponse, Choice, CompletionTokensDetails, PromptTokensDetails, UsageWire,
 };
 
+/// `created` of an answer made now: Unix seconds, from the one clock
+/// ([`portico_core::now_ms`]).
+pub fn created_now() -> u64 {
+    u64::try_from(portico_core::now_ms() / 1000).unwrap_or(0)
+}
+
 /// OpenAI's `finish_reason` values.
 pub mod finish {
     /// The model ended its turn or hit a stop sequence.

@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::ProviderError;
+
 /// `POST /v1/chat/completions` body.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ChatRequest {
@@ -189,6 +191,28 @@ pub struct ThinkingBlock {
     pub data: Option<String>,
 }
 
+impl ThinkingBlock {
+    /// A `thinking` block: the reasoning text and the provider's signature over it.
+    pub fn signed(thinking: String, signature: Option<String>) -> ThinkingBlock {
+        ThinkingBlock {
+            kind: "thinking".to_owned(),
+            thinking: Some(thinking),
+            signature,
+            data: None,
+        }
+    }
+
+    /// A `redacted_thinking` block: encrypted reasoning, sent back as it came.
+    pub fn redacted(data: String) -> ThinkingBlock {
+        ThinkingBlock {
+            kind: "redacted_thinking".to_owned(),
+            thinking: None,
+            signature: None,
+            data: Some(data),
+        }
+    }
+}
+
 /// Message content: a string or a list of parts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -275,6 +299,36 @@ pub struct FunctionCall {
     /// Its arguments as a JSON text (OpenAI's convention), possibly empty.
     #[serde(default)]
     pub arguments: String,
+}
+
+impl FunctionCall {
+    /// The arguments as the JSON object a translating dialect sends as the call's input
+    /// (empty arguments are `{}`). `param` is where the call is in the request
+    /// (`messages[1].tool_calls[0].function.arguments`), `who` the dialect's name.
+    ///
+    /// Every dialect takes tool inputs as objects only, and none guesses at another shape (a
+    /// model's truncated JSON, a bare string): the arguments are what the model is told it
+    /// called the tool with, so they are refused rather than rewritten.
+    ///
+    /// # Errors
+    ///
+    /// [`ProviderError::Rejected`] naming `param`, for arguments that are not valid JSON or
+    /// not an object.
+    pub fn input(&self, param: &str, who: &str) -> Result<Value, ProviderError> {
+        let arguments = self.arguments.trim();
+        if arguments.is_empty() {
+            return Ok(Value::Object(Map::new()));
+        }
+        let problem = match serde_json::from_str::<Value>(arguments) {
+            Ok(value @ Value::Object(_)) => return Ok(value),
+            Ok(_) => "is not a JSON object".to_owned(),
+            Err(e) => format!("is not valid JSON ({e})"),
+        };
+        Err(ProviderError::rejected(
+            format!("{param} {problem}; {who} takes a tool call's arguments as a JSON object only"),
+            Some(param),
+        ))
+    }
 }
 
 /// A tool the model may call.

@@ -46,6 +46,7 @@ use serde_json::Value;
 use self::embeddings::embeddings;
 use self::render::{Meta, chat_body, chat_chunks, completion_body, completion_chunks};
 use self::reply::{chat_reply, completion_reply};
+use crate::settings::SetupError;
 use crate::{EventStream, Provider, ProviderError, SseEvent, UpstreamRequest, UpstreamResponse};
 
 /// The model names the mock advertises. Any other name is accepted too and answers lorem ipsum.
@@ -67,23 +68,6 @@ pub struct MockOptions {
     pub failure_rate: f64,
 }
 
-impl MockOptions {
-    /// Checks the values: `failure_rate` must be within 0.0 to 1.0.
-    ///
-    /// # Errors
-    ///
-    /// A message naming the field and the accepted range.
-    pub fn validate(&self) -> Result<(), String> {
-        if !(0.0..=1.0).contains(&self.failure_rate) {
-            return Err(format!(
-                "mock setting `failure_rate` must be between 0.0 and 1.0, got {}",
-                self.failure_rate
-            ));
-        }
-        Ok(())
-    }
-}
-
 /// The built-in `mock` provider: no network, deterministic replies (see the module docs).
 #[derive(Debug, Clone, Default)]
 pub struct MockProvider {
@@ -102,39 +86,14 @@ impl MockProvider {
     }
 
     /// A mock from a provider's stored settings: an object with the [`MockOptions`] fields
-    /// (each optional), or `null` for the defaults. Unknown fields are ignored, so settings
-    /// written by a newer version still load.
+    /// (each optional), or `null` for the defaults (see [`crate::settings`]).
     ///
     /// # Errors
     ///
-    /// A message saying which setting is wrong, for a value of the wrong type or out of range.
-    pub fn from_settings(settings: &Value) -> Result<MockProvider, String> {
-        let mut options = MockOptions::default();
-        match settings {
-            Value::Null => {}
-            Value::Object(fields) => {
-                // Field by field rather than `MockOptions::deserialize`, whose error would not
-                // say which setting is wrong.
-                let read = |name: &str| fields.get(name).filter(|v| !v.is_null());
-                if let Some(v) = read("latency_ms") {
-                    options.latency_ms = v.as_u64().ok_or_else(|| not_millis("latency_ms", v))?;
-                }
-                if let Some(v) = read("chunk_delay_ms") {
-                    options.chunk_delay_ms =
-                        v.as_u64().ok_or_else(|| not_millis("chunk_delay_ms", v))?;
-                }
-                if let Some(v) = read("failure_rate") {
-                    options.failure_rate = v.as_f64().ok_or_else(|| {
-                        format!(
-                            "mock setting `failure_rate` must be a number from 0.0 to 1.0, got {v}"
-                        )
-                    })?;
-                }
-            }
-            other => return Err(format!("mock settings must be an object, got {other}")),
-        }
-        options.validate()?;
-        Ok(MockProvider::new(options))
+    /// [`SetupError`] saying which setting is wrong, for a value of the wrong type or out of
+    /// range.
+    pub fn from_settings(settings: &Value) -> Result<MockProvider, SetupError> {
+        crate::settings::mock_options("mock", settings).map(MockProvider::new)
     }
 
     /// The options in effect.
@@ -208,10 +167,6 @@ impl Provider for MockProvider {
             usage: Some(usage),
         })
     }
-}
-
-fn not_millis(name: &str, value: &Value) -> String {
-    format!("mock setting `{name}` must be a whole number of milliseconds, got {value}")
 }
 
 /// Streams `events`, waiting `first` before the first and `between` before each later one.

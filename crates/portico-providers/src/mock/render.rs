@@ -1,8 +1,6 @@
 //! Rendering a [`Reply`] as OpenAI-shaped JSON: whole chat and text-completion bodies, and the
 //! chunks of their streamed forms (`[DONE]` excluded; `paced` in `mod.rs` adds it).
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use portico_core::Usage;
 use serde_json::{Map, Value, json};
 
@@ -31,12 +29,9 @@ impl Meta {
                 hash.write(value.to_string().as_bytes());
             }
         }
-        let created = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
         Meta {
             hash: hash.finish(),
-            created,
+            created: crate::chat::created_now(),
             model: req.model.clone(),
         }
     }

@@ -529,11 +529,13 @@ fn settings_are_read_and_checked() {
     assert!(
         MockProvider::from_settings(&json!({"failure_rate": 1.5}))
             .unwrap_err()
+            .to_string()
             .contains("failure_rate")
     );
     assert!(
         MockProvider::from_settings(&json!({"latency_ms": "slow"}))
             .unwrap_err()
+            .to_string()
             .contains("latency_ms")
     );
     assert_eq!(

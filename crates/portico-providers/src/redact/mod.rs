@@ -53,6 +53,11 @@ pub const MIN_SECRET_LEN: usize = 8;
 /// The shortest beginning of a secret redacted before a cut mark: fewer bytes reveal nothing.
 pub const MIN_FRAGMENT_LEN: usize = 4;
 
+/// The secret redactor could not be built; the provider must then not be used at all.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("could not build the secret redactor: {0}")]
+pub struct RedactorError(aho_corasick::BuildError);
+
 /// Finds and replaces every known encoding of a provider's secrets, in one pass over the text
 /// whatever the number of secrets (Aho-Corasick).
 #[derive(Debug, Clone)]
@@ -68,9 +73,9 @@ impl Redactor {
     ///
     /// # Errors
     ///
-    /// A message when the matcher cannot be built (only past resource limits that a
+    /// [`RedactorError`] when the matcher cannot be built (only past resource limits that a
     /// provider's handful of secrets cannot reach). The caller must not go on without it.
-    pub fn new<I, S>(secrets: I) -> Result<Option<Redactor>, String>
+    pub fn new<I, S>(secrets: I) -> Result<Option<Redactor>, RedactorError>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
@@ -95,7 +100,7 @@ impl Redactor {
             // is replaced, so no fragment of the longer one is left behind.
             .match_kind(MatchKind::LeftmostLongest)
             .build(&patterns)
-            .map_err(|e| format!("could not build the secret redactor: {e}"))?;
+            .map_err(RedactorError)?;
         Ok(Some(Redactor { matcher, patterns }))
     }
 
@@ -208,6 +213,11 @@ impl Redactor {
             ProviderError::Unsupported { kind, endpoint } => {
                 ProviderError::Unsupported { kind, endpoint }
             }
+            // The gateway's own words, but they quote the request, which may hold a secret.
+            ProviderError::Rejected { message, param } => ProviderError::Rejected {
+                message: text(message),
+                param: param.map(text),
+            },
         }
     }
 

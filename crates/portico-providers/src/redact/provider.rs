@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use portico_core::{JsonBody, ProviderKind, Secret};
 
-use super::Redactor;
+use super::{Redactor, RedactorError};
 use crate::{Provider, ProviderError, UpstreamRequest, UpstreamResponse};
 
 /// An adapter whose every answer, stream event and error passes through its provider's
@@ -44,7 +44,7 @@ impl RedactingProvider {
 pub fn guard<'a>(
     adapter: Arc<dyn Provider>,
     secrets: impl IntoIterator<Item = &'a Secret>,
-) -> Result<Arc<dyn Provider>, String> {
+) -> Result<Arc<dyn Provider>, RedactorError> {
     let extra = adapter.extra_secrets();
     let mut all: Vec<&str> = secrets.into_iter().map(Secret::expose).collect();
     all.extend(extra.iter().map(Secret::expose));

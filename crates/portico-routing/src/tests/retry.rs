@@ -1,5 +1,3 @@
-use std::sync::atomic::{AtomicU32, Ordering};
-
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -227,147 +225,61 @@ fn backoff_reaching_the_budget_ends_retries() {
     }
 }
 
-/// A scripted attempt: fails with the given failures, then succeeds.
-fn script(
-    failures: Vec<Failure>,
-) -> (
-    Arc<AtomicU32>,
-    impl FnMut(u8) -> std::future::Ready<Result<u8, Failure>>,
-) {
-    let calls = Arc::new(AtomicU32::new(0));
-    let counter = calls.clone();
-    let f = move |n: u8| {
-        let i = counter.fetch_add(1, Ordering::SeqCst) as usize;
-        std::future::ready(match failures.get(i) {
-            Some(f) => Err(*f),
-            None => Ok(n),
-        })
-    };
-    (calls, f)
-}
-
-use std::sync::Arc;
-
-#[tokio::test(start_paused = true)]
-async fn the_loop_waits_the_decided_delays_on_tokio_time() {
-    let p = policy(3);
-    let failures = vec![Failure::status(503), Failure::Connect, Failure::status(502)];
-    // Replay the same RNG to know the delays the loop will draw.
-    let mut replay = rng();
-    let expected: Duration = (0..3u32).map(|n| backoff_delay(n, &mut replay)).sum();
-    let (calls, attempt) = script(failures.clone());
-    let start = tokio::time::Instant::now();
-    let out = run_with_retries(&p, None, &mut rng(), |e: &Failure| *e, attempt).await;
-    assert_eq!(start.elapsed(), expected);
-    assert!(matches!(out.result, Ok(3)));
-    assert_eq!(out.retries, 3);
-    assert_eq!(out.gave_up, None);
-    assert_eq!(out.failures, failures);
-    assert_eq!(calls.load(Ordering::SeqCst), 4);
-}
-
-#[tokio::test(start_paused = true)]
-async fn the_loop_honours_retry_after() {
-    let p = RetryPolicy {
-        attempts: 2,
+/// What the loop (the engine's dispatcher) meets when a try was cut at the end of the
+/// candidate's `request_timeout`: a timeout with nothing left of the budget. Timeouts are
+/// retried, but not with no time to retry in, however many attempts are left; and a
+/// `Retry-After` does not change that.
+#[test]
+fn a_cut_attempt_with_no_budget_left_is_not_retried() {
+    let honour = RetryPolicy {
+        attempts: 5,
         on_status_codes: None,
         use_retry_after_header: true,
     };
+    for retries_done in 0..5u8 {
+        assert_eq!(
+            honour.decide(
+                retries_done,
+                &Failure::Timeout,
+                Some(Duration::ZERO),
+                &mut rng()
+            ),
+            RetryDecision::GiveUp(GiveUp::BudgetExhausted)
+        );
+    }
     let limited = Failure::Status {
         status: 429,
-        retry_after: Some(Duration::from_secs(3)),
+        retry_after: Some(Duration::from_secs(1)),
     };
-    let (calls, attempt) = script(vec![limited, limited]);
-    let start = tokio::time::Instant::now();
-    let out = run_with_retries(&p, None, &mut rng(), |e: &Failure| *e, attempt).await;
-    assert_eq!(start.elapsed(), Duration::from_secs(6));
-    assert!(matches!(out.result, Ok(2)));
-    assert_eq!(calls.load(Ordering::SeqCst), 3);
-}
-
-#[tokio::test(start_paused = true)]
-async fn the_loop_gives_up_when_attempts_run_out_or_the_failure_is_not_retryable() {
-    let (calls, attempt) = script(vec![Failure::status(500); 10]);
-    let out = run_with_retries(&policy(2), None, &mut rng(), |e: &Failure| *e, attempt).await;
-    assert!(matches!(out.result, Err(AttemptError::Failed(f)) if f == Failure::status(500)));
-    assert_eq!(out.retries, 2);
-    assert_eq!(out.gave_up, Some(GiveUp::AttemptsExhausted));
-    assert_eq!(calls.load(Ordering::SeqCst), 3);
-
-    let (calls, attempt) = script(vec![Failure::status(400)]);
-    let start = tokio::time::Instant::now();
-    let out = run_with_retries(&policy(5), None, &mut rng(), |e: &Failure| *e, attempt).await;
-    assert_eq!(out.gave_up, Some(GiveUp::NotRetryable));
-    assert_eq!(out.retries, 0);
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
-    assert_eq!(start.elapsed(), Duration::ZERO);
-}
-
-#[tokio::test(start_paused = true)]
-async fn the_budget_cuts_a_slow_attempt_and_counts_waits() {
-    // Each attempt hangs for 10 s; the budget is 3 s: the first attempt is cut at 3 s and
-    // nothing is left to retry with.
-    let calls = Arc::new(AtomicU32::new(0));
-    let counter = calls.clone();
-    let start = tokio::time::Instant::now();
-    let out = run_with_retries(
-        &policy(5),
-        Some(Duration::from_secs(3)),
-        &mut rng(),
-        |e: &Failure| *e,
-        move |_| {
-            counter.fetch_add(1, Ordering::SeqCst);
-            async {
-                tokio::time::sleep(Duration::from_secs(10)).await;
-                Ok::<(), Failure>(())
-            }
-        },
-    )
-    .await;
-    assert_eq!(start.elapsed(), Duration::from_secs(3));
-    assert!(matches!(out.result, Err(AttemptError::TimedOut)));
-    assert_eq!(out.failures, vec![Failure::Timeout]);
-    assert_eq!(out.gave_up, Some(GiveUp::BudgetExhausted));
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
-
-    // A Retry-After longer than what is left of the budget ends the retries at once.
-    let p = RetryPolicy {
-        attempts: 3,
-        on_status_codes: None,
-        use_retry_after_header: true,
-    };
-    let (calls, attempt) = script(vec![Failure::Status {
-        status: 429,
-        retry_after: Some(Duration::from_secs(30)),
-    }]);
-    let start = tokio::time::Instant::now();
-    let out = run_with_retries(
-        &p,
-        Some(Duration::from_secs(10)),
-        &mut rng(),
-        |e: &Failure| *e,
-        attempt,
-    )
-    .await;
-    assert_eq!(start.elapsed(), Duration::ZERO);
     assert_eq!(
-        out.gave_up,
-        Some(GiveUp::RetryAfterTooLong(Duration::from_secs(30)))
+        honour.decide(0, &limited, Some(Duration::ZERO), &mut rng()),
+        RetryDecision::GiveUp(GiveUp::BudgetExhausted)
     );
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    // Which failures are retried is decided first: a 400 is not retryable, budget or not.
+    assert_eq!(
+        honour.decide(0, &Failure::status(400), Some(Duration::ZERO), &mut rng()),
+        RetryDecision::GiveUp(GiveUp::NotRetryable)
+    );
 }
 
+/// Each retry waits what `decide` drew for its own retry number: the loop passes the
+/// number of retries made, so the waits of one candidate follow the ceilings 100, 200,
+/// 400 ms, ... (the dispatcher's tests check the waits it sleeps stay under them).
 #[test]
-fn the_loop_is_send_with_a_send_rng_so_handlers_can_await_it() {
-    fn assert_send<T: Send>(_: &T) {}
-    let p = policy(1);
-    let mut r = rng();
-    let fut = run_with_retries(
-        &p,
-        None,
-        &mut r,
-        |e: &Failure| *e,
-        |_| async { Ok::<(), Failure>(()) },
-    );
-    assert_send(&fut);
+fn successive_retries_draw_from_growing_ceilings() {
+    let p = policy(5);
+    let mut a = rng();
+    let mut b = rng();
+    let failures = [Failure::status(503), Failure::Connect, Failure::status(502)];
+    for (n, failure) in failures.iter().enumerate() {
+        let n = u8::try_from(n).unwrap();
+        match p.decide(n, failure, None, &mut a) {
+            RetryDecision::Retry { after, source } => {
+                assert_eq!(source, DelaySource::Backoff);
+                assert_eq!(after, backoff_delay(u32::from(n), &mut b));
+                assert!(after <= backoff_ceiling(u32::from(n)));
+            }
+            other => panic!("retry {n}: {other:?}"),
+        }
+    }
 }

@@ -7,8 +7,8 @@
 use sqlx::SqliteConnection;
 
 use super::apply::{ProviderState, delete_config_row, write_provider};
+use super::conflict_on_unique;
 use super::rows::{self, ConfigRow, KEY_COLUMNS, KeyRow, ProviderRow};
-use super::{conflict_on_unique, now_ms};
 use crate::configs::{check_providers, provider_refs, validate_config};
 use crate::{
     ConfigRecord, KeyPatch, KeyRecord, KeyType, MasterKey, NewKey, ProviderRecord, RecordSource,
@@ -59,6 +59,7 @@ pub(super) async fn create_provider(
     conn: &mut SqliteConnection,
     master: &MasterKey,
     provider: &ProviderRecord,
+    now: i64,
 ) -> Result<(), StoreError> {
     if provider_row(conn, &provider.slug).await?.is_some() {
         return Err(StoreError::Conflict(format!(
@@ -68,13 +69,14 @@ pub(super) async fn create_provider(
     }
     let mut state = ProviderState::declared(provider)?;
     state.source = RecordSource::Api.as_str().to_owned();
-    write_provider(conn, master, &provider.slug, &state, false, now_ms()).await
+    write_provider(conn, master, &provider.slug, &state, false, now).await
 }
 
 pub(super) async fn replace_provider(
     conn: &mut SqliteConnection,
     master: &MasterKey,
     provider: &ProviderRecord,
+    now: i64,
 ) -> Result<(), StoreError> {
     let slug = &provider.slug;
     let Some(row) = provider_row(conn, slug).await? else {
@@ -91,7 +93,7 @@ pub(super) async fn replace_provider(
     if state.credentials.is_empty() {
         state.credentials = row.credentials(master)?;
     }
-    write_provider(conn, master, slug, &state, true, now_ms()).await
+    write_provider(conn, master, slug, &state, true, now).await
 }
 
 pub(super) async fn delete_provider(
@@ -178,6 +180,7 @@ fn check_user(key_type: KeyType, user: Option<&str>) -> Result<(), StoreError> {
 pub(super) async fn create_key(
     conn: &mut SqliteConnection,
     key: &NewKey,
+    now: i64,
 ) -> Result<KeyRecord, StoreError> {
     if key.key_type == KeyType::Admin {
         return Err(StoreError::Invalid(
@@ -202,7 +205,6 @@ pub(super) async fn create_key(
         .map(|m| rows::to_json("keys", m))
         .transpose()?;
     let id = uuid::Uuid::now_v7().to_string();
-    let now = now_ms();
     sqlx::query(
         "INSERT INTO keys (id, name, key_type, user_id, key_hash, hint, allowed_models, \
          log_payloads, config_id, source, created_at, updated_at, revoked_at) \
@@ -257,6 +259,7 @@ pub(super) async fn update_key(
     conn: &mut SqliteConnection,
     id_or_name: &str,
     patch: &KeyPatch,
+    now: i64,
 ) -> Result<KeyRecord, StoreError> {
     let row = api_key_row(conn, id_or_name).await?;
     let record = row.clone().into_record()?;
@@ -281,7 +284,7 @@ pub(super) async fn update_key(
     .bind(&config)
     .bind(allowed_models)
     .bind(i64::from(log_payloads))
-    .bind(now_ms())
+    .bind(now)
     .bind(&row.id)
     .execute(&mut *conn)
     .await?;
@@ -293,10 +296,10 @@ pub(super) async fn update_key(
 pub(super) async fn revoke_key(
     conn: &mut SqliteConnection,
     id_or_name: &str,
+    now: i64,
 ) -> Result<KeyRecord, StoreError> {
     let row = api_key_row(conn, id_or_name).await?;
     if row.revoked_at.is_none() {
-        let now = now_ms();
         sqlx::query("UPDATE keys SET revoked_at = ?, updated_at = ? WHERE id = ?")
             .bind(now)
             .bind(now)
@@ -346,6 +349,7 @@ pub(super) async fn create_config(
     conn: &mut SqliteConnection,
     id: &str,
     config: &serde_json::Value,
+    now: i64,
 ) -> Result<ConfigRecord, StoreError> {
     let text = check_new_config(conn, id, config).await?;
     if config_row(conn, id).await?.is_some() {
@@ -353,7 +357,6 @@ pub(super) async fn create_config(
             "a config `{id}` already exists; choose another id, or replace it with PUT"
         )));
     }
-    let now = now_ms();
     sqlx::query(
         "INSERT INTO configs (id, config, source, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
     )
@@ -373,6 +376,7 @@ pub(super) async fn replace_config(
     conn: &mut SqliteConnection,
     id: &str,
     config: &serde_json::Value,
+    now: i64,
 ) -> Result<ConfigRecord, StoreError> {
     let Some(row) = config_row(conn, id).await? else {
         return Err(StoreError::NotFound(format!("no config `{id}`")));
@@ -383,7 +387,7 @@ pub(super) async fn replace_config(
     let text = check_new_config(conn, id, config).await?;
     sqlx::query("UPDATE configs SET config = ?, updated_at = ? WHERE id = ?")
         .bind(&text)
-        .bind(now_ms())
+        .bind(now)
         .bind(id)
         .execute(&mut *conn)
         .await?;

@@ -1277,3 +1277,47 @@ async fn the_database_and_the_files_sqlite_makes_beside_it_are_private() {
     drop(store);
     assert_eq!(mode(&path), 0o600);
 }
+
+/// Every row is stamped with the store's clock, so a test can assert the times it reads back.
+#[tokio::test]
+async fn rows_are_stamped_with_the_stores_clock() {
+    let clock = Arc::new(portico_core::ManualClock::at(1_000));
+    let store = memory_store().await.with_clock(clock.clone());
+    store.apply_catalog(&catalog_with_config()).await.unwrap();
+    for config in store.list_configs().await.unwrap() {
+        let times = (config.created_at_ms, config.updated_at_ms);
+        assert_eq!(times, (1_000, 1_000), "{}", config.id);
+    }
+    assert_eq!(key_named(&store, "backend").await.created_at_ms, 1_000);
+
+    clock.set(2_000);
+    let made = store
+        .create_key(&new_key("made", "prt-made-by-the-clock-test"))
+        .await
+        .unwrap();
+    assert_eq!(made.created_at_ms, 2_000);
+    store
+        .create_provider(&api_provider("api-p", Some("sk-x")))
+        .await
+        .unwrap();
+    let config = store
+        .create_config("api-cfg", &json!({"retry": {"attempts": 1}}))
+        .await
+        .unwrap();
+    assert_eq!((config.created_at_ms, config.updated_at_ms), (2_000, 2_000));
+
+    clock.set(3_000);
+    let revoked = store.revoke_key("made").await.unwrap();
+    assert_eq!(revoked.revoked_at_ms, Some(3_000));
+    store
+        .replace_provider(&api_provider("api-p", None))
+        .await
+        .unwrap();
+    let times = &store.provider_times().await.unwrap()["api-p"];
+    assert_eq!((times.created_at_ms, times.updated_at_ms), (2_000, 3_000));
+    let config = store
+        .replace_config("api-cfg", &json!({"retry": {"attempts": 2}}))
+        .await
+        .unwrap();
+    assert_eq!((config.created_at_ms, config.updated_at_ms), (2_000, 3_000));
+}

@@ -71,7 +71,7 @@ async fn analytics(
     let pairs = pairs(query)?;
     let query = AnalyticsQuery::parse(
         pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        portico_logs::now_ms(),
+        portico_core::now_ms(),
     )
     .map_err(bad_param)?;
     let answer = logs(&state)?.analytics(&query).await.map_err(internal)?;

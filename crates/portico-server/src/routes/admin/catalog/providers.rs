@@ -268,7 +268,7 @@ pub(super) async fn models(
                 }
             }
             None if p.kind == ProviderKind::Mock => {
-                for m in portico_providers::mock::MOCK_MODELS {
+                for m in portico_engine::MOCK_MODELS {
                     push(m, None, None, false);
                 }
             }
