@@ -1,5 +1,8 @@
 //! Anthropic's Messages API, both ways.
 //!
+//! Where it sits: an adapter crate above `portico-providers` (whose `Dialect` skeleton it
+//! fills) and `portico-core`; the engine builds it and calls its `/v1/messages` translation.
+//!
 //! What this crate is:
 //! - the **adapter** [`AnthropicProvider`], the translating skeleton
 //!   ([`portico_providers::dialect::Translating`]) over the [`Anthropic`] dialect: an

@@ -1,6 +1,9 @@
 //! The AWS Bedrock adapter: OpenAI's chat completions and embeddings, translated to
 //! Bedrock's Converse, ConverseStream and InvokeModel APIs.
 //!
+//! Where it sits: an adapter crate above `portico-providers` (whose `Dialect` skeleton it
+//! fills) and `portico-core`; the engine builds it. Its AWS dependencies stay here.
+//!
 //! What this is: [`BedrockProvider`], the translating adapters' one skeleton
 //! ([`portico_providers::dialect::Translating`]) over the [`Bedrock`] dialect, built from a
 //! catalog provider of kind `bedrock`. It reads the region and credentials once, at

@@ -1,5 +1,7 @@
 //! `portico-bench`: the tools behind `bench/run.sh` (see `docs/performance.md`).
 //!
+//! Where it sits: apart, dev-only: `bench/run.sh` runs it; nothing shipped depends on it.
+//!
 //! What this is: small, single-purpose measuring tools that the script starts as separate,
 //! CPU-pinned processes:
 //! - [`mock`]: the fastest reasonable OpenAI-shaped upstream (hyper directly, canned answers);

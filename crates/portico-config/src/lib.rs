@@ -1,6 +1,9 @@
 //! The catalog file: YAML with `${VAR}` substitution, parsed into raw serde types and validated
 //! into a [`Catalog`].
 //!
+//! Where it sits: above `portico-core` and `portico-routing` (configs are validated with the
+//! router's own parser); the binary loads the file, the engine's bootstrap applies the result.
+//!
 //! What this crate is: pure parsing and validation. It reads a file (or a string) and the
 //! environment it is given; it opens no database and starts nothing.
 //!

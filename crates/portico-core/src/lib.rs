@@ -1,5 +1,8 @@
 //! Domain types shared by every Portico crate.
 //!
+//! Where it sits: at the bottom; every other crate depends on it and it depends on no other
+//! Portico crate.
+//!
 //! This crate has no I/O and no async runtime: it holds the vocabulary the other crates speak.
 //!
 //! - [`ErrorCode`] / [`ApiError`]: the one table of public error codes, each with its HTTP

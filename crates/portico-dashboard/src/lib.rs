@@ -1,7 +1,10 @@
 //! The web dashboard served at `/`: an HTML page, a stylesheet and hand-written JavaScript
 //! modules, embedded in the binary and built on the admin API alone (`docs/dashboard.md`).
 //!
-//! What this crate is: the asset table ([`assets`]) and an axum [`router`] that serves it with
+//! Where it sits: a leaf the server mounts at `/`; it depends on nothing of Portico's and talks
+//! to the admin API from the browser.
+//!
+//! What this crate is: the asset table (the `assets` module) and an axum [`router`] that serves it with
 //! the right content types, caching headers and a strict Content-Security-Policy.
 //!
 //! What it is not: an API. Every number the dashboard shows comes from `/admin/v1`, fetched

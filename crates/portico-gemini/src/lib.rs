@@ -1,6 +1,9 @@
 //! The Google Gemini adapter: OpenAI-shaped chat completions and embeddings, translated to
 //! Gemini's own API and back.
 //!
+//! Where it sits: an adapter crate above `portico-providers` (whose `Dialect` skeleton it
+//! fills) and `portico-core`; the engine builds it.
+//!
 //! What this is: [`GeminiProvider`], the translating adapters' one skeleton
 //! ([`portico_providers::dialect::Translating`]) over the [`Gemini`] dialect, built from a
 //! catalog provider of kind `gemini`. It talks
@@ -13,7 +16,7 @@
 //! translated; `/v1/completions` is refused as unsupported.
 //!
 //! Layout, one concept per file:
-//! - [`wire`](crate::wire): Gemini's JSON shapes;
+//! - `wire`: Gemini's JSON shapes;
 //! - `request`: OpenAI request → `generateContent` body (roles, images, tools, tool results
 //!   named from earlier calls, JSON mode, thinking); `schema`: JSON Schemas made acceptable;
 //! - `response`: answer → chat completion (finish reasons, tool calls, reasoning, usage);

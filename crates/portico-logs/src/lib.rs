@@ -1,6 +1,10 @@
 //! The persistent request log: every finished request, kept in its own SQLite file
 //! (`logs.db`), searchable and summarised by the admin API.
 //!
+//! Where it sits: above `portico-core` (it implements its `RequestSink`) and `portico-store`
+//! (private files); the binary puts it among the gateway's sinks, the server's admin API reads
+//! it. It does not depend on the engine.
+//!
 //! The parts, in the order a record travels:
 //! - [`LogPipeline`] starts the writer and hands out a [`LogSink`], the
 //!   [`portico_core::RequestSink`] the request path calls. `record()` never blocks: it puts

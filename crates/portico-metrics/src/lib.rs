@@ -1,5 +1,8 @@
 //! Prometheus metrics for Portico, fed by the record of every finished request.
 //!
+//! Where it sits: above `portico-core` only (it implements its `RequestSink`); the binary
+//! mounts its route and puts it among the gateway's sinks.
+//!
 //! [`Metrics`] is a [`portico_core::RequestSink`]: the binary puts it beside the access log
 //! in a `Fanout`, so the request path only hands it a record it already built. [`router`]
 //! serves `GET /metrics` in the Prometheus text format, behind a bearer token when

@@ -1,5 +1,8 @@
 //! The cost of a request: Portico's built-in price table and the arithmetic on usage.
 //!
+//! Where it sits: above `portico-core`; the engine prices each record with it, the admin API
+//! lists prices from it.
+//!
 //! This crate prices tokens; it does no I/O and keeps no state beyond the table parsed once
 //! from `prices.json`, a data file compiled into the binary (its header names each
 //! provider's source and the date the prices were checked). It does not decide *whose*

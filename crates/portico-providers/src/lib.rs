@@ -1,5 +1,8 @@
 //! Upstream providers: the [`Provider`] trait and one adapter per dialect.
 //!
+//! Where it sits: above `portico-core`; below the adapter crates (anthropic, gemini, bedrock),
+//! which fill its `Dialect` skeleton, and the engine, which builds adapters and calls them.
+//!
 //! What this crate is: everything that knows a provider's wire format and talks to it. The
 //! engine hands an adapter an OpenAI-shaped [`UpstreamRequest`] and gets back an OpenAI-shaped
 //! [`UpstreamResponse`], either a whole JSON body or a stream of [`SseEvent`]s that are

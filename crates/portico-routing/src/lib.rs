@@ -1,6 +1,9 @@
 //! Portico's routing configs: Portkey's config JSON (spec section 5), validated strictly, and
 //! the pure decisions the engine's retry/fallback loop needs.
 //!
+//! Where it sits: above `portico-core`; the engine plans and walks its decisions, `portico-
+//! config` and the admin API validate configs with its parser.
+//!
 //! This crate is a library of pure functions and small shared state. It does no I/O, has no
 //! async code and knows nothing of HTTP or providers. The engine's dispatcher
 //! (`portico_engine::Gateway::dispatch`) is the one retry/fallback loop: it walks the plans

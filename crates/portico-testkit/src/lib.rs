@@ -1,5 +1,8 @@
 //! Dev-only test support for Portico's integration and end-to-end tests.
 //!
+//! Where it sits: apart, dev-only: test suites of other crates depend on it; nothing shipped
+//! does.
+//!
 //! This is not shipped code: it may panic on misuse (a failed bind, a bad header in a script),
 //! because in a test that is the clearest failure.
 //!

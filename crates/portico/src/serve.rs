@@ -1,7 +1,7 @@
 //! `portico serve`: load the catalog, apply it, and serve until SIGTERM or Ctrl-C.
 //!
 //! [`serve`] is the wiring itself, with the listener and the shutdown signal given: the
-//! binary's [`run`] passes the configured address and the process's signals, a test can pass
+//! binary's `run` passes the configured address and the process's signals, a test can pass
 //! a listener on port 0 and a future it completes.
 
 use std::future::Future;

@@ -21,7 +21,7 @@
 //!
 //! [`Gateway::handle`] runs the phases and returns a [`Reply`]; the server only reads the
 //! HTTP request (choosing the [`Family`] by its route) and writes the reply. Whatever ends a
-//! request, it leaves exactly one record ([`record`]): its answer, an error, the shutdown
+//! request, it leaves exactly one record (the `record` module): its answer, an error, the shutdown
 //! deadline, or the client leaving, before the answer (the server drops the request) or
 //! during a stream (the stream is dropped).
 //!

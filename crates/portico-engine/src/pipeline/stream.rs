@@ -133,7 +133,7 @@ impl Stream for AnswerStream {
     /// A provider often sends a burst of events in one packet, but hyper's client hands its
     /// body over one HTTP chunk per run of the connection's task: polled once, the upstream
     /// shows one event and then "nothing ready", although the rest are already in the
-    /// gateway's memory. So gathered events wait up to [`IDLE_TURNS`] turns of the scheduler
+    /// gateway's memory. So gathered events wait up to `IDLE_TURNS` turns of the scheduler
     /// (the task wakes itself at once) for more: the connection's task runs and hands over
     /// the next event, and a burst leaves in one write rather than one per event (strace: 19
     /// writes per 18-event stream before, 3 after). When the turns bring nothing new, what was

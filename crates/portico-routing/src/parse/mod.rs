@@ -86,7 +86,7 @@ const NOT_ENFORCED_YET: &[(&str, &str)] = &[
 impl RoutingConfig {
     /// Parses and validates a config (spec section 5). Errors name the field path and say
     /// what is wrong; see the module docs of `parse` for the rules. A field this version
-    /// does not enforce yet ([`NOT_ENFORCED_YET`]) is refused rather than ignored.
+    /// does not enforce yet (`NOT_ENFORCED_YET`) is refused rather than ignored.
     pub fn parse(value: &Value) -> Result<RoutingConfig, ConfigPathError> {
         let config = RoutingConfig::parse_shape(value)?;
         if let Value::Object(map) = value
