@@ -1,7 +1,8 @@
 //! Persistence for the catalog and gateway keys, behind the [`Store`] trait.
 //!
 //! Where it sits: above `portico-core`, `portico-routing` and `portico-pricing`; the engine
-//! builds snapshots from its records, the server's admin API and the binary's bootstrap write through it.
+//! builds snapshots from its records, the server's admin API and the binary's bootstrap write
+//! through it.
 //!
 //! What this crate is: the one place that talks to the database. The engine and the server see
 //! only [`Store`] and the record types below, so PostgreSQL can be added beside SQLite (a
