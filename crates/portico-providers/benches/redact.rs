@@ -65,6 +65,21 @@ fn bench_redact(c: &mut Criterion) {
     group.finish();
 
     c.bench_function("redact/build_4_secrets", |b| b.iter(four_secrets));
+
+    // The load benchmark's case: one 28-character key and the bench mock's 330-byte answer,
+    // whose digits and dashes are frequent bytes of the key's encodings.
+    let one = Redactor::new(["sk-bench-upstream-key-000000"])
+        .unwrap()
+        .unwrap();
+    let answer = Bytes::from_static(
+        br#"{"id":"chatcmpl-portico-bench","object":"chat.completion","created":1700000000,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Hello from the Portico bench mock upstream."},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":9,"total_tokens":21}}"#,
+    );
+    let mut group = c.benchmark_group("redact");
+    group.throughput(Throughput::Bytes(answer.len() as u64));
+    group.bench_function("bench_mock_answer_one_key", |b| {
+        b.iter(|| one.bytes(black_box(answer.clone())))
+    });
+    group.finish();
 }
 
 criterion_group!(benches, bench_redact);

@@ -62,6 +62,12 @@ pub struct RedactorError(aho_corasick::BuildError);
 /// whatever the number of secrets (Aho-Corasick).
 #[derive(Debug, Clone)]
 pub struct Redactor {
+    /// A SIMD (Teddy) search for any of the patterns, when the CPU and the number of patterns
+    /// allow one: it tells a clean text (the common case) in a few nanoseconds, where the
+    /// automaton's own scan takes up to a microsecond on a short JSON answer whose digits and
+    /// dashes are frequent bytes of the encodings (the benchmark's 330-byte answer: 715 ns ->
+    /// about 30 ns). The automaton still finds and replaces what it finds.
+    quick: Option<aho_corasick::packed::Searcher>,
     matcher: AhoCorasick,
     /// The encodings matched, for the beginnings left before a cut mark.
     patterns: Vec<Vec<u8>>,
@@ -101,11 +107,23 @@ impl Redactor {
             .match_kind(MatchKind::LeftmostLongest)
             .build(&patterns)
             .map_err(RedactorError)?;
-        Ok(Some(Redactor { matcher, patterns }))
+        let quick = aho_corasick::packed::Config::new()
+            .match_kind(aho_corasick::packed::MatchKind::LeftmostLongest)
+            .builder()
+            .extend(&patterns)
+            .build();
+        Ok(Some(Redactor {
+            quick,
+            matcher,
+            patterns,
+        }))
     }
 
     /// `text` with every secret replaced, or `None` when it holds none (nothing is copied).
     fn redacted(&self, text: &[u8]) -> Option<Vec<u8>> {
+        if !self.finds(text) {
+            return None;
+        }
         let mut matches = self.matcher.find_iter(text).peekable();
         matches.peek()?;
         let mut out = Vec::with_capacity(text.len());
@@ -121,7 +139,10 @@ impl Redactor {
 
     /// Whether `text` holds any of the secrets.
     pub fn finds(&self, text: &[u8]) -> bool {
-        self.matcher.is_match(text)
+        match &self.quick {
+            Some(quick) => quick.find(text).is_some(),
+            None => self.matcher.is_match(text),
+        }
     }
 
     /// `bytes` with every secret replaced; the same buffer, uncopied, when there is none.

@@ -299,3 +299,31 @@ fn without_secrets_the_adapter_is_not_wrapped() {
     assert!(!Arc::ptr_eq(&plain, &guarded));
     assert_eq!(guarded.kind(), ProviderKind::Mock);
 }
+
+#[test]
+fn the_quick_search_and_the_automaton_agree() {
+    let redactor = Redactor::new([
+        "sk-bench-upstream-key-000000",
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    ])
+    .unwrap()
+    .unwrap();
+    assert!(
+        redactor.quick.is_some(),
+        "Teddy is available for a few patterns"
+    );
+    let clean = br#"{"id":"chatcmpl-portico-bench","created":1700000000,"model":"gpt-4o-mini","usage":{"prompt_tokens":12}}"#;
+    assert!(!redactor.finds(clean));
+    assert!(!redactor.matcher.is_match(&clean[..]));
+    for pattern in &redactor.patterns {
+        for prefix in [&b""[..], b"x", b"{\"error\":\"Bearer "] {
+            let mut text = prefix.to_vec();
+            text.extend_from_slice(pattern);
+            text.extend_from_slice(b"\"}");
+            assert!(redactor.finds(&text), "{}", String::from_utf8_lossy(&text));
+            assert!(redactor.matcher.is_match(&text));
+            let out = redactor.bytes(bytes::Bytes::from(text));
+            assert!(!out.windows(pattern.len()).any(|w| w == &pattern[..]));
+        }
+    }
+}
