@@ -19,7 +19,8 @@ RESULTS=$BENCH/results
 usage() {
   cat <<'EOF'
 usage: bench/run.sh [--quick] [--repeat N] [--duration S] [--soak] [--with-portkey] [--with-litellm]
-                    [--concurrency N] [--rates "R1 R2"] [--latencies "L1 L2"] [--no-wait]
+                    [--with-fallback] [--with-limits] [--concurrency N] [--rates "R1 R2"]
+                    [--latencies "L1 L2"] [--no-wait]
 
   --quick          short runs (2 s), one repeat, no wait for an idle machine: the CI smoke test
   --repeat N       repeats of the whole matrix (default 3); cells show median (min-max)
@@ -31,6 +32,9 @@ usage: bench/run.sh [--quick] [--repeat N] [--duration S] [--soak] [--with-portk
   --with-litellm   also measure the LiteLLM proxy (pip litellm[proxy], 1 worker), best effort
   --with-fallback  also measure Portico through a fallback config whose first target answers
                    404 at once: the added latency of one fallback hop
+  --with-limits    also measure Portico with a budget (cost and tokens) and a rate limit
+                   (requests and tokens per minute) on the key, all far above what the run
+                   sends: the cost of enforcing them (docs/budgets.md)
   --concurrency N  connections of the saturation runs (default 64)
   --rates "R ..."  open-loop rates in requests/s (default "1000 5000")
   --latencies "L ..."  mock latencies in ms (default "0 20")
@@ -38,7 +42,8 @@ usage: bench/run.sh [--quick] [--repeat N] [--duration S] [--soak] [--with-portk
 EOF
 }
 
-QUICK=0 REPEAT="" DURATION="" SOAK=0 WITH_PORTKEY=0 WITH_LITELLM=0 WITH_FALLBACK=0 NO_WAIT=0
+QUICK=0 REPEAT="" DURATION="" SOAK=0 WITH_PORTKEY=0 WITH_LITELLM=0 WITH_FALLBACK=0 WITH_LIMITS=0
+NO_WAIT=0
 CONC=64 RATES="1000 5000" LATENCIES="0 20"
 while [[ $# -gt 0 ]]; do
   case $1 in
@@ -49,6 +54,7 @@ while [[ $# -gt 0 ]]; do
     --with-portkey) WITH_PORTKEY=1 ;;
     --with-litellm) WITH_LITELLM=1 ;;
     --with-fallback) WITH_FALLBACK=1 ;;
+    --with-limits) WITH_LIMITS=1 ;;
     --concurrency) CONC=$2; shift ;;
     --rates) RATES=$2; shift ;;
     --latencies) LATENCIES=$2; shift ;;
@@ -258,22 +264,37 @@ EOF
     die "nginx did not start"
 }
 
+# Portico with the bench key; VARIANT: plain, fallback (a one-hop fallback config) or limits
+# (a budget and a rate limit on the key that the run never reaches).
 start_portico() {
-  local port=$1 fallback=${2:-0} dir=$WORK/portico
+  local port=$1 variant=${2:-plain} dir=$WORK/portico models=""
+  # With limits, a price for the model: the budget's cost is estimated and charged too.
+  [[ $variant == limits ]] && models=$'
+    models:
+      - id: gpt-4o-mini
+        pricing: { input_per_mtok: 0.15, output_per_mtok: 0.6 }'
   rm -rf "$dir"; mkdir -p "$dir/data"
   cat >"$dir/portico.yaml" <<EOF
 auto_providers: false
 providers:
   - slug: bench
     kind: openai-compatible
-    base_url: http://127.0.0.1:$MOCK_PORT/v1
+    base_url: http://127.0.0.1:$MOCK_PORT/v1$models
   # The same mock under a path it does not serve: every request to it is a quick 404, which
   # a fallback moves past and the circuit breaker does not count (a 4xx proves it alive).
   - slug: missing
     kind: openai-compatible
     base_url: http://127.0.0.1:$MOCK_PORT/missing/v1
 EOF
-  if [[ $fallback == 1 ]]; then
+  if [[ $variant == limits ]]; then
+    cat >>"$dir/portico.yaml" <<EOF
+keys:
+  - name: bench
+    key: $SERVICE_KEY
+    budget: { cost_usd: 1000000000, tokens: 1000000000000000, period: month }
+    rate_limit: { requests_per_minute: 1000000000, tokens_per_minute: 1000000000000 }
+EOF
+  elif [[ $variant == fallback ]]; then
     cat >>"$dir/portico.yaml" <<EOF
 configs:
   - id: one-hop
@@ -317,9 +338,9 @@ start_target() {
       port=$(free_port); start_nginx "$port"
       URL="http://127.0.0.1:$port/v1/chat/completions"
       HEADERS+=(-H "Authorization: Bearer $SERVICE_KEY") ;;
-    portico|portico-fallback)
+    portico|portico-fallback|portico-limits)
       port=$(free_port)
-      start_portico "$port" "$([[ $target == portico-fallback ]] && echo 1 || echo 0)"
+      start_portico "$port" "$(case $target in portico-fallback) echo fallback ;; portico-limits) echo limits ;; *) echo plain ;; esac)"
       URL="http://127.0.0.1:$port/v1/chat/completions"
       HEADERS+=(-H "Authorization: Bearer $SERVICE_KEY") ;;
     portkey|litellm)
@@ -369,6 +390,7 @@ matrix() {
   [[ $WITH_PORTKEY == 1 ]] && prepare_portkey && targets+=" portkey"
   [[ $WITH_LITELLM == 1 ]] && prepare_litellm && targets+=" litellm"
   [[ $WITH_FALLBACK == 1 ]] && targets+=" portico-fallback"
+  [[ $WITH_LIMITS == 1 ]] && targets+=" portico-limits"
   write_bodies "$MODEL" "$WORK/bodies/portico"
   RAW=$RESULTS/raw
   rm -rf "$RAW"; mkdir -p "$RAW"
@@ -476,7 +498,8 @@ dirty=$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null | gre
   if [[ -n ${PEER_NOTES:-} ]]; then printf 'Peers:\n%s\n' "$PEER_NOTES"; fi
 } >"$WORK/preamble.md"
 "$PB" report --raw "$RAW" --markdown "$RESULTS/latest.md" --json "$RESULTS/latest.json" \
-  --preamble "$WORK/preamble.md" --concurrency "$CONC" --fail-on-errors-of direct,nginx,portico ||
+  --preamble "$WORK/preamble.md" --concurrency "$CONC" --fail-on-errors-of \
+  "direct,nginx,portico$([[ $WITH_LIMITS == 1 ]] && echo ,portico-limits)" ||
   die "requests to direct, nginx or Portico failed (listed above); the numbers are written anyway"
 echo >&2
 log "written: bench/results/latest.md, bench/results/latest.json, raw files in bench/results/raw/"

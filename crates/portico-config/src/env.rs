@@ -141,6 +141,7 @@ pub fn detect_env_providers(env: &dyn Fn(&str) -> Option<String>) -> Vec<Provide
                 mock: None,
                 settings: crate::kind_fields::default_settings(kind),
                 credentials: std::collections::BTreeMap::new(),
+                limits: portico_core::Limits::default(),
             })
         })
         .collect()

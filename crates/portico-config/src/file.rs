@@ -28,6 +28,7 @@ use crate::error::{ConfigError, field_path, item_path};
 use crate::schema::{self, describe};
 use crate::yaml::{self, Value};
 use crate::{Catalog, ProviderConfig, validate};
+use portico_core::{Limits, NamedBudget};
 
 /// The whole file.
 #[derive(Debug, Default, Deserialize)]
@@ -41,6 +42,8 @@ pub(crate) struct CatalogFile {
     pub(crate) providers: Option<Vec<ProviderFile>>,
     pub(crate) configs: Option<Vec<ConfigFile>>,
     pub(crate) keys: Option<Vec<KeyFile>>,
+    pub(crate) budgets: Option<Vec<BudgetEntryFile>>,
+    pub(crate) auth: Option<crate::auth::AuthFile>,
 }
 
 /// One entry of `configs:`; `config` is Portkey's config JSON, written as YAML or JSON.
@@ -70,6 +73,8 @@ pub(crate) struct ProviderFile {
     pub(crate) vertex_region: Option<String>,
     pub(crate) anthropic_version: Option<String>,
     pub(crate) anthropic_beta: Option<String>,
+    pub(crate) budget: Option<BudgetFile>,
+    pub(crate) rate_limit: Option<RateLimitFile>,
 }
 
 /// One entry of a provider's `models:`: a bare id, or the long form.
@@ -129,6 +134,50 @@ pub(crate) struct KeyFile {
     #[serde(default, deserialize_with = "lenient")]
     pub(crate) log_payloads: Option<bool>,
     pub(crate) config: Option<String>,
+    pub(crate) budget: Option<BudgetFile>,
+    pub(crate) rate_limit: Option<RateLimitFile>,
+    pub(crate) expires_at: Option<String>,
+}
+
+/// `budget:` of a provider, a key or a `budgets:` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BudgetFile {
+    #[serde(default, deserialize_with = "lenient")]
+    pub(crate) cost_usd: Option<f64>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub(crate) tokens: Option<u64>,
+    pub(crate) period: Option<String>,
+}
+
+/// `rate_limit:` of a provider, a key or a `budgets:` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RateLimitFile {
+    #[serde(default, deserialize_with = "lenient")]
+    pub(crate) requests_per_minute: Option<u64>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub(crate) tokens_per_minute: Option<u64>,
+}
+
+/// One entry of `budgets:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BudgetEntryFile {
+    pub(crate) name: Option<String>,
+    /// `metadata.<key>` → value; the values' types are checked in validation.
+    #[serde(rename = "match")]
+    pub(crate) matches: Option<std::collections::BTreeMap<String, serde_json::Value>>,
+    pub(crate) budget: Option<BudgetFile>,
+    pub(crate) rate_limit: Option<RateLimitFile>,
+}
+
+/// A key's `{budget, rate_limit}` as the admin API receives them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LimitsFile {
+    pub(crate) budget: Option<BudgetFile>,
+    pub(crate) rate_limit: Option<RateLimitFile>,
 }
 
 /// A secret field (`api_key`, `key`, `admin_key`, `aws_secret_access_key`, ...). It exists for its error message: serde's
@@ -247,6 +296,16 @@ pub fn parse_str(
     origin: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Catalog, ConfigError> {
+    let doc = substituted(text, origin, env)?;
+    read(doc, origin, env)
+}
+
+/// Stages 1 to 3: the document, its shape checked, `${VAR}` replaced from `env`.
+pub(crate) fn substituted(
+    text: &str,
+    origin: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Value, ConfigError> {
     let mut doc = yaml::parse(text, origin)?;
     schema::check(&doc, origin)?;
     substitute_value(&mut doc, "", env).map_err(|(path, source)| ConfigError::Substitution {
@@ -254,6 +313,16 @@ pub fn parse_str(
         path,
         source,
     })?;
+    Ok(doc)
+}
+
+/// Stages 4 and 5: the raw structs out of a checked, substituted document, validated. `env`
+/// serves only the rules that depend on the environment.
+pub(crate) fn read(
+    doc: Value,
+    origin: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Catalog, ConfigError> {
     let raw = match doc {
         // An empty file (or one holding only comments) is an empty catalog.
         Value::Null => CatalogFile::default(),
@@ -274,6 +343,40 @@ pub fn parse_provider_json(
     let raw: ProviderFile =
         serde_path_to_error::deserialize(doc).map_err(|e| type_error(origin, e))?;
     validate::provider(raw, origin)
+}
+
+/// Parses one `budgets:` entry as the admin API receives it (`name`, `match`, `budget`,
+/// `rate_limit`), checked by the file's rules, with paths relative to the object
+/// (`match.team`, `budget.period`). No `${VAR}` substitution.
+pub fn parse_budget_json(
+    value: &serde_json::Value,
+    origin: &str,
+) -> Result<NamedBudget, ConfigError> {
+    let doc = Value::from(value);
+    schema::check_budget_entry(&doc, origin)?;
+    let raw: BudgetEntryFile =
+        serde_path_to_error::deserialize(doc).map_err(|e| type_error(origin, e))?;
+    validate::budget_entry(raw, origin)
+}
+
+/// Parses a key's `budget` and `rate_limit` as the admin API receives them (either may be
+/// absent or null), checked by the file's rules, with paths like `budget.period`.
+pub fn parse_limits_json(
+    budget: Option<&serde_json::Value>,
+    rate_limit: Option<&serde_json::Value>,
+    origin: &str,
+) -> Result<Limits, ConfigError> {
+    let mut object = serde_json::Map::new();
+    for (name, value) in [("budget", budget), ("rate_limit", rate_limit)] {
+        if let Some(value) = value.filter(|v| !v.is_null()) {
+            object.insert(name.to_owned(), value.clone());
+        }
+    }
+    let doc = Value::from(&serde_json::Value::Object(object));
+    schema::check_limits(&doc, origin)?;
+    let raw: LimitsFile =
+        serde_path_to_error::deserialize(doc).map_err(|e| type_error(origin, e))?;
+    validate::limits(raw, origin)
 }
 
 fn type_error(origin: &str, error: serde_path_to_error::Error<yaml::Error>) -> ConfigError {

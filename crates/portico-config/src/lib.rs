@@ -11,8 +11,13 @@
 //! wrong, and never include a secret's value. The binary turns them into exit code 2.
 //!
 //! Main types: [`Catalog`], [`ProviderConfig`], [`ModelConfig`], [`KeyConfig`],
-//! [`RoutingConfigEntry`], [`MockSettings`],
-//! [`ConfigError`]; entry points [`load_file`], [`parse_str`], [`detect_env_providers`].
+//! [`RoutingConfigEntry`], [`MockSettings`], [`AuthConfig`] and [`JwtConfig`] (`auth.jwt`),
+//! [`ConfigError`]; entry points [`load_file`], [`parse_str`], [`detect_env_providers`], and
+//! for the admin API's bodies [`parse_provider_json`], [`parse_budget_json`],
+//! [`parse_limits_json`]; for `portico apply` (a file applied to a running instance)
+//! [`substitute_to_json`] on the client and [`parse_json_document`] on the instance (module
+//! `document`). Budgets and rate limits are `portico_core`'s [`Limits`] and [`NamedBudget`]
+//! (validated in `limits`).
 //!
 //! Layout, in pipeline order: `yaml` (the document tree and the YAML reader, `serde-saphyr`),
 //! `file` (raw serde types, text → catalog), `schema` (allowed and not-yet-supported fields),
@@ -24,7 +29,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use portico_core::{ProviderKind, Secret};
+use portico_core::{Limits, NamedBudget, ProviderKind, Secret};
 
 /// A validated catalog file.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -44,6 +49,10 @@ pub struct Catalog {
     pub configs: Vec<RoutingConfigEntry>,
     /// `keys:` in file order; names are unique.
     pub keys: Vec<KeyConfig>,
+    /// `budgets:` in file order: limits on metadata values; names are unique.
+    pub budgets: Vec<NamedBudget>,
+    /// `auth:`: JWT callers (`auth.jwt`), when configured.
+    pub auth: AuthConfig,
 }
 
 /// One provider integration.
@@ -70,6 +79,8 @@ pub struct ProviderConfig {
     /// `aws_secret_access_key`, `aws_session_token` (bedrock). Stored encrypted like
     /// `api_key`, and never shown in a message.
     pub credentials: BTreeMap<String, Secret>,
+    /// `budget:` and `rate_limit:`, applied to every attempt sent to the provider.
+    pub limits: Limits,
 }
 
 /// A model of a provider's allow-list.
@@ -124,6 +135,9 @@ pub enum KeyKind {
     Service,
     /// A personal key; `user` names the person.
     User,
+    /// A data-plane gateway's token to its control plane (spec section 9): stored, and
+    /// refused on the data plane and the admin API.
+    Gateway,
 }
 
 /// A gateway key declared in the file.
@@ -143,6 +157,10 @@ pub struct KeyConfig {
     pub log_payloads: bool,
     /// `config:` the id of one of the file's `configs`, applied to every request of the key.
     pub config: Option<String>,
+    /// `budget:` and `rate_limit:`; on a user key, its user's.
+    pub limits: Limits,
+    /// `expires_at:` (RFC 3339) in Unix milliseconds: from then on the key is refused.
+    pub expires_at_ms: Option<i64>,
 }
 
 /// A routing config declared in the file (spec section 5).
@@ -154,10 +172,13 @@ pub struct RoutingConfigEntry {
     pub config: serde_json::Value,
 }
 
+mod auth;
+mod document;
 mod env;
 mod error;
 mod file;
 mod kind_fields;
+mod limits;
 mod schema;
 mod validate;
 mod yaml;
@@ -165,8 +186,10 @@ mod yaml;
 #[cfg(test)]
 mod tests;
 
+pub use auth::{AuthConfig, DEFAULT_USER_CLAIM, JwtConfig, parse_rfc3339_ms};
+pub use document::{parse_json_document, substitute_to_json};
 pub use env::{SubstituteError, detect_env_providers, substitute};
 pub use error::ConfigError;
-pub use file::{load_file, parse_provider_json, parse_str};
+pub use file::{load_file, parse_budget_json, parse_limits_json, parse_provider_json, parse_str};
 pub use kind_fields::{DEFAULT_ANTHROPIC_VERSION, DEFAULT_AZURE_API_VERSION};
 pub use validate::check_model_pattern;

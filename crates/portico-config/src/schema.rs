@@ -35,8 +35,10 @@ const TOP: Shape = Shape {
         "providers",
         "configs",
         "keys",
+        "budgets",
+        "auth",
     ],
-    unsupported: &["guardrails", "auth"],
+    unsupported: &["guardrails"],
     aliases: &[],
 };
 
@@ -57,8 +59,10 @@ const PROVIDER: Shape = Shape {
         "vertex_region",
         "anthropic_version",
         "anthropic_beta",
+        "budget",
+        "rate_limit",
     ],
-    unsupported: &["budget", "rate_limit"],
+    unsupported: &[],
     aliases: &[
         ("name", "slug"),
         ("type", "kind"),
@@ -107,14 +111,84 @@ const KEY: Shape = Shape {
         "allowed_models",
         "log_payloads",
         "config",
+        "budget",
+        "rate_limit",
+        "expires_at",
     ],
-    unsupported: &["budget", "rate_limit"],
+    unsupported: &[],
     aliases: &[
         ("kind", "type"),
+        ("expires", "expires_at"),
+        ("expiry", "expires_at"),
         ("models", "allowed_models"),
         ("secret", "key"),
     ],
 };
+
+/// `budget:` of a provider, a key, a `budgets:` entry (or `auth.jwt.budget`).
+const BUDGET: Shape = Shape {
+    allowed: &["cost_usd", "tokens", "period"],
+    unsupported: &[],
+    aliases: &[
+        ("usd", "cost_usd"),
+        ("cost", "cost_usd"),
+        ("interval", "period"),
+    ],
+};
+
+/// `rate_limit:` of a provider, a key or a `budgets:` entry.
+const RATE_LIMIT: Shape = Shape {
+    allowed: &["requests_per_minute", "tokens_per_minute"],
+    unsupported: &[],
+    aliases: &[("rpm", "requests_per_minute"), ("tpm", "tokens_per_minute")],
+};
+
+/// An entry of `budgets:`.
+const BUDGET_ENTRY: Shape = Shape {
+    allowed: &["name", "match", "budget", "rate_limit"],
+    unsupported: &[],
+    aliases: &[("id", "name"), ("matches", "match"), ("where", "match")],
+};
+
+/// `auth:`: how callers other than gateway keys authenticate.
+const AUTH: Shape = Shape {
+    allowed: &["jwt"],
+    unsupported: &[],
+    aliases: &[],
+};
+
+/// `auth.jwt:`: JWTs of an identity provider.
+const JWT: Shape = Shape {
+    allowed: &["jwks_url", "issuer", "audience", "user_claim", "budget"],
+    unsupported: &[],
+    aliases: &[
+        ("jwks_uri", "jwks_url"),
+        ("jwks", "jwks_url"),
+        ("iss", "issuer"),
+        ("aud", "audience"),
+        ("claim", "user_claim"),
+    ],
+};
+
+/// The limits of a key as the admin API receives them.
+const LIMITS: Shape = Shape {
+    allowed: &["budget", "rate_limit"],
+    unsupported: &[],
+    aliases: &[],
+};
+
+/// Checks one `budgets:` entry (the admin API's body), with paths relative to it.
+pub(crate) fn check_budget_entry(value: &Value, origin: &str) -> Result<(), ConfigError> {
+    Cx { origin }.budget_entry(value, "")
+}
+
+/// Checks `{budget, rate_limit}` (a key's limits in the admin API's body).
+pub(crate) fn check_limits(value: &Value, origin: &str) -> Result<(), ConfigError> {
+    let cx = Cx { origin };
+    let map = cx.mapping(value, "", "a mapping with budget and rate_limit")?;
+    cx.fields(map, "", &LIMITS)?;
+    cx.limits(map, "")
+}
 
 /// The fields a provider entry may have (for a test that keeps other tables in step).
 #[cfg(test)]
@@ -145,8 +219,13 @@ pub(crate) fn check(doc: &Value, origin: &str) -> Result<(), ConfigError> {
             })?;
             cx.list(map, "", "keys", "key entries", |v, path| {
                 let key = cx.mapping(v, path, "a key entry (name, type, ...)")?;
-                cx.fields(key, path, &KEY)
-            })
+                cx.fields(key, path, &KEY)?;
+                cx.limits(key, path)
+            })?;
+            cx.list(map, "", "budgets", "budget entries", |v, path| {
+                cx.budget_entry(v, path)
+            })?;
+            cx.auth(map)
         }
         other => Err(ConfigError::invalid(
             origin,
@@ -182,7 +261,45 @@ impl Cx<'_> {
                 ),
             )),
         })?;
+        self.limits(provider, path)?;
         self.optional_mapping(provider, path, "mock", &MOCK)
+    }
+
+    /// `auth:` with its `jwt:` (whose `budget:` is a budget's shape), when present.
+    fn auth(&self, top: &Mapping) -> Result<(), ConfigError> {
+        self.optional_mapping(top, "", "auth", &AUTH)?;
+        let Some(Value::Mapping(auth)) = top.get("auth") else {
+            return Ok(());
+        };
+        self.optional_mapping(auth, "auth", "jwt", &JWT)?;
+        if let Some(Value::Mapping(jwt)) = auth.get("jwt") {
+            self.optional_mapping(jwt, "auth.jwt", "budget", &BUDGET)?;
+        }
+        Ok(())
+    }
+
+    /// `budget:` and `rate_limit:` of an object, when present.
+    fn limits(&self, map: &Mapping, path: &str) -> Result<(), ConfigError> {
+        self.optional_mapping(map, path, "budget", &BUDGET)?;
+        self.optional_mapping(map, path, "rate_limit", &RATE_LIMIT)
+    }
+
+    /// One `budgets:` entry; `match` is a mapping of free-form `metadata.<key>` fields.
+    fn budget_entry(&self, value: &Value, path: &str) -> Result<(), ConfigError> {
+        let entry = self.mapping(
+            value,
+            path,
+            "a budget entry (name, match, budget, rate_limit)",
+        )?;
+        self.fields(entry, path, &BUDGET_ENTRY)?;
+        if let Some(matches) = entry.get("match").filter(|v| !matches!(v, Value::Null)) {
+            self.mapping(
+                matches,
+                &field_path(path, "match"),
+                "a mapping of metadata.<key>: <value>, like { metadata.team: backend }",
+            )?;
+        }
+        self.limits(entry, path)
     }
 
     /// Rejects unsupported and unknown field names of one object.

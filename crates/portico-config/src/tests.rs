@@ -188,6 +188,7 @@ fn full_example_parses_into_the_expected_catalog() {
                 mock: None,
                 settings: Map::new(),
                 credentials: BTreeMap::new(),
+                limits: Default::default(),
             },
             ProviderConfig {
                 slug: "local_llm".into(),
@@ -205,6 +206,7 @@ fn full_example_parses_into_the_expected_catalog() {
                 mock: None,
                 settings: Map::new(),
                 credentials: BTreeMap::new(),
+                limits: Default::default(),
             },
             ProviderConfig {
                 slug: "sim".into(),
@@ -219,6 +221,7 @@ fn full_example_parses_into_the_expected_catalog() {
                 }),
                 settings: Map::new(),
                 credentials: BTreeMap::new(),
+                limits: Default::default(),
             },
             ProviderConfig {
                 slug: "ollama".into(),
@@ -229,6 +232,7 @@ fn full_example_parses_into_the_expected_catalog() {
                 mock: None,
                 settings: Map::new(),
                 credentials: BTreeMap::new(),
+                limits: Default::default(),
             },
             ProviderConfig {
                 slug: "claude".into(),
@@ -245,6 +249,7 @@ fn full_example_parses_into_the_expected_catalog() {
                     ),
                 ]),
                 credentials: BTreeMap::new(),
+                limits: Default::default(),
             },
             ProviderConfig {
                 slug: "vertex".into(),
@@ -258,6 +263,7 @@ fn full_example_parses_into_the_expected_catalog() {
                     ("vertex_region", "us-central1"),
                 ]),
                 credentials: BTreeMap::new(),
+                limits: Default::default(),
             },
             ProviderConfig {
                 slug: "aws".into(),
@@ -272,6 +278,7 @@ fn full_example_parses_into_the_expected_catalog() {
                     ("aws_secret_access_key", "aws-secret-TOPSECRET"),
                     ("aws_session_token", "aws-session-TOPSECRET"),
                 ]),
+                limits: Default::default(),
             },
             ProviderConfig {
                 slug: "azure".into(),
@@ -286,6 +293,7 @@ fn full_example_parses_into_the_expected_catalog() {
                 mock: None,
                 settings: settings(&[("azure_api_version", "v1")]),
                 credentials: BTreeMap::new(),
+                limits: Default::default(),
             },
         ],
         configs: vec![RoutingConfigEntry {
@@ -309,6 +317,8 @@ fn full_example_parses_into_the_expected_catalog() {
                 ]),
                 log_payloads: false,
                 config: Some("reliable".into()),
+                limits: Default::default(),
+                expires_at_ms: None,
             },
             KeyConfig {
                 name: "alice".into(),
@@ -318,8 +328,12 @@ fn full_example_parses_into_the_expected_catalog() {
                 allowed_models: None,
                 log_payloads: true,
                 config: None,
+                limits: Default::default(),
+                expires_at_ms: None,
             },
         ],
+        budgets: Vec::new(),
+        auth: Default::default(),
     };
     assert_eq!(parse(FULL).unwrap(), expected);
 }
@@ -429,26 +443,7 @@ providers:
 
 #[test]
 fn unsupported_sections_say_so() {
-    let cases = [
-        ("guardrails: []\n", "guardrails"),
-        ("auth:\n  jwt: { jwks_url: \"${JWKS_URL}\" }\n", "auth"),
-        (
-            "providers:\n  - { slug: a, kind: mock, budget: { cost_usd: 5 } }\n",
-            "providers[0].budget",
-        ),
-        (
-            "providers:\n  - { slug: a, kind: mock, rate_limit: { requests_per_minute: 1 } }\n",
-            "providers[0].rate_limit",
-        ),
-        (
-            "keys:\n  - { name: k, budget: { cost_usd: 5 } }\n",
-            "keys[0].budget",
-        ),
-        (
-            "keys:\n  - { name: k, rate_limit: {} }\n",
-            "keys[0].rate_limit",
-        ),
-    ];
+    let cases = [("guardrails: []\n", "guardrails")];
     for (text, path) in cases {
         let err = error_of(text);
         assert!(matches!(err, ConfigError::Unsupported { .. }), "{err}");
@@ -551,8 +546,8 @@ fn unknown_fields_list_the_allowed_ones() {
             "did you mean `base_url`?",
         ],
     );
-    // Unsupported fields are not offered as allowed ones.
-    assert!(!msg.contains("budget"), "{msg}");
+    // Budgets are supported (limits.rs has their rules) and offered.
+    assert!(msg.contains("budget, rate_limit"), "{msg}");
 
     assert_error(
         "provider: []\n",
@@ -909,7 +904,7 @@ fn every_rule_has_a_message_naming_the_field() {
         (
             "keys:\n  - { name: k, type: admin }\n",
             "keys[0].type",
-            "\"admin\" is not a key type; use service or user",
+            "\"admin\" is not a key type; use service, user or gateway",
         ),
         (
             "keys:\n  - { name: k, type: user }\n",

@@ -13,13 +13,15 @@ use url::Url;
 
 use crate::error::{ConfigError, field_path, item_path};
 use crate::file::{
-    CatalogFile, ConfigFile, KeyFile, MockFile, ModelFile, PricingFile, ProviderFile, SecretFile,
+    BudgetEntryFile, CatalogFile, ConfigFile, KeyFile, LimitsFile, MockFile, ModelFile,
+    PricingFile, ProviderFile, SecretFile,
 };
 use crate::kind_fields::KindFields;
 use crate::{
     Catalog, KeyConfig, KeyKind, MockSettings, ModelConfig, PricingConfig, ProviderConfig,
     RoutingConfigEntry,
 };
+use portico_core::{Limits, NamedBudget};
 
 /// Longest config id. The same rule as `portico_store::is_valid_config_id`, which guards the
 /// admin API's writes (this crate does not depend on the store).
@@ -76,9 +78,27 @@ pub(crate) fn catalog(
 
     let mut keys = Vec::new();
     let mut names: HashMap<String, usize> = HashMap::new();
+    // Users whose limits a user key declares: one key per user may (they are the user's).
+    let mut limited_users: HashMap<String, usize> = HashMap::new();
     for (i, raw) in raw.keys.unwrap_or_default().into_iter().enumerate() {
         let path = item_path("keys", i);
         let key = v.key(raw, &path)?;
+        if let (KeyKind::User, Some(user), false) = (key.kind, &key.user, key.limits.is_empty())
+            && let Some(first) = limited_users.insert(user.clone(), i)
+        {
+            let field = if key.limits.budget.is_some() {
+                "budget"
+            } else {
+                "rate_limit"
+            };
+            return Err(v.invalid(
+                &field_path(&path, field),
+                format!(
+                    "user {user:?} already has a budget or rate limit from keys[{first}]; they \
+                     are the user's, shared by all of their keys: declare them on one key"
+                ),
+            ));
+        }
         if let Some(config) = &key.config
             && !ids.contains_key(config)
         {
@@ -108,6 +128,9 @@ pub(crate) fn catalog(
         keys.push(key);
     }
 
+    let budgets = v.budgets(raw.budgets.unwrap_or_default())?;
+    let auth = v.auth(raw.auth)?;
+
     Ok(Catalog {
         listen,
         data_dir: present(raw.data_dir).map(PathBuf::from),
@@ -116,6 +139,8 @@ pub(crate) fn catalog(
         providers,
         configs,
         keys,
+        budgets,
+        auth,
     })
 }
 
@@ -293,6 +318,8 @@ impl Validator<'_> {
             None => None,
         };
 
+        let limits = self.limits(raw.budget.take(), raw.rate_limit.take(), path)?;
+
         let KindFields {
             settings,
             credentials,
@@ -307,6 +334,7 @@ impl Validator<'_> {
             mock,
             settings,
             credentials,
+            limits,
         })
     }
 
@@ -504,10 +532,11 @@ impl Validator<'_> {
         let kind = match present(raw.kind).as_deref().map(str::trim) {
             None | Some("service") => KeyKind::Service,
             Some("user") => KeyKind::User,
+            Some("gateway") => KeyKind::Gateway,
             Some(other) => {
                 return Err(self.invalid(
                     &type_path,
-                    format!("{other:?} is not a key type; use service or user"),
+                    format!("{other:?} is not a key type; use service, user or gateway"),
                 ));
             }
         };
@@ -522,7 +551,7 @@ impl Validator<'_> {
                      alice@example.com",
                 ));
             }
-            (KeyKind::Service, Some(_)) => {
+            (KeyKind::Service | KeyKind::Gateway, Some(_)) => {
                 return Err(self.invalid(
                     &user_path,
                     "is only allowed on `type: user` keys; add `type: user` or remove it",
@@ -538,6 +567,8 @@ impl Validator<'_> {
             .allowed_models
             .map(|patterns| self.allowed_models(patterns, &allowed_path))
             .transpose()?;
+        let limits = self.limits(raw.budget, raw.rate_limit, path)?;
+        let expires_at_ms = self.expires_at(raw.expires_at, &field_path(path, "expires_at"))?;
 
         Ok(KeyConfig {
             name,
@@ -547,6 +578,8 @@ impl Validator<'_> {
             allowed_models,
             log_payloads: raw.log_payloads.unwrap_or(true),
             config: present(raw.config).map(|c| c.trim().to_owned()),
+            limits,
+            expires_at_ms,
         })
     }
 
@@ -581,6 +614,26 @@ pub(crate) fn provider(raw: ProviderFile, origin: &str) -> Result<ProviderConfig
         env: &no_env,
     }
     .provider(raw, "")
+}
+
+/// Validates one `budgets:` entry outside a file (the admin API's body), with no environment.
+pub(crate) fn budget_entry(raw: BudgetEntryFile, origin: &str) -> Result<NamedBudget, ConfigError> {
+    let no_env = |_: &str| None;
+    Validator {
+        origin,
+        env: &no_env,
+    }
+    .named_budget(raw, "")
+}
+
+/// Validates a key's limits outside a file (the admin API's body), with no environment.
+pub(crate) fn limits(raw: LimitsFile, origin: &str) -> Result<Limits, ConfigError> {
+    let no_env = |_: &str| None;
+    Validator {
+        origin,
+        env: &no_env,
+    }
+    .limits(raw.budget, raw.rate_limit, "")
 }
 
 /// `@slug` (every model of a provider) or `@slug/model` (one model); the error says what is

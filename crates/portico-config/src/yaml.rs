@@ -16,9 +16,10 @@
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, IntoDeserializer, MapAccess, SeqAccess, Visitor};
+use serde::{Serialize, Serializer};
 use serde_saphyr::{MessageFormatter, NonFiniteFloatPolicy, Options, UserMessageFormatter};
 
-use crate::error::ConfigError;
+use crate::error::{ConfigError, key_segment};
 
 /// One node of the document.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -230,6 +231,29 @@ impl<'de> Visitor<'de> for ValueVisitor {
             entries.push(entry);
         }
         Ok(Value::Mapping(Mapping(entries)))
+    }
+}
+
+// ---- Writing a `Value` as JSON (the document `portico apply` sends) ----
+
+impl Serialize for Value {
+    /// As JSON can hold it, mappings in file order: a non-text key as its YAML text, and a
+    /// float JSON cannot write (`.inf`, `.nan`) as the text Rust reads back (`inf`, `NaN`),
+    /// which the numeric fields accept like any number written as a string.
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Value::Null => serializer.serialize_unit(),
+            Value::Bool(b) => serializer.serialize_bool(*b),
+            Value::Number(Number::PosInt(n)) => serializer.serialize_u64(*n),
+            Value::Number(Number::NegInt(n)) => serializer.serialize_i64(*n),
+            Value::Number(Number::Float(x)) if x.is_finite() => serializer.serialize_f64(*x),
+            Value::Number(Number::Float(x)) => serializer.serialize_str(&x.to_string()),
+            Value::String(s) => serializer.serialize_str(s),
+            Value::Sequence(items) => serializer.collect_seq(items),
+            Value::Mapping(map) => {
+                serializer.collect_map(map.0.iter().map(|(k, v)| (key_segment(k), v)))
+            }
+        }
     }
 }
 

@@ -51,6 +51,11 @@ pub enum ErrorCode {
     RequestTimeout,
     /// The client stopped sending its request (its body stalled).
     ClientTimeout,
+    /// A budget (cost or tokens per period) has no room for the request.
+    BudgetExceeded,
+    /// A rate limit (requests or tokens per minute) is reached; `Retry-After` says when to
+    /// try again.
+    RateLimited,
     /// The gateway is shutting down or not ready.
     Unavailable,
     /// A bug in the gateway.
@@ -76,6 +81,8 @@ impl ErrorCode {
             ErrorCode::UpstreamTimeout => 504,
             ErrorCode::UpstreamError => 502,
             ErrorCode::RequestTimeout | ErrorCode::ClientTimeout => 408,
+            ErrorCode::BudgetExceeded => 412,
+            ErrorCode::RateLimited => 429,
             ErrorCode::Unavailable => 503,
             ErrorCode::Internal => 500,
         }
@@ -102,6 +109,10 @@ impl ErrorCode {
             | ErrorCode::UpstreamTimeout
             | ErrorCode::UpstreamError => "upstream_error",
             ErrorCode::RequestTimeout | ErrorCode::ClientTimeout => "timeout_error",
+            // OpenAI's type for a spent quota, which its SDK users already check for.
+            ErrorCode::BudgetExceeded => "insufficient_quota",
+            // OpenAI's rate-limit errors name the limit's unit: `requests` or `tokens`.
+            ErrorCode::RateLimited => "requests",
             ErrorCode::Unavailable => "service_unavailable",
             ErrorCode::Internal => "server_error",
         }
@@ -130,6 +141,8 @@ impl ErrorCode {
             ErrorCode::UpstreamError => "upstream_error",
             ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::ClientTimeout => "client_timeout",
+            ErrorCode::BudgetExceeded => "budget_exceeded",
+            ErrorCode::RateLimited => "rate_limit_exceeded",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal_error",
         }
@@ -244,6 +257,8 @@ impl ApiError {
             403 => "permission_error",
             404 => "not_found_error",
             408 | 504 => "timeout_error",
+            // A spent budget is the gateway's spend limit: Anthropic's billing kind of error.
+            412 => "billing_error",
             413 => "request_too_large",
             429 => "rate_limit_error",
             529 => "overloaded_error",

@@ -16,6 +16,9 @@
 //! - [`KeyHash`], [`Secret`]: gateway key hashing and secrets that never print themselves.
 //! - [`RequestSink`], [`Fanout`]: where finished records go (log, metrics, access log).
 //! - [`Clock`]: wall-clock time, which tests can drive ([`ManualClock`]).
+//! - [`limits`]: budgets and rate limits as declared ([`Limits`], [`Period`], [`Subject`],
+//!   [`NamedBudget`]), what the ledger persists ([`SpendState`]) and reports
+//!   ([`LimitObserver`]).
 //! - [`settings`]: the forms and defaults of the kind-specific provider settings, shared by
 //!   the catalog file's validation and the adapters.
 
@@ -24,6 +27,7 @@ mod clock;
 mod endpoint;
 mod error;
 mod kind;
+pub mod limits;
 mod model_ref;
 mod record;
 mod secret;
@@ -36,6 +40,10 @@ pub use clock::{Clock, ManualClock, SystemClock, now_ms};
 pub use endpoint::Endpoint;
 pub use error::{ApiError, ErrorCode};
 pub use kind::{ProviderKind, UnknownProviderKind};
+pub use limits::{
+    BudgetSpec, LimitKind, LimitObserver, Limits, NamedBudget, Period, RateLimitSpec, SpendState,
+    Subject, WindowBucket, rfc3339_utc,
+};
 pub use model_ref::{ModelRef, ModelRefError, is_valid_slug};
 pub use record::{Attempt, Outcome, RequestRecord};
 pub use secret::{KEY_PREFIX, KeyHash, Secret, generate_key, key_hint};

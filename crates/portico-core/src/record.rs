@@ -38,7 +38,8 @@ pub struct RequestRecord {
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
     /// The gateway key's name.
     pub key_name: Option<String>,
-    /// The end user: `_user` of the metadata, else the user of a user key.
+    /// The end user: the authenticated person (a user key's user, a JWT's user claim), else
+    /// `_user` of the metadata.
     pub user: Option<String>,
     /// The slug that answered, without `@`.
     pub provider: Option<String>,

@@ -1,5 +1,6 @@
-// Gateway keys: list, create (the secret is shown once, right here, then dropped from the
-// page), revoke, attach or detach a routing config, and payload logging on or off.
+// Gateway keys: list, create and rotate (the secret is shown once, right here, then dropped
+// from the page), revoke, attach or detach a routing config, payload logging on or off, and
+// each key's expiry (an expired key is marked; the gateway refuses it from that time on).
 
 import { all, del, patch, post } from './api.js';
 import { copyButton, errorBox, h, replace, table, toast } from './dom.js';
@@ -17,10 +18,11 @@ function createForm(configs, onCreated, onCancel) {
     h('h2', {}, 'Create a key'),
     h('div', { class: 'form-grid' },
       h('label', {}, 'Name', h('input', { name: 'name', required: true, autocomplete: 'off' })),
-      h('label', {}, 'Type', h('select', { name: 'type' }, ['service', 'user', 'admin'].map((t) => h('option', { value: t }, t)))),
+      h('label', {}, 'Type', h('select', { name: 'type' }, ['service', 'user', 'gateway'].map((t) => h('option', { value: t }, t)))),
       h('label', {}, 'User (for user keys)', h('input', { name: 'user', autocomplete: 'off' })),
       h('label', {}, 'Allowed models (comma-separated; empty: all)', h('input', { name: 'allowed_models', placeholder: '@openai/gpt-4o-mini', autocomplete: 'off' })),
       h('label', {}, 'Config', configSelect(configs, null, { name: 'config' })),
+      h('label', {}, 'Expires (empty: never)', h('input', { name: 'expires_at', type: 'datetime-local' })),
       h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'log_payloads', checked: true }), 'Log payloads')),
     error,
     h('div', { class: 'actions' },
@@ -36,6 +38,9 @@ function createForm(configs, onCreated, onCancel) {
     const models = String(data.get('allowed_models') || '').split(',').map((m) => m.trim()).filter(Boolean);
     if (models.length) body.allowed_models = models;
     if (data.get('config')) body.config = data.get('config');
+    // The field holds a local time; the API takes RFC 3339, which toISOString writes in UTC.
+    const expires = String(data.get('expires_at') || '');
+    if (expires) body.expires_at = new Date(expires).toISOString();
     try {
       const key = await post('/keys', body);
       onCreated(key);
@@ -46,11 +51,15 @@ function createForm(configs, onCreated, onCancel) {
   return form;
 }
 
-/** The one time a secret is on screen; "Done" removes it from the DOM. */
-function secretPanel(key, onDone) {
+/**
+ * The one time a secret is on screen (a new key's, or a rotated key's new one); "Done"
+ * removes it from the DOM.
+ */
+function secretPanel(key, onDone, rotated = false) {
   const code = h('code', { id: 'new-key-secret' }, key.secret);
   return h('section', { class: 'secret-once', role: 'alert', 'aria-labelledby': 'secret-title' },
-    h('h2', { id: 'secret-title' }, `Key "${key.name}" created`),
+    h('h2', { id: 'secret-title' }, rotated ? `Key "${key.name}" rotated` : `Key "${key.name}" created`),
+    rotated ? h('div', {}, 'Its old secret no longer works.') : null,
     h('div', {}, 'Copy the secret now. It is not stored in readable form and will not be shown again.'),
     code,
     h('div', { class: 'actions' },
@@ -68,7 +77,7 @@ export function keysPage(main) {
     h('div', { class: 'page-head' }, h('h1', {}, 'Keys'), h('span', { class: 'spacer' }), createButton),
     slot, error,
     table('Gateway keys', [{ label: 'Name' }, { label: 'Type' }, { label: 'User' }, { label: 'Key' }, { label: 'Allowed models' },
-      { label: 'Config' }, { label: 'Payloads' }, { label: 'Source' }, { label: 'Created' }, { label: '' }], tbody));
+      { label: 'Config' }, { label: 'Payloads' }, { label: 'Source' }, { label: 'Created' }, { label: 'Expires' }, { label: '' }], tbody));
 
   function showCreate() {
     replace(slot, createForm(configs, (key) => {
@@ -90,6 +99,18 @@ export function keysPage(main) {
     }
   }
 
+  async function rotate(k) {
+    if (!confirm(`Rotate key "${k.name}"? It gets a new secret, and its old secret stops working at once.`)) return;
+    try {
+      const key = await post(`/keys/${encodeURIComponent(k.id)}/rotate`);
+      replace(slot, secretPanel(key, () => replace(slot), true));
+      toast('Key rotated');
+      load();
+    } catch (err) {
+      error.textContent = err.message;
+    }
+  }
+
   async function revoke(k) {
     if (!confirm(`Revoke key "${k.name}"? Requests with it are refused from now on.`)) return;
     try {
@@ -103,9 +124,10 @@ export function keysPage(main) {
 
   function row(k) {
     const revoked = Boolean(k.revoked_at);
+    const expired = Boolean(k.expires_at) && Date.parse(k.expires_at) <= Date.now();
     const locked = fmt.lockedBecause(k.source);
     const fixed = revoked || locked;
-    return h('tr', { class: revoked ? 'revoked' : null, dataset: { key: k.name } },
+    return h('tr', { class: revoked ? 'revoked' : expired ? 'expired' : null, dataset: { key: k.name } },
       h('td', {}, h('strong', {}, k.name)),
       h('td', {}, k.type),
       h('td', {}, k.user || '—'),
@@ -123,17 +145,21 @@ export function keysPage(main) {
         }), k.log_payloads ? 'logged' : 'off')),
       h('td', { title: locked || null }, k.source || '—'),
       h('td', {}, fmt.shortDate(k.created_at)),
+      h('td', { class: 'expires', title: k.expires_at || null }, !k.expires_at ? h('span', { class: 'muted' }, 'never')
+        : expired ? h('span', { class: 'bad' }, `expired ${fmt.shortDate(k.expires_at)}`) : fmt.shortDate(k.expires_at)),
       h('td', { class: 'actions-cell' }, revoked
         ? h('span', { class: 'muted' }, `revoked ${fmt.shortDate(k.revoked_at)}`)
         : locked ? h('span', { class: 'muted', title: locked }, 'read-only')
-        : h('button', { type: 'button', class: 'small danger', onclick: () => revoke(k), 'aria-label': `Revoke ${k.name}` }, 'Revoke')));
+        : [h('button', { type: 'button', class: 'small', onclick: () => rotate(k), 'aria-label': `Rotate ${k.name}` }, 'Rotate'),
+          ' ',
+          h('button', { type: 'button', class: 'small danger', onclick: () => revoke(k), 'aria-label': `Revoke ${k.name}` }, 'Revoke')]));
   }
 
   async function load() {
     try {
       const [keys, cfgs] = await Promise.all([all('/keys'), all('/configs').catch(() => [])]);
       configs = cfgs;
-      replace(tbody, keys.length ? keys.map(row) : h('tr', {}, h('td', { class: 'empty', colspan: 10 }, 'No keys.')));
+      replace(tbody, keys.length ? keys.map(row) : h('tr', {}, h('td', { class: 'empty', colspan: 11 }, 'No keys.')));
     } catch (err) {
       error.textContent = err.message;
     }

@@ -6,6 +6,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use futures::FutureExt as _;
 use portico_core::{Endpoint, KeyHash, ProviderKind, RequestRecord, Secret};
 use portico_engine::{AccessLog, Gateway, Snapshot};
 use portico_store::{KeyRecord, KeyType, ModelRecord, ProviderRecord, RecordSource};
@@ -31,6 +32,7 @@ fn gateway(keys: usize) -> Gateway {
                     .collect(),
             ),
             source: RecordSource::File,
+            limits: Default::default(),
         })
         .collect();
     let keys = (0..keys)
@@ -47,6 +49,9 @@ fn gateway(keys: usize) -> Gateway {
             source: RecordSource::File,
             created_at_ms: 0,
             revoked_at_ms: None,
+            // Odd keys expire (far ahead): their check reads the clock.
+            expires_at_ms: (i % 2 == 1).then_some(i64::MAX),
+            limits: Default::default(),
         })
         .collect();
     let snapshot = Snapshot::build(providers, keys, Vec::new(), &client).unwrap();
@@ -55,10 +60,22 @@ fn gateway(keys: usize) -> Gateway {
 
 fn bench_hot_path(c: &mut Criterion) {
     let gateway = gateway(10_000);
+    // A gateway key is checked without waiting: the future is ready when first polled.
     c.bench_function("authenticate/10k_keys", |b| {
         b.iter(|| {
             gateway
                 .authenticate(black_box(Some("prt-bench-key-00005000")))
+                .now_or_never()
+                .unwrap()
+                .unwrap()
+        })
+    });
+    c.bench_function("authenticate/10k_keys_expiring", |b| {
+        b.iter(|| {
+            gateway
+                .authenticate(black_box(Some("prt-bench-key-00005001")))
+                .now_or_never()
+                .unwrap()
                 .unwrap()
         })
     });
@@ -66,11 +83,15 @@ fn bench_hot_path(c: &mut Criterion) {
         b.iter(|| {
             gateway
                 .authenticate(black_box(Some("prt-not-a-key")))
+                .now_or_never()
+                .unwrap()
                 .unwrap_err()
         })
     });
     let key = gateway
         .authenticate(Some("prt-bench-key-00005000"))
+        .now_or_never()
+        .unwrap()
         .unwrap();
     c.bench_function("route/slug_model_with_allow_lists", |b| {
         b.iter(|| {
@@ -214,6 +235,7 @@ fn bench_pipeline(c: &mut Criterion) {
             credentials: Default::default(),
             models: None,
             source: RecordSource::File,
+            limits: Default::default(),
         };
         let key = KeyRecord {
             id: "key".to_owned(),
@@ -228,6 +250,8 @@ fn bench_pipeline(c: &mut Criterion) {
             source: RecordSource::File,
             created_at_ms: 0,
             revoked_at_ms: None,
+            expires_at_ms: None,
+            limits: Default::default(),
         };
         let snapshot = Snapshot::build(vec![provider], vec![key], Vec::new(), &client).unwrap();
         Gateway::new(snapshot, client.clone(), Arc::new(AccessLog::discard()))

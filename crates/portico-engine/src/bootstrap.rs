@@ -1,5 +1,7 @@
-//! Start-up: applies the catalog file (plus providers found in the environment and the
-//! built-in `@mock`) to the store, and makes sure an admin key exists.
+//! Applying the catalog file: at start-up (plus providers found in the environment and the
+//! built-in `@mock`, and making sure an admin key exists), and to a running instance
+//! (`portico apply`, through the admin API). Both go through one function, so a file applied
+//! either way leaves the catalog the same.
 //!
 //! Generated secrets are returned, not printed: the binary prints them once, and they exist
 //! nowhere else (the store keeps only their hashes).
@@ -7,8 +9,8 @@
 use portico_config::{Catalog, KeyKind, ProviderConfig};
 use portico_core::{KeyHash, ProviderKind, Secret, generate_key, key_hint};
 use portico_store::{
-    ApplyReport, CatalogApply, ConfigSpec, KeySpec, KeyType, ModelRecord, Pricing, ProviderRecord,
-    RecordSource, Store, StoreError,
+    ApplyOptions, ApplyReport, CatalogApply, ConfigSpec, KeySpec, KeyType, ModelRecord, Pricing,
+    ProviderRecord, RecordSource, Store, StoreError,
 };
 
 /// What start-up did, with the secrets to show the user once.
@@ -25,104 +27,26 @@ pub struct BootstrapReport {
 /// Applies `catalog` (and, when `catalog.auto_providers`, `env_providers` and `@mock`) to the
 /// store, and settles the admin key: `admin_key` (from the environment or the file) replaces
 /// the stored one; without it, one is generated on first start.
+///
+/// Without a catalog (a start without `--config`), the records of the last file applied, at
+/// a start or through `portico apply`, stay as they are; the environment's providers and
+/// `@mock` are brought up to date beside them.
 pub async fn bootstrap(
     store: &dyn Store,
-    catalog: &Catalog,
+    catalog: Option<&Catalog>,
     env_providers: Vec<ProviderConfig>,
     admin_key: Option<&Secret>,
 ) -> Result<BootstrapReport, StoreError> {
-    let mut report = BootstrapReport::default();
-    let mut providers: Vec<ProviderRecord> = catalog
-        .providers
-        .iter()
-        .map(|p| provider_record(p, RecordSource::File))
-        .collect();
-    // A provider created through the admin API wins over one detected from the environment
-    // under the same slug: detection is a convenience, and must not stop the next start.
-    let api_slugs: Vec<String> = store
-        .list_providers()
-        .await?
-        .into_iter()
-        .filter(|p| p.source == RecordSource::Api)
-        .map(|p| p.slug)
-        .collect();
-    let taken = |providers: &[ProviderRecord], slug: &str| {
-        providers.iter().any(|existing| existing.slug == slug)
-            || api_slugs.iter().any(|s| s == slug)
+    let options = ApplyOptions {
+        dry_run: false,
+        keep_file_records: catalog.is_none(),
     };
-    if catalog.auto_providers {
-        for p in env_providers {
-            if !taken(&providers, &p.slug) {
-                providers.push(provider_record(&p, RecordSource::Env));
-            }
-        }
-        if !taken(&providers, "mock") {
-            providers.push(ProviderRecord {
-                slug: "mock".to_owned(),
-                kind: ProviderKind::Mock,
-                base_url: None,
-                api_key: None,
-                settings: serde_json::json!({}),
-                credentials: Default::default(),
-                models: None,
-                source: RecordSource::Default,
-            });
-        }
-    }
-
-    let mut generated = Vec::new();
-    let keys = catalog
-        .keys
-        .iter()
-        .map(|k| {
-            let (secret, fixed) = match &k.key {
-                Some(secret) => (secret.clone(), true),
-                None => {
-                    let label = match k.kind {
-                        KeyKind::Service => "svc",
-                        KeyKind::User => "user",
-                    };
-                    let secret = Secret::new(generate_key(label));
-                    generated.push((k.name.clone(), secret.clone()));
-                    (secret, false)
-                }
-            };
-            KeySpec {
-                name: k.name.clone(),
-                key_type: match k.kind {
-                    KeyKind::Service => KeyType::Service,
-                    KeyKind::User => KeyType::User,
-                },
-                user: k.user.clone(),
-                hash: KeyHash::of(secret.expose()),
-                hint: key_hint(secret.expose()),
-                fixed,
-                allowed_models: k.allowed_models.clone(),
-                log_payloads: k.log_payloads,
-                config: k.config.clone(),
-            }
-        })
-        .collect();
-    let configs = catalog
-        .configs
-        .iter()
-        .map(|c| ConfigSpec {
-            id: c.id.clone(),
-            config: c.config.clone(),
-        })
-        .collect();
-
-    report.apply = store
-        .apply_catalog(&CatalogApply {
-            providers,
-            keys,
-            configs,
-        })
-        .await?;
-    report.generated_keys = generated
-        .into_iter()
-        .filter(|(name, _)| report.apply.created_keys.contains(name))
-        .collect();
+    let applied = run(store, catalog, env_providers, options).await?;
+    let mut report = BootstrapReport {
+        generated_admin_key: None,
+        generated_keys: applied.generated_keys,
+        apply: applied.report,
+    };
 
     match admin_key {
         Some(secret) => {
@@ -148,6 +72,168 @@ pub async fn bootstrap(
         None => {}
     }
     Ok(report)
+}
+
+/// What applying a catalog did (or, for a dry run, would do).
+#[derive(Debug, Default)]
+pub struct AppliedCatalog {
+    /// The store's report: one change per object written.
+    pub report: ApplyReport,
+    /// Keys this apply created with a generated secret: `(name, secret)`, to show once. Empty
+    /// for a dry run, which creates nothing.
+    pub generated_keys: Vec<(String, Secret)>,
+}
+
+/// Applies `catalog` to a running instance's store (`POST /admin/v1/apply`): the catalog ends
+/// up as a start with the file would leave it (the admin key and the other start-up settings
+/// aside). With `dry_run`, the report of what the apply would change, nothing written.
+pub async fn apply_file(
+    store: &dyn Store,
+    catalog: &Catalog,
+    env_providers: Vec<ProviderConfig>,
+    dry_run: bool,
+) -> Result<AppliedCatalog, StoreError> {
+    let options = ApplyOptions {
+        dry_run,
+        keep_file_records: false,
+    };
+    run(store, Some(catalog), env_providers, options).await
+}
+
+/// The one apply of a catalog (see [`bootstrap`]): its records, the environment's and the
+/// built-in providers, written by the store's diff.
+async fn run(
+    store: &dyn Store,
+    catalog: Option<&Catalog>,
+    env_providers: Vec<ProviderConfig>,
+    options: ApplyOptions,
+) -> Result<AppliedCatalog, StoreError> {
+    let (apply, generated) = prepare(store, catalog, env_providers).await?;
+    let report = store.apply_catalog_with(&apply, options).await?;
+    let generated_keys = if options.dry_run {
+        Vec::new()
+    } else {
+        generated
+            .into_iter()
+            .filter(|(name, _)| report.created_keys.contains(name))
+            .collect()
+    };
+    Ok(AppliedCatalog {
+        report,
+        generated_keys,
+    })
+}
+
+/// The store's form of a catalog, with a fresh secret for each of its keys without a fixed
+/// one (used only if the key is created). Without a catalog: the environment's providers and
+/// `@mock` only, beside the stored file records.
+async fn prepare(
+    store: &dyn Store,
+    catalog: Option<&Catalog>,
+    env_providers: Vec<ProviderConfig>,
+) -> Result<(CatalogApply, Vec<(String, Secret)>), StoreError> {
+    let mut providers: Vec<ProviderRecord> = catalog
+        .iter()
+        .flat_map(|c| &c.providers)
+        .map(|p| provider_record(p, RecordSource::File))
+        .collect();
+    // A provider created through the admin API wins over one detected from the environment
+    // under the same slug: detection is a convenience, and must not stop the next start. So
+    // does a file's provider kept by a start without a file.
+    let kept_slugs: Vec<String> = store
+        .list_providers()
+        .await?
+        .into_iter()
+        .filter(|p| {
+            p.source == RecordSource::Api || (catalog.is_none() && p.source == RecordSource::File)
+        })
+        .map(|p| p.slug)
+        .collect();
+    let taken = |providers: &[ProviderRecord], slug: &str| {
+        providers.iter().any(|existing| existing.slug == slug)
+            || kept_slugs.iter().any(|s| s == slug)
+    };
+    if catalog.is_none_or(|c| c.auto_providers) {
+        for p in env_providers {
+            if !taken(&providers, &p.slug) {
+                providers.push(provider_record(&p, RecordSource::Env));
+            }
+        }
+        if !taken(&providers, "mock") {
+            providers.push(ProviderRecord {
+                slug: "mock".to_owned(),
+                kind: ProviderKind::Mock,
+                base_url: None,
+                api_key: None,
+                settings: serde_json::json!({}),
+                credentials: Default::default(),
+                models: None,
+                source: RecordSource::Default,
+                limits: Default::default(),
+            });
+        }
+    }
+    let Some(catalog) = catalog else {
+        let apply = CatalogApply {
+            providers,
+            ..CatalogApply::default()
+        };
+        return Ok((apply, Vec::new()));
+    };
+
+    let mut generated = Vec::new();
+    let keys = catalog
+        .keys
+        .iter()
+        .map(|k| {
+            let (secret, fixed) = match &k.key {
+                Some(secret) => (secret.clone(), true),
+                None => {
+                    let label = match k.kind {
+                        KeyKind::Service => "svc",
+                        KeyKind::User => "user",
+                        KeyKind::Gateway => "gw",
+                    };
+                    let secret = Secret::new(generate_key(label));
+                    generated.push((k.name.clone(), secret.clone()));
+                    (secret, false)
+                }
+            };
+            KeySpec {
+                name: k.name.clone(),
+                key_type: match k.kind {
+                    KeyKind::Service => KeyType::Service,
+                    KeyKind::User => KeyType::User,
+                    KeyKind::Gateway => KeyType::Gateway,
+                },
+                user: k.user.clone(),
+                hash: KeyHash::of(secret.expose()),
+                hint: key_hint(secret.expose()),
+                fixed,
+                allowed_models: k.allowed_models.clone(),
+                log_payloads: k.log_payloads,
+                config: k.config.clone(),
+                limits: k.limits,
+                expires_at_ms: k.expires_at_ms,
+            }
+        })
+        .collect();
+    let configs = catalog
+        .configs
+        .iter()
+        .map(|c| ConfigSpec {
+            id: c.id.clone(),
+            config: c.config.clone(),
+        })
+        .collect();
+
+    let apply = CatalogApply {
+        providers,
+        keys,
+        configs,
+        budgets: catalog.budgets.clone(),
+    };
+    Ok((apply, generated))
 }
 
 /// The stored form of a catalog provider: its kind-specific settings (and a mock's settings)
@@ -183,6 +269,7 @@ pub fn provider_record(p: &ProviderConfig, source: RecordSource) -> ProviderReco
                 .collect()
         }),
         source,
+        limits: p.limits,
     }
 }
 
@@ -215,7 +302,7 @@ mod tests {
             ..Catalog::default()
         };
         let secret = Secret::new("prt-admin-secret-for-tests");
-        bootstrap(&store, &catalog, vec![detected], Some(&secret))
+        bootstrap(&store, Some(&catalog), vec![detected], Some(&secret))
             .await
             .unwrap();
         let stored = store.get_provider("openai").await.unwrap().unwrap();
@@ -234,6 +321,7 @@ mod tests {
             mock: None,
             settings: serde_json::Map::new(),
             credentials: BTreeMap::new(),
+            limits: Default::default(),
         }
     }
 

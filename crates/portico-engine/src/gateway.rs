@@ -12,6 +12,7 @@ use portico_providers::http::HttpClient;
 use portico_providers::{ProviderError, UpstreamRequest, UpstreamResponse};
 use portico_store::Store;
 
+use crate::auth::JwtAuth;
 use crate::pipeline::policy::{Finished, Output, Policy, Runs};
 use crate::route::Route;
 use crate::snapshot::{KeyEntry, Snapshot};
@@ -26,6 +27,8 @@ pub struct Gateway {
     /// The policies every request is offered to, in order (none: nothing is paid for them).
     policies: Vec<Arc<dyn Policy>>,
     clock: Arc<dyn Clock>,
+    /// `auth.jwt`: JWT callers and the identity provider's kept keys; `None`: keys only.
+    jwt: Option<JwtAuth>,
 }
 
 impl Gateway {
@@ -40,11 +43,36 @@ impl Gateway {
             plan_options: portico_routing::PlanOptions::default(),
             policies: Vec::new(),
             clock: Arc::new(SystemClock),
+            jwt: None,
         }
     }
 
+    /// The same gateway accepting JWTs as `jwt` says (`auth.jwt`) besides gateway keys, or
+    /// (with `None`) gateway keys only.
+    pub fn with_jwt(mut self, jwt: Option<JwtAuth>) -> Gateway {
+        self.jwt = jwt;
+        self
+    }
+
+    /// The JWT check, when `auth.jwt` is configured.
+    pub fn jwt(&self) -> Option<&JwtAuth> {
+        self.jwt.as_ref()
+    }
+
+    /// The shared upstream HTTP client (adapters, the identity provider's keys).
+    pub(crate) fn client(&self) -> &HttpClient {
+        &self.client
+    }
+
+    /// The stored key whose secret hashes to `hash` (revoked and expired ones included).
+    pub(crate) fn stored_key(&self, hash: &KeyHash) -> Option<Arc<KeyEntry>> {
+        self.snapshot.load().key(hash).cloned()
+    }
+
     /// The same gateway with one more policy, offered every request after those added before.
+    /// The policy learns the current catalog now, and every reloaded one after.
     pub fn with_policy(mut self, policy: Arc<dyn Policy>) -> Gateway {
+        policy.catalog_changed(&self.snapshot.load_full());
         self.policies.push(policy);
         self
     }
@@ -131,45 +159,12 @@ impl Gateway {
     /// Rebuilds the snapshot from the store and swaps it in; requests in flight keep the one
     /// they started with.
     pub async fn reload(&self, store: &dyn Store) -> Result<(), String> {
-        let snapshot = Snapshot::load(store, &self.client).await?;
-        self.snapshot.store(Arc::new(snapshot));
-        Ok(())
-    }
-
-    /// The key a request presented, or 401.
-    pub fn authenticate(&self, secret: Option<&str>) -> Result<Arc<KeyEntry>, ApiError> {
-        let Some(secret) = secret.filter(|s| !s.is_empty()) else {
-            return Err(ApiError::new(
-                ErrorCode::MissingApiKey,
-                "missing gateway key: send `Authorization: Bearer <key>` or `x-portkey-api-key: <key>`",
-            ));
-        };
-        self.snapshot
-            .load()
-            .key(&KeyHash::of(secret))
-            .cloned()
-            .ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::InvalidApiKey,
-                    "invalid gateway key: it is unknown or revoked; use a key Portico printed when it was created, or the admin key",
-                )
-            })
-    }
-
-    /// The admin key a request to the admin API presented: 401 without a known key, 403 for
-    /// a gateway key that is not an admin key.
-    pub fn authenticate_admin(&self, secret: Option<&str>) -> Result<Arc<KeyEntry>, ApiError> {
-        let key = self.authenticate(secret)?;
-        if key.key_type != portico_store::KeyType::Admin {
-            return Err(ApiError::new(
-                ErrorCode::Forbidden,
-                format!(
-                    "the key `{}` is a gateway key, not an admin key; the admin API needs the admin key Portico printed on first start (or PORTICO_ADMIN_KEY)",
-                    key.name
-                ),
-            ));
+        let snapshot = Arc::new(Snapshot::load(store, &self.client).await?);
+        self.snapshot.store(Arc::clone(&snapshot));
+        for policy in &self.policies {
+            policy.catalog_changed(&snapshot);
         }
-        Ok(key)
+        Ok(())
     }
 
     /// Resolves `model` (`@slug/model`, or a bare name with `x-portkey-provider: @slug`) to a

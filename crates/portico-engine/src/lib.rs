@@ -17,8 +17,8 @@
 //!
 //! What this crate is: the decisions of a request (who is calling, which provider and model
 //! answer, what the policies allow) over an immutable [`Snapshot`] of the catalog and keys,
-//! the phases of [`pipeline`], and the apply of a catalog file to the store at start
-//! ([`bootstrap`]).
+//! who is calling ([`auth`]: gateway keys and their states, JWTs of `auth.jwt`), the phases
+//! of [`pipeline`], and the apply of a catalog file to the store at start ([`bootstrap`]).
 //!
 //! What it is not: HTTP parsing or rendering (the server's), a provider's wire format (the
 //! providers'), or SQL (the store's).
@@ -26,10 +26,12 @@
 //! Main types: [`Gateway`], [`Family`], [`Reply`], [`pipeline::policy::Policy`],
 //! [`Snapshot`], [`KeyEntry`], [`ProviderEntry`], [`Route`].
 
+pub mod auth;
 pub mod bootstrap;
 mod dispatch;
 mod gateway;
 pub mod pipeline;
+pub mod policies;
 mod registry;
 mod route;
 mod sink;
@@ -44,4 +46,4 @@ pub use portico_providers::mock::MOCK_MODELS;
 pub use registry::build_provider;
 pub use route::Route;
 pub use sink::AccessLog;
-pub use snapshot::{ConfigEntry, KeyEntry, ModelPattern, ProviderEntry, Snapshot};
+pub use snapshot::{ConfigEntry, Credential, KeyEntry, ModelPattern, ProviderEntry, Snapshot};

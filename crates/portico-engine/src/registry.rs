@@ -117,6 +117,7 @@ mod tests {
             credentials: BTreeMap::new(),
             models: None,
             source: RecordSource::File,
+            limits: Default::default(),
         }
     }
 

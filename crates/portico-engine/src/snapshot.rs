@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use portico_core::{KeyHash, ProviderKind};
+use portico_core::{KeyHash, Limits, NamedBudget, ProviderKind};
 use portico_providers::Provider;
 use portico_providers::http::HttpClient;
 use portico_providers::mock::MOCK_MODELS;
@@ -26,6 +26,8 @@ pub struct ProviderEntry {
     model_ids: Option<HashSet<String>>,
     /// The adapter.
     pub provider: Arc<dyn Provider>,
+    /// Its budget and rate limit (`provider:<slug>`), applied per attempt.
+    pub limits: Limits,
 }
 
 impl ProviderEntry {
@@ -116,17 +118,20 @@ impl PartialEq for ConfigEntry {
     }
 }
 
-/// A gateway key as the request path needs it.
+/// The caller of a request as the request path needs it: a stored gateway key, or a JWT
+/// caller made for the request ([`KeyEntry::for_jwt`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct KeyEntry {
-    /// Stable id.
+    /// Stable id (empty for a JWT caller).
     pub id: String,
-    /// Name, shown in logs.
+    /// Name, shown in logs ([`crate::auth::JWT_KEY_NAME`] for a JWT caller).
     pub name: String,
-    /// Admin, service or user.
+    /// Admin, service, user or gateway (a JWT caller is a user).
     pub key_type: KeyType,
-    /// The person of a user key.
+    /// The person: a user key's `user`, or a JWT's user claim.
     pub user: Option<String>,
+    /// How the caller proved who it is.
+    pub credential: Credential,
     /// What the key may address; `None` means everything.
     pub allowed: Option<Vec<ModelPattern>>,
     /// Whether payloads are logged.
@@ -134,9 +139,49 @@ pub struct KeyEntry {
     /// The routing config attached to the key: applies to each of its requests, with a
     /// request's `x-portkey-config` merged over it.
     pub config: Option<Arc<ConfigEntry>>,
+    /// The key's budget and rate limit (`key:<name>`); on a user key they are its user's
+    /// (`user:<user>`), shared by every key of that user.
+    pub limits: Limits,
+    /// The limits of the caller's user (`user:<user>`) when no user key of theirs declares
+    /// any: what JWT authentication sets from `auth.jwt.budget` for a token's subject (with
+    /// `user` the subject). `None` for gateway keys.
+    pub default_user_limits: Option<Limits>,
+    /// When the key was revoked (Unix ms); authentication refuses it, saying so.
+    pub revoked_at_ms: Option<i64>,
+    /// From when the key is refused (Unix ms), by the gateway's clock; `None`: never.
+    pub expires_at_ms: Option<i64>,
+}
+
+/// How a caller proved who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// A stored gateway key (its hash is in the snapshot).
+    Key,
+    /// A JWT checked against `auth.jwt`.
+    Jwt,
 }
 
 impl KeyEntry {
+    /// The caller of a request with a valid JWT: named [`crate::auth::JWT_KEY_NAME`], a user
+    /// (`user`, the token's user claim) with `default_user_limits` (`auth.jwt.budget`) unless a
+    /// user key of theirs declares limits, every model allowed, no config, payloads logged.
+    pub fn for_jwt(user: String, default_user_limits: Limits) -> KeyEntry {
+        KeyEntry {
+            id: String::new(),
+            name: crate::auth::JWT_KEY_NAME.to_owned(),
+            key_type: KeyType::User,
+            user: Some(user),
+            credential: Credential::Jwt,
+            allowed: None,
+            log_payloads: true,
+            config: None,
+            limits: Limits::default(),
+            default_user_limits: Some(default_user_limits),
+            revoked_at_ms: None,
+            expires_at_ms: None,
+        }
+    }
+
     /// Whether this key may use `model` of provider `slug`.
     pub fn may_use(&self, slug: &str, model: &str) -> bool {
         self.allowed
@@ -152,6 +197,8 @@ pub struct Snapshot {
     slugs: Vec<String>,
     keys: HashMap<KeyHash, Arc<KeyEntry>>,
     configs: HashMap<String, Arc<ConfigEntry>>,
+    /// The `budgets:` list: limits on metadata values.
+    budgets: Vec<NamedBudget>,
 }
 
 impl Snapshot {
@@ -160,7 +207,9 @@ impl Snapshot {
         let providers = store.list_providers().await.map_err(|e| e.to_string())?;
         let keys = store.list_keys().await.map_err(|e| e.to_string())?;
         let configs = store.list_configs().await.map_err(|e| e.to_string())?;
-        Snapshot::build(providers, keys, configs, client)
+        let budgets = store.list_budgets().await.map_err(|e| e.to_string())?;
+        Ok(Snapshot::build(providers, keys, configs, client)?
+            .with_budgets(budgets.into_iter().map(|b| b.budget).collect()))
     }
 
     /// Builds a snapshot from stored records; revoked keys are left out. A stored config
@@ -200,19 +249,24 @@ impl Snapshot {
                     models: record.models,
                     model_ids,
                     provider,
+                    limits: record.limits,
                 },
             );
         }
         snapshot.slugs.sort();
-        for key in keys.into_iter().filter(|k| k.revoked_at_ms.is_none()) {
+        // Revoked (and expired) keys are kept, so that authentication can say why it refuses
+        // them rather than calling them unknown.
+        for key in keys {
             let allowed = key.allowed_models.map(|patterns| {
                 patterns
                     .iter()
                     .filter_map(|p| ModelPattern::parse(p))
                     .collect()
             });
-            // The store keeps references intact (a config in use cannot be deleted).
+            // The store keeps references intact (a config in use cannot be deleted); a revoked
+            // key is never routed, so a reference it kept does not matter.
             let config = match &key.config {
+                Some(id) if key.revoked_at_ms.is_some() => snapshot.configs.get(id).cloned(),
                 Some(id) => Some(Arc::clone(snapshot.configs.get(id).ok_or_else(|| {
                     format!(
                         "key `{}` names config `{id}`, which is not stored",
@@ -228,9 +282,14 @@ impl Snapshot {
                     name: key.name,
                     key_type: key.key_type,
                     user: key.user,
+                    credential: Credential::Key,
                     allowed,
                     log_payloads: key.log_payloads,
                     config,
+                    limits: key.limits,
+                    default_user_limits: None,
+                    revoked_at_ms: key.revoked_at_ms,
+                    expires_at_ms: key.expires_at_ms,
                 }),
             );
         }
@@ -247,7 +306,8 @@ impl Snapshot {
         self.slugs.iter().filter_map(|s| self.providers.get(s))
     }
 
-    /// The active key with this hash.
+    /// The stored key with this hash, revoked and expired ones included (authentication
+    /// refuses those, saying why).
     pub fn key(&self, hash: &KeyHash) -> Option<&Arc<KeyEntry>> {
         self.keys.get(hash)
     }
@@ -262,9 +322,27 @@ impl Snapshot {
         self.configs.keys().map(String::as_str)
     }
 
-    /// How many active keys there are.
+    /// How many keys are not revoked.
     pub fn key_count(&self) -> usize {
-        self.keys.len()
+        self.keys().count()
+    }
+
+    /// Every key that is not revoked (expired ones included: an expiry is decided per
+    /// request, by the clock), in no particular order.
+    pub fn keys(&self) -> impl Iterator<Item = &Arc<KeyEntry>> {
+        self.keys.values().filter(|k| k.revoked_at_ms.is_none())
+    }
+
+    /// The same snapshot with the catalog's `budgets:` list.
+    #[must_use]
+    pub fn with_budgets(mut self, budgets: Vec<NamedBudget>) -> Snapshot {
+        self.budgets = budgets;
+        self
+    }
+
+    /// The `budgets:` list, in name order.
+    pub fn budgets(&self) -> &[NamedBudget] {
+        &self.budgets
     }
 }
 
@@ -289,6 +367,8 @@ mod tests {
             source: RecordSource::File,
             created_at_ms: 0,
             revoked_at_ms: None,
+            limits: Limits::default(),
+            expires_at_ms: None,
         }
     }
 

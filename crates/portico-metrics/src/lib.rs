@@ -3,6 +3,9 @@
 //! Where it sits: above `portico-core` only (it implements its `RequestSink`); the binary
 //! mounts its route and puts it among the gateway's sinks.
 //!
+//! [`Metrics`] is also the limits policy's [`portico_core::LimitObserver`]: refusals and
+//! spend by budget subject (`limits`).
+//!
 //! [`Metrics`] is a [`portico_core::RequestSink`]: the binary puts it beside the access log
 //! in a `Fanout`, so the request path only hands it a record it already built. [`router`]
 //! serves `GET /metrics` in the Prometheus text format, behind a bearer token when
@@ -12,6 +15,7 @@
 //! docs/metrics.md lists every metric and label.
 
 mod labels;
+mod limits;
 mod recorder;
 mod route;
 

@@ -47,6 +47,8 @@ pub struct Metrics {
     providers: LabelCache<Arc<ProviderLabels>>,
     error_codes: LabelCache<Arc<str>>,
     max_models: usize,
+    /// Refusals and spend by budget subject.
+    pub(crate) limits: crate::limits::LimitFamilies,
 }
 
 /// The families whose handles are cached per `(provider, model)`.
@@ -157,6 +159,7 @@ impl Metrics {
             "From a streamed request's arrival to its first event.",
             &TTFT_BUCKETS,
         )?;
+        let limits = crate::limits::LimitFamilies::register(&registry)?;
         let build = IntGaugeVec::new(
             Opts::new("portico_build_info", "The running Portico version."),
             &["version"],
@@ -182,6 +185,7 @@ impl Metrics {
             providers: LabelCache::new(MAX_PROVIDERS),
             error_codes: LabelCache::new(MAX_ERROR_CODES),
             max_models,
+            limits,
         })
     }
 

@@ -47,6 +47,9 @@ pub struct AppState {
     pub store: Option<Arc<dyn Store>>,
     /// The request log, for the admin API's logs and analytics; `None` answers them 503.
     pub logs: Option<Arc<dyn LogStore>>,
+    /// The budgets and rate limits in force, for `GET /admin/v1/budgets`; `None` answers it
+    /// 503.
+    pub limits: Option<Arc<portico_engine::policies::limits::LimitsPolicy>>,
 }
 
 impl AppState {
@@ -58,6 +61,7 @@ impl AppState {
             body_limits: BodyLimits::default(),
             store: None,
             logs: None,
+            limits: None,
         }
     }
 
@@ -70,6 +74,16 @@ impl AppState {
     /// The same state with the request log, which enables the admin API's logs and analytics.
     pub fn with_logs(mut self, logs: Arc<dyn LogStore>) -> AppState {
         self.logs = Some(logs);
+        self
+    }
+
+    /// The same state with the limits policy the gateway enforces, which enables
+    /// `GET /admin/v1/budgets`.
+    pub fn with_limits(
+        mut self,
+        limits: Arc<portico_engine::policies::limits::LimitsPolicy>,
+    ) -> AppState {
+        self.limits = Some(limits);
         self
     }
 

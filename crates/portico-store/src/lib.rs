@@ -18,22 +18,30 @@
 //! - Gateway keys are stored as [`KeyHash`]es only; the plain secret never reaches this crate.
 //! - The database files (and their `-wal`/`-shm`) are `0600` and the directories created for
 //!   them `0700` ([`private_files`], which the request log and the binary use too).
+//! - [`Store::apply_catalog`] reports every object it writes as a [`Change`] (the plan of
+//!   `portico apply`), and a dry run ([`ApplyOptions`]) reports the same without writing.
 //! - [`Store::apply_catalog`] is idempotent: applying the same catalog twice changes nothing,
 //!   and a key keeps its id (and so its spend) across applies.
 //!
 //! - Routing configs are validated with `portico_routing` before they are written, and every
 //!   provider a stored config names exists: a write that would break that is refused.
+//! - Budgets and rate limits ([`Limits`]) are part of the records they limit (providers,
+//!   keys) or records of their own (the `budgets:` list, [`BudgetRecord`]); the ledger of what
+//!   each subject spent persists through [`SpendStore`], written in batches by the engine.
 //! - Records from the catalog file (and environment detection) are changed only by an apply;
 //!   the admin API methods change `api` records and refuse the others with
 //!   [`StoreError::Conflict`], since the next apply would undo the change.
 //!
-//! Main types: [`Store`], [`SqliteStore`], [`MasterKey`], [`ProviderRecord`], [`KeyRecord`],
-//! [`ConfigRecord`], [`CatalogApply`], [`ApplyReport`].
+//! Main types: [`Store`], [`SpendStore`], [`SqliteStore`], [`MasterKey`], [`ProviderRecord`],
+//! [`KeyRecord`], [`ConfigRecord`], [`BudgetRecord`], [`CatalogApply`], [`ApplyReport`] with
+//! its [`Change`]s (the plan of `portico apply`), [`ApplyOptions`].
 
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use portico_core::{KeyHash, ProviderKind, Secret};
+use portico_core::{
+    BudgetSpec, KeyHash, Limits, NamedBudget, ProviderKind, RateLimitSpec, Secret, SpendState,
+};
 use serde::{Deserialize, Serialize};
 
 /// A provider integration as stored.
@@ -58,6 +66,8 @@ pub struct ProviderRecord {
     pub models: Option<Vec<ModelRecord>>,
     /// Where the record came from: `file`, `env`, `default` or `api`.
     pub source: RecordSource,
+    /// Its budget and rate limit, applied to every attempt sent to it.
+    pub limits: Limits,
 }
 
 /// A model of a provider's allow-list.
@@ -112,6 +122,9 @@ pub enum KeyType {
     Service,
     /// A key for one person; its requests are attributed to `user`.
     User,
+    /// A data-plane gateway's token to its control plane (spec section 9, hybrid mode): stored
+    /// and listed like the others, but refused (403) on the data plane and the admin API.
+    Gateway,
 }
 
 impl KeyType {
@@ -121,7 +134,20 @@ impl KeyType {
             KeyType::Admin => "admin",
             KeyType::Service => "service",
             KeyType::User => "user",
+            KeyType::Gateway => "gateway",
         }
+    }
+
+    /// The key type stored as `name`.
+    pub fn parse(name: &str) -> Option<KeyType> {
+        [
+            KeyType::Admin,
+            KeyType::Service,
+            KeyType::User,
+            KeyType::Gateway,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == name)
     }
 }
 
@@ -152,6 +178,10 @@ pub struct KeyRecord {
     pub created_at_ms: i64,
     /// Unix milliseconds of revocation; a revoked key authenticates nothing.
     pub revoked_at_ms: Option<i64>,
+    /// Unix milliseconds from which the key is refused; `None`: it does not expire.
+    pub expires_at_ms: Option<i64>,
+    /// Its budget and rate limit; on a user key, its user's.
+    pub limits: Limits,
 }
 
 /// A key as declared by a catalog: matched to a stored key by `name`.
@@ -177,6 +207,10 @@ pub struct KeySpec {
     pub log_payloads: bool,
     /// The id of the attached config, one of [`CatalogApply::configs`].
     pub config: Option<String>,
+    /// Its budget and rate limit.
+    pub limits: Limits,
+    /// Unix milliseconds from which the key is refused; `None`: it does not expire.
+    pub expires_at_ms: Option<i64>,
 }
 
 /// When a record was created and last changed, in Unix milliseconds.
@@ -218,7 +252,8 @@ pub struct ConfigSpec {
 pub struct NewKey {
     /// Unique name.
     pub name: String,
-    /// `service` or `user` (the admin key is managed with [`Store::ensure_admin_key`]).
+    /// `service`, `user` or `gateway` (the admin key is managed with
+    /// [`Store::ensure_admin_key`]).
     pub key_type: KeyType,
     /// The end user of a user key.
     pub user: Option<String>,
@@ -232,6 +267,10 @@ pub struct NewKey {
     pub config: Option<String>,
     /// Whether payloads are logged.
     pub log_payloads: bool,
+    /// Its budget and rate limit.
+    pub limits: Limits,
+    /// Unix milliseconds from which the key is refused; `None`: it does not expire.
+    pub expires_at_ms: Option<i64>,
 }
 
 /// A change to a key through the admin API: `None` leaves a field as it is.
@@ -245,6 +284,12 @@ pub struct KeyPatch {
     pub log_payloads: Option<bool>,
     /// New end user (user keys only); `Some(None)` clears it.
     pub user: Option<Option<String>>,
+    /// New budget; `Some(None)` removes it.
+    pub budget: Option<Option<BudgetSpec>>,
+    /// New rate limit; `Some(None)` removes it.
+    pub rate_limit: Option<Option<RateLimitSpec>>,
+    /// New expiry (Unix milliseconds); `Some(None)`: the key no longer expires.
+    pub expires_at_ms: Option<Option<i64>>,
 }
 
 /// Everything a catalog file (plus environment detection) declares, applied in one transaction.
@@ -258,6 +303,9 @@ pub struct CatalogApply {
     /// File configs. Stored `File` configs not listed are deleted; that fails while an active
     /// `api` key still uses one. `Api` configs are never touched.
     pub configs: Vec<ConfigSpec>,
+    /// File budgets (the `budgets:` list), matched by name. Stored `File` budgets not listed
+    /// are deleted (their spend stays in the ledger); `Api` budgets are never touched.
+    pub budgets: Vec<NamedBudget>,
 }
 
 /// What an apply changed.
@@ -277,6 +325,27 @@ pub struct ApplyReport {
     pub changed_configs: Vec<String>,
     /// Config ids removed.
     pub removed_configs: Vec<String>,
+    /// Names of budgets inserted or changed.
+    pub changed_budgets: Vec<String>,
+    /// Names of budgets removed.
+    pub removed_budgets: Vec<String>,
+    /// Every object written, one [`Change`] each with the fields that changed: the plan
+    /// `portico apply` prints. Empty when the apply changed nothing. Ordered by kind (providers,
+    /// configs, keys, budgets), then name.
+    pub changes: Vec<Change>,
+}
+
+/// A budget of the `budgets:` list as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BudgetRecord {
+    /// Its name, match and limits.
+    pub budget: NamedBudget,
+    /// Where it came from: `file` or `api`.
+    pub source: RecordSource,
+    /// Unix milliseconds of creation.
+    pub created_at_ms: i64,
+    /// Unix milliseconds of the last change.
+    pub updated_at_ms: i64,
 }
 
 /// A store error. Messages name what failed; they never include secrets.
@@ -349,7 +418,19 @@ pub trait Store: Send + Sync + 'static {
     /// a model of one provider or a key name twice; declares an admin key (type `admin` or name
     /// `admin`) or a provider with source `Api`; names a provider or key that was created
     /// through the API; or gives a key a secret that another key already has.
-    async fn apply_catalog(&self, apply: &CatalogApply) -> Result<ApplyReport, StoreError>;
+    async fn apply_catalog(&self, apply: &CatalogApply) -> Result<ApplyReport, StoreError> {
+        self.apply_catalog_with(apply, ApplyOptions::default())
+            .await
+    }
+
+    /// [`Store::apply_catalog`] as `options` say: a dry run (the report of what the apply
+    /// would change, worked out by the same code and written nowhere), or a start without a
+    /// catalog file (the file's records stay as they are).
+    async fn apply_catalog_with(
+        &self,
+        apply: &CatalogApply,
+        options: ApplyOptions,
+    ) -> Result<ApplyReport, StoreError>;
 
     /// Every provider with its models, secrets decrypted, ordered by slug.
     async fn list_providers(&self) -> Result<Vec<ProviderRecord>, StoreError>;
@@ -414,6 +495,16 @@ pub trait Store: Send + Sync + 'static {
     /// revoked key changes nothing.
     async fn revoke_key(&self, id_or_name: &str) -> Result<KeyRecord, StoreError>;
 
+    /// Gives an `api` key a new secret (its hash and hint): the key keeps its id, name,
+    /// settings and so its spend, and its old secret stops working. A revoked key cannot be
+    /// rotated ([`StoreError::Conflict`]); an expired one can (its expiry stays).
+    async fn rotate_key(
+        &self,
+        id_or_name: &str,
+        hash: KeyHash,
+        hint: &str,
+    ) -> Result<KeyRecord, StoreError>;
+
     /// The config `id`, if it exists.
     async fn get_config(&self, id: &str) -> Result<Option<ConfigRecord>, StoreError>;
 
@@ -434,14 +525,46 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes an `api` config; [`StoreError::Conflict`] while an active key uses it (the
     /// message names the keys). Revoked keys that referred to it lose the reference.
     async fn delete_config(&self, id: &str) -> Result<(), StoreError>;
+
+    /// Every budget of the `budgets:` list, ordered by name.
+    async fn list_budgets(&self) -> Result<Vec<BudgetRecord>, StoreError>;
+
+    /// The budget `name`, if it exists.
+    async fn get_budget(&self, name: &str) -> Result<Option<BudgetRecord>, StoreError>;
+
+    /// Adds a budget with source `api`; [`StoreError::Conflict`] when the name exists.
+    async fn create_budget(&self, budget: &NamedBudget) -> Result<BudgetRecord, StoreError>;
+
+    /// Replaces the match and limits of an `api` budget (its spend is kept).
+    async fn replace_budget(&self, budget: &NamedBudget) -> Result<BudgetRecord, StoreError>;
+
+    /// Deletes an `api` budget.
+    async fn delete_budget(&self, name: &str) -> Result<(), StoreError>;
+}
+
+/// The ledger of budgets and rate limits on disk: each subject's spend in its current period
+/// and its rate window. The engine keeps the ledger in memory and writes the subjects that
+/// changed in batches, off the request path; it reads them once at start. A trait of its own,
+/// so that a shared store (Redis, for many processes) can take the ledger while the catalog
+/// stays elsewhere.
+#[async_trait]
+pub trait SpendStore: Send + Sync + 'static {
+    /// Every persisted subject's state.
+    async fn load_spend(&self) -> Result<Vec<SpendState>, StoreError>;
+
+    /// Writes these subjects' states (replacing what was stored for them), in one
+    /// transaction.
+    async fn save_spend(&self, states: &[SpendState]) -> Result<(), StoreError>;
 }
 
 mod configs;
 mod crypto;
+mod plan;
 pub mod private_files;
 mod sqlite;
 
 pub use configs::{is_valid_config_id, provider_refs, validate_config};
 
 pub use crypto::MasterKey;
+pub use plan::{ApplyOptions, Change, ChangeAction, FieldChange, ObjectKind};
 pub use sqlite::SqliteStore;

@@ -9,7 +9,10 @@
 
 mod admin;
 mod apply;
+mod diff;
+mod limits;
 mod rows;
+mod spend;
 
 use std::path::Path;
 use std::str::FromStr as _;
@@ -24,8 +27,8 @@ use sqlx::sqlite::{
 };
 
 use crate::{
-    ApplyReport, CatalogApply, ConfigRecord, KeyPatch, KeyRecord, KeyType, MasterKey, NewKey,
-    ProviderRecord, RecordSource, Store, StoreError,
+    ApplyOptions, ApplyReport, BudgetRecord, CatalogApply, ConfigRecord, KeyPatch, KeyRecord,
+    KeyType, MasterKey, NewKey, ProviderRecord, RecordSource, Store, StoreError,
 };
 
 /// The `meta` row holding a value encrypted under the master key, to detect a wrong key.
@@ -158,12 +161,22 @@ fn conflict_on_unique(err: sqlx::Error, message: impl FnOnce() -> String) -> Sto
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn apply_catalog(&self, catalog: &CatalogApply) -> Result<ApplyReport, StoreError> {
-        apply::validate(catalog)?;
+    async fn apply_catalog_with(
+        &self,
+        catalog: &CatalogApply,
+        options: ApplyOptions,
+    ) -> Result<ApplyReport, StoreError> {
+        apply::validate(catalog, options)?;
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
-        let report = apply::apply(&mut tx, &self.master, catalog, self.clock.now_ms()).await?;
+        let report =
+            apply::apply(&mut tx, &self.master, catalog, options, self.clock.now_ms()).await?;
+        if options.dry_run {
+            // The real apply's diff and writes, undone: the plan is what the apply would do.
+            tx.rollback().await?;
+            return Ok(report);
+        }
         tx.commit().await?;
-        if report != ApplyReport::default() {
+        if !report.changes.is_empty() {
             tracing::info!(
                 created_keys = report.created_keys.len(),
                 rotated_keys = report.rotated_keys.len(),
@@ -172,6 +185,9 @@ impl Store for SqliteStore {
                 removed_providers = report.removed_providers.len(),
                 changed_configs = report.changed_configs.len(),
                 removed_configs = report.removed_configs.len(),
+                changed_budgets = report.changed_budgets.len(),
+                removed_budgets = report.removed_budgets.len(),
+                changes = report.changes.len(),
                 "applied the catalog"
             );
         }
@@ -195,10 +211,15 @@ impl Store for SqliteStore {
 
     async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
         let mut conn = self.pool.acquire().await?;
+        let limits = limits::load_key_limits(&mut conn).await?;
         rows::load_keys(&mut conn)
             .await?
             .into_iter()
-            .map(rows::KeyRow::into_record)
+            .map(|row| {
+                let mut record = row.into_record()?;
+                record.limits = limits.get(&record.id).copied().unwrap_or_default();
+                Ok(record)
+            })
             .collect()
     }
 
@@ -367,6 +388,19 @@ impl Store for SqliteStore {
         Ok(record)
     }
 
+    async fn rotate_key(
+        &self,
+        id_or_name: &str,
+        hash: KeyHash,
+        hint: &str,
+    ) -> Result<KeyRecord, StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let record =
+            admin::rotate_key(&mut tx, id_or_name, &hash, hint, self.clock.now_ms()).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
     async fn get_config(&self, id: &str) -> Result<Option<ConfigRecord>, StoreError> {
         let mut conn = self.pool.acquire().await?;
         admin::get_config(&mut conn, id).await
@@ -400,7 +434,50 @@ impl Store for SqliteStore {
         tx.commit().await?;
         Ok(())
     }
+
+    async fn list_budgets(&self) -> Result<Vec<BudgetRecord>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        limits::list_budgets(&mut conn).await
+    }
+
+    async fn get_budget(&self, name: &str) -> Result<Option<BudgetRecord>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        limits::get_budget(&mut conn, name).await
+    }
+
+    async fn create_budget(
+        &self,
+        budget: &portico_core::NamedBudget,
+    ) -> Result<BudgetRecord, StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let record = limits::create_budget(&mut tx, budget, self.clock.now_ms()).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    async fn replace_budget(
+        &self,
+        budget: &portico_core::NamedBudget,
+    ) -> Result<BudgetRecord, StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let record = limits::replace_budget(&mut tx, budget, self.clock.now_ms()).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    async fn delete_budget(&self, name: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        limits::delete_budget(&mut tx, name).await?;
+        tx.commit().await?;
+        Ok(())
+    }
 }
 
+#[cfg(test)]
+mod apply_tests;
+#[cfg(test)]
+mod key_lifecycle_tests;
+#[cfg(test)]
+mod limits_tests;
 #[cfg(test)]
 mod tests;

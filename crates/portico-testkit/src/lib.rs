@@ -14,6 +14,8 @@
 //! - [`PorticoProcess`]: the real `portico` binary run with a cleared environment, its
 //!   output captured and its listening address and printed keys parsed.
 //! - [`sse`]: parse an SSE body into `data:` payloads and assemble an OpenAI chat stream.
+//! - [`idp`]: a mock identity provider: a JWKS server that counts its fetches, and tokens
+//!   signed with test keys (RS256, ES256), for `auth.jwt`.
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -29,6 +31,7 @@
 
 mod defaults;
 mod dialects;
+pub mod idp;
 mod process;
 mod record;
 mod script;

@@ -108,6 +108,21 @@ impl AdminClient {
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<Value, Fatal> {
+        self.exchange(method, path, query, body.map(Value::to_string))
+            .await?
+            .into_result()
+    }
+
+    /// `METHOD /admin/v1{path}`: the answer whatever its status, for a caller that words some
+    /// refusals itself ([`Answer::into_result`] words the rest). `body` is JSON text, sent as
+    /// it is (so a document keeps the order of its fields).
+    pub(crate) async fn exchange(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<String>,
+    ) -> Result<Answer, Fatal> {
         let url = format!("{}/admin/v1{path}", self.base);
         let mut request = self
             .http
@@ -115,7 +130,9 @@ impl AdminClient {
             .bearer_auth(&self.key)
             .query(query);
         if let Some(body) = body {
-            request = request.json(body);
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body);
         }
         let response = request.send().await.map_err(|e| {
             Fatal::other(format!(
@@ -129,7 +146,7 @@ impl AdminClient {
             .text()
             .await
             .map_err(|e| Fatal::other(format!("the answer from {url} broke off: {e}")))?;
-        let value: Value = if text.trim().is_empty() {
+        let body: Value = if text.trim().is_empty() {
             Value::Null
         } else {
             serde_json::from_str(&text).map_err(|_| {
@@ -138,17 +155,52 @@ impl AdminClient {
                 ))
             })?
         };
-        if status.is_success() {
-            return Ok(value);
-        }
-        let message = value["error"]["message"]
+        Ok(Answer {
+            status: status.as_u16(),
+            body,
+            text,
+        })
+    }
+
+    /// The base URL of the instance, as given (without a trailing `/`).
+    pub(crate) fn base(&self) -> &str {
+        &self.base
+    }
+}
+
+/// One answer of the admin API, whatever its status.
+pub(crate) struct Answer {
+    /// The HTTP status.
+    pub(crate) status: u16,
+    /// The body as JSON (null when empty).
+    body: Value,
+    /// The body as text, for an error without a JSON message.
+    text: String,
+}
+
+impl Answer {
+    /// The API's error message, or the body's text when it has none.
+    pub(crate) fn message(&self) -> String {
+        self.body["error"]["message"]
             .as_str()
-            .map_or_else(|| text.trim().to_owned(), str::to_owned);
-        let hint = match status.as_u16() {
+            .map_or_else(|| self.text.trim().to_owned(), str::to_owned)
+    }
+
+    /// The body of a success; otherwise one line with the status and the API's message (and
+    /// what to check for 401 and 403), exit code 1.
+    pub(crate) fn into_result(self) -> Result<Value, Fatal> {
+        if (200..300).contains(&self.status) {
+            return Ok(self.body);
+        }
+        let hint = match self.status {
             401 | 403 => " (check --admin-key / PORTICO_ADMIN_KEY: it must be the admin key)",
             _ => "",
         };
-        Err(Fatal::other(format!("{} {message}{hint}", status.as_u16())))
+        Err(Fatal::other(format!(
+            "{} {}{hint}",
+            self.status,
+            self.message()
+        )))
     }
 }
 

@@ -68,7 +68,7 @@ enum KeysAction {
     Add {
         /// A unique name.
         name: String,
-        /// `service` or `user`.
+        /// `service`, `user` or `gateway` (a `portico gateway`'s token to this control plane).
         #[arg(long = "type", default_value = "service", value_name = "TYPE")]
         key_type: String,
         /// The person of a user key.
@@ -83,6 +83,9 @@ enum KeysAction {
         /// Do not store this key's request and response payloads in the request log.
         #[arg(long)]
         no_payloads: bool,
+        /// When the key stops working, RFC 3339 (`2027-01-31T00:00:00Z`); default: never.
+        #[arg(long, value_name = "TIME")]
+        expires_at: Option<String>,
     },
     /// Attach a routing config to a key, or detach it with `--none`.
     SetConfig {
@@ -99,6 +102,23 @@ enum KeysAction {
     Revoke {
         /// The key's name or id.
         key: String,
+    },
+    /// Give a key a new secret, printed once; the old one stops working at once. The key
+    /// keeps its id, settings and spend.
+    Rotate {
+        /// The key's name or id.
+        key: String,
+    },
+    /// Set when a key stops working (RFC 3339), or with `--never` that it does not expire.
+    SetExpiry {
+        /// The key's name or id.
+        key: String,
+        /// The time, like 2027-01-31T00:00:00Z.
+        #[arg(required_unless_present = "never", value_name = "TIME")]
+        time: Option<String>,
+        /// The key does not expire.
+        #[arg(long, conflicts_with = "time")]
+        never: bool,
     },
 }
 
@@ -227,7 +247,15 @@ pub(crate) async fn keys(args: KeysArgs) -> Result<(), Fatal> {
             print_list(
                 &answer,
                 list.json,
-                &["name", "type", "user", "hint", "config", "revoked_at"],
+                &[
+                    "name",
+                    "type",
+                    "user",
+                    "hint",
+                    "config",
+                    "expires_at",
+                    "revoked_at",
+                ],
             );
         }
         KeysAction::Add {
@@ -237,8 +265,12 @@ pub(crate) async fn keys(args: KeysArgs) -> Result<(), Fatal> {
             config,
             allowed_models,
             no_payloads,
+            expires_at,
         } => {
             let mut body = json!({"name": name, "type": key_type, "log_payloads": !no_payloads});
+            if let Some(expires_at) = expires_at {
+                body["expires_at"] = json!(expires_at);
+            }
             if let Some(user) = user {
                 body["user"] = json!(user);
             }
@@ -271,6 +303,31 @@ pub(crate) async fn keys(args: KeysArgs) -> Result<(), Fatal> {
         KeysAction::Revoke { key } => {
             api.delete(&format!("/keys/{}", segment(&key))).await?;
             print_line(&format!("revoked key {key}"));
+        }
+        KeysAction::Rotate { key } => {
+            let answer = api
+                .post(&format!("/keys/{}/rotate", segment(&key)), &json!({}))
+                .await?;
+            let secret = answer["secret"].as_str().ok_or_else(|| {
+                Fatal::other("the key was rotated, but the answer carried no secret")
+            })?;
+            let name = answer["name"].as_str().unwrap_or(&key);
+            print_line(&format!(
+                "portico: key {name} rotated; its old secret no longer works. New secret (shown once, store it now): {secret}"
+            ));
+        }
+        KeysAction::SetExpiry { key, time, never } => {
+            let value = if never { Value::Null } else { json!(time) };
+            let answer = api
+                .patch(
+                    &format!("/keys/{}", segment(&key)),
+                    &json!({"expires_at": value}),
+                )
+                .await?;
+            print_line(&match answer["expires_at"].as_str() {
+                Some(at) => format!("key {key} expires at {at}"),
+                None => format!("key {key} does not expire"),
+            });
         }
     }
     Ok(())

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+pub use crate::apply_cmd::ApplyArgs;
 pub use crate::catalog_cmd::{ConfigsArgs, KeysArgs, ModelsArgs, ProvidersArgs};
 
 /// Portico: one fast binary between AI applications and LLM providers.
@@ -19,6 +20,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the gateway with its catalog in embedded SQLite (the all-in-one deployment).
     Serve(ServeArgs),
+    /// Apply a catalog file to a running instance: print the plan, then apply it.
+    Apply(ApplyArgs),
     /// Print the request log of a running instance (through its admin API).
     Logs(LogsArgs),
     /// Manage the routing configs of a running instance (through its admin API).

@@ -5,11 +5,12 @@
 //! Where it sits: at the top, above the server, engine, store, request log and metrics it
 //! wires together.
 //!
-//! `portico serve` runs the gateway with its catalog in embedded SQLite; `portico logs` reads
-//! the request log of a running one. Exit codes: 0 ok, 2 usage or configuration error, 1
+//! `portico serve` runs the gateway with its catalog in embedded SQLite; `portico apply`
+//! applies a catalog file to a running one, `portico logs` reads its request log. Exit codes: 0 ok, 2 usage or configuration error, 1
 //! anything else, always with one clear line on stderr.
 
 mod admin_client;
+mod apply_cmd;
 mod catalog_cmd;
 pub mod cli;
 mod line_writer;
@@ -55,6 +56,7 @@ impl Fatal {
 pub async fn run(command: cli::Command) -> Result<(), Fatal> {
     match command {
         cli::Command::Serve(args) => serve::run(args).await,
+        cli::Command::Apply(args) => apply_cmd::run(args).await,
         cli::Command::Logs(args) => logs_cmd::run(args).await,
         cli::Command::Configs(args) => catalog_cmd::configs(args).await,
         cli::Command::Keys(args) => catalog_cmd::keys(args).await,

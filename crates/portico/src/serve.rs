@@ -13,6 +13,8 @@ use std::time::Duration;
 use portico_config::Catalog;
 use portico_core::Secret;
 use portico_core::{Clock, Fanout, RequestSink, SystemClock};
+use portico_engine::auth::JwtAuth;
+use portico_engine::policies::limits::{LedgerWriter, LimitsPolicy, load_ledger};
 use portico_engine::{AccessLog, Gateway, Snapshot};
 use portico_logs::{LogPipeline, LogStore as _, PipelineOptions, Retention, SqliteLogStore};
 use portico_providers::http::{HttpOptions, build_client};
@@ -25,6 +27,9 @@ use crate::line_writer::{self, LineWriter, LineWriterGuard};
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
 const DEFAULT_DATA_DIR: &str = ".portico";
+/// How often the budgets' spend is written to the data dir (and once more at shutdown): what
+/// a crash can lose.
+const LEDGER_WRITE_EVERY: Duration = Duration::from_secs(1);
 
 /// Runs the gateway until SIGTERM or Ctrl-C, then drains in-flight requests.
 pub(crate) async fn run(args: ServeArgs) -> Result<(), Fatal> {
@@ -73,16 +78,15 @@ where
         usize::from(args.max_upstream_attempts),
     );
     portico_logs::set_max_metadata_filters(usize::from(args.log_search_max_metadata_filters));
-    let catalog = match &args.config {
-        Some(path) => {
-            portico_config::load_file(path, &env).map_err(|e| Fatal::usage(e.to_string()))?
-        }
-        None => Catalog {
-            auto_providers: true,
-            ..Catalog::default()
-        },
-    };
-    let listen_addr: SocketAddr = match args.listen.or(catalog.listen) {
+    // Without a file, the records the last file applied (at a start or through `portico
+    // apply`) stay as they are: see `bootstrap`.
+    let catalog: Option<Catalog> = args
+        .config
+        .as_ref()
+        .map(|path| portico_config::load_file(path, &env))
+        .transpose()
+        .map_err(|e| Fatal::usage(e.to_string()))?;
+    let listen_addr: SocketAddr = match args.listen.or(catalog.as_ref().and_then(|c| c.listen)) {
         Some(addr) => addr,
         None => DEFAULT_LISTEN
             .parse()
@@ -91,7 +95,7 @@ where
     let data_dir = args
         .data_dir
         .clone()
-        .or_else(|| catalog.data_dir.clone())
+        .or_else(|| catalog.as_ref().and_then(|c| c.data_dir.clone()))
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
     let admin_key = match env("PORTICO_ADMIN_KEY").filter(|v| !v.is_empty()) {
         Some(value) if value.chars().count() < 16 || value.chars().any(char::is_whitespace) => {
@@ -100,7 +104,7 @@ where
             ));
         }
         Some(value) => Some(Secret::new(value)),
-        None => catalog.admin_key.clone(),
+        None => catalog.as_ref().and_then(|c| c.admin_key.clone()),
     };
     let env_master = env("PORTICO_MASTER_KEY")
         .filter(|v| !v.is_empty())
@@ -142,17 +146,31 @@ where
     );
 
     let env_providers = portico_config::detect_env_providers(&env);
-    let report =
-        portico_engine::bootstrap::bootstrap(&store, &catalog, env_providers, admin_key.as_ref())
-            .await
-            .map_err(|e| match e {
-                // A config naming a provider the catalog lacks is the file's fault: a usage error.
-                portico_store::StoreError::InvalidConfig { .. } => {
-                    Fatal::usage(format!("cannot apply the catalog: {e}"))
-                }
-                e => Fatal::other(format!("cannot apply the catalog: {e}")),
-            })?;
+    let report = portico_engine::bootstrap::bootstrap(
+        &store,
+        catalog.as_ref(),
+        env_providers,
+        admin_key.as_ref(),
+    )
+    .await
+    .map_err(|e| match e {
+        // A config naming a provider the catalog lacks is the file's fault: a usage error.
+        portico_store::StoreError::InvalidConfig { .. } => {
+            Fatal::usage(format!("cannot apply the catalog: {e}"))
+        }
+        e => Fatal::other(format!("cannot apply the catalog: {e}")),
+    })?;
     announce_secrets(&report);
+    // Budgets and rate limits: what each subject spent, as the last run left it.
+    let ledger = Arc::new(portico_limits::Ledger::new());
+    load_ledger(&ledger, &store, clock.now_ms())
+        .await
+        .map_err(|e| {
+            Fatal::other(format!(
+                "{}: cannot read the budgets' spend: {e}",
+                db_path.display()
+            ))
+        })?;
 
     let client = build_client(HttpOptions {
         connect_timeout: Duration::from_millis(args.upstream_connect_timeout_ms),
@@ -175,16 +193,33 @@ where
     );
     let sinks: Vec<Arc<dyn RequestSink>> =
         vec![Arc::new(access_log), metrics.clone(), log_pipeline.sink()];
+    let limits = Arc::new(
+        LimitsPolicy::new(Arc::clone(&ledger), Arc::clone(&clock)).with_observer(metrics.clone()),
+    );
     let gateway = Arc::new(
         Gateway::new(snapshot, client, Arc::new(Fanout::new(sinks)))
             .with_plan_options(portico_routing::PlanOptions {
                 latency_aware: args.latency_aware_loadbalance,
             })
-            .with_clock(clock),
+            .with_clock(Arc::clone(&clock))
+            .with_jwt(
+                catalog
+                    .as_ref()
+                    .and_then(|c| c.auth.jwt.clone())
+                    .map(JwtAuth::new),
+            )
+            .with_policy(limits.clone()),
+    );
+    let ledger_writer = LedgerWriter::start(
+        ledger,
+        Arc::new(store.clone()),
+        Arc::clone(&clock),
+        LEDGER_WRITE_EVERY,
     );
     let state = AppState::new(gateway)
         .with_store(Arc::new(store.clone()))
         .with_logs(log_store.clone())
+        .with_limits(limits)
         .with_body_limits(BodyLimits {
             max_bytes: args.max_body_bytes,
             stall_timeout: Duration::from_secs(args.body_timeout_secs),
@@ -242,6 +277,11 @@ where
         spilled = logged.spilled,
         "request log flushed"
     );
+    // Every request has settled: the spend is final.
+    match ledger_writer.shutdown().await {
+        Ok(subjects) => tracing::info!(subjects, "budgets' spend written"),
+        Err(e) => tracing::error!(error = %e, "could not write the budgets' spend at shutdown"),
+    }
     store.close().await;
     tracing::info!("stopped");
     Ok(())

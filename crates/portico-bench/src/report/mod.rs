@@ -84,11 +84,12 @@ pub(crate) struct Runs {
 }
 
 /// The order targets are listed in; peers and unknown names follow.
-const TARGET_ORDER: [&str; 6] = [
+const TARGET_ORDER: [&str; 7] = [
     "direct",
     "nginx",
     "portico",
     "portico-fallback",
+    "portico-limits",
     "portkey",
     "litellm",
 ];

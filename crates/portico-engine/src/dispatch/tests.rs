@@ -120,6 +120,7 @@ fn provider(slug: &str) -> ProviderRecord {
         credentials: Default::default(),
         models: None,
         source: RecordSource::File,
+        limits: Default::default(),
     }
 }
 
@@ -155,6 +156,8 @@ fn gateway(key_config: Option<Value>, breaker: BreakerConfig) -> Gateway {
         source: RecordSource::File,
         created_at_ms: 0,
         revoked_at_ms: None,
+        expires_at_ms: None,
+        limits: Default::default(),
     };
     let snapshot = Snapshot::build(
         vec![provider("a"), provider("b")],
@@ -172,7 +175,7 @@ async fn send(
     header: Option<&Value>,
     script: &Arc<Script>,
 ) -> (Dispatched<Answered>, RequestRecord) {
-    let key = gw.authenticate(Some(KEY)).unwrap();
+    let key = gw.authenticate(Some(KEY)).await.unwrap();
     let body = JsonBody::parse(Bytes::from_static(br#"{"model":"@a/m","messages":[]}"#)).unwrap();
     // A JSON string stands for a config id, sent as is; anything else as inline JSON.
     let header = header.map(|h| match h {

@@ -2,7 +2,7 @@
 //! in through, passes the same phases, in this order.
 //!
 //! ```text
-//! authenticate  the gateway key, from the headers alone (trace id and metadata too)
+//! authenticate  the gateway key or JWT, from the headers alone (trace id and metadata too)
 //!      │
 //! read          the body, only now, within the server's limits
 //!      │
@@ -158,7 +158,7 @@ impl Gateway {
         B: Future<Output = Result<Bytes, ApiError>>,
     {
         // authenticate
-        let key = self.identify(family, headers, &mut pending.record)?;
+        let key = self.identify(family, headers, &mut pending.record).await?;
         // read
         let raw = body.await?;
         pending.record.log_payloads = key.log_payloads;
@@ -310,8 +310,13 @@ impl Gateway {
     }
 
     /// Reads the trace id and metadata into `record` and authenticates the caller on the
-    /// headers of its family.
-    fn identify(
+    /// headers of its family. Only a JWT caller can make this wait (on a fetch of the
+    /// identity provider's keys); a gateway key is a hash lookup.
+    ///
+    /// The record's user is the authenticated person (a user key's user, a JWT's user
+    /// claim), else the client's `_user` metadata: a caller cannot log (or be charged) as
+    /// someone else by sending `_user`.
+    async fn identify(
         &self,
         family: Family,
         headers: &HeaderMap,
@@ -321,15 +326,17 @@ impl Gateway {
         record.metadata = request::metadata(headers)?;
         let key = self
             .authenticate(family.secret(headers))
+            .await
             .map_err(|e| family.missing_key(e))?;
         record.key_name = Some(key.name.clone());
-        record.user = record
-            .metadata
-            .as_ref()
-            .and_then(|m| m.get("_user"))
-            .and_then(|u| u.as_str())
-            .map(str::to_owned)
-            .or_else(|| key.user.clone());
+        record.user = key.user.clone().or_else(|| {
+            record
+                .metadata
+                .as_ref()
+                .and_then(|m| m.get("_user"))
+                .and_then(|u| u.as_str())
+                .map(str::to_owned)
+        });
         Ok(key)
     }
 }

@@ -29,7 +29,7 @@ use portico_providers::SseEvent;
 
 use crate::pipeline::Family;
 use crate::route::Route;
-use crate::snapshot::KeyEntry;
+use crate::snapshot::{KeyEntry, Snapshot};
 
 /// One capability that acts on requests (a budget, a rate limit, the cache, a guardrail).
 pub trait Policy: Send + Sync + 'static {
@@ -38,6 +38,13 @@ pub trait Policy: Send + Sync + 'static {
 
     /// Starts this policy's work on one request, or `None` when it does not apply to it.
     fn begin(&self, request: &PolicyRequest<'_>) -> Option<Box<dyn PolicyRun>>;
+
+    /// The catalog the gateway serves from now on: called when the policy is added to a
+    /// gateway and after every reload, off the request path, so a policy built from the
+    /// catalog (the limits' subjects) rebuilds what it derives from it once, not per request.
+    fn catalog_changed(&self, snapshot: &std::sync::Arc<Snapshot>) {
+        let _ = snapshot;
+    }
 }
 
 /// A policy's work on one request; see the module docs for when each hook runs.

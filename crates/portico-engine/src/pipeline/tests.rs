@@ -127,6 +127,7 @@ fn provider(slug: &str, kind: ProviderKind, base_url: String) -> ProviderRecord 
         credentials: Default::default(),
         models: None,
         source: RecordSource::File,
+        limits: Default::default(),
     }
 }
 
@@ -148,6 +149,8 @@ async fn setup(shape: impl FnOnce(&mut Recorder)) -> Setup {
         source: RecordSource::File,
         created_at_ms: 0,
         revoked_at_ms: None,
+        expires_at_ms: None,
+        limits: Default::default(),
     };
     let snapshot = Snapshot::build(
         vec![

@@ -13,7 +13,7 @@ use crate::error::ErrorResponse;
 /// `GET /v1/models`
 pub(crate) async fn list_models(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let secret = Family::OpenAi(Endpoint::ChatCompletions).secret(&headers);
-    let key = match state.gateway.authenticate(secret) {
+    let key = match state.gateway.authenticate(secret).await {
         Ok(key) => key,
         Err(err) => return ErrorResponse(err).into_response(),
     };

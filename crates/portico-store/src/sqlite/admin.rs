@@ -4,6 +4,7 @@
 //! built-in `@mock` is refused with [`StoreError::Conflict`]: the next apply would silently undo
 //! the change, which is worse than saying where to make it.
 
+use portico_core::KeyHash;
 use sqlx::SqliteConnection;
 
 use super::apply::{ProviderState, delete_config_row, write_provider};
@@ -35,7 +36,7 @@ async fn provider_row(
 ) -> Result<Option<ProviderRow>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT slug, kind, base_url, api_key_enc, credentials_enc, settings, has_models, \
-         source FROM providers WHERE slug = ?",
+         source, limits FROM providers WHERE slug = ?",
     )
     .bind(slug)
     .fetch_optional(conn)
@@ -147,10 +148,12 @@ pub(super) async fn get_key(
     conn: &mut SqliteConnection,
     id_or_name: &str,
 ) -> Result<Option<KeyRecord>, StoreError> {
-    key_row(conn, id_or_name)
-        .await?
-        .map(KeyRow::into_record)
-        .transpose()
+    let Some(row) = key_row(conn, id_or_name).await? else {
+        return Ok(None);
+    };
+    let mut record = row.into_record()?;
+    record.limits = super::limits::key_limits(conn, &record.id).await?;
+    Ok(Some(record))
 }
 
 async fn require_config(conn: &mut SqliteConnection, id: &str) -> Result<(), StoreError> {
@@ -163,14 +166,14 @@ async fn require_config(conn: &mut SqliteConnection, id: &str) -> Result<(), Sto
     Ok(())
 }
 
-/// The rule of the catalog file, kept for the API: a user key names its user, a service key
-/// has none.
+/// The rule of the catalog file, kept for the API: a user key names its user, a service or
+/// gateway key has none.
 fn check_user(key_type: KeyType, user: Option<&str>) -> Result<(), StoreError> {
     match (key_type, user) {
         (KeyType::User, None) => Err(StoreError::Invalid(
             "a user key needs `user`: the person it belongs to, like alice@example.com".into(),
         )),
-        (KeyType::Service, Some(_)) => Err(StoreError::Invalid(
+        (KeyType::Service | KeyType::Gateway, Some(_)) => Err(StoreError::Invalid(
             "`user` is only allowed on keys of type user".into(),
         )),
         _ => Ok(()),
@@ -207,8 +210,8 @@ pub(super) async fn create_key(
     let id = uuid::Uuid::now_v7().to_string();
     sqlx::query(
         "INSERT INTO keys (id, name, key_type, user_id, key_hash, hint, allowed_models, \
-         log_payloads, config_id, source, created_at, updated_at, revoked_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+         log_payloads, config_id, source, created_at, updated_at, revoked_at, expires_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)",
     )
     .bind(&id)
     .bind(&key.name)
@@ -222,6 +225,7 @@ pub(super) async fn create_key(
     .bind(RecordSource::Api.as_str())
     .bind(now)
     .bind(now)
+    .bind(key.expires_at_ms)
     .execute(&mut *conn)
     .await
     .map_err(|e| {
@@ -229,6 +233,7 @@ pub(super) async fn create_key(
             format!("key `{}`: its secret is already another key's", key.name)
         })
     })?;
+    super::limits::set_key_limits(conn, &id, &key.limits).await?;
     get_key(conn, &id)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("key `{}` vanished", key.name)))
@@ -276,18 +281,30 @@ pub(super) async fn update_key(
         .map(|m| rows::to_json("keys", &m))
         .transpose()?;
     let log_payloads = patch.log_payloads.unwrap_or(record.log_payloads);
+    let expires_at = patch.expires_at_ms.unwrap_or(record.expires_at_ms);
     sqlx::query(
         "UPDATE keys SET user_id = ?, config_id = ?, allowed_models = ?, log_payloads = ?, \
-         updated_at = ? WHERE id = ?",
+         expires_at = ?, updated_at = ? WHERE id = ?",
     )
     .bind(&user)
     .bind(&config)
     .bind(allowed_models)
     .bind(i64::from(log_payloads))
+    .bind(expires_at)
     .bind(now)
     .bind(&row.id)
     .execute(&mut *conn)
     .await?;
+    if patch.budget.is_some() || patch.rate_limit.is_some() {
+        let mut limits = super::limits::key_limits(conn, &row.id).await?;
+        if let Some(budget) = patch.budget {
+            limits.budget = budget;
+        }
+        if let Some(rate_limit) = patch.rate_limit {
+            limits.rate_limit = rate_limit;
+        }
+        super::limits::set_key_limits(conn, &row.id, &limits).await?;
+    }
     get_key(conn, &row.id)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("key `{}` vanished", row.name)))
@@ -307,6 +324,40 @@ pub(super) async fn revoke_key(
             .execute(&mut *conn)
             .await?;
     }
+    get_key(conn, &row.id)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("key `{}` vanished", row.name)))
+}
+
+pub(super) async fn rotate_key(
+    conn: &mut SqliteConnection,
+    id_or_name: &str,
+    hash: &KeyHash,
+    hint: &str,
+    now: i64,
+) -> Result<KeyRecord, StoreError> {
+    let row = api_key_row(conn, id_or_name).await?;
+    if row.revoked_at.is_some() {
+        return Err(StoreError::Conflict(format!(
+            "key `{}` is revoked, and a revoked key stays revoked; create a new key instead",
+            row.name
+        )));
+    }
+    sqlx::query("UPDATE keys SET key_hash = ?, hint = ?, updated_at = ? WHERE id = ?")
+        .bind(hash.to_hex())
+        .bind(hint)
+        .bind(now)
+        .bind(&row.id)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| {
+            conflict_on_unique(e, || {
+                format!(
+                    "key `{}`: the new secret is already another key's",
+                    row.name
+                )
+            })
+        })?;
     get_key(conn, &row.id)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("key `{}` vanished", row.name)))

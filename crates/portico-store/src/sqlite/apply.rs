@@ -2,22 +2,48 @@
 //! stored rows inside one write transaction and write only what differs.
 //!
 //! Writing only differences is what makes an apply idempotent in the report *and* on disk: a
-//! restart with an unchanged file rewrites no row, so `updated_at` means something.
+//! restart with an unchanged file rewrites no row, so `updated_at` means something. Each
+//! object written is one [`Change`] of the report, with the fields `diff` found to differ:
+//! the plan `portico apply` prints is this code's own account of what it writes (a dry run
+//! runs it in a transaction that is rolled back).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sqlx::SqliteConnection;
 
+use super::diff::{budget_changes, config_fields, key_fields};
 use super::rows::{self, KeyRow, ModelRow, ProviderRow};
 use super::{ADMIN_KEY_NAME, conflict_on_unique};
 use crate::configs::{check_providers, validate_config};
 use crate::{
-    ApplyReport, CatalogApply, ConfigSpec, KeySpec, KeyType, MasterKey, ProviderRecord,
-    RecordSource, StoreError,
+    ApplyOptions, ApplyReport, CatalogApply, Change, ChangeAction, ConfigSpec, KeySpec, KeyType,
+    MasterKey, ObjectKind, ProviderRecord, RecordSource, StoreError,
 };
 
+/// What the plan says of a key the file no longer declares.
+const REVOKED_NOTE: &str =
+    "revoked, not deleted: its logs and spend keep it; declaring it again restores it";
+/// What the plan says of a revoked key declared again.
+const RESTORED_NOTE: &str = "declared again: restored with its id and spend";
+/// What the plan says of a new key without a fixed secret.
+const GENERATED_NOTE: &str = "its secret is generated and shown once";
+
 /// Rejects catalogs that no store could apply: duplicates, and records an apply may not write.
-pub(super) fn validate(catalog: &CatalogApply) -> Result<(), StoreError> {
+pub(super) fn validate(catalog: &CatalogApply, options: ApplyOptions) -> Result<(), StoreError> {
+    let file_records = !catalog.keys.is_empty()
+        || !catalog.configs.is_empty()
+        || !catalog.budgets.is_empty()
+        || catalog
+            .providers
+            .iter()
+            .any(|p| p.source == RecordSource::File);
+    if options.keep_file_records && file_records {
+        return Err(StoreError::Invalid(
+            "an apply that keeps the file's records declares environment and built-in \
+             providers only"
+                .to_owned(),
+        ));
+    }
     let mut slugs = HashSet::new();
     for p in &catalog.providers {
         if p.source == RecordSource::Api {
@@ -78,6 +104,15 @@ pub(super) fn validate(catalog: &CatalogApply) -> Result<(), StoreError> {
             )));
         }
     }
+    let mut budgets = HashSet::new();
+    for b in &catalog.budgets {
+        if !budgets.insert(b.name.as_str()) {
+            return Err(StoreError::Conflict(format!(
+                "budget `{}` is declared twice",
+                b.name
+            )));
+        }
+    }
     Ok(())
 }
 
@@ -86,15 +121,34 @@ pub(super) async fn apply(
     conn: &mut SqliteConnection,
     master: &MasterKey,
     catalog: &CatalogApply,
+    options: ApplyOptions,
     now: i64,
 ) -> Result<ApplyReport, StoreError> {
     let mut report = ApplyReport::default();
-    apply_providers(conn, master, &catalog.providers, now, &mut report).await?;
-    // Configs before keys, which refer to them; stale ones after, once keys have let go.
-    upsert_configs(conn, &catalog.configs, now, &mut report).await?;
-    apply_keys(conn, &catalog.keys, now, &mut report).await?;
-    remove_configs(conn, &catalog.configs, &mut report).await?;
+    let keep_file_records = options.keep_file_records;
+    apply_providers(
+        conn,
+        master,
+        &catalog.providers,
+        keep_file_records,
+        now,
+        &mut report,
+    )
+    .await?;
+    if !keep_file_records {
+        // Configs before keys, which refer to them; stale ones after, once keys have let go.
+        upsert_configs(conn, &catalog.configs, now, &mut report).await?;
+        apply_keys(conn, &catalog.keys, now, &mut report).await?;
+        remove_configs(conn, &catalog.configs, &mut report).await?;
+        let budgets_before = super::limits::list_budgets(conn).await?;
+        super::limits::apply_budgets(conn, &catalog.budgets, now, &mut report).await?;
+        let budgets = budget_changes(&budgets_before, &catalog.budgets, &report);
+        report.changes.extend(budgets);
+    }
     check_config_providers(conn).await?;
+    report
+        .changes
+        .sort_by(|a, b| (a.object, &a.name).cmp(&(b.object, &b.name)));
     Ok(report)
 }
 
@@ -119,14 +173,26 @@ async fn upsert_configs(
                     spec.id
                 )));
             }
-            Some(row) if row.config == text => continue,
-            Some(_) => {
+            Some(row) => {
+                let fields = config_fields(&spec.config, &text, &row.config);
+                if fields.is_empty() {
+                    continue;
+                }
                 sqlx::query("UPDATE configs SET config = ?, updated_at = ? WHERE id = ?")
                     .bind(&text)
                     .bind(now)
                     .bind(&spec.id)
                     .execute(&mut *conn)
                     .await?;
+                report.changes.push(
+                    Change::new(
+                        ChangeAction::Update,
+                        ObjectKind::Config,
+                        &spec.id,
+                        RecordSource::File,
+                    )
+                    .with_fields(fields),
+                );
             }
             None => {
                 sqlx::query(
@@ -140,6 +206,12 @@ async fn upsert_configs(
                 .bind(now)
                 .execute(&mut *conn)
                 .await?;
+                report.changes.push(Change::new(
+                    ChangeAction::Create,
+                    ObjectKind::Config,
+                    &spec.id,
+                    RecordSource::File,
+                ));
             }
         }
         report.changed_configs.push(spec.id.clone());
@@ -159,6 +231,12 @@ async fn remove_configs(
             continue;
         }
         delete_config_row(conn, &row.id, true).await?;
+        report.changes.push(Change::new(
+            ChangeAction::Delete,
+            ObjectKind::Config,
+            &row.id,
+            RecordSource::File,
+        ));
         report.removed_configs.push(row.id);
     }
     Ok(())
@@ -222,6 +300,7 @@ pub(super) struct ProviderState {
     pub(super) settings: String,
     pub(super) models: Option<Vec<ModelRow>>,
     pub(super) source: String,
+    pub(super) limits: Option<String>,
 }
 
 impl ProviderState {
@@ -244,34 +323,25 @@ impl ProviderState {
                 .map(|ms| ms.iter().map(ModelRow::from_record).collect())
                 .transpose()?,
             source: p.source.as_str().to_owned(),
+            limits: super::limits::limits_json(&p.limits)?,
         })
-    }
-
-    /// Whether `row` (with its `models`) already stores exactly this.
-    fn matches(
-        &self,
-        row: &ProviderRow,
-        models: Option<&Vec<ModelRow>>,
-        master: &MasterKey,
-    ) -> Result<bool, StoreError> {
-        let stored_models = (row.has_models != 0).then(|| models.cloned().unwrap_or_default());
-        Ok(self.kind == row.kind
-            && self.base_url == row.base_url
-            && self.settings == row.settings
-            && self.source == row.source
-            && self.models == stored_models
-            && self.api_key == row.api_key(master)?
-            && self.credentials == row.credentials(master)?)
     }
 }
 
+/// Inserts, updates and removes providers. With `keep_file_records`, the file's providers are
+/// neither changed nor removed.
 async fn apply_providers(
     conn: &mut SqliteConnection,
     master: &MasterKey,
     declared: &[ProviderRecord],
+    keep_file_records: bool,
     now: i64,
     report: &mut ApplyReport,
 ) -> Result<(), StoreError> {
+    let kept = |row: &ProviderRow| {
+        row.source == RecordSource::Api.as_str()
+            || (keep_file_records && row.source == RecordSource::File.as_str())
+    };
     let stored: HashMap<String, ProviderRow> = rows::load_providers(conn)
         .await?
         .into_iter()
@@ -282,26 +352,45 @@ async fn apply_providers(
     for p in declared {
         let state = ProviderState::declared(p)?;
         let existing = stored.get(&p.slug);
-        if let Some(row) = existing {
-            if row.source == RecordSource::Api.as_str() {
+        let change = match existing {
+            Some(row) if row.source == RecordSource::Api.as_str() => {
                 return Err(StoreError::Conflict(format!(
                     "provider `@{}` was created through the admin API, so the catalog cannot \
                      change it; rename it in the catalog or delete it through the API",
                     p.slug
                 )));
             }
-            if state.matches(row, stored_models.get(&p.slug), master)? {
-                continue;
+            // A file's provider, on a start without a file: as the last file applied left it.
+            Some(row) if kept(row) => continue,
+            Some(row) => {
+                let fields = state.changed_fields(row, stored_models.get(&p.slug), master)?;
+                if fields.is_empty() {
+                    continue;
+                }
+                Change::new(
+                    ChangeAction::Update,
+                    ObjectKind::Provider,
+                    &p.slug,
+                    p.source,
+                )
+                .with_fields(fields)
             }
-        }
+            None => Change::new(
+                ChangeAction::Create,
+                ObjectKind::Provider,
+                &p.slug,
+                p.source,
+            ),
+        };
         write_provider(conn, master, &p.slug, &state, existing.is_some(), now).await?;
         report.changed_providers.push(p.slug.clone());
+        report.changes.push(change);
     }
 
     let declared: HashSet<&str> = declared.iter().map(|p| p.slug.as_str()).collect();
     let mut removed: Vec<&ProviderRow> = stored
         .values()
-        .filter(|row| row.source != RecordSource::Api.as_str())
+        .filter(|row| !kept(row))
         .filter(|row| !declared.contains(row.slug.as_str()))
         .collect();
     removed.sort_by(|a, b| a.slug.cmp(&b.slug));
@@ -311,6 +400,13 @@ async fn apply_providers(
             .bind(&row.slug)
             .execute(&mut *conn)
             .await?;
+        let source = rows::parse_source("providers", &row.source)?;
+        report.changes.push(Change::new(
+            ChangeAction::Delete,
+            ObjectKind::Provider,
+            &row.slug,
+            source,
+        ));
         report.removed_providers.push(row.slug.clone());
     }
     Ok(())
@@ -336,7 +432,7 @@ pub(super) async fn write_provider(
     if exists {
         sqlx::query(
             "UPDATE providers SET kind = ?, base_url = ?, api_key_enc = ?, credentials_enc = ?, \
-             settings = ?, has_models = ?, source = ?, updated_at = ? WHERE slug = ?",
+             settings = ?, has_models = ?, source = ?, limits = ?, updated_at = ? WHERE slug = ?",
         )
         .bind(state.kind)
         .bind(&state.base_url)
@@ -345,6 +441,7 @@ pub(super) async fn write_provider(
         .bind(&state.settings)
         .bind(has_models)
         .bind(&state.source)
+        .bind(&state.limits)
         .bind(now)
         .bind(slug)
         .execute(&mut *conn)
@@ -356,8 +453,8 @@ pub(super) async fn write_provider(
     } else {
         sqlx::query(
             "INSERT INTO providers (slug, kind, base_url, api_key_enc, credentials_enc, \
-             settings, has_models, source, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             settings, has_models, source, limits, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(slug)
         .bind(state.kind)
@@ -367,6 +464,7 @@ pub(super) async fn write_provider(
         .bind(&state.settings)
         .bind(has_models)
         .bind(&state.source)
+        .bind(&state.limits)
         .bind(now)
         .bind(now)
         .execute(&mut *conn)
@@ -399,6 +497,7 @@ async fn apply_keys(
         .iter()
         .map(|row| (row.name.as_str(), row))
         .collect();
+    let stored_limits = super::limits::load_key_limits(conn).await?;
 
     for spec in declared {
         let allowed_models = spec
@@ -417,7 +516,19 @@ async fn apply_keys(
             insert_key(conn, spec, allowed_models, now)
                 .await
                 .map_err(|e| conflict_on_unique(e, taken))?;
+            super::limits::set_key_limits_by_name(conn, &spec.name, &spec.limits).await?;
             report.created_keys.push(spec.name.clone());
+            let created = Change::new(
+                ChangeAction::Create,
+                ObjectKind::Key,
+                &spec.name,
+                RecordSource::File,
+            );
+            report.changes.push(if spec.fixed {
+                created
+            } else {
+                created.with_note(GENERATED_NOTE)
+            });
             continue;
         };
         if row.source != RecordSource::File.as_str() {
@@ -428,18 +539,17 @@ async fn apply_keys(
             )));
         }
 
-        // A fixed secret in the file wins; a generated one was printed once and must stay.
-        let rotate = spec.fixed && row.key_hash != spec.hash.to_hex();
-        let unchanged = !rotate
-            && row.key_type == spec.key_type.as_str()
-            && row.user_id == spec.user
-            && row.allowed_models == allowed_models
-            && (row.log_payloads != 0) == spec.log_payloads
-            && row.config_id == spec.config
-            && row.revoked_at.is_none();
-        if unchanged {
+        let limits = stored_limits.get(&row.id).copied().unwrap_or_default();
+        let fields = key_fields(spec, row, allowed_models.as_ref(), &limits);
+        if fields.is_empty() {
             continue;
         }
+        // Limits are kept apart from the key's row (`key_limits`), and written apart.
+        if limits != spec.limits {
+            super::limits::set_key_limits(conn, &row.id, &spec.limits).await?;
+        }
+        // A fixed secret in the file wins; a generated one was printed once and must stay.
+        let rotate = fields.iter().any(|f| f.name == "key");
         let (hash, hint) = if rotate {
             (spec.hash.to_hex(), spec.hint.as_str())
         } else {
@@ -448,8 +558,8 @@ async fn apply_keys(
         // Declared again: a revoked key is live again, with the same id (and spend).
         sqlx::query(
             "UPDATE keys SET key_type = ?, user_id = ?, key_hash = ?, hint = ?, \
-             allowed_models = ?, log_payloads = ?, config_id = ?, revoked_at = NULL, \
-             updated_at = ? WHERE id = ?",
+             allowed_models = ?, log_payloads = ?, config_id = ?, expires_at = ?, \
+             revoked_at = NULL, updated_at = ? WHERE id = ?",
         )
         .bind(spec.key_type.as_str())
         .bind(&spec.user)
@@ -458,6 +568,7 @@ async fn apply_keys(
         .bind(allowed_models)
         .bind(i64::from(spec.log_payloads))
         .bind(&spec.config)
+        .bind(spec.expires_at_ms)
         .bind(now)
         .bind(&row.id)
         .execute(&mut *conn)
@@ -466,6 +577,18 @@ async fn apply_keys(
         if rotate {
             report.rotated_keys.push(spec.name.clone());
         }
+        let changed = Change::new(
+            ChangeAction::Update,
+            ObjectKind::Key,
+            &spec.name,
+            RecordSource::File,
+        );
+        let changed = if row.revoked_at.is_some() {
+            changed.with_note(RESTORED_NOTE)
+        } else {
+            changed
+        };
+        report.changes.push(changed.with_fields(fields));
     }
 
     let declared: HashSet<&str> = declared.iter().map(|k| k.name.as_str()).collect();
@@ -484,6 +607,15 @@ async fn apply_keys(
             .execute(&mut *conn)
             .await?;
         report.revoked_keys.push(row.name.clone());
+        report.changes.push(
+            Change::new(
+                ChangeAction::Revoke,
+                ObjectKind::Key,
+                &row.name,
+                RecordSource::File,
+            )
+            .with_note(REVOKED_NOTE),
+        );
     }
     Ok(())
 }
@@ -496,8 +628,8 @@ async fn insert_key(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO keys (id, name, key_type, user_id, key_hash, hint, allowed_models, \
-         log_payloads, config_id, source, created_at, updated_at, revoked_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+         log_payloads, config_id, source, created_at, updated_at, revoked_at, expires_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)",
     )
     .bind(uuid::Uuid::now_v7().to_string())
     .bind(&spec.name)
@@ -511,6 +643,7 @@ async fn insert_key(
     .bind(RecordSource::File.as_str())
     .bind(now)
     .bind(now)
+    .bind(spec.expires_at_ms)
     .execute(conn)
     .await?;
     Ok(())

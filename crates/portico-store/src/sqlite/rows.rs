@@ -26,6 +26,7 @@ pub(super) struct ProviderRow {
     pub(super) settings: String,
     pub(super) has_models: i64,
     pub(super) source: String,
+    pub(super) limits: Option<String>,
 }
 
 /// A `models` row, without its provider and position (implied by where it is kept).
@@ -51,6 +52,7 @@ pub(super) struct KeyRow {
     pub(super) source: String,
     pub(super) created_at: i64,
     pub(super) revoked_at: Option<i64>,
+    pub(super) expires_at: Option<i64>,
 }
 
 /// A `configs` row.
@@ -65,7 +67,7 @@ pub(super) struct ConfigRow {
 
 /// The columns of [`KeyRow`], for queries that select keys.
 pub(super) const KEY_COLUMNS: &str = "id, name, key_type, user_id, key_hash, hint, \
-    allowed_models, log_payloads, config_id, source, created_at, revoked_at";
+    allowed_models, log_payloads, config_id, source, created_at, revoked_at, expires_at";
 
 /// Every provider, ordered by slug.
 pub(super) async fn load_providers(
@@ -73,7 +75,7 @@ pub(super) async fn load_providers(
 ) -> Result<Vec<ProviderRow>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT slug, kind, base_url, api_key_enc, credentials_enc, settings, has_models, \
-         source FROM providers ORDER BY slug",
+         source, limits FROM providers ORDER BY slug",
     )
     .fetch_all(conn)
     .await?)
@@ -195,6 +197,7 @@ impl ProviderRow {
             .map_err(|e| corrupt("providers", format!("provider `{}`: {e}", self.slug)))?;
         let source = parse_source("providers", &self.source)?;
         let settings = from_json("providers", &self.settings)?;
+        let limits = super::limits::limits_of("providers", self.limits.as_deref())?;
         let models = if self.has_models != 0 {
             let rows = models.unwrap_or_default();
             Some(
@@ -214,6 +217,7 @@ impl ProviderRow {
             credentials,
             models,
             source,
+            limits,
         })
     }
 }
@@ -267,6 +271,9 @@ impl KeyRow {
             config: self.config_id,
             created_at_ms: self.created_at,
             revoked_at_ms: self.revoked_at,
+            expires_at_ms: self.expires_at,
+            // Kept in `key_limits`; the queries that answer keys fill them in.
+            limits: portico_core::Limits::default(),
         })
     }
 }
@@ -284,10 +291,7 @@ pub(super) fn parse_source(table: &'static str, s: &str) -> Result<RecordSource,
 }
 
 fn parse_key_type(s: &str) -> Result<KeyType, StoreError> {
-    [KeyType::Admin, KeyType::Service, KeyType::User]
-        .into_iter()
-        .find(|v| v.as_str() == s)
-        .ok_or_else(|| corrupt("keys", format!("unknown key type `{s}`")))
+    KeyType::parse(s).ok_or_else(|| corrupt("keys", format!("unknown key type `{s}`")))
 }
 
 /// Serializes a value kept as JSON text.

@@ -27,6 +27,7 @@ fn provider(slug: &str, kind: ProviderKind, api_key: Option<&str>) -> ProviderRe
         credentials: BTreeMap::new(),
         models: None,
         source: RecordSource::File,
+        limits: Default::default(),
     }
 }
 
@@ -41,6 +42,8 @@ fn key(name: &str, secret: &str, fixed: bool) -> KeySpec {
         allowed_models: None,
         log_payloads: false,
         config: None,
+        limits: Default::default(),
+        expires_at_ms: None,
     }
 }
 
@@ -75,6 +78,7 @@ fn catalog() -> CatalogApply {
         providers: vec![openai, mock],
         keys: vec![key("backend", "prt-backend-fixed", true), alice],
         configs: Vec::new(),
+        budgets: Vec::new(),
     }
 }
 
@@ -174,11 +178,24 @@ async fn a_fixed_secret_change_rotates_the_hash_and_keeps_the_id() {
     changed.keys[0] = key("backend", "prt-backend-rotated", true);
     let report = store.apply_catalog(&changed).await.unwrap();
     assert_eq!(
-        report,
+        ApplyReport {
+            changes: Vec::new(),
+            ..report.clone()
+        },
         ApplyReport {
             rotated_keys: vec!["backend".to_owned()],
             ..ApplyReport::default()
         }
+    );
+    // One change, naming the secret but not its value.
+    assert_eq!(report.changes.len(), 1);
+    assert_eq!(report.changes[0].name, "backend");
+    assert_eq!(
+        report.changes[0].fields,
+        [crate::FieldChange {
+            name: "key".to_owned(),
+            secret: true
+        }]
     );
     let after = key_named(&store, "backend").await;
     assert_eq!(after.id, before.id);
@@ -212,10 +229,15 @@ async fn a_generated_key_keeps_its_hash_while_its_settings_follow_the_file() {
     next.keys[1].log_payloads = false;
     next.keys[1].key_type = KeyType::Service;
     next.keys[1].user = None;
-    assert_eq!(
-        store.apply_catalog(&next).await.unwrap(),
-        ApplyReport::default()
-    );
+    // Only the settings change, and the report names them.
+    let report = store.apply_catalog(&next).await.unwrap();
+    assert!(report.created_keys.is_empty() && report.rotated_keys.is_empty());
+    let fields: Vec<&str> = report.changes[0]
+        .fields
+        .iter()
+        .map(|f| f.name.as_str())
+        .collect();
+    assert_eq!(fields, ["type", "user", "allowed_models", "log_payloads"]);
     let after = key_named(&store, "alice").await;
     assert_eq!(after.id, before.id);
     assert_eq!(after.hash, before.hash);
@@ -256,7 +278,9 @@ async fn removed_keys_are_revoked_once_and_come_back_when_declared_again() {
     );
 
     let report = store.apply_catalog(&catalog()).await.unwrap();
-    assert_eq!(report, ApplyReport::default(), "re-declared, not created");
+    assert!(report.created_keys.is_empty(), "re-declared, not created");
+    assert_eq!(report.changes.len(), 1);
+    assert_eq!(report.changes[0].action, crate::ChangeAction::Update);
     let back = key_named(&store, "alice").await;
     assert_eq!(back.revoked_at_ms, None);
     assert_eq!(back, alice);
@@ -292,6 +316,7 @@ async fn removed_providers_go_with_their_models_but_api_providers_stay() {
         configs: Vec::new(),
         providers: catalog().providers.split_off(1),
         keys: catalog().keys,
+        budgets: Vec::new(),
     };
     let report = store.apply_catalog(&only_mock).await.unwrap();
     assert_eq!(report.removed_providers, ["openai-prod"]);
@@ -325,6 +350,7 @@ async fn models_are_replaced_in_order() {
         configs: Vec::new(),
         providers: vec![provider("p", ProviderKind::Mock, None)],
         keys: vec![],
+        budgets: Vec::new(),
     };
     let ids = |p: &ProviderRecord| -> Option<Vec<String>> {
         p.models
@@ -437,6 +463,7 @@ async fn catalogs_that_cannot_be_applied_are_rejected() {
                     provider("dup", ProviderKind::Mock, None),
                 ],
                 keys: vec![],
+                budgets: Vec::new(),
             },
             "twice",
         ),
@@ -464,6 +491,7 @@ async fn catalogs_that_cannot_be_applied_are_rejected() {
                     ..provider("p", ProviderKind::Mock, None)
                 }],
                 keys: vec![],
+                budgets: Vec::new(),
             },
             "model `m` twice",
         ),
@@ -475,6 +503,7 @@ async fn catalogs_that_cannot_be_applied_are_rejected() {
                     ..provider("p", ProviderKind::Mock, None)
                 }],
                 keys: vec![],
+                budgets: Vec::new(),
             },
             "source `api`",
         ),
@@ -683,6 +712,7 @@ async fn credentials_round_trip_and_changes_are_detected() {
         configs: Vec::new(),
         providers: vec![bedrock()],
         keys: vec![],
+        budgets: Vec::new(),
     };
     assert_eq!(
         store.apply_catalog(&cat).await.unwrap().changed_providers,
@@ -744,6 +774,7 @@ async fn credentials_are_encrypted_at_rest() {
             configs: Vec::new(),
             providers: vec![aws.clone()],
             keys: vec![],
+            budgets: Vec::new(),
         })
         .await
         .unwrap();
@@ -777,6 +808,7 @@ async fn credentials_under_another_master_key_are_refused() {
             configs: Vec::new(),
             providers: vec![bedrock()],
             keys: vec![],
+            budgets: Vec::new(),
         })
         .await
         .unwrap();
@@ -942,6 +974,8 @@ async fn a_file_config_an_api_key_uses_stays_until_the_key_lets_go() {
             allowed_models: None,
             config: Some("retry-only".to_owned()),
             log_payloads: true,
+            limits: Default::default(),
+            expires_at_ms: None,
         })
         .await
         .unwrap();
@@ -974,6 +1008,8 @@ fn new_key(name: &str, secret: &str) -> crate::NewKey {
         allowed_models: None,
         config: None,
         log_payloads: true,
+        limits: Default::default(),
+        expires_at_ms: None,
     }
 }
 
@@ -1112,6 +1148,9 @@ async fn api_keys_are_created_patched_and_revoked() {
                 config: Some(Some("reliable".to_owned())),
                 log_payloads: Some(false),
                 user: None,
+                budget: None,
+                rate_limit: None,
+                expires_at_ms: None,
             },
         )
         .await

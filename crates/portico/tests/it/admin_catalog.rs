@@ -778,7 +778,8 @@ async fn every_documented_operation_is_served_and_no_other_method_is() {
         // answering (a 404 of its own, not the router's).
         let concrete = path
             .replace("{slug}", "probe-none")
-            .replace("{id}", "probe-none");
+            .replace("{id}", "probe-none")
+            .replace("{name}", "probe-none");
         for method in methods {
             let documented = item.get(method.to_ascii_lowercase()).is_some();
             let body = matches!(method, "POST" | "PUT" | "PATCH").then(|| json!({}));

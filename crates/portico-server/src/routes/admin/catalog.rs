@@ -1,14 +1,17 @@
-//! Admin API: the catalog (providers, models, keys, configs), the Catalog section of
-//! `docs/admin-api.md`.
+//! Admin API: the catalog (providers, models, keys, configs, budgets), the Catalog and
+//! Budgets sections of `docs/admin-api.md`.
 //!
 //! Each handler checks the admin key (the [`Admin`](super::Admin) extractor), parses its body
 //! strictly (an unknown field is a 400 that names it), calls the store, and after a change
 //! rebuilds the gateway's snapshot so the data plane uses the change at once. Answers never
 //! carry a secret: provider keys show as `api_key_set`, gateway keys as their hint, and a new
-//! key's secret is answered once, by the request that creates it.
+//! key's secret is answered once, by the request that creates it. `POST /apply` takes a
+//! whole catalog file at once (`portico apply`).
 //!
 //! Shared here: strict JSON bodies, store errors as HTTP errors, times, list pages.
 
+mod apply;
+mod budgets;
 mod configs;
 mod keys;
 mod providers;
@@ -18,7 +21,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use bytes::Bytes;
 use portico_core::{ApiError, ErrorCode};
 use portico_store::{Store, StoreError};
@@ -43,12 +46,21 @@ pub(super) fn router() -> Router<AppState> {
             "/keys/{id}",
             get(keys::one).patch(keys::update).delete(keys::revoke),
         )
+        .route("/keys/{id}/rotate", post(keys::rotate))
         .route("/configs", get(configs::list).post(configs::create))
         .route(
             "/configs/{id}",
             get(configs::one)
                 .put(configs::replace)
                 .delete(configs::delete),
+        )
+        .route("/apply", post(apply::apply))
+        .route("/budgets", get(budgets::list).post(budgets::create))
+        .route(
+            "/budgets/{name}",
+            get(budgets::one)
+                .put(budgets::replace)
+                .delete(budgets::delete),
         )
 }
 

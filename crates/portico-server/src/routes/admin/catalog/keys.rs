@@ -1,7 +1,9 @@
 //! `/admin/v1/keys`: gateway keys. Keys are addressed by id or by name.
 //!
 //! A new key's secret is generated here (`portico_core::generate_key`) and answered once; the
-//! store keeps its hash only.
+//! store keeps its hash only. So is a rotated key's (`POST /keys/{id}/rotate`): the key keeps
+//! its id, name and settings, and so its spend, and its old secret stops working at once.
+//! `expires_at` is RFC 3339 in and out; the data plane refuses a key from that time on.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -32,9 +34,12 @@ fn key_json(k: &KeyRecord) -> Value {
         "allowed_models": k.allowed_models,
         "config": k.config,
         "log_payloads": k.log_payloads,
+        "budget": k.limits.budget,
+        "rate_limit": k.limits.rate_limit,
         "source": k.source.as_str(),
         "created_at": rfc3339(k.created_at_ms),
         "revoked_at": k.revoked_at_ms.and_then(rfc3339),
+        "expires_at": k.expires_at_ms.and_then(rfc3339),
     })
 }
 
@@ -86,6 +91,9 @@ struct CreateBody {
     allowed_models: Option<Vec<String>>,
     config: Option<String>,
     log_payloads: Option<bool>,
+    budget: Option<Value>,
+    rate_limit: Option<Value>,
+    expires_at: Option<String>,
 }
 
 fn invalid(param: &str, message: impl Into<String>) -> ApiError {
@@ -145,24 +153,30 @@ pub(super) async fn create(
     let store = store(&state)?;
     let body: CreateBody = json_body(&body)?;
     check_name(&body.name)?;
-    let (key_type, label) = match body.key_type.as_str() {
-        "service" => (KeyType::Service, "svc"),
-        "user" => (KeyType::User, "user"),
-        other => {
+    let key_type = match KeyType::parse(&body.key_type) {
+        Some(t @ (KeyType::Service | KeyType::User | KeyType::Gateway)) => t,
+        _ => {
             return Err(invalid(
                 "type",
                 format!(
-                    "{other:?} is not a key type this API creates; use service or user (the \
-                     admin key is set with PORTICO_ADMIN_KEY)"
+                    "{:?} is not a key type this API creates; use service, user or gateway (the \
+                     admin key is set with PORTICO_ADMIN_KEY)",
+                    body.key_type
                 ),
             )
             .into());
         }
     };
+    let expires_at_ms = body
+        .expires_at
+        .as_deref()
+        .map(|t| expiry(&state, t))
+        .transpose()?;
     if let Some(patterns) = &body.allowed_models {
         check_patterns(patterns)?;
     }
-    let secret = generate_key(label);
+    let limits = limits_of(body.budget.as_ref(), body.rate_limit.as_ref())?;
+    let secret = generate_key(label(key_type));
     let new = NewKey {
         name: body.name,
         key_type,
@@ -172,6 +186,8 @@ pub(super) async fn create(
         allowed_models: body.allowed_models,
         config: body.config,
         log_payloads: body.log_payloads.unwrap_or(true),
+        limits,
+        expires_at_ms,
     };
     let record = store.create_key(&new).await.map_err(store_error)?;
     audit("key created", &record.name);
@@ -193,6 +209,57 @@ struct PatchBody {
     log_payloads: Option<Option<bool>>,
     #[serde(default, deserialize_with = "present")]
     user: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    budget: Option<Option<Value>>,
+    #[serde(default, deserialize_with = "present")]
+    rate_limit: Option<Option<Value>>,
+    #[serde(default, deserialize_with = "present")]
+    expires_at: Option<Option<String>>,
+}
+
+/// The label a generated secret of this type carries (`prt-<label>-...`).
+fn label(key_type: KeyType) -> &'static str {
+    match key_type {
+        KeyType::Admin => "admin",
+        KeyType::Service => "svc",
+        KeyType::User => "user",
+        KeyType::Gateway => "gw",
+    }
+}
+
+/// `expires_at`: an RFC 3339 time still to come (to stop a key now, revoke it).
+fn expiry(state: &AppState, text: &str) -> Result<i64, ApiError> {
+    let at = portico_config::parse_rfc3339_ms(text).ok_or_else(|| {
+        invalid(
+            "expires_at",
+            format!(
+                "{text:?} is not an RFC 3339 time; send it like 2027-01-31T00:00:00Z (null: \
+                 the key does not expire)"
+            ),
+        )
+    })?;
+    if at <= state.gateway.clock().now_ms() {
+        return Err(invalid(
+            "expires_at",
+            "`expires_at` is in the past; give a time to come, or revoke the key to stop it now",
+        ));
+    }
+    Ok(at)
+}
+
+/// A key's `budget` and `rate_limit`, checked by the catalog file's rules; errors name the
+/// field (`budget.period`).
+fn limits_of(
+    budget: Option<&Value>,
+    rate_limit: Option<&Value>,
+) -> Result<portico_core::Limits, ApiError> {
+    portico_config::parse_limits_json(budget, rate_limit, "request body").map_err(|e| {
+        let mut err = ApiError::new(ErrorCode::InvalidParameter, e.to_string());
+        if let Some(path) = e.path().filter(|p| !p.is_empty()) {
+            err = err.with_param(path.to_owned());
+        }
+        err
+    })
 }
 
 /// `PATCH /admin/v1/keys/{id}`: the key as it is now.
@@ -214,11 +281,24 @@ pub(super) async fn update(
         Some(Some(b)) => Some(b),
         None => None,
     };
+    // Checked together, so that an invalid one is refused before anything changes.
+    let limits = limits_of(
+        body.budget.as_ref().and_then(Option::as_ref),
+        body.rate_limit.as_ref().and_then(Option::as_ref),
+    )?;
+    let expires_at_ms = match body.expires_at {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(text)) => Some(Some(expiry(&state, &text)?)),
+    };
     let patch = KeyPatch {
         allowed_models: body.allowed_models,
         config: body.config,
         log_payloads,
         user: body.user.map(user_of),
+        expires_at_ms,
+        budget: body.budget.map(|_| limits.budget),
+        rate_limit: body.rate_limit.map(|_| limits.rate_limit),
     };
     let record = store.update_key(&id, &patch).await.map_err(store_error)?;
     audit("key changed", &record.name);
@@ -237,4 +317,29 @@ pub(super) async fn revoke(
     audit("key revoked", &record.name);
     reload(&state, store.as_ref()).await?;
     Ok(no_content())
+}
+
+/// `POST /admin/v1/keys/{id}/rotate`: a new secret for the key, answered this once with the
+/// key; the old secret stops working at once. The key keeps its id, name, settings and spend.
+pub(super) async fn rotate(
+    _admin: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ErrorResponse> {
+    let store = store(&state)?;
+    let key = store
+        .get_key(&id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| not_found(&id))?;
+    let secret = generate_key(label(key.key_type));
+    let record = store
+        .rotate_key(&key.id, KeyHash::of(&secret), &key_hint(&secret))
+        .await
+        .map_err(store_error)?;
+    audit("key rotated", &record.name);
+    reload(&state, store.as_ref()).await?;
+    let mut answer = key_json(&record);
+    answer["secret"] = Value::String(secret);
+    Ok(Json(answer))
 }

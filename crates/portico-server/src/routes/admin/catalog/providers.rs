@@ -40,6 +40,8 @@ fn provider_json(p: &ProviderRecord, times: Option<&RecordTimes>) -> Value {
             "name": m.name,
             "pricing": m.pricing,
         })).collect::<Vec<_>>()),
+        "budget": p.limits.budget,
+        "rate_limit": p.limits.rate_limit,
         "source": p.source.as_str(),
         "created_at": times.and_then(|t| rfc3339(t.created_at_ms)),
         "updated_at": times.and_then(|t| rfc3339(t.updated_at_ms)),
