@@ -20,7 +20,7 @@ usage() {
   cat <<'EOF'
 usage: bench/run.sh [--quick] [--repeat N] [--duration S] [--soak] [--with-portkey] [--with-litellm]
                     [--with-fallback] [--with-limits] [--concurrency N] [--rates "R1 R2"]
-                    [--latencies "L1 L2"] [--no-wait]
+                    [--latencies "L1 L2"] [--baseline BIN] [--no-wait]
 
   --quick          short runs (2 s), one repeat, no wait for an idle machine: the CI smoke test
   --repeat N       repeats of the whole matrix (default 3); cells show median (min-max)
@@ -35,6 +35,8 @@ usage: bench/run.sh [--quick] [--repeat N] [--duration S] [--soak] [--with-portk
   --with-limits    also measure Portico with a budget (cost and tokens) and a rate limit
                    (requests and tokens per minute) on the key, all far above what the run
                    sends: the cost of enforcing them (docs/budgets.md)
+  --baseline BIN   also measure another Portico binary (an older build: before/after in the
+                   same run, where only ratios hold), plain config, as "portico-baseline"
   --concurrency N  connections of the saturation runs (default 64)
   --rates "R ..."  open-loop rates in requests/s (default "1000 5000")
   --latencies "L ..."  mock latencies in ms (default "0 20")
@@ -43,7 +45,7 @@ EOF
 }
 
 QUICK=0 REPEAT="" DURATION="" SOAK=0 WITH_PORTKEY=0 WITH_LITELLM=0 WITH_FALLBACK=0 WITH_LIMITS=0
-NO_WAIT=0
+NO_WAIT=0 BASELINE=""
 CONC=64 RATES="1000 5000" LATENCIES="0 20"
 while [[ $# -gt 0 ]]; do
   case $1 in
@@ -55,6 +57,7 @@ while [[ $# -gt 0 ]]; do
     --with-litellm) WITH_LITELLM=1 ;;
     --with-fallback) WITH_FALLBACK=1 ;;
     --with-limits) WITH_LIMITS=1 ;;
+    --baseline) BASELINE=$2; shift ;;
     --concurrency) CONC=$2; shift ;;
     --rates) RATES=$2; shift ;;
     --latencies) LATENCIES=$2; shift ;;
@@ -65,6 +68,9 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 
+if [[ -n $BASELINE && ! -x $BASELINE ]]; then
+  echo "bench/run.sh: --baseline $BASELINE is not an executable file" >&2; exit 2
+fi
 if [[ $QUICK == 1 ]]; then
   REPEAT=${REPEAT:-1} RUN_SECS=${DURATION:-2} WARM_SECS=0 TTFB_REQUESTS=300 NO_WAIT=1
 else
@@ -267,7 +273,9 @@ EOF
 # Portico with the bench key; VARIANT: plain, fallback (a one-hop fallback config) or limits
 # (a budget and a rate limit on the key that the run never reaches).
 start_portico() {
-  local port=$1 variant=${2:-plain} dir=$WORK/portico models=""
+  local port=$1 variant=${2:-plain} dir=$WORK/portico models="" bin=$PORTICO
+  # The baseline: another build, the plain config.
+  [[ $variant == baseline ]] && { bin=$BASELINE; variant=plain; }
   # With limits, a price for the model: the budget's cost is estimated and charged too.
   [[ $variant == limits ]] && models=$'
     models:
@@ -315,7 +323,7 @@ EOF
   fi
   # Default log level (info): request logging stays on, as in production. stderr to a file.
   env -u RUST_LOG PORTICO_ADMIN_KEY=$ADMIN_KEY \
-    "${SUT_CPU[@]}" "$PORTICO" serve --config "$dir/portico.yaml" \
+    "${SUT_CPU[@]}" "$bin" serve --config "$dir/portico.yaml" \
     --listen "127.0.0.1:$port" --data-dir "$dir/data" >"$dir/stdout.log" 2>"$dir/stderr.log" &
   SUT_PID=$!
   PIDS+=("$SUT_PID")
@@ -338,9 +346,9 @@ start_target() {
       port=$(free_port); start_nginx "$port"
       URL="http://127.0.0.1:$port/v1/chat/completions"
       HEADERS+=(-H "Authorization: Bearer $SERVICE_KEY") ;;
-    portico|portico-fallback|portico-limits)
+    portico|portico-fallback|portico-limits|portico-baseline)
       port=$(free_port)
-      start_portico "$port" "$(case $target in portico-fallback) echo fallback ;; portico-limits) echo limits ;; *) echo plain ;; esac)"
+      start_portico "$port" "$(case $target in portico-fallback) echo fallback ;; portico-limits) echo limits ;; portico-baseline) echo baseline ;; *) echo plain ;; esac)"
       URL="http://127.0.0.1:$port/v1/chat/completions"
       HEADERS+=(-H "Authorization: Bearer $SERVICE_KEY") ;;
     portkey|litellm)
@@ -391,6 +399,7 @@ matrix() {
   [[ $WITH_LITELLM == 1 ]] && prepare_litellm && targets+=" litellm"
   [[ $WITH_FALLBACK == 1 ]] && targets+=" portico-fallback"
   [[ $WITH_LIMITS == 1 ]] && targets+=" portico-limits"
+  [[ -n $BASELINE ]] && targets+=" portico-baseline"
   write_bodies "$MODEL" "$WORK/bodies/portico"
   RAW=$RESULTS/raw
   rm -rf "$RAW"; mkdir -p "$RAW"

@@ -11,6 +11,7 @@ import { providersPage } from './providers.js';
 import { modelsPage } from './models.js';
 import { keysPage } from './keys.js';
 import { configsPage } from './configs.js';
+import { budgetsPage } from './budgets.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
@@ -23,10 +24,12 @@ const pages = {
   models: modelsPage,
   keys: keysPage,
   configs: configsPage,
+  budgets: budgetsPage,
 };
 
 const titles = {
   logs: 'Logs', analytics: 'Analytics', providers: 'Providers', models: 'Models', keys: 'Keys', configs: 'Configs',
+  budgets: 'Budgets',
 };
 
 // The page being shown; its `stop()` (timers, listeners) runs before the next one renders.

@@ -76,3 +76,45 @@ export function lockedBecause(source) {
   if (source === 'env') return 'detected from the environment: declare it in the catalog file to change it';
   return 'built in';
 }
+
+/** How far `iso` is from now: "in 3 h", "in 12 d", "40 s ago". */
+export function fromNow(iso, now = Date.now()) {
+  const at = Date.parse(iso);
+  if (Number.isNaN(at)) return '—';
+  const secs = Math.round((at - now) / 1000);
+  const a = Math.abs(secs);
+  let text;
+  if (a < 60) text = `${a} s`;
+  else if (a < 3600) text = `${Math.round(a / 60)} min`;
+  else if (a < 2 * 86400) text = `${Math.round(a / 3600)} h`;
+  else text = `${Math.round(a / 86400)} d`;
+  return secs < 0 ? `${text} ago` : `in ${text}`;
+}
+
+const utcTime = new Intl.DateTimeFormat(undefined, {
+  timeZone: 'UTC', month: 'short', day: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23',
+});
+
+/** A time in UTC, as budgets' calendar periods are: "Dec 01, 00:00 UTC". */
+export function utc(iso) {
+  if (!iso) return '—';
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? String(iso) : `${utcTime.format(d)} UTC`;
+}
+
+/**
+ * A budget and a rate limit in a few words, as the catalog file declares them:
+ * "$5/month, 1,000 tokens/month, 60 req/min"; '' when there are none.
+ */
+export function limitsSummary(budget, rateLimit) {
+  const parts = [];
+  if (budget) {
+    if (budget.cost_usd != null) parts.push(`$${+budget.cost_usd}/${budget.period}`);
+    if (budget.tokens != null) parts.push(`${int(budget.tokens)} tokens/${budget.period}`);
+  }
+  if (rateLimit) {
+    if (rateLimit.requests_per_minute != null) parts.push(`${int(rateLimit.requests_per_minute)} req/min`);
+    if (rateLimit.tokens_per_minute != null) parts.push(`${int(rateLimit.tokens_per_minute)} tokens/min`);
+  }
+  return parts.join(', ');
+}

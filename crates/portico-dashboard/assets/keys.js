@@ -1,6 +1,7 @@
 // Gateway keys: list, create and rotate (the secret is shown once, right here, then dropped
 // from the page), revoke, attach or detach a routing config, payload logging on or off, and
 // each key's expiry (an expired key is marked; the gateway refuses it from that time on).
+// A key's budget and rate limit are shown here and set on the Budgets page.
 
 import { all, del, patch, post } from './api.js';
 import { copyButton, errorBox, h, replace, table, toast } from './dom.js';
@@ -67,6 +68,19 @@ function secretPanel(key, onDone, rotated = false) {
       h('button', { type: 'button', onclick: onDone }, 'Done')));
 }
 
+/**
+ * The budget and rate limit of a key (a user key's are its user's), linking to the Budgets
+ * page where they are set.
+ */
+function limitsCell(k, fixed) {
+  const summary = fmt.limitsSummary(k.budget, k.rate_limit);
+  if (!summary) return h('span', { class: 'muted' }, 'none');
+  const title = k.type === 'user' ? `The limits of user ${k.user}, shared by their keys.` : null;
+  // Only service and user keys send data-plane requests; the Budgets page sets theirs.
+  if (fixed || (k.type !== 'service' && k.type !== 'user')) return h('span', { title }, summary);
+  return h('a', { href: `#/budgets?key=${encodeURIComponent(k.name)}`, title: title || 'Change on the Budgets page' }, summary);
+}
+
 export function keysPage(main) {
   const error = errorBox();
   const slot = h('div', {});
@@ -77,7 +91,7 @@ export function keysPage(main) {
     h('div', { class: 'page-head' }, h('h1', {}, 'Keys'), h('span', { class: 'spacer' }), createButton),
     slot, error,
     table('Gateway keys', [{ label: 'Name' }, { label: 'Type' }, { label: 'User' }, { label: 'Key' }, { label: 'Allowed models' },
-      { label: 'Config' }, { label: 'Payloads' }, { label: 'Source' }, { label: 'Created' }, { label: 'Expires' }, { label: '' }], tbody));
+      { label: 'Config' }, { label: 'Payloads' }, { label: 'Limits' }, { label: 'Source' }, { label: 'Created' }, { label: 'Expires' }, { label: '' }], tbody));
 
   function showCreate() {
     replace(slot, createForm(configs, (key) => {
@@ -143,6 +157,7 @@ export function keysPage(main) {
           type: 'checkbox', checked: Boolean(k.log_payloads), 'aria-label': `Log payloads of ${k.name}`,
           onchange: (e) => change(k, { log_payloads: e.target.checked }, e.target.checked ? 'Payload logging on' : 'Payload logging off'),
         }), k.log_payloads ? 'logged' : 'off')),
+      h('td', { class: 'limits' }, limitsCell(k, fixed)),
       h('td', { title: locked || null }, k.source || '—'),
       h('td', {}, fmt.shortDate(k.created_at)),
       h('td', { class: 'expires', title: k.expires_at || null }, !k.expires_at ? h('span', { class: 'muted' }, 'never')
@@ -159,7 +174,7 @@ export function keysPage(main) {
     try {
       const [keys, cfgs] = await Promise.all([all('/keys'), all('/configs').catch(() => [])]);
       configs = cfgs;
-      replace(tbody, keys.length ? keys.map(row) : h('tr', {}, h('td', { class: 'empty', colspan: 11 }, 'No keys.')));
+      replace(tbody, keys.length ? keys.map(row) : h('tr', {}, h('td', { class: 'empty', colspan: 12 }, 'No keys.')));
     } catch (err) {
       error.textContent = err.message;
     }

@@ -1,5 +1,7 @@
 // Providers: the catalog's upstream integrations. List, add, edit (an empty API key keeps the
-// stored one) and delete. API keys are write-only: the list shows whether one is set.
+// stored one) and delete. API keys are write-only: the list shows whether one is set. A
+// provider's budget and rate limit are shown here and set on the Budgets page; an edit here
+// keeps them.
 
 import { all, del, post, put } from './api.js';
 import { errorBox, h, replace, table, toast } from './dom.js';
@@ -9,13 +11,52 @@ const KINDS = ['openai', 'openai-compatible', 'anthropic', 'gemini', 'bedrock', 
   'groq', 'deepseek', 'together', 'ollama', 'mock'];
 // Fields of the answer that are not kind fields; `settings` holds the kind fields' values.
 const KNOWN = new Set(['slug', 'kind', 'base_url', 'api_key', 'api_key_set', 'credentials_set', 'settings', 'models',
-  'source', 'created_at', 'updated_at']);
+  'budget', 'rate_limit', 'source', 'created_at', 'updated_at']);
+// A mock's settings, stored with the kind fields but written under `mock:` in the file.
+const MOCK_FIELDS = ['latency_ms', 'chunk_delay_ms', 'failure_rate'];
+
+/** `v` without its null fields, at every depth (the file has no nulls). */
+function withoutNulls(v) {
+  if (Array.isArray(v)) return v.map(withoutNulls);
+  if (typeof v !== 'object' || v === null) return v;
+  return Object.fromEntries(Object.entries(v).filter(([, x]) => x !== null && x !== undefined)
+    .map(([k, x]) => [k, withoutNulls(x)]));
+}
 
 /** An allow-list entry as the catalog file would write it: a bare id unless it has more. */
 function compactModel(m) {
   if (typeof m !== 'object' || m === null) return m;
-  const out = Object.fromEntries(Object.entries(m).filter(([, v]) => v !== null && v !== undefined));
+  const out = withoutNulls(m);
   return Object.keys(out).length === 1 && 'id' in out ? out.id : out;
+}
+
+/** A provider's kind fields as the catalog file writes them: its settings, a mock's under `mock`. */
+function kindFields(p) {
+  const fields = p && p.settings && typeof p.settings === 'object' ? { ...p.settings } : {};
+  if (p && p.kind === 'mock') {
+    const mock = {};
+    for (const name of MOCK_FIELDS) {
+      if (name in fields) {
+        mock[name] = fields[name];
+        delete fields[name];
+      }
+    }
+    if (Object.keys(mock).length) fields.mock = mock;
+  }
+  return fields;
+}
+
+/**
+ * The body of `PUT /providers/{slug}` that leaves the provider `p` (an answer of the API) as
+ * it is: the API keeps the stored API key and credentials when they are left out.
+ */
+export function providerBody(p) {
+  const body = { slug: p.slug, kind: p.kind, ...kindFields(p) };
+  if (p.base_url) body.base_url = p.base_url;
+  if (Array.isArray(p.models)) body.models = p.models.map(compactModel);
+  if (p.budget) body.budget = p.budget;
+  if (p.rate_limit) body.rate_limit = p.rate_limit;
+  return body;
 }
 
 function modelsText(models) {
@@ -41,7 +82,7 @@ function parseModels(text) {
 
 function editor(existing, onDone) {
   const error = errorBox();
-  const extra = { ...(existing?.settings && typeof existing.settings === 'object' ? existing.settings : {}) };
+  const extra = kindFields(existing);
   if (existing) for (const [k, v] of Object.entries(existing)) if (!KNOWN.has(k) && v !== null) extra[k] = v;
   const secrets = Array.isArray(existing?.credentials_set) ? existing.credentials_set : [];
   const form = h('form', { class: 'panel', 'aria-label': existing ? `Edit provider ${existing.slug}` : 'Add a provider', onsubmit: save },
@@ -66,6 +107,9 @@ function editor(existing, onDone) {
     event.preventDefault();
     const data = new FormData(form);
     const body = { slug: String(data.get('slug')).trim(), kind: data.get('kind') };
+    // Not on this form: an edit keeps them (PUT replaces the whole provider).
+    if (existing?.budget) body.budget = existing.budget;
+    if (existing?.rate_limit) body.rate_limit = existing.rate_limit;
     const baseUrl = String(data.get('base_url') || '').trim();
     if (baseUrl) body.base_url = baseUrl;
     const apiKey = String(data.get('api_key') || '');
@@ -94,6 +138,14 @@ function editor(existing, onDone) {
   return form;
 }
 
+/** The budget and rate limit of a provider, linking to where they are set. */
+function limitsCell(p) {
+  const summary = fmt.limitsSummary(p.budget, p.rate_limit);
+  if (!summary) return h('span', { class: 'muted' }, 'none');
+  if (fmt.lockedBecause(p.source)) return summary;
+  return h('a', { href: `#/budgets?provider=${encodeURIComponent(p.slug)}`, title: 'Change on the Budgets page' }, summary);
+}
+
 export function providersPage(main) {
   const error = errorBox();
   const slot = h('div', {});
@@ -103,7 +155,7 @@ export function providersPage(main) {
     h('div', { class: 'page-head' }, h('h1', {}, 'Providers'), h('span', { class: 'spacer' }), addButton),
     slot, error,
     table('Providers', [{ label: 'Slug' }, { label: 'Kind' }, { label: 'Base URL' }, { label: 'API key' },
-      { label: 'Models' }, { label: 'Source' }, { label: 'Updated' }, { label: '' }], tbody));
+      { label: 'Models' }, { label: 'Limits' }, { label: 'Source' }, { label: 'Updated' }, { label: '' }], tbody));
 
   function edit(existing) {
     replace(slot, editor(existing, (changed) => {
@@ -134,13 +186,14 @@ export function providersPage(main) {
         h('td', { class: 'mono' }, p.base_url || 'default'),
         h('td', {}, p.api_key_set ? 'set' : h('span', { class: 'muted' }, 'not set')),
         h('td', { class: 'wrap' }, Array.isArray(p.models) ? p.models.map((m) => h('span', { class: 'chip' }, typeof m === 'string' ? m : m.id)) : h('span', { class: 'muted' }, 'any')),
+        h('td', { class: 'limits' }, limitsCell(p)),
         h('td', {}, p.source || '—'),
         h('td', {}, fmt.shortDate(p.updated_at)),
         h('td', { class: 'actions-cell' }, fmt.lockedBecause(p.source)
           ? h('span', { class: 'muted', title: fmt.lockedBecause(p.source) }, 'read-only')
           : [h('button', { type: 'button', class: 'small', onclick: () => edit(p), 'aria-label': `Edit @${p.slug}` }, 'Edit'), ' ',
             h('button', { type: 'button', class: 'small danger', onclick: () => remove(p), 'aria-label': `Delete @${p.slug}` }, 'Delete')])))
-        : h('tr', {}, h('td', { class: 'empty', colspan: 8 }, 'No providers yet.')));
+        : h('tr', {}, h('td', { class: 'empty', colspan: 9 }, 'No providers yet.')));
     } catch (err) {
       error.textContent = err.message;
     }

@@ -45,6 +45,7 @@ pub(crate) static ASSETS: &[Asset] = &[
     asset!("models.js", JS),
     asset!("keys.js", JS),
     asset!("configs.js", JS),
+    asset!("budgets.js", JS),
 ];
 
 const INDEX_TEMPLATE: &str = include_str!("../assets/index.html");

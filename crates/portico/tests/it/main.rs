@@ -22,6 +22,7 @@ mod cli_catalog;
 mod client_limits;
 mod cost;
 mod dashboard;
+mod dashboard_budgets;
 mod gemini;
 mod in_process;
 mod jwt;
