@@ -19,7 +19,8 @@ RESULTS=$BENCH/results
 usage() {
   cat <<'EOF'
 usage: bench/run.sh [--quick] [--repeat N] [--duration S] [--soak] [--with-portkey] [--with-litellm]
-                    [--with-fallback] [--with-limits] [--concurrency N] [--rates "R1 R2"]
+                    [--with-fallback] [--with-limits] [--with-cache] [--concurrency N]
+                    [--rates "R1 R2"]
                     [--latencies "L1 L2"] [--baseline BIN] [--no-wait]
 
   --quick          short runs (2 s), one repeat, no wait for an idle machine: the CI smoke test
@@ -35,6 +36,9 @@ usage: bench/run.sh [--quick] [--repeat N] [--duration S] [--soak] [--with-portk
   --with-limits    also measure Portico with a budget (cost and tokens) and a rate limit
                    (requests and tokens per minute) on the key, all far above what the run
                    sends: the cost of enforcing them (docs/budgets.md)
+  --with-cache     also measure Portico with a simple response cache on the key's config:
+                   every measured request after the first is a hit, answered from memory
+                   (the latency a hit adds against a direct answer from the mock; docs/cache.md)
   --baseline BIN   also measure another Portico binary (an older build: before/after in the
                    same run, where only ratios hold), plain config, as "portico-baseline"
   --concurrency N  connections of the saturation runs (default 64)
@@ -45,6 +49,7 @@ EOF
 }
 
 QUICK=0 REPEAT="" DURATION="" SOAK=0 WITH_PORTKEY=0 WITH_LITELLM=0 WITH_FALLBACK=0 WITH_LIMITS=0
+WITH_CACHE=0
 NO_WAIT=0 BASELINE=""
 CONC=64 RATES="1000 5000" LATENCIES="0 20"
 while [[ $# -gt 0 ]]; do
@@ -57,6 +62,7 @@ while [[ $# -gt 0 ]]; do
     --with-litellm) WITH_LITELLM=1 ;;
     --with-fallback) WITH_FALLBACK=1 ;;
     --with-limits) WITH_LIMITS=1 ;;
+    --with-cache) WITH_CACHE=1 ;;
     --baseline) BASELINE=$2; shift ;;
     --concurrency) CONC=$2; shift ;;
     --rates) RATES=$2; shift ;;
@@ -270,8 +276,9 @@ EOF
     die "nginx did not start"
 }
 
-# Portico with the bench key; VARIANT: plain, fallback (a one-hop fallback config) or limits
-# (a budget and a rate limit on the key that the run never reaches).
+# Portico with the bench key; VARIANT: plain, fallback (a one-hop fallback config), limits
+# (a budget and a rate limit on the key that the run never reaches) or cache (a simple
+# response cache on the key's config: every request after the first of its body is a hit).
 start_portico() {
   local port=$1 variant=${2:-plain} dir=$WORK/portico models="" bin=$PORTICO
   # The baseline: another build, the plain config.
@@ -301,6 +308,16 @@ keys:
     key: $SERVICE_KEY
     budget: { cost_usd: 1000000000, tokens: 1000000000000000, period: month }
     rate_limit: { requests_per_minute: 1000000000, tokens_per_minute: 1000000000000 }
+EOF
+  elif [[ $variant == cache ]]; then
+    cat >>"$dir/portico.yaml" <<EOF
+configs:
+  - id: cached
+    config: { cache: { mode: simple, max_age: 3600 } }
+keys:
+  - name: bench
+    key: $SERVICE_KEY
+    config: cached
 EOF
   elif [[ $variant == fallback ]]; then
     cat >>"$dir/portico.yaml" <<EOF
@@ -346,9 +363,9 @@ start_target() {
       port=$(free_port); start_nginx "$port"
       URL="http://127.0.0.1:$port/v1/chat/completions"
       HEADERS+=(-H "Authorization: Bearer $SERVICE_KEY") ;;
-    portico|portico-fallback|portico-limits|portico-baseline)
+    portico|portico-fallback|portico-limits|portico-cache|portico-baseline)
       port=$(free_port)
-      start_portico "$port" "$(case $target in portico-fallback) echo fallback ;; portico-limits) echo limits ;; portico-baseline) echo baseline ;; *) echo plain ;; esac)"
+      start_portico "$port" "$(case $target in portico-fallback) echo fallback ;; portico-limits) echo limits ;; portico-cache) echo cache ;; portico-baseline) echo baseline ;; *) echo plain ;; esac)"
       URL="http://127.0.0.1:$port/v1/chat/completions"
       HEADERS+=(-H "Authorization: Bearer $SERVICE_KEY") ;;
     portkey|litellm)
@@ -399,6 +416,7 @@ matrix() {
   [[ $WITH_LITELLM == 1 ]] && prepare_litellm && targets+=" litellm"
   [[ $WITH_FALLBACK == 1 ]] && targets+=" portico-fallback"
   [[ $WITH_LIMITS == 1 ]] && targets+=" portico-limits"
+  [[ $WITH_CACHE == 1 ]] && targets+=" portico-cache"
   [[ -n $BASELINE ]] && targets+=" portico-baseline"
   write_bodies "$MODEL" "$WORK/bodies/portico"
   RAW=$RESULTS/raw
@@ -508,7 +526,7 @@ dirty=$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null | gre
 } >"$WORK/preamble.md"
 "$PB" report --raw "$RAW" --markdown "$RESULTS/latest.md" --json "$RESULTS/latest.json" \
   --preamble "$WORK/preamble.md" --concurrency "$CONC" --fail-on-errors-of \
-  "direct,nginx,portico$([[ $WITH_LIMITS == 1 ]] && echo ,portico-limits)" ||
+  "direct,nginx,portico$([[ $WITH_LIMITS == 1 ]] && echo ,portico-limits)$([[ $WITH_CACHE == 1 ]] && echo ,portico-cache)" ||
   die "requests to direct, nginx or Portico failed (listed above); the numbers are written anyway"
 echo >&2
 log "written: bench/results/latest.md, bench/results/latest.json, raw files in bench/results/raw/"

@@ -44,6 +44,10 @@ pub(crate) struct CatalogFile {
     pub(crate) keys: Option<Vec<KeyFile>>,
     pub(crate) budgets: Option<Vec<BudgetEntryFile>>,
     pub(crate) auth: Option<crate::auth::AuthFile>,
+    /// `guardrails:`: Portkey's guardrail objects, validated by `portico_guardrails`.
+    pub(crate) guardrails: Option<Vec<serde_json::Value>>,
+    /// `webhook_allow:`: hosts the guardrail webhooks' address guard lets through.
+    pub(crate) webhook_allow: Option<Vec<String>>,
 }
 
 /// One entry of `configs:`; `config` is Portkey's config JSON, written as YAML or JSON.

@@ -53,6 +53,12 @@ pub struct Catalog {
     pub budgets: Vec<NamedBudget>,
     /// `auth:`: JWT callers (`auth.jwt`), when configured.
     pub auth: AuthConfig,
+    /// `guardrails:` in file order: named guardrails in Portkey's shape, compiled; ids are
+    /// unique.
+    pub guardrails: Vec<portico_guardrails::Guardrail>,
+    /// `webhook_allow:`: hosts (or `host:port`) a guardrail webhook may call although the
+    /// address guard would refuse them (docs/guardrails.md).
+    pub webhook_allow: Vec<String>,
 }
 
 /// One provider integration.

@@ -37,8 +37,10 @@ const TOP: Shape = Shape {
         "keys",
         "budgets",
         "auth",
+        "guardrails",
+        "webhook_allow",
     ],
-    unsupported: &["guardrails"],
+    unsupported: &[],
     aliases: &[],
 };
 

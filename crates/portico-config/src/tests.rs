@@ -334,6 +334,8 @@ fn full_example_parses_into_the_expected_catalog() {
         ],
         budgets: Vec::new(),
         auth: Default::default(),
+        guardrails: Vec::new(),
+        webhook_allow: Vec::new(),
     };
     assert_eq!(parse(FULL).unwrap(), expected);
 }
@@ -442,18 +444,29 @@ providers:
 }
 
 #[test]
-fn unsupported_sections_say_so() {
-    let cases = [("guardrails: []\n", "guardrails")];
-    for (text, path) in cases {
-        let err = error_of(text);
-        assert!(matches!(err, ConfigError::Unsupported { .. }), "{err}");
-        let msg = assert_error(
-            text,
-            path,
-            &["not supported yet by this version of Portico"],
-        );
-        assert!(msg.contains("remove it"), "{msg}");
-    }
+fn guardrails_are_compiled_with_field_paths() {
+    let catalog = parse(
+        "guardrails:\n  - id: short\n    checks:\n      - id: default.wordCount\n        parameters: { maxWords: 5 }\n    deny: true\nwebhook_allow: [\"hooks.internal\"]\n",
+    )
+    .unwrap();
+    assert_eq!(catalog.guardrails[0].id, "short");
+    assert!(catalog.guardrails[0].deny);
+    assert_eq!(catalog.webhook_allow, vec!["hooks.internal".to_owned()]);
+    assert_error(
+        "guardrails:\n  - id: g\n    checks:\n      - id: default.regexMatch\n        parameters: { rule: \"(\" }\n",
+        "guardrails[0].checks[0].parameters.rule",
+        &["not a valid regex"],
+    );
+    assert_error(
+        "guardrails:\n  - checks: []\n",
+        "guardrails[0].id",
+        &["is required"],
+    );
+    assert_error(
+        "guardrails:\n  - { id: a, checks: [] }\n  - { id: a, checks: [] }\n",
+        "guardrails[1].id",
+        &["already used"],
+    );
 }
 
 #[test]

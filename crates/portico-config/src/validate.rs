@@ -130,6 +130,7 @@ pub(crate) fn catalog(
 
     let budgets = v.budgets(raw.budgets.unwrap_or_default())?;
     let auth = v.auth(raw.auth)?;
+    let guardrails = v.guardrails(raw.guardrails.unwrap_or_default())?;
 
     Ok(Catalog {
         listen,
@@ -141,6 +142,8 @@ pub(crate) fn catalog(
         keys,
         budgets,
         auth,
+        guardrails,
+        webhook_allow: raw.webhook_allow.unwrap_or_default(),
     })
 }
 
@@ -506,6 +509,43 @@ impl Validator<'_> {
             return Err(self.invalid(&at, e.message));
         }
         Ok(RoutingConfigEntry { id, config })
+    }
+
+    /// `guardrails:`: each entry Portkey's guardrail shape with an `id`, compiled (regexes
+    /// too); ids unique.
+    fn guardrails(
+        &self,
+        raw: Vec<serde_json::Value>,
+    ) -> Result<Vec<portico_guardrails::Guardrail>, ConfigError> {
+        let mut out: Vec<portico_guardrails::Guardrail> = Vec::new();
+        for (i, value) in raw.iter().enumerate() {
+            let path = item_path("guardrails", i);
+            if value
+                .get("id")
+                .and_then(serde_json::Value::as_str)
+                .is_none()
+            {
+                return Err(self.invalid(
+                    &field_path(&path, "id"),
+                    "is required: the name configs use in input_guardrails / output_guardrails, like pii-check",
+                ));
+            }
+            let guardrail = portico_guardrails::Guardrail::parse(value, "").map_err(|e| {
+                let at = e.clone().under(&path).path;
+                self.invalid(&at, e.message)
+            })?;
+            if let Some(first) = out.iter().position(|g| g.id == guardrail.id) {
+                return Err(self.invalid(
+                    &field_path(&path, "id"),
+                    format!(
+                        "the id {:?} is already used by guardrails[{first}]; guardrail ids must be unique",
+                        guardrail.id
+                    ),
+                ));
+            }
+            out.push(guardrail);
+        }
+        Ok(out)
     }
 
     fn key(&self, raw: KeyFile, path: &str) -> Result<KeyConfig, ConfigError> {

@@ -76,8 +76,14 @@ pub struct RequestRecord {
     /// The price of the tokens used, in USD; `None` when no usage was reported or the
     /// model's price is unknown (never a guess).
     pub cost_usd: Option<f64>,
-    /// `hit`, `miss` or `disabled` once a cache exists; `None` until then.
+    /// How the response cache answered: `hit`, `semantic_hit`, `miss`, `semantic_miss` or
+    /// `refresh`; `None` when no cache applied to the request (its header says `DISABLED`).
     pub cache_status: Option<&'static str>,
+    /// A cache hit: what the answer it replayed cost when it was fetched, in USD (the
+    /// request itself costs nothing); `None` otherwise or when that price was unknown.
+    pub cache_saved_usd: Option<f64>,
+    /// A semantic cache hit: the cosine similarity of the question to the cached one.
+    pub cache_similarity: Option<f64>,
     /// Retries made after first tries, summed over the targets tried.
     pub retry_count: u32,
     /// The routing config's option that answered (`config.targets[1]`), as in
@@ -149,6 +155,8 @@ impl RequestRecord {
             upstream_latency_ms: None,
             cost_usd: None,
             cache_status: None,
+            cache_saved_usd: None,
+            cache_similarity: None,
             retry_count: 0,
             target: None,
             attempts: Vec::new(),

@@ -15,7 +15,9 @@ const FIELDS = [
   ['upstream_latency_ms', 'Upstream latency', fmt.ms], ['ttft_ms', 'Time to first token', fmt.ms],
   ['prompt_tokens', 'Prompt tokens', fmt.int], ['completion_tokens', 'Completion tokens', fmt.int],
   ['cached_tokens', 'Cached tokens', fmt.int], ['cache_write_tokens', 'Cache-write tokens', fmt.int],
-  ['cost_usd', 'Cost', fmt.usd], ['cache_status', 'Cache', fmt.plain], ['retry_count', 'Retries', fmt.int],
+  ['cost_usd', 'Cost', fmt.usd], ['cache_status', 'Cache', fmt.plain],
+  ['cache_saved_usd', 'Cache saved', fmt.usd], ['cache_similarity', 'Similarity', fmt.plain],
+  ['retry_count', 'Retries', fmt.int],
   ['target', 'Target', fmt.plain], ['config_id', 'Config', fmt.plain], ['error_code', 'Error code', fmt.plain],
   ['error', 'Error', fmt.plain],
 ];
@@ -44,6 +46,26 @@ function payload(title, id, value, truncated) {
     text === null
       ? h('p', { class: 'muted' }, 'Not logged: payload logging is off for this key, or there was no payload.')
       : h('pre', { id, tabindex: '0' }, text));
+}
+
+/** Every guardrail check of the request (`hook_results`): one row per check. */
+function guardrails(results) {
+  const rows = [];
+  for (const [field, hook] of [['before_request_hooks', 'input'], ['after_request_hooks', 'output']]) {
+    for (const g of (results && results[field]) || []) {
+      for (const c of g.checks || []) rows.push({ hook, g, c });
+    }
+  }
+  if (!rows.length) return h('p', { class: 'muted' }, 'No guardrail ran.');
+  const cols = [{ label: 'Hook' }, { label: 'Guardrail' }, { label: 'Check' }, { label: 'Verdict' },
+    { label: 'Duration', num: true }, { label: 'Explanation' }];
+  return table('Guardrail checks', cols, h('tbody', {}, rows.map(({ hook, g, c }) => h('tr', {},
+    h('td', {}, hook),
+    h('td', { class: 'mono' }, `${g.id}${g.deny ? ' (deny)' : ''}`),
+    h('td', { class: 'mono' }, c.id),
+    h('td', {}, h('span', { class: `badge ${c.verdict ? 's2' : 's4'}` }, c.verdict ? 'pass' : 'fail')),
+    h('td', { class: 'num' }, c.duration_us == null ? '—' : `${fmt.int(c.duration_us)} µs`),
+    h('td', { class: 'wrap' }, c.error ? `error: ${c.error.message}` : fmt.plain(c.explanation))))));
 }
 
 function attempts(list) {
@@ -98,11 +120,13 @@ export function detailPage(main, route) {
             title: 'Show requests with this metadata',
           }, `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)))
           : h('p', { class: 'muted' }, 'None.'),
-        r.guardrails && (!Array.isArray(r.guardrails) || r.guardrails.length)
-          ? [h('h2', {}, 'Guardrails'), h('pre', {}, JSON.stringify(r.guardrails, null, 2))]
-          : null),
+        null),
       h('section', { class: 'panel', 'aria-labelledby': 'attempts-title' },
         h('h2', { id: 'attempts-title' }, 'Attempts'), attempts(r.attempts)),
+      r.guardrails
+        ? h('section', { class: 'panel', 'aria-labelledby': 'guardrails-title' },
+          h('h2', { id: 'guardrails-title' }, 'Guardrails'), guardrails(r.guardrails))
+        : null,
       h('div', { class: 'two' },
         payload('Request', 'request-payload', r.request, r.request_truncated),
         payload('Response', 'response-payload', r.response, r.response_truncated)));

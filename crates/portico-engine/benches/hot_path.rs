@@ -289,6 +289,35 @@ fn bench_pipeline(c: &mut Criterion) {
             })
         });
     }
+
+    // The same request answered by the response cache: every iteration after the first is a
+    // hit (key derivation, lookup, the canned answer, the record), no upstream call.
+    let cache = portico_engine::policies::cache::CachePolicy::new(
+        Arc::new(portico_cache::MemoryStore::default()),
+        Arc::new(portico_core::SystemClock),
+    );
+    let gateway = Arc::new(build().with_policy(Arc::new(cache)));
+    let mut cached = headers.clone();
+    cached.insert(
+        "x-portkey-config",
+        http::HeaderValue::from_static(r#"{"cache":{"mode":"simple","max_age":3600}}"#),
+    );
+    c.bench_function("pipeline/cache_hit", |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                let body = body.clone();
+                let reply = gateway
+                    .handle(
+                        portico_engine::Family::OpenAi(Endpoint::ChatCompletions),
+                        &cached,
+                        async move { Ok(body) },
+                        &cut,
+                    )
+                    .await;
+                black_box(matches!(reply, portico_engine::Reply::Whole { .. }))
+            })
+        })
+    });
 }
 
 criterion_group!(benches, bench_hot_path, bench_pipeline);

@@ -102,6 +102,7 @@ fn bench_limits(c: &mut Criterion) {
     ))
     .unwrap();
     let mut record = RequestRecord::new("r".to_owned(), 0, "chat.completions");
+    let headers = http::HeaderMap::new();
     record.metadata = serde_json::json!({"team": "backend"}).as_object().cloned();
     let mut done = record.clone();
     done.status = 200;
@@ -125,7 +126,9 @@ fn bench_limits(c: &mut Criterion) {
             let mut request = PolicyRequest {
                 family,
                 key: &limited,
-                record: &record,
+                record: &mut record,
+                headers: &headers,
+                config: None,
                 body: &mut body,
                 model: Some("@openai/gpt-4o-mini"),
             };
@@ -150,7 +153,9 @@ fn bench_limits(c: &mut Criterion) {
             let request = PolicyRequest {
                 family,
                 key: black_box(&free),
-                record: &record,
+                record: &mut record,
+                headers: &headers,
+                config: None,
                 body: &mut body,
                 model: Some("@openai/gpt-4o-mini"),
             };

@@ -110,6 +110,20 @@ async fn run(
 ) -> Result<AppliedCatalog, StoreError> {
     let (apply, generated) = prepare(store, catalog, env_providers).await?;
     let report = store.apply_catalog_with(&apply, options).await?;
+    if !options.dry_run && !options.keep_file_records {
+        // The file's guardrails (compiled when the file was loaded) replace the stored ones
+        // of the file; the admin API's are kept. After the rest, in a transaction of its own:
+        // a guardrail names nothing else in the catalog.
+        let guardrails: Vec<(String, serde_json::Value)> = catalog
+            .map(|c| {
+                c.guardrails
+                    .iter()
+                    .map(|g| (g.id.clone(), g.raw.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        store.replace_file_guardrails(&guardrails).await?;
+    }
     let generated_keys = if options.dry_run {
         Vec::new()
     } else {

@@ -119,6 +119,9 @@ impl Gateway {
     /// Finishes a request: prices its record, settles its policies with it and `output`,
     /// and hands the record to the sink.
     pub(crate) fn finish(&self, mut record: RequestRecord, runs: &mut Runs, output: Output<'_>) {
+        if !runs.is_empty() {
+            runs.annotate(&mut record);
+        }
         if record.cost_usd.is_none() {
             record.cost_usd = self.cost(&record);
         }

@@ -199,6 +199,9 @@ pub struct Snapshot {
     configs: HashMap<String, Arc<ConfigEntry>>,
     /// The `budgets:` list: limits on metadata values.
     budgets: Vec<NamedBudget>,
+    /// The stored named guardrails (the catalog file's and the admin API's; JSON as
+    /// stored), for the guardrails policy.
+    guardrails: Vec<(String, serde_json::Value)>,
 }
 
 impl Snapshot {
@@ -208,8 +211,15 @@ impl Snapshot {
         let keys = store.list_keys().await.map_err(|e| e.to_string())?;
         let configs = store.list_configs().await.map_err(|e| e.to_string())?;
         let budgets = store.list_budgets().await.map_err(|e| e.to_string())?;
+        let guardrails = store.list_guardrails().await.map_err(|e| e.to_string())?;
         Ok(Snapshot::build(providers, keys, configs, client)?
-            .with_budgets(budgets.into_iter().map(|b| b.budget).collect()))
+            .with_budgets(budgets.into_iter().map(|b| b.budget).collect())
+            .with_guardrails(
+                guardrails
+                    .into_iter()
+                    .map(|g| (g.id, g.guardrail))
+                    .collect(),
+            ))
     }
 
     /// Builds a snapshot from stored records; revoked keys are left out. A stored config
@@ -343,6 +353,18 @@ impl Snapshot {
     /// The `budgets:` list, in name order.
     pub fn budgets(&self) -> &[NamedBudget] {
         &self.budgets
+    }
+
+    /// The same snapshot with the stored named guardrails (id, JSON).
+    #[must_use]
+    pub fn with_guardrails(mut self, guardrails: Vec<(String, serde_json::Value)>) -> Snapshot {
+        self.guardrails = guardrails;
+        self
+    }
+
+    /// The stored named guardrails (id, JSON as stored), in id order.
+    pub fn guardrails(&self) -> &[(String, serde_json::Value)] {
+        &self.guardrails
     }
 }
 

@@ -57,8 +57,13 @@ pub struct LogEntry {
     pub cache_write_tokens: Option<u64>,
     /// The price, in USD; `None` when unknown.
     pub cost_usd: Option<f64>,
-    /// `hit`, `miss` or `disabled`.
+    /// How the response cache answered: `hit`, `semantic_hit`, `miss`, `semantic_miss`,
+    /// `refresh`; `None` when no cache applied.
     pub cache_status: Option<String>,
+    /// A cache hit: what the replayed answer had cost, in USD.
+    pub cache_saved_usd: Option<f64>,
+    /// A semantic cache hit: the similarity of the question to the cached one.
+    pub cache_similarity: Option<f64>,
     /// Retries after first tries.
     pub retry_count: u32,
     /// The routing config's option that answered.
@@ -216,6 +221,8 @@ impl LogEntry {
             cache_write_tokens: record.cache_write_tokens,
             cost_usd: record.cost_usd.filter(|c| c.is_finite()),
             cache_status: record.cache_status.map(str::to_owned),
+            cache_saved_usd: record.cache_saved_usd.filter(|c| c.is_finite()),
+            cache_similarity: record.cache_similarity.filter(|c| c.is_finite()),
             retry_count: record.retry_count,
             target: record.target,
             config_id: record.config_id,

@@ -90,8 +90,13 @@ pub struct LogSummary {
     pub cache_write_tokens: Option<u64>,
     /// The price in USD; null when unknown.
     pub cost_usd: Option<f64>,
-    /// `hit`, `miss` or `disabled`.
+    /// How the response cache answered: `hit`, `semantic_hit`, `miss`, `semantic_miss`,
+    /// `refresh`; null when no cache applied.
     pub cache_status: Option<String>,
+    /// A cache hit: what the replayed answer had cost, in USD (the request cost nothing).
+    pub cache_saved_usd: Option<f64>,
+    /// A semantic cache hit: the cosine similarity of the question to the cached one.
+    pub cache_similarity: Option<f64>,
     /// Retries after first tries.
     pub retry_count: u32,
     /// The routing config's option that answered.

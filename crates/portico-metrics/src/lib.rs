@@ -14,6 +14,8 @@
 //!
 //! docs/metrics.md lists every metric and label.
 
+mod cache;
+mod guardrails;
 mod labels;
 mod limits;
 mod recorder;

@@ -49,6 +49,10 @@ pub struct Metrics {
     max_models: usize,
     /// Refusals and spend by budget subject.
     pub(crate) limits: crate::limits::LimitFamilies,
+    /// Requests by cache status, and what hits saved.
+    cache: crate::cache::CacheFamilies,
+    /// Guardrail checks by id and verdict, requests by outcome.
+    guardrails: crate::guardrails::GuardrailFamilies,
 }
 
 /// The families whose handles are cached per `(provider, model)`.
@@ -160,6 +164,8 @@ impl Metrics {
             &TTFT_BUCKETS,
         )?;
         let limits = crate::limits::LimitFamilies::register(&registry)?;
+        let cache = crate::cache::CacheFamilies::register(&registry)?;
+        let guardrails = crate::guardrails::GuardrailFamilies::register(&registry)?;
         let build = IntGaugeVec::new(
             Opts::new("portico_build_info", "The running Portico version."),
             &["version"],
@@ -186,6 +192,8 @@ impl Metrics {
             error_codes: LabelCache::new(MAX_ERROR_CODES),
             max_models,
             limits,
+            cache,
+            guardrails,
         })
     }
 
@@ -239,17 +247,23 @@ impl Metrics {
                 .inc();
         }
 
-        if let Some(n) = record.prompt_tokens {
-            handles.prompt_tokens.inc_by(n);
-        }
-        if let Some(n) = record.completion_tokens {
-            handles.completion_tokens.inc_by(n);
-        }
-        if let Some(n) = record.cached_tokens {
-            handles.cached_tokens.inc_by(n);
-        }
-        if let Some(n) = record.cache_write_tokens {
-            handles.cache_write_tokens.inc_by(n);
+        self.cache.observe(record);
+        self.guardrails.observe(record);
+        // A cache hit's record carries the usage of the answer it replayed, which no upstream
+        // spent now: not counted as tokens.
+        if !crate::cache::is_hit(record) {
+            if let Some(n) = record.prompt_tokens {
+                handles.prompt_tokens.inc_by(n);
+            }
+            if let Some(n) = record.completion_tokens {
+                handles.completion_tokens.inc_by(n);
+            }
+            if let Some(n) = record.cached_tokens {
+                handles.cached_tokens.inc_by(n);
+            }
+            if let Some(n) = record.cache_write_tokens {
+                handles.cache_write_tokens.inc_by(n);
+            }
         }
         match record.cost_usd {
             Some(cost) if cost.is_finite() && cost >= 0.0 => handles.cost.inc_by(cost),

@@ -391,3 +391,35 @@ async fn the_route_serves_text_and_guards_with_a_token() {
     assert_eq!(res.status(), 200);
     assert!(res.text().await.unwrap().contains("portico_build_info"));
 }
+
+#[test]
+fn cache_statuses_are_counted_and_a_hit_spends_no_tokens() {
+    let metrics = Metrics::new().unwrap();
+    let mut miss = record("oa", "m", 200);
+    miss.cache_status = Some("miss");
+    miss.prompt_tokens = Some(10);
+    let mut hit = record("oa", "m", 200);
+    hit.cache_status = Some("hit");
+    hit.prompt_tokens = Some(10);
+    hit.cache_saved_usd = Some(0.25);
+    metrics.observe(&miss);
+    metrics.observe(&hit);
+    metrics.observe(&record("oa", "m", 200));
+    let text = metrics.render();
+    assert!(
+        text.contains("portico_cache_requests_total{status=\"hit\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("portico_cache_requests_total{status=\"miss\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("portico_cache_saved_usd_total 0.25"),
+        "{text}"
+    );
+    assert!(
+        text.contains("portico_tokens_total{direction=\"prompt\",model=\"m\",provider=\"oa\"} 10"),
+        "only the miss's tokens: {text}"
+    );
+}

@@ -169,15 +169,16 @@ pub enum CacheMode {
     Semantic,
 }
 
-/// One entry of `input_guardrails` / `output_guardrails`, kept as given until the guardrail
-/// engine exists.
+/// One entry of `input_guardrails` / `output_guardrails`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum GuardrailRef {
-    /// The id of a catalog guardrail (`"pii-check"`).
+    /// The id of a catalog guardrail (`"pii-check"`), resolved per request against the
+    /// catalog (an unknown id is the request's 400).
     Id(String),
     /// An inline guardrail in Portkey's shorthand
-    /// (`{"default.wordCount": {"minWords": 1}, "deny": true}`).
-    Inline(Map<String, Value>),
+    /// (`{"default.wordCount": {"minWords": 1}, "deny": true}`), compiled when the config is
+    /// parsed (its regexes too), so a catalog config compiles it once.
+    Inline(std::sync::Arc<portico_guardrails::Guardrail>),
 }
 
 /// An invalid config: where (a field path such as `targets[1].weight`) and what is wrong.

@@ -526,6 +526,38 @@ pub trait Store: Send + Sync + 'static {
     /// message names the keys). Revoked keys that referred to it lose the reference.
     async fn delete_config(&self, id: &str) -> Result<(), StoreError>;
 
+    /// Every named guardrail of the admin API, ordered by id.
+    async fn list_guardrails(&self) -> Result<Vec<GuardrailRecord>, StoreError>;
+
+    /// The guardrail `id`, if the admin API added it.
+    async fn get_guardrail(&self, id: &str) -> Result<Option<GuardrailRecord>, StoreError>;
+
+    /// Adds a guardrail (validated by the caller); [`StoreError::Conflict`] when the id exists.
+    async fn create_guardrail(
+        &self,
+        id: &str,
+        guardrail: &serde_json::Value,
+    ) -> Result<GuardrailRecord, StoreError>;
+
+    /// Replaces a guardrail's JSON (validated by the caller); [`StoreError::NotFound`] for an
+    /// unknown id, [`StoreError::Conflict`] for one of the catalog file (so for delete).
+    async fn replace_guardrail(
+        &self,
+        id: &str,
+        guardrail: &serde_json::Value,
+    ) -> Result<GuardrailRecord, StoreError>;
+
+    /// Deletes a guardrail; [`StoreError::NotFound`] for an unknown id. Configs that name it
+    /// are left as they are (a request through one then gets a 400 naming the guardrail).
+    async fn delete_guardrail(&self, id: &str) -> Result<(), StoreError>;
+
+    /// Replaces the catalog file's guardrails (id, JSON, validated by the caller) with
+    /// `declared`, in one transaction; [`StoreError::Conflict`] when an id is the admin API's.
+    async fn replace_file_guardrails(
+        &self,
+        declared: &[(String, serde_json::Value)],
+    ) -> Result<(), StoreError>;
+
     /// Every budget of the `budgets:` list, ordered by name.
     async fn list_budgets(&self) -> Result<Vec<BudgetRecord>, StoreError>;
 
@@ -559,6 +591,7 @@ pub trait SpendStore: Send + Sync + 'static {
 
 mod configs;
 mod crypto;
+mod guardrails;
 mod plan;
 pub mod private_files;
 mod sqlite;
@@ -566,5 +599,6 @@ mod sqlite;
 pub use configs::{is_valid_config_id, provider_refs, validate_config};
 
 pub use crypto::MasterKey;
+pub use guardrails::GuardrailRecord;
 pub use plan::{ApplyOptions, Change, ChangeAction, FieldChange, ObjectKind};
 pub use sqlite::SqliteStore;

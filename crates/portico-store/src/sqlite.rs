@@ -10,6 +10,7 @@
 mod admin;
 mod apply;
 mod diff;
+mod guardrails;
 mod limits;
 mod rows;
 mod spend;
@@ -431,6 +432,55 @@ impl Store for SqliteStore {
     async fn delete_config(&self, id: &str) -> Result<(), StoreError> {
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
         admin::delete_config(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_guardrails(&self) -> Result<Vec<crate::GuardrailRecord>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        guardrails::list(&mut conn).await
+    }
+
+    async fn get_guardrail(&self, id: &str) -> Result<Option<crate::GuardrailRecord>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        guardrails::get(&mut conn, id).await
+    }
+
+    async fn create_guardrail(
+        &self,
+        id: &str,
+        guardrail: &serde_json::Value,
+    ) -> Result<crate::GuardrailRecord, StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let record = guardrails::create(&mut tx, id, guardrail, self.clock.now_ms()).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    async fn replace_guardrail(
+        &self,
+        id: &str,
+        guardrail: &serde_json::Value,
+    ) -> Result<crate::GuardrailRecord, StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let record = guardrails::replace(&mut tx, id, guardrail, self.clock.now_ms()).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    async fn delete_guardrail(&self, id: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        guardrails::delete(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn replace_file_guardrails(
+        &self,
+        declared: &[(String, serde_json::Value)],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        guardrails::replace_file(&mut tx, declared, self.clock.now_ms()).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -120,6 +120,24 @@ pub struct ServeArgs {
     #[arg(long, env = "PORTICO_LATENCY_AWARE_LOADBALANCE")]
     pub(crate) latency_aware_loadbalance: bool,
 
+    /// The response cache's bound in memory, in bytes: past it, the least recently used
+    /// answers are evicted (docs/cache.md).
+    #[arg(long, env = "PORTICO_CACHE_MAX_BYTES", default_value_t = portico_cache::memory::DEFAULT_MAX_BYTES as u64, value_parser = clap::value_parser!(u64).range(1024..))]
+    pub(crate) cache_max_bytes: u64,
+
+    /// The embedding model of the semantic cache (`cache.mode: semantic`), as `@slug/model`
+    /// of the catalog; without it a semantic config caches as a simple one (docs/cache.md).
+    #[arg(long, env = "PORTICO_CACHE_EMBEDDING_MODEL")]
+    pub(crate) cache_embedding_model: Option<String>,
+
+    /// The cosine similarity a semantic cache hit needs, from 0 to 1.
+    #[arg(long, env = "PORTICO_CACHE_SEMANTIC_THRESHOLD", default_value_t = portico_engine::policies::cache::DEFAULT_THRESHOLD, value_parser = parse_threshold)]
+    pub(crate) cache_semantic_threshold: f32,
+
+    /// The most questions the semantic cache's index keeps (oldest dropped first).
+    #[arg(long, env = "PORTICO_CACHE_SEMANTIC_MAX_ENTRIES", default_value_t = portico_cache::vector::DEFAULT_MAX_ENTRIES)]
+    pub(crate) cache_semantic_max_entries: usize,
+
     /// Log line format on stderr (the level is set with RUST_LOG, default `info`).
     #[arg(long, env = "PORTICO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub(crate) log_format: LogFormat,
@@ -190,6 +208,16 @@ pub struct LogsArgs {
     /// Where the admin API is, and its key.
     #[command(flatten)]
     pub(crate) admin: crate::admin_client::AdminArgs,
+}
+
+/// A similarity threshold: a number from 0 to 1.
+fn parse_threshold(text: &str) -> Result<f32, String> {
+    match text.trim().parse::<f32>() {
+        Ok(t) if (0.0..=1.0).contains(&t) => Ok(t),
+        _ => Err(format!(
+            "`{text}` is not a similarity from 0 to 1, such as 0.95"
+        )),
+    }
 }
 
 #[cfg(test)]

@@ -14,6 +14,8 @@ use portico_config::Catalog;
 use portico_core::Secret;
 use portico_core::{Clock, Fanout, RequestSink, SystemClock};
 use portico_engine::auth::JwtAuth;
+use portico_engine::policies::cache::{CachePolicy, SemanticSettings};
+use portico_engine::policies::guardrails::GuardrailsPolicy;
 use portico_engine::policies::limits::{LedgerWriter, LimitsPolicy, load_ledger};
 use portico_engine::{AccessLog, Gateway, Snapshot};
 use portico_logs::{LogPipeline, LogStore as _, PipelineOptions, Retention, SqliteLogStore};
@@ -196,6 +198,15 @@ where
     let limits = Arc::new(
         LimitsPolicy::new(Arc::clone(&ledger), Arc::clone(&clock)).with_observer(metrics.clone()),
     );
+    // The response cache runs before the limits: a hit is charged to no budget.
+    let cache = cache_policy(&args, &clock)?;
+    // Guardrails run first: a redacted request is what the cache keys and the limits charge,
+    // and a refused one (446) reaches neither. The address guard learns the listener below.
+    // Named guardrails (the file's, applied above, and the admin API's) come with the snapshot.
+    let guardrails = Arc::new(GuardrailsPolicy::new(
+        client.clone(),
+        portico_guardrails::AddressGuard::default(),
+    ));
     let gateway = Arc::new(
         Gateway::new(snapshot, client, Arc::new(Fanout::new(sinks)))
             .with_plan_options(portico_routing::PlanOptions {
@@ -208,6 +219,8 @@ where
                     .and_then(|c| c.auth.jwt.clone())
                     .map(JwtAuth::new),
             )
+            .with_policy(guardrails.clone())
+            .with_policy(cache)
             .with_policy(limits.clone()),
     );
     let ledger_writer = LedgerWriter::start(
@@ -242,6 +255,13 @@ where
         "portico {} ready",
         env!("CARGO_PKG_VERSION")
     );
+    guardrails.set_guard(portico_guardrails::AddressGuard {
+        own: vec![local],
+        allow: catalog
+            .as_ref()
+            .map(|c| c.webhook_allow.clone())
+            .unwrap_or_default(),
+    });
     announce_listening(local);
 
     // SIGTERM starts the drain (`/readyz` 503, in-flight requests finish); the deadline cuts
@@ -285,6 +305,28 @@ where
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The response cache (docs/cache.md): in memory within `--cache-max-bytes`, semantic when
+/// `--cache-embedding-model` names a catalog model.
+fn cache_policy(args: &ServeArgs, clock: &Arc<dyn Clock>) -> Result<Arc<CachePolicy>, Fatal> {
+    let store = Arc::new(portico_cache::MemoryStore::new(
+        usize::try_from(args.cache_max_bytes).unwrap_or(usize::MAX),
+    ));
+    let mut policy = CachePolicy::new(store, Arc::clone(clock));
+    if let Some(model) = args.cache_embedding_model.as_deref() {
+        let embedding_model = portico_core::ModelRef::parse(model.trim()).map_err(|e| {
+            Fatal::usage(format!(
+                "--cache-embedding-model: {e}; name a catalog model as `@slug/model`, such as `@openai/text-embedding-3-small`"
+            ))
+        })?;
+        policy = policy.with_semantic(SemanticSettings {
+            embedding_model,
+            threshold: args.cache_semantic_threshold,
+            max_entries: args.cache_semantic_max_entries,
+        });
+    }
+    Ok(Arc::new(policy))
 }
 
 /// The request log's pipeline settings from the command line.

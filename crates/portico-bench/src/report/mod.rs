@@ -84,12 +84,13 @@ pub(crate) struct Runs {
 }
 
 /// The order targets are listed in; peers and unknown names follow.
-const TARGET_ORDER: [&str; 8] = [
+const TARGET_ORDER: [&str; 9] = [
     "direct",
     "nginx",
     "portico",
     "portico-fallback",
     "portico-limits",
+    "portico-cache",
     "portico-baseline",
     "portkey",
     "litellm",

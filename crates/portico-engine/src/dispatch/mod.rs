@@ -62,6 +62,9 @@ pub struct Dispatch {
     timeout: Option<Duration>,
     /// The catalog config that applies (the key's, or a header's by id), for the log.
     pub config_id: Option<String>,
+    /// The routing config that applies (the key's, a header's merged over it), for the
+    /// policies (its `cache`).
+    pub config: Option<std::sync::Arc<RoutingConfig>>,
 }
 
 #[derive(Debug)]
@@ -152,6 +155,7 @@ impl Gateway {
                 way: Way::Direct(route),
                 timeout: req.timeout,
                 config_id: None,
+                config: None,
             });
         };
         let params = if has_conditional(&config.root) {
@@ -182,6 +186,7 @@ impl Gateway {
             },
             timeout: req.timeout,
             config_id,
+            config: Some(config),
         })
     }
 

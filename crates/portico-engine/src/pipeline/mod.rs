@@ -49,7 +49,7 @@ mod stream;
 use attempt::{AttemptSpec, Ready};
 pub use family::Family;
 use family::StreamObserver;
-use policy::{Before, Canned, Output, PolicyRequest, Runs};
+use policy::{Before, Canned, Output, OutputBody, OutputCheck, PolicyRequest, Runs};
 use record::PendingRecord;
 pub use record::{CLIENT_CLOSED_REQUEST, ReplyHeaders};
 pub use stream::AnswerStream;
@@ -87,6 +87,30 @@ pub enum Reply {
         /// The request's identifying and routing headers.
         headers: ReplyHeaders,
     },
+}
+
+/// A whole answer passed through the policies' `check_output` hooks (output guardrails),
+/// when some run checks answers: the status and body the client gets.
+async fn check_whole(
+    mut status: u16,
+    mut body: Bytes,
+    family: Family,
+    pending: &mut PendingRecord,
+) -> (u16, Bytes) {
+    if !pending.runs.checks_output() {
+        return (status, body);
+    }
+    let mut check = OutputCheck {
+        family,
+        body: OutputBody::Whole {
+            status: &mut status,
+            body: &mut body,
+        },
+    };
+    match pending.runs.check_output(&mut check).await {
+        Ok(()) => (status, body),
+        Err(refusal) => (refusal.status, Bytes::from(refusal.body.to_string())),
+    }
 }
 
 /// What the respond phase produced.
@@ -184,10 +208,14 @@ impl Gateway {
         let mut body = parsed.body;
         let policies = self.policies();
         if !policies.is_empty() {
+            // Known now, so an answer or refusal by a policy is logged with it too.
+            pending.record.config_id.clone_from(&dispatch.config_id);
             let mut request = PolicyRequest {
                 family,
                 key: &key,
                 record: &mut pending.record,
+                headers,
+                config: dispatch.config.as_deref(),
                 body: &mut body,
                 model: parsed.model.as_deref(),
             };
@@ -225,6 +253,7 @@ impl Gateway {
             } => {
                 pending.record.set_usage(usage);
                 let body = Ready::whole_body(body, translated, &route)?;
+                let (status, body) = check_whole(status, body, family, pending).await;
                 if pending.record.log_payloads {
                     pending.record.response = Some(body.clone());
                 }
@@ -292,6 +321,11 @@ impl Gateway {
         pending: &mut PendingRecord,
         cut: &CancellationToken,
     ) -> Reply {
+        let status = if pending.runs.is_empty() {
+            status
+        } else {
+            pending.runs.stream_status(status)
+        };
         let headers = pending.reply_headers();
         let (mut record, runs) = pending.hand_on();
         record.status = status;

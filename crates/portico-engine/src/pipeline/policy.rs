@@ -14,7 +14,14 @@
 //!    ends the phase.
 //! 2. [`PolicyRun::before_attempt`], before each upstream attempt, with the route it takes: an
 //!    error skips that target (a provider's exhausted budget), and a fallback may try the next.
-//! 3. [`PolicyRun::after`], exactly once for every run that was begun, when the request has
+//! 3. [`PolicyRun::check_output`], on runs that say they check answers
+//!    ([`PolicyRun::checks_output`]: output guardrails), once the upstream has answered and
+//!    before the client has the whole answer: a whole answer (which it may change or
+//!    refuse), or a stream's output with its last events held back until the check passes.
+//!    [`PolicyRun::stream_status`] may change a stream's status before it is sent (246).
+//! 4. [`PolicyRun::annotate`], on the record just before it is finished (guardrail
+//!    verdicts), and then
+//!    [`PolicyRun::after`], exactly once for every run that was begun, when the request has
 //!    ended however it ended: the whole answer, the stream's output when it ends or when the
 //!    client leaves, an error, or a refusal by a later policy. It sees the finished record
 //!    (status, outcome, usage, cost) and the output, and may settle spend or fill a cache.
@@ -66,6 +73,71 @@ pub trait PolicyRun: Send {
     fn after(&mut self, finished: &Finished<'_>) {
         let _ = finished;
     }
+
+    /// Whether this run checks answers before the client has them all
+    /// ([`PolicyRun::check_output`]). Asked once per answer; when no run does, an answer
+    /// pays nothing for the hook (a stream is not held back).
+    fn checks_output(&self) -> bool {
+        false
+    }
+
+    /// After the upstream answered, before the client has the whole answer (output
+    /// guardrails): a whole answer's status and body, which the run may change, or a
+    /// stream's output with its last events held back. A [`Refusal`] replaces a whole answer,
+    /// and ends a stream with an in-band error event in place of its held-back events.
+    /// Called only on runs whose [`PolicyRun::checks_output`] is true. A run whose check is
+    /// cut short (the client left during it) is dropped without its `after` hook.
+    async fn check_output(&mut self, output: &mut OutputCheck<'_>) -> Result<(), Refusal> {
+        let _ = output;
+        Ok(())
+    }
+
+    /// The status a stream is answered with, just before it is sent (a flagged request's
+    /// 246); the status the upstream gave unless a run changes it.
+    fn stream_status(&mut self, status: u16) -> u16 {
+        status
+    }
+
+    /// The request's record just before it is finished (priced, then handed to the sink):
+    /// a run may add what it learnt (guardrail verdicts, the redacted request).
+    fn annotate(&mut self, record: &mut RequestRecord) {
+        let _ = record;
+    }
+}
+
+/// An answer on its way to the client, as [`PolicyRun::check_output`] sees it.
+pub struct OutputCheck<'a> {
+    /// The API family the client speaks.
+    pub family: Family,
+    /// The answer.
+    pub body: OutputBody<'a>,
+}
+
+/// The answer [`PolicyRun::check_output`] checks.
+#[derive(Debug)]
+pub enum OutputBody<'a> {
+    /// A whole answer; the run may change its status and body.
+    Whole {
+        /// The status the client will get.
+        status: &'a mut u16,
+        /// The body, in the client's family.
+        body: &'a mut Bytes,
+    },
+    /// A stream's output, as encoded for the client, held-back events included.
+    Stream(&'a [Bytes]),
+}
+
+/// An answer refused by [`PolicyRun::check_output`] (a denying output guardrail: 446).
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    /// The status of a refused whole answer.
+    pub status: u16,
+    /// The body, in the client's family (a stream sends it as its error event).
+    pub body: serde_json::Value,
+    /// The error code the request log records.
+    pub code: String,
+    /// The message the request log records.
+    pub message: String,
 }
 
 /// What a policy sees of a request before the upstream call.
@@ -74,8 +146,13 @@ pub struct PolicyRequest<'a> {
     pub family: Family,
     /// The caller's key.
     pub key: &'a KeyEntry,
-    /// The record so far: trace id, metadata, user, endpoint, stream.
-    pub record: &'a RequestRecord,
+    /// The record so far: trace id, metadata, user, endpoint, stream. A policy's `before`
+    /// may fill in what it decided (the cache's status, a cache hit's provider and model).
+    pub record: &'a mut RequestRecord,
+    /// The client's request headers (`x-portkey-cache-namespace`, ...).
+    pub headers: &'a http::HeaderMap,
+    /// The routing config that applies (the key's, a header's merged over it), if any.
+    pub config: Option<&'a portico_routing::RoutingConfig>,
     /// The request body as it will be sent (before the route sets its model). A policy may
     /// rewrite it; later policies and the upstream see the rewrite.
     pub body: &'a mut JsonBody,
@@ -171,6 +248,53 @@ impl Runs {
             run.before_attempt(route)?;
         }
         Ok(())
+    }
+
+    /// Whether some run checks answers ([`PolicyRun::check_output`]).
+    pub(crate) fn checks_output(&self) -> bool {
+        self.0.iter().any(|r| r.checks_output())
+    }
+
+    /// Runs the `check_output` hooks in order, until one refuses.
+    pub(crate) async fn check_output(
+        &mut self,
+        output: &mut OutputCheck<'_>,
+    ) -> Result<(), Refusal> {
+        for run in &mut self.0 {
+            if run.checks_output() {
+                run.check_output(output).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves the runs that check answers out, in order, to check a stream's output away from
+    /// the others ([`Runs::rejoin`] brings them back).
+    pub(crate) fn split_output_checkers(&mut self) -> Runs {
+        let (checkers, rest) = std::mem::take(&mut self.0)
+            .into_iter()
+            .partition(|r| r.checks_output());
+        self.0 = rest;
+        Runs(checkers)
+    }
+
+    /// Takes back runs moved out by [`Runs::split_output_checkers`].
+    pub(crate) fn rejoin(&mut self, runs: Runs) {
+        self.0.extend(runs.0);
+    }
+
+    /// The status a stream is answered with, after every run's `stream_status`.
+    pub(crate) fn stream_status(&mut self, status: u16) -> u16 {
+        self.0
+            .iter_mut()
+            .fold(status, |s, run| run.stream_status(s))
+    }
+
+    /// Runs every `annotate` hook on the record about to be finished.
+    pub(crate) fn annotate(&mut self, record: &mut RequestRecord) {
+        for run in &mut self.0 {
+            run.annotate(record);
+        }
     }
 
     /// Runs every `after` hook and forgets the runs, so a second call does nothing.

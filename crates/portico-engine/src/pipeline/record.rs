@@ -17,7 +17,9 @@ use portico_core::{ApiError, ErrorCode, Outcome, RequestRecord};
 use crate::gateway::Gateway;
 use crate::pipeline::Family;
 use crate::pipeline::policy::{Output, Runs};
-use crate::pipeline::request::{LAST_USED_OPTION, PROVIDER, REQUEST_ID, RETRY_COUNT, TRACE_ID};
+use crate::pipeline::request::{
+    CACHE_STATUS, LAST_USED_OPTION, PROVIDER, REQUEST_ID, RETRY_COUNT, TRACE_ID,
+};
 
 /// The status logged for a request whose client left before its answer (nginx's
 /// "client closed request").
@@ -120,7 +122,7 @@ pub(crate) fn shutting_down() -> ApiError {
 
 /// The response headers that identify a request and say how it was routed
 /// (`x-portkey-request-id`, `-trace-id`, `-provider`, `-last-used-option-index`,
-/// `-retry-attempt-count`), taken from its record.
+/// `-retry-attempt-count`, `-cache-status`), taken from its record.
 #[derive(Debug, Default)]
 pub struct ReplyHeaders {
     request_id: Option<HeaderValue>,
@@ -128,6 +130,7 @@ pub struct ReplyHeaders {
     provider: Option<HeaderValue>,
     last_used_option: Option<HeaderValue>,
     retry_count: Option<HeaderValue>,
+    cache_status: Option<HeaderValue>,
 }
 
 impl ReplyHeaders {
@@ -144,6 +147,7 @@ impl ReplyHeaders {
                 .and_then(|slug| value(&format!("@{slug}"))),
             last_used_option: record.target.as_deref().and_then(value),
             retry_count: retry_count.map(HeaderValue::from),
+            cache_status: Some(cache_status_header(record.cache_status)),
         }
     }
 
@@ -151,12 +155,13 @@ impl ReplyHeaders {
     pub fn apply(self, headers: &mut HeaderMap) {
         // Inserting under a `&str` name copies the name into a new allocation every time;
         // these names are built once, at compile time.
-        const NAMES: [HeaderName; 5] = [
+        const NAMES: [HeaderName; 6] = [
             HeaderName::from_static(REQUEST_ID),
             HeaderName::from_static(TRACE_ID),
             HeaderName::from_static(PROVIDER),
             HeaderName::from_static(LAST_USED_OPTION),
             HeaderName::from_static(RETRY_COUNT),
+            HeaderName::from_static(CACHE_STATUS),
         ];
         let values = [
             self.request_id,
@@ -164,6 +169,7 @@ impl ReplyHeaders {
             self.provider,
             self.last_used_option,
             self.retry_count,
+            self.cache_status,
         ];
         for (name, value) in NAMES.into_iter().zip(values) {
             if let Some(value) = value {
@@ -171,6 +177,19 @@ impl ReplyHeaders {
             }
         }
     }
+}
+
+/// `x-portkey-cache-status` for a record's cache status (Portkey's values; `DISABLED` when
+/// no cache applied to the request).
+fn cache_status_header(status: Option<&str>) -> HeaderValue {
+    HeaderValue::from_static(match status {
+        Some("hit") => "HIT",
+        Some("semantic_hit") => "SEMANTIC HIT",
+        Some("miss") => "MISS",
+        Some("semantic_miss") => "SEMANTIC MISS",
+        Some("refresh") => "REFRESH",
+        _ => "DISABLED",
+    })
 }
 
 /// Milliseconds since `started`.

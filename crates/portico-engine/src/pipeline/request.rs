@@ -21,6 +21,12 @@ pub(crate) const REQUEST_TIMEOUT: &str = "x-portkey-request-timeout";
 pub(crate) const LAST_USED_OPTION: &str = "x-portkey-last-used-option-index";
 /// Retries of the option that answered; `-1` when they were all spent.
 pub(crate) const RETRY_COUNT: &str = "x-portkey-retry-attempt-count";
+/// Response header: how the response cache answered (`HIT`, `MISS`, `REFRESH`, ...).
+pub(crate) const CACHE_STATUS: &str = "x-portkey-cache-status";
+/// Request header: `true` skips the cache lookup and stores the fresh answer.
+pub(crate) const CACHE_FORCE_REFRESH: &str = "x-portkey-cache-force-refresh";
+/// Request header: a namespace that is part of the cache key.
+pub(crate) const CACHE_NAMESPACE: &str = "x-portkey-cache-namespace";
 
 /// Longest accepted trace id.
 const MAX_TRACE_ID: usize = 256;

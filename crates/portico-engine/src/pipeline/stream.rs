@@ -24,7 +24,7 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::gateway::Gateway;
 use crate::pipeline::family::{Family, StreamObserver};
-use crate::pipeline::policy::{Output, Runs};
+use crate::pipeline::policy::{Output, OutputBody, OutputCheck, Refusal, Runs};
 use crate::pipeline::record::{elapsed_ms, shutting_down};
 
 /// What a stream finishes when it ends: the request's record and its policy runs.
@@ -60,6 +60,36 @@ pub struct AnswerStream {
     idle_turns: u8,
     /// Fires at the shutdown deadline: the stream then ends with an error event.
     cut: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// Output checks (a policy's `check_output`): the stream's last events are held back
+    /// until they pass. `None` when no policy checks answers.
+    hold: Option<Hold>,
+}
+
+/// The held-back end of a stream whose output is checked before it is released: the last
+/// content event and every event after it (finish reason, usage, `[DONE]`,
+/// `message_stop`), and the check once the upstream has ended.
+#[derive(Default)]
+struct Hold {
+    held: Vec<SseEvent>,
+    checking: Option<OutputChecking>,
+}
+
+/// A stream's output check in progress: it owns the runs that check answers and gives them
+/// back with the verdict.
+type OutputChecking =
+    Pin<Box<dyn std::future::Future<Output = (Runs, Result<(), Refusal>)> + Send>>;
+
+/// Whether an event only ends a stream (no content): held back with the content before it.
+fn trailing(event: &SseEvent) -> bool {
+    if let Some(name) = event.event.as_deref() {
+        return matches!(
+            name,
+            "message_delta" | "message_stop" | "content_block_stop" | "ping"
+        );
+    }
+    let data = &event.data[..];
+    let has = |needle: &[u8]| data.windows(needle.len()).any(|w| w == needle);
+    data == b"[DONE]" || has(b"\"finish_reason\":\"") || has(b"\"choices\":[]")
 }
 
 impl std::fmt::Debug for AnswerStream {
@@ -90,6 +120,7 @@ impl AnswerStream {
         cut: CancellationToken,
     ) -> AnswerStream {
         let capture = end.record.log_payloads || !end.runs.is_empty();
+        let hold = end.runs.checks_output().then(Hold::default);
         AnswerStream {
             first: Some(first),
             events,
@@ -104,12 +135,92 @@ impl AnswerStream {
             pending: Vec::new(),
             idle_turns: 0,
             cut: Box::pin(cut.cancelled_owned()),
+            hold,
+        }
+    }
+
+    /// Hands `event` on: into the write buffer, or, when the output is checked, into the
+    /// held-back end (a content event releases what was held before it).
+    fn emit(&mut self, event: SseEvent) {
+        match &mut self.hold {
+            None => event.encode_into(&mut self.pending),
+            Some(hold) => {
+                if !trailing(&event) {
+                    for held in hold.held.drain(..) {
+                        held.encode_into(&mut self.pending);
+                    }
+                }
+                hold.held.push(event);
+            }
+        }
+    }
+
+    /// The upstream has ended: starts the output check on what was sent and held.
+    fn start_check(&mut self) {
+        let Some(hold) = &mut self.hold else {
+            self.finished = true;
+            return;
+        };
+        let mut output: Vec<Bytes> = self.captured.clone();
+        let mut tail = self.pending.clone();
+        for event in &hold.held {
+            event.encode_into(&mut tail);
+        }
+        output.push(Bytes::from(tail));
+        let mut runs = self.end.runs.split_output_checkers();
+        let family = self.family;
+        hold.checking = Some(Box::pin(async move {
+            let mut check = OutputCheck {
+                family,
+                body: OutputBody::Stream(&output),
+            };
+            let verdict = runs.check_output(&mut check).await;
+            (runs, verdict)
+        }));
+    }
+
+    /// Polls a running output check; when it is done, releases the held-back end or ends
+    /// the stream with the refusal.
+    fn poll_check(&mut self, cx: &mut Context<'_>) {
+        let Some(hold) = &mut self.hold else { return };
+        let Some(checking) = &mut hold.checking else {
+            return;
+        };
+        let Poll::Ready((runs, verdict)) = checking.as_mut().poll(cx) else {
+            return;
+        };
+        hold.checking = None;
+        let held = std::mem::take(&mut hold.held);
+        self.end.runs.rejoin(runs);
+        self.finished = true;
+        match verdict {
+            Ok(()) => {
+                for event in held {
+                    event.encode_into(&mut self.pending);
+                }
+            }
+            Err(refusal) => {
+                self.error = Some((refusal.code.clone(), refusal.message.clone()));
+                let body = refusal.body.to_string();
+                let event = match self.family {
+                    Family::OpenAi(_) => SseEvent::data(body),
+                    Family::Messages => SseEvent::named("error", body),
+                };
+                event.encode_into(&mut self.pending);
+            }
         }
     }
 
     /// Ends the stream with an in-band error event in the client's family.
     fn fail(&mut self, api: &ApiError) {
         self.finished = true;
+        if let Some(hold) = &mut self.hold {
+            // What was held back goes out before the error (nothing is left to check).
+            hold.checking = None;
+            for held in hold.held.drain(..) {
+                held.encode_into(&mut self.pending);
+            }
+        }
         self.error = Some((api.code_string().to_owned(), api.log_text().to_owned()));
         self.family.error_event(api).encode_into(&mut self.pending);
     }
@@ -144,6 +255,13 @@ impl Stream for AnswerStream {
         if this.finished && this.pending.is_empty() {
             return Poll::Ready(None);
         }
+        if this.hold.is_some()
+            && let Some(first) = this.first.take()
+            && this.observer.observe(&first)
+        {
+            // A checked stream's first event waits with the others it may end with.
+            this.emit(first);
+        }
         if let Some(first) = this.first.take()
             && this.observer.observe(&first)
         {
@@ -156,13 +274,15 @@ impl Stream for AnswerStream {
             this.fail(&shutting_down());
         }
         let mut arrived = false;
-        while !this.finished && this.pending.len() < MAX_BATCH {
+        let checking =
+            |this: &AnswerStream| this.hold.as_ref().is_some_and(|h| h.checking.is_some());
+        while !this.finished && !checking(this) && this.pending.len() < MAX_BATCH {
             match this.events.as_mut().poll_next(cx) {
                 Poll::Pending => break,
                 Poll::Ready(Some(Ok(event))) => {
                     arrived = true;
                     if this.observer.observe(&event) {
-                        event.encode_into(&mut this.pending);
+                        this.emit(event);
                     }
                 }
                 Poll::Ready(Some(Err(err))) => {
@@ -170,8 +290,11 @@ impl Stream for AnswerStream {
                     let api = err.to_api_error(slug);
                     this.fail(&api);
                 }
-                Poll::Ready(None) => this.finished = true,
+                Poll::Ready(None) => this.start_check(),
             }
+        }
+        if checking(this) {
+            this.poll_check(cx);
         }
         if arrived {
             this.idle_turns = 0;

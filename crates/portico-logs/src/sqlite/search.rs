@@ -13,7 +13,8 @@ use crate::{
 const SUMMARY_COLUMNS: &str = "seq, id, created_at, trace_id, metadata, key_name, user, \
     provider, model, endpoint, status, stream, outcome, latency_ms, upstream_latency_ms, \
     ttft_ms, prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens, cost_usd, \
-    cache_status, retry_count, target, config_id, attempts, guardrails, error_code, error";
+    cache_status, retry_count, target, config_id, attempts, guardrails, error_code, error, \
+    cache_saved_usd, cache_similarity";
 
 /// Appends ` WHERE ...` for `filter` (always a WHERE, so callers can append `AND ...`).
 pub(super) fn push_filter(qb: &mut QueryBuilder<'_, Sqlite>, filter: &LogFilter) {
@@ -193,6 +194,8 @@ fn summary_from_row(row: &SqliteRow) -> Result<LogSummary, LogError> {
         cache_write_tokens: opt_u64(row, "cache_write_tokens")?,
         cost_usd: row.try_get("cost_usd")?,
         cache_status: row.try_get("cache_status")?,
+        cache_saved_usd: row.try_get("cache_saved_usd")?,
+        cache_similarity: row.try_get("cache_similarity")?,
         retry_count: u32::try_from(retry_count).unwrap_or(0),
         target: row.try_get("target")?,
         config_id: row.try_get("config_id")?,

@@ -33,6 +33,8 @@ fn entry(id: &str, at: i64) -> LogEntry {
         cache_write_tokens: Some(0),
         cost_usd: Some(0.001),
         cache_status: None,
+        cache_saved_usd: None,
+        cache_similarity: None,
         retry_count: 0,
         target: None,
         config_id: None,

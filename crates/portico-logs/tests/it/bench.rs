@@ -70,6 +70,8 @@ fn seeded(i: usize, now: i64, rng: &mut Rng) -> LogEntry {
         cache_write_tokens: Some(0),
         cost_usd: (rng.below(10) != 0).then(|| rng.below(10_000) as f64 / 1e6),
         cache_status: None,
+        cache_saved_usd: None,
+        cache_similarity: None,
         retry_count: 0,
         target: None,
         config_id: None,

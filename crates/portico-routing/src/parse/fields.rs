@@ -236,7 +236,21 @@ pub(super) fn parse_guardrails(
         .enumerate()
         .map(|(i, item)| match item {
             Value::String(id) if !id.trim().is_empty() => Ok(GuardrailRef::Id(id.clone())),
-            Value::Object(m) if !m.is_empty() => Ok(GuardrailRef::Inline(m.clone())),
+            Value::Object(m) if !m.is_empty() => {
+                let at = path.index(i);
+                portico_guardrails::Guardrail::parse(item, &format!("{key}[{i}]"))
+                    .map(|g| GuardrailRef::Inline(std::sync::Arc::new(g)))
+                    .map_err(|e| {
+                        let inner = at.err(String::new()).path;
+                        let full = portico_guardrails::GuardrailError {
+                            path: e.path,
+                            message: String::new(),
+                        }
+                        .under(&inner)
+                        .path;
+                        crate::config::ConfigPathError::new(full, e.message)
+                    })
+            }
             other => Err(path.index(i).err(format!(
                 "must be a guardrail id (a non-empty string) or an inline guardrail object, got {}",
                 kind(other)

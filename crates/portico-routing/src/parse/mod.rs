@@ -77,11 +77,7 @@ const CATALOG_KEYS: &[&str] = &[
 /// Fields that parse but that nothing enforces yet: refused, naming the field, so that no
 /// config is accepted and then silently ignored. Each leaves this list with the capability
 /// that enforces it (the response cache, guardrails).
-const NOT_ENFORCED_YET: &[(&str, &str)] = &[
-    ("cache", "the response cache"),
-    ("input_guardrails", "guardrails"),
-    ("output_guardrails", "guardrails"),
-];
+const NOT_ENFORCED_YET: &[(&str, &str)] = &[];
 
 impl RoutingConfig {
     /// Parses and validates a config (spec section 5). Errors name the field path and say

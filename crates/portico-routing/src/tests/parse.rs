@@ -7,8 +7,8 @@ use crate::config::{CacheConfig, CacheMode, GuardrailRef};
 use crate::limits::MAX_TARGETS;
 use crate::retry::RetryPolicy;
 
-/// The config's shape, every field included: the fields not enforced yet (`cache`,
-/// guardrails) keep their rules checked here; `RoutingConfig::parse` then refuses them.
+/// The config's shape, every field included: the fields not enforced yet (guardrails) keep
+/// their rules checked here; `RoutingConfig::parse` then refuses them.
 fn parse(v: Value) -> RoutingConfig {
     match RoutingConfig::parse_shape(&v) {
         Ok(c) => c,
@@ -111,7 +111,7 @@ fn configs_without_targets_combine_with_the_request() {
     }
     let cfg = parse(json!({"input_guardrails": [{"default.wordCount": {"minWords": 1}}]}));
     assert!(
-        matches!(&cfg.input_guardrails[0], GuardrailRef::Inline(m) if m.contains_key("default.wordCount"))
+        matches!(&cfg.input_guardrails[0], GuardrailRef::Inline(g) if g.checks[0].id == "default.wordCount")
     );
 }
 
@@ -895,30 +895,61 @@ fn nested_groups_and_their_members_all_count() {
 }
 
 #[test]
-fn fields_nothing_enforces_yet_are_refused_by_name() {
-    for (config, field) in [
-        (json!({"cache": {"mode": "simple", "max_age": 60}}), "cache"),
+fn guardrails_are_accepted_and_inline_errors_name_the_field() {
+    let cfg = RoutingConfig::parse(&json!({
+        "provider": "@a",
+        "input_guardrails": ["pii-check", {"default.wordCount": {"minWords": 1}, "deny": true}],
+        "output_guardrails": ["content-moderation"]
+    }))
+    .unwrap();
+    assert_eq!(cfg.input_guardrails.len(), 2);
+    assert!(
+        matches!(&cfg.input_guardrails[1], GuardrailRef::Inline(g) if g.deny && g.id == "input_guardrails[1]")
+    );
+    for (config, path) in [
         (
-            json!({"input_guardrails": ["pii-check"]}),
-            "input_guardrails",
+            json!({"input_guardrails": [{"default.regexMatch": {"rule": "("}}]}),
+            "input_guardrails[0].default.regexMatch.rule",
         ),
         (
-            json!({"provider": "@a", "output_guardrails": ["content-moderation"]}),
-            "output_guardrails",
+            json!({"output_guardrails": [{"checks": [{"id": "default.wordCount", "parameters": {"minWords": "x"}}]}]}),
+            "output_guardrails[0].checks[0].parameters.minWords",
+        ),
+        (
+            json!({"input_guardrails": [{"default.unknownCheck": {}}]}),
+            "input_guardrails[0].default.unknownCheck",
         ),
     ] {
         let err = RoutingConfig::parse(&config).unwrap_err();
-        assert_eq!(err.path, field, "{config}");
-        assert!(
-            err.message.contains("not supported yet") && err.message.contains(field),
-            "{}",
-            err.message
-        );
-        // The same config without the field is fine.
-        let mut without = config.clone();
-        without.as_object_mut().unwrap().remove(field);
-        if !without.as_object().unwrap().is_empty() {
-            RoutingConfig::parse(&without).unwrap();
-        }
+        assert_eq!(err.path, path, "{config}: {}", err.message);
+    }
+}
+
+#[test]
+fn a_cache_is_accepted_and_its_errors_name_the_field() {
+    let cfg = RoutingConfig::parse(&json!({"cache": {"mode": "simple", "max_age": 60}})).unwrap();
+    assert_eq!(
+        cfg.cache,
+        Some(CacheConfig {
+            mode: CacheMode::Simple,
+            max_age: Some(60)
+        })
+    );
+    let cfg =
+        RoutingConfig::parse(&json!({"provider": "@a", "cache": {"mode": "semantic"}})).unwrap();
+    assert_eq!(cfg.cache.unwrap().mode, CacheMode::Semantic);
+    for (config, path) in [
+        (
+            json!({"cache": {"mode": "simple", "max_age": "1m"}}),
+            "cache.max_age",
+        ),
+        (json!({"cache": {"mode": "exact"}}), "cache.mode"),
+        (
+            json!({"cache": {"mode": "simple", "force_refresh": true}}),
+            "cache.force_refresh",
+        ),
+    ] {
+        let err = RoutingConfig::parse(&config).unwrap_err();
+        assert_eq!(err.path, path, "{config}");
     }
 }

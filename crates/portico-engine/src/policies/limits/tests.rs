@@ -442,7 +442,7 @@ async fn a_jwt_caller_gets_its_default_user_budget_through_the_key_entry() {
         revoked_at_ms: None,
         expires_at_ms: None,
     };
-    let record = RequestRecord::new("r".into(), 0, "chat.completions");
+    let mut record = RequestRecord::new("r".into(), 0, "chat.completions");
     let mut body = portico_core::JsonBody::parse(Bytes::from(
         json!({"model": "@oa/m", "max_tokens": 100, "messages": []}).to_string(),
     ))
@@ -450,7 +450,9 @@ async fn a_jwt_caller_gets_its_default_user_budget_through_the_key_entry() {
     let request = PolicyRequest {
         family: CHAT,
         key: &caller,
-        record: &record,
+        record: &mut record,
+        headers: &http::HeaderMap::new(),
+        config: None,
         body: &mut body,
         model: Some("@oa/m"),
     };
@@ -479,7 +481,9 @@ async fn a_jwt_caller_gets_its_default_user_budget_through_the_key_entry() {
     let request = PolicyRequest {
         family: CHAT,
         key: &free,
-        record: &record,
+        record: &mut record,
+        headers: &http::HeaderMap::new(),
+        config: None,
         body: &mut body,
         model: Some("@oa/m"),
     };

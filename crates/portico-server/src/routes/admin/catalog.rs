@@ -1,4 +1,4 @@
-//! Admin API: the catalog (providers, models, keys, configs, budgets), the Catalog and
+//! Admin API: the catalog (providers, models, keys, configs, budgets, guardrails), the Catalog and
 //! Budgets sections of `docs/admin-api.md`.
 //!
 //! Each handler checks the admin key (the [`Admin`](super::Admin) extractor), parses its body
@@ -13,6 +13,7 @@
 mod apply;
 mod budgets;
 mod configs;
+mod guardrails;
 mod keys;
 mod providers;
 
@@ -53,6 +54,16 @@ pub(super) fn router() -> Router<AppState> {
             get(configs::one)
                 .put(configs::replace)
                 .delete(configs::delete),
+        )
+        .route(
+            "/guardrails",
+            get(guardrails::list).post(guardrails::create),
+        )
+        .route(
+            "/guardrails/{id}",
+            get(guardrails::one)
+                .put(guardrails::replace)
+                .delete(guardrails::delete),
         )
         .route("/apply", post(apply::apply))
         .route("/budgets", get(budgets::list).post(budgets::create))
