@@ -9,8 +9,8 @@
 use portico_config::{Catalog, KeyKind, ProviderConfig};
 use portico_core::{KeyHash, ProviderKind, Secret, generate_key, key_hint};
 use portico_store::{
-    ApplyOptions, ApplyReport, CatalogApply, ConfigSpec, KeySpec, KeyType, ModelRecord, Pricing,
-    ProviderRecord, RecordSource, Store, StoreError,
+    ApplyOptions, ApplyReport, CatalogApply, ConfigSpec, GuardrailSpec, KeySpec, KeyType,
+    ModelRecord, Pricing, ProviderRecord, RecordSource, Store, StoreError,
 };
 
 /// What start-up did, with the secrets to show the user once.
@@ -110,20 +110,6 @@ async fn run(
 ) -> Result<AppliedCatalog, StoreError> {
     let (apply, generated) = prepare(store, catalog, env_providers).await?;
     let report = store.apply_catalog_with(&apply, options).await?;
-    if !options.dry_run && !options.keep_file_records {
-        // The file's guardrails (compiled when the file was loaded) replace the stored ones
-        // of the file; the admin API's are kept. After the rest, in a transaction of its own:
-        // a guardrail names nothing else in the catalog.
-        let guardrails: Vec<(String, serde_json::Value)> = catalog
-            .map(|c| {
-                c.guardrails
-                    .iter()
-                    .map(|g| (g.id.clone(), g.raw.clone()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        store.replace_file_guardrails(&guardrails).await?;
-    }
     let generated_keys = if options.dry_run {
         Vec::new()
     } else {
@@ -241,11 +227,22 @@ async fn prepare(
         })
         .collect();
 
+    // The file's guardrails, compiled when the file was loaded, as the file gives them.
+    let guardrails = catalog
+        .guardrails
+        .iter()
+        .map(|g| GuardrailSpec {
+            id: g.id.clone(),
+            guardrail: g.raw.clone(),
+        })
+        .collect();
+
     let apply = CatalogApply {
         providers,
         keys,
         configs,
         budgets: catalog.budgets.clone(),
+        guardrails,
     };
     Ok((apply, generated))
 }

@@ -13,7 +13,7 @@ use portico_providers::{ProviderError, UpstreamRequest, UpstreamResponse};
 use portico_store::Store;
 
 use crate::auth::JwtAuth;
-use crate::pipeline::policy::{Finished, Output, Policy, Runs};
+use crate::pipeline::policy::{Deferred, Finished, Output, Policy, Runs};
 use crate::route::Route;
 use crate::snapshot::{KeyEntry, Snapshot};
 
@@ -29,6 +29,8 @@ pub struct Gateway {
     clock: Arc<dyn Clock>,
     /// `auth.jwt`: JWT callers and the identity provider's kept keys; `None`: keys only.
     jwt: Option<JwtAuth>,
+    /// Finished requests' background work (async guardrails) and the records waiting for it.
+    deferred: tokio_util::task::TaskTracker,
 }
 
 impl Gateway {
@@ -44,6 +46,7 @@ impl Gateway {
             policies: Vec::new(),
             clock: Arc::new(SystemClock),
             jwt: None,
+            deferred: tokio_util::task::TaskTracker::new(),
         }
     }
 
@@ -117,7 +120,10 @@ impl Gateway {
     }
 
     /// Finishes a request: prices its record, settles its policies with it and `output`,
-    /// and hands the record to the sink.
+    /// and hands the record to the sink, at once or, when a run has background work (async
+    /// guardrails), once that work is done ([`PolicyRun::deferred`]).
+    ///
+    /// [`PolicyRun::deferred`]: crate::pipeline::policy::PolicyRun::deferred
     pub(crate) fn finish(&self, mut record: RequestRecord, runs: &mut Runs, output: Output<'_>) {
         if !runs.is_empty() {
             runs.annotate(&mut record);
@@ -125,13 +131,49 @@ impl Gateway {
         if record.cost_usd.is_none() {
             record.cost_usd = self.cost(&record);
         }
-        if !runs.is_empty() {
+        let deferred = if runs.is_empty() {
+            Vec::new()
+        } else {
             runs.after(&Finished {
                 record: &record,
                 output,
-            });
+            })
+        };
+        if deferred.is_empty() {
+            self.sink.record(record);
+            return;
         }
-        self.sink.record(record);
+        self.record_later(record, deferred);
+    }
+
+    /// Hands `record` to the sink once the runs' background work (async guardrails) is done
+    /// and has amended it. The caller has already answered (or is answering) the client, so
+    /// this costs the client nothing; it delays the log line. Without a runtime (never on the
+    /// request path) the work is dropped and the record written as it is.
+    fn record_later(&self, mut record: RequestRecord, deferred: Vec<Deferred>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.sink.record(record);
+            return;
+        };
+        let sink = Arc::clone(&self.sink);
+        self.deferred.spawn_on(
+            async move {
+                for work in deferred {
+                    let amend = work.await;
+                    amend(&mut record);
+                }
+                sink.record(record);
+            },
+            &runtime,
+        );
+    }
+
+    /// Waits for the background work of finished requests (async guardrails) and the records
+    /// waiting for it: call it once the server has stopped, before the request log is
+    /// flushed. Each piece of work is bounded by its checks' timeouts.
+    pub async fn drain_deferred(&self) {
+        self.deferred.close();
+        self.deferred.wait().await;
     }
 
     /// The cost of a record's reported usage: the catalog's price override for the model,

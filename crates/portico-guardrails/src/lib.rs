@@ -28,7 +28,9 @@ pub mod text;
 mod webhook;
 
 pub use builtin::builtin_guardrails;
-pub use checks::{Call, CheckKind, Mutation, Operator, Outcome, Prefix, Subject};
+pub use checks::{
+    Call, CheckKind, ModerationProvider, Mutation, Operator, Outcome, Prefix, Subject,
+};
 pub use results::{CheckResult, GuardrailResult, HookResults};
 pub use shape::{Check, Guardrail, GuardrailError, Hook, valid_id};
 pub use webhook::{AddressGuard, GuardError, Webhook};

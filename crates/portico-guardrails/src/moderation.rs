@@ -11,6 +11,11 @@
 //! like a threat), and it flags quotations. It needs no network and costs microseconds,
 //! which is why it is the default; it is a first line, not a replacement for a trained
 //! moderation model.
+//!
+//! With `provider`, the check asks a provider's moderation endpoint instead (the engine makes
+//! the call); [`provider_verdict`] reads its answer. OpenAI's moderation categories are this
+//! module's six, each with sub-categories written `violence/graphic`, `self-harm/intent`:
+//! a chosen category covers its sub-categories.
 
 use std::sync::LazyLock;
 
@@ -64,6 +69,24 @@ impl Category {
             Category::Sexual => "sexual",
             Category::Illicit => "illicit",
         }
+    }
+
+    /// The name of the category in OpenAI's moderation answers (its sub-categories are
+    /// `name/...`).
+    pub fn upstream_name(self) -> &'static str {
+        match self {
+            Category::SelfHarm => "self-harm",
+            other => other.name(),
+        }
+    }
+
+    /// Whether an upstream category (`violence`, `violence/graphic`) is this one or one of
+    /// its sub-categories.
+    fn covers(self, upstream: &str) -> bool {
+        let name = self.upstream_name();
+        upstream
+            .strip_prefix(name)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
     }
 
     fn lexicon(self) -> &'static [(&'static str, f64)] {
@@ -198,9 +221,98 @@ pub(crate) fn evaluate(text: &str, categories: &[Category], threshold: f64) -> O
     .with_data(Value::Object(data))
 }
 
+/// The verdict of a moderation endpoint's answer (OpenAI's shape: `results`, one per input,
+/// each with `flagged`, `categories` (name to boolean) and `category_scores` (name to a
+/// number from 0 to 1)): the check fails when the provider flags one of the chosen
+/// `categories` (a sub-category counts for its category), or, with a `threshold`, when a
+/// chosen category scores that or more. An answer without results is an error (no verdict).
+pub fn provider_verdict(
+    answer: &Value,
+    categories: &[Category],
+    threshold: Option<f64>,
+) -> Outcome {
+    let Some(results) = answer
+        .get("results")
+        .and_then(Value::as_array)
+        .filter(|r| !r.is_empty())
+    else {
+        return Outcome::error("the moderation answer has no `results`");
+    };
+    let chosen = |name: &str| categories.iter().any(|c| c.covers(name));
+    let mut flagged: Vec<String> = Vec::new();
+    let mut scores = Map::new();
+    let mut upstream_flagged = false;
+    for result in results {
+        upstream_flagged |= result.get("flagged").and_then(Value::as_bool) == Some(true);
+        if let Some(Value::Object(flags)) = result.get("categories") {
+            for (name, on) in flags {
+                if on.as_bool() == Some(true) && chosen(name) && !flagged.contains(name) {
+                    flagged.push(name.clone());
+                }
+            }
+        }
+        if let Some(Value::Object(by_name)) = result.get("category_scores") {
+            for (name, score) in by_name {
+                let Some(score) = score.as_f64() else {
+                    continue;
+                };
+                if !chosen(name) {
+                    continue;
+                }
+                let best = scores
+                    .get(name)
+                    .and_then(Value::as_f64)
+                    .unwrap_or(0.0)
+                    .max(score);
+                scores.insert(name.clone(), json!(best));
+                if threshold.is_some_and(|t| score >= t) && !flagged.contains(name) {
+                    flagged.push(name.clone());
+                }
+            }
+        }
+    }
+    let data = json!({
+        "model": answer.get("model").cloned().unwrap_or(Value::Null),
+        "flagged": upstream_flagged,
+        "categories": flagged,
+        "category_scores": scores,
+    });
+    Outcome::pass(
+        flagged.is_empty(),
+        if flagged.is_empty() {
+            "the provider flagged no chosen category".to_owned()
+        } else {
+            format!("flagged by the provider: {}", flagged.join(", "))
+        },
+    )
+    .with_data(data)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn provider_answers_map_to_the_chosen_categories() {
+        let answer = json!({"id": "modr-1", "model": "omni-moderation-latest", "results": [{
+            "flagged": true,
+            "categories": {"violence": false, "violence/graphic": true, "self-harm": false, "sexual": false},
+            "category_scores": {"violence": 0.3, "violence/graphic": 0.8, "self-harm": 0.6, "sexual": 0.01}
+        }]});
+        let all = provider_verdict(&answer, &Category::ALL, None);
+        assert!(!all.verdict);
+        assert_eq!(all.explanation, "flagged by the provider: violence/graphic");
+        assert!(provider_verdict(&answer, &[Category::Sexual], None).verdict);
+        // A threshold adds the categories scoring above it.
+        let strict = provider_verdict(&answer, &[Category::SelfHarm], Some(0.5));
+        assert!(!strict.verdict);
+        assert!(strict.explanation.contains("self-harm"));
+        assert_eq!(strict.data.unwrap()["category_scores"]["self-harm"], 0.6);
+        let none = provider_verdict(&json!({"results": []}), &Category::ALL, None);
+        assert!(none.error.is_some());
+        assert!(!Category::Harassment.covers("harassmentx"));
+        assert!(Category::Harassment.covers("harassment/threatening"));
+    }
 
     #[test]
     fn scores_whole_words_per_category() {

@@ -149,4 +149,12 @@ pub trait Provider: Send + Sync + 'static {
     ) -> Option<Result<UpstreamResponse, ProviderError>> {
         None
     }
+
+    /// Classifies text with the upstream's moderation endpoint (OpenAI's
+    /// `POST /moderations`, body `{"model", "input"}`), for an adapter whose upstream has
+    /// one: the answer's JSON body, read under the client's limit. `None` (the default): this
+    /// adapter has no moderation endpoint. The `portico.moderation` guardrail calls it.
+    async fn send_moderation(&self, _body: JsonBody) -> Option<Result<Bytes, ProviderError>> {
+        None
+    }
 }

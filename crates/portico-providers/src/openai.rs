@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use portico_core::{Endpoint, ProviderKind, Secret, Usage};
+use portico_core::{Endpoint, JsonBody, ProviderKind, Secret, Usage};
 use serde::Deserialize;
 
 use crate::http::HttpClient;
@@ -80,6 +80,29 @@ impl Provider for OpenAiProvider {
         }
         let response = builder.send().await.map_err(transport_error)?;
         read_answer(&self.client, response).await
+    }
+
+    async fn send_moderation(&self, body: JsonBody) -> Option<Result<Bytes, ProviderError>> {
+        Some(self.moderate(&body).await)
+    }
+}
+
+impl OpenAiProvider {
+    /// `POST {base_url}/moderations` with the provider's key; the answer's JSON body.
+    async fn moderate(&self, body: &JsonBody) -> Result<Bytes, ProviderError> {
+        let mut builder = self
+            .client
+            .post(format!("{}/moderations", self.base_url))
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(crate::http::request_body(body));
+        if let Some(key) = &self.api_key {
+            builder = builder.bearer_auth(key.expose());
+        }
+        let response = builder.send().await.map_err(transport_error)?;
+        if !response.status().is_success() {
+            return Err(error_from_response(response).await);
+        }
+        self.client.read_body(response).await
     }
 }
 

@@ -14,3 +14,12 @@ pub struct GuardrailRecord {
     /// Unix milliseconds of the last change.
     pub updated_at_ms: i64,
 }
+
+/// A named guardrail of the catalog file, as an apply declares it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GuardrailSpec {
+    /// Unique id.
+    pub id: String,
+    /// The guardrail JSON as the file gives it; compiled by the caller before the apply.
+    pub guardrail: serde_json::Value,
+}

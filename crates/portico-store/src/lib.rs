@@ -306,6 +306,10 @@ pub struct CatalogApply {
     /// File budgets (the `budgets:` list), matched by name. Stored `File` budgets not listed
     /// are deleted (their spend stays in the ledger); `Api` budgets are never touched.
     pub budgets: Vec<NamedBudget>,
+    /// File guardrails (the `guardrails:` list), matched by id. Stored `File` guardrails not
+    /// listed are deleted (a config that still names one gets a 400 naming it); `Api`
+    /// guardrails are never touched, and a file guardrail may not take the id of one.
+    pub guardrails: Vec<GuardrailSpec>,
 }
 
 /// What an apply changed.
@@ -329,9 +333,13 @@ pub struct ApplyReport {
     pub changed_budgets: Vec<String>,
     /// Names of budgets removed.
     pub removed_budgets: Vec<String>,
+    /// Ids of guardrails inserted or changed.
+    pub changed_guardrails: Vec<String>,
+    /// Ids of guardrails removed.
+    pub removed_guardrails: Vec<String>,
     /// Every object written, one [`Change`] each with the fields that changed: the plan
     /// `portico apply` prints. Empty when the apply changed nothing. Ordered by kind (providers,
-    /// configs, keys, budgets), then name.
+    /// configs, guardrails, keys, budgets), then name.
     pub changes: Vec<Change>,
 }
 
@@ -526,10 +534,10 @@ pub trait Store: Send + Sync + 'static {
     /// message names the keys). Revoked keys that referred to it lose the reference.
     async fn delete_config(&self, id: &str) -> Result<(), StoreError>;
 
-    /// Every named guardrail of the admin API, ordered by id.
+    /// Every named guardrail (the catalog file's and the admin API's), ordered by id.
     async fn list_guardrails(&self) -> Result<Vec<GuardrailRecord>, StoreError>;
 
-    /// The guardrail `id`, if the admin API added it.
+    /// The guardrail `id`, if it is stored (the catalog file's or the admin API's).
     async fn get_guardrail(&self, id: &str) -> Result<Option<GuardrailRecord>, StoreError>;
 
     /// Adds a guardrail (validated by the caller); [`StoreError::Conflict`] when the id exists.
@@ -550,13 +558,6 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes a guardrail; [`StoreError::NotFound`] for an unknown id. Configs that name it
     /// are left as they are (a request through one then gets a 400 naming the guardrail).
     async fn delete_guardrail(&self, id: &str) -> Result<(), StoreError>;
-
-    /// Replaces the catalog file's guardrails (id, JSON, validated by the caller) with
-    /// `declared`, in one transaction; [`StoreError::Conflict`] when an id is the admin API's.
-    async fn replace_file_guardrails(
-        &self,
-        declared: &[(String, serde_json::Value)],
-    ) -> Result<(), StoreError>;
 
     /// Every budget of the `budgets:` list, ordered by name.
     async fn list_budgets(&self) -> Result<Vec<BudgetRecord>, StoreError>;
@@ -599,6 +600,6 @@ mod sqlite;
 pub use configs::{is_valid_config_id, provider_refs, validate_config};
 
 pub use crypto::MasterKey;
-pub use guardrails::GuardrailRecord;
+pub use guardrails::{GuardrailRecord, GuardrailSpec};
 pub use plan::{ApplyOptions, Change, ChangeAction, FieldChange, ObjectKind};
 pub use sqlite::SqliteStore;

@@ -18,7 +18,7 @@ pub enum ChangeAction {
     Create,
     /// Changed in place: it keeps its id (and a key its spend).
     Update,
-    /// Removed from the store (a provider with its models, a config).
+    /// Removed from the store (a provider with its models, a config, a guardrail).
     Delete,
     /// A key the catalog no longer declares: revoked, not deleted, so its logs and spend keep
     /// their reference; declaring it again restores it.
@@ -45,6 +45,8 @@ pub enum ObjectKind {
     Provider,
     /// A routing config.
     Config,
+    /// A named guardrail of the `guardrails:` list.
+    Guardrail,
     /// A gateway key.
     Key,
     /// A budget of the `budgets:` list.
@@ -57,6 +59,7 @@ impl ObjectKind {
         match self {
             ObjectKind::Provider => "provider",
             ObjectKind::Config => "config",
+            ObjectKind::Guardrail => "guardrail",
             ObjectKind::Key => "key",
             ObjectKind::Budget => "budget",
         }
@@ -67,7 +70,8 @@ impl ObjectKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FieldChange {
     /// The field as the catalog file names it: `base_url`, `api_key`, `aws_region`,
-    /// `mock.latency_ms`, `models`, `budget`, `config.targets`, a key's `key`.
+    /// `mock.latency_ms`, `models`, `budget`, `config.targets`, a guardrail's `checks`, a
+    /// key's `key`.
     pub name: String,
     /// A secret: its value is never shown, only that it changes.
     pub secret: bool,
@@ -80,7 +84,7 @@ pub struct Change {
     pub action: ChangeAction,
     /// What it is.
     pub object: ObjectKind,
-    /// Its slug (without `@`), config id, key name or budget name.
+    /// Its slug (without `@`), config id, guardrail id, key name or budget name.
     pub name: String,
     /// Whose it is: `file`, `env` or `default` (an apply never writes an `api` record). For a
     /// provider taken over by the file from the environment, the new owner.

@@ -188,6 +188,8 @@ impl Store for SqliteStore {
                 removed_configs = report.removed_configs.len(),
                 changed_budgets = report.changed_budgets.len(),
                 removed_budgets = report.removed_budgets.len(),
+                changed_guardrails = report.changed_guardrails.len(),
+                removed_guardrails = report.removed_guardrails.len(),
                 changes = report.changes.len(),
                 "applied the catalog"
             );
@@ -471,16 +473,6 @@ impl Store for SqliteStore {
     async fn delete_guardrail(&self, id: &str) -> Result<(), StoreError> {
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
         guardrails::delete(&mut tx, id).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn replace_file_guardrails(
-        &self,
-        declared: &[(String, serde_json::Value)],
-    ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
-        guardrails::replace_file(&mut tx, declared, self.clock.now_ms()).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -204,6 +204,7 @@ fn unmanaged(counts: &Value) -> Option<String> {
         ("configs", "config"),
         ("keys", "key"),
         ("budgets", "budget"),
+        ("guardrails", "guardrail"),
     ]
     .into_iter()
     .filter_map(|(field, noun)| {
@@ -244,10 +245,13 @@ mod tests {
                  "fields": [], "note": "its secret is generated and shown once",
                  "secret": "prt-svc-generated"},
                 {"action": "revoke", "object": "key", "name": "old", "source": "file",
-                 "fields": [], "note": "revoked, not deleted"}
+                 "fields": [], "note": "revoked, not deleted"},
+                {"action": "update", "object": "guardrail", "name": "pii-check",
+                 "source": "file", "note": null,
+                 "fields": [{"name": "deny", "secret": false}]}
             ],
-            "summary": {"create": 2, "update": 1, "delete": 2},
-            "unmanaged": {"providers": 1, "configs": 0, "keys": 2},
+            "summary": {"create": 2, "update": 2, "delete": 2},
+            "unmanaged": {"providers": 1, "configs": 0, "keys": 2, "guardrails": 1},
             "ignored": ["admin_key"]
         })
     }
@@ -265,11 +269,12 @@ mod tests {
                 "  - provider @mock (built in)",
                 "  + key ci (its secret is generated and shown once)",
                 "  - key old (revoked, not deleted)",
+                "  ~ guardrail pii-check: deny",
                 "",
-                "Plan: 2 to create, 1 to change, 2 to delete.",
-                "Left as they are: 1 provider, 2 keys created through the admin API (an apply changes only what the file owns).",
+                "Plan: 2 to create, 2 to change, 2 to delete.",
+                "Left as they are: 1 provider, 2 keys, 1 guardrail created through the admin API (an apply changes only what the file owns).",
                 "Not applied to a running instance: admin_key (start-up settings; a restart with the file uses them).",
-                "Applied: 2 created, 1 changed, 2 deleted.",
+                "Applied: 2 created, 2 changed, 2 deleted.",
                 "portico: key ci (shown once, store it now): prt-svc-generated",
             ]
         );

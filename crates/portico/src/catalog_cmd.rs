@@ -1,5 +1,5 @@
-//! `portico providers|models|keys|configs ...`: the catalog of a running instance, through
-//! its admin API (docs/cli.md).
+//! `portico providers|models|keys|configs|guardrails ...`: the catalog of a running
+//! instance, through its admin API (docs/cli.md).
 //!
 //! Lists print one aligned line per item (`--json` prints the API's JSON instead); changes
 //! print what changed. A new key's secret is printed once, on stdout, like `portico serve`
@@ -47,6 +47,47 @@ enum ConfigsAction {
     /// Remove a config (refused while a key uses it).
     Remove {
         /// The config id.
+        id: String,
+    },
+}
+
+/// `portico guardrails ...`
+#[derive(Debug, clap::Args)]
+pub struct GuardrailsArgs {
+    #[command(subcommand)]
+    action: GuardrailsAction,
+    #[command(flatten)]
+    admin: AdminArgs,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum GuardrailsAction {
+    /// List the named guardrails (the catalog file's and the admin API's).
+    List(ListArgs),
+    /// Print one guardrail's JSON.
+    Get {
+        /// The guardrail id.
+        id: String,
+    },
+    /// Add a named guardrail (Portkey's guardrail JSON: `checks`, `deny`; compiled, errors
+    /// name the field path).
+    Add {
+        /// The id routing configs name it by in `input_guardrails` / `output_guardrails`.
+        id: String,
+        #[command(flatten)]
+        source: JsonSource,
+    },
+    /// Replace a guardrail's JSON.
+    #[command(visible_alias = "update")]
+    Replace {
+        /// The guardrail id.
+        id: String,
+        #[command(flatten)]
+        source: JsonSource,
+    },
+    /// Remove a guardrail (configs that name it then answer 400 until they change).
+    Remove {
+        /// The guardrail id.
         id: String,
     },
 }
@@ -236,6 +277,83 @@ pub(crate) async fn configs(args: ConfigsArgs) -> Result<(), Fatal> {
         }
     }
     Ok(())
+}
+
+/// Runs `portico guardrails ...`.
+pub(crate) async fn guardrails(args: GuardrailsArgs) -> Result<(), Fatal> {
+    let api = AdminClient::new(&args.admin)?;
+    match args.action {
+        GuardrailsAction::List(list) => {
+            let mut answer = api.get("/guardrails").await?;
+            if !list.json
+                && let Some(items) = answer["data"].as_array_mut()
+            {
+                for item in items {
+                    let checks = check_ids(&item["guardrail"]);
+                    let deny = item["guardrail"]["deny"].as_bool().unwrap_or(false);
+                    item["checks"] = json!(checks);
+                    item["deny"] = json!(deny);
+                }
+            }
+            print_list(
+                &answer,
+                list.json,
+                &["id", "checks", "deny", "source", "updated_at"],
+            );
+        }
+        GuardrailsAction::Get { id } => {
+            let answer = api.get(&format!("/guardrails/{}", segment(&id))).await?;
+            print_json(&answer["guardrail"]);
+        }
+        GuardrailsAction::Add { id, source } => {
+            let guardrail = guardrail_json(&id, &source)?;
+            api.post("/guardrails", &json!({"id": id, "guardrail": guardrail}))
+                .await?;
+            print_line(&format!("added guardrail {id}"));
+        }
+        GuardrailsAction::Replace { id, source } => {
+            let guardrail = guardrail_json(&id, &source)?;
+            api.put(
+                &format!("/guardrails/{}", segment(&id)),
+                &json!({"guardrail": guardrail}),
+            )
+            .await?;
+            print_line(&format!("replaced guardrail {id}"));
+        }
+        GuardrailsAction::Remove { id } => {
+            api.delete(&format!("/guardrails/{}", segment(&id))).await?;
+            print_line(&format!("removed guardrail {id}"));
+        }
+    }
+    Ok(())
+}
+
+/// The guardrail JSON of `source`; an `id` inside it (as in a catalog file's entry) must be
+/// `id`, since the API would otherwise store it under `id` without a word.
+fn guardrail_json(id: &str, source: &JsonSource) -> Result<Value, Fatal> {
+    let guardrail = source.read()?;
+    match guardrail.get("id") {
+        Some(Value::String(given)) if given != id => Err(Fatal::usage(format!(
+            "the guardrail JSON's id is `{given}`, but the command names `{id}`; make them \
+             the same, or leave `id` out of the JSON"
+        ))),
+        _ => Ok(guardrail),
+    }
+}
+
+/// The full ids of the checks a guardrail runs, read as the gateway reads it (either of
+/// Portkey's shapes, `wordCount` as `default.wordCount`, disabled checks left out); the ids
+/// in its `checks` list if this build cannot read it (a newer instance's check).
+fn check_ids(guardrail: &Value) -> Vec<String> {
+    match portico_guardrails::Guardrail::parse(guardrail, "") {
+        Ok(parsed) => parsed.checks.into_iter().map(|c| c.id).collect(),
+        Err(_) => guardrail["checks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["id"].as_str().map(str::to_owned))
+            .collect(),
+    }
 }
 
 /// Runs `portico keys ...`.

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 pub use crate::apply_cmd::ApplyArgs;
-pub use crate::catalog_cmd::{ConfigsArgs, KeysArgs, ModelsArgs, ProvidersArgs};
+pub use crate::catalog_cmd::{ConfigsArgs, GuardrailsArgs, KeysArgs, ModelsArgs, ProvidersArgs};
 
 /// Portico: one fast binary between AI applications and LLM providers.
 #[derive(Debug, clap::Parser)]
@@ -26,6 +26,8 @@ pub enum Command {
     Logs(LogsArgs),
     /// Manage the routing configs of a running instance (through its admin API).
     Configs(ConfigsArgs),
+    /// Manage the named guardrails of a running instance (through its admin API).
+    Guardrails(GuardrailsArgs),
     /// Manage the gateway keys of a running instance.
     Keys(KeysArgs),
     /// Manage the providers of a running instance.

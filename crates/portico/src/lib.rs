@@ -59,6 +59,7 @@ pub async fn run(command: cli::Command) -> Result<(), Fatal> {
         cli::Command::Apply(args) => apply_cmd::run(args).await,
         cli::Command::Logs(args) => logs_cmd::run(args).await,
         cli::Command::Configs(args) => catalog_cmd::configs(args).await,
+        cli::Command::Guardrails(args) => catalog_cmd::guardrails(args).await,
         cli::Command::Keys(args) => catalog_cmd::keys(args).await,
         cli::Command::Providers(args) => catalog_cmd::providers(args).await,
         cli::Command::Models(args) => catalog_cmd::models(args).await,

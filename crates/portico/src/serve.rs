@@ -289,7 +289,16 @@ where
         () = portico_server::serve(listener, app, options, Arc::clone(&state.lifecycle)) => {}
         () = shutdown_timer => {}
     }
-    // The server has stopped: write every queued request record before exiting.
+    // The server has stopped. Requests whose async guardrails are still running in the
+    // background write their records when those finish: wait for them (within the drain
+    // limit; a record still waiting after it is lost, as the process exits).
+    if tokio::time::timeout(drain_limit, state.gateway.drain_deferred())
+        .await
+        .is_err()
+    {
+        tracing::warn!("async guardrails still running at shutdown; their requests are not logged");
+    }
+    // Write every queued request record before exiting.
     let logged = log_pipeline.shutdown().await;
     log_store.close().await;
     tracing::info!(

@@ -25,6 +25,10 @@
 //!    ended however it ended: the whole answer, the stream's output when it ends or when the
 //!    client leaves, an error, or a refusal by a later policy. It sees the finished record
 //!    (status, outcome, usage, cost) and the output, and may settle spend or fill a cache.
+//! 5. [`PolicyRun::deferred`], right after `after`: work that must not delay the answer
+//!    (async guardrails). The pipeline runs the futures it gets in the background, once the
+//!    client has the answer, and hands the record to the sink only when they are done, with
+//!    what they add to it: such a request's log line comes later, its answer does not.
 //!
 //! A request that no policy applies to pays nothing for the mechanism: no run is allocated,
 //! no hook is called.
@@ -74,6 +78,16 @@ pub trait PolicyRun: Send {
         let _ = finished;
     }
 
+    /// Called once, right after [`PolicyRun::after`]: background work on the finished
+    /// request (async guardrails), or `None`. The pipeline spawns the future; the record goes
+    /// to the sink once it is done, amended by the function it returns. A run bounds its own
+    /// background work (it returns `None` when its bound is reached, having said so in
+    /// [`PolicyRun::annotate`]).
+    fn deferred(&mut self, finished: &Finished<'_>) -> Option<Deferred> {
+        let _ = finished;
+        None
+    }
+
     /// Whether this run checks answers before the client has them all
     /// ([`PolicyRun::check_output`]). Asked once per answer; when no run does, an answer
     /// pays nothing for the hook (a stream is not held back).
@@ -104,6 +118,12 @@ pub trait PolicyRun: Send {
         let _ = record;
     }
 }
+
+/// What a [`Deferred`] adds to the record before it goes to the sink.
+pub type Amend = Box<dyn FnOnce(&mut RequestRecord) + Send>;
+
+/// Background work of a run on a finished request ([`PolicyRun::deferred`]).
+pub type Deferred = std::pin::Pin<Box<dyn std::future::Future<Output = Amend> + Send>>;
 
 /// An answer on its way to the client, as [`PolicyRun::check_output`] sees it.
 pub struct OutputCheck<'a> {
@@ -297,10 +317,14 @@ impl Runs {
         }
     }
 
-    /// Runs every `after` hook and forgets the runs, so a second call does nothing.
-    pub(crate) fn after(&mut self, finished: &Finished<'_>) {
+    /// Runs every `after` hook, collects the runs' [`PolicyRun::deferred`] work, and
+    /// forgets the runs, so a second call does nothing.
+    pub(crate) fn after(&mut self, finished: &Finished<'_>) -> Vec<Deferred> {
+        let mut deferred = Vec::new();
         for mut run in self.0.drain(..) {
             run.after(finished);
+            deferred.extend(run.deferred(finished));
         }
+        deferred
     }
 }

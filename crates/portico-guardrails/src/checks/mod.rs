@@ -87,6 +87,21 @@ pub struct Call {
     pub timeout_ms: u64,
 }
 
+/// `portico.moderation` with `provider`: the catalog provider whose moderation endpoint
+/// (OpenAI's `POST /moderations`) classifies the text; the engine makes the call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModerationProvider {
+    /// The provider's slug (`provider`, written `@slug` or `slug`).
+    pub slug: String,
+    /// `model` (default `omni-moderation-latest`).
+    pub model: String,
+    /// `timeout` in milliseconds (default 3,000).
+    pub timeout_ms: u64,
+    /// `threshold` when given: a chosen category scoring this or more fails the check too,
+    /// besides the ones the provider flags itself.
+    pub threshold: Option<f64>,
+}
+
 /// A compiled check: its kind and its parameters.
 #[derive(Debug, Clone)]
 #[expect(
@@ -156,10 +171,12 @@ pub enum CheckKind {
     },
     /// `portico.pii`: `categories`, `redact`.
     Pii { kinds: Vec<PiiKind>, redact: bool },
-    /// `portico.moderation`: `categories`, `threshold`.
+    /// `portico.moderation`: `categories`, `threshold`, and `provider`, `model`, `timeout`
+    /// (a provider's moderation endpoint instead of the local classifier).
     Moderation {
         categories: Vec<moderation::Category>,
         threshold: f64,
+        provider: Option<ModerationProvider>,
     },
     /// `portico.promptInjection`: `threshold`.
     PromptInjection { threshold: f64 },
@@ -234,6 +251,20 @@ impl CheckKind {
     pub fn call(&self) -> Option<&Call> {
         match self {
             CheckKind::Webhook(call) | CheckKind::Log(call) => Some(call),
+            _ => None,
+        }
+    }
+
+    /// `portico.moderation`'s provider and chosen categories, when it calls a provider's
+    /// moderation endpoint (the engine's part; [`moderation::provider_verdict`] reads the
+    /// answer).
+    pub fn moderation_provider(&self) -> Option<(&ModerationProvider, &[moderation::Category])> {
+        match self {
+            CheckKind::Moderation {
+                categories,
+                provider: Some(provider),
+                ..
+            } => Some((provider, categories)),
             _ => None,
         }
     }
@@ -325,8 +356,12 @@ impl CheckKind {
                 }
             }
             CheckKind::Moderation {
+                provider: Some(_), ..
+            } => Outcome::error("a provider's moderation check is run by the gateway, not locally"),
+            CheckKind::Moderation {
                 categories,
                 threshold,
+                provider: None,
             } => moderation::evaluate(subject.all_text, categories, *threshold),
             CheckKind::PromptInjection { threshold } => {
                 injection::evaluate(subject.all_text, *threshold)

@@ -3,7 +3,7 @@
 use regex::{Regex, RegexBuilder};
 use serde_json::{Map, Value};
 
-use super::{Call, CheckKind, Operator, Prefix};
+use super::{Call, CheckKind, ModerationProvider, Operator, Prefix};
 use crate::moderation::Category;
 use crate::pii::PiiKind;
 use crate::shape::GuardrailError;
@@ -14,6 +14,8 @@ const MAX_RULE_CHARS: usize = 4096;
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 /// The longest webhook timeout.
 const MAX_TIMEOUT_MS: u64 = 60_000;
+/// `portico.moderation`'s model when it calls a provider and names none.
+const DEFAULT_MODERATION_MODEL: &str = "omni-moderation-latest";
 /// The most entries in a list parameter (`words`, `keys`, `models`).
 const MAX_LIST: usize = 1024;
 
@@ -163,9 +165,43 @@ pub(crate) fn compile(id: &str, p: &Map<String, Value>) -> Result<CheckKind, Gua
                     })
                     .collect::<Result<_, _>>()?,
             };
+            let provider = match optional_string(p, "provider")? {
+                None => {
+                    if p.get("model").is_some_and(|m| !m.is_null()) {
+                        return Err(GuardrailError::new(
+                            "model",
+                            "needs `provider`: the catalog provider whose moderation endpoint to call, such as \"@openai-prod\"",
+                        ));
+                    }
+                    None
+                }
+                Some(raw) => {
+                    let slug = raw.strip_prefix('@').unwrap_or(&raw);
+                    if slug.is_empty() || slug.contains('/') {
+                        return Err(GuardrailError::new(
+                            "provider",
+                            "must name a catalog provider, such as \"@openai-prod\" (the model goes in `model`)",
+                        ));
+                    }
+                    let model = optional_string(p, "model")?
+                        .filter(|m| !m.is_empty())
+                        .unwrap_or_else(|| DEFAULT_MODERATION_MODEL.to_owned());
+                    let threshold = match p.get("threshold") {
+                        None | Some(Value::Null) => None,
+                        Some(_) => Some(fraction(p, "threshold", 0.5)?),
+                    };
+                    Some(ModerationProvider {
+                        slug: slug.to_owned(),
+                        model,
+                        timeout_ms: timeout(p)?,
+                        threshold,
+                    })
+                }
+            };
             CheckKind::Moderation {
                 categories,
                 threshold: fraction(p, "threshold", 0.5)?,
+                provider,
             }
         }
         "portico.promptInjection" => CheckKind::PromptInjection {
@@ -246,23 +282,25 @@ fn call(p: &Map<String, Value>, field: &str) -> Result<Call, GuardrailError> {
         }
         Some(_) => return Err(GuardrailError::new("headers", "must be an object")),
     }
-    let timeout_ms = match p.get("timeout") {
-        None | Some(Value::Null) => 3_000,
-        Some(v) => match v.as_u64() {
-            Some(ms) if (1..=MAX_TIMEOUT_MS).contains(&ms) => ms,
-            _ => {
-                return Err(GuardrailError::new(
-                    "timeout",
-                    format!("must be milliseconds from 1 to {MAX_TIMEOUT_MS}"),
-                ));
-            }
-        },
-    };
     Ok(Call {
         url,
         headers,
-        timeout_ms,
+        timeout_ms: timeout(p)?,
     })
+}
+
+/// `timeout`: milliseconds, 3,000 by default.
+fn timeout(p: &Map<String, Value>) -> Result<u64, GuardrailError> {
+    match p.get("timeout") {
+        None | Some(Value::Null) => Ok(3_000),
+        Some(v) => match v.as_u64() {
+            Some(ms) if (1..=MAX_TIMEOUT_MS).contains(&ms) => Ok(ms),
+            _ => Err(GuardrailError::new(
+                "timeout",
+                format!("must be milliseconds from 1 to {MAX_TIMEOUT_MS}"),
+            )),
+        },
+    }
 }
 
 fn string(p: &Map<String, Value>, field: &str) -> Result<String, GuardrailError> {

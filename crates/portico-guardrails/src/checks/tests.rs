@@ -277,3 +277,44 @@ fn odd_inputs_never_panic() {
         assert!(Guardrail::parse(&odd, "t").is_err(), "{odd}");
     }
 }
+
+#[test]
+fn moderation_takes_a_provider_model_and_timeout() {
+    let g = Guardrail::parse(
+        &json!({"portico.moderation": {"provider": "@openai-prod", "categories": ["self_harm"]}}),
+        "t",
+    )
+    .unwrap();
+    let (provider, categories) = g.checks[0].kind.moderation_provider().unwrap();
+    assert_eq!(provider.slug, "openai-prod");
+    assert_eq!(provider.model, "omni-moderation-latest");
+    assert_eq!(provider.timeout_ms, 3_000);
+    assert_eq!(provider.threshold, None);
+    assert_eq!(categories, [crate::moderation::Category::SelfHarm]);
+    let g = Guardrail::parse(
+        &json!({"portico.moderation": {"provider": "oa", "model": "text-moderation-stable", "timeout": 500, "threshold": 0.2}}),
+        "t",
+    )
+    .unwrap();
+    let (provider, _) = g.checks[0].kind.moderation_provider().unwrap();
+    assert_eq!(
+        (provider.model.as_str(), provider.timeout_ms),
+        ("text-moderation-stable", 500)
+    );
+    assert_eq!(provider.threshold, Some(0.2));
+    // Without a provider the local classifier runs.
+    let local = Guardrail::parse(&json!({"portico.moderation": {}}), "t").unwrap();
+    assert!(local.checks[0].kind.moderation_provider().is_none());
+    for (params, field) in [
+        (
+            json!({"provider": "@oa/omni-moderation-latest"}),
+            "provider",
+        ),
+        (json!({"provider": ""}), "provider"),
+        (json!({"model": "omni-moderation-latest"}), "model"),
+        (json!({"provider": "@oa", "timeout": 0}), "timeout"),
+    ] {
+        let err = Guardrail::parse(&json!({"portico.moderation": params}), "t").unwrap_err();
+        assert_eq!(err.path, format!("portico.moderation.{field}"), "{err}");
+    }
+}

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use portico_core::{JsonBody, ProviderKind, Secret};
 
 use super::{Redactor, RedactorError};
@@ -83,6 +84,14 @@ impl Provider for RedactingProvider {
             .await?;
         Some(match result {
             Ok(answer) => Ok(self.redactor.answer(answer)),
+            Err(err) => Err(self.redactor.error(err)),
+        })
+    }
+
+    async fn send_moderation(&self, body: JsonBody) -> Option<Result<Bytes, ProviderError>> {
+        let result = self.inner.send_moderation(body).await?;
+        Some(match result {
+            Ok(answer) => Ok(self.redactor.bytes(answer)),
             Err(err) => Err(self.redactor.error(err)),
         })
     }

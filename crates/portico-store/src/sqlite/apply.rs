@@ -33,6 +33,7 @@ pub(super) fn validate(catalog: &CatalogApply, options: ApplyOptions) -> Result<
     let file_records = !catalog.keys.is_empty()
         || !catalog.configs.is_empty()
         || !catalog.budgets.is_empty()
+        || !catalog.guardrails.is_empty()
         || catalog
             .providers
             .iter()
@@ -104,6 +105,15 @@ pub(super) fn validate(catalog: &CatalogApply, options: ApplyOptions) -> Result<
             )));
         }
     }
+    let mut guardrails = HashSet::new();
+    for g in &catalog.guardrails {
+        if !guardrails.insert(g.id.as_str()) {
+            return Err(StoreError::Conflict(format!(
+                "guardrail `{}` is declared twice",
+                g.id
+            )));
+        }
+    }
     let mut budgets = HashSet::new();
     for b in &catalog.budgets {
         if !budgets.insert(b.name.as_str()) {
@@ -138,6 +148,9 @@ pub(super) async fn apply(
     if !keep_file_records {
         // Configs before keys, which refer to them; stale ones after, once keys have let go.
         upsert_configs(conn, &catalog.configs, now, &mut report).await?;
+        // Configs name guardrails only by id, checked when a request uses one, so their
+        // order does not matter; in this transaction, so a failed apply writes none.
+        super::guardrails::apply_file(conn, &catalog.guardrails, now, &mut report).await?;
         apply_keys(conn, &catalog.keys, now, &mut report).await?;
         remove_configs(conn, &catalog.configs, &mut report).await?;
         let budgets_before = super::limits::list_budgets(conn).await?;

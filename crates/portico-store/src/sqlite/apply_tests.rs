@@ -1,5 +1,5 @@
-//! An apply's report object by object (the plan `portico apply` prints), dry runs, and starts
-//! without a catalog file.
+//! An apply's report object by object (the plan `portico apply` prints), dry runs, starts
+//! without a catalog file, and guardrails written in the apply's transaction.
 
 use std::collections::BTreeMap;
 
@@ -8,8 +8,8 @@ use serde_json::json;
 
 use super::SqliteStore;
 use crate::{
-    ApplyOptions, ApplyReport, CatalogApply, Change, ChangeAction, ConfigSpec, KeySpec, KeyType,
-    MasterKey, ProviderRecord, RecordSource, Store, StoreError,
+    ApplyOptions, ApplyReport, CatalogApply, Change, ChangeAction, ConfigSpec, GuardrailSpec,
+    KeySpec, KeyType, MasterKey, ProviderRecord, RecordSource, Store, StoreError,
 };
 
 const OPENAI_SECRET: &str = "sk-openai-first-secret";
@@ -48,8 +48,16 @@ fn key(name: &str, secret: Option<&str>) -> KeySpec {
     }
 }
 
-/// `@openai` (file), `@mock` (built in), a config routing to `@openai`, and two keys: one
-/// with a fixed secret, one generated.
+/// A guardrail of the file: `checks` as given, `deny` as said.
+fn guardrail(id: &str, check: &str, deny: bool) -> GuardrailSpec {
+    GuardrailSpec {
+        id: id.to_owned(),
+        guardrail: json!({"id": id, "checks": [{"id": check, "parameters": {}}], "deny": deny}),
+    }
+}
+
+/// `@openai` (file), `@mock` (built in), a config routing to `@openai`, two guardrails, and
+/// two keys: one with a fixed secret, one generated.
 fn first() -> CatalogApply {
     let mut openai = provider("openai", ProviderKind::OpenAi, RecordSource::File);
     openai.api_key = Some(Secret::new(OPENAI_SECRET));
@@ -65,12 +73,17 @@ fn first() -> CatalogApply {
             config: json!({"strategy": {"mode": "fallback"}, "targets": [{"provider": "@openai"}]}),
         }],
         keys: vec![backend, key("ci", None)],
+        guardrails: vec![
+            guardrail("pii-check", "portico.pii", true),
+            guardrail("legacy", "default.wordCount", false),
+        ],
         ..CatalogApply::default()
     }
 }
 
 /// `first()` changed: `@openai`'s key and base URL, `@mock` dropped, the config's retry added,
-/// `backend` rotated with a budget, `ci` dropped, `ops` added.
+/// `pii-check` no longer denies, `legacy` dropped, `words` added, `backend` rotated with a
+/// budget, `ci` dropped, `ops` added.
 fn second() -> CatalogApply {
     let mut cat = first();
     cat.providers[0].api_key = Some(Secret::new(ROTATED_SECRET));
@@ -89,6 +102,10 @@ fn second() -> CatalogApply {
         period: Period::Month,
     });
     cat.keys[1] = key("ops", Some("prt-ops-fixed-secret"));
+    cat.guardrails = vec![
+        guardrail("pii-check", "portico.pii", false),
+        guardrail("words", "default.wordCount", true),
+    ];
     cat
 }
 
@@ -139,10 +156,11 @@ async fn everything(store: &SqliteStore) -> String {
             .await
             .unwrap();
     format!(
-        "{:?}\n{:?}\n{:?}\n{:?}\n{times:?}",
+        "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{times:?}",
         store.list_providers().await.unwrap(),
         store.provider_times().await.unwrap(),
         store.list_configs().await.unwrap(),
+        store.list_guardrails().await.unwrap(),
         store.list_keys().await.unwrap(),
     )
 }
@@ -157,6 +175,8 @@ async fn every_write_is_one_change_naming_the_fields_that_differ() {
             "+ provider mock (default)",
             "+ provider openai (file)",
             "+ config reliable (file)",
+            "+ guardrail legacy (file)",
+            "+ guardrail pii-check (file)",
             "+ key backend (file)",
             "+ key ci (file)",
         ]
@@ -174,6 +194,9 @@ async fn every_write_is_one_change_naming_the_fields_that_differ() {
             "- provider mock (default)",
             "~ provider openai: base_url, api_key (secret) (file)",
             "~ config reliable: config.retry (file)",
+            "- guardrail legacy (file)",
+            "~ guardrail pii-check: deny (file)",
+            "+ guardrail words (file)",
             "~ key backend: key (secret), budget (file)",
             "- key ci (file) revoked",
             "+ key ops (file)",
@@ -184,6 +207,8 @@ async fn every_write_is_one_change_naming_the_fields_that_differ() {
     assert_eq!(report.removed_providers, ["mock"]);
     assert_eq!(report.rotated_keys, ["backend"]);
     assert_eq!(report.revoked_keys, ["ci"]);
+    assert_eq!(report.changed_guardrails, ["pii-check", "words"]);
+    assert_eq!(report.removed_guardrails, ["legacy"]);
     // A secret is named, never carried.
     let debug = format!("{report:?}");
     assert!(!debug.contains(ROTATED_SECRET) && !debug.contains(OPENAI_SECRET));
@@ -218,7 +243,7 @@ async fn a_dry_run_reports_what_the_apply_then_does_and_writes_nothing() {
         ..ApplyOptions::default()
     };
     let planned = store.apply_catalog_with(&second(), dry_run).await.unwrap();
-    assert_eq!(planned.changes.len(), 6, "{:?}", plan(&planned));
+    assert_eq!(planned.changes.len(), 9, "{:?}", plan(&planned));
     assert_eq!(everything(&store).await, before, "a dry run wrote");
 
     let applied = store.apply_catalog(&second()).await.unwrap();
@@ -265,6 +290,7 @@ async fn a_start_without_a_file_keeps_the_file_records() {
         .collect();
     assert_eq!(slugs, ["groq", "mock", "openai"]);
     assert_eq!(store.list_configs().await.unwrap().len(), 1);
+    assert_eq!(store.list_guardrails().await.unwrap().len(), 2);
     assert!(
         store
             .list_keys()
@@ -291,4 +317,65 @@ async fn a_start_without_a_file_keeps_the_file_records() {
     // Such an apply declares no record of a file.
     let err = store.apply_catalog_with(&first(), keep).await.unwrap_err();
     assert!(matches!(err, StoreError::Invalid(_)), "{err}");
+}
+
+#[tokio::test]
+async fn guardrails_are_written_in_the_apply_s_transaction() {
+    let store = memory_store().await;
+    store.apply_catalog(&first()).await.unwrap();
+    let before = everything(&store).await;
+
+    // The guardrails are written before the configs are checked; the check fails the apply,
+    // and none of them stays.
+    let mut broken = second();
+    broken.configs[0].config = json!({"targets": [{"provider": "@nowhere"}]});
+    let err = store.apply_catalog(&broken).await.unwrap_err();
+    assert!(matches!(err, StoreError::InvalidConfig { .. }), "{err}");
+    assert_eq!(everything(&store).await, before, "a failed apply wrote");
+
+    // A guardrail of the admin API in the way: the whole apply is refused, providers, configs
+    // and keys written before it included.
+    store
+        .create_guardrail("by-api", &json!({"checks": [], "deny": false}))
+        .await
+        .unwrap();
+    let before = everything(&store).await;
+    let mut clash = second();
+    clash
+        .guardrails
+        .push(guardrail("by-api", "default.wordCount", true));
+    let err = store.apply_catalog(&clash).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    assert!(err.to_string().contains("guardrail `by-api`"), "{err}");
+    assert_eq!(everything(&store).await, before, "a refused apply wrote");
+
+    // Declared twice: refused before anything is written.
+    let mut twice = second();
+    twice
+        .guardrails
+        .push(guardrail("words", "portico.pii", true));
+    let err = store.apply_catalog(&twice).await.unwrap_err();
+    assert!(err.to_string().contains("declared twice"), "{err}");
+
+    // The apply itself, then the same file again: nothing to do. The API's guardrail stays.
+    store.apply_catalog(&second()).await.unwrap();
+    assert_eq!(
+        store.apply_catalog(&second()).await.unwrap(),
+        ApplyReport::default()
+    );
+    let ids: Vec<(String, RecordSource)> = store
+        .list_guardrails()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| (g.id, g.source))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            ("by-api".to_owned(), RecordSource::Api),
+            ("pii-check".to_owned(), RecordSource::File),
+            ("words".to_owned(), RecordSource::File),
+        ]
+    );
 }

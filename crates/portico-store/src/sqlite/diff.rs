@@ -1,5 +1,5 @@
-//! Field by field: where a declared provider, key or config differs from its stored row,
-//! with the fields named as the catalog file names them.
+//! Field by field: where a declared provider, key, config or guardrail differs from its
+//! stored row, with the fields named as the catalog file names them.
 //!
 //! An apply writes an object exactly when this finds a difference, and reports exactly these
 //! fields, so the plan and the writes cannot disagree. Each function destructures what is
@@ -166,6 +166,29 @@ pub(super) fn config_fields(
     declared_text: &str,
     stored_text: &str,
 ) -> Vec<FieldChange> {
+    json_fields(declared, declared_text, stored_text, "config.", "config")
+}
+
+/// The fields where a stored guardrail (its JSON text) differs from the declared one, which
+/// is `declared_text` once written: `checks`, `deny`, ... as the file's `guardrails:` entry
+/// names them, or `guardrail` when the whole differs otherwise.
+pub(super) fn guardrail_fields(
+    declared: &serde_json::Value,
+    declared_text: &str,
+    stored_text: &str,
+) -> Vec<FieldChange> {
+    json_fields(declared, declared_text, stored_text, "", "guardrail")
+}
+
+/// A JSON object stored as text, compared by top-level member (named `{prefix}{member}`);
+/// `whole` when the texts differ but no member tells (or one is not an object).
+fn json_fields(
+    declared: &serde_json::Value,
+    declared_text: &str,
+    stored_text: &str,
+    prefix: &str,
+    whole: &str,
+) -> Vec<FieldChange> {
     let mut out = Fields::default();
     if declared_text == stored_text {
         return out.0;
@@ -176,11 +199,11 @@ pub(super) fn config_fields(
     ) {
         let names: BTreeSet<&String> = d.keys().chain(s.keys()).collect();
         for name in names {
-            out.check(format!("config.{name}"), d.get(name) != s.get(name));
+            out.check(format!("{prefix}{name}"), d.get(name) != s.get(name));
         }
     }
     if out.0.is_empty() {
-        out.check("config", true);
+        out.check(whole, true);
     }
     out.0
 }
@@ -287,6 +310,22 @@ mod tests {
         assert_eq!(
             names(&config_fields(&declared, &text, "not json")),
             [("config", false)]
+        );
+    }
+
+    #[test]
+    fn guardrails_are_named_by_their_fields_in_the_file() {
+        let declared = json!({"id": "pii", "checks": [{"id": "portico.pii"}], "deny": true});
+        let text = declared.to_string();
+        assert!(guardrail_fields(&declared, &text, &text).is_empty());
+        let stored = json!({"id": "pii", "checks": [{"id": "portico.pii"}], "deny": false});
+        assert_eq!(
+            names(&guardrail_fields(&declared, &text, &stored.to_string())),
+            [("deny", false)]
+        );
+        assert_eq!(
+            names(&guardrail_fields(&declared, &text, "[]")),
+            [("guardrail", false)]
         );
     }
 }

@@ -1,10 +1,17 @@
 //! The `guardrails` table: named guardrails of the catalog file (`file`) and the admin API
-//! (`api`). The API changes only its own; an apply of the file replaces only the file's.
+//! (`api`). The API changes only its own; an apply of the file changes only the file's, in
+//! the apply's transaction (so its plan lists them, and a failed apply writes none).
+
+use std::collections::{HashMap, HashSet};
 
 use sqlx::SqliteConnection;
 
+use super::diff::guardrail_fields;
 use super::rows;
-use crate::{GuardrailRecord, RecordSource, StoreError};
+use crate::{
+    ApplyReport, Change, ChangeAction, GuardrailRecord, GuardrailSpec, ObjectKind, RecordSource,
+    StoreError,
+};
 
 type Row = (String, String, String, i64, i64);
 
@@ -34,41 +41,93 @@ fn check_api(found: Option<&GuardrailRecord>, id: &str) -> Result<(), StoreError
     }
 }
 
-/// Replaces the catalog file's guardrails with `declared` (id, JSON); an id the admin API
-/// already uses is a conflict.
-pub(super) async fn replace_file(
+/// Brings the catalog file's guardrails to `declared`, inside the apply's transaction:
+/// inserts new ones, rewrites those whose JSON differs (keeping `created_at`), deletes the
+/// file's that it no longer declares, and reports each write as one [`Change`]. An id the
+/// admin API already uses is a conflict; the API's guardrails are never touched.
+pub(super) async fn apply_file(
     conn: &mut SqliteConnection,
-    declared: &[(String, serde_json::Value)],
+    declared: &[GuardrailSpec],
     now: i64,
+    report: &mut ApplyReport,
 ) -> Result<(), StoreError> {
-    let stored = list(conn).await?;
-    for (id, _) in declared {
-        if stored
-            .iter()
-            .any(|g| g.id == *id && g.source == RecordSource::Api)
-        {
-            return Err(StoreError::Conflict(format!(
-                "guardrail `{id}` was created through the admin API, so the catalog cannot change it; rename it in the catalog or delete it through the API"
-            )));
-        }
+    let stored: Vec<Row> =
+        sqlx::query_as("SELECT id, guardrail, source, created_at, updated_at FROM guardrails")
+            .fetch_all(&mut *conn)
+            .await?;
+    let stored: HashMap<&str, &Row> = stored.iter().map(|row| (row.0.as_str(), row)).collect();
+    for spec in declared {
+        let text = rows::to_json("guardrails", &spec.guardrail)?;
+        let change = match stored.get(spec.id.as_str()) {
+            Some((_, _, source, _, _)) if source != RecordSource::File.as_str() => {
+                return Err(StoreError::Conflict(format!(
+                    "guardrail `{}` was created through the admin API, so the catalog cannot \
+                     change it; rename it in the catalog or delete it through the API",
+                    spec.id
+                )));
+            }
+            Some((_, stored_text, _, _, _)) => {
+                let fields = guardrail_fields(&spec.guardrail, &text, stored_text);
+                if fields.is_empty() {
+                    continue;
+                }
+                sqlx::query("UPDATE guardrails SET guardrail = ?, updated_at = ? WHERE id = ?")
+                    .bind(&text)
+                    .bind(now)
+                    .bind(&spec.id)
+                    .execute(&mut *conn)
+                    .await?;
+                Change::new(
+                    ChangeAction::Update,
+                    ObjectKind::Guardrail,
+                    &spec.id,
+                    RecordSource::File,
+                )
+                .with_fields(fields)
+            }
+            None => {
+                sqlx::query(
+                    "INSERT INTO guardrails (id, guardrail, source, created_at, updated_at) \
+                     VALUES (?, ?, 'file', ?, ?)",
+                )
+                .bind(&spec.id)
+                .bind(&text)
+                .bind(now)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+                Change::new(
+                    ChangeAction::Create,
+                    ObjectKind::Guardrail,
+                    &spec.id,
+                    RecordSource::File,
+                )
+            }
+        };
+        report.changes.push(change);
+        report.changed_guardrails.push(spec.id.clone());
     }
-    sqlx::query("DELETE FROM guardrails WHERE source = 'file'")
-        .execute(&mut *conn)
-        .await?;
-    for (id, guardrail) in declared {
-        let created = stored
-            .iter()
-            .find(|g| g.id == *id)
-            .map_or(now, |g| g.created_at_ms);
-        sqlx::query(
-            "INSERT INTO guardrails (id, guardrail, source, created_at, updated_at) VALUES (?, ?, 'file', ?, ?)",
-        )
-        .bind(id)
-        .bind(rows::to_json("guardrails", guardrail)?)
-        .bind(created)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
+    let declared: HashSet<&str> = declared.iter().map(|g| g.id.as_str()).collect();
+    let mut removed: Vec<&str> = stored
+        .values()
+        .filter(|(id, _, source, _, _)| {
+            source == RecordSource::File.as_str() && !declared.contains(id.as_str())
+        })
+        .map(|(id, _, _, _, _)| id.as_str())
+        .collect();
+    removed.sort_unstable();
+    for id in removed {
+        sqlx::query("DELETE FROM guardrails WHERE id = ?")
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+        report.changes.push(Change::new(
+            ChangeAction::Delete,
+            ObjectKind::Guardrail,
+            id,
+            RecordSource::File,
+        ));
+        report.removed_guardrails.push(id.to_owned());
     }
     Ok(())
 }
@@ -163,7 +222,21 @@ mod tests {
     use serde_json::json;
 
     use crate::sqlite::SqliteStore;
-    use crate::{MasterKey, RecordSource, Store, StoreError};
+    use crate::{CatalogApply, GuardrailSpec, MasterKey, RecordSource, Store, StoreError};
+
+    /// A catalog that declares only these guardrails.
+    fn file(ids: &[&str], guardrail: &serde_json::Value) -> CatalogApply {
+        CatalogApply {
+            guardrails: ids
+                .iter()
+                .map(|id| GuardrailSpec {
+                    id: (*id).to_owned(),
+                    guardrail: guardrail.clone(),
+                })
+                .collect(),
+            ..CatalogApply::default()
+        }
+    }
 
     #[tokio::test]
     async fn the_api_and_the_file_each_change_only_their_own() {
@@ -176,10 +249,7 @@ mod tests {
             store.create_guardrail("mine", &g).await,
             Err(StoreError::Conflict(_))
         ));
-        store
-            .replace_file_guardrails(&[("theirs".to_owned(), g.clone())])
-            .await
-            .unwrap();
+        store.apply_catalog(&file(&["theirs"], &g)).await.unwrap();
         let all = store.list_guardrails().await.unwrap();
         assert_eq!(all.len(), 2);
         assert_eq!(all[1].source, RecordSource::File);
@@ -189,9 +259,7 @@ mod tests {
             Err(StoreError::Conflict(_))
         ));
         assert!(matches!(
-            store
-                .replace_file_guardrails(&[("mine".to_owned(), g.clone())])
-                .await,
+            store.apply_catalog(&file(&["mine"], &g)).await,
             Err(StoreError::Conflict(_))
         ));
         let replaced = store
@@ -200,7 +268,7 @@ mod tests {
             .unwrap();
         assert_eq!(replaced.guardrail, json!({"checks": []}));
         // A later apply without it removes the file's guardrail, never the API's.
-        store.replace_file_guardrails(&[]).await.unwrap();
+        store.apply_catalog(&file(&[], &g)).await.unwrap();
         let ids: Vec<String> = store
             .list_guardrails()
             .await

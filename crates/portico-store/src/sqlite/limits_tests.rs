@@ -88,6 +88,7 @@ async fn limits_of_providers_keys_and_budgets_are_applied_idempotently() {
         keys: vec![key("svc", rate(60)), key("plain", Limits::default())],
         configs: Vec::new(),
         budgets: vec![team("team-backend", "backend", budget(5, Period::Week))],
+        guardrails: Vec::new(),
     };
     let report = store.apply_catalog(&catalog).await.unwrap();
     assert_eq!(report.changed_budgets, ["team-backend"]);

@@ -79,6 +79,7 @@ fn catalog() -> CatalogApply {
         keys: vec![key("backend", "prt-backend-fixed", true), alice],
         configs: Vec::new(),
         budgets: Vec::new(),
+        guardrails: Vec::new(),
     }
 }
 
@@ -317,6 +318,7 @@ async fn removed_providers_go_with_their_models_but_api_providers_stay() {
         providers: catalog().providers.split_off(1),
         keys: catalog().keys,
         budgets: Vec::new(),
+        guardrails: Vec::new(),
     };
     let report = store.apply_catalog(&only_mock).await.unwrap();
     assert_eq!(report.removed_providers, ["openai-prod"]);
@@ -351,6 +353,7 @@ async fn models_are_replaced_in_order() {
         providers: vec![provider("p", ProviderKind::Mock, None)],
         keys: vec![],
         budgets: Vec::new(),
+        guardrails: Vec::new(),
     };
     let ids = |p: &ProviderRecord| -> Option<Vec<String>> {
         p.models
@@ -464,6 +467,7 @@ async fn catalogs_that_cannot_be_applied_are_rejected() {
                 ],
                 keys: vec![],
                 budgets: Vec::new(),
+                guardrails: Vec::new(),
             },
             "twice",
         ),
@@ -492,6 +496,7 @@ async fn catalogs_that_cannot_be_applied_are_rejected() {
                 }],
                 keys: vec![],
                 budgets: Vec::new(),
+                guardrails: Vec::new(),
             },
             "model `m` twice",
         ),
@@ -504,6 +509,7 @@ async fn catalogs_that_cannot_be_applied_are_rejected() {
                 }],
                 keys: vec![],
                 budgets: Vec::new(),
+                guardrails: Vec::new(),
             },
             "source `api`",
         ),
@@ -713,6 +719,7 @@ async fn credentials_round_trip_and_changes_are_detected() {
         providers: vec![bedrock()],
         keys: vec![],
         budgets: Vec::new(),
+        guardrails: Vec::new(),
     };
     assert_eq!(
         store.apply_catalog(&cat).await.unwrap().changed_providers,
@@ -775,6 +782,7 @@ async fn credentials_are_encrypted_at_rest() {
             providers: vec![aws.clone()],
             keys: vec![],
             budgets: Vec::new(),
+            guardrails: Vec::new(),
         })
         .await
         .unwrap();
@@ -809,6 +817,7 @@ async fn credentials_under_another_master_key_are_refused() {
             providers: vec![bedrock()],
             keys: vec![],
             budgets: Vec::new(),
+            guardrails: Vec::new(),
         })
         .await
         .unwrap();

@@ -1,7 +1,8 @@
 //! `portico apply` against a running gateway started without a catalog file: the plan it
-//! prints, dry runs, a second apply that changes nothing, keys with a fixed secret, records of
-//! the admin API left alone, errors worded as `portico serve --config` words them, and changes
-//! in force on the data plane at once (and after a restart).
+//! prints (guardrails included), dry runs, a second apply that changes nothing, keys with a
+//! fixed secret, records of the admin API left alone, a refused apply that writes nothing,
+//! errors worded as `portico serve --config` words them, and changes in force on the data
+//! plane at once (and after a restart).
 
 use std::path::Path;
 use std::process::Output;
@@ -54,7 +55,8 @@ impl Instance {
         std::fs::write(self.dir.path().join(name), text).unwrap();
     }
 
-    /// The first catalog: two providers, a config, a key with a fixed secret and one without.
+    /// The first catalog: two providers, a config guarded by a guardrail that refuses email
+    /// addresses, another guardrail, a key with a fixed secret and one without.
     fn v1(&self) -> String {
         format!(
             r#"providers:
@@ -69,6 +71,17 @@ configs:
     config:
       strategy: {{ mode: fallback }}
       targets: [ {{ provider: "@fresh" }}, {{ provider: "@spare" }} ]
+      input_guardrails: [ no-emails ]
+guardrails:
+  - id: no-emails
+    checks:
+      - id: portico.pii
+        parameters: {{ categories: [email] }}
+    deny: true
+  - id: legacy
+    checks:
+      - id: default.wordCount
+        parameters: {{ maxWords: 500 }}
 keys:
   - name: backend
     key: ${{BACKEND_KEY}}
@@ -80,8 +93,9 @@ keys:
     }
 
     /// The second: `@fresh` gets an allow-list (and, from the environment, a new API key),
-    /// `@spare` and `ci` go, the config routes elsewhere, `backend`'s secret rotates, `ops`
-    /// and `nightly` come.
+    /// `@spare` and `ci` go, the config routes elsewhere, `no-emails` flags instead of
+    /// refusing, `legacy` goes and `words` comes, `backend`'s secret rotates, `ops` and
+    /// `nightly` come.
     fn v2(&self) -> String {
         format!(
             r#"providers:
@@ -95,6 +109,17 @@ configs:
     config:
       strategy: {{ mode: fallback }}
       targets: [ {{ provider: "@fresh" }}, {{ provider: "@mock" }} ]
+      input_guardrails: [ no-emails ]
+guardrails:
+  - id: no-emails
+    checks:
+      - id: portico.pii
+        parameters: {{ categories: [email] }}
+    deny: false
+  - id: words
+    checks:
+      - id: default.wordCount
+        parameters: {{ maxWords: 100 }}
 keys:
   - name: backend
     key: ${{BACKEND_KEY}}
@@ -170,7 +195,22 @@ keys:
             "providers": self.admin("/providers?limit=500").await,
             "configs": self.admin("/configs?limit=500").await,
             "keys": self.admin("/keys?limit=500").await,
+            "guardrails": self.admin("/guardrails?limit=500").await,
         })
+    }
+
+    /// The status of a chat request with `key` that names an email address (which the
+    /// file's `no-emails` guardrail, on the file's config, refuses or flags).
+    async fn chat_with_email(&self, key: &str) -> u16 {
+        self.http
+            .post(self.portico.url("/v1/chat/completions"))
+            .bearer_auth(key)
+            .json(&chat("@fresh/gpt-4o-mini", "write to jane.doe@example.com"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
     }
 
     /// The key named `name` as the admin API lists it.
@@ -268,10 +308,12 @@ async fn apply_prints_the_plan_and_its_changes_serve_at_once() {
             "  + provider @fresh",
             "  + provider @spare",
             "  + config reliable",
+            "  + guardrail legacy",
+            "  + guardrail no-emails",
             "  + key backend",
             "  + key ci (its secret is generated and shown once)",
-            "Plan: 5 to create, 0 to change, 0 to delete.",
-            "Applied: 5 created, 0 changed, 0 deleted.",
+            "Plan: 7 to create, 0 to change, 0 to delete.",
+            "Applied: 7 created, 0 changed, 0 deleted.",
         ],
     );
     assert_no_secret(&text);
@@ -282,6 +324,11 @@ async fn apply_prints_the_plan_and_its_changes_serve_at_once() {
     assert_eq!(gw.chat(BACKEND_V1, "@fresh/gpt-4o-mini").await, 200);
     assert_eq!(gw.upstream.last_request().unwrap().bearer(), Some(FRESH_V1));
     assert_eq!(gw.chat(&ci, "@spare/echo").await, 200);
+    assert_eq!(
+        gw.chat_with_email(BACKEND_V1).await,
+        446,
+        "the file's guardrail"
+    );
     let backend = gw.key("backend").await;
 
     let out = gw.apply_v2(&[]).await;
@@ -292,11 +339,14 @@ async fn apply_prints_the_plan_and_its_changes_serve_at_once() {
             "  ~ provider @fresh: api_key (secret), models",
             "  - provider @spare",
             "  ~ config reliable: config.targets",
+            "  - guardrail legacy",
+            "  ~ guardrail no-emails: deny",
+            "  + guardrail words",
             "  ~ key backend: key (secret)",
             "  - key ci (revoked, not deleted: its logs and spend keep it; declaring it again restores it)",
             "  + key nightly (its secret is generated and shown once)",
             "  + key ops",
-            "Plan: 2 to create, 3 to change, 2 to delete.",
+            "Plan: 3 to create, 4 to change, 3 to delete.",
         ],
     );
     assert_no_secret(&text);
@@ -333,6 +383,7 @@ async fn apply_prints_the_plan_and_its_changes_serve_at_once() {
     assert_eq!(gw.chat(&ci, "@mock/echo").await, 401);
     assert_eq!(gw.chat(OPS_KEY, "@mock/echo").await, 200);
     assert_eq!(gw.chat(&nightly, "@mock/echo").await, 200);
+    assert_eq!(gw.chat_with_email(BACKEND_V2).await, 246, "flagged now");
 }
 
 #[tokio::test]
@@ -348,7 +399,8 @@ async fn a_dry_run_prints_the_plan_and_changes_nothing() {
         &[
             "  ~ key backend: key (secret)",
             "  + key nightly (its secret is generated and shown once)",
-            "Plan: 2 to create, 3 to change, 2 to delete.",
+            "  ~ guardrail no-emails: deny",
+            "Plan: 3 to create, 4 to change, 3 to delete.",
             "Dry run: nothing was changed.",
         ],
     );
@@ -358,6 +410,7 @@ async fn a_dry_run_prints_the_plan_and_changes_nothing() {
     assert_eq!(gw.catalog().await, before);
     assert_eq!(gw.chat(BACKEND_V1, "@spare/echo").await, 200);
     assert_eq!(gw.chat(BACKEND_V2, "@spare/echo").await, 401);
+    assert_eq!(gw.chat_with_email(BACKEND_V1).await, 446);
 
     // The real apply then does what the dry run said.
     let applied = succeeded(&gw.apply_v2(&[]).await);
@@ -393,7 +446,7 @@ async fn a_second_apply_says_no_changes_and_writes_nothing() {
         !text.contains("Plan:") && !text.contains("shown once"),
         "{text}"
     );
-    // Not a field of a provider, config or key changed, `updated_at` included.
+    // Not a field of a provider, config, guardrail or key changed, `updated_at` included.
     assert_eq!(gw.catalog().await, before);
     assert_eq!(
         gw.chat(&ci, "@spare/echo").await,
@@ -518,6 +571,66 @@ async fn records_of_the_admin_api_are_left_alone_and_counted() {
         "{}",
         stderr(&out)
     );
+}
+
+#[tokio::test]
+async fn a_guardrail_of_the_admin_api_in_the_way_fails_the_whole_apply() {
+    let gw = Instance::start().await;
+    let created = gw
+        .http
+        .post(gw.portico.url("/admin/v1/guardrails"))
+        .bearer_auth(ADMIN_KEY)
+        .json(&json!({"id": "no-emails", "guardrail": {"checks": [], "deny": false}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let before = gw.catalog().await;
+
+    // The file's `no-emails` clashes with the API's: nothing of the file is written, not the
+    // providers, config and keys an apply writes before its guardrails.
+    gw.write("v1.yaml", &gw.v1());
+    let out = gw
+        .apply(
+            &["-f", "v1.yaml"],
+            &[("FRESH_KEY", FRESH_V1), ("BACKEND_KEY", BACKEND_V1)],
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("portico: error: 409 cannot apply the catalog: guardrail `no-emails` was created through the admin API"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(out.stdout.is_empty(), "{}", stdout(&out));
+    assert_eq!(gw.catalog().await, before, "a refused apply wrote");
+
+    // A file of other guardrails applies beside it, counts it, and applies again as no change.
+    gw.write(
+        "other.yaml",
+        "guardrails:\n  - id: short\n    checks:\n      - id: default.wordCount\n        parameters: { maxWords: 9 }\n",
+    );
+    let text = succeeded(&gw.apply(&["-f", "other.yaml"], &[]).await);
+    assert_lines(
+        &text,
+        &[
+            "  + guardrail short",
+            "Plan: 1 to create, 0 to change, 0 to delete.",
+            "Left as they are: 1 guardrail created through the admin API (an apply changes only what the file owns).",
+        ],
+    );
+    let text = succeeded(&gw.apply(&["-f", "other.yaml"], &[]).await);
+    assert!(text.starts_with("No changes: "), "{text}");
+    let listed = gw.admin("/guardrails").await;
+    let mut ids: Vec<(&str, &str)> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| (g["id"].as_str().unwrap(), g["source"].as_str().unwrap()))
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, [("no-emails", "api"), ("short", "file")]);
 }
 
 #[tokio::test]

@@ -1,12 +1,12 @@
-//! `portico configs|keys|providers|models` against a running gateway: what they print, the
-//! errors they pass on, and that their changes take effect on the data plane.
+//! `portico configs|guardrails|keys|providers|models` against a running gateway: what they
+//! print, the errors they pass on, and that their changes take effect on the data plane.
 
 use std::process::Output;
 
-use portico_testkit::MockReply;
+use portico_testkit::{MockReply, MockUpstream};
 use serde_json::{Value, json};
 
-use crate::support::{ADMIN_KEY, Gateway, bin, chat};
+use crate::support::{ADMIN_KEY, Gateway, SERVICE_KEY, bin, chat, standard_catalog};
 
 /// Runs the CLI against `gw` (off the async runtime: the command blocks).
 async fn cli(gw: &Gateway, args: &[&str]) -> Output {
@@ -118,6 +118,162 @@ async fn configs_are_added_listed_attached_and_refused_when_invalid_or_in_use() 
         .await
         .unwrap();
     assert_eq!(resp.status(), 401);
+}
+
+/// The status of a chat request with an email address in it, through a config that names
+/// `guardrail` as an input guardrail.
+async fn guarded_status(gw: &Gateway, guardrail: &str) -> u16 {
+    let config = json!({"input_guardrails": [guardrail]});
+    gw.http
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(SERVICE_KEY)
+        .header("x-portkey-config", config.to_string())
+        .json(&chat(
+            "@openai-mock/gpt-4o-mini",
+            "write to jane.doe@example.com",
+        ))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn guardrails_are_added_listed_replaced_and_removed() {
+    let upstream = MockUpstream::start().await;
+    let catalog = format!(
+        "{}guardrails:\n  - id: from-file\n    checks:\n      - id: default.wordCount\n        parameters: {{ maxWords: 50 }}\n",
+        standard_catalog(&upstream)
+    );
+    let gw = Gateway::start_with(upstream, &catalog).await;
+    assert_eq!(guarded_status(&gw, "no-emails").await, 400, "not yet added");
+
+    let guardrail = json!({"checks": [{"id": "portico.pii", "parameters": {"categories": ["email"]}}], "deny": true});
+    let out = cli(
+        &gw,
+        &[
+            "guardrails",
+            "add",
+            "no-emails",
+            "--json",
+            &guardrail.to_string(),
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "added guardrail no-emails\n");
+    assert_eq!(
+        guarded_status(&gw, "no-emails").await,
+        446,
+        "in force at once"
+    );
+
+    // A table: the checks it runs, whether it denies, whose it is.
+    let out = cli(&gw, &["guardrails", "list"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("ID"), "{text}");
+    let line = |id: &str| -> Vec<String> {
+        text.lines()
+            .find(|l| l.starts_with(id))
+            .unwrap_or_else(|| panic!("no {id} in:\n{text}"))
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(
+        line("no-emails")[..4],
+        ["no-emails", "portico.pii", "true", "api"]
+    );
+    assert_eq!(
+        line("from-file")[..4],
+        ["from-file", "default.wordCount", "false", "file"]
+    );
+    let out = cli(&gw, &["guardrails", "list", "--json"]).await;
+    let listed: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let ids: Vec<&str> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|g| g["id"].as_str())
+        .collect();
+    assert!(
+        ids.contains(&"no-emails") && ids.contains(&"from-file"),
+        "{ids:?}"
+    );
+
+    let out = cli(&gw, &["guardrails", "get", "no-emails"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let printed: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(printed["checks"], guardrail["checks"]);
+    assert_eq!(printed["deny"], true);
+
+    // Replaced from a file (a catalog entry's shape, with its id): it flags, 246.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("no-emails.json");
+    let flagging = json!({"id": "no-emails", "checks": guardrail["checks"], "deny": false});
+    std::fs::write(&file, flagging.to_string()).unwrap();
+    let path = file.to_str().unwrap();
+    let out = cli(&gw, &["guardrails", "replace", "no-emails", "-f", path]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "replaced guardrail no-emails\n");
+    assert_eq!(guarded_status(&gw, "no-emails").await, 246);
+
+    // Refusals: one line, exit 1 for what the API refuses, 2 for what the command gets wrong.
+    let bad = json!({"checks": [{"id": "default.regexMatch", "parameters": {"rule": "("}}]});
+    let out = cli(
+        &gw,
+        &["guardrails", "add", "bad", "--json", &bad.to_string()],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("portico: error: 400 invalid guardrail `bad`: checks[0].parameters.rule: "),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "one clear line: {err}");
+    let out = cli(
+        &gw,
+        &[
+            "guardrails",
+            "add",
+            "no-emails",
+            "--json",
+            &guardrail.to_string(),
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).starts_with("portico: error: 409 "),
+        "{}",
+        stderr(&out)
+    );
+    let out = cli(&gw, &["guardrails", "remove", "from-file"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("catalog file"), "{}", stderr(&out));
+    let out = cli(&gw, &["guardrails", "replace", "other", "-f", path]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("`no-emails`"), "{}", stderr(&out));
+    let out = cli(&gw, &["guardrails", "add", "x", "--json", "{not json"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("not valid JSON"), "{}", stderr(&out));
+    let out = cli(&gw, &["guardrails", "add", "x"]).await;
+    assert_eq!(out.status.code(), Some(2), "neither --json nor --file");
+
+    let out = cli(&gw, &["guardrails", "remove", "no-emails"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "removed guardrail no-emails\n");
+    assert_eq!(guarded_status(&gw, "no-emails").await, 400);
+    let out = cli(&gw, &["guardrails", "get", "no-emails"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("portico: error: 404 no guardrail `no-emails`"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

@@ -29,7 +29,7 @@ async fn traced(gw: &Gateway, key: &str, body: Value, trace: &str, metadata: Val
 }
 
 /// Waits until the admin API lists `n` logged requests (the log writer is asynchronous).
-async fn wait_logged(gw: &Gateway, n: usize) {
+pub(crate) async fn wait_logged(gw: &Gateway, n: usize) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
         let resp = gw
@@ -53,7 +53,8 @@ async fn wait_logged(gw: &Gateway, n: usize) {
     }
 }
 
-async fn sign_in(browser: &Browser, gw: &Gateway) {
+/// Signs in to the dashboard with the admin key and waits for the navigation.
+pub(crate) async fn sign_in(browser: &Browser, gw: &Gateway) {
     browser.open(&gw.url("/")).await;
     browser.fill("#admin-key", ADMIN_KEY).await;
     browser.click("form button[type=submit]").await;

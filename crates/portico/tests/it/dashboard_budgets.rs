@@ -11,6 +11,7 @@ use portico_testkit::MockUpstream;
 use serde_json::{Value, json};
 
 use crate::browser::Browser;
+use crate::dashboard::sign_in;
 use crate::support::{ADMIN_KEY, Gateway, PROVIDER_KEY, SERVICE_KEY};
 
 /// The API key of the provider made through the admin API; the page must keep it and never
@@ -77,18 +78,6 @@ async fn admin(gw: &Gateway, method: &str, path: &str, body: Option<Value>) -> (
     let response = request.send().await.unwrap();
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
-}
-
-async fn sign_in(browser: &Browser, gw: &Gateway) {
-    browser.open(&gw.url("/")).await;
-    browser.fill("#admin-key", ADMIN_KEY).await;
-    browser.click("form button[type=submit]").await;
-    browser
-        .until(
-            "the signed-in navigation",
-            "!document.getElementById('nav').hidden",
-        )
-        .await;
 }
 
 /// Dollars as the page writes them (`format.js`'s `usd`), for the amounts this test uses.

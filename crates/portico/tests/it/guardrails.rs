@@ -574,3 +574,268 @@ async fn the_admin_api_adds_replaces_and_removes_named_guardrails() {
     let response = send(&gw, "/v1/chat/completions", &chat("HELLO"), &config, "adm").await;
     assert_eq!(response.status(), 400);
 }
+
+/// The moderation provider's key: it must never appear in a check's error.
+const MODERATION_KEY: &str = "sk-moderation-secret-0123456789";
+
+fn moderation_answer(flagged: &[&str]) -> Value {
+    let mut categories = serde_json::Map::new();
+    let mut scores = serde_json::Map::new();
+    for name in ["violence", "violence/graphic", "harassment", "self-harm"] {
+        let on = flagged.contains(&name);
+        categories.insert(name.to_owned(), json!(on));
+        scores.insert(name.to_owned(), json!(if on { 0.91 } else { 0.02 }));
+    }
+    json!({"id": "modr-1", "model": "omni-moderation-latest", "results": [{
+        "flagged": !flagged.is_empty(), "categories": categories, "category_scores": scores
+    }]})
+}
+
+#[tokio::test]
+async fn moderation_can_call_a_providers_moderation_endpoint() {
+    let moderator = MockUpstream::start().await;
+    let upstream = MockUpstream::start().await;
+    let extra = format!(
+        "  - slug: moderator\n    kind: openai\n    api_key: {MODERATION_KEY}\n    base_url: {}\n",
+        moderator.base_url()
+    );
+    // The moderation provider goes in the providers list, after `oa`.
+    let text = catalog(&upstream, "").replace("keys:", &format!("{extra}keys:"));
+    let gw = Gateway::start_with(upstream, &text).await;
+    let check =
+        |params: Value| json!({"input_guardrails": [{"portico.moderation": params, "deny": true}]});
+    let path = "/v1/moderations";
+
+    // Flagged by the provider (a text the local lexicon would pass): 446.
+    moderator.enqueue_for(
+        path,
+        MockReply::json(200, moderation_answer(&["violence/graphic"])),
+    );
+    let config = check(json!({"provider": "@moderator", "timeout": 2000}));
+    let response = send(
+        &gw,
+        "/v1/chat/completions",
+        &chat("a calm sentence"),
+        &config,
+        "mod-flag",
+    )
+    .await;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, 446, "{body}");
+    let result = &body["hook_results"]["before_request_hooks"][0]["checks"][0];
+    assert_eq!(result["verdict"], false, "{result}");
+    assert!(
+        result["explanation"]
+            .as_str()
+            .unwrap()
+            .contains("violence/graphic"),
+        "{result}"
+    );
+    let sent = moderator.last_request().unwrap();
+    assert_eq!(sent.path, path);
+    assert_eq!(sent.bearer(), Some(MODERATION_KEY));
+    assert_eq!(sent.json_body()["model"], "omni-moderation-latest");
+    assert!(
+        sent.json_body()["input"]
+            .as_str()
+            .unwrap()
+            .contains("a calm sentence")
+    );
+    assert_eq!(
+        gw.upstream.hits(),
+        0,
+        "a refused request reaches no upstream"
+    );
+
+    // Not flagged: the request goes on. A category outside the chosen ones does not count.
+    moderator.enqueue_for(path, MockReply::json(200, moderation_answer(&[])));
+    let response = send(
+        &gw,
+        "/v1/chat/completions",
+        &chat("hello"),
+        &config,
+        "mod-pass",
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    moderator.enqueue_for(
+        path,
+        MockReply::json(200, moderation_answer(&["harassment"])),
+    );
+    let only_violence = check(
+        json!({"provider": "moderator", "model": "text-moderation-stable", "categories": ["violence"]}),
+    );
+    let response = send(
+        &gw,
+        "/v1/chat/completions",
+        &chat("hello"),
+        &only_violence,
+        "mod-cat",
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        moderator.last_request().unwrap().json_body()["model"],
+        "text-moderation-stable"
+    );
+
+    // No answer in time: fail open by default, closed with failOnError.
+    moderator.enqueue_for(path, MockReply::hang());
+    let config = check(json!({"provider": "@moderator", "timeout": 300}));
+    let response = send(
+        &gw,
+        "/v1/chat/completions",
+        &chat("hello"),
+        &config,
+        "mod-open",
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    moderator.enqueue_for(path, MockReply::hang());
+    let closed = check(json!({"provider": "@moderator", "timeout": 300, "failOnError": true}));
+    let response = send(
+        &gw,
+        "/v1/chat/completions",
+        &chat("hello"),
+        &closed,
+        "mod-closed",
+    )
+    .await;
+    assert_eq!(response.status(), 446);
+    let body: Value = response.json().await.unwrap();
+    let error = body["hook_results"]["before_request_hooks"][0]["checks"][0]["error"].to_string();
+    assert!(error.contains("300 ms"), "{body}");
+
+    // An upstream error that echoes the key: the check's error has it redacted.
+    moderator.enqueue_for(
+        path,
+        MockReply::error(
+            401,
+            &format!("Incorrect API key provided: {MODERATION_KEY}"),
+        ),
+    );
+    let response = send(
+        &gw,
+        "/v1/chat/completions",
+        &chat("hello"),
+        &closed,
+        "mod-secret",
+    )
+    .await;
+    assert_eq!(response.status(), 446);
+    let text = response.text().await.unwrap();
+    assert!(!text.contains(MODERATION_KEY), "{text}");
+    assert!(text.contains("[REDACTED]"), "{text}");
+    let logs = wait_for_logs(&gw.portico, "trace_id=mod-secret", 1).await;
+    assert!(!logs[0].to_string().contains(MODERATION_KEY));
+
+    // A provider the catalog does not have: the check's error, closed here.
+    let unknown = check(json!({"provider": "@nope", "failOnError": true}));
+    let response = send(
+        &gw,
+        "/v1/chat/completions",
+        &chat("hello"),
+        &unknown,
+        "mod-unknown",
+    )
+    .await;
+    assert_eq!(response.status(), 446);
+    let body: Value = response.json().await.unwrap();
+    assert!(body.to_string().contains("no provider `@nope`"), "{body}");
+}
+
+/// A webhook that holds its one request until the test releases it: its URL, a signal that
+/// the request arrived, the release (the verdict to answer with), and the server itself, to
+/// be driven beside the test (no spawned task).
+fn held_webhook(
+    listener: tokio::net::TcpListener,
+) -> (
+    String,
+    tokio::sync::oneshot::Receiver<Value>,
+    tokio::sync::oneshot::Sender<Value>,
+    impl std::future::Future<Output = ()>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (arrived_tx, arrived) = tokio::sync::oneshot::channel();
+    let (release, released) = tokio::sync::oneshot::channel::<Value>();
+    let server = async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let body = loop {
+            let n = socket.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "the webhook request broke off");
+            buf.extend_from_slice(&chunk[..n]);
+            let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                continue;
+            };
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len {
+                break serde_json::from_slice::<Value>(&buf[end + 4..end + 4 + len]).unwrap();
+            }
+        };
+        let _ = arrived_tx.send(body);
+        let verdict = released.await.unwrap().to_string();
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{verdict}",
+            verdict.len()
+        );
+        let _ = socket.write_all(answer.as_bytes()).await;
+    };
+    (url, arrived, release, server)
+}
+
+#[tokio::test]
+async fn async_guardrails_run_after_the_answer_and_their_verdicts_reach_the_log() {
+    let gw = start("").await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (url, arrived, release, server) = held_webhook(listener);
+    // An async webhook that will not answer until released (its timeout is far away), and
+    // an async output check that fails: neither may hold the answer or change its status.
+    let config = json!({
+        "input_guardrails": [{"default.webhook": {"webhookURL": url, "timeout": 60000}, "deny": true, "async": true}],
+        "output_guardrails": [{"default.wordCount": {"maxWords": 1}, "deny": true, "async": true}],
+    });
+    let test = async {
+        let response = send(
+            &gw,
+            "/v1/chat/completions",
+            &chat("two words"),
+            &config,
+            "async-held",
+        )
+        .await;
+        // The client has its whole answer while the webhook still holds the request: the
+        // webhook cannot answer before `release` below.
+        assert_eq!(response.status(), 200);
+        let answer: Value = response.json().await.unwrap();
+        assert!(answer.get("hook_results").is_none(), "{answer}");
+        let sent = arrived.await.unwrap();
+        assert_eq!(sent["eventType"], "beforeRequestHook");
+        // The record waits for the async checks: nothing is logged before the release.
+        let logged: Value = admin_get(&gw.portico, "/admin/v1/logs?limit=10&trace_id=async-held")
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(logged["data"].as_array().unwrap().len(), 0, "{logged}");
+        release.send(json!({"verdict": false})).unwrap();
+        let entries = wait_for_logs(&gw.portico, "trace_id=async-held", 1).await;
+        let hooks = &entries[0]["guardrails"];
+        let before = &hooks["before_request_hooks"][0];
+        assert_eq!(before["async"], true, "{hooks}");
+        assert_eq!(before["verdict"], false, "{hooks}");
+        assert_eq!(before["checks"][0]["error"], Value::Null, "{hooks}");
+        let after = &hooks["after_request_hooks"][0];
+        assert_eq!(after["verdict"], false, "{hooks}");
+        assert_eq!(entries[0]["status"], 200);
+    };
+    tokio::join!(server, test);
+}

@@ -24,6 +24,7 @@ mod client_limits;
 mod cost;
 mod dashboard;
 mod dashboard_budgets;
+mod dashboard_policies;
 mod gemini;
 mod guardrails;
 mod in_process;

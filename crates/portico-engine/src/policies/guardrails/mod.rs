@@ -16,10 +16,20 @@
 //!   ends the stream with a 446 error event instead);
 //! - `stream_status`: a flagged request's stream is answered 246;
 //! - `annotate`: every check's verdict, explanation and duration into the record's
-//!   `guardrails`.
+//!   `guardrails`;
+//! - `deferred`: the `async: true` guardrails, off the request path: the pipeline runs them
+//!   in the background once the client has its answer, and writes the request's record when
+//!   they are done, with their verdicts. At most [`MAX_ASYNC_IN_FLIGHT`] requests' async
+//!   guardrails run at once; a request finishing while that many are running gets its async
+//!   guardrails recorded as skipped (verdict true, with an error saying why) instead, so a
+//!   slow webhook cannot pile up work or memory.
+//!
+//! `portico.moderation` with `provider` calls that catalog provider's moderation endpoint
+//! (the `moderate` module).
 //!
 //! A request whose config names no guardrails gets no run (`begin` returns `None`).
 
+mod moderate;
 mod respond;
 mod run;
 mod webhook;
@@ -27,13 +37,18 @@ mod webhook;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use portico_guardrails::{AddressGuard, Guardrail, builtin_guardrails};
 use portico_providers::http::HttpClient;
 use portico_routing::GuardrailRef;
 
 use crate::pipeline::policy::{Policy, PolicyRequest, PolicyRun};
+use crate::snapshot::Snapshot;
 use run::GuardrailsRun;
+
+/// The most requests whose `async: true` guardrails run in the background at once; see the
+/// module docs for what happens beyond it.
+pub const MAX_ASYNC_IN_FLIGHT: usize = 256;
 
 /// Runs input and output guardrails; see the module docs.
 pub struct GuardrailsPolicy {
@@ -52,10 +67,15 @@ impl std::fmt::Debug for GuardrailsPolicy {
     }
 }
 
-/// What every run shares: the client webhooks are called with and the address guard.
+/// What every run shares: the client webhooks are called with, the address guard, the
+/// catalog (for moderation providers) and the room for async guardrails.
 pub(crate) struct Shared {
     pub(crate) client: HttpClient,
     pub(crate) guard: ArcSwap<AddressGuard>,
+    /// The catalog the gateway serves from: `portico.moderation`'s providers.
+    pub(crate) snapshot: ArcSwapOption<Snapshot>,
+    /// One permit per request whose async guardrails are running in the background.
+    pub(crate) async_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl GuardrailsPolicy {
@@ -69,6 +89,8 @@ impl GuardrailsPolicy {
             shared: Arc::new(Shared {
                 client,
                 guard: ArcSwap::from_pointee(guard),
+                snapshot: ArcSwapOption::empty(),
+                async_slots: Arc::new(tokio::sync::Semaphore::new(MAX_ASYNC_IN_FLIGHT)),
             }),
         };
         policy.set_named(Vec::new());
@@ -111,6 +133,7 @@ impl Policy for GuardrailsPolicy {
     }
 
     fn catalog_changed(&self, snapshot: &Arc<crate::snapshot::Snapshot>) {
+        self.shared.snapshot.store(Some(Arc::clone(snapshot)));
         let stored = snapshot
             .guardrails()
             .iter()

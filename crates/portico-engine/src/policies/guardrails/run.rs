@@ -10,19 +10,33 @@ use portico_guardrails::{
     CheckResult, Guardrail, GuardrailResult, Hook, HookResults, Mutation, Subject, Webhook, text,
 };
 use serde_json::{Map, Value};
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::respond::{self, FLAGGED, HOOKS_FAILED, MESSAGE};
-use super::{Shared, webhook};
+use super::{MAX_ASYNC_IN_FLIGHT, Shared, moderate, webhook};
 use crate::pipeline::Family;
 use crate::pipeline::policy::{
-    Before, Canned, OutputBody, OutputCheck, PolicyRequest, PolicyRun, Refusal,
+    Amend, Before, Canned, Deferred, Finished, Output, OutputBody, OutputCheck, PolicyRequest,
+    PolicyRun, Refusal,
 };
 
 /// One request's guardrails; see the module docs.
 pub(crate) struct GuardrailsRun {
     shared: Arc<Shared>,
+    /// The input guardrails run on the request path (not `async`).
     input: Vec<Arc<Guardrail>>,
+    /// The output guardrails run on the request path (not `async`).
     output: Vec<Arc<Guardrail>>,
+    /// The `async: true` guardrails, run by [`PolicyRun::deferred`] after the answer.
+    async_input: Vec<Arc<Guardrail>>,
+    async_output: Vec<Arc<Guardrail>>,
+    /// The request as it went upstream, for the async input guardrails.
+    async_body: Option<Map<String, Value>>,
+    /// This run's room in the background ([`super::MAX_ASYNC_IN_FLIGHT`]), taken when the
+    /// request ends.
+    slot: Option<OwnedSemaphorePermit>,
+    /// The moderation providers (`slug`, `model`) the caller's key may not use.
+    denied_providers: Vec<(String, String)>,
     /// A named guardrail the config refers to that does not exist: `before` answers 400.
     unknown: Option<String>,
     family: Family,
@@ -80,10 +94,25 @@ impl GuardrailsRun {
         output: Vec<Arc<Guardrail>>,
         unknown: Option<String>,
     ) -> GuardrailsRun {
+        let denied_providers = input
+            .iter()
+            .chain(&output)
+            .flat_map(|g| g.checks.iter())
+            .filter_map(|c| c.kind.moderation_provider())
+            .filter(|(p, _)| !request.key.may_use(&p.slug, &p.model))
+            .map(|(p, _)| (p.slug.clone(), p.model.clone()))
+            .collect();
+        let (async_input, input): (Vec<_>, Vec<_>) = input.into_iter().partition(|g| g.is_async);
+        let (async_output, output): (Vec<_>, Vec<_>) = output.into_iter().partition(|g| g.is_async);
         GuardrailsRun {
             shared,
             input,
             output,
+            async_input,
+            async_output,
+            async_body: None,
+            slot: None,
+            denied_providers,
             unknown,
             family: request.family,
             stream: request.record.stream,
@@ -148,13 +177,18 @@ impl GuardrailsRun {
                 metadata: self.metadata.as_ref(),
                 request_type: request_type(self.family),
             };
-            let mut outcome = match check.kind.call() {
-                Some(call) => {
-                    let body = self.webhook_body(hook, target, &last);
-                    let log_only = check.id == "default.log";
-                    webhook::call(&self.shared, call, &body, log_only).await
-                }
-                None => check.kind.evaluate(&subject, mutation),
+            let mut outcome = if let Some(call) = check.kind.call() {
+                let body = self.webhook_body(hook, target, &last);
+                let log_only = check.id == "default.log";
+                webhook::call(&self.shared, call, &body, log_only).await
+            } else if let Some((provider, categories)) = check.kind.moderation_provider() {
+                let allowed = !self
+                    .denied_providers
+                    .iter()
+                    .any(|(slug, model)| *slug == provider.slug && *model == provider.model);
+                moderate::call(&self.shared, provider, categories, &all, allowed).await
+            } else {
+                check.kind.evaluate(&subject, mutation)
             };
             if let Some(note) = note {
                 outcome.explanation = format!("{} ({note})", outcome.explanation);
@@ -211,8 +245,141 @@ impl GuardrailsRun {
     fn output_needs_request(&self) -> bool {
         self.output
             .iter()
+            .chain(&self.async_output)
             .any(|g| g.checks.iter().any(|c| c.kind.call().is_some()))
     }
+
+    fn has_async(&self) -> bool {
+        !self.async_input.is_empty() || !self.async_output.is_empty()
+    }
+
+    /// Records the async guardrails as skipped: the background is full.
+    fn skip_async(&mut self) {
+        let message = format!(
+            "not run: {MAX_ASYNC_IN_FLIGHT} requests' async guardrails were already running in the background"
+        );
+        let skipped = |g: &Arc<Guardrail>| GuardrailResult {
+            id: g.id.clone(),
+            verdict: true,
+            deny: g.deny,
+            is_async: true,
+            transformed: false,
+            checks: g
+                .checks
+                .iter()
+                .map(|c| CheckResult {
+                    id: c.id.clone(),
+                    verdict: true,
+                    explanation: message.clone(),
+                    data: None,
+                    error: Some(message.clone()),
+                    duration_us: 0,
+                    transformed: false,
+                })
+                .collect(),
+            duration_us: 0,
+        };
+        let before: Vec<_> = self.async_input.drain(..).map(|g| skipped(&g)).collect();
+        let after: Vec<_> = self.async_output.drain(..).map(|g| skipped(&g)).collect();
+        self.results.before.extend(before);
+        self.results.after.extend(after);
+    }
+
+    /// The answer the async output guardrails read: a complete, successful answer from the
+    /// upstream (not a refusal, an error, a cut stream or a cache hit).
+    fn async_output_target(&self, finished: &Finished<'_>) -> Option<Owned> {
+        let record = finished.record;
+        let from_upstream = !matches!(record.cache_status, Some("hit" | "semantic_hit"));
+        if self.async_output.is_empty()
+            || self.refused
+            || !from_upstream
+            || record.outcome != LogOutcome::Completed
+            || !(200..300).contains(&record.status)
+        {
+            return None;
+        }
+        match finished.output {
+            Output::None => None,
+            Output::Whole(body) => serde_json::from_slice(body).ok().map(Owned::Response),
+            Output::Stream(chunks) => {
+                let mut sse = Vec::new();
+                for chunk in chunks {
+                    sse.extend_from_slice(chunk);
+                }
+                Some(Owned::Stream(text::stream_text(&sse)))
+            }
+        }
+    }
+
+    /// A run that owns what the async guardrails need, for the background.
+    fn background(&mut self) -> GuardrailsRun {
+        GuardrailsRun {
+            shared: Arc::clone(&self.shared),
+            input: Vec::new(),
+            output: Vec::new(),
+            async_input: std::mem::take(&mut self.async_input),
+            async_output: std::mem::take(&mut self.async_output),
+            async_body: self.async_body.take(),
+            slot: self.slot.take(),
+            denied_providers: std::mem::take(&mut self.denied_providers),
+            unknown: None,
+            family: self.family,
+            stream: self.stream,
+            model: self.model.take(),
+            metadata: self.metadata.take(),
+            request: self.request.take(),
+            results: std::mem::take(&mut self.results),
+            refused: self.refused,
+        }
+    }
+
+    /// Runs the async guardrails (in the background) and returns the record's amendment:
+    /// every verdict, the request path's and these.
+    async fn run_async(mut self, output: Option<Owned>) -> Amend {
+        let input = std::mem::take(&mut self.async_input);
+        if let Some(mut map) = self.async_body.take() {
+            for g in &input {
+                let result = self
+                    .run(g, Hook::Input, &mut Target::Request(&mut map))
+                    .await;
+                self.results.before.push(result);
+            }
+        }
+        let guardrails = std::mem::take(&mut self.async_output);
+        match output {
+            Some(Owned::Response(mut value)) => {
+                for g in &guardrails {
+                    let result = self
+                        .run(g, Hook::Output, &mut Target::Response(&mut value))
+                        .await;
+                    self.results.after.push(result);
+                }
+            }
+            Some(Owned::Stream(assembled)) => {
+                for g in &guardrails {
+                    let result = self
+                        .run(g, Hook::Output, &mut Target::Stream(&assembled))
+                        .await;
+                    self.results.after.push(result);
+                }
+            }
+            None => {}
+        }
+        // The room is given back before the record is written.
+        drop(self.slot.take());
+        let results = (!self.results.is_empty()).then(|| self.results.to_json());
+        Box::new(move |record: &mut RequestRecord| {
+            if results.is_some() {
+                record.guardrails = results;
+            }
+        })
+    }
+}
+
+/// An answer kept for the async output guardrails.
+enum Owned {
+    Response(Value),
+    Stream(String),
 }
 
 #[async_trait]
@@ -226,6 +393,9 @@ impl PolicyRun for GuardrailsRun {
         if self.input.is_empty() {
             if self.output_needs_request() {
                 self.request = Some(Value::Object(request.body.to_map()));
+            }
+            if !self.async_input.is_empty() {
+                self.async_body = Some(request.body.to_map());
             }
             return Ok(Before::Continue);
         }
@@ -250,6 +420,9 @@ impl PolicyRun for GuardrailsRun {
                 // The log keeps the request as it went upstream: redacted.
                 request.record.request = Some(request.body.to_bytes());
             }
+        }
+        if !self.async_input.is_empty() {
+            self.async_body = Some(map.clone());
         }
         if self.output_needs_request() {
             self.request = Some(Value::Object(map));
@@ -330,6 +503,12 @@ impl PolicyRun for GuardrailsRun {
     }
 
     fn annotate(&mut self, record: &mut RequestRecord) {
+        if self.has_async() {
+            match Arc::clone(&self.shared.async_slots).try_acquire_owned() {
+                Ok(slot) => self.slot = Some(slot),
+                Err(_) => self.skip_async(),
+            }
+        }
         if self.results.is_empty() {
             return;
         }
@@ -343,5 +522,14 @@ impl PolicyRun for GuardrailsRun {
                 record.outcome = LogOutcome::Failed;
             }
         }
+    }
+
+    fn deferred(&mut self, finished: &Finished<'_>) -> Option<Deferred> {
+        if !self.has_async() || self.slot.is_none() {
+            return None;
+        }
+        let output = self.async_output_target(finished);
+        let work: Deferred = Box::pin(self.background().run_async(output));
+        Some(work)
     }
 }

@@ -180,6 +180,7 @@ async fn unmanaged(store: &dyn Store) -> Result<Value, ApiError> {
     let configs = store.list_configs().await.map_err(store_error)?;
     let keys = store.list_keys().await.map_err(store_error)?;
     let budgets = store.list_budgets().await.map_err(store_error)?;
+    let guardrails = store.list_guardrails().await.map_err(store_error)?;
     Ok(json!({
         "providers": providers.iter().filter(|p| api(p.source)).count(),
         "configs": configs.iter().filter(|c| api(c.source)).count(),
@@ -188,6 +189,7 @@ async fn unmanaged(store: &dyn Store) -> Result<Value, ApiError> {
             .filter(|k| api(k.source) && k.revoked_at_ms.is_none())
             .count(),
         "budgets": budgets.iter().filter(|b| api(b.source)).count(),
+        "guardrails": guardrails.iter().filter(|g| api(g.source)).count(),
     }))
 }
 

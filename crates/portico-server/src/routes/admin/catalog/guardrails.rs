@@ -52,8 +52,14 @@ fn validate(id: &str, mut guardrail: Value) -> Result<Value, ApiError> {
         map.insert("id".to_owned(), Value::String(id.to_owned()));
     }
     portico_guardrails::Guardrail::parse(&guardrail, id).map_err(|e| {
+        // The message names the field inside the guardrail, as a config's does (the CLI
+        // prints only the message); `param` names it inside the request body.
         let at = e.clone().under("guardrail").path;
-        ApiError::new(ErrorCode::InvalidParameter, e.message).with_param(at)
+        ApiError::new(
+            ErrorCode::InvalidParameter,
+            format!("invalid guardrail `{id}`: {e}"),
+        )
+        .with_param(at)
     })?;
     Ok(guardrail)
 }
