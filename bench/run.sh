@@ -388,6 +388,20 @@ oha_run() { # out_file, then oha arguments
 }
 
 # One target in one (latency, mode) scenario: saturation, fixed rates, streams, peak RSS.
+# Waits (at most 120 s) until a Portico under test has no request-log spill file left to
+# replay, so that the backlog a saturation run leaves (records logged faster than SQLite
+# takes them) is not replayed during the next measurement; the wait is written to
+# $1/log-drain.txt. A no-op for targets other than Portico.
+wait_log_drained() {
+  local out=$1 waited=0
+  compgen -G "$WORK/portico/data/logs-spill*" >/dev/null || return 0
+  while compgen -G "$WORK/portico/data/logs-spill*" >/dev/null && (( waited < 120 )); do
+    sleep 1; waited=$((waited + 1))
+  done
+  echo "$waited" >"$out/log-drain.txt"
+  log "  waited ${waited}s for the request log's spill to be replayed"
+}
+
 measure() {
   local out=$1 mode=$2 body
   body=$BODY_DIR/$mode.json
@@ -396,10 +410,12 @@ measure() {
     oha_run "$WORK/warmup.json" -z "${WARM_SECS}s" -c "$CONC" -D "$body"
   fi
   oha_run "$out/saturation.json" -z "${RUN_SECS}s" -w -c "$CONC" -D "$body"
+  wait_log_drained "$out"
   local rate
   for rate in $RATES; do
     oha_run "$out/rate-$rate.json" -z "${RUN_SECS}s" -w -c "$RATE_CONC" -q "$rate" \
       --latency-correction -D "$body"
+    wait_log_drained "$out"
   done
   if [[ $mode == stream ]]; then
     "${LOAD_CPU[@]}" "$PB" ttfb --url "$URL" "${HEADERS[@]}" --body "$body" \
