@@ -119,6 +119,41 @@ fn json_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
 }
 
 /// The body as JSON, or `invalid_json`.
+/// The object of a `PUT` body that replaces the record `id` (a `what`, shaped like `shape`),
+/// with its identifying `field` set to `id` when the body leaves it out; a body naming
+/// another value is refused, since records are not renamed.
+fn pinned_object<'v>(
+    value: &'v mut serde_json::Value,
+    field: &str,
+    id: &str,
+    what: &str,
+    shape: &str,
+) -> Result<&'v mut serde_json::Map<String, serde_json::Value>, ApiError> {
+    let Some(object) = value.as_object_mut() else {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            format!("the body must be a {what} object: {shape}"),
+        ));
+    };
+    match object.get(field) {
+        None => {
+            object.insert(field.to_owned(), serde_json::Value::String(id.to_owned()));
+        }
+        Some(serde_json::Value::String(v)) if v == id => {}
+        Some(_) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidParameter,
+                format!(
+                    "`{field}` must be `{id}`, the {what} this request replaces; a {what} \
+                     cannot be renamed (create the new one, then delete this one)"
+                ),
+            )
+            .with_param(field));
+        }
+    }
+    Ok(object)
+}
+
 fn json_value(body: &Bytes) -> Result<serde_json::Value, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::new(

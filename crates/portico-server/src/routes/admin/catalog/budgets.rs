@@ -17,7 +17,9 @@ use portico_engine::policies::limits::{LimitStatus, LimitsPolicy};
 use portico_store::BudgetRecord;
 use serde_json::{Value, json};
 
-use super::{audit, json_value, no_content, page, reload, rfc3339, store, store_error};
+use super::{
+    audit, json_value, no_content, page, pinned_object, reload, rfc3339, store, store_error,
+};
 use crate::AppState;
 use crate::error::ErrorResponse;
 use crate::routes::admin::Admin;
@@ -150,30 +152,13 @@ pub(super) async fn replace(
 ) -> Result<Json<Value>, ErrorResponse> {
     let store = store(&state)?;
     let mut value = json_value(&body)?;
-    let Some(object) = value.as_object_mut() else {
-        return Err(ApiError::new(
-            ErrorCode::InvalidParameter,
-            "the body must be a budget object: {\"match\", \"budget\", \"rate_limit\"}",
-        )
-        .into());
-    };
-    match object.get("name") {
-        None => {
-            object.insert("name".to_owned(), Value::String(name.clone()));
-        }
-        Some(Value::String(n)) if *n == name => {}
-        Some(_) => {
-            return Err(ApiError::new(
-                ErrorCode::InvalidParameter,
-                format!(
-                    "`name` must be `{name}`, the budget this request replaces; a budget cannot \
-                     be renamed (create the new one, then delete this one)"
-                ),
-            )
-            .with_param("name")
-            .into());
-        }
-    }
+    pinned_object(
+        &mut value,
+        "name",
+        &name,
+        "budget",
+        "{\"match\", \"budget\", \"rate_limit\"}",
+    )?;
     if store
         .get_budget(&name)
         .await

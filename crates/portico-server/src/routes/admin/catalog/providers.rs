@@ -16,7 +16,9 @@ use portico_pricing::{ModelPrice, PriceTable, price_of};
 use portico_store::{Pricing, ProviderRecord, RecordSource, RecordTimes};
 use serde_json::{Value, json};
 
-use super::{audit, json_value, no_content, page, reload, rfc3339, store, store_error};
+use super::{
+    audit, json_value, no_content, page, pinned_object, reload, rfc3339, store, store_error,
+};
 use crate::AppState;
 use crate::error::ErrorResponse;
 use crate::routes::admin::Admin;
@@ -147,30 +149,13 @@ pub(super) async fn replace(
         .await
         .map_err(store_error)?
         .ok_or_else(|| not_found(&slug))?;
-    let Some(object) = value.as_object_mut() else {
-        return Err(ApiError::new(
-            ErrorCode::InvalidParameter,
-            "the body must be a provider object: {\"kind\", \"api_key\", ...}",
-        )
-        .into());
-    };
-    match object.get("slug") {
-        None => {
-            object.insert("slug".to_owned(), Value::String(slug.clone()));
-        }
-        Some(Value::String(s)) if *s == slug => {}
-        Some(_) => {
-            return Err(ApiError::new(
-                ErrorCode::InvalidParameter,
-                format!(
-                    "`slug` must be `{slug}`, the provider this request replaces; a provider \
-                     cannot be renamed (create the new one, then delete this one)"
-                ),
-            )
-            .with_param("slug")
-            .into());
-        }
-    }
+    let object = pinned_object(
+        &mut value,
+        "slug",
+        &slug,
+        "provider",
+        "{\"kind\", \"api_key\", ...}",
+    )?;
     // Secrets are never answered, so an edit cannot send them back: omitted ones are kept.
     // Placeholders let the body pass the rules that require them; they are dropped below.
     let keep_api_key = !object.contains_key("api_key") && stored.api_key.is_some();
