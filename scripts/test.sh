@@ -27,6 +27,16 @@ if [ ! -x "${PORTICO_CHROMIUM:-/usr/bin/chromium}" ] || [ ! -x "${PORTICO_CHROME
   echo "!!! (install them with: apt-get install -y chromium chromium-driver)" >&2
 fi
 
+# PostgreSQL for the scale-out tests, one server for the whole run (scripts/services.sh);
+# each Redis test starts its own redis-server. Both from Debian's packages.
+if [ -z "${PORTICO_TEST_POSTGRES_URL:-}" ]; then
+  eval "$(scripts/services.sh start)"
+  trap 'scripts/services.sh stop' EXIT
+fi
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "!!! redis-server is missing: the Redis tests will FAIL (apt-get install -y redis-server)" >&2
+fi
+
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"
 else

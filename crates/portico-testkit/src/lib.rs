@@ -35,6 +35,7 @@ pub mod idp;
 mod process;
 mod record;
 mod script;
+pub mod services;
 pub mod sse;
 mod upstream;
 
@@ -42,4 +43,5 @@ pub use defaults::{DEFAULT_EMBEDDING_DIMENSIONS, MOCK_MODELS, mock_embedding};
 pub use process::{PorticoProcess, ProcessError, START_TIMEOUT};
 pub use record::RecordedRequest;
 pub use script::{MockReply, SseEnd, SseScript, SseStep};
+pub use services::{TestPostgres, TestRedis};
 pub use upstream::MockUpstream;
