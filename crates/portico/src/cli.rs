@@ -45,6 +45,15 @@ pub enum LogFormat {
     Json,
 }
 
+/// What a shared-state concern does while Redis is unreachable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailMode {
+    /// Admit the request, unchecked.
+    Open,
+    /// Refuse the request with a 503 that says what failed.
+    Closed,
+}
+
 /// `portico serve`
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -52,6 +61,59 @@ pub struct ServeArgs {
     #[arg(long, short = 'c', env = "PORTICO_CONFIG", value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
 
+    /// Shared database for scale-out (`postgres://user:pass@host/db`): the catalog, keys,
+    /// configs, spend and request log live there instead of the data dir's SQLite files.
+    /// Every process sharing it needs the same `PORTICO_MASTER_KEY`.
+    #[arg(long, env = "PORTICO_DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    pub(crate) database_url: Option<String>,
+
+    /// Shared Redis for scale-out (`redis://host:6379`, `rediss://`, `redis+unix:///path`):
+    /// rate-limit windows, budget reservations, the response cache, circuit breakers and the
+    /// change signal between processes.
+    #[arg(long, env = "PORTICO_REDIS_URL", value_name = "URL", hide_env_values = true)]
+    pub(crate) redis_url: Option<String>,
+
+    /// With Redis unreachable, whether rate limits admit requests (`open`) or refuse them
+    /// with a 503 (`closed`).
+    #[arg(long, env = "PORTICO_REDIS_LIMITS_FAIL", value_enum, default_value_t = FailMode::Open)]
+    pub(crate) redis_limits_fail: FailMode,
+
+    /// With Redis unreachable, whether budgets admit requests (`open`) or refuse them with a
+    /// 503 (`closed`).
+    #[arg(long, env = "PORTICO_REDIS_BUDGETS_FAIL", value_enum, default_value_t = FailMode::Closed)]
+    pub(crate) redis_budgets_fail: FailMode,
+
+    /// Longest wait for one Redis call on the request path, in milliseconds; past it the
+    /// call counts as failed (see the two `--redis-*-fail` modes).
+    #[arg(long, env = "PORTICO_REDIS_TIMEOUT_MS", default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) redis_timeout_ms: u64,
+
+    /// With a shared database, how often this process checks whether another one changed
+    /// the catalog, in milliseconds (Redis's change signal, when set, is immediate; this is
+    /// the safety net).
+    #[arg(long, env = "PORTICO_RELOAD_POLL_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(50..))]
+    pub(crate) reload_poll_ms: u64,
+
+    /// Most `metadata.*` filters one admin log search may combine (each is a subquery).
+    #[arg(long, env = "PORTICO_LOG_SEARCH_MAX_METADATA_FILTERS", default_value_t = portico_logs::MAX_METADATA_FILTERS as u16, value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub(crate) log_search_max_metadata_filters: u16,
+
+    /// Days the request log keeps a request (0 keeps them forever).
+    #[arg(long, env = "PORTICO_LOG_RETENTION_DAYS", default_value_t = portico_logs::DEFAULT_RETENTION_DAYS)]
+    pub(crate) log_retention_days: u32,
+
+    /// Most requests the request log keeps (the oldest go first) [default: no limit].
+    #[arg(long, env = "PORTICO_LOG_MAX_ROWS", value_name = "N")]
+    pub(crate) log_max_rows: Option<u64>,
+
+    /// The flags `portico serve` shares with `portico gateway`.
+    #[command(flatten)]
+    pub(crate) common: DataPlaneArgs,
+}
+
+/// The data plane's flags, shared by `portico serve` and `portico gateway`.
+#[derive(Debug, clap::Args)]
+pub struct DataPlaneArgs {
     /// Address to listen on [default: 127.0.0.1:8787, or `listen:` in the catalog file].
     #[arg(long, env = "PORTICO_LISTEN", value_name = "ADDR")]
     pub(crate) listen: Option<SocketAddr>,
@@ -109,10 +171,6 @@ pub struct ServeArgs {
     #[arg(long, env = "PORTICO_MAX_UPSTREAM_ATTEMPTS", default_value_t = portico_routing::MAX_ATTEMPTS as u16, value_parser = clap::value_parser!(u16).range(1..))]
     pub(crate) max_upstream_attempts: u16,
 
-    /// Most `metadata.*` filters one admin log search may combine (each is a subquery).
-    #[arg(long, env = "PORTICO_LOG_SEARCH_MAX_METADATA_FILTERS", default_value_t = portico_logs::MAX_METADATA_FILTERS as u16, value_parser = clap::value_parser!(u16).range(1..=100))]
-    pub(crate) log_search_max_metadata_filters: u16,
-
     /// On SIGTERM or Ctrl-C, how long in-flight requests may take to finish, in seconds.
     #[arg(long, env = "PORTICO_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
     pub(crate) shutdown_timeout_secs: u64,
@@ -143,14 +201,6 @@ pub struct ServeArgs {
     /// Log line format on stderr (the level is set with RUST_LOG, default `info`).
     #[arg(long, env = "PORTICO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub(crate) log_format: LogFormat,
-
-    /// Days the request log keeps a request (0 keeps them forever).
-    #[arg(long, env = "PORTICO_LOG_RETENTION_DAYS", default_value_t = portico_logs::DEFAULT_RETENTION_DAYS)]
-    pub(crate) log_retention_days: u32,
-
-    /// Most requests the request log keeps (the oldest go first) [default: no limit].
-    #[arg(long, env = "PORTICO_LOG_MAX_ROWS", value_name = "N")]
-    pub(crate) log_max_rows: Option<u64>,
 
     /// Largest request or response payload the request log stores, in bytes (longer ones
     /// are cut and marked as truncated).

@@ -13,6 +13,7 @@ mod admin_client;
 mod apply_cmd;
 mod catalog_cmd;
 pub mod cli;
+mod data_plane;
 mod line_writer;
 mod logs_cmd;
 pub mod serve;
@@ -73,7 +74,7 @@ pub async fn run(command: cli::Command) -> Result<(), Fatal> {
 /// connections and the worker cost about a fifth of the throughput (docs/performance.md).
 pub fn build_runtime(command: &cli::Command) -> std::io::Result<tokio::runtime::Runtime> {
     let worker_threads = match command {
-        cli::Command::Serve(args) => args.worker_threads,
+        cli::Command::Serve(args) => args.common.worker_threads,
         _ => None,
     };
     let threads = worker_threads.map_or_else(

@@ -12,22 +12,20 @@ use std::time::Duration;
 
 use portico_config::Catalog;
 use portico_core::Secret;
-use portico_core::{Clock, Fanout, RequestSink, SystemClock};
+use portico_core::{Clock, RequestSink, SystemClock};
+use portico_engine::Snapshot;
 use portico_engine::auth::JwtAuth;
-use portico_engine::policies::cache::{CachePolicy, SemanticSettings};
 use portico_engine::policies::guardrails::GuardrailsPolicy;
 use portico_engine::policies::limits::{LedgerWriter, LimitsPolicy, load_ledger};
-use portico_engine::{AccessLog, Gateway, Snapshot};
-use portico_logs::{LogPipeline, LogStore as _, PipelineOptions, Retention, SqliteLogStore};
-use portico_providers::http::{HttpOptions, build_client};
-use portico_server::{AppState, BodyLimits, ServeOptions};
+use portico_logs::{LogPipeline, LogStore as _, Retention, SqliteLogStore};
+use portico_server::AppState;
 use portico_store::{MasterKey, SqliteStore};
 
 use crate::Fatal;
-use crate::cli::{LogFormat, ServeArgs};
-use crate::line_writer::{self, LineWriter, LineWriterGuard};
+use crate::cli::ServeArgs;
+pub use crate::data_plane::Listen;
+use crate::data_plane::{self, DEFAULT_LISTEN, Policies};
 
-const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
 const DEFAULT_DATA_DIR: &str = ".portico";
 /// How often the budgets' spend is written to the data dir (and once more at shutdown): what
 /// a crash can lose.
@@ -36,20 +34,17 @@ const LEDGER_WRITE_EVERY: Duration = Duration::from_secs(1);
 /// Runs the gateway until SIGTERM or Ctrl-C, then drains in-flight requests.
 pub(crate) async fn run(args: ServeArgs) -> Result<(), Fatal> {
     // Flushes the log writer when `run` returns, so the last lines are not lost.
-    let (_log_guard, log_writer) = init_tracing(args.log_format);
+    let (_log_guard, log_writer) = data_plane::init_tracing(args.common.log_format);
     // The access log's lines are buffered for the writer thread, which waits only when its
     // buffer is full.
     let access_log = move |line: Vec<u8>| log_writer.append(&line);
-    serve(args, Listen::Configured, wait_for_signal(), access_log).await
-}
-
-/// Where [`serve`] listens.
-#[derive(Debug)]
-pub enum Listen {
-    /// The address of `--listen`, else the catalog file's `listen:`, else 127.0.0.1:8787.
-    Configured,
-    /// A listener the caller bound (a test's, on port 0).
-    Bound(tokio::net::TcpListener),
+    serve(
+        args,
+        Listen::Configured,
+        data_plane::wait_for_signal(),
+        access_log,
+    )
+    .await
 }
 
 /// `portico serve`'s wiring: loads and applies the catalog, opens the stores, builds the
@@ -75,10 +70,7 @@ where
     let env = |name: &str| std::env::var(name).ok();
 
     // Process-wide bounds, set before any routing config is parsed (the catalog file's own).
-    portico_routing::set_limits(
-        usize::from(args.max_config_targets),
-        usize::from(args.max_upstream_attempts),
-    );
+    data_plane::set_process_limits(&args.common);
     portico_logs::set_max_metadata_filters(usize::from(args.log_search_max_metadata_filters));
     // Without a file, the records the last file applied (at a start or through `portico
     // apply`) stay as they are: see `bootstrap`.
@@ -88,13 +80,14 @@ where
         .map(|path| portico_config::load_file(path, &env))
         .transpose()
         .map_err(|e| Fatal::usage(e.to_string()))?;
-    let listen_addr: SocketAddr = match args.listen.or(catalog.as_ref().and_then(|c| c.listen)) {
+    let listen_addr: SocketAddr = match args.common.listen.or(catalog.as_ref().and_then(|c| c.listen)) {
         Some(addr) => addr,
         None => DEFAULT_LISTEN
             .parse()
             .map_err(|e| Fatal::other(format!("default listen address: {e}")))?,
     };
     let data_dir = args
+        .common
         .data_dir
         .clone()
         .or_else(|| catalog.as_ref().and_then(|c| c.data_dir.clone()))
@@ -141,9 +134,9 @@ where
     );
     let log_pipeline = LogPipeline::start(
         log_store.clone(),
-        PipelineOptions {
+        portico_logs::PipelineOptions {
             clock: Arc::clone(&clock),
-            ..log_options(&args, &data_dir)
+            ..data_plane::log_options(&args.common, &data_dir, retention(&args))
         },
     );
 
@@ -174,13 +167,7 @@ where
             ))
         })?;
 
-    let client = build_client(HttpOptions {
-        connect_timeout: Duration::from_millis(args.upstream_connect_timeout_ms),
-        read_timeout: Duration::from_millis(args.upstream_read_timeout_ms),
-        max_body_bytes: args.max_upstream_body_bytes,
-        ..HttpOptions::default()
-    })
-    .map_err(|e| Fatal::other(format!("cannot build the HTTP client: {e}")))?;
+    let client = data_plane::http_client(&args.common)?;
     let snapshot = Snapshot::load(&store, &client)
         .await
         .map_err(Fatal::other)?;
@@ -188,41 +175,38 @@ where
         .providers()
         .map(|p| format!("@{}", p.slug))
         .collect();
-    let access_log = AccessLog::new(access_log);
     let metrics = Arc::new(
         portico_metrics::Metrics::new()
             .map_err(|e| Fatal::other(format!("cannot set up the metrics: {e}")))?,
     );
-    let sinks: Vec<Arc<dyn RequestSink>> =
-        vec![Arc::new(access_log), metrics.clone(), log_pipeline.sink()];
-    let limits = Arc::new(
-        LimitsPolicy::new(Arc::clone(&ledger), Arc::clone(&clock)).with_observer(metrics.clone()),
-    );
-    // The response cache runs before the limits: a hit is charged to no budget.
-    let cache = cache_policy(&args, &clock)?;
-    // Guardrails run first: a redacted request is what the cache keys and the limits charge,
-    // and a refused one (446) reaches neither. The address guard learns the listener below.
-    // Named guardrails (the file's, applied above, and the admin API's) come with the snapshot.
-    let guardrails = Arc::new(GuardrailsPolicy::new(
-        client.clone(),
-        portico_guardrails::AddressGuard::default(),
-    ));
-    let gateway = Arc::new(
-        Gateway::new(snapshot, client, Arc::new(Fanout::new(sinks)))
-            .with_plan_options(portico_routing::PlanOptions {
-                latency_aware: args.latency_aware_loadbalance,
-            })
-            .with_clock(Arc::clone(&clock))
-            .with_jwt(
-                catalog
-                    .as_ref()
-                    .and_then(|c| c.auth.jwt.clone())
-                    .map(JwtAuth::new),
-            )
-            .with_policy(guardrails.clone())
-            .with_policy(cache)
-            .with_policy(limits.clone()),
-    );
+    let sinks: Vec<Arc<dyn RequestSink>> = vec![
+        data_plane::access_log(access_log),
+        metrics.clone(),
+        log_pipeline.sink(),
+    ];
+    // Named guardrails (the file's, applied above, and the admin API's) come with the
+    // snapshot; the address guard learns the listener below.
+    let policies = Policies {
+        guardrails: Arc::new(GuardrailsPolicy::new(
+            client.clone(),
+            portico_guardrails::AddressGuard::default(),
+        )),
+        cache: data_plane::cache_policy(
+            &args.common,
+            data_plane::memory_cache(&args.common),
+            &clock,
+        )?,
+        limits: Arc::new(
+            LimitsPolicy::new(Arc::clone(&ledger), Arc::clone(&clock))
+                .with_observer(metrics.clone()),
+        ),
+    };
+    let jwt = catalog
+        .as_ref()
+        .and_then(|c| c.auth.jwt.clone())
+        .map(JwtAuth::new);
+    let gateway =
+        data_plane::build_gateway(&args.common, snapshot, client, sinks, &clock, jwt, &policies);
     let ledger_writer = LedgerWriter::start(
         ledger,
         Arc::new(store.clone()),
@@ -232,20 +216,14 @@ where
     let state = AppState::new(gateway)
         .with_store(Arc::new(store.clone()))
         .with_logs(log_store.clone())
-        .with_limits(limits)
-        .with_body_limits(BodyLimits {
-            max_bytes: args.max_body_bytes,
-            stall_timeout: Duration::from_secs(args.body_timeout_secs),
-        });
-    let app = portico_server::router(state.clone())
-        .merge(portico_metrics::router(metrics, args.metrics_token.clone()));
+        .with_limits(policies.limits.clone())
+        .with_body_limits(data_plane::body_limits(&args.common));
+    let app = portico_server::router(state.clone()).merge(portico_metrics::router(
+        metrics,
+        args.common.metrics_token.clone(),
+    ));
 
-    let listener = match listen {
-        Listen::Bound(listener) => listener,
-        Listen::Configured => tokio::net::TcpListener::bind(listen_addr)
-            .await
-            .map_err(|e| Fatal::other(format!("cannot listen on {listen_addr}: {e}")))?,
-    };
+    let listener = listen.bind(listen_addr).await?;
     let local = listener
         .local_addr()
         .map_err(|e| Fatal::other(format!("cannot read the listening address: {e}")))?;
@@ -255,49 +233,18 @@ where
         "portico {} ready",
         env!("CARGO_PKG_VERSION")
     );
-    guardrails.set_guard(portico_guardrails::AddressGuard {
-        own: vec![local],
-        allow: catalog
-            .as_ref()
-            .map(|c| c.webhook_allow.clone())
-            .unwrap_or_default(),
-    });
-    announce_listening(local);
+    policies
+        .guardrails
+        .set_guard(portico_guardrails::AddressGuard {
+            own: vec![local],
+            allow: catalog
+                .as_ref()
+                .map(|c| c.webhook_allow.clone())
+                .unwrap_or_default(),
+        });
+    data_plane::announce_listening(local);
 
-    // SIGTERM starts the drain (`/readyz` 503, in-flight requests finish); the deadline cuts
-    // what is left (503s and stream error events, all logged).
-    let lifecycle = Arc::clone(&state.lifecycle);
-    let drain_limit = Duration::from_secs(args.shutdown_timeout_secs);
-    let shutdown_timer = async move {
-        shutdown.await;
-        tracing::info!("shutdown requested: finishing in-flight requests");
-        lifecycle.begin_drain();
-        tokio::time::sleep(drain_limit).await;
-        tracing::warn!(
-            seconds = drain_limit.as_secs(),
-            in_flight = lifecycle.in_flight(),
-            "in-flight requests did not finish in time; ending them"
-        );
-        lifecycle.cut();
-        std::future::pending::<()>().await;
-    };
-    let options = ServeOptions {
-        header_timeout: Duration::from_secs(args.header_timeout_secs),
-        ..ServeOptions::default()
-    };
-    tokio::select! {
-        () = portico_server::serve(listener, app, options, Arc::clone(&state.lifecycle)) => {}
-        () = shutdown_timer => {}
-    }
-    // The server has stopped. Requests whose async guardrails are still running in the
-    // background write their records when those finish: wait for them (within the drain
-    // limit; a record still waiting after it is lost, as the process exits).
-    if tokio::time::timeout(drain_limit, state.gateway.drain_deferred())
-        .await
-        .is_err()
-    {
-        tracing::warn!("async guardrails still running at shutdown; their requests are not logged");
-    }
+    data_plane::serve_until(&args.common, listener, app, &state, shutdown).await;
     // Write every queued request record before exiting.
     let logged = log_pipeline.shutdown().await;
     log_store.close().await;
@@ -316,62 +263,12 @@ where
     Ok(())
 }
 
-/// The response cache (docs/cache.md): in memory within `--cache-max-bytes`, semantic when
-/// `--cache-embedding-model` names a catalog model.
-fn cache_policy(args: &ServeArgs, clock: &Arc<dyn Clock>) -> Result<Arc<CachePolicy>, Fatal> {
-    let store = Arc::new(portico_cache::MemoryStore::new(
-        usize::try_from(args.cache_max_bytes).unwrap_or(usize::MAX),
-    ));
-    let mut policy = CachePolicy::new(store, Arc::clone(clock));
-    if let Some(model) = args.cache_embedding_model.as_deref() {
-        let embedding_model = portico_core::ModelRef::parse(model.trim()).map_err(|e| {
-            Fatal::usage(format!(
-                "--cache-embedding-model: {e}; name a catalog model as `@slug/model`, such as `@openai/text-embedding-3-small`"
-            ))
-        })?;
-        policy = policy.with_semantic(SemanticSettings {
-            embedding_model,
-            threshold: args.cache_semantic_threshold,
-            max_entries: args.cache_semantic_max_entries,
-        });
-    }
-    Ok(Arc::new(policy))
-}
-
-/// The request log's pipeline settings from the command line.
-fn log_options(args: &ServeArgs, data_dir: &std::path::Path) -> PipelineOptions {
-    PipelineOptions {
-        queue_capacity: args.log_queue_capacity,
-        queue_bytes: args.log_queue_bytes,
-        max_payload_bytes: args.log_max_payload_bytes,
-        retention: Retention {
-            max_age_days: Some(args.log_retention_days).filter(|d| *d > 0),
-            max_rows: args.log_max_rows,
-            ..Retention::default()
-        },
-        ..PipelineOptions::new(data_dir.join("logs-spill.jsonl"))
-    }
-}
-
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+/// The request log's retention from the command line.
+fn retention(args: &ServeArgs) -> Retention {
+    Retention {
+        max_age_days: Some(args.log_retention_days).filter(|d| *d > 0),
+        max_rows: args.log_max_rows,
+        ..Retention::default()
     }
 }
 
@@ -392,33 +289,4 @@ fn announce_secrets(report: &portico_engine::bootstrap::BootstrapReport) {
             secret.expose()
         );
     }
-}
-
-#[expect(
-    clippy::print_stdout,
-    reason = "the CLI's contract: the address is printed on stdout"
-)]
-fn announce_listening(addr: SocketAddr) {
-    println!("portico: listening on http://{addr}");
-}
-
-/// Logs go to stderr through a writer thread that writes in batches (`line_writer`): a request
-/// never waits on the terminal or a pipe. Writers wait rather than drop when its buffer is
-/// full, so no line is lost.
-fn init_tracing(format: LogFormat) -> (LineWriterGuard, LineWriter) {
-    use std::io::IsTerminal as _;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let (writer, guard) = line_writer::start(std::io::stderr());
-    let for_tracing = writer.clone();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(move || for_tracing.clone());
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
-    (guard, writer)
 }
