@@ -19,7 +19,8 @@ RESULTS=$BENCH/results
 usage() {
   cat <<'EOF'
 usage: bench/run.sh [--quick] [--repeat N] [--duration S] [--soak] [--with-portkey] [--with-litellm]
-                    [--with-fallback] [--with-limits] [--with-cache] [--concurrency N]
+                    [--with-fallback] [--with-limits] [--with-cache] [--with-scale-out]
+                    [--concurrency N]
                     [--rates "R1 R2"]
                     [--latencies "L1 L2"] [--baseline BIN] [--no-wait]
 
@@ -39,6 +40,11 @@ usage: bench/run.sh [--quick] [--repeat N] [--duration S] [--soak] [--with-portk
   --with-cache     also measure Portico with a simple response cache on the key's config:
                    every measured request after the first is a hit, answered from memory
                    (the latency a hit adds against a direct answer from the mock; docs/cache.md)
+  --with-scale-out also measure Portico on PostgreSQL + Redis (docs/deployment.md): plain
+                   ("portico-pg": the catalog and request log in PostgreSQL) and with the
+                   key's budget and rate limit checked in Redis ("portico-pg-limits": one
+                   Redis round trip per request); both servers from Debian's packages, pinned
+                   to the load generator's core like the mock
   --baseline BIN   also measure another Portico binary (an older build: before/after in the
                    same run, where only ratios hold), plain config, as "portico-baseline"
   --concurrency N  connections of the saturation runs (default 64)
@@ -49,7 +55,7 @@ EOF
 }
 
 QUICK=0 REPEAT="" DURATION="" SOAK=0 WITH_PORTKEY=0 WITH_LITELLM=0 WITH_FALLBACK=0 WITH_LIMITS=0
-WITH_CACHE=0
+WITH_CACHE=0 WITH_SCALE_OUT=0
 NO_WAIT=0 BASELINE=""
 CONC=64 RATES="1000 5000" LATENCIES="0 20"
 while [[ $# -gt 0 ]]; do
@@ -63,6 +69,7 @@ while [[ $# -gt 0 ]]; do
     --with-fallback) WITH_FALLBACK=1 ;;
     --with-limits) WITH_LIMITS=1 ;;
     --with-cache) WITH_CACHE=1 ;;
+    --with-scale-out) WITH_SCALE_OUT=1 ;;
     --baseline) BASELINE=$2; shift ;;
     --concurrency) CONC=$2; shift ;;
     --rates) RATES=$2; shift ;;
@@ -276,13 +283,49 @@ EOF
     die "nginx did not start"
 }
 
+# PostgreSQL (scripts/services.sh, a Unix socket) and a redis-server of the run's own, both on
+# the load generator's core; a fresh database for each start. Sets SCALE_ENV.
+start_scale_out_stores() {
+  local db="bench_$RANDOM$RANDOM" pgurl
+  if [[ -z ${PG_ADMIN_URL:-} ]]; then
+    pgurl=$("$ROOT/scripts/services.sh" start) || die "cannot start PostgreSQL (apt-get install postgresql)"
+    PG_ADMIN_URL=$(sed -E "s/^export PORTICO_TEST_POSTGRES_URL='(.*)'$/\1/" <<<"$pgurl")
+    # The server was started by services.sh: move it to the load generator's core.
+    if [[ ${#LOAD_CPU[@]} -gt 0 ]]; then
+      for pid in $(pgrep -f "postgres -D $ROOT/target/services/postgres" || true); do taskset -acp 1 "$pid" >/dev/null 2>&1 || true; done
+      for pid in $(pgrep -u postgres || true); do taskset -acp 1 "$pid" >/dev/null 2>&1 || true; done
+    fi
+  fi
+  psql -q "$PG_ADMIN_URL" -c "CREATE DATABASE $db" >/dev/null || die "cannot create database $db"
+  SCALE_DB_URL=${PG_ADMIN_URL/\/postgres\?/\/$db?}
+  if [[ -z ${REDIS_PID:-} ]] || ! kill -0 "$REDIS_PID" 2>/dev/null; then
+    command -v redis-server >/dev/null || die "redis-server is missing (apt-get install redis-server)"
+    "${LOAD_CPU[@]}" redis-server --port 0 --unixsocket "$WORK/redis.sock" --unixsocketperm 700 \
+      --save "" --appendonly no --dir "$WORK" --loglevel warning >"$WORK/redis.log" 2>&1 &
+    REDIS_PID=$!
+    PIDS+=("$REDIS_PID")
+    for _ in $(seq 100); do [[ -S $WORK/redis.sock ]] && break; sleep 0.05; done
+  fi
+  redis-cli -s "$WORK/redis.sock" flushall >/dev/null
+  SCALE_ENV=(PORTICO_DATABASE_URL="$SCALE_DB_URL" PORTICO_REDIS_URL="redis+unix://$WORK/redis.sock"
+    PORTICO_MASTER_KEY=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=)
+}
+
 # Portico with the bench key; VARIANT: plain, fallback (a one-hop fallback config), limits
-# (a budget and a rate limit on the key that the run never reaches) or cache (a simple
-# response cache on the key's config: every request after the first of its body is a hit).
+# (a budget and a rate limit on the key that the run never reaches), cache (a simple
+# response cache on the key's config: every request after the first of its body is a hit),
+# pg or pg-limits (plain or limits on PostgreSQL + Redis).
 start_portico() {
   local port=$1 variant=${2:-plain} dir=$WORK/portico models="" bin=$PORTICO
+  local -a scale_env=()
   # The baseline: another build, the plain config.
   [[ $variant == baseline ]] && { bin=$BASELINE; variant=plain; }
+  # On PostgreSQL + Redis: the plain config, or the limits one.
+  if [[ $variant == pg || $variant == pg-limits ]]; then
+    start_scale_out_stores
+    scale_env=("${SCALE_ENV[@]}")
+    if [[ $variant == pg ]]; then variant=plain; else variant=limits; fi
+  fi
   # With limits, a price for the model: the budget's cost is estimated and charged too.
   [[ $variant == limits ]] && models=$'
     models:
@@ -339,7 +382,7 @@ keys:
 EOF
   fi
   # Default log level (info): request logging stays on, as in production. stderr to a file.
-  env -u RUST_LOG PORTICO_ADMIN_KEY=$ADMIN_KEY \
+  env -u RUST_LOG PORTICO_ADMIN_KEY=$ADMIN_KEY "${scale_env[@]}" \
     "${SUT_CPU[@]}" "$bin" serve --config "$dir/portico.yaml" \
     --listen "127.0.0.1:$port" --data-dir "$dir/data" >"$dir/stdout.log" 2>"$dir/stderr.log" &
   SUT_PID=$!
@@ -363,9 +406,9 @@ start_target() {
       port=$(free_port); start_nginx "$port"
       URL="http://127.0.0.1:$port/v1/chat/completions"
       HEADERS+=(-H "Authorization: Bearer $SERVICE_KEY") ;;
-    portico|portico-fallback|portico-limits|portico-cache|portico-baseline)
+    portico|portico-fallback|portico-limits|portico-cache|portico-baseline|portico-pg|portico-pg-limits)
       port=$(free_port)
-      start_portico "$port" "$(case $target in portico-fallback) echo fallback ;; portico-limits) echo limits ;; portico-cache) echo cache ;; portico-baseline) echo baseline ;; *) echo plain ;; esac)"
+      start_portico "$port" "$(case $target in portico-fallback) echo fallback ;; portico-limits) echo limits ;; portico-cache) echo cache ;; portico-baseline) echo baseline ;; portico-pg) echo pg ;; portico-pg-limits) echo pg-limits ;; *) echo plain ;; esac)"
       URL="http://127.0.0.1:$port/v1/chat/completions"
       HEADERS+=(-H "Authorization: Bearer $SERVICE_KEY") ;;
     portkey|litellm)
@@ -433,6 +476,7 @@ matrix() {
   [[ $WITH_FALLBACK == 1 ]] && targets+=" portico-fallback"
   [[ $WITH_LIMITS == 1 ]] && targets+=" portico-limits"
   [[ $WITH_CACHE == 1 ]] && targets+=" portico-cache"
+  [[ $WITH_SCALE_OUT == 1 ]] && targets+=" portico-pg portico-pg-limits"
   [[ -n $BASELINE ]] && targets+=" portico-baseline"
   write_bodies "$MODEL" "$WORK/bodies/portico"
   RAW=$RESULTS/raw

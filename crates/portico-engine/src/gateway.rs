@@ -31,6 +31,8 @@ pub struct Gateway {
     jwt: Option<JwtAuth>,
     /// Finished requests' background work (async guardrails) and the records waiting for it.
     deferred: tokio_util::task::TaskTracker,
+    /// Bumped after every reload: what another process is told, with a shared database.
+    reloads: tokio::sync::watch::Sender<u64>,
 }
 
 impl Gateway {
@@ -47,6 +49,7 @@ impl Gateway {
             clock: Arc::new(SystemClock),
             jwt: None,
             deferred: tokio_util::task::TaskTracker::new(),
+            reloads: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -209,7 +212,14 @@ impl Gateway {
         for policy in &self.policies {
             policy.catalog_changed(&snapshot);
         }
+        self.reloads.send_modify(|n| *n = n.wrapping_add(1));
         Ok(())
+    }
+
+    /// Changes after every reload (its value counts them): a scale-out process tells the
+    /// others when its admin API changed the catalog.
+    pub fn subscribe_reloads(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.reloads.subscribe()
     }
 
     /// Resolves `model` (`@slug/model`, or a bare name with `x-portkey-provider: @slug`) to a

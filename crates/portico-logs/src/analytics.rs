@@ -1,8 +1,9 @@
 //! [`Analytics`]: the answer of `GET /admin/v1/analytics`, built from per-bucket aggregates.
 //!
-//! The store sums counts, tokens and costs per (bucket, group) in SQL and hands over each
-//! group's latencies; percentiles are computed here, exactly (nearest rank), per row and over
-//! all rows for the totals.
+//! The store sums counts, tokens and costs per (bucket, group) in SQL. Latency percentiles
+//! are exact (nearest rank), per row and over all rows for the totals: SQLite hands over each
+//! group's latencies and they are computed here; PostgreSQL computes the same ranks itself
+//! (`percentile_disc`) and hands over only the three values.
 
 use serde::Serialize;
 
@@ -96,8 +97,11 @@ pub(crate) struct BucketGroup {
     pub(crate) completion_tokens: u64,
     pub(crate) cost_usd: f64,
     pub(crate) unpriced_requests: u64,
-    /// Every latency of the bucket's requests, in any order.
+    /// Every latency of the bucket's requests, in any order (when the store does not compute
+    /// the percentiles itself).
     pub(crate) latencies: Vec<u64>,
+    /// The percentiles, when the store computed them; `latencies` is then empty.
+    pub(crate) percentiles: Option<Percentiles>,
 }
 
 /// Sums of floats drift (0.1 + 0.2); a cost is shown to a billionth of a cent at most.
@@ -106,20 +110,35 @@ fn round_cost(usd: f64) -> f64 {
 }
 
 impl Analytics {
-    /// The answer for `query` from its (bucket, group) aggregates, ordered by bucket, group.
-    pub(crate) fn build(query: &AnalyticsQuery, groups: Vec<BucketGroup>) -> Analytics {
-        let mut totals = Stats::default();
+    /// The answer for `query` from its (bucket, group) aggregates, ordered by bucket, group,
+    /// each with its latencies.
+    pub(crate) fn build(query: &AnalyticsQuery, mut groups: Vec<BucketGroup>) -> Analytics {
         let mut all_latencies = Vec::new();
-        let mut series = Vec::with_capacity(groups.len());
-        for mut g in groups {
+        for g in &mut groups {
             g.latencies.sort_unstable();
+            g.percentiles = Percentiles::of_sorted(&g.latencies);
+            all_latencies.extend_from_slice(&g.latencies);
+        }
+        all_latencies.sort_unstable();
+        Analytics::from_percentiles(query, groups, Percentiles::of_sorted(&all_latencies))
+    }
+
+    /// The answer for `query` from its (bucket, group) aggregates, ordered by bucket, group,
+    /// each with its percentiles, and the percentiles over all of them.
+    pub(crate) fn from_percentiles(
+        query: &AnalyticsQuery,
+        groups: Vec<BucketGroup>,
+        total_latency: Option<Percentiles>,
+    ) -> Analytics {
+        let mut totals = Stats::default();
+        let mut series = Vec::with_capacity(groups.len());
+        for g in groups {
             totals.requests += g.requests;
             totals.errors += g.errors;
             totals.prompt_tokens += g.prompt_tokens;
             totals.completion_tokens += g.completion_tokens;
             totals.cost_usd += g.cost_usd;
             totals.unpriced_requests += g.unpriced_requests;
-            all_latencies.extend_from_slice(&g.latencies);
             series.push(AnalyticsRow {
                 bucket: rfc3339_s(g.bucket_ms),
                 group: g.group,
@@ -130,13 +149,12 @@ impl Analytics {
                     completion_tokens: g.completion_tokens,
                     cost_usd: round_cost(g.cost_usd),
                     unpriced_requests: g.unpriced_requests,
-                    latency_ms: Percentiles::of_sorted(&g.latencies),
+                    latency_ms: g.percentiles,
                 },
             });
         }
-        all_latencies.sort_unstable();
         totals.cost_usd = round_cost(totals.cost_usd);
-        totals.latency_ms = Percentiles::of_sorted(&all_latencies);
+        totals.latency_ms = total_latency;
         Analytics {
             interval: query.interval.as_str(),
             group_by: query.group_by.as_ref().map(crate::GroupBy::label),

@@ -27,6 +27,11 @@ pub struct LogEntry {
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
     /// The gateway key's name.
     pub key_name: Option<String>,
+    /// The hybrid gateway that served the request: the name of its `type: gateway` key on
+    /// the control plane; `None` for a request this process served itself. Absent from
+    /// spill lines and deliveries written before the field existed, which still read back.
+    #[serde(default)]
+    pub gateway: Option<String>,
     /// The end user.
     pub user: Option<String>,
     /// The provider slug that answered, without `@`.
@@ -151,6 +156,7 @@ impl LogEntry {
         let strings = self.id.len()
             + self.trace_id.len()
             + opt(&self.key_name)
+            + opt(&self.gateway)
             + opt(&self.user)
             + opt(&self.provider)
             + opt(&self.model)
@@ -205,6 +211,9 @@ impl LogEntry {
             trace_id: record.trace_id,
             metadata: record.metadata,
             key_name: record.key_name,
+            // Set by the control plane when a gateway delivers the entry, never by the
+            // process that served the request.
+            gateway: None,
             user: record.user,
             provider: record.provider,
             model: record.model,

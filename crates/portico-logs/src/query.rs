@@ -105,6 +105,8 @@ pub struct LogFilter {
     pub metadata: Vec<(String, String)>,
     /// `key`: the gateway key's name.
     pub key: Option<String>,
+    /// `gateway`: the hybrid gateway that served the request (its key's name).
+    pub gateway: Option<String>,
     /// `user`: the end user.
     pub user: Option<String>,
     /// `provider`: the slug, without `@`.
@@ -152,6 +154,7 @@ impl LogFilter {
         let slot = match name {
             "trace_id" => &mut self.trace_id,
             "key" => &mut self.key,
+            "gateway" => &mut self.gateway,
             "user" => &mut self.user,
             "provider" => {
                 // The slug is stored without `@`; accept it either way.
@@ -254,7 +257,8 @@ fn unknown(name: &str, known: &str) -> ParamError {
     )
 }
 
-const FILTERS: &str = "trace_id, metadata.<key>, key, user, provider, model, status, from, to, q";
+const FILTERS: &str =
+    "trace_id, metadata.<key>, key, gateway, user, provider, model, status, from, to, q";
 
 /// A position in the newest-first order: the last entry of the previous page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -532,6 +536,7 @@ mod tests {
             ("metadata.team", "backend"),
             ("metadata.project", "api-v2"),
             ("key", "service"),
+            ("gateway", "edge-eu"),
             ("user", "ada"),
             ("provider", "@openai"),
             ("model", "gpt-4o"),
@@ -553,6 +558,7 @@ mod tests {
             ]
         );
         assert_eq!(f.key.as_deref(), Some("service"));
+        assert_eq!(f.gateway.as_deref(), Some("edge-eu"));
         assert_eq!(f.user.as_deref(), Some("ada"));
         assert_eq!(f.provider.as_deref(), Some("openai"));
         assert_eq!(f.model.as_deref(), Some("gpt-4o"));
@@ -583,6 +589,7 @@ mod tests {
             (vec![("modle", "x")], "modle"),
             (vec![("metadata.", "x")], "metadata."),
             (vec![("model", "a"), ("model", "b")], "model"),
+            (vec![("gateway", "a"), ("gateway", "b")], "gateway"),
             (vec![("metadata.t", "a"), ("metadata.t", "b")], "metadata.t"),
         ] {
             let err = log(&query).unwrap_err();

@@ -1,7 +1,7 @@
 //! [`LogStore`]: the request log's storage boundary, and the shapes it answers.
 //!
-//! The admin API and the write pipeline use only this trait, so a Postgres store can be added
-//! beside [`crate::SqliteLogStore`] without touching them.
+//! The admin API and the write pipeline use only this trait, so [`crate::SqliteLogStore`]
+//! and [`crate::PgLogStore`] are interchangeable behind them.
 
 use std::sync::Arc;
 
@@ -60,6 +60,9 @@ pub struct LogSummary {
     pub metadata: Option<serde_json::Value>,
     /// The gateway key's name.
     pub key_name: Option<String>,
+    /// The hybrid gateway that served the request (its key's name); null when this
+    /// deployment served it.
+    pub gateway: Option<String>,
     /// The end user.
     pub user: Option<String>,
     /// The provider slug, without `@`.

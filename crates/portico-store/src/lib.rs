@@ -5,8 +5,10 @@
 //! through it.
 //!
 //! What this crate is: the one place that talks to the database. The engine and the server see
-//! only [`Store`] and the record types below, so PostgreSQL can be added beside SQLite (a
-//! later issue) without touching them.
+//! only [`Store`] and the record types below. One implementation, [`SqlStore`], serves both
+//! engines through one code path: SQLite (the all-in-one default, a file in the data dir) and
+//! PostgreSQL (scale-out: many processes on one database, spec section 9), each with its own
+//! migrations of the same schema.
 //!
 //! What it is not: it does not read the catalog file or decide what a request may do; it stores
 //! records and applies a whole catalog in one transaction.
@@ -16,8 +18,11 @@
 //!   are encrypted at rest with XChaCha20-Poly1305 under a master key ([`MasterKey`]); records
 //!   carry them decrypted, in a [`Secret`] that never prints itself.
 //! - Gateway keys are stored as [`KeyHash`]es only; the plain secret never reaches this crate.
-//! - The database files (and their `-wal`/`-shm`) are `0600` and the directories created for
+//! - The SQLite files (and their `-wal`/`-shm`) are `0600` and the directories created for
 //!   them `0700` ([`private_files`], which the request log and the binary use too).
+//! - Writes are serialised across processes on both engines, so processes applying the same
+//!   catalog at once leave one copy of each record; every write that changes the catalog
+//!   increments [`Store::catalog_version`] in its transaction, which other processes poll.
 //! - [`Store::apply_catalog`] reports every object it writes as a [`Change`] (the plan of
 //!   `portico apply`), and a dry run ([`ApplyOptions`]) reports the same without writing.
 //! - [`Store::apply_catalog`] is idempotent: applying the same catalog twice changes nothing,
@@ -32,15 +37,17 @@
 //!   the admin API methods change `api` records and refuse the others with
 //!   [`StoreError::Conflict`], since the next apply would undo the change.
 //!
-//! Main types: [`Store`], [`SpendStore`], [`SqliteStore`], [`MasterKey`], [`ProviderRecord`],
-//! [`KeyRecord`], [`ConfigRecord`], [`BudgetRecord`], [`CatalogApply`], [`ApplyReport`] with
-//! its [`Change`]s (the plan of `portico apply`), [`ApplyOptions`].
+//! Main types: [`Store`], [`SpendStore`], [`SqlStore`] (alias [`SqliteStore`]), [`MasterKey`],
+//! [`ProviderRecord`], [`KeyRecord`], [`ConfigRecord`], [`BudgetRecord`], [`CatalogApply`],
+//! [`ApplyReport`] with its [`Change`]s (the plan of `portico apply`), [`ApplyOptions`],
+//! [`SpendDelta`].
 
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use portico_core::{
-    BudgetSpec, KeyHash, Limits, NamedBudget, ProviderKind, RateLimitSpec, Secret, SpendState,
+    BudgetSpec, KeyHash, Limits, NamedBudget, Period, ProviderKind, RateLimitSpec, Secret,
+    SpendState, Subject,
 };
 use serde::{Deserialize, Serialize};
 
@@ -417,9 +424,17 @@ fn at_path(path: &str) -> String {
     }
 }
 
-/// Persistence for the catalog and keys. Implemented by [`SqliteStore`]; PostgreSQL later.
+/// Persistence for the catalog and keys. Implemented by [`SqlStore`] on SQLite and PostgreSQL.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// The catalog's version: a counter that every write changing the catalog (providers,
+    /// models, keys, configs, guardrails, named budgets; an apply or admin-key check only when
+    /// it changed something) increments in its own transaction. One single-row read, cheap
+    /// enough to poll about once a second: a process that sees it move reloads its snapshot,
+    /// so a change made through another process's admin API reaches it (spec section 9).
+    /// Hybrid gateways get it as their snapshot's version.
+    async fn catalog_version(&self) -> Result<i64, StoreError>;
+
     /// Applies a catalog in one transaction (see [`CatalogApply`]). Idempotent.
     ///
     /// Fails with [`StoreError::Conflict`], changing nothing, when the catalog declares a slug,
@@ -588,6 +603,53 @@ pub trait SpendStore: Send + Sync + 'static {
     /// Writes these subjects' states (replacing what was stored for them), in one
     /// transaction.
     async fn save_spend(&self, states: &[SpendState]) -> Result<(), StoreError>;
+
+    /// Adds a hybrid gateway's spend, delivered as the batch `batch`, exactly once: in one
+    /// transaction, records the batch and adds each [`SpendDelta`] to its subject's row. A
+    /// delta of the stored period adds its cost and tokens; one of a later period replaces
+    /// the row's period, cost and tokens (a new period began; the rate window is kept); one of
+    /// an earlier period is skipped (that period is closed). A batch already applied (the
+    /// gateway delivered it again because the first answer was lost) changes nothing and
+    /// returns `false`; otherwise `true`.
+    async fn apply_delivery(&self, batch: &str, deltas: &[SpendDelta]) -> Result<bool, StoreError>;
+}
+
+/// Spend a hybrid gateway counted for one subject since its last delivery, added to the
+/// control plane's ledger by [`SpendStore::apply_delivery`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpendDelta {
+    /// Whom it belongs to, in its displayed form on the wire (`key:backend`).
+    #[serde(with = "subject_text")]
+    pub subject: Subject,
+    /// The period it was counted in, when the subject has a budget.
+    pub period: Option<Period>,
+    /// Start of that period, Unix milliseconds: decides whether the delta adds to the stored
+    /// spend, starts a new period, or is too late to count.
+    pub period_start_ms: i64,
+    /// USD spent.
+    pub cost_usd: f64,
+    /// Tokens spent.
+    pub tokens: u64,
+}
+
+/// [`Subject`] as its displayed text (`key:backend`), the form the ledger stores it in
+/// (`portico_core` gives it no serde form of its own).
+mod subject_text {
+    use portico_core::Subject;
+    use serde::{Deserialize as _, Deserializer, Serializer, de::Error as _};
+
+    pub(super) fn serialize<S: Serializer>(subject: &Subject, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(subject)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Subject, D::Error> {
+        let text = String::deserialize(d)?;
+        Subject::parse(&text).ok_or_else(|| {
+            D::Error::custom(format!(
+                "unknown subject `{text}`: expected key:, provider:, user: or budget: and a name"
+            ))
+        })
+    }
 }
 
 mod configs;
@@ -595,11 +657,15 @@ mod crypto;
 mod guardrails;
 mod plan;
 pub mod private_files;
-mod sqlite;
+mod sql;
 
 pub use configs::{is_valid_config_id, provider_refs, validate_config};
 
 pub use crypto::MasterKey;
 pub use guardrails::{GuardrailRecord, GuardrailSpec};
 pub use plan::{ApplyOptions, Change, ChangeAction, FieldChange, ObjectKind};
-pub use sqlite::SqliteStore;
+pub use sql::SqlStore;
+
+/// The name [`SqlStore`] had while it served SQLite only; kept so that callers opening a
+/// SQLite file (`SqliteStore::open`, `SqliteStore::open_in_memory`) read as before.
+pub type SqliteStore = SqlStore;

@@ -13,6 +13,11 @@
 //! with a message that says how to get them: a scale-out test that silently skips would pass
 //! while testing nothing.
 
+#![expect(
+    clippy::panic,
+    reason = "test support: a server that cannot be had is the test's failure, said clearly"
+)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

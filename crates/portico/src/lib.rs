@@ -12,6 +12,7 @@
 mod admin_client;
 mod apply_cmd;
 mod catalog_cmd;
+mod catalog_sync;
 pub mod cli;
 mod data_plane;
 mod line_writer;

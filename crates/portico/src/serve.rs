@@ -17,11 +17,11 @@ use portico_engine::Snapshot;
 use portico_engine::auth::JwtAuth;
 use portico_engine::policies::guardrails::GuardrailsPolicy;
 use portico_engine::policies::limits::{LedgerWriter, LimitsPolicy, load_ledger};
-use portico_logs::{LogPipeline, LogStore as _, Retention, SqliteLogStore};
+use portico_logs::{LogPipeline, LogStore, PgLogStore, Retention, SqliteLogStore};
 use portico_server::AppState;
-use portico_store::{MasterKey, SqliteStore};
+use portico_store::{MasterKey, SqlStore};
 
-use crate::Fatal;
+use crate::{Fatal, catalog_sync};
 use crate::cli::ServeArgs;
 pub use crate::data_plane::Listen;
 use crate::data_plane::{self, DEFAULT_LISTEN, Policies};
@@ -115,23 +115,12 @@ where
         ))
     })?;
 
-    let master = match env_master {
-        Some(master) => master,
-        None => MasterKey::load_or_create(&data_dir).map_err(|e| Fatal::other(e.to_string()))?,
-    };
-    let db_path = data_dir.join("portico.db");
     // One clock for every timestamp the process keeps: records, the store's rows, retention.
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let store = SqliteStore::open(&db_path, master)
-        .await
-        .map_err(|e| Fatal::other(format!("{}: {e}", db_path.display())))?
-        .with_clock(Arc::clone(&clock));
-    let logs_path = data_dir.join("logs.db");
-    let log_store: Arc<SqliteLogStore> = Arc::new(
-        SqliteLogStore::open(&logs_path)
-            .await
-            .map_err(|e| Fatal::other(format!("{}: {e}", logs_path.display())))?,
-    );
+    let stores = open_stores(&args, &data_dir, env_master, &clock).await?;
+    let store = stores.catalog;
+    let log_store = stores.logs;
+    let where_stored = stores.location;
     let log_pipeline = LogPipeline::start(
         log_store.clone(),
         portico_logs::PipelineOptions {
@@ -162,8 +151,7 @@ where
         .await
         .map_err(|e| {
             Fatal::other(format!(
-                "{}: cannot read the budgets' spend: {e}",
-                db_path.display()
+                "{where_stored}: cannot read the budgets' spend: {e}"
             ))
         })?;
 
@@ -229,6 +217,7 @@ where
         .map_err(|e| Fatal::other(format!("cannot read the listening address: {e}")))?;
     tracing::info!(
         data_dir = %data_dir.display(),
+        store = %where_stored,
         providers = %providers.join(", "),
         "portico {} ready",
         env!("CARGO_PKG_VERSION")
@@ -244,7 +233,23 @@ where
         });
     data_plane::announce_listening(local);
 
+    // With a shared database, other processes change the catalog too: follow them.
+    let stop_sync = tokio_util::sync::CancellationToken::new();
+    let catalog_sync = args.database_url.is_some().then(|| {
+        catalog_sync::spawn(
+            Arc::new(store.clone()),
+            Arc::clone(&state.gateway),
+            None,
+            Duration::from_millis(args.reload_poll_ms),
+            stop_sync.clone(),
+        )
+    });
+
     data_plane::serve_until(&args.common, listener, app, &state, shutdown).await;
+    stop_sync.cancel();
+    if let Some(task) = catalog_sync {
+        let _ = task.await;
+    }
     // Write every queued request record before exiting.
     let logged = log_pipeline.shutdown().await;
     log_store.close().await;
@@ -261,6 +266,84 @@ where
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Where this process keeps its state: SQLite files in the data dir, or the shared database.
+struct Stores {
+    catalog: SqlStore,
+    logs: Arc<dyn LogStore>,
+    /// What to name in an error: the SQLite file, or "the shared database".
+    location: String,
+}
+
+/// Opens the catalog store and the request log: on `--database-url` when it is set (every
+/// process sharing it must have the same `PORTICO_MASTER_KEY`), else in the data dir.
+async fn open_stores(
+    args: &ServeArgs,
+    data_dir: &std::path::Path,
+    env_master: Option<MasterKey>,
+    clock: &Arc<dyn Clock>,
+) -> Result<Stores, Fatal> {
+    if let Some(url) = args.database_url.as_deref().filter(|u| !u.is_empty()) {
+        let Some(master) = env_master else {
+            return Err(Fatal::usage(
+                "PORTICO_DATABASE_URL needs PORTICO_MASTER_KEY: every process sharing the \
+                 database must encrypt and read provider secrets with the same key (generate \
+                 one with `openssl rand -base64 32` and give it to each process)",
+            ));
+        };
+        let catalog = SqlStore::connect(url, master)
+            .await
+            .map_err(|e| Fatal::other(format!("the shared database: {e}")))?
+            .with_clock(Arc::clone(clock));
+        let logs: Arc<dyn LogStore> = match catalog.backend_name() {
+            "postgres" => Arc::new(
+                PgLogStore::connect(url)
+                    .await
+                    .map_err(|e| Fatal::other(format!("the shared database's request log: {e}")))?,
+            ),
+            // `sqlite://`: one process's file named by URL; its log stays beside it in the
+            // data dir.
+            _ => open_sqlite_log(data_dir).await?,
+        };
+        return Ok(Stores {
+            catalog,
+            logs,
+            location: format!("the shared database ({})", catalog_backend(url)),
+        });
+    }
+    let master = match env_master {
+        Some(master) => master,
+        None => MasterKey::load_or_create(data_dir).map_err(|e| Fatal::other(e.to_string()))?,
+    };
+    let db_path = data_dir.join("portico.db");
+    let catalog = SqlStore::open(&db_path, master)
+        .await
+        .map_err(|e| Fatal::other(format!("{}: {e}", db_path.display())))?
+        .with_clock(Arc::clone(clock));
+    Ok(Stores {
+        catalog,
+        logs: open_sqlite_log(data_dir).await?,
+        location: db_path.display().to_string(),
+    })
+}
+
+/// The data dir's `logs.db`.
+async fn open_sqlite_log(data_dir: &std::path::Path) -> Result<Arc<dyn LogStore>, Fatal> {
+    let logs_path = data_dir.join("logs.db");
+    let logs = SqliteLogStore::open(&logs_path)
+        .await
+        .map_err(|e| Fatal::other(format!("{}: {e}", logs_path.display())))?;
+    Ok(Arc::new(logs))
+}
+
+/// The engine a database URL names, for messages (never the URL: it may hold a password).
+fn catalog_backend(url: &str) -> &'static str {
+    if url.starts_with("postgres") {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    }
 }
 
 /// The request log's retention from the command line.

@@ -27,6 +27,7 @@ use sqlx::sqlite::{
 };
 
 use self::writer::Writer;
+use crate::sql::to_u64;
 use crate::{
     Analytics, AnalyticsQuery, LogDetail, LogEntry, LogError, LogPage, LogQuery, LogStore,
     Retention,
@@ -66,6 +67,7 @@ impl SqliteLogStore {
             .max_connections(MAX_CONNECTIONS)
             .connect_with(options)
             .await?;
+        // The files directly in `migrations/`: sqlx does not descend into `postgres/`.
         sqlx::migrate!("./migrations").run(&pool).await?;
         let writer = Writer::start(path, BUSY_TIMEOUT)?;
         Ok(SqliteLogStore {
@@ -73,15 +75,6 @@ impl SqliteLogStore {
             writer: Arc::new(writer),
         })
     }
-}
-
-/// SQLite integers are signed; counts and milliseconds beyond i64 do not occur.
-pub(crate) fn to_i64(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
-pub(crate) fn to_u64(v: i64) -> u64 {
-    u64::try_from(v).unwrap_or(0)
 }
 
 /// A metadata value as stored in the side table: a string as itself, anything else as JSON.

@@ -3,7 +3,7 @@
 
 use sqlx::sqlite::SqlitePool;
 
-use super::to_i64;
+use crate::sql::to_i64;
 use crate::{LogError, Retention};
 
 /// Entries deleted per transaction.

@@ -3,7 +3,7 @@
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::{QueryBuilder, Row as _, Sqlite};
 
-use super::to_u64;
+use crate::sql::{like_pattern, payload_from, to_u64};
 use crate::store::payload_value;
 use crate::{
     Cursor, LogDetail, LogError, LogFilter, LogPage, LogQuery, LogSummary, Payload, StatusFilter,
@@ -14,7 +14,7 @@ const SUMMARY_COLUMNS: &str = "seq, id, created_at, trace_id, metadata, key_name
     provider, model, endpoint, status, stream, outcome, latency_ms, upstream_latency_ms, \
     ttft_ms, prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens, cost_usd, \
     cache_status, retry_count, target, config_id, attempts, guardrails, error_code, error, \
-    cache_saved_usd, cache_similarity";
+    cache_saved_usd, cache_similarity, gateway";
 
 /// Appends ` WHERE ...` for `filter` (always a WHERE, so callers can append `AND ...`).
 pub(super) fn push_filter(qb: &mut QueryBuilder<'_, Sqlite>, filter: &LogFilter) {
@@ -22,6 +22,7 @@ pub(super) fn push_filter(qb: &mut QueryBuilder<'_, Sqlite>, filter: &LogFilter)
     let columns = [
         ("trace_id", &filter.trace_id),
         ("key_name", &filter.key),
+        ("gateway", &filter.gateway),
         ("user", &filter.user),
         ("provider", &filter.provider),
         ("model", &filter.model),
@@ -55,7 +56,7 @@ pub(super) fn push_filter(qb: &mut QueryBuilder<'_, Sqlite>, filter: &LogFilter)
         qb.push(" AND created_at < ").push_bind(to);
     }
     if let Some(q) = &filter.q {
-        let pattern = format!("%{}%", escape_like(q));
+        let pattern = like_pattern(q);
         qb.push(" AND (");
         for (i, column) in ["id", "trace_id", "model", "error"].iter().enumerate() {
             if i > 0 {
@@ -71,18 +72,6 @@ pub(super) fn push_filter(qb: &mut QueryBuilder<'_, Sqlite>, filter: &LogFilter)
         .push_bind(pattern)
         .push(" ESCAPE '\\'))");
     }
-}
-
-/// `q` is a plain substring: its `%`, `_` and `\` match themselves.
-fn escape_like(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
 
 pub(super) async fn search(pool: &SqlitePool, query: &LogQuery) -> Result<LogPage, LogError> {
@@ -150,15 +139,6 @@ pub(super) async fn get(pool: &SqlitePool, id: &str) -> Result<Option<LogDetail>
     }))
 }
 
-fn payload_from(bytes: Option<Vec<u8>>, size: Option<i64>) -> Option<Payload> {
-    let bytes = bytes?;
-    let size = size.map_or(bytes.len() as u64, to_u64);
-    Some(Payload {
-        bytes: bytes.into(),
-        size,
-    })
-}
-
 fn json_column(row: &SqliteRow, column: &str) -> Result<Option<serde_json::Value>, LogError> {
     let text: Option<String> = row.try_get(column)?;
     Ok(text.map(|t| serde_json::from_str(&t)).transpose()?)
@@ -178,6 +158,7 @@ fn summary_from_row(row: &SqliteRow) -> Result<LogSummary, LogError> {
         trace_id: row.try_get("trace_id")?,
         metadata: json_column(row, "metadata")?,
         key_name: row.try_get("key_name")?,
+        gateway: row.try_get("gateway")?,
         user: row.try_get("user")?,
         provider: row.try_get("provider")?,
         model: row.try_get("model")?,

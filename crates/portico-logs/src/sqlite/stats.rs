@@ -6,8 +6,8 @@ use sqlx::sqlite::SqlitePool;
 use sqlx::{QueryBuilder, Row as _, Sqlite};
 
 use super::search::push_filter;
-use super::to_u64;
 use crate::analytics::BucketGroup;
+use crate::sql::to_u64;
 use crate::{Analytics, AnalyticsQuery, GroupBy, LogError};
 
 pub(super) async fn analytics(
@@ -62,6 +62,7 @@ pub(super) async fn analytics(
                 .split(',')
                 .filter_map(|n| n.parse().ok())
                 .collect(),
+            percentiles: None,
         });
     }
     Ok(Analytics::build(query, groups))

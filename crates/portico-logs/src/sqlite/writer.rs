@@ -23,7 +23,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, params};
 use tokio::sync::oneshot;
 
-use super::{metadata_text, to_i64};
+use super::metadata_text;
+use crate::sql::to_i64;
 use crate::{LogEntry, LogError};
 
 /// The writer thread's nice value (0 is the default; higher runs later).
@@ -33,9 +34,9 @@ const INSERT_LOG: &str = "INSERT INTO logs (id, created_at, trace_id, key_name, 
      model, endpoint, status, stream, outcome, latency_ms, upstream_latency_ms, ttft_ms, \
      prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens, cost_usd, \
      cache_status, retry_count, target, config_id, error_code, error, metadata, attempts, \
-     guardrails, cache_saved_usd, cache_similarity) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, \
-     ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, \
-     ?27, ?28, ?29, ?30) \
+     guardrails, cache_saved_usd, cache_similarity, gateway) VALUES (?1, ?2, ?3, ?4, ?5, ?6, \
+     ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, \
+     ?25, ?26, ?27, ?28, ?29, ?30, ?31) \
      ON CONFLICT (id) DO NOTHING";
 const INSERT_METADATA: &str = "INSERT INTO log_metadata (log_seq, key, value) VALUES (?1, ?2, ?3)";
 const INSERT_PAYLOAD: &str = "INSERT INTO log_payloads (log_seq, request, request_size, \
@@ -164,6 +165,7 @@ fn insert(conn: &mut Connection, entries: &[LogEntry]) -> rusqlite::Result<u64> 
                 guardrails,
                 e.cache_saved_usd,
                 e.cache_similarity,
+                e.gateway,
             ])?;
             // An id already stored (a spill replayed twice) is skipped with its side rows.
             if inserted == 0 {

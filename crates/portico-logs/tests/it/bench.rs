@@ -1,6 +1,7 @@
-//! Query times on 100,000 logged requests (ignored by default; run with
-//! `cargo test --release -p portico-logs --test it -- --ignored --nocapture bench`).
-//! The numbers are recorded in docs/request-logs.md.
+//! Query times on 100,000 logged requests, and write costs (ignored by default; run with
+//! `cargo test --release -p portico-logs --test it -- --ignored --nocapture bench`; the
+//! PostgreSQL one needs `PORTICO_TEST_POSTGRES_URL`). The numbers are recorded in
+//! docs/request-logs.md.
 
 #![expect(clippy::print_stdout, reason = "a measurement prints its numbers")]
 
@@ -9,7 +10,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use portico_logs::{
-    AnalyticsQuery, LogEntry, LogFilter, LogQuery, LogStore, Payload, SqliteLogStore, StatusFilter,
+    AnalyticsQuery, LogEntry, LogFilter, LogQuery, LogStore, Payload, PgLogStore, SqliteLogStore,
+    StatusFilter,
 };
 
 const ROWS: usize = 100_000;
@@ -54,6 +56,7 @@ fn seeded(i: usize, now: i64, rng: &mut Rng) -> LogEntry {
         trace_id: format!("trace-{}", rng.below(10_000)),
         metadata: metadata.as_object().cloned(),
         key_name: Some(format!("key-{}", rng.below(10))),
+        gateway: None,
         user: Some(format!("user-{}", rng.below(50))),
         provider: Some(provider.into()),
         model: Some(model.into()),
@@ -386,4 +389,52 @@ async fn bench_insert_cpu_per_row() {
             wall * 1e6 / N as f64
         );
     }
+}
+
+/// Batches of 1,000 entries as the relay builds them (metadata, one attempt, 1 KB of
+/// payloads), into an empty store and then again (a replay: every id already stored).
+async fn insert_batches_of_1000(label: &str, store: &dyn LogStore) {
+    const BATCH: usize = 1000;
+    const BATCHES: usize = 20;
+    let batches: Vec<Arc<[LogEntry]>> = (0..BATCHES)
+        .map(|b| {
+            (0..BATCH)
+                .map(|i| LogEntry::from_record(request_record(b * BATCH + i), 1 << 20))
+                .collect()
+        })
+        .collect();
+    let mut took = Vec::with_capacity(BATCHES);
+    for batch in &batches {
+        let started = Instant::now();
+        assert_eq!(store.insert(Arc::clone(batch)).await.unwrap(), BATCH as u64);
+        took.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    let started = Instant::now();
+    for batch in &batches {
+        assert_eq!(store.insert(Arc::clone(batch)).await.unwrap(), 0);
+    }
+    let replay = started.elapsed().as_secs_f64() * 1000.0 / BATCHES as f64;
+    took.sort_by(f64::total_cmp);
+    let mean = took.iter().sum::<f64>() / took.len() as f64;
+    println!(
+        "{label:<10} insert a batch of {BATCH}: median {:>6.2} ms, mean {mean:>6.2} ms, \
+         max {:>6.2} ms ({:.0} rows/s); the same batch again (all known) {replay:>6.2} ms",
+        took[BATCHES / 2],
+        took[BATCHES - 1],
+        BATCH as f64 / (mean / 1000.0),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check: run it by hand with --release"]
+async fn bench_insert_batch_of_1000_on_both_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = SqliteLogStore::open(&dir.path().join("logs.db"))
+        .await
+        .unwrap();
+    insert_batches_of_1000("sqlite", &sqlite).await;
+    let db = portico_testkit::TestPostgres::database().await;
+    let postgres = PgLogStore::connect(db.url()).await.unwrap();
+    insert_batches_of_1000("postgres", &postgres).await;
+    postgres.close().await;
 }

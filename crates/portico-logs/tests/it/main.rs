@@ -1,5 +1,6 @@
-//! The request log pipeline against a real SQLite file: nothing lost under load, the spill
-//! file replayed across a restart, the payload policy applied on the way in.
+//! The request log pipeline against real storage, a SQLite file and a PostgreSQL database
+//! (each test runs on both): nothing lost under load, the spill file replayed across a
+//! restart, the payload policy applied on the way in.
 
 #![expect(
     clippy::unwrap_used,
@@ -8,3 +9,4 @@
 
 mod bench;
 mod pipeline;
+mod stores;

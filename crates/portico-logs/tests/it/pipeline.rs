@@ -9,8 +9,10 @@ use portico_core::RequestRecord;
 use portico_core::RequestSink as _;
 use portico_logs::{
     Analytics, AnalyticsQuery, LogDetail, LogEntry, LogError, LogPage, LogPipeline, LogQuery,
-    LogStore, PipelineOptions, Retention, SqliteLogStore,
+    LogStore, PipelineOptions, Retention,
 };
+
+use crate::stores::{TestDb, on_both_stores};
 
 fn record(id: String) -> RequestRecord {
     let mut r = RequestRecord::new(id, portico_core::now_ms(), "chat.completions");
@@ -28,15 +30,9 @@ fn options(dir: &Path, queue: usize, batch: usize) -> PipelineOptions {
     }
 }
 
-async fn open(dir: &Path) -> Arc<SqliteLogStore> {
-    Arc::new(SqliteLogStore::open(&dir.join("logs.db")).await.unwrap())
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_load_with_a_tiny_queue_loses_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path()).await;
-    let pipeline = LogPipeline::start(store.clone(), options(dir.path(), 4, 16));
+async fn concurrent_load_with_a_tiny_queue_loses_nothing(db: TestDb) {
+    let store = db.open().await;
+    let pipeline = LogPipeline::start(store.clone(), options(db.dir(), 4, 16));
     let mut tasks = tokio::task::JoinSet::new();
     for t in 0..20 {
         let sink = pipeline.sink();
@@ -61,8 +57,8 @@ async fn concurrent_load_with_a_tiny_queue_loses_nothing() {
     assert_eq!(stats.lost, 0);
     assert_eq!(stats.stored, 10_000, "{stats:?}");
     assert_eq!(store.count().await.unwrap(), 10_000);
-    assert!(!dir.path().join("logs-spill.jsonl").exists());
-    assert!(!dir.path().join("logs-spill.replay.jsonl").exists());
+    assert!(!db.dir().join("logs-spill.jsonl").exists());
+    assert!(!db.dir().join("logs-spill.replay.jsonl").exists());
 }
 
 /// A store that refuses every write (a full disk), so everything ends in the spill file.
@@ -91,10 +87,8 @@ impl LogStore for Refusing {
     async fn close(&self) {}
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spilled_records_are_replayed_on_the_next_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let failing = LogPipeline::start(Arc::new(Refusing), options(dir.path(), 8, 8));
+async fn spilled_records_are_replayed_on_the_next_start(db: TestDb) {
+    let failing = LogPipeline::start(Arc::new(Refusing), options(db.dir(), 8, 8));
     let sink = failing.sink();
     for i in 0..300 {
         sink.record(record(format!("r{i}")));
@@ -104,14 +98,14 @@ async fn spilled_records_are_replayed_on_the_next_start() {
     assert_eq!(stats.stored, 0);
     let spilled = ["logs-spill.jsonl", "logs-spill.replay.jsonl"]
         .iter()
-        .map(|f| std::fs::read_to_string(dir.path().join(f)).unwrap_or_default())
+        .map(|f| std::fs::read_to_string(db.dir().join(f)).unwrap_or_default())
         .map(|text| text.lines().count())
         .sum::<usize>();
     assert_eq!(spilled, 300, "every record is in a spill file");
 
     // The next start replays them without being asked.
-    let store = open(dir.path()).await;
-    let pipeline = LogPipeline::start(store.clone(), options(dir.path(), 8, 8));
+    let store = db.open().await;
+    let pipeline = LogPipeline::start(store.clone(), options(db.dir(), 8, 8));
     let deadline = Instant::now() + Duration::from_secs(20);
     while store.count().await.unwrap() < 300 {
         assert!(Instant::now() < deadline, "the spill file was not replayed");
@@ -125,13 +119,13 @@ async fn spilled_records_are_replayed_on_the_next_start() {
     );
     pipeline.shutdown().await;
     assert_eq!(store.count().await.unwrap(), 300);
-    assert!(!dir.path().join("logs-spill.jsonl").exists());
-    assert!(!dir.path().join("logs-spill.replay.jsonl").exists());
+    assert!(!db.dir().join("logs-spill.jsonl").exists());
+    assert!(!db.dir().join("logs-spill.replay.jsonl").exists());
 }
 
 /// A store whose writes wait until the gate opens: a database that has fallen behind.
 struct Gated {
-    inner: Arc<SqliteLogStore>,
+    inner: Arc<dyn LogStore>,
     open: tokio::sync::watch::Receiver<bool>,
 }
 
@@ -160,10 +154,8 @@ impl LogStore for Gated {
     async fn close(&self) {}
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_queue_is_bounded_by_bytes_and_what_overflows_is_still_stored() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path()).await;
+async fn the_queue_is_bounded_by_bytes_and_what_overflows_is_still_stored(db: TestDb) {
+    let store = db.open().await;
     let (gate, open_rx) = tokio::sync::watch::channel(false);
     let pipeline = LogPipeline::start(
         Arc::new(Gated {
@@ -173,7 +165,7 @@ async fn the_queue_is_bounded_by_bytes_and_what_overflows_is_still_stored() {
         PipelineOptions {
             queue_bytes: 64 * 1024,
             // Far more records than will fit in 64 KiB: the byte bound is the one reached.
-            ..options(dir.path(), 10_000, 500)
+            ..options(db.dir(), 10_000, 500)
         },
     );
     let sink = pipeline.sink();
@@ -202,15 +194,13 @@ async fn the_queue_is_bounded_by_bytes_and_what_overflows_is_still_stored() {
     assert_eq!(detail.request, Some(serde_json::json!("x".repeat(4096))));
 }
 
-#[tokio::test]
-async fn payloads_are_stored_only_when_the_key_allows_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path()).await;
+async fn payloads_are_stored_only_when_the_key_allows_it(db: TestDb) {
+    let store = db.open().await;
     let pipeline = LogPipeline::start(
         store.clone(),
         PipelineOptions {
             max_payload_bytes: 12,
-            ..options(dir.path(), 100, 10)
+            ..options(db.dir(), 100, 10)
         },
     );
     let sink = pipeline.sink();
@@ -228,10 +218,7 @@ async fn payloads_are_stored_only_when_the_key_allows_it() {
     assert!(on.request_truncated);
     assert_eq!(on.response, Some(serde_json::json!({"id": "x"})));
     assert!(!on.response_truncated);
-    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM log_payloads")
-        .fetch_one(&raw(&dir.path().join("logs.db")).await)
-        .await
-        .unwrap();
+    let rows = db.payload_rows().await;
     assert_eq!(
         rows, 1,
         "no payload row for the key without payload logging"
@@ -240,13 +227,11 @@ async fn payloads_are_stored_only_when_the_key_allows_it() {
 
 /// The pruner counts ages from the pipeline's clock, read at every round: a test can put
 /// "now" anywhere.
-#[tokio::test]
-async fn the_pruner_counts_ages_from_the_pipelines_clock() {
+async fn the_pruner_counts_ages_from_the_pipelines_clock(db: TestDb) {
     const DAY_MS: i64 = 24 * 60 * 60 * 1000;
     // 2025-01-01T00:00:00Z: by the system clock, everything here is well over 30 days old.
     let now = 1_735_689_600_000;
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path()).await;
+    let store = db.open().await;
     let at = |id: &str, created_at_ms: i64| {
         let mut r = record(id.to_owned());
         r.created_at_ms = created_at_ms;
@@ -264,7 +249,7 @@ async fn the_pruner_counts_ages_from_the_pipelines_clock() {
                 every: Duration::from_secs(3600),
             },
             clock: Arc::new(ManualClock::at(now)),
-            ..options(dir.path(), 100, 10)
+            ..options(db.dir(), 100, 10)
         },
     );
     // Shutting down waits for the pruner's first round, which runs at start.
@@ -279,8 +264,48 @@ async fn the_pruner_counts_ages_from_the_pipelines_clock() {
     );
 }
 
-async fn raw(db: &Path) -> sqlx::SqlitePool {
-    sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
-        .await
-        .unwrap()
+/// A spill line as versions before the `gateway` field wrote it, byte for byte.
+const LEGACY_SPILL_LINE: &str = r#"{"id":"legacy-1","created_at_ms":1764083045123,"trace_id":"trace-legacy","metadata":{"team":"backend"},"key_name":"service","user":null,"provider":"openai","model":"gpt-4o-mini","endpoint":"chat.completions","status":200,"stream":false,"outcome":"completed","latency_ms":120,"upstream_latency_ms":100,"ttft_ms":null,"prompt_tokens":10,"completion_tokens":5,"cached_tokens":null,"cache_write_tokens":null,"cost_usd":0.001,"cache_status":null,"cache_saved_usd":null,"cache_similarity":null,"retry_count":0,"target":null,"config_id":null,"error_code":null,"error":null,"attempts":[],"guardrails":null,"request":{"bytes":"eyJtb2RlbCI6Im0ifQ==","size":13},"response":null}"#;
+
+async fn a_spill_line_written_before_the_gateway_field_is_replayed(db: TestDb) {
+    std::fs::write(
+        db.dir().join("logs-spill.jsonl"),
+        format!("{LEGACY_SPILL_LINE}\n"),
+    )
+    .unwrap();
+    let store = db.open().await;
+    let pipeline = LogPipeline::start(
+        store.clone(),
+        PipelineOptions {
+            // The line is from 2025: by the system clock, the pruner would take it.
+            retention: Retention {
+                max_age_days: None,
+                max_rows: None,
+                ..Retention::default()
+            },
+            ..options(db.dir(), 8, 8)
+        },
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while store.count().await.unwrap() < 1 {
+        assert!(Instant::now() < deadline, "the spill file was not replayed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    pipeline.shutdown().await;
+    let detail = store.get("legacy-1").await.unwrap().unwrap();
+    let json = serde_json::to_value(&detail).unwrap();
+    assert_eq!(json["gateway"], serde_json::Value::Null);
+    assert_eq!(json["created_at"], "2025-11-25T15:04:05.123Z");
+    assert_eq!(json["metadata"], serde_json::json!({"team": "backend"}));
+    assert_eq!(json["request"], serde_json::json!({"model": "m"}));
+    assert!(!db.dir().join("logs-spill.jsonl").exists());
 }
+
+on_both_stores!(
+    concurrent_load_with_a_tiny_queue_loses_nothing,
+    spilled_records_are_replayed_on_the_next_start,
+    the_queue_is_bounded_by_bytes_and_what_overflows_is_still_stored,
+    payloads_are_stored_only_when_the_key_allows_it,
+    the_pruner_counts_ages_from_the_pipelines_clock,
+    a_spill_line_written_before_the_gateway_field_is_replayed,
+);

@@ -43,6 +43,7 @@ mod proxy;
 mod rate_limits;
 mod request_log;
 mod routing;
+mod scale_out;
 mod sdk;
 mod secrets;
 mod shutdown;

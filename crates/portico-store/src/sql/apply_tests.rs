@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 use portico_core::{BudgetSpec, KeyHash, Limits, Period, ProviderKind, Secret, key_hint};
 use serde_json::json;
 
-use super::SqliteStore;
+use super::SqlStore;
+use super::test_support::on_both_engines;
 use crate::{
     ApplyOptions, ApplyReport, CatalogApply, Change, ChangeAction, ConfigSpec, GuardrailSpec,
-    KeySpec, KeyType, MasterKey, ProviderRecord, RecordSource, Store, StoreError,
+    KeySpec, KeyType, ProviderRecord, RecordSource, Store, StoreError,
 };
 
 const OPENAI_SECRET: &str = "sk-openai-first-secret";
@@ -109,12 +110,6 @@ fn second() -> CatalogApply {
     cat
 }
 
-async fn memory_store() -> SqliteStore {
-    SqliteStore::open_in_memory(MasterKey::generate())
-        .await
-        .unwrap()
-}
-
 /// The report as plan lines: `~ provider openai: api_key (secret), base_url (file)`.
 fn plan(report: &ApplyReport) -> Vec<String> {
     report.changes.iter().map(line).collect()
@@ -149,7 +144,7 @@ fn line(c: &Change) -> String {
 }
 
 /// What the store holds, times included, to compare before and after.
-async fn everything(store: &SqliteStore) -> String {
+async fn everything(store: &SqlStore) -> String {
     let times: Vec<(String, i64, i64)> =
         sqlx::query_as("SELECT name, updated_at, COALESCE(revoked_at, 0) FROM keys ORDER BY name")
             .fetch_all(&store.pool)
@@ -165,9 +160,8 @@ async fn everything(store: &SqliteStore) -> String {
     )
 }
 
-#[tokio::test]
-async fn every_write_is_one_change_naming_the_fields_that_differ() {
-    let store = memory_store().await;
+on_both_engines!(every_write_is_one_change_naming_the_fields_that_differ);
+async fn every_write_is_one_change_naming_the_fields_that_differ(store: SqlStore) {
     let report = store.apply_catalog(&first()).await.unwrap();
     assert_eq!(
         plan(&report),
@@ -232,9 +226,8 @@ async fn every_write_is_one_change_naming_the_fields_that_differ() {
     );
 }
 
-#[tokio::test]
-async fn a_dry_run_reports_what_the_apply_then_does_and_writes_nothing() {
-    let store = memory_store().await;
+on_both_engines!(a_dry_run_reports_what_the_apply_then_does_and_writes_nothing);
+async fn a_dry_run_reports_what_the_apply_then_does_and_writes_nothing(store: SqlStore) {
     store.apply_catalog(&first()).await.unwrap();
     let before = everything(&store).await;
 
@@ -262,9 +255,8 @@ async fn a_dry_run_reports_what_the_apply_then_does_and_writes_nothing() {
     assert_eq!(everything(&store).await, after);
 }
 
-#[tokio::test]
-async fn a_start_without_a_file_keeps_the_file_records() {
-    let store = memory_store().await;
+on_both_engines!(a_start_without_a_file_keeps_the_file_records);
+async fn a_start_without_a_file_keeps_the_file_records(store: SqlStore) {
     store.apply_catalog(&first()).await.unwrap();
     let keep = ApplyOptions {
         keep_file_records: true,
@@ -319,9 +311,8 @@ async fn a_start_without_a_file_keeps_the_file_records() {
     assert!(matches!(err, StoreError::Invalid(_)), "{err}");
 }
 
-#[tokio::test]
-async fn guardrails_are_written_in_the_apply_s_transaction() {
-    let store = memory_store().await;
+on_both_engines!(guardrails_are_written_in_the_apply_s_transaction);
+async fn guardrails_are_written_in_the_apply_s_transaction(store: SqlStore) {
     store.apply_catalog(&first()).await.unwrap();
     let before = everything(&store).await;
 

@@ -1,4 +1,4 @@
-//! Budgets and rate limits on SQLite: a provider's and a key's limits through applies and the
+//! Budgets and rate limits: a provider's and a key's limits through applies and the
 //! admin methods, the named budgets of the `budgets:` list, and the ledger's rows.
 
 use std::collections::BTreeMap;
@@ -8,14 +8,9 @@ use portico_core::{
     Subject, WindowBucket, key_hint,
 };
 
+use super::test_support::on_both_engines;
 use super::*;
 use crate::{KeyPatch, KeySpec, NewKey, SpendStore};
-
-async fn memory_store() -> SqliteStore {
-    SqliteStore::open_in_memory(MasterKey::generate())
-        .await
-        .unwrap()
-}
 
 fn budget(tokens: u64, period: Period) -> Limits {
     Limits {
@@ -77,9 +72,8 @@ fn team(name: &str, value: &str, limits: Limits) -> NamedBudget {
     }
 }
 
-#[tokio::test]
-async fn limits_of_providers_keys_and_budgets_are_applied_idempotently() {
-    let store = memory_store().await;
+on_both_engines!(limits_of_providers_keys_and_budgets_are_applied_idempotently);
+async fn limits_of_providers_keys_and_budgets_are_applied_idempotently(store: SqlStore) {
     let mut catalog = CatalogApply {
         providers: vec![
             provider("p", budget(100, Period::Day)),
@@ -171,9 +165,8 @@ async fn limits_of_providers_keys_and_budgets_are_applied_idempotently() {
     assert!(err.to_string().contains("declared twice"), "{err}");
 }
 
-#[tokio::test]
-async fn api_keys_and_providers_carry_their_limits() {
-    let store = memory_store().await;
+on_both_engines!(api_keys_and_providers_carry_their_limits);
+async fn api_keys_and_providers_carry_their_limits(store: SqlStore) {
     let secret = "prt-api-limited-000000001";
     let created = store
         .create_key(&NewKey {
@@ -252,9 +245,8 @@ async fn api_keys_and_providers_carry_their_limits() {
     );
 }
 
-#[tokio::test]
-async fn named_budgets_are_created_replaced_and_deleted_through_the_api() {
-    let store = memory_store().await;
+on_both_engines!(named_budgets_are_created_replaced_and_deleted_through_the_api);
+async fn named_budgets_are_created_replaced_and_deleted_through_the_api(store: SqlStore) {
     let created = store.create_budget(&team("t", "a", rate(1))).await.unwrap();
     assert_eq!(created.source, RecordSource::Api);
     assert!(matches!(
@@ -301,9 +293,8 @@ async fn named_budgets_are_created_replaced_and_deleted_through_the_api() {
     ));
 }
 
-#[tokio::test]
-async fn the_ledger_is_saved_and_loaded_by_subject() {
-    let store = memory_store().await;
+on_both_engines!(the_ledger_is_saved_and_loaded_by_subject);
+async fn the_ledger_is_saved_and_loaded_by_subject(store: SqlStore) {
     assert!(store.load_spend().await.unwrap().is_empty());
     let state = |subject: Subject, tokens: u64| SpendState {
         subject,

@@ -1,9 +1,13 @@
+//! The store on both engines: applies, keys, configs, providers and secrets; the tests that
+//! look at the SQLite file (encryption at rest, permissions, reopening) run on SQLite only.
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use portico_core::{KeyHash, ProviderKind, Secret, key_hint};
 use serde_json::json;
 
+use super::test_support::on_both_engines;
 use super::*;
 use crate::{KeySpec, ModelRecord, Pricing};
 
@@ -83,13 +87,7 @@ fn catalog() -> CatalogApply {
     }
 }
 
-async fn memory_store() -> SqliteStore {
-    SqliteStore::open_in_memory(MasterKey::generate())
-        .await
-        .unwrap()
-}
-
-async fn key_named(store: &SqliteStore, name: &str) -> KeyRecord {
+async fn key_named(store: &SqlStore, name: &str) -> KeyRecord {
     store
         .list_keys()
         .await
@@ -99,8 +97,8 @@ async fn key_named(store: &SqliteStore, name: &str) -> KeyRecord {
         .unwrap()
 }
 
-async fn model_rows(store: &SqliteStore, slug: &str) -> i64 {
-    sqlx::query_scalar("SELECT COUNT(*) FROM models WHERE provider_slug = ?")
+async fn model_rows(store: &SqlStore, slug: &str) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM models WHERE provider_slug = $1")
         .bind(slug)
         .fetch_one(&store.pool)
         .await
@@ -111,9 +109,8 @@ fn slugs(providers: &[ProviderRecord]) -> Vec<&str> {
     providers.iter().map(|p| p.slug.as_str()).collect()
 }
 
-#[tokio::test]
-async fn applying_twice_changes_nothing_the_second_time() {
-    let store = memory_store().await;
+on_both_engines!(applying_twice_changes_nothing_the_second_time);
+async fn applying_twice_changes_nothing_the_second_time(store: SqlStore) {
     let first = store.apply_catalog(&catalog()).await.unwrap();
     assert_eq!(first.created_keys, ["backend", "alice"]);
     assert_eq!(first.changed_providers, ["openai-prod", "mock"]);
@@ -142,9 +139,8 @@ async fn applying_twice_changes_nothing_the_second_time() {
     assert_eq!(store.list_providers().await.unwrap(), expected);
 }
 
-#[tokio::test]
-async fn keys_are_listed_by_name_with_their_fields() {
-    let store = memory_store().await;
+on_both_engines!(keys_are_listed_by_name_with_their_fields);
+async fn keys_are_listed_by_name_with_their_fields(store: SqlStore) {
     store.apply_catalog(&catalog()).await.unwrap();
     let keys = store.list_keys().await.unwrap();
     assert_eq!(
@@ -169,9 +165,8 @@ async fn keys_are_listed_by_name_with_their_fields() {
     assert_ne!(keys[0].id, keys[1].id);
 }
 
-#[tokio::test]
-async fn a_fixed_secret_change_rotates_the_hash_and_keeps_the_id() {
-    let store = memory_store().await;
+on_both_engines!(a_fixed_secret_change_rotates_the_hash_and_keeps_the_id);
+async fn a_fixed_secret_change_rotates_the_hash_and_keeps_the_id(store: SqlStore) {
     store.apply_catalog(&catalog()).await.unwrap();
     let before = key_named(&store, "backend").await;
 
@@ -210,9 +205,8 @@ async fn a_fixed_secret_change_rotates_the_hash_and_keeps_the_id() {
     );
 }
 
-#[tokio::test]
-async fn a_generated_key_keeps_its_hash_while_its_settings_follow_the_file() {
-    let store = memory_store().await;
+on_both_engines!(a_generated_key_keeps_its_hash_while_its_settings_follow_the_file);
+async fn a_generated_key_keeps_its_hash_while_its_settings_follow_the_file(store: SqlStore) {
     store.apply_catalog(&catalog()).await.unwrap();
     let before = key_named(&store, "alice").await;
 
@@ -248,9 +242,8 @@ async fn a_generated_key_keeps_its_hash_while_its_settings_follow_the_file() {
     assert_eq!(after.user, None);
 }
 
-#[tokio::test]
-async fn removed_keys_are_revoked_once_and_come_back_when_declared_again() {
-    let store = memory_store().await;
+on_both_engines!(removed_keys_are_revoked_once_and_come_back_when_declared_again);
+async fn removed_keys_are_revoked_once_and_come_back_when_declared_again(store: SqlStore) {
     store.apply_catalog(&catalog()).await.unwrap();
     assert!(
         store
@@ -299,13 +292,12 @@ async fn removed_keys_are_revoked_once_and_come_back_when_declared_again() {
     assert_eq!(key_named(&store, "admin").await.revoked_at_ms, None);
 }
 
-#[tokio::test]
-async fn removed_providers_go_with_their_models_but_api_providers_stay() {
-    let store = memory_store().await;
+on_both_engines!(removed_providers_go_with_their_models_but_api_providers_stay);
+async fn removed_providers_go_with_their_models_but_api_providers_stay(store: SqlStore) {
     store.apply_catalog(&catalog()).await.unwrap();
     sqlx::query(
         "INSERT INTO providers (slug, kind, base_url, api_key_enc, settings, has_models, source, \
-         created_at, updated_at) VALUES ('from-api', 'groq', NULL, ?, '{}', 0, 'api', 1, 1)",
+         created_at, updated_at) VALUES ('from-api', 'groq', NULL, $1, '{}', 0, 'api', 1, 1)",
     )
     .bind(store.master.encrypt(b"gsk-api"))
     .execute(&store.pool)
@@ -345,9 +337,8 @@ async fn removed_providers_go_with_their_models_but_api_providers_stay() {
     assert_eq!(slugs(&store.list_providers().await.unwrap()), ["from-api"]);
 }
 
-#[tokio::test]
-async fn models_are_replaced_in_order() {
-    let store = memory_store().await;
+on_both_engines!(models_are_replaced_in_order);
+async fn models_are_replaced_in_order(store: SqlStore) {
     let mut cat = CatalogApply {
         configs: Vec::new(),
         providers: vec![provider("p", ProviderKind::Mock, None)],
@@ -407,9 +398,8 @@ async fn models_are_replaced_in_order() {
     );
 }
 
-#[tokio::test]
-async fn a_changed_secret_or_field_is_a_change() {
-    let store = memory_store().await;
+on_both_engines!(a_changed_secret_or_field_is_a_change);
+async fn a_changed_secret_or_field_is_a_change(store: SqlStore) {
     store.apply_catalog(&catalog()).await.unwrap();
 
     let mut next = catalog();
@@ -433,9 +423,8 @@ async fn a_changed_secret_or_field_is_a_change() {
     assert_eq!(listed[1].api_key, None);
 }
 
-#[tokio::test]
-async fn a_failed_apply_changes_nothing() {
-    let store = memory_store().await;
+on_both_engines!(a_failed_apply_changes_nothing);
+async fn a_failed_apply_changes_nothing(store: SqlStore) {
     store.apply_catalog(&catalog()).await.unwrap();
     let providers = store.list_providers().await.unwrap();
     let keys = store.list_keys().await.unwrap();
@@ -454,9 +443,8 @@ async fn a_failed_apply_changes_nothing() {
     assert_eq!(store.list_keys().await.unwrap(), keys);
 }
 
-#[tokio::test]
-async fn catalogs_that_cannot_be_applied_are_rejected() {
-    let store = memory_store().await;
+on_both_engines!(catalogs_that_cannot_be_applied_are_rejected);
+async fn catalogs_that_cannot_be_applied_are_rejected(store: SqlStore) {
     let cases: Vec<(CatalogApply, &str)> = vec![
         (
             CatalogApply {
@@ -523,9 +511,8 @@ async fn catalogs_that_cannot_be_applied_are_rejected() {
     assert!(store.list_keys().await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn ensure_admin_key_creates_keeps_or_replaces() {
-    let store = memory_store().await;
+on_both_engines!(ensure_admin_key_creates_keeps_or_replaces);
+async fn ensure_admin_key_creates_keeps_or_replaces(store: SqlStore) {
     assert!(!store.has_admin_key().await.unwrap());
     let first = KeyHash::of("prt-admin-first");
     assert!(
@@ -623,7 +610,7 @@ async fn provider_secrets_are_encrypted_at_rest() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("portico.db");
     let master = MasterKey::load_or_create(dir.path()).unwrap();
-    let store = SqliteStore::open(&path, master).await.unwrap();
+    let store = SqlStore::open(&path, master).await.unwrap();
     store.apply_catalog(&catalog()).await.unwrap();
     let listed = store.list_providers().await.unwrap();
     let openai = listed.iter().find(|p| p.slug == "openai-prod").unwrap();
@@ -651,14 +638,14 @@ async fn reopening_needs_the_same_master_key_and_keeps_the_data() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("nested").join("portico.db");
     let master = MasterKey::load_or_create(dir.path()).unwrap();
-    let store = SqliteStore::open(&path, master.clone()).await.unwrap();
+    let store = SqlStore::open(&path, master.clone()).await.unwrap();
     store.apply_catalog(&catalog()).await.unwrap();
     let providers = store.list_providers().await.unwrap();
     let keys = store.list_keys().await.unwrap();
     store.close().await;
 
     let other = MasterKey::from_env_value(&"42".repeat(32)).unwrap();
-    let err = SqliteStore::open(&path, other).await.unwrap_err();
+    let err = SqlStore::open(&path, other).await.unwrap_err();
     assert!(matches!(err, StoreError::WrongMasterKey { .. }), "{err}");
     let msg = err.to_string();
     assert!(msg.contains("PORTICO_MASTER_KEY"), "{msg}");
@@ -666,7 +653,7 @@ async fn reopening_needs_the_same_master_key_and_keeps_the_data() {
 
     // The same key, loaded again from the data dir, opens it with everything in place.
     let again = MasterKey::load_or_create(dir.path()).unwrap();
-    let store = SqliteStore::open(&path, again).await.unwrap();
+    let store = SqlStore::open(&path, again).await.unwrap();
     assert_eq!(store.list_providers().await.unwrap(), providers);
     assert_eq!(store.list_keys().await.unwrap(), keys);
     assert_eq!(
@@ -681,8 +668,8 @@ async fn two_stores_on_one_file_see_each_others_writes() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("portico.db");
     let master = MasterKey::generate();
-    let a = SqliteStore::open(&path, master.clone()).await.unwrap();
-    let b = SqliteStore::open(&path, master).await.unwrap();
+    let a = SqlStore::open(&path, master.clone()).await.unwrap();
+    let b = SqlStore::open(&path, master).await.unwrap();
     let cat = catalog();
     let (ra, rb) = tokio::join!(a.apply_catalog(&cat), b.apply_catalog(&cat));
     let (ra, rb) = (ra.unwrap(), rb.unwrap());
@@ -711,9 +698,8 @@ fn bedrock() -> ProviderRecord {
     p
 }
 
-#[tokio::test]
-async fn credentials_round_trip_and_changes_are_detected() {
-    let store = memory_store().await;
+on_both_engines!(credentials_round_trip_and_changes_are_detected);
+async fn credentials_round_trip_and_changes_are_detected(store: SqlStore) {
     let mut cat = CatalogApply {
         configs: Vec::new(),
         providers: vec![bedrock()],
@@ -773,7 +759,7 @@ async fn credentials_are_encrypted_at_rest() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("portico.db");
     let master = MasterKey::load_or_create(dir.path()).unwrap();
-    let store = SqliteStore::open(&path, master).await.unwrap();
+    let store = SqlStore::open(&path, master).await.unwrap();
     let mut aws = bedrock();
     aws.base_url = Some("http://127.0.0.1:9/portico-base-url-marker".to_owned());
     store
@@ -808,9 +794,8 @@ async fn credentials_are_encrypted_at_rest() {
     }
 }
 
-#[tokio::test]
-async fn credentials_under_another_master_key_are_refused() {
-    let store = memory_store().await;
+on_both_engines!(credentials_under_another_master_key_are_refused);
+async fn credentials_under_another_master_key_are_refused(store: SqlStore) {
     store
         .apply_catalog(&CatalogApply {
             configs: Vec::new(),
@@ -823,7 +808,7 @@ async fn credentials_under_another_master_key_are_refused() {
         .unwrap();
     // A blob written under another key (as if copied from another database).
     let other = MasterKey::generate();
-    sqlx::query("UPDATE providers SET credentials_enc = ? WHERE slug = 'aws'")
+    sqlx::query("UPDATE providers SET credentials_enc = $1 WHERE slug = 'aws'")
         .bind(other.encrypt(br#"{"aws_secret_access_key":"x"}"#))
         .execute(&store.pool)
         .await
@@ -833,7 +818,7 @@ async fn credentials_under_another_master_key_are_refused() {
 
     // A blob that decrypts but is not a JSON object of strings is corrupt, and its text is
     // not quoted.
-    sqlx::query("UPDATE providers SET credentials_enc = ? WHERE slug = 'aws'")
+    sqlx::query("UPDATE providers SET credentials_enc = $1 WHERE slug = 'aws'")
         .bind(store.master.encrypt(b"[\"aws-secret-not-an-object\"]"))
         .execute(&store.pool)
         .await
@@ -868,9 +853,8 @@ fn catalog_with_config() -> CatalogApply {
     cat
 }
 
-#[tokio::test]
-async fn configs_apply_idempotently_and_keys_refer_to_them() {
-    let store = memory_store().await;
+on_both_engines!(configs_apply_idempotently_and_keys_refer_to_them);
+async fn configs_apply_idempotently_and_keys_refer_to_them(store: SqlStore) {
     let report = store.apply_catalog(&catalog_with_config()).await.unwrap();
     assert_eq!(report.changed_configs, ["reliable", "retry-only"]);
     let again = store.apply_catalog(&catalog_with_config()).await.unwrap();
@@ -911,9 +895,8 @@ async fn configs_apply_idempotently_and_keys_refer_to_them() {
     assert!(store.get_config("reliable").await.unwrap().is_none());
 }
 
-#[tokio::test]
-async fn a_config_naming_an_unknown_provider_fails_the_apply() {
-    let store = memory_store().await;
+on_both_engines!(a_config_naming_an_unknown_provider_fails_the_apply);
+async fn a_config_naming_an_unknown_provider_fails_the_apply(store: SqlStore) {
     let mut cat = catalog_with_config();
     cat.configs[0].config = json!({"strategy": {"mode": "fallback"},
         "targets": [{"provider": "@openai-prod"}, {"provider": "@nowhere"}]});
@@ -941,9 +924,8 @@ async fn a_config_naming_an_unknown_provider_fails_the_apply() {
     );
 }
 
-#[tokio::test]
-async fn invalid_or_dangling_configs_are_rejected_before_writing() {
-    let store = memory_store().await;
+on_both_engines!(invalid_or_dangling_configs_are_rejected_before_writing);
+async fn invalid_or_dangling_configs_are_rejected_before_writing(store: SqlStore) {
     let mut cat = catalog_with_config();
     cat.configs[1].config = json!({"retry": {"attempts": 9}});
     match store.apply_catalog(&cat).await.unwrap_err() {
@@ -969,9 +951,8 @@ async fn invalid_or_dangling_configs_are_rejected_before_writing() {
     assert!(store.list_configs().await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn a_file_config_an_api_key_uses_stays_until_the_key_lets_go() {
-    let store = memory_store().await;
+on_both_engines!(a_file_config_an_api_key_uses_stays_until_the_key_lets_go);
+async fn a_file_config_an_api_key_uses_stays_until_the_key_lets_go(store: SqlStore) {
     store.apply_catalog(&catalog_with_config()).await.unwrap();
     let key = store
         .create_key(&crate::NewKey {
@@ -1028,9 +1009,8 @@ fn api_provider(slug: &str, api_key: Option<&str>) -> ProviderRecord {
     p
 }
 
-#[tokio::test]
-async fn api_providers_are_created_replaced_and_deleted() {
-    let store = memory_store().await;
+on_both_engines!(api_providers_are_created_replaced_and_deleted);
+async fn api_providers_are_created_replaced_and_deleted(store: SqlStore) {
     store.apply_catalog(&catalog()).await.unwrap();
     store
         .create_provider(&api_provider("added", Some("sk-added")))
@@ -1097,9 +1077,8 @@ async fn api_providers_are_created_replaced_and_deleted() {
     );
 }
 
-#[tokio::test]
-async fn api_keys_are_created_patched_and_revoked() {
-    let store = memory_store().await;
+on_both_engines!(api_keys_are_created_patched_and_revoked);
+async fn api_keys_are_created_patched_and_revoked(store: SqlStore) {
     store.apply_catalog(&catalog_with_config()).await.unwrap();
     let created = store
         .create_key(&new_key("made", "prt-made-secret-00000001"))
@@ -1217,9 +1196,8 @@ async fn api_keys_are_created_patched_and_revoked() {
     ));
 }
 
-#[tokio::test]
-async fn api_configs_are_validated_and_kept_while_in_use() {
-    let store = memory_store().await;
+on_both_engines!(api_configs_are_validated_and_kept_while_in_use);
+async fn api_configs_are_validated_and_kept_while_in_use(store: SqlStore) {
     store.apply_catalog(&catalog_with_config()).await.unwrap();
     let created = store
         .create_config("api-cfg", &json!({"retry": {"attempts": 1}}))
@@ -1305,9 +1283,7 @@ async fn the_database_and_the_files_sqlite_makes_beside_it_are_private() {
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("data/portico.db");
-    let store = SqliteStore::open(&path, MasterKey::generate())
-        .await
-        .unwrap();
+    let store = SqlStore::open(&path, MasterKey::generate()).await.unwrap();
     store.apply_catalog(&catalog()).await.unwrap();
     // While the pool is open, WAL mode keeps a -wal and a -shm beside the database.
     let wal = dir.path().join("data/portico.db-wal");
@@ -1320,17 +1296,17 @@ async fn the_database_and_the_files_sqlite_makes_beside_it_are_private() {
     store.close().await;
     // An older, world-readable database is tightened when opened.
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let store = SqliteStore::open(&path, MasterKey::generate()).await;
+    let store = SqlStore::open(&path, MasterKey::generate()).await;
     // (A new master key does not open the old secrets; the mode is fixed before that check.)
     drop(store);
     assert_eq!(mode(&path), 0o600);
 }
 
-/// Every row is stamped with the store's clock, so a test can assert the times it reads back.
-#[tokio::test]
-async fn rows_are_stamped_with_the_stores_clock() {
+// Every row is stamped with the store's clock, so a test can assert the times it reads back.
+on_both_engines!(rows_are_stamped_with_the_stores_clock);
+async fn rows_are_stamped_with_the_stores_clock(store: SqlStore) {
     let clock = Arc::new(portico_core::ManualClock::at(1_000));
-    let store = memory_store().await.with_clock(clock.clone());
+    let store = store.with_clock(clock.clone());
     store.apply_catalog(&catalog_with_config()).await.unwrap();
     for config in store.list_configs().await.unwrap() {
         let times = (config.created_at_ms, config.updated_at_ms);

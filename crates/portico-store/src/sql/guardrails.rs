@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::diff::guardrail_fields;
 use super::rows;
@@ -46,7 +46,7 @@ fn check_api(found: Option<&GuardrailRecord>, id: &str) -> Result<(), StoreError
 /// file's that it no longer declares, and reports each write as one [`Change`]. An id the
 /// admin API already uses is a conflict; the API's guardrails are never touched.
 pub(super) async fn apply_file(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     declared: &[GuardrailSpec],
     now: i64,
     report: &mut ApplyReport,
@@ -71,7 +71,7 @@ pub(super) async fn apply_file(
                 if fields.is_empty() {
                     continue;
                 }
-                sqlx::query("UPDATE guardrails SET guardrail = ?, updated_at = ? WHERE id = ?")
+                sqlx::query("UPDATE guardrails SET guardrail = $1, updated_at = $2 WHERE id = $3")
                     .bind(&text)
                     .bind(now)
                     .bind(&spec.id)
@@ -88,7 +88,7 @@ pub(super) async fn apply_file(
             None => {
                 sqlx::query(
                     "INSERT INTO guardrails (id, guardrail, source, created_at, updated_at) \
-                     VALUES (?, ?, 'file', ?, ?)",
+                     VALUES ($1, $2, 'file', $3, $4)",
                 )
                 .bind(&spec.id)
                 .bind(&text)
@@ -117,7 +117,7 @@ pub(super) async fn apply_file(
         .collect();
     removed.sort_unstable();
     for id in removed {
-        sqlx::query("DELETE FROM guardrails WHERE id = ?")
+        sqlx::query("DELETE FROM guardrails WHERE id = $1")
             .bind(id)
             .execute(&mut *conn)
             .await?;
@@ -132,7 +132,7 @@ pub(super) async fn apply_file(
     Ok(())
 }
 
-pub(super) async fn list(conn: &mut SqliteConnection) -> Result<Vec<GuardrailRecord>, StoreError> {
+pub(super) async fn list(conn: &mut AnyConnection) -> Result<Vec<GuardrailRecord>, StoreError> {
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT id, guardrail, source, created_at, updated_at FROM guardrails ORDER BY id",
     )
@@ -142,11 +142,11 @@ pub(super) async fn list(conn: &mut SqliteConnection) -> Result<Vec<GuardrailRec
 }
 
 pub(super) async fn get(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
 ) -> Result<Option<GuardrailRecord>, StoreError> {
     let row: Option<Row> = sqlx::query_as(
-        "SELECT id, guardrail, source, created_at, updated_at FROM guardrails WHERE id = ?",
+        "SELECT id, guardrail, source, created_at, updated_at FROM guardrails WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(conn)
@@ -155,7 +155,7 @@ pub(super) async fn get(
 }
 
 pub(super) async fn create(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
     guardrail: &serde_json::Value,
     now: i64,
@@ -171,7 +171,7 @@ pub(super) async fn create(
         )));
     }
     sqlx::query(
-        "INSERT INTO guardrails (id, guardrail, source, created_at, updated_at) VALUES (?, ?, 'api', ?, ?)",
+        "INSERT INTO guardrails (id, guardrail, source, created_at, updated_at) VALUES ($1, $2, 'api', $3, $4)",
     )
     .bind(id)
     .bind(rows::to_json("guardrails", guardrail)?)
@@ -185,13 +185,13 @@ pub(super) async fn create(
 }
 
 pub(super) async fn replace(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
     guardrail: &serde_json::Value,
     now: i64,
 ) -> Result<GuardrailRecord, StoreError> {
     check_api(get(conn, id).await?.as_ref(), id)?;
-    let done = sqlx::query("UPDATE guardrails SET guardrail = ?, updated_at = ? WHERE id = ?")
+    let done = sqlx::query("UPDATE guardrails SET guardrail = $1, updated_at = $2 WHERE id = $3")
         .bind(rows::to_json("guardrails", guardrail)?)
         .bind(now)
         .bind(id)
@@ -205,9 +205,9 @@ pub(super) async fn replace(
         .ok_or_else(|| StoreError::NotFound(format!("guardrail `{id}` vanished")))
 }
 
-pub(super) async fn delete(conn: &mut SqliteConnection, id: &str) -> Result<(), StoreError> {
+pub(super) async fn delete(conn: &mut AnyConnection, id: &str) -> Result<(), StoreError> {
     check_api(get(conn, id).await?.as_ref(), id)?;
-    let done = sqlx::query("DELETE FROM guardrails WHERE id = ?")
+    let done = sqlx::query("DELETE FROM guardrails WHERE id = $1")
         .bind(id)
         .execute(&mut *conn)
         .await?;
@@ -221,8 +221,9 @@ pub(super) async fn delete(conn: &mut SqliteConnection, id: &str) -> Result<(), 
 mod tests {
     use serde_json::json;
 
-    use crate::sqlite::SqliteStore;
-    use crate::{CatalogApply, GuardrailSpec, MasterKey, RecordSource, Store, StoreError};
+    use crate::sql::SqlStore;
+    use crate::sql::test_support::on_both_engines;
+    use crate::{CatalogApply, GuardrailSpec, RecordSource, Store, StoreError};
 
     /// A catalog that declares only these guardrails.
     fn file(ids: &[&str], guardrail: &serde_json::Value) -> CatalogApply {
@@ -238,11 +239,8 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn the_api_and_the_file_each_change_only_their_own() {
-        let store = SqliteStore::open_in_memory(MasterKey::generate())
-            .await
-            .unwrap();
+    on_both_engines!(the_api_and_the_file_each_change_only_their_own);
+    async fn the_api_and_the_file_each_change_only_their_own(store: SqlStore) {
         let g = json!({"checks": [], "deny": true});
         store.create_guardrail("mine", &g).await.unwrap();
         assert!(matches!(

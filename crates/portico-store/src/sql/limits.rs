@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use portico_core::{Limits, NamedBudget};
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::rows;
 use crate::{ApplyReport, BudgetRecord, RecordSource, StoreError};
@@ -29,7 +29,7 @@ pub(super) fn limits_of(table: &'static str, text: Option<&str>) -> Result<Limit
 
 /// Every key's limits, by key id.
 pub(super) async fn load_key_limits(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
 ) -> Result<HashMap<String, Limits>, StoreError> {
     let rows: Vec<(String, String)> = sqlx::query_as("SELECT key_id, limits FROM key_limits")
         .fetch_all(conn)
@@ -41,32 +41,33 @@ pub(super) async fn load_key_limits(
 
 /// One key's limits.
 pub(super) async fn key_limits(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     key_id: &str,
 ) -> Result<Limits, StoreError> {
-    let text: Option<String> = sqlx::query_scalar("SELECT limits FROM key_limits WHERE key_id = ?")
-        .bind(key_id)
-        .fetch_optional(conn)
-        .await?;
+    let text: Option<String> =
+        sqlx::query_scalar("SELECT limits FROM key_limits WHERE key_id = $1")
+            .bind(key_id)
+            .fetch_optional(conn)
+            .await?;
     limits_of("key_limits", text.as_deref())
 }
 
 /// Sets (or, when empty, clears) the limits of the key with this id.
 pub(super) async fn set_key_limits(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     key_id: &str,
     limits: &Limits,
 ) -> Result<(), StoreError> {
     match limits_json(limits)? {
         None => {
-            sqlx::query("DELETE FROM key_limits WHERE key_id = ?")
+            sqlx::query("DELETE FROM key_limits WHERE key_id = $1")
                 .bind(key_id)
                 .execute(conn)
                 .await?;
         }
         Some(text) => {
             sqlx::query(
-                "INSERT INTO key_limits (key_id, limits) VALUES (?, ?) \
+                "INSERT INTO key_limits (key_id, limits) VALUES ($1, $2) \
                  ON CONFLICT (key_id) DO UPDATE SET limits = excluded.limits",
             )
             .bind(key_id)
@@ -80,11 +81,11 @@ pub(super) async fn set_key_limits(
 
 /// Sets the limits of the key named `name` (the catalog apply, which matches keys by name).
 pub(super) async fn set_key_limits_by_name(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     name: &str,
     limits: &Limits,
 ) -> Result<(), StoreError> {
-    let id: Option<String> = sqlx::query_scalar("SELECT id FROM keys WHERE name = ?")
+    let id: Option<String> = sqlx::query_scalar("SELECT id FROM keys WHERE name = $1")
         .bind(name)
         .fetch_optional(&mut *conn)
         .await?;
@@ -125,7 +126,7 @@ const BUDGET_COLUMNS: &str = "name, matches, limits, source, created_at, updated
 
 /// Every named budget, ordered by name.
 pub(super) async fn list_budgets(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
 ) -> Result<Vec<BudgetRecord>, StoreError> {
     let rows: Vec<BudgetRow> = sqlx::query_as(&format!(
         "SELECT {BUDGET_COLUMNS} FROM budgets ORDER BY name"
@@ -137,11 +138,11 @@ pub(super) async fn list_budgets(
 
 /// The named budget `name`.
 pub(super) async fn get_budget(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     name: &str,
 ) -> Result<Option<BudgetRecord>, StoreError> {
     let row: Option<BudgetRow> = sqlx::query_as(&format!(
-        "SELECT {BUDGET_COLUMNS} FROM budgets WHERE name = ?"
+        "SELECT {BUDGET_COLUMNS} FROM budgets WHERE name = $1"
     ))
     .bind(name)
     .fetch_optional(conn)
@@ -151,7 +152,7 @@ pub(super) async fn get_budget(
 
 /// Inserts or updates one named budget with `source`.
 async fn write_budget(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     budget: &NamedBudget,
     source: RecordSource,
     exists: bool,
@@ -160,17 +161,19 @@ async fn write_budget(
     let matches = rows::to_json("budgets", &budget.matches)?;
     let limits = rows::to_json("budgets", &budget.limits)?;
     if exists {
-        sqlx::query("UPDATE budgets SET matches = ?, limits = ?, updated_at = ? WHERE name = ?")
-            .bind(matches)
-            .bind(limits)
-            .bind(now)
-            .bind(&budget.name)
-            .execute(conn)
-            .await?;
+        sqlx::query(
+            "UPDATE budgets SET matches = $1, limits = $2, updated_at = $3 WHERE name = $4",
+        )
+        .bind(matches)
+        .bind(limits)
+        .bind(now)
+        .bind(&budget.name)
+        .execute(conn)
+        .await?;
     } else {
         sqlx::query(
             "INSERT INTO budgets (name, matches, limits, source, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&budget.name)
         .bind(matches)
@@ -186,7 +189,7 @@ async fn write_budget(
 
 /// Creates an `api` budget; [`StoreError::Conflict`] when the name is taken.
 pub(super) async fn create_budget(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     budget: &NamedBudget,
     now: i64,
 ) -> Result<BudgetRecord, StoreError> {
@@ -202,7 +205,7 @@ pub(super) async fn create_budget(
 
 /// Replaces an `api` budget.
 pub(super) async fn replace_budget(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     budget: &NamedBudget,
     now: i64,
 ) -> Result<BudgetRecord, StoreError> {
@@ -212,26 +215,23 @@ pub(super) async fn replace_budget(
 }
 
 /// Deletes an `api` budget (its spend stays in the ledger, found again if it comes back).
-pub(super) async fn delete_budget(
-    conn: &mut SqliteConnection,
-    name: &str,
-) -> Result<(), StoreError> {
+pub(super) async fn delete_budget(conn: &mut AnyConnection, name: &str) -> Result<(), StoreError> {
     api_budget(conn, name).await?;
-    sqlx::query("DELETE FROM budgets WHERE name = ?")
+    sqlx::query("DELETE FROM budgets WHERE name = $1")
         .bind(name)
         .execute(conn)
         .await?;
     Ok(())
 }
 
-async fn stored(conn: &mut SqliteConnection, name: &str) -> Result<BudgetRecord, StoreError> {
+async fn stored(conn: &mut AnyConnection, name: &str) -> Result<BudgetRecord, StoreError> {
     get_budget(conn, name)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("budget `{name}` vanished")))
 }
 
 /// The budget to change through the API: it exists and is an `api` budget.
-async fn api_budget(conn: &mut SqliteConnection, name: &str) -> Result<BudgetRecord, StoreError> {
+async fn api_budget(conn: &mut AnyConnection, name: &str) -> Result<BudgetRecord, StoreError> {
     let Some(record) = get_budget(conn, name).await? else {
         return Err(StoreError::NotFound(format!("no budget `{name}`")));
     };
@@ -248,7 +248,7 @@ async fn api_budget(conn: &mut SqliteConnection, name: &str) -> Result<BudgetRec
 /// budgets it no longer declares deleted; `api` budgets are never touched, and the file may
 /// not take one's name.
 pub(super) async fn apply_budgets(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     declared: &[NamedBudget],
     now: i64,
     report: &mut ApplyReport,
@@ -281,7 +281,7 @@ pub(super) async fn apply_budgets(
         .collect();
     removed.sort_by(|a, b| a.budget.name.cmp(&b.budget.name));
     for record in removed {
-        sqlx::query("DELETE FROM budgets WHERE name = ?")
+        sqlx::query("DELETE FROM budgets WHERE name = $1")
             .bind(&record.budget.name)
             .execute(&mut *conn)
             .await?;

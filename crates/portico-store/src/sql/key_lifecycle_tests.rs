@@ -1,4 +1,4 @@
-//! Key states on SQLite: gateway keys, expiry, rotation, and the migration that added them
+//! Key states: gateway keys, expiry, rotation, and the SQLite migration that added them
 //! (0006 rebuilds `keys`).
 
 use std::borrow::Cow;
@@ -6,14 +6,9 @@ use std::sync::Arc;
 
 use portico_core::{KeyHash, ManualClock, key_hint};
 
+use super::test_support::on_both_engines;
 use super::*;
 use crate::{KeyPatch, KeySpec, NewKey};
-
-async fn memory_store() -> SqliteStore {
-    SqliteStore::open_in_memory(MasterKey::generate())
-        .await
-        .unwrap()
-}
 
 fn new_key(name: &str, key_type: KeyType, secret: &str) -> NewKey {
     NewKey {
@@ -46,9 +41,8 @@ fn file_key(name: &str, secret: &str, expires_at_ms: Option<i64>) -> KeySpec {
     }
 }
 
-#[tokio::test]
-async fn gateway_keys_are_stored_and_listed_and_take_no_user() {
-    let store = memory_store().await;
+on_both_engines!(gateway_keys_are_stored_and_listed_and_take_no_user);
+async fn gateway_keys_are_stored_and_listed_and_take_no_user(store: SqlStore) {
     let made = store
         .create_key(&new_key(
             "edge-1",
@@ -68,9 +62,8 @@ async fn gateway_keys_are_stored_and_listed_and_take_no_user() {
     assert!(matches!(err, StoreError::Invalid(_)), "{err}");
 }
 
-#[tokio::test]
-async fn expiry_is_set_on_create_changed_and_cleared_by_a_patch() {
-    let store = memory_store().await;
+on_both_engines!(expiry_is_set_on_create_changed_and_cleared_by_a_patch);
+async fn expiry_is_set_on_create_changed_and_cleared_by_a_patch(store: SqlStore) {
     let mut key = new_key("temp", KeyType::Service, "prt-svc-temp-secret-0001");
     key.expires_at_ms = Some(1_900_000_000_000);
     let made = store.create_key(&key).await.unwrap();
@@ -115,9 +108,8 @@ async fn expiry_is_set_on_create_changed_and_cleared_by_a_patch() {
     assert_eq!(cleared.expires_at_ms, None);
 }
 
-#[tokio::test]
-async fn the_files_expiry_is_applied_and_a_second_apply_changes_nothing() {
-    let store = memory_store().await;
+on_both_engines!(the_files_expiry_is_applied_and_a_second_apply_changes_nothing);
+async fn the_files_expiry_is_applied_and_a_second_apply_changes_nothing(store: SqlStore) {
     let apply = |expires| CatalogApply {
         keys: vec![file_key("svc", "prt-file-key-secret-0001", expires)],
         ..CatalogApply::default()
@@ -138,12 +130,10 @@ async fn the_files_expiry_is_applied_and_a_second_apply_changes_nothing() {
     assert_eq!(key.expires_at_ms, None, "removed from the file: no expiry");
 }
 
-#[tokio::test]
-async fn rotation_replaces_the_secret_and_keeps_the_key() {
+on_both_engines!(rotation_replaces_the_secret_and_keeps_the_key);
+async fn rotation_replaces_the_secret_and_keeps_the_key(store: SqlStore) {
     let clock = Arc::new(ManualClock::at(1_000));
-    let store = memory_store()
-        .await
-        .with_clock(Arc::clone(&clock) as Arc<dyn portico_core::Clock>);
+    let store = store.with_clock(Arc::clone(&clock) as Arc<dyn portico_core::Clock>);
     let mut key = new_key("rotating", KeyType::User, "prt-user-old-secret-0001");
     key.expires_at_ms = Some(9_000_000);
     let made = store.create_key(&key).await.unwrap();
@@ -203,9 +193,8 @@ async fn rotation_replaces_the_secret_and_keeps_the_key() {
     assert!(matches!(err, StoreError::NotFound(_)), "{err}");
 }
 
-#[tokio::test]
-async fn keys_of_the_file_are_rotated_in_the_file() {
-    let store = memory_store().await;
+on_both_engines!(keys_of_the_file_are_rotated_in_the_file);
+async fn keys_of_the_file_are_rotated_in_the_file(store: SqlStore) {
     store
         .apply_catalog(&CatalogApply {
             keys: vec![file_key("svc", "prt-file-key-secret-0001", None)],
@@ -230,16 +219,16 @@ async fn migration_0006_keeps_every_key_of_an_older_database() {
     let master = MasterKey::generate();
     {
         // A database as the version before 0006 left it.
-        let options = SqliteConnectOptions::new()
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
             .filename(&path)
             .create_if_missing(true)
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options)
             .await
             .unwrap();
-        let mut older = sqlx::migrate!("./migrations");
+        let mut older = sqlx::migrate!("./migrations/sqlite");
         older.migrations = Cow::Owned(
             older
                 .migrations
@@ -270,7 +259,7 @@ async fn migration_0006_keeps_every_key_of_an_older_database() {
             sqlx::query(
                 "INSERT INTO keys (id, name, key_type, user_id, key_hash, hint, allowed_models, \
                  log_payloads, source, created_at, updated_at, revoked_at, config_id) \
-                 VALUES (?, ?, ?, ?, ?, 'hint', '[\"@mock\"]', 0, 'api', 5, 6, ?, ?)",
+                 VALUES ($1, $2, $3, $4, $5, 'hint', '[\"@mock\"]', 0, 'api', 5, 6, $6, $7)",
             )
             .bind(id)
             .bind(name)
@@ -289,7 +278,7 @@ async fn migration_0006_keeps_every_key_of_an_older_database() {
             .unwrap();
         pool.close().await;
     }
-    let store = SqliteStore::open(&path, master).await.unwrap();
+    let store = SqlStore::open(&path, master).await.unwrap();
     let keys = store.list_keys().await.unwrap();
     assert_eq!(keys.len(), 2);
     let alice = &keys[0];

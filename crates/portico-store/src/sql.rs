@@ -1,4 +1,19 @@
-//! [`SqliteStore`]: the [`Store`] on a SQLite file (the all-in-one deployment).
+//! [`SqlStore`]: the [`Store`] on SQL, one code path for SQLite (the all-in-one deployment)
+//! and PostgreSQL (scale-out: many `portico serve` processes on one database, spec section 9).
+//!
+//! Both engines go through sqlx's `Any` driver: one query text per statement (`$1, $2...`
+//! placeholders, which SQLite accepts as well), and values limited to what `Any` carries
+//! (`i64`, `f64`, `String`, `Vec<u8>`, their `Option`s). The schemas are kept in step so that
+//! every column decodes the same way on both (see `migrations/postgres/0001_catalog.sql`);
+//! what differs per engine is here: how a write transaction starts, how a read transaction
+//! gets one snapshot, and which migrations run (`connect`).
+//!
+//! Writes are serialised across processes the way SQLite's single writer serialises them: on
+//! SQLite a write transaction takes the write lock at `BEGIN IMMEDIATE`; on PostgreSQL it
+//! first takes a transaction-scoped advisory lock, so a read-then-write transaction never
+//! acts on rows another process changes in between (reads take no lock). Every write that
+//! changes the catalog also increments `catalog_version` in its transaction, which other
+//! processes poll ([`Store::catalog_version`]).
 //!
 //! Opening runs the migrations and then checks the master key against a canary in `meta`, so a
 //! wrong key fails at startup with [`StoreError::WrongMasterKey`] rather than on the first
@@ -9,23 +24,19 @@
 
 mod admin;
 mod apply;
+mod connect;
 mod diff;
 mod guardrails;
 mod limits;
 mod rows;
 mod spend;
 
-use std::path::Path;
-use std::str::FromStr as _;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use portico_core::{Clock, KeyHash, SystemClock};
-use sqlx::SqliteConnection;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use portico_core::{Clock, KeyHash};
+use sqlx::{Any, Transaction};
+use sqlx::{AnyConnection, AnyPool};
 
 use crate::{
     ApplyOptions, ApplyReport, BudgetRecord, CatalogApply, ConfigRecord, KeyPatch, KeyRecord,
@@ -37,112 +48,126 @@ const CANARY_KEY: &str = "master_key_canary";
 const CANARY_TEXT: &[u8] = b"portico master key canary v1";
 /// The name of the admin key's row.
 const ADMIN_KEY_NAME: &str = "admin";
-/// How long a writer waits for another one before giving up with "database is locked".
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// SQLite has one writer at a time; a few connections let reads proceed beside it.
-const MAX_CONNECTIONS: u32 = 4;
-/// Takes the write lock at the start, so a read-then-write transaction never fails half-way
-/// because another connection wrote in between.
-const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+/// SQLite: takes the write lock at the start, so a read-then-write transaction never fails
+/// half-way because another connection wrote in between.
+const SQLITE_BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+/// PostgreSQL: a read transaction sees one snapshot for all its statements (the default,
+/// READ COMMITTED, takes one per statement), so providers and their models always match.
+/// Read-only, so it can never fail on a conflicting write.
+const POSTGRES_BEGIN_READ: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
+/// PostgreSQL: the advisory lock every write transaction takes first, held until it ends.
+/// Any constant works as long as nothing else in the database uses it; this one spells
+/// "portico" and a 1 in ASCII. sqlx's migrator locks a key derived from the database name,
+/// which is a different number.
+const POSTGRES_WRITE_LOCK: i64 = 0x706f_7274_6963_6f31;
 
-/// The [`Store`] on SQLite, with provider secrets encrypted under a [`MasterKey`].
+/// The database engine behind a [`SqlStore`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// The [`Store`] (and [`SpendStore`](crate::SpendStore)) on SQLite or PostgreSQL, with
+/// provider secrets encrypted under a [`MasterKey`].
 ///
+/// Open a SQLite file with [`SqlStore::open`], a private in-memory database with
+/// [`SqlStore::open_in_memory`], or either engine by URL with [`SqlStore::connect`].
 /// Cheap to clone: clones share the connection pool.
 #[derive(Clone)]
-pub struct SqliteStore {
-    pool: SqlitePool,
+pub struct SqlStore {
+    pool: AnyPool,
+    backend: Backend,
     master: MasterKey,
     /// Stamps `created_at`, `updated_at` and `revoked_at`.
     clock: Arc<dyn Clock>,
 }
 
-impl std::fmt::Debug for SqliteStore {
+impl std::fmt::Debug for SqlStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore")
+        f.debug_struct("SqlStore")
+            .field("backend", &self.backend.name())
             .field("pool", &self.pool)
             .field("master", &self.master)
             .finish_non_exhaustive()
     }
 }
 
-impl SqliteStore {
-    /// Opens (creating if missing, with its parent directory) the database file at `path`: WAL
-    /// journal, `synchronous=NORMAL`, a 5 s busy timeout, foreign keys on. Runs the migrations,
-    /// then verifies `master` against the canary written on first open: a database created under
-    /// another master key gives [`StoreError::WrongMasterKey`].
-    ///
-    /// The file is created `0600` before SQLite opens it, so its `-wal` and `-shm` are too
-    /// (SQLite gives them the database's mode); an older, looser file is tightened.
-    pub async fn open(path: &Path, master: MasterKey) -> Result<SqliteStore, StoreError> {
-        crate::private_files::prepare_sqlite_file(path).map_err(sqlx::Error::Io)?;
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
-            .connect_with(options)
-            .await?;
-        SqliteStore::init(pool, master).await
-    }
-
-    /// Opens a private in-memory database, for tests and throwaway runs. Everything is lost when
-    /// the store is dropped.
-    pub async fn open_in_memory(master: MasterKey) -> Result<SqliteStore, StoreError> {
-        let options = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
-        // An in-memory database lives as long as its one connection: never let it be closed.
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(options)
-            .await?;
-        SqliteStore::init(pool, master).await
-    }
-
+impl SqlStore {
     /// Stamps rows with `clock`'s time instead of the system's: a test sets the times it
     /// then reads back (creation, update, revocation).
     #[must_use]
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> SqliteStore {
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> SqlStore {
         self.clock = clock;
         self
     }
 
-    /// Closes every connection, waiting for them to be returned. With WAL this also checkpoints
-    /// the log into the main file. Later calls fail.
+    /// Closes every connection, waiting for them to be returned. On SQLite with WAL this also
+    /// checkpoints the log into the main file. Later calls fail.
     pub async fn close(&self) {
         self.pool.close().await;
     }
 
-    async fn init(pool: SqlitePool, master: MasterKey) -> Result<SqliteStore, StoreError> {
-        sqlx::migrate!("./migrations").run(&pool).await?;
-        let mut conn = pool.acquire().await?;
-        verify_master_key(&mut conn, &master).await?;
-        drop(conn);
-        Ok(SqliteStore {
-            pool,
-            master,
-            clock: Arc::new(SystemClock),
+    /// The engine: `sqlite` or `postgres`, for the start-up line.
+    pub fn backend_name(&self) -> &'static str {
+        self.backend.name()
+    }
+
+    /// Starts a write transaction, serialised with every other writer of the database, in
+    /// this process or another.
+    async fn begin_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        match self.backend {
+            Backend::Sqlite => Ok(self.pool.begin_with(SQLITE_BEGIN_WRITE).await?),
+            Backend::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(POSTGRES_WRITE_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(tx)
+            }
+        }
+    }
+
+    /// Starts a read transaction: one snapshot for all its statements, no lock.
+    async fn begin_read(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin().await?,
+            Backend::Postgres => self.pool.begin_with(POSTGRES_BEGIN_READ).await?,
         })
     }
 }
 
+/// Commits a write transaction; when it `changed` the catalog, the catalog version is
+/// incremented in it first, so a process that sees the new version also sees the change.
+async fn commit_write(mut tx: Transaction<'static, Any>, changed: bool) -> Result<(), StoreError> {
+    if changed {
+        sqlx::query("UPDATE catalog_version SET version = version + 1 WHERE id = 1")
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Writes the canary if this is the first open, then checks that `master` decrypts it.
-async fn verify_master_key(
-    conn: &mut SqliteConnection,
-    master: &MasterKey,
-) -> Result<(), StoreError> {
+async fn verify_master_key(conn: &mut AnyConnection, master: &MasterKey) -> Result<(), StoreError> {
     // Two processes may open a new database at once: the first canary wins, and both read it.
-    sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING")
+    sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
         .bind(CANARY_KEY)
         .bind(master.encrypt(CANARY_TEXT))
         .execute(&mut *conn)
         .await?;
-    let blob: Vec<u8> = sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
+    let blob: Vec<u8> = sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
         .bind(CANARY_KEY)
         .fetch_one(&mut *conn)
         .await?;
@@ -153,6 +178,7 @@ async fn verify_master_key(
 }
 
 /// Maps a uniqueness violation to [`StoreError::Conflict`] with `message`; other errors pass.
+/// The same on both engines: sqlx classifies SQLite's and PostgreSQL's codes alike.
 fn conflict_on_unique(err: sqlx::Error, message: impl FnOnce() -> String) -> StoreError {
     match err.as_database_error() {
         Some(db) if db.is_unique_violation() => StoreError::Conflict(message()),
@@ -161,14 +187,14 @@ fn conflict_on_unique(err: sqlx::Error, message: impl FnOnce() -> String) -> Sto
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl Store for SqlStore {
     async fn apply_catalog_with(
         &self,
         catalog: &CatalogApply,
         options: ApplyOptions,
     ) -> Result<ApplyReport, StoreError> {
         apply::validate(catalog, options)?;
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let mut tx = self.begin_write().await?;
         let report =
             apply::apply(&mut tx, &self.master, catalog, options, self.clock.now_ms()).await?;
         if options.dry_run {
@@ -176,7 +202,9 @@ impl Store for SqliteStore {
             tx.rollback().await?;
             return Ok(report);
         }
-        tx.commit().await?;
+        // An apply that changed nothing (every start with an unchanged file) leaves the
+        // version alone, so other processes do not reload for nothing.
+        commit_write(tx, !report.changes.is_empty()).await?;
         if !report.changes.is_empty() {
             tracing::info!(
                 created_keys = report.created_keys.len(),
@@ -199,7 +227,7 @@ impl Store for SqliteStore {
 
     async fn list_providers(&self) -> Result<Vec<ProviderRecord>, StoreError> {
         // One read transaction, so providers and models come from the same snapshot.
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_read().await?;
         let providers = rows::load_providers(&mut tx).await?;
         let mut models = rows::load_models(&mut tx).await?;
         tx.commit().await?;
@@ -213,11 +241,12 @@ impl Store for SqliteStore {
     }
 
     async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        let limits = limits::load_key_limits(&mut conn).await?;
-        rows::load_keys(&mut conn)
-            .await?
-            .into_iter()
+        // One read transaction, so keys and their limits come from the same snapshot.
+        let mut tx = self.begin_read().await?;
+        let limits = limits::load_key_limits(&mut tx).await?;
+        let keys = rows::load_keys(&mut tx).await?;
+        tx.commit().await?;
+        keys.into_iter()
             .map(|row| {
                 let mut record = row.into_record()?;
                 record.limits = limits.get(&record.id).copied().unwrap_or_default();
@@ -232,10 +261,10 @@ impl Store for SqliteStore {
         hint: &str,
         replace: bool,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let mut tx = self.begin_write().await?;
         let now = self.clock.now_ms();
         let existing: Option<(String, String, Option<i64>)> =
-            sqlx::query_as("SELECT key_type, key_hash, revoked_at FROM keys WHERE name = ?")
+            sqlx::query_as("SELECT key_type, key_hash, revoked_at FROM keys WHERE name = $1")
                 .bind(ADMIN_KEY_NAME)
                 .fetch_optional(&mut *tx)
                 .await?;
@@ -244,12 +273,12 @@ impl Store for SqliteStore {
              choose a different admin key"
                 .to_owned()
         };
-        let created = match existing {
+        let (created, changed) = match existing {
             None => {
                 sqlx::query(
                     "INSERT INTO keys (id, name, key_type, user_id, key_hash, hint, allowed_models, \
                      log_payloads, source, created_at, updated_at, revoked_at) \
-                     VALUES (?, ?, ?, NULL, ?, ?, NULL, 1, ?, ?, ?, NULL)",
+                     VALUES ($1, $2, $3, NULL, $4, $5, NULL, 1, $6, $7, $8, NULL)",
                 )
                 .bind(uuid::Uuid::now_v7().to_string())
                 .bind(ADMIN_KEY_NAME)
@@ -262,7 +291,7 @@ impl Store for SqliteStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| conflict_on_unique(e, taken))?;
-                true
+                (true, true)
             }
             Some((key_type, _, _)) if key_type != KeyType::Admin.as_str() => {
                 return Err(StoreError::Conflict(format!(
@@ -273,10 +302,11 @@ impl Store for SqliteStore {
             Some((_, stored_hash, revoked_at)) => {
                 // A revoked admin key locks everyone out, so it counts as missing.
                 let revoked = revoked_at.is_some();
-                if revoked || (replace && stored_hash != hash.to_hex()) {
+                let rewrite = revoked || (replace && stored_hash != hash.to_hex());
+                if rewrite {
                     sqlx::query(
-                        "UPDATE keys SET key_hash = ?, hint = ?, revoked_at = NULL, updated_at = ? \
-                         WHERE name = ?",
+                        "UPDATE keys SET key_hash = $1, hint = $2, revoked_at = NULL, updated_at = $3 \
+                         WHERE name = $4",
                     )
                     .bind(hash.to_hex())
                     .bind(hint)
@@ -286,16 +316,24 @@ impl Store for SqliteStore {
                     .await
                     .map_err(|e| conflict_on_unique(e, taken))?;
                 }
-                revoked
+                (revoked, rewrite)
             }
         };
-        tx.commit().await?;
+        commit_write(tx, changed).await?;
         Ok(created)
+    }
+
+    async fn catalog_version(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT version FROM catalog_version WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 
     async fn has_admin_key(&self) -> Result<bool, StoreError> {
         let count: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM keys WHERE key_type = ? AND revoked_at IS NULL",
+            "SELECT COUNT(*) FROM keys WHERE key_type = $1 AND revoked_at IS NULL",
         )
         .bind(KeyType::Admin.as_str())
         .fetch_one(&self.pool)
@@ -334,37 +372,37 @@ impl Store for SqliteStore {
     }
 
     async fn get_provider(&self, slug: &str) -> Result<Option<ProviderRecord>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_read().await?;
         let provider = admin::get_provider(&mut tx, &self.master, slug).await?;
         tx.commit().await?;
         Ok(provider)
     }
 
     async fn create_provider(&self, provider: &ProviderRecord) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let mut tx = self.begin_write().await?;
         admin::create_provider(&mut tx, &self.master, provider, self.clock.now_ms()).await?;
-        tx.commit().await?;
+        commit_write(tx, true).await?;
         Ok(())
     }
 
     async fn replace_provider(&self, provider: &ProviderRecord) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let mut tx = self.begin_write().await?;
         admin::replace_provider(&mut tx, &self.master, provider, self.clock.now_ms()).await?;
-        tx.commit().await?;
+        commit_write(tx, true).await?;
         Ok(())
     }
 
     async fn delete_provider(&self, slug: &str) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let mut tx = self.begin_write().await?;
         admin::delete_provider(&mut tx, slug).await?;
-        tx.commit().await?;
+        commit_write(tx, true).await?;
         Ok(())
     }
 
     async fn create_key(&self, key: &NewKey) -> Result<KeyRecord, StoreError> {
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let mut tx = self.begin_write().await?;
         let record = admin::create_key(&mut tx, key, self.clock.now_ms()).await?;
-        tx.commit().await?;
+        commit_write(tx, true).await?;
         Ok(record)
     }
 
@@ -378,16 +416,16 @@ impl Store for SqliteStore {
         id_or_name: &str,
         patch: &KeyPatch,
     ) -> Result<KeyRecord, StoreError> {
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let mut tx = self.begin_write().await?;
         let record = admin::update_key(&mut tx, id_or_name, patch, self.clock.now_ms()).await?;
-        tx.commit().await?;
+        commit_write(tx, true).await?;
         Ok(record)
     }
 
     async fn revoke_key(&self, id_or_name: &str) -> Result<KeyRecord, StoreError> {
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
-        let record = admin::revoke_key(&mut tx, id_or_name, self.clock.now_ms()).await?;
-        tx.commit().await?;
+        let mut tx = self.begin_write().await?;
+        let (record, changed) = admin::revoke_key(&mut tx, id_or_name, self.clock.now_ms()).await?;
+        commit_write(tx, changed).await?;
         Ok(record)
     }
 
@@ -397,10 +435,10 @@ impl Store for SqliteStore {
         hash: KeyHash,
         hint: &str,
     ) -> Result<KeyRecord, StoreError> {
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let mut tx = self.begin_write().await?;
         let record =
             admin::rotate_key(&mut tx, id_or_name, &hash, hint, self.clock.now_ms()).await?;
-        tx.commit().await?;
+        commit_write(tx, true).await?;
         Ok(record)
     }
 
@@ -414,9 +452,9 @@ impl Store for SqliteStore {
         id: &str,
         config: &serde_json::Value,
     ) -> Result<ConfigRecord, StoreError> {
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let mut tx = self.begin_write().await?;
         let record = admin::create_config(&mut tx, id, config, self.clock.now_ms()).await?;
-        tx.commit().await?;
+        commit_write(tx, true).await?;
         Ok(record)
     }
 
@@ -425,16 +463,16 @@ impl Store for SqliteStore {
         id: &str,
         config: &serde_json::Value,
     ) -> Result<ConfigRecord, StoreError> {
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let mut tx = self.begin_write().await?;
         let record = admin::replace_config(&mut tx, id, config, self.clock.now_ms()).await?;
-        tx.commit().await?;
+        commit_write(tx, true).await?;
         Ok(record)
     }
 
     async fn delete_config(&self, id: &str) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let mut tx = self.begin_write().await?;
         admin::delete_config(&mut tx, id).await?;
-        tx.commit().await?;
+        commit_write(tx, true).await?;
         Ok(())
     }
 
@@ -453,9 +491,9 @@ impl Store for SqliteStore {
         id: &str,
         guardrail: &serde_json::Value,
     ) -> Result<crate::GuardrailRecord, StoreError> {
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let mut tx = self.begin_write().await?;
         let record = guardrails::create(&mut tx, id, guardrail, self.clock.now_ms()).await?;
-        tx.commit().await?;
+        commit_write(tx, true).await?;
         Ok(record)
     }
 
@@ -464,16 +502,16 @@ impl Store for SqliteStore {
         id: &str,
         guardrail: &serde_json::Value,
     ) -> Result<crate::GuardrailRecord, StoreError> {
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let mut tx = self.begin_write().await?;
         let record = guardrails::replace(&mut tx, id, guardrail, self.clock.now_ms()).await?;
-        tx.commit().await?;
+        commit_write(tx, true).await?;
         Ok(record)
     }
 
     async fn delete_guardrail(&self, id: &str) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let mut tx = self.begin_write().await?;
         guardrails::delete(&mut tx, id).await?;
-        tx.commit().await?;
+        commit_write(tx, true).await?;
         Ok(())
     }
 
@@ -491,9 +529,9 @@ impl Store for SqliteStore {
         &self,
         budget: &portico_core::NamedBudget,
     ) -> Result<BudgetRecord, StoreError> {
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let mut tx = self.begin_write().await?;
         let record = limits::create_budget(&mut tx, budget, self.clock.now_ms()).await?;
-        tx.commit().await?;
+        commit_write(tx, true).await?;
         Ok(record)
     }
 
@@ -501,22 +539,27 @@ impl Store for SqliteStore {
         &self,
         budget: &portico_core::NamedBudget,
     ) -> Result<BudgetRecord, StoreError> {
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let mut tx = self.begin_write().await?;
         let record = limits::replace_budget(&mut tx, budget, self.clock.now_ms()).await?;
-        tx.commit().await?;
+        commit_write(tx, true).await?;
         Ok(record)
     }
 
     async fn delete_budget(&self, name: &str) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let mut tx = self.begin_write().await?;
         limits::delete_budget(&mut tx, name).await?;
-        tx.commit().await?;
+        commit_write(tx, true).await?;
         Ok(())
     }
 }
 
 #[cfg(test)]
+mod test_support;
+
+#[cfg(test)]
 mod apply_tests;
+#[cfg(test)]
+mod engine_tests;
 #[cfg(test)]
 mod key_lifecycle_tests;
 #[cfg(test)]

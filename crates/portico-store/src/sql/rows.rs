@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use portico_core::{KeyHash, ProviderKind, Secret};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use crate::{
     ConfigRecord, KeyRecord, KeyType, MasterKey, ModelRecord, Pricing, ProviderRecord,
@@ -71,7 +71,7 @@ pub(super) const KEY_COLUMNS: &str = "id, name, key_type, user_id, key_hash, hin
 
 /// Every provider, ordered by slug.
 pub(super) async fn load_providers(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
 ) -> Result<Vec<ProviderRow>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT slug, kind, base_url, api_key_enc, credentials_enc, settings, has_models, \
@@ -83,7 +83,7 @@ pub(super) async fn load_providers(
 
 /// Every model, grouped by provider slug, each list in catalog order.
 pub(super) async fn load_models(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
 ) -> Result<HashMap<String, Vec<ModelRow>>, StoreError> {
     let rows: Vec<(String, String, Option<String>, Option<String>)> = sqlx::query_as(
         "SELECT provider_slug, id, name, pricing FROM models ORDER BY provider_slug, position",
@@ -101,7 +101,7 @@ pub(super) async fn load_models(
 }
 
 /// Every key, ordered by name.
-pub(super) async fn load_keys(conn: &mut SqliteConnection) -> Result<Vec<KeyRow>, StoreError> {
+pub(super) async fn load_keys(conn: &mut AnyConnection) -> Result<Vec<KeyRow>, StoreError> {
     Ok(
         sqlx::query_as(&format!("SELECT {KEY_COLUMNS} FROM keys ORDER BY name"))
             .fetch_all(conn)
@@ -110,9 +110,7 @@ pub(super) async fn load_keys(conn: &mut SqliteConnection) -> Result<Vec<KeyRow>
 }
 
 /// Every config, ordered by id.
-pub(super) async fn load_configs(
-    conn: &mut SqliteConnection,
-) -> Result<Vec<ConfigRow>, StoreError> {
+pub(super) async fn load_configs(conn: &mut AnyConnection) -> Result<Vec<ConfigRow>, StoreError> {
     Ok(
         sqlx::query_as(
             "SELECT id, config, source, created_at, updated_at FROM configs ORDER BY id",
@@ -124,7 +122,7 @@ pub(super) async fn load_configs(
 
 /// Every provider slug.
 pub(super) async fn load_slugs(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
 ) -> Result<std::collections::HashSet<String>, StoreError> {
     let slugs: Vec<String> = sqlx::query_scalar("SELECT slug FROM providers")
         .fetch_all(conn)

@@ -1,11 +1,11 @@
-//! The admin API's writes on SQLite: one record at a time, each in its own write transaction.
+//! The admin API's writes: one record at a time, each in its own write transaction.
 //!
 //! Only `api` records are changed here. A record of the catalog file, the environment or the
 //! built-in `@mock` is refused with [`StoreError::Conflict`]: the next apply would silently undo
 //! the change, which is worse than saying where to make it.
 
 use portico_core::KeyHash;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::apply::{ProviderState, delete_config_row, write_provider};
 use super::conflict_on_unique;
@@ -31,12 +31,12 @@ fn not_api(what: &str, source: &str) -> StoreError {
 }
 
 async fn provider_row(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     slug: &str,
 ) -> Result<Option<ProviderRow>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT slug, kind, base_url, api_key_enc, credentials_enc, settings, has_models, \
-         source, limits FROM providers WHERE slug = ?",
+         source, limits FROM providers WHERE slug = $1",
     )
     .bind(slug)
     .fetch_optional(conn)
@@ -44,7 +44,7 @@ async fn provider_row(
 }
 
 pub(super) async fn get_provider(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     master: &MasterKey,
     slug: &str,
 ) -> Result<Option<ProviderRecord>, StoreError> {
@@ -57,7 +57,7 @@ pub(super) async fn get_provider(
 }
 
 pub(super) async fn create_provider(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     master: &MasterKey,
     provider: &ProviderRecord,
     now: i64,
@@ -74,7 +74,7 @@ pub(super) async fn create_provider(
 }
 
 pub(super) async fn replace_provider(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     master: &MasterKey,
     provider: &ProviderRecord,
     now: i64,
@@ -98,7 +98,7 @@ pub(super) async fn replace_provider(
 }
 
 pub(super) async fn delete_provider(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     slug: &str,
 ) -> Result<(), StoreError> {
     let Some(row) = provider_row(conn, slug).await? else {
@@ -121,31 +121,26 @@ pub(super) async fn delete_provider(
             users.join(", ")
         )));
     }
-    sqlx::query("DELETE FROM providers WHERE slug = ?")
+    sqlx::query("DELETE FROM providers WHERE slug = $1")
         .bind(slug)
         .execute(conn)
         .await?;
     Ok(())
 }
 
-async fn key_row(
-    conn: &mut SqliteConnection,
-    id_or_name: &str,
-) -> Result<Option<KeyRow>, StoreError> {
+async fn key_row(conn: &mut AnyConnection, id_or_name: &str) -> Result<Option<KeyRow>, StoreError> {
     // An id is a UUID and names are free text, so a name could equal another key's id: the id
     // wins.
     Ok(sqlx::query_as(&format!(
-        "SELECT {KEY_COLUMNS} FROM keys WHERE id = ? OR name = ? ORDER BY id = ? DESC LIMIT 1"
+        "SELECT {KEY_COLUMNS} FROM keys WHERE id = $1 OR name = $1 ORDER BY id = $1 DESC LIMIT 1"
     ))
-    .bind(id_or_name)
-    .bind(id_or_name)
     .bind(id_or_name)
     .fetch_optional(conn)
     .await?)
 }
 
 pub(super) async fn get_key(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id_or_name: &str,
 ) -> Result<Option<KeyRecord>, StoreError> {
     let Some(row) = key_row(conn, id_or_name).await? else {
@@ -156,7 +151,7 @@ pub(super) async fn get_key(
     Ok(Some(record))
 }
 
-async fn require_config(conn: &mut SqliteConnection, id: &str) -> Result<(), StoreError> {
+async fn require_config(conn: &mut AnyConnection, id: &str) -> Result<(), StoreError> {
     if config_row(conn, id).await?.is_none() {
         return Err(StoreError::Invalid(format!(
             "no config `{id}`; create it first, or name one of the configs listed by GET \
@@ -181,7 +176,7 @@ fn check_user(key_type: KeyType, user: Option<&str>) -> Result<(), StoreError> {
 }
 
 pub(super) async fn create_key(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     key: &NewKey,
     now: i64,
 ) -> Result<KeyRecord, StoreError> {
@@ -211,7 +206,7 @@ pub(super) async fn create_key(
     sqlx::query(
         "INSERT INTO keys (id, name, key_type, user_id, key_hash, hint, allowed_models, \
          log_payloads, config_id, source, created_at, updated_at, revoked_at, expires_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL, $13)",
     )
     .bind(&id)
     .bind(&key.name)
@@ -240,7 +235,7 @@ pub(super) async fn create_key(
 }
 
 /// The key to change through the API: it exists and is an `api` key.
-async fn api_key_row(conn: &mut SqliteConnection, id_or_name: &str) -> Result<KeyRow, StoreError> {
+async fn api_key_row(conn: &mut AnyConnection, id_or_name: &str) -> Result<KeyRow, StoreError> {
     let Some(row) = key_row(conn, id_or_name).await? else {
         return Err(StoreError::NotFound(format!(
             "no key with id or name `{id_or_name}`"
@@ -261,7 +256,7 @@ async fn api_key_row(conn: &mut SqliteConnection, id_or_name: &str) -> Result<Ke
 }
 
 pub(super) async fn update_key(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id_or_name: &str,
     patch: &KeyPatch,
     now: i64,
@@ -283,8 +278,8 @@ pub(super) async fn update_key(
     let log_payloads = patch.log_payloads.unwrap_or(record.log_payloads);
     let expires_at = patch.expires_at_ms.unwrap_or(record.expires_at_ms);
     sqlx::query(
-        "UPDATE keys SET user_id = ?, config_id = ?, allowed_models = ?, log_payloads = ?, \
-         expires_at = ?, updated_at = ? WHERE id = ?",
+        "UPDATE keys SET user_id = $1, config_id = $2, allowed_models = $3, log_payloads = $4, \
+         expires_at = $5, updated_at = $6 WHERE id = $7",
     )
     .bind(&user)
     .bind(&config)
@@ -310,27 +305,31 @@ pub(super) async fn update_key(
         .ok_or_else(|| StoreError::NotFound(format!("key `{}` vanished", row.name)))
 }
 
+/// Revokes the key; also answers whether that changed anything (a revoked key stays as it
+/// was revoked).
 pub(super) async fn revoke_key(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id_or_name: &str,
     now: i64,
-) -> Result<KeyRecord, StoreError> {
+) -> Result<(KeyRecord, bool), StoreError> {
     let row = api_key_row(conn, id_or_name).await?;
-    if row.revoked_at.is_none() {
-        sqlx::query("UPDATE keys SET revoked_at = ?, updated_at = ? WHERE id = ?")
+    let changed = row.revoked_at.is_none();
+    if changed {
+        sqlx::query("UPDATE keys SET revoked_at = $1, updated_at = $2 WHERE id = $3")
             .bind(now)
             .bind(now)
             .bind(&row.id)
             .execute(&mut *conn)
             .await?;
     }
-    get_key(conn, &row.id)
+    let record = get_key(conn, &row.id)
         .await?
-        .ok_or_else(|| StoreError::NotFound(format!("key `{}` vanished", row.name)))
+        .ok_or_else(|| StoreError::NotFound(format!("key `{}` vanished", row.name)))?;
+    Ok((record, changed))
 }
 
 pub(super) async fn rotate_key(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id_or_name: &str,
     hash: &KeyHash,
     hint: &str,
@@ -343,7 +342,7 @@ pub(super) async fn rotate_key(
             row.name
         )));
     }
-    sqlx::query("UPDATE keys SET key_hash = ?, hint = ?, updated_at = ? WHERE id = ?")
+    sqlx::query("UPDATE keys SET key_hash = $1, hint = $2, updated_at = $3 WHERE id = $4")
         .bind(hash.to_hex())
         .bind(hint)
         .bind(now)
@@ -363,12 +362,9 @@ pub(super) async fn rotate_key(
         .ok_or_else(|| StoreError::NotFound(format!("key `{}` vanished", row.name)))
 }
 
-async fn config_row(
-    conn: &mut SqliteConnection,
-    id: &str,
-) -> Result<Option<ConfigRow>, StoreError> {
+async fn config_row(conn: &mut AnyConnection, id: &str) -> Result<Option<ConfigRow>, StoreError> {
     Ok(sqlx::query_as(
-        "SELECT id, config, source, created_at, updated_at FROM configs WHERE id = ?",
+        "SELECT id, config, source, created_at, updated_at FROM configs WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(conn)
@@ -376,7 +372,7 @@ async fn config_row(
 }
 
 pub(super) async fn get_config(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
 ) -> Result<Option<ConfigRecord>, StoreError> {
     config_row(conn, id)
@@ -387,7 +383,7 @@ pub(super) async fn get_config(
 
 /// Validates a config and the providers it names against the catalog.
 async fn check_new_config(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
     config: &serde_json::Value,
 ) -> Result<String, StoreError> {
@@ -397,7 +393,7 @@ async fn check_new_config(
 }
 
 pub(super) async fn create_config(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
     config: &serde_json::Value,
     now: i64,
@@ -409,7 +405,7 @@ pub(super) async fn create_config(
         )));
     }
     sqlx::query(
-        "INSERT INTO configs (id, config, source, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO configs (id, config, source, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(id)
     .bind(&text)
@@ -424,7 +420,7 @@ pub(super) async fn create_config(
 }
 
 pub(super) async fn replace_config(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
     config: &serde_json::Value,
     now: i64,
@@ -436,7 +432,7 @@ pub(super) async fn replace_config(
         return Err(not_api(&format!("config `{id}`"), &row.source));
     }
     let text = check_new_config(conn, id, config).await?;
-    sqlx::query("UPDATE configs SET config = ?, updated_at = ? WHERE id = ?")
+    sqlx::query("UPDATE configs SET config = $1, updated_at = $2 WHERE id = $3")
         .bind(&text)
         .bind(now)
         .bind(id)
@@ -447,7 +443,7 @@ pub(super) async fn replace_config(
         .ok_or_else(|| StoreError::NotFound(format!("config `{id}` vanished")))
 }
 
-pub(super) async fn delete_config(conn: &mut SqliteConnection, id: &str) -> Result<(), StoreError> {
+pub(super) async fn delete_config(conn: &mut AnyConnection, id: &str) -> Result<(), StoreError> {
     let Some(row) = config_row(conn, id).await? else {
         return Err(StoreError::NotFound(format!("no config `{id}`")));
     };

@@ -1,5 +1,5 @@
-//! [`Store::apply_catalog`](crate::Store::apply_catalog) on SQLite: diff the catalog against the
-//! stored rows inside one write transaction and write only what differs.
+//! [`Store::apply_catalog`](crate::Store::apply_catalog): diff the catalog against the stored
+//! rows inside one write transaction and write only what differs.
 //!
 //! Writing only differences is what makes an apply idempotent in the report *and* on disk: a
 //! restart with an unchanged file rewrites no row, so `updated_at` means something. Each
@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::diff::{budget_changes, config_fields, key_fields};
 use super::rows::{self, KeyRow, ModelRow, ProviderRow};
@@ -128,7 +128,7 @@ pub(super) fn validate(catalog: &CatalogApply, options: ApplyOptions) -> Result<
 
 /// Applies a validated catalog on `conn`, which must be inside a write transaction.
 pub(super) async fn apply(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     master: &MasterKey,
     catalog: &CatalogApply,
     options: ApplyOptions,
@@ -166,7 +166,7 @@ pub(super) async fn apply(
 }
 
 async fn upsert_configs(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     declared: &[ConfigSpec],
     now: i64,
     report: &mut ApplyReport,
@@ -191,7 +191,7 @@ async fn upsert_configs(
                 if fields.is_empty() {
                     continue;
                 }
-                sqlx::query("UPDATE configs SET config = ?, updated_at = ? WHERE id = ?")
+                sqlx::query("UPDATE configs SET config = $1, updated_at = $2 WHERE id = $3")
                     .bind(&text)
                     .bind(now)
                     .bind(&spec.id)
@@ -210,7 +210,7 @@ async fn upsert_configs(
             None => {
                 sqlx::query(
                     "INSERT INTO configs (id, config, source, created_at, updated_at) \
-                     VALUES (?, ?, ?, ?, ?)",
+                     VALUES ($1, $2, $3, $4, $5)",
                 )
                 .bind(&spec.id)
                 .bind(&text)
@@ -234,7 +234,7 @@ async fn upsert_configs(
 
 /// Deletes the file's configs that it no longer declares.
 async fn remove_configs(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     declared: &[ConfigSpec],
     report: &mut ApplyReport,
 ) -> Result<(), StoreError> {
@@ -258,12 +258,12 @@ async fn remove_configs(
 /// Deletes a config unless an active key uses it; revoked keys lose the reference.
 /// `from_file`: the catalog file dropped it (for the message).
 pub(super) async fn delete_config_row(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
     from_file: bool,
 ) -> Result<(), StoreError> {
     let users: Vec<String> = sqlx::query_scalar(
-        "SELECT name FROM keys WHERE config_id = ? AND revoked_at IS NULL ORDER BY name",
+        "SELECT name FROM keys WHERE config_id = $1 AND revoked_at IS NULL ORDER BY name",
     )
     .bind(id)
     .fetch_all(&mut *conn)
@@ -280,11 +280,11 @@ pub(super) async fn delete_config_row(
             names.join(", ")
         )));
     }
-    sqlx::query("UPDATE keys SET config_id = NULL WHERE config_id = ?")
+    sqlx::query("UPDATE keys SET config_id = NULL WHERE config_id = $1")
         .bind(id)
         .execute(&mut *conn)
         .await?;
-    sqlx::query("DELETE FROM configs WHERE id = ?")
+    sqlx::query("DELETE FROM configs WHERE id = $1")
         .bind(id)
         .execute(&mut *conn)
         .await?;
@@ -293,7 +293,7 @@ pub(super) async fn delete_config_row(
 
 /// Every stored config names only providers the catalog has: checked after any write that
 /// changes providers or configs, inside its transaction.
-pub(super) async fn check_config_providers(conn: &mut SqliteConnection) -> Result<(), StoreError> {
+pub(super) async fn check_config_providers(conn: &mut AnyConnection) -> Result<(), StoreError> {
     let slugs = rows::load_slugs(conn).await?;
     for row in rows::load_configs(conn).await? {
         let record = row.into_record()?;
@@ -344,7 +344,7 @@ impl ProviderState {
 /// Inserts, updates and removes providers. With `keep_file_records`, the file's providers are
 /// neither changed nor removed.
 async fn apply_providers(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     master: &MasterKey,
     declared: &[ProviderRecord],
     keep_file_records: bool,
@@ -409,7 +409,7 @@ async fn apply_providers(
     removed.sort_by(|a, b| a.slug.cmp(&b.slug));
     for row in removed {
         // Its models go with it (ON DELETE CASCADE).
-        sqlx::query("DELETE FROM providers WHERE slug = ?")
+        sqlx::query("DELETE FROM providers WHERE slug = $1")
             .bind(&row.slug)
             .execute(&mut *conn)
             .await?;
@@ -427,7 +427,7 @@ async fn apply_providers(
 
 /// Inserts or updates one provider and replaces its models.
 pub(super) async fn write_provider(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     master: &MasterKey,
     slug: &str,
     state: &ProviderState,
@@ -444,8 +444,8 @@ pub(super) async fn write_provider(
     let has_models = i64::from(state.models.is_some());
     if exists {
         sqlx::query(
-            "UPDATE providers SET kind = ?, base_url = ?, api_key_enc = ?, credentials_enc = ?, \
-             settings = ?, has_models = ?, source = ?, limits = ?, updated_at = ? WHERE slug = ?",
+            "UPDATE providers SET kind = $1, base_url = $2, api_key_enc = $3, credentials_enc = $4, \
+             settings = $5, has_models = $6, source = $7, limits = $8, updated_at = $9 WHERE slug = $10",
         )
         .bind(state.kind)
         .bind(&state.base_url)
@@ -459,7 +459,7 @@ pub(super) async fn write_provider(
         .bind(slug)
         .execute(&mut *conn)
         .await?;
-        sqlx::query("DELETE FROM models WHERE provider_slug = ?")
+        sqlx::query("DELETE FROM models WHERE provider_slug = $1")
             .bind(slug)
             .execute(&mut *conn)
             .await?;
@@ -467,7 +467,7 @@ pub(super) async fn write_provider(
         sqlx::query(
             "INSERT INTO providers (slug, kind, base_url, api_key_enc, credentials_enc, \
              settings, has_models, source, limits, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(slug)
         .bind(state.kind)
@@ -486,7 +486,7 @@ pub(super) async fn write_provider(
     for (position, model) in (0_i64..).zip(state.models.iter().flatten()) {
         sqlx::query(
             "INSERT INTO models (provider_slug, id, name, pricing, position) \
-             VALUES (?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(slug)
         .bind(&model.id)
@@ -500,7 +500,7 @@ pub(super) async fn write_provider(
 }
 
 async fn apply_keys(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     declared: &[KeySpec],
     now: i64,
     report: &mut ApplyReport,
@@ -570,9 +570,9 @@ async fn apply_keys(
         };
         // Declared again: a revoked key is live again, with the same id (and spend).
         sqlx::query(
-            "UPDATE keys SET key_type = ?, user_id = ?, key_hash = ?, hint = ?, \
-             allowed_models = ?, log_payloads = ?, config_id = ?, expires_at = ?, \
-             revoked_at = NULL, updated_at = ? WHERE id = ?",
+            "UPDATE keys SET key_type = $1, user_id = $2, key_hash = $3, hint = $4, \
+             allowed_models = $5, log_payloads = $6, config_id = $7, expires_at = $8, \
+             revoked_at = NULL, updated_at = $9 WHERE id = $10",
         )
         .bind(spec.key_type.as_str())
         .bind(&spec.user)
@@ -613,7 +613,7 @@ async fn apply_keys(
         if !revoke {
             continue;
         }
-        sqlx::query("UPDATE keys SET revoked_at = ?, updated_at = ? WHERE id = ?")
+        sqlx::query("UPDATE keys SET revoked_at = $1, updated_at = $2 WHERE id = $3")
             .bind(now)
             .bind(now)
             .bind(&row.id)
@@ -634,7 +634,7 @@ async fn apply_keys(
 }
 
 async fn insert_key(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     spec: &KeySpec,
     allowed_models: Option<String>,
     now: i64,
@@ -642,7 +642,7 @@ async fn insert_key(
     sqlx::query(
         "INSERT INTO keys (id, name, key_type, user_id, key_hash, hint, allowed_models, \
          log_payloads, config_id, source, created_at, updated_at, revoked_at, expires_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL, $13)",
     )
     .bind(uuid::Uuid::now_v7().to_string())
     .bind(&spec.name)
