@@ -9,8 +9,8 @@
 //!
 //! What it is not: routing decisions, policies, provider wire formats, or persistence.
 //!
-//! Main items: [`AppState`], [`router`], [`serve`] (the listener), [`Lifecycle`] (serving,
-//! draining, cut), [`BodyLimits`].
+//! Main items: [`AppState`], [`router`], [`data_plane_router`] (a hybrid gateway's),
+//! [`serve`] (the listener), [`Lifecycle`] (serving, draining, cut), [`BodyLimits`].
 
 use std::sync::Arc;
 
@@ -19,7 +19,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use portico_engine::Gateway;
 use portico_logs::LogStore;
-use portico_store::Store;
+use portico_store::{SpendStore, Store};
 
 mod body;
 mod connections;
@@ -50,6 +50,9 @@ pub struct AppState {
     /// The budgets and rate limits in force, for `GET /admin/v1/budgets`; `None` answers it
     /// 503.
     pub limits: Option<Arc<portico_engine::policies::limits::LimitsPolicy>>,
+    /// The spend ledger's store, for hybrid gateways' spend (`POST /gateway/v1/spend`);
+    /// `None` answers that 503.
+    pub spend: Option<Arc<dyn SpendStore>>,
 }
 
 impl AppState {
@@ -62,6 +65,7 @@ impl AppState {
             store: None,
             logs: None,
             limits: None,
+            spend: None,
         }
     }
 
@@ -87,6 +91,13 @@ impl AppState {
         self
     }
 
+    /// The same state with the spend ledger's store, which lets hybrid gateways deliver
+    /// their spend (`/gateway/v1/spend`).
+    pub fn with_spend_store(mut self, spend: Arc<dyn SpendStore>) -> AppState {
+        self.spend = Some(spend);
+        self
+    }
+
     /// The same state with other limits on request bodies.
     pub fn with_body_limits(mut self, limits: BodyLimits) -> AppState {
         self.body_limits = limits;
@@ -96,9 +107,33 @@ impl AppState {
 
 /// The gateway's routes. Data-plane bodies are read by the handlers themselves, after
 /// authentication, within `state.body_limits`; the admin API's JSON bodies are bounded by the
-/// same size limit.
+/// same size limit. `/gateway/v1` is what hybrid gateways ask (`portico gateway`).
 pub fn router(state: AppState) -> Router {
     let max_body_bytes = state.body_limits.max_bytes;
+    data_plane_routes()
+        .nest("/admin/v1", routes::admin::router())
+        .nest("/gateway/v1", routes::gateway_sync::router())
+        // The dashboard: `/` and its versioned `/assets/`; every other path keeps the JSON 404.
+        .merge(portico_dashboard::router())
+        .fallback(routes::health::not_found)
+        .method_not_allowed_fallback(routes::health::method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}
+
+/// The data plane, `/healthz` and `/readyz` only: what a hybrid gateway serves (no admin API,
+/// no dashboard, no `/gateway/v1`; those paths get the JSON 404).
+pub fn data_plane_router(state: AppState) -> Router {
+    let max_body_bytes = state.body_limits.max_bytes;
+    data_plane_routes()
+        .fallback(routes::health::not_found)
+        .method_not_allowed_fallback(routes::health::method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}
+
+/// The routes every process serves.
+fn data_plane_routes() -> Router<AppState> {
     Router::new()
         .route("/v1/chat/completions", post(data_plane::chat_completions))
         .route("/v1/completions", post(data_plane::completions))
@@ -107,11 +142,4 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/messages", post(data_plane::messages))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
-        .nest("/admin/v1", routes::admin::router())
-        // The dashboard: `/` and its versioned `/assets/`; every other path keeps the JSON 404.
-        .merge(portico_dashboard::router())
-        .fallback(routes::health::not_found)
-        .method_not_allowed_fallback(routes::health::method_not_allowed)
-        .layer(DefaultBodyLimit::max(max_body_bytes))
-        .with_state(state)
 }

@@ -25,17 +25,6 @@ pub(crate) struct ChangeSignal {
     pub(crate) received: watch::Receiver<i64>,
 }
 
-/// Starts the watcher; it ends when `stop` is cancelled.
-pub(crate) fn spawn(
-    store: Arc<dyn Store>,
-    gateway: Arc<Gateway>,
-    signal: Option<ChangeSignal>,
-    every: Duration,
-    stop: CancellationToken,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(watch_loop(store, gateway, signal, every, stop))
-}
-
 /// Why the watcher woke.
 enum Wake {
     /// This process reloaded (its admin API changed something, or this loop reloaded).
@@ -44,7 +33,8 @@ enum Wake {
     Check,
 }
 
-async fn watch_loop(
+/// The watcher: runs until `stop` is cancelled.
+pub(crate) async fn watch(
     store: Arc<dyn Store>,
     gateway: Arc<Gateway>,
     mut signal: Option<ChangeSignal>,
@@ -68,7 +58,9 @@ async fn watch_loop(
         let version = match store.catalog_version().await {
             Ok(version) => {
                 if failing {
-                    tracing::info!("the shared database answers again; catalog changes are followed");
+                    tracing::info!(
+                        "the shared database answers again; catalog changes are followed"
+                    );
                     failing = false;
                 }
                 version

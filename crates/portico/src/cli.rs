@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 pub use crate::apply_cmd::ApplyArgs;
 pub use crate::catalog_cmd::{ConfigsArgs, GuardrailsArgs, KeysArgs, ModelsArgs, ProvidersArgs};
+pub use crate::gateway_cmd::GatewayArgs;
 
 /// Portico: one fast binary between AI applications and LLM providers.
 #[derive(Debug, clap::Parser)]
@@ -20,6 +21,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the gateway with its catalog in embedded SQLite (the all-in-one deployment).
     Serve(ServeArgs),
+    /// Run a data plane only, fed by a control plane (`portico serve`): hybrid mode.
+    Gateway(GatewayArgs),
     /// Apply a catalog file to a running instance: print the plan, then apply it.
     Apply(ApplyArgs),
     /// Print the request log of a running instance (through its admin API).
@@ -64,13 +67,23 @@ pub struct ServeArgs {
     /// Shared database for scale-out (`postgres://user:pass@host/db`): the catalog, keys,
     /// configs, spend and request log live there instead of the data dir's SQLite files.
     /// Every process sharing it needs the same `PORTICO_MASTER_KEY`.
-    #[arg(long, env = "PORTICO_DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "PORTICO_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     pub(crate) database_url: Option<String>,
 
     /// Shared Redis for scale-out (`redis://host:6379`, `rediss://`, `redis+unix:///path`):
     /// rate-limit windows, budget reservations, the response cache, circuit breakers and the
     /// change signal between processes.
-    #[arg(long, env = "PORTICO_REDIS_URL", value_name = "URL", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "PORTICO_REDIS_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     pub(crate) redis_url: Option<String>,
 
     /// With Redis unreachable, whether rate limits admit requests (`open`) or refuse them

@@ -15,6 +15,7 @@ mod catalog_cmd;
 mod catalog_sync;
 pub mod cli;
 mod data_plane;
+pub mod gateway_cmd;
 mod line_writer;
 mod logs_cmd;
 pub mod serve;
@@ -58,6 +59,7 @@ impl Fatal {
 pub async fn run(command: cli::Command) -> Result<(), Fatal> {
     match command {
         cli::Command::Serve(args) => serve::run(args).await,
+        cli::Command::Gateway(args) => gateway_cmd::run(args).await,
         cli::Command::Apply(args) => apply_cmd::run(args).await,
         cli::Command::Logs(args) => logs_cmd::run(args).await,
         cli::Command::Configs(args) => catalog_cmd::configs(args).await,
@@ -76,6 +78,7 @@ pub async fn run(command: cli::Command) -> Result<(), Fatal> {
 pub fn build_runtime(command: &cli::Command) -> std::io::Result<tokio::runtime::Runtime> {
     let worker_threads = match command {
         cli::Command::Serve(args) => args.common.worker_threads,
+        cli::Command::Gateway(args) => args.common.worker_threads,
         _ => None,
     };
     let threads = worker_threads.map_or_else(

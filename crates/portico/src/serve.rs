@@ -21,10 +21,10 @@ use portico_logs::{LogPipeline, LogStore, PgLogStore, Retention, SqliteLogStore}
 use portico_server::AppState;
 use portico_store::{MasterKey, SqlStore};
 
-use crate::{Fatal, catalog_sync};
 use crate::cli::ServeArgs;
 pub use crate::data_plane::Listen;
 use crate::data_plane::{self, DEFAULT_LISTEN, Policies};
+use crate::{Fatal, catalog_sync};
 
 const DEFAULT_DATA_DIR: &str = ".portico";
 /// How often the budgets' spend is written to the data dir (and once more at shutdown): what
@@ -80,7 +80,11 @@ where
         .map(|path| portico_config::load_file(path, &env))
         .transpose()
         .map_err(|e| Fatal::usage(e.to_string()))?;
-    let listen_addr: SocketAddr = match args.common.listen.or(catalog.as_ref().and_then(|c| c.listen)) {
+    let listen_addr: SocketAddr = match args
+        .common
+        .listen
+        .or(catalog.as_ref().and_then(|c| c.listen))
+    {
         Some(addr) => addr,
         None => DEFAULT_LISTEN
             .parse()
@@ -193,8 +197,15 @@ where
         .as_ref()
         .and_then(|c| c.auth.jwt.clone())
         .map(JwtAuth::new);
-    let gateway =
-        data_plane::build_gateway(&args.common, snapshot, client, sinks, &clock, jwt, &policies);
+    let gateway = data_plane::build_gateway(
+        &args.common,
+        snapshot,
+        client,
+        sinks,
+        &clock,
+        jwt,
+        &policies,
+    );
     let ledger_writer = LedgerWriter::start(
         ledger,
         Arc::new(store.clone()),
@@ -203,6 +214,7 @@ where
     );
     let state = AppState::new(gateway)
         .with_store(Arc::new(store.clone()))
+        .with_spend_store(Arc::new(store.clone()))
         .with_logs(log_store.clone())
         .with_limits(policies.limits.clone())
         .with_body_limits(data_plane::body_limits(&args.common));
@@ -235,21 +247,21 @@ where
 
     // With a shared database, other processes change the catalog too: follow them.
     let stop_sync = tokio_util::sync::CancellationToken::new();
-    let catalog_sync = args.database_url.is_some().then(|| {
-        catalog_sync::spawn(
+    let sync_tasks = tokio_util::task::TaskTracker::new();
+    if args.database_url.is_some() {
+        sync_tasks.spawn(catalog_sync::watch(
             Arc::new(store.clone()),
             Arc::clone(&state.gateway),
             None,
             Duration::from_millis(args.reload_poll_ms),
             stop_sync.clone(),
-        )
-    });
+        ));
+    }
+    sync_tasks.close();
 
     data_plane::serve_until(&args.common, listener, app, &state, shutdown).await;
     stop_sync.cancel();
-    if let Some(task) = catalog_sync {
-        let _ = task.await;
-    }
+    sync_tasks.wait().await;
     // Write every queued request record before exiting.
     let logged = log_pipeline.shutdown().await;
     log_store.close().await;
@@ -296,16 +308,15 @@ async fn open_stores(
             .await
             .map_err(|e| Fatal::other(format!("the shared database: {e}")))?
             .with_clock(Arc::clone(clock));
-        let logs: Arc<dyn LogStore> = match catalog.backend_name() {
-            "postgres" => Arc::new(
-                PgLogStore::connect(url)
-                    .await
-                    .map_err(|e| Fatal::other(format!("the shared database's request log: {e}")))?,
-            ),
-            // `sqlite://`: one process's file named by URL; its log stays beside it in the
-            // data dir.
-            _ => open_sqlite_log(data_dir).await?,
-        };
+        let logs: Arc<dyn LogStore> =
+            match catalog.backend_name() {
+                "postgres" => Arc::new(PgLogStore::connect(url).await.map_err(|e| {
+                    Fatal::other(format!("the shared database's request log: {e}"))
+                })?),
+                // `sqlite://`: one process's file named by URL; its log stays beside it in the
+                // data dir.
+                _ => open_sqlite_log(data_dir).await?,
+            };
         return Ok(Stores {
             catalog,
             logs,

@@ -27,6 +27,7 @@ mod dashboard_budgets;
 mod dashboard_policies;
 mod gemini;
 mod guardrails;
+mod hybrid;
 mod in_process;
 mod jwt;
 mod key_lifecycle;
