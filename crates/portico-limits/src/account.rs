@@ -55,9 +55,24 @@ pub struct Reserved {
 }
 
 impl Reserved {
+    /// A reservation made elsewhere (a shared ledger): `cost_usd` and `tokens` held against
+    /// the budget, and the window second the request was counted in with its tokens.
+    pub fn new(cost_usd: f64, tokens: u64, window: Option<(i64, u64)>) -> Reserved {
+        Reserved {
+            cost_usd,
+            tokens,
+            window,
+        }
+    }
+
+    /// The window second the request was counted in, and the tokens counted with it.
+    pub fn window(&self) -> Option<(i64, u64)> {
+        self.window
+    }
+
     /// The tokens estimated for the request: held against the budget, or counted in the
     /// rate window.
-    pub(crate) fn estimated_tokens(&self) -> u64 {
+    pub fn estimated_tokens(&self) -> u64 {
         self.tokens.max(self.window.map_or(0, |(_, tokens)| tokens))
     }
 }
@@ -197,7 +212,8 @@ impl Account {
         if let Some(rate) = &limits.rate_limit {
             let window = state.window();
             window.advance(second_of(now_ms));
-            if let Some(refusal) = self.rate_check(window, rate, now_ms, 1, estimate.tokens) {
+            if let Some(refusal) = rate_check(&self.label, window, rate, now_ms, 1, estimate.tokens)
+            {
                 return Err(refusal);
             }
             let second = window.add(second_of(now_ms), 1, estimate.tokens);
@@ -260,7 +276,7 @@ impl Account {
         let mut state = lock(&self.state);
         let window = state.window();
         window.advance(second_of(now_ms));
-        if let Some(refusal) = self.rate_check(window, rate, now_ms, 1, 0) {
+        if let Some(refusal) = rate_check(&self.label, window, rate, now_ms, 1, 0) {
             return Err(refusal);
         }
         window.add(second_of(now_ms), 1, 0);
@@ -359,6 +375,59 @@ impl Account {
         lock(&self.state).limits
     }
 
+    /// Remembers `limits` as those last checked against, for an account whose checks run
+    /// elsewhere (a shared ledger), so the admin API still lists it.
+    pub fn note_limits(&self, limits: &Limits) {
+        let mut state = lock(&self.state);
+        if state.limits.as_ref() != Some(limits) {
+            state.limits = Some(*limits);
+        }
+    }
+
+    /// Replaces the whole state with one kept elsewhere (a shared ledger's, copied here so
+    /// the admin API and persistence show it): the period's spend, what requests in flight
+    /// hold, and the rate window's seconds. Marks the account changed when anything did.
+    pub fn replace_shared(
+        &self,
+        shared: &SpendState,
+        reserved_usd: f64,
+        reserved_tokens: u64,
+        now_ms: i64,
+    ) {
+        let mut state = lock(&self.state);
+        let period = shared.period.map(|p| (p, shared.period_start_ms));
+        let old_window = state.window.as_mut().map(|w| {
+            w.advance(second_of(now_ms));
+            w.buckets()
+        });
+        let window_changed = match &old_window {
+            Some(buckets) => *buckets != shared.window,
+            None => !shared.window.is_empty(),
+        };
+        // Exact comparison on purpose: any change at all is what marks it for persistence.
+        let changed = state.period != period
+            || state.spent_usd != shared.cost_usd
+            || state.spent_tokens != shared.tokens
+            || state.reserved_usd != reserved_usd
+            || state.reserved_tokens != reserved_tokens
+            || window_changed;
+        if !changed {
+            return;
+        }
+        state.period = period;
+        state.spent_usd = shared.cost_usd;
+        state.spent_tokens = shared.tokens;
+        state.reserved_usd = reserved_usd;
+        state.reserved_tokens = reserved_tokens;
+        if window_changed {
+            let mut window = Window::new();
+            window.restore(&shared.window, second_of(now_ms));
+            state.window = Some(Box::new(window));
+        }
+        drop(state);
+        self.dirty.store(true, Ordering::Relaxed);
+    }
+
     /// The state to persist, taken at `now_ms`.
     pub fn spend_state(&self, now_ms: i64) -> SpendState {
         let mut state = lock(&self.state);
@@ -403,57 +472,69 @@ impl Account {
     }
 
     fn budget_refusal(&self, period: Period, now_ms: i64, dimension: BudgetDimension) -> Refusal {
-        Refusal::Budget {
-            subject: Arc::clone(&self.label),
-            period,
-            resets_at_ms: period.end(now_ms),
-            dimension,
-        }
+        budget_refusal(&self.label, period, now_ms, dimension)
     }
+}
 
-    /// Whether `requests` and `tokens` more fit the rate limit; the refusal if not.
-    fn rate_check(
-        &self,
-        window: &Window,
-        rate: &portico_core::RateLimitSpec,
-        now_ms: i64,
-        requests: u64,
-        tokens: u64,
-    ) -> Option<Refusal> {
-        let kind = if rate
-            .requests_per_minute
-            .is_some_and(|l| window.requests().saturating_add(requests) > l)
-        {
-            portico_core::LimitKind::RequestsPerMinute
-        } else if rate
-            .tokens_per_minute
-            .is_some_and(|l| window.tokens().saturating_add(tokens) > l)
-        {
-            portico_core::LimitKind::TokensPerMinute
-        } else {
-            return None;
-        };
-        let (limit, used, asked) = match kind {
-            portico_core::LimitKind::RequestsPerMinute => (
-                rate.requests_per_minute.unwrap_or(0),
-                window.requests(),
-                requests,
-            ),
-            _ => (rate.tokens_per_minute.unwrap_or(0), window.tokens(), tokens),
-        };
-        Some(Refusal::Rate {
-            subject: Arc::clone(&self.label),
-            kind,
-            limit,
-            used,
-            asked,
-            retry_after_ms: window.wait_ms(
-                now_ms,
-                requests,
-                tokens,
-                rate.requests_per_minute,
-                rate.tokens_per_minute,
-            ),
-        })
+/// The refusal of the budget of the subject shown as `label`: `dimension` ran out in the
+/// `period` of `now_ms`.
+pub(crate) fn budget_refusal(
+    label: &Arc<str>,
+    period: Period,
+    now_ms: i64,
+    dimension: BudgetDimension,
+) -> Refusal {
+    Refusal::Budget {
+        subject: Arc::clone(label),
+        period,
+        resets_at_ms: period.end(now_ms),
+        dimension,
     }
+}
+
+/// Whether `requests` and `tokens` more fit the rate limit `rate` of the subject shown as
+/// `label`, given `window` (advanced to `now_ms`); the refusal if not.
+pub(crate) fn rate_check(
+    label: &Arc<str>,
+    window: &Window,
+    rate: &portico_core::RateLimitSpec,
+    now_ms: i64,
+    requests: u64,
+    tokens: u64,
+) -> Option<Refusal> {
+    let kind = if rate
+        .requests_per_minute
+        .is_some_and(|l| window.requests().saturating_add(requests) > l)
+    {
+        portico_core::LimitKind::RequestsPerMinute
+    } else if rate
+        .tokens_per_minute
+        .is_some_and(|l| window.tokens().saturating_add(tokens) > l)
+    {
+        portico_core::LimitKind::TokensPerMinute
+    } else {
+        return None;
+    };
+    let (limit, used, asked) = match kind {
+        portico_core::LimitKind::RequestsPerMinute => (
+            rate.requests_per_minute.unwrap_or(0),
+            window.requests(),
+            requests,
+        ),
+        _ => (rate.tokens_per_minute.unwrap_or(0), window.tokens(), tokens),
+    };
+    Some(Refusal::Rate {
+        subject: Arc::clone(label),
+        kind,
+        limit,
+        used,
+        asked,
+        retry_after_ms: window.wait_ms(
+            now_ms,
+            requests,
+            tokens,
+            rate.requests_per_minute,
+            rate.tokens_per_minute,
+        ),
+    })
 }

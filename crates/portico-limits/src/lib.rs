@@ -5,7 +5,7 @@
 //! and subjects are there); the engine's limits policy drives it from the request pipeline,
 //! the engine also persists it through the store.
 //!
-//! What this crate is: pure, synchronous and fast. Time comes in as Unix milliseconds from
+//! What this crate is: pure, synchronous and fast (the shared ledger's trait aside). Time comes in as Unix milliseconds from
 //! the caller's clock (the gateway's [`portico_core::Clock`]; tests use a manual one), so
 //! period rollover and window sliding are tested without waiting. No I/O, no async, no lock
 //! held beyond one account's few comparisons and additions.
@@ -24,13 +24,19 @@
 //! `B + Σ max(0, charge − estimate)` over the requests in flight when the last one was
 //! admitted: never overspent when estimates cover the real usage.
 //!
-//! Main types: [`Ledger`], [`Account`], [`Hold`], [`Estimate`], [`Charge`], [`Refusal`].
+//! Many processes can share one ledger (scale-out, `PORTICO_REDIS_URL`): [`shared`] defines
+//! the [`SharedLimits`] trait a backend implements (`portico-redis` does, over Redis) and
+//! [`SharedHold`], a request's reservation on it, with the same contract and refusals.
+//!
+//! Main types: [`Ledger`], [`Account`], [`Hold`], [`Estimate`], [`Charge`], [`Refusal`],
+//! [`SharedLimits`], [`SharedHold`].
 
 mod account;
 mod estimate;
 mod hold;
 mod ledger;
 mod refusal;
+pub mod shared;
 mod window;
 
 pub use account::{Account, BudgetStatus, Reserved, WindowStatus};
@@ -38,6 +44,10 @@ pub use estimate::{BYTES_PER_TOKEN, Charge, DEFAULT_COMPLETION_TOKENS, Estimate,
 pub use hold::{Hold, reserve_all};
 pub use ledger::Ledger;
 pub use refusal::{BudgetDimension, Refusal};
+pub use shared::{
+    SharedAdmission, SharedEnd, SharedHold, SharedLimits, SharedRefusal, budget_refusal,
+    rate_refusal,
+};
 
 #[cfg(test)]
 mod tests;

@@ -30,13 +30,19 @@
 //! counts as fast (it gets traffic, hence samples), and no target drops below 5 % of its
 //! share (it keeps getting samples that can show it recovered).
 //!
+//! **Shared state.** Several gateway processes can share their breakers (scale-out:
+//! `portico-redis`): a [`BreakerObserver`] set with [`HealthRegistry::set_observer`] hears of
+//! every breaker that opens here, and [`HealthRegistry::force_open`] opens one that opened
+//! elsewhere. Without an observer nothing is paid for it: the observer is looked up only when
+//! a breaker opens.
+//!
 //! **Concurrency.** A `RwLock`ed map (read-locked to find a target, write-locked only to add
 //! one) of per-target `Mutex`es held for a few field updates; no lock is held across an
 //! `.await` (there are none here). Time is always an explicit `Instant` argument, so tests
 //! drive the clock.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::failure::Failure;
@@ -46,6 +52,18 @@ use crate::failure::Failure;
 /// the planner and the dispatcher both build them here, so they always agree.
 pub fn health_key(slug: &str, model: &str) -> String {
     format!("@{slug}/{model}")
+}
+
+/// The provider slug and model of a [`health_key`]; `None` for anything else.
+pub fn split_health_key(key: &str) -> Option<(&str, &str)> {
+    key.strip_prefix('@')?.split_once('/')
+}
+
+/// Hears of every breaker that opens in a [`HealthRegistry`] (to tell other processes).
+/// Called on the request path, after the breaker's lock is released: it must return at once.
+pub trait BreakerObserver: Send + Sync + 'static {
+    /// The breaker of `key` (a [`health_key`]) opened, until `until`.
+    fn opened(&self, key: &str, until: Instant);
 }
 
 /// The weight of a new latency sample in the moving average.
@@ -152,10 +170,21 @@ impl Default for TargetHealth {
 
 /// The health of every target (provider and model, by [`health_key`]), shared across
 /// requests.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct HealthRegistry {
     config: BreakerConfig,
     targets: RwLock<HashMap<String, Arc<Mutex<TargetHealth>>>>,
+    observer: OnceLock<Arc<dyn BreakerObserver>>,
+}
+
+impl std::fmt::Debug for HealthRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HealthRegistry")
+            .field("config", &self.config)
+            .field("targets", &self.targets)
+            .field("observed", &self.observer.get().is_some())
+            .finish()
+    }
 }
 
 impl HealthRegistry {
@@ -164,7 +193,30 @@ impl HealthRegistry {
         HealthRegistry {
             config,
             targets: RwLock::new(HashMap::new()),
+            observer: OnceLock::new(),
         }
+    }
+
+    /// Tells `observer` of every breaker that opens from now on. One observer per registry:
+    /// a second is refused (and returned).
+    pub fn set_observer(
+        &self,
+        observer: Arc<dyn BreakerObserver>,
+    ) -> Result<(), Arc<dyn BreakerObserver>> {
+        self.observer.set(observer)
+    }
+
+    /// Opens the breaker of `key` until `until` (it opened in another process), unless it is
+    /// already open longer. The observer is not told: the news came from elsewhere. A
+    /// half-open breaker's probe, if running, still reports (its success closes the breaker
+    /// again, as it would have here).
+    pub fn force_open(&self, key: &str, until: Instant) {
+        let entry = self.get_or_insert(key);
+        let mut t = lock(&entry);
+        t.state = match t.state {
+            State::Open { until: longer } if longer >= until => return,
+            _ => State::Open { until },
+        };
     }
 
     /// The breaker settings.
@@ -215,23 +267,30 @@ impl HealthRegistry {
     pub fn record_failure(&self, key: &str, now: Instant) {
         let entry = self.get_or_insert(key);
         let mut t = lock(&entry);
-        let reopen = State::Open {
-            until: now + self.config.cool_down,
-        };
-        t.state = match t.state {
+        let until = now + self.config.cool_down;
+        let reopen = State::Open { until };
+        let (state, opened) = match t.state {
             State::Closed { failures } => {
                 let failures = failures.saturating_add(1);
                 if failures >= self.config.failure_threshold {
-                    reopen
+                    (reopen, true)
                 } else {
-                    State::Closed { failures }
+                    (State::Closed { failures }, false)
                 }
             }
-            State::HalfOpen { .. } => reopen,
-            State::Open { until } => State::Open {
-                until: until.max(now + self.config.cool_down),
-            },
+            State::HalfOpen { .. } => (reopen, true),
+            State::Open { until: open } => (
+                State::Open {
+                    until: open.max(until),
+                },
+                false,
+            ),
         };
+        t.state = state;
+        drop(t);
+        if opened && let Some(observer) = self.observer.get() {
+            observer.opened(key, until);
+        }
     }
 
     /// Records an attempt's outcome: `Ok(latency)` on success, `Err(failure)` otherwise (see

@@ -80,8 +80,8 @@ pub use config::{
 };
 pub use failure::{DEFAULT_RETRY_STATUSES, Failure};
 pub use health::{
-    Admission, AllHealthy, BreakerConfig, BreakerState, HealthRegistry, HealthView, health_key,
-    latency_factor,
+    Admission, AllHealthy, BreakerConfig, BreakerObserver, BreakerState, HealthRegistry,
+    HealthView, health_key, latency_factor, split_health_key,
 };
 pub use limits::{MAX_ATTEMPTS, MAX_TARGETS, max_attempts, max_targets, set_limits};
 pub use merge::merge;

@@ -20,10 +20,13 @@ use tokio_util::sync::CancellationToken;
 /// told this one.
 pub(crate) struct ChangeSignal {
     /// Announces a catalog version this process's admin API wrote.
-    pub(crate) publish: Arc<dyn Fn(i64) + Send + Sync>,
+    pub(crate) publish: Arc<dyn Fn(i64) -> Announce + Send + Sync>,
     /// The versions other processes announced.
     pub(crate) received: watch::Receiver<i64>,
 }
+
+/// The announcement under way.
+pub(crate) type Announce = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 /// Why the watcher woke.
 enum Wake {
@@ -80,7 +83,7 @@ pub(crate) async fn watch(
             Wake::LocalReload => {
                 // This process wrote it and has already rebuilt its snapshot: tell the rest.
                 if let Some(signal) = &signal {
-                    (signal.publish)(version);
+                    (signal.publish)(version).await;
                 }
                 last = Some(version);
             }

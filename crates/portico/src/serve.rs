@@ -21,7 +21,7 @@ use portico_logs::{LogPipeline, LogStore, PgLogStore, Retention, SqliteLogStore}
 use portico_server::AppState;
 use portico_store::{MasterKey, SqlStore};
 
-use crate::cli::ServeArgs;
+use crate::cli::{FailMode, ServeArgs};
 pub use crate::data_plane::Listen;
 use crate::data_plane::{self, DEFAULT_LISTEN, Policies};
 use crate::{Fatal, catalog_sync};
@@ -159,6 +159,21 @@ where
             ))
         })?;
 
+    // Scale-out: the shared limits, cache, breakers and change signal.
+    let redis = connect_redis(&args).await?;
+    let shared_limits = match &redis {
+        Some(redis) => {
+            let shared = redis.limits(Arc::clone(&clock));
+            // Seeds Redis from the spend just loaded where it has none, and copies the shared
+            // figures into the ledger (the budgets page, the database); retried every second.
+            if let Err(e) = shared.mirror(Arc::clone(&ledger)).await {
+                tracing::warn!(error = %e, "cannot read the shared budgets from Redis yet; retrying every second");
+            }
+            Some(shared)
+        }
+        None => None,
+    };
+
     let client = data_plane::http_client(&args.common)?;
     let snapshot = Snapshot::load(&store, &client)
         .await
@@ -185,13 +200,20 @@ where
         )),
         cache: data_plane::cache_policy(
             &args.common,
-            data_plane::memory_cache(&args.common),
+            match &redis {
+                Some(redis) => Arc::new(redis.cache(portico_redis::DEFAULT_MAX_ENTRY_BYTES)),
+                None => data_plane::memory_cache(&args.common),
+            },
             &clock,
         )?,
-        limits: Arc::new(
-            LimitsPolicy::new(Arc::clone(&ledger), Arc::clone(&clock))
-                .with_observer(metrics.clone()),
-        ),
+        limits: Arc::new({
+            let limits = LimitsPolicy::new(Arc::clone(&ledger), Arc::clone(&clock))
+                .with_observer(metrics.clone());
+            match shared_limits {
+                Some(shared) => limits.with_shared(Arc::new(shared)),
+                None => limits,
+            }
+        }),
     };
     let jwt = catalog
         .as_ref()
@@ -206,6 +228,15 @@ where
         jwt,
         &policies,
     );
+    // A breaker opened here opens on the other processes, and theirs here.
+    let _shared_breakers = redis.as_ref().and_then(|redis| {
+        let weak = Arc::downgrade(&gateway);
+        redis.share_breakers(gateway.health(), move |key, until| {
+            if let Some(gateway) = weak.upgrade() {
+                gateway.health().force_open(key, until);
+            }
+        })
+    });
     let ledger_writer = LedgerWriter::start(
         ledger,
         Arc::new(store.clone()),
@@ -252,7 +283,7 @@ where
         sync_tasks.spawn(catalog_sync::watch(
             Arc::new(store.clone()),
             Arc::clone(&state.gateway),
-            None,
+            redis.as_ref().map(change_signal),
             Duration::from_millis(args.reload_poll_ms),
             stop_sync.clone(),
         ));
@@ -270,6 +301,10 @@ where
         spilled = logged.spilled,
         "request log flushed"
     );
+    // Settlements still queued for Redis, and the last shared figures into the ledger.
+    if let Some(redis) = &redis {
+        redis.shutdown(REDIS_SHUTDOWN).await;
+    }
     // Every request has settled: the spend is final.
     match ledger_writer.shutdown().await {
         Ok(subjects) => tracing::info!(subjects, "budgets' spend written"),
@@ -278,6 +313,48 @@ where
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How long settlements still queued for Redis may take at shutdown.
+const REDIS_SHUTDOWN: Duration = Duration::from_secs(5);
+
+/// Redis on `--redis-url`, when set. A Redis that is down does not stop the start (each
+/// concern follows its fail mode until it answers); a URL that cannot be read does.
+async fn connect_redis(args: &ServeArgs) -> Result<Option<portico_redis::Redis>, Fatal> {
+    let Some(url) = args.redis_url.as_deref().filter(|u| !u.is_empty()) else {
+        return Ok(None);
+    };
+    let mode = |mode: FailMode| match mode {
+        FailMode::Open => portico_redis::FailMode::Open,
+        FailMode::Closed => portico_redis::FailMode::Closed,
+    };
+    let options = portico_redis::RedisOptions {
+        timeout: Duration::from_millis(args.redis_timeout_ms),
+        limits_fail: mode(args.redis_limits_fail),
+        budgets_fail: mode(args.redis_budgets_fail),
+        ..portico_redis::RedisOptions::new(url)
+    };
+    portico_redis::Redis::connect(options)
+        .await
+        .map(Some)
+        .map_err(|e| Fatal::usage(e.to_string()))
+}
+
+/// The change signal over Redis's pub/sub.
+fn change_signal(redis: &portico_redis::Redis) -> catalog_sync::ChangeSignal {
+    let bus = redis.bus();
+    let received = bus.subscribe();
+    catalog_sync::ChangeSignal {
+        publish: Arc::new(move |version| {
+            let bus = bus.clone();
+            Box::pin(async move {
+                if let Err(e) = bus.publish(version).await {
+                    tracing::warn!(error = %e, version, "cannot announce the catalog change on Redis; the others see it at their next poll");
+                }
+            })
+        }),
+        received,
+    }
 }
 
 /// Where this process keeps its state: SQLite files in the data dir, or the shared database.

@@ -288,3 +288,74 @@ fn one_models_failures_leave_the_providers_other_models_closed() {
     assert_eq!(h.latency(&good), Some(Duration::from_millis(50)));
     assert_eq!(h.latency(&bad), None);
 }
+
+/// Records the openings it hears of.
+#[derive(Default)]
+struct Openings(std::sync::Mutex<Vec<(String, Instant)>>);
+
+impl BreakerObserver for Openings {
+    fn opened(&self, key: &str, until: Instant) {
+        self.0.lock().unwrap().push((key.to_owned(), until));
+    }
+}
+
+#[test]
+fn an_observer_hears_each_opening_once() {
+    let h = registry();
+    let seen = Arc::new(Openings::default());
+    assert!(
+        h.set_observer(Arc::clone(&seen) as Arc<dyn BreakerObserver>)
+            .is_ok()
+    );
+    assert!(
+        h.set_observer(Arc::new(Openings::default())).is_err(),
+        "one observer per registry"
+    );
+    let t0 = Instant::now();
+    let key = health_key("p", "m");
+    for _ in 0..3 {
+        h.record_failure(&key, t0);
+    }
+    // Failures while open extend it without a new opening.
+    h.record_failure(&key, t0 + SEC);
+    assert_eq!(*seen.0.lock().unwrap(), vec![(key.clone(), t0 + 30 * SEC)]);
+    // The probe fails: it opens again.
+    let later = t0 + 40 * SEC;
+    assert_eq!(h.try_acquire(&key, later), Admission::Probe);
+    h.record_failure(&key, later);
+    assert_eq!(seen.0.lock().unwrap().len(), 2);
+    assert_eq!(seen.0.lock().unwrap()[1], (key, later + 30 * SEC));
+}
+
+#[test]
+fn a_breaker_forced_open_elsewhere_is_open_here_without_echo() {
+    let h = registry();
+    let seen = Arc::new(Openings::default());
+    assert!(
+        h.set_observer(Arc::clone(&seen) as Arc<dyn BreakerObserver>)
+            .is_ok()
+    );
+    let t0 = Instant::now();
+    let key = health_key("p", "m");
+    h.force_open(&key, t0 + 10 * SEC);
+    assert_eq!(
+        h.state(&key, t0),
+        BreakerState::Open {
+            until: t0 + 10 * SEC
+        }
+    );
+    assert_eq!(h.try_acquire(&key, t0 + SEC), Admission::Rejected);
+    // A shorter opening does not shorten it.
+    h.force_open(&key, t0 + 5 * SEC);
+    assert_eq!(
+        h.state(&key, t0),
+        BreakerState::Open {
+            until: t0 + 10 * SEC
+        }
+    );
+    assert!(seen.0.lock().unwrap().is_empty(), "not told back");
+    // After it, the usual half-open probe.
+    assert_eq!(h.try_acquire(&key, t0 + 10 * SEC), Admission::Probe);
+    assert_eq!(split_health_key(&key), Some(("p", "m")));
+    assert_eq!(split_health_key("p/m"), None);
+}

@@ -20,6 +20,13 @@
 //! A request that no subject with limits applies to, while no provider has limits, gets no
 //! run at all (one pointer load and a few empty-map checks).
 //!
+//! Scale-out ([`LimitsPolicy::with_shared`]): the key, user and metadata subjects are then
+//! admitted and settled on a ledger shared by every process (`portico_limits::SharedLimits`,
+//! Redis in `portico-redis`): one round trip in `before`, settlement queued in `after`.
+//! Provider subjects stay on this process's ledger (`before_attempt` is synchronous). The
+//! local accounts of the shared subjects are kept at the shared figures by the backend, so
+//! `status` and `persist` work unchanged. Without a shared ledger nothing of this runs.
+//!
 //! `persist` writes the ledger to the store off the request path; `status` is what
 //! `GET /admin/v1/budgets` lists.
 
@@ -33,7 +40,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use portico_core::{Clock, LimitObserver, Limits, NamedBudget, Subject};
-use portico_limits::{Account, Ledger};
+use portico_limits::{Account, Ledger, SharedLimits};
 use portico_store::KeyType;
 
 pub use persist::{LedgerWriter, load_ledger};
@@ -49,6 +56,8 @@ pub struct LimitsPolicy {
     table: ArcSwap<Table>,
     clock: Arc<dyn Clock>,
     observer: Option<Arc<dyn LimitObserver>>,
+    /// The ledger shared by every process for the key, user and metadata subjects.
+    shared: Option<Arc<dyn SharedLimits>>,
 }
 
 impl std::fmt::Debug for LimitsPolicy {
@@ -142,7 +151,16 @@ impl LimitsPolicy {
             table: ArcSwap::from_pointee(table),
             clock,
             observer: None,
+            shared: None,
         }
+    }
+
+    /// The same policy admitting and settling the key, user and metadata subjects on
+    /// `shared`, a ledger every gateway process shares (scale-out); provider subjects stay
+    /// on this process's ledger. See the module docs.
+    pub fn with_shared(mut self, shared: Arc<dyn SharedLimits>) -> LimitsPolicy {
+        self.shared = Some(shared);
+        self
     }
 
     /// The same policy reporting refusals and charges to `observer` (metrics).
@@ -207,6 +225,7 @@ impl Policy for LimitsPolicy {
             Arc::clone(&self.clock),
             self.observer.clone(),
             subjects,
+            self.shared.clone(),
         )))
     }
 }

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use portico_core::{ApiError, Clock, LimitObserver, Limits, Outcome};
-use portico_limits::{Account, Charge, Estimate, Hold, Refusal, reserve_all};
+use portico_limits::{
+    Account, Charge, Estimate, Hold, Refusal, SharedHold, SharedLimits, SharedRefusal, reserve_all,
+};
 
 use super::Table;
 use super::estimate::Size;
@@ -28,6 +30,10 @@ pub(super) struct LimitsRun {
     estimate: Estimate,
     /// Whether any subject has a cost budget, so estimates need a price.
     priced: bool,
+    /// The shared ledger the pending subjects are admitted on, when there is one.
+    shared: Option<Arc<dyn SharedLimits>>,
+    /// Their reservation there once admitted.
+    shared_hold: Option<SharedHold>,
 }
 
 impl LimitsRun {
@@ -36,6 +42,7 @@ impl LimitsRun {
         clock: Arc<dyn Clock>,
         observer: Option<Arc<dyn LimitObserver>>,
         pending: Vec<(Arc<Account>, Limits)>,
+        shared: Option<Arc<dyn SharedLimits>>,
     ) -> LimitsRun {
         let has_cost = |l: &Limits| l.budget.is_some_and(|b| b.cost_usd.is_some());
         let priced = pending.iter().any(|(_, l)| has_cost(l))
@@ -50,6 +57,8 @@ impl LimitsRun {
             size: Size::default(),
             estimate: Estimate::default(),
             priced,
+            shared,
+            shared_hold: None,
         }
     }
 
@@ -94,6 +103,17 @@ impl PolicyRun for LimitsRun {
             return Ok(Before::Continue);
         }
         let now = self.clock.now_ms();
+        if let Some(shared) = &self.shared {
+            let pending = std::mem::take(&mut self.pending);
+            return match SharedHold::reserve(shared, pending, now, &self.estimate).await {
+                Ok(hold) => {
+                    self.shared_hold = Some(hold);
+                    Ok(Before::Continue)
+                }
+                Err(SharedRefusal::Limit(refusal)) => Err(self.refuse(&refusal)),
+                Err(SharedRefusal::Unavailable(error)) => Err(*error),
+            };
+        }
         match reserve_all(self.pending.drain(..), now, &self.estimate) {
             Ok(holds) => {
                 self.holds = holds;
@@ -126,6 +146,10 @@ impl PolicyRun for LimitsRun {
             }
             if let Some(refusal) = refused {
                 return Err(self.refuse(&refusal));
+            }
+            if let Some(hold) = &mut self.shared_hold {
+                // Held without a check: this hook cannot wait for the shared ledger.
+                hold.raise_cost_to(cost);
             }
         }
         let Some(bound) = self.table.providers.get(&route.slug) else {
@@ -174,6 +198,16 @@ impl PolicyRun for LimitsRun {
         };
         for hold in std::mem::take(&mut self.holds) {
             self.settle(hold, charge, now);
+        }
+        if let Some(hold) = self.shared_hold.take() {
+            let observer = self.observer.as_deref();
+            hold.settle(charge, now, |label, charged| {
+                if let Some(observer) = observer
+                    && !charged.is_zero()
+                {
+                    observer.charged(label, charged.cost_usd, charged.tokens);
+                }
+            });
         }
         for (slug, hold) in std::mem::take(&mut self.providers) {
             // Only the provider that answered used anything; the others are released.

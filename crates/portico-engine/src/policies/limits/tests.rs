@@ -569,3 +569,198 @@ async fn a_stream_the_client_leaves_is_charged_its_usage_or_else_its_estimate() 
     assert_eq!(status, 500);
     assert_eq!(spent(&s), 18 + estimate_of(&body));
 }
+
+/// The policy with a shared ledger: a fake backend over a second, "shared" `Ledger` (what
+/// Redis is to many processes), recording what it was asked. `portico-redis` tests the real
+/// one against Redis; these test the policy's use of the trait.
+mod shared {
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use portico_core::{ErrorCode, Subject};
+    use portico_limits::{
+        Account, Charge, Estimate, Hold, Ledger, SharedAdmission, SharedEnd, SharedLimits,
+        SharedRefusal,
+    };
+
+    use super::*;
+
+    #[derive(Default)]
+    struct FakeShared {
+        ledger: Ledger,
+        /// `Some(open)`: the backend is away and fails open (`true`) or closed.
+        away: Mutex<Option<bool>>,
+        holds: Mutex<Vec<Hold>>,
+        raised: Mutex<Vec<f64>>,
+        unchecked_charges: Mutex<Vec<(String, Charge)>>,
+    }
+
+    #[async_trait]
+    impl SharedLimits for FakeShared {
+        async fn reserve(
+            &self,
+            subjects: &[(Arc<Account>, Limits)],
+            now_ms: i64,
+            estimate: &Estimate,
+        ) -> Result<SharedAdmission, SharedRefusal> {
+            if let Some(open) = *self.away.lock().unwrap() {
+                if open {
+                    return Ok(SharedAdmission::Unchecked);
+                }
+                return Err(SharedRefusal::Unavailable(Box::new(
+                    portico_core::ApiError::new(ErrorCode::Unavailable, "the backend is away"),
+                )));
+            }
+            let pairs = subjects
+                .iter()
+                .map(|(a, l)| (self.ledger.account(a.subject()), *l));
+            let holds = portico_limits::reserve_all(pairs, now_ms, estimate)
+                .map_err(SharedRefusal::Limit)?;
+            let mut kept = self.holds.lock().unwrap();
+            kept.clear();
+            kept.extend(holds);
+            // The fake's reservations: estimate on each, no window second.
+            let reserved = subjects
+                .iter()
+                .map(|(_, l)| {
+                    let budget = l.budget.is_some();
+                    portico_limits::Reserved::new(
+                        if budget { estimate.cost_usd } else { 0.0 },
+                        if budget { estimate.tokens } else { 0 },
+                        None,
+                    )
+                })
+                .collect();
+            Ok(SharedAdmission::Reserved {
+                reserved,
+                ticket: 1,
+            })
+        }
+
+        fn raise(&self, _ticket: u64, _account: &Account, _limits: &Limits, extra_usd: f64) {
+            self.raised.lock().unwrap().push(extra_usd);
+        }
+
+        fn end(&self, ticket: Option<u64>, ends: Vec<SharedEnd>, now_ms: Option<i64>) {
+            let now = now_ms.unwrap_or(0);
+            if ticket.is_none() {
+                for end in ends {
+                    if let Some(charge) = end.charge {
+                        self.unchecked_charges
+                            .lock()
+                            .unwrap()
+                            .push((end.account.label().to_string(), charge));
+                    }
+                }
+                return;
+            }
+            let holds = std::mem::take(&mut *self.holds.lock().unwrap());
+            for (hold, end) in holds.into_iter().zip(ends) {
+                match end.charge {
+                    Some(charge) => hold.settle(charge, now),
+                    None => drop(hold),
+                }
+            }
+        }
+    }
+
+    async fn shared_setup(
+        providers: impl FnOnce(&MockUpstream) -> Vec<ProviderRecord>,
+        keys: Vec<KeyRecord>,
+    ) -> (Setup, Arc<FakeShared>) {
+        let upstream = Arc::new(MockUpstream::start().await);
+        let client = portico_providers::http::build_client(Default::default()).unwrap();
+        let snapshot = Snapshot::build(providers(&upstream), keys, Vec::new(), &client).unwrap();
+        let clock = Arc::new(ManualClock::at(SUNDAY_1PM));
+        let fake = Arc::new(FakeShared::default());
+        let policy = Arc::new(
+            LimitsPolicy::new(
+                Arc::new(Ledger::new()),
+                Arc::clone(&clock) as Arc<dyn Clock>,
+            )
+            .with_shared(Arc::clone(&fake) as Arc<dyn SharedLimits>),
+        );
+        let gateway = Arc::new(
+            Gateway::new(snapshot, client, Arc::new(AccessLog::discard()))
+                .with_clock(Arc::clone(&clock) as Arc<dyn Clock>)
+                .with_policy(Arc::clone(&policy) as Arc<dyn Policy>),
+        );
+        let setup = Setup {
+            gateway,
+            upstream,
+            clock,
+            policy,
+        };
+        (setup, fake)
+    }
+
+    #[tokio::test]
+    async fn key_subjects_go_to_the_shared_ledger_and_providers_stay_local() {
+        let body = words_body("@oa/m", 40, 1);
+        let estimate = estimate_of(&body);
+        let (s, fake) = shared_setup(
+            |u| vec![provider("oa", u, tokens_per_day(10_000))],
+            vec![key(
+                "svc",
+                KeyType::Service,
+                None,
+                tokens_per_day(estimate + 2),
+            )],
+        )
+        .await;
+        let (status, _) = outcome(send(&s, CHAT, &headers("svc", &[]), &body).await);
+        assert_eq!(status, 200);
+        let shared = fake
+            .ledger
+            .get(&Subject::Key("svc".into()))
+            .expect("the key's account is the shared ledger's")
+            .budget_status(Period::Day, SUNDAY_1PM);
+        assert_eq!((shared.tokens_spent, shared.tokens_reserved), (81, 0));
+        // The local key account is not charged (the backend's mirror fills it)...
+        let local = s.policy.ledger().get(&Subject::Key("svc".into())).unwrap();
+        assert_eq!(local.budget_status(Period::Day, SUNDAY_1PM).tokens_spent, 0);
+        // ...but knows its limits, and the provider stays on the local ledger.
+        assert!(local.last_limits().is_some());
+        let provider = s
+            .policy
+            .ledger()
+            .get(&Subject::Provider("oa".into()))
+            .unwrap();
+        assert_eq!(
+            provider.budget_status(Period::Day, SUNDAY_1PM).tokens_spent,
+            81
+        );
+        // The shared ledger refuses the second request as the local one would: a 412.
+        let (status, error) = outcome(send(&s, CHAT, &headers("svc", &[]), &body).await);
+        assert_eq!(status, 412);
+        assert!(
+            error
+                .unwrap()
+                .message
+                .starts_with("budget `key:svc` is exhausted: 81 tokens of"),
+        );
+        assert_eq!(s.upstream.hits(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_shared_ledger_away_fails_closed_with_its_error_or_open_and_charges_later() {
+        let body = words_body("@oa/m", 4, 8);
+        let (s, fake) = shared_setup(
+            |u| vec![provider("oa", u, Limits::default())],
+            vec![key("svc", KeyType::Service, None, tokens_per_day(1_000))],
+        )
+        .await;
+        *fake.away.lock().unwrap() = Some(false);
+        let (status, error) = outcome(send(&s, CHAT, &headers("svc", &[]), &body).await);
+        assert_eq!(status, 503);
+        assert_eq!(error.unwrap().message, "the backend is away");
+        assert_eq!(s.upstream.hits(), 0);
+        *fake.away.lock().unwrap() = Some(true);
+        let (status, _) = outcome(send(&s, CHAT, &headers("svc", &[]), &body).await);
+        assert_eq!(status, 200, "fails open");
+        let charges = fake.unchecked_charges.lock().unwrap();
+        assert_eq!(charges.len(), 1);
+        assert_eq!(charges[0].0, "key:svc");
+        assert_eq!(charges[0].1.tokens, 4 + 5, "the reported usage");
+    }
+}
