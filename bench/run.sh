@@ -292,7 +292,6 @@ start_scale_out_stores() {
     PG_ADMIN_URL=$(sed -E "s/^export PORTICO_TEST_POSTGRES_URL='(.*)'$/\1/" <<<"$pgurl")
     # The server was started by services.sh: move it to the load generator's core.
     if [[ ${#LOAD_CPU[@]} -gt 0 ]]; then
-      for pid in $(pgrep -f "postgres -D $ROOT/target/services/postgres" || true); do taskset -acp 1 "$pid" >/dev/null 2>&1 || true; done
       for pid in $(pgrep -u postgres || true); do taskset -acp 1 "$pid" >/dev/null 2>&1 || true; done
     fi
   fi

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Starts (or stops) the PostgreSQL server the scale-out tests share, from Debian's packages,
-# in a directory of its own under target/ (a Unix socket only: no TCP port to collide with).
+# in a directory of its own under /tmp named after this checkout (a Unix socket only: no TCP
+# port to collide with; not under target/, which the postgres user may not be able to reach
+# when the checkout is in root's home).
 # Redis needs no start here: each test starts its own redis-server on a socket.
 #
 #   eval "$(scripts/services.sh start)"   # prints `export PORTICO_TEST_POSTGRES_URL=...`
@@ -11,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-dir="$PWD/target/services/postgres"
+dir="${TMPDIR:-/tmp}/portico-postgres-$(printf '%s' "$PWD" | cksum | cut -d' ' -f1)"
 pgbin=""
 for candidate in /usr/lib/postgresql/*/bin; do
   if [ -x "$candidate/initdb" ]; then pgbin="$candidate"; fi
