@@ -1,21 +1,20 @@
 //! Reading the log: the filtered, newest-first list and one entry with its payloads.
 
-use sqlx::postgres::{PgPool, PgRow};
+use sqlx::postgres::PgPool;
 use sqlx::{Postgres, QueryBuilder, Row as _};
 
-use crate::sql::{like_pattern, payload_from, to_u64};
+use crate::sql::{like_pattern, payload_from, summary_from_row};
 use crate::store::payload_value;
-use crate::{
-    Cursor, LogDetail, LogError, LogFilter, LogPage, LogQuery, LogSummary, Payload, StatusFilter,
-};
+use crate::{Cursor, LogDetail, LogError, LogFilter, LogPage, LogQuery, Payload, StatusFilter};
 
-/// The columns a [`LogSummary`] is read from (by name, in `summary_from_row`). The JSON
-/// columns come as text: the workspace's sqlx has no `json` feature, and `serde_json` reads
+/// The columns a [`LogSummary`] is read from (by name, in `sql::summary_from_row`, under
+/// the names and types SQLite's have). The JSON columns come as text: the workspace's sqlx has no `json` feature, and `serde_json` reads
 /// the text as fast as it would read the value.
 const SUMMARY_COLUMNS: &str = "seq, id, created_at, trace_id, metadata::text AS metadata, \
-    key_name, gateway, end_user, provider, model, endpoint, status, stream, outcome, \
-    latency_ms, upstream_latency_ms, ttft_ms, prompt_tokens, completion_tokens, cached_tokens, \
-    cache_write_tokens, cost_usd, cache_status, cache_saved_usd, cache_similarity, retry_count, \
+    key_name, gateway, end_user AS \"user\", provider, model, endpoint, \
+    status::bigint AS status, stream, outcome, latency_ms, upstream_latency_ms, ttft_ms, \
+    prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens, cost_usd, \
+    cache_status, cache_saved_usd, cache_similarity, retry_count::bigint AS retry_count, \
     target, config_id, attempts::text AS attempts, guardrails::text AS guardrails, error_code, \
     error";
 
@@ -156,54 +155,4 @@ pub(super) async fn get(pool: &PgPool, id: &str) -> Result<Option<LogDetail>, Lo
         request: request.as_ref().map(payload_value),
         response: response.as_ref().map(payload_value),
     }))
-}
-
-fn json_column(row: &PgRow, column: &str) -> Result<Option<serde_json::Value>, LogError> {
-    let text: Option<String> = row.try_get(column)?;
-    Ok(text.map(|t| serde_json::from_str(&t)).transpose()?)
-}
-
-fn opt_u64(row: &PgRow, column: &str) -> Result<Option<u64>, LogError> {
-    Ok(row.try_get::<Option<i64>, _>(column)?.map(to_u64))
-}
-
-fn summary_from_row(row: &PgRow) -> Result<LogSummary, LogError> {
-    let created_at_ms: i64 = row.try_get("created_at")?;
-    let status: i32 = row.try_get("status")?;
-    let retry_count: i32 = row.try_get("retry_count")?;
-    Ok(LogSummary {
-        id: row.try_get("id")?,
-        created_at: crate::rfc3339_ms(created_at_ms),
-        trace_id: row.try_get("trace_id")?,
-        metadata: json_column(row, "metadata")?,
-        key_name: row.try_get("key_name")?,
-        gateway: row.try_get("gateway")?,
-        user: row.try_get("end_user")?,
-        provider: row.try_get("provider")?,
-        model: row.try_get("model")?,
-        endpoint: row.try_get("endpoint")?,
-        status: u16::try_from(status).unwrap_or(0),
-        stream: row.try_get("stream")?,
-        outcome: row.try_get("outcome")?,
-        latency_ms: to_u64(row.try_get("latency_ms")?),
-        upstream_latency_ms: opt_u64(row, "upstream_latency_ms")?,
-        ttft_ms: opt_u64(row, "ttft_ms")?,
-        prompt_tokens: opt_u64(row, "prompt_tokens")?,
-        completion_tokens: opt_u64(row, "completion_tokens")?,
-        cached_tokens: opt_u64(row, "cached_tokens")?,
-        cache_write_tokens: opt_u64(row, "cache_write_tokens")?,
-        cost_usd: row.try_get("cost_usd")?,
-        cache_status: row.try_get("cache_status")?,
-        cache_saved_usd: row.try_get("cache_saved_usd")?,
-        cache_similarity: row.try_get("cache_similarity")?,
-        retry_count: u32::try_from(retry_count).unwrap_or(0),
-        target: row.try_get("target")?,
-        config_id: row.try_get("config_id")?,
-        attempts: json_column(row, "attempts")?.unwrap_or_else(|| serde_json::json!([])),
-        guardrails: json_column(row, "guardrails")?,
-        error_code: row.try_get("error_code")?,
-        error: row.try_get("error")?,
-        created_at_ms,
-        seq: row.try_get("seq")?,
-    })
 }
