@@ -19,7 +19,8 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
-    /// Run the gateway with its catalog in embedded SQLite (the all-in-one deployment).
+    /// Run the gateway, its admin API and dashboard: the catalog in embedded SQLite, or shared
+    /// by many processes on PostgreSQL and Redis (`--database-url`, `--redis-url`).
     Serve(ServeArgs),
     /// Run a data plane only, fed by a control plane (`portico serve`): hybrid mode.
     Gateway(GatewayArgs),
