@@ -1,5 +1,11 @@
 //! A gateway's spend: charged locally, spooled to disk, delivered to the control plane once.
 //!
+//! The same outbox serves `portico serve` on a shared database without Redis: there a
+//! batch goes to the database itself ([`SpendOutbox::deliver_to_store`], which applies it
+//! with `SpendStore::apply_delivery`), not to a control plane over HTTP. What follows holds
+//! for both, with "control plane" read as "the database" and "snapshot" as "the totals read
+//! back from it" (`SpendStore::load_spend`).
+//!
 //! **Source.** The limits policy reports every settled charge to its
 //! [`LimitObserver`] (`charged(subject, cost, tokens)`), right after the ledger account took
 //! it. [`SpendObserver`] passes the report on (to the metrics) and adds it to the
@@ -33,15 +39,64 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use portico_core::{Clock, LimitKind, LimitObserver, Period, SpendState, Subject};
 use portico_limits::Ledger;
+use portico_store::{SpendStore, StoreError};
 use serde::{Deserialize, Serialize};
 
 use crate::at_rest::write_atomic;
 use crate::client::{ControlPlane, SyncError};
 use crate::document::SpendDoc;
-use crate::wire::{SpendBatch, SpendDelta};
+use crate::wire::{SpendBatch, SpendDelta, SpendReceipt};
 
 /// The spool's directory in the data dir.
 pub const SPOOL_DIR: &str = "spend-spool";
+
+/// Where a [`SpendOutbox`] delivers its batches: a gateway's control plane over HTTP
+/// ([`SpendOutbox::deliver`]), or a shared database directly
+/// ([`SpendOutbox::deliver_to_store`]). The receiver applies a batch id at most once (a
+/// resend after a lost answer changes nothing): that is what makes delivery exactly once.
+trait SpendTarget: Send + Sync {
+    /// Why a delivery failed (the batch stays in the spool and is sent again).
+    type Error;
+
+    /// Applies `batch` unless its id was applied before. The receipt's `applied_at_ms` is
+    /// on the clock of whoever reads the totals back, so that [`SpendOutbox::undelivered`]
+    /// can tell whether a read includes the batch.
+    fn deliver(
+        &self,
+        batch: &SpendBatch,
+    ) -> impl Future<Output = Result<SpendReceipt, Self::Error>> + Send;
+}
+
+impl SpendTarget for ControlPlane {
+    type Error = SyncError;
+
+    async fn deliver(&self, batch: &SpendBatch) -> Result<SpendReceipt, SyncError> {
+        self.deliver_spend(batch).await
+    }
+}
+
+/// A database every process shares, on the clock of the process that reads it back.
+struct StoreTarget<'a> {
+    store: &'a dyn SpendStore,
+    clock: &'a dyn Clock,
+}
+
+impl SpendTarget for StoreTarget<'_> {
+    type Error = StoreError;
+
+    async fn deliver(&self, batch: &SpendBatch) -> Result<SpendReceipt, StoreError> {
+        let applied = self
+            .store
+            .apply_delivery(&batch.batch, &batch.deltas)
+            .await?;
+        // Taken once the transaction committed: a read of the totals that starts later
+        // includes the batch.
+        Ok(SpendReceipt {
+            applied,
+            applied_at_ms: self.clock.now_ms(),
+        })
+    }
+}
 
 /// Charges of one subject in one period.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -228,12 +283,28 @@ impl SpendOutbox {
     /// Cuts a batch of what is pending, then sends every spooled batch in order until one
     /// fails; answers how many were acknowledged.
     pub async fn deliver(&self, control_plane: &ControlPlane) -> Result<usize, SyncError> {
+        self.deliver_to(control_plane).await
+    }
+
+    /// [`SpendOutbox::deliver`] straight to `store`, a database other processes share
+    /// (`portico serve` on PostgreSQL without Redis): each batch is applied with
+    /// `SpendStore::apply_delivery`, once per id, and acknowledged at this outbox's clock
+    /// once committed.
+    pub async fn deliver_to_store(&self, store: &dyn SpendStore) -> Result<usize, StoreError> {
+        let target = StoreTarget {
+            store,
+            clock: &*self.clock,
+        };
+        self.deliver_to(&target).await
+    }
+
+    async fn deliver_to<T: SpendTarget>(&self, target: &T) -> Result<usize, T::Error> {
         let _one_at_a_time = self.sending.lock().await;
         self.cut();
         let batches = self.lock().spooled.clone();
         let mut delivered = 0;
         for batch in batches {
-            let receipt = control_plane.deliver_spend(&batch).await?;
+            let receipt = target.deliver(&batch).await?;
             let acked = Acked {
                 applied_at_ms: receipt.applied_at_ms,
                 batch,
@@ -489,6 +560,42 @@ mod tests {
                 .unwrap()
                 .count(),
             0
+        );
+    }
+
+    #[tokio::test]
+    async fn batches_delivered_to_a_shared_store_are_applied_once_even_when_resent() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = portico_store::SqlStore::open_in_memory(portico_store::MasterKey::generate())
+            .await
+            .unwrap();
+        let ledger = Arc::new(Ledger::new());
+        charged_ledger(&ledger, 1.0);
+        let out = outbox(dir.path(), &ledger);
+        out.charge("key:service", 1.0, 5);
+        out.cut();
+        // The first answer was lost: the store has the batch, the spool still holds it.
+        let batch = out.lock().spooled[0].clone();
+        assert!(
+            store
+                .apply_delivery(&batch.batch, &batch.deltas)
+                .await
+                .unwrap()
+        );
+        out.charge("key:service", 0.5, 3);
+        assert_eq!(out.deliver_to_store(&store).await.unwrap(), 2);
+        assert_eq!(out.backlog(), (0, false));
+        let stored = store.load_spend().await.unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!((stored[0].cost_usd, stored[0].tokens), (1.5, 8));
+        // Acknowledged on the outbox's clock (NOW): a read of the totals begun then may
+        // lack them, one begun later has them.
+        assert_eq!(out.undelivered(NOW).len(), 2);
+        assert!(out.undelivered(NOW + 1).is_empty());
+        assert_eq!(
+            out.deliver_to_store(&store).await.unwrap(),
+            0,
+            "nothing new"
         );
     }
 

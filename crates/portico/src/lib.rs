@@ -19,6 +19,7 @@ pub mod gateway_cmd;
 mod line_writer;
 mod logs_cmd;
 pub mod serve;
+mod shared_spend;
 
 /// A failure that ends the process: its exit code and the one line that explains it.
 #[derive(Debug)]

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use portico_config::Catalog;
 use portico_core::Secret;
-use portico_core::{Clock, RequestSink, SystemClock};
+use portico_core::{Clock, LimitObserver, RequestSink, SystemClock};
 use portico_engine::Snapshot;
 use portico_engine::auth::JwtAuth;
 use portico_engine::policies::guardrails::GuardrailsPolicy;
@@ -24,12 +24,17 @@ use portico_store::{MasterKey, SqlStore};
 use crate::cli::{FailMode, ServeArgs};
 pub use crate::data_plane::Listen;
 use crate::data_plane::{self, DEFAULT_LISTEN, Policies};
+use crate::shared_spend::SharedSpend;
 use crate::{Fatal, catalog_sync};
 
 const DEFAULT_DATA_DIR: &str = ".portico";
 /// How often the budgets' spend is written to the data dir (and once more at shutdown): what
-/// a crash can lose.
+/// a crash can lose. On a shared database without Redis, how often each process delivers
+/// its charges and reads the others' back: half the lag of a budget across processes.
 const LEDGER_WRITE_EVERY: Duration = Duration::from_secs(1);
+/// At shutdown, how long the last delivery of spend to a shared database may take before it
+/// is left in the spool for the next start.
+const FINAL_SPEND_DELIVERY: Duration = Duration::from_secs(5);
 
 /// Runs the gateway until SIGTERM or Ctrl-C, then drains in-flight requests.
 pub(crate) async fn run(args: ServeArgs) -> Result<(), Fatal> {
@@ -186,6 +191,34 @@ where
         portico_metrics::Metrics::new()
             .map_err(|e| Fatal::other(format!("cannot set up the metrics: {e}")))?,
     );
+    // A database other processes may share, with no Redis to keep their ledgers at one
+    // figure: charges go to it as deltas and the ledger follows its totals, instead of
+    // being written as it is (which would overwrite the others' spend).
+    let shared_spend = if redis.is_none() && shared_database(&args) {
+        let shared = SharedSpend::open(
+            &data_dir,
+            Arc::clone(&ledger),
+            Arc::new(store.clone()),
+            Arc::clone(&clock),
+        )
+        .map_err(|e| {
+            Fatal::other(format!(
+                "cannot open the spend spool in {}: {e}",
+                data_dir.display()
+            ))
+        })?;
+        // Batches an earlier run left in the spool count before the first request.
+        if let Err(e) = shared.sync().await {
+            tracing::warn!(error = %e, "budgets' spend: cannot deliver the spool to the shared database yet; retrying every second");
+        }
+        Some(Arc::new(shared))
+    } else {
+        None
+    };
+    let limit_observer: Arc<dyn LimitObserver> = match &shared_spend {
+        Some(shared) => shared.observer(metrics.clone()),
+        None => metrics.clone(),
+    };
     let sinks: Vec<Arc<dyn RequestSink>> = vec![
         data_plane::access_log(access_log),
         metrics.clone(),
@@ -208,7 +241,7 @@ where
         )?,
         limits: Arc::new({
             let limits = LimitsPolicy::new(Arc::clone(&ledger), Arc::clone(&clock))
-                .with_observer(metrics.clone());
+                .with_observer(limit_observer);
             match shared_limits {
                 Some(shared) => limits.with_shared(Arc::new(shared)),
                 None => limits,
@@ -237,12 +270,14 @@ where
             }
         })
     });
-    let ledger_writer = LedgerWriter::start(
-        ledger,
-        Arc::new(store.clone()),
-        Arc::clone(&clock),
-        LEDGER_WRITE_EVERY,
-    );
+    let ledger_writer = shared_spend.is_none().then(|| {
+        LedgerWriter::start(
+            ledger,
+            Arc::new(store.clone()),
+            Arc::clone(&clock),
+            LEDGER_WRITE_EVERY,
+        )
+    });
     let state = AppState::new(gateway)
         .with_store(Arc::new(store.clone()))
         .with_spend_store(Arc::new(store.clone()))
@@ -288,6 +323,9 @@ where
             stop_sync.clone(),
         ));
     }
+    if let Some(shared) = &shared_spend {
+        sync_tasks.spawn(Arc::clone(shared).run(LEDGER_WRITE_EVERY, stop_sync.clone()));
+    }
     sync_tasks.close();
 
     data_plane::serve_until(&args.common, listener, app, &state, shutdown).await;
@@ -306,9 +344,14 @@ where
         redis.shutdown(REDIS_SHUTDOWN).await;
     }
     // Every request has settled: the spend is final.
-    match ledger_writer.shutdown().await {
-        Ok(subjects) => tracing::info!(subjects, "budgets' spend written"),
-        Err(e) => tracing::error!(error = %e, "could not write the budgets' spend at shutdown"),
+    if let Some(ledger_writer) = ledger_writer {
+        match ledger_writer.shutdown().await {
+            Ok(subjects) => tracing::info!(subjects, "budgets' spend written"),
+            Err(e) => tracing::error!(error = %e, "could not write the budgets' spend at shutdown"),
+        }
+    }
+    if let Some(shared) = &shared_spend {
+        shared.shutdown(FINAL_SPEND_DELIVERY).await;
     }
     store.close().await;
     tracing::info!("stopped");
@@ -355,6 +398,12 @@ fn change_signal(redis: &portico_redis::Redis) -> catalog_sync::ChangeSignal {
         }),
         received,
     }
+}
+
+/// Whether the catalog and spend are on `--database-url` (a database other processes may
+/// share) rather than in the data dir.
+fn shared_database(args: &ServeArgs) -> bool {
+    args.database_url.as_deref().is_some_and(|u| !u.is_empty())
 }
 
 /// Where this process keeps its state: SQLite files in the data dir, or the shared database.

@@ -3,7 +3,8 @@
 //! limit and a budget hold across them, a cache hit on one serves another, each lists every
 //! process's logs, a changed catalog is in force everywhere within 5 s, and one process
 //! killed leaves the others serving. Redis stopped: budgets fail closed and rate limits fail
-//! open, each as documented, and both recover when it returns.
+//! open, each as documented, and both recover when it returns. Without Redis at all, a
+//! budget's spend reaches the database from every process, none overwriting another's.
 
 use std::time::{Duration, Instant};
 
@@ -44,11 +45,11 @@ keys:
     )
 }
 
-/// The processes, their shared database and Redis, and the upstream they call.
+/// The processes, their shared database and Redis (if any), and the upstream they call.
 struct Cluster {
     upstream: MockUpstream,
     db: TestPostgres,
-    redis: TestRedis,
+    redis: Option<TestRedis>,
     dir: tempfile::TempDir,
     nodes: Vec<Option<PorticoProcess>>,
     http: reqwest::Client,
@@ -57,9 +58,17 @@ struct Cluster {
 impl Cluster {
     /// Starts `n` processes at once (so their start-up races on the empty database too).
     async fn start(n: usize) -> Cluster {
+        Cluster::start_with(n, Some(TestRedis::start())).await
+    }
+
+    /// Starts `n` processes on the database alone, without `PORTICO_REDIS_URL`.
+    async fn without_redis(n: usize) -> Cluster {
+        Cluster::start_with(n, None).await
+    }
+
+    async fn start_with(n: usize, redis: Option<TestRedis>) -> Cluster {
         let upstream = MockUpstream::start().await;
         let db = TestPostgres::database().await;
-        let redis = TestRedis::start();
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("portico.yaml"), catalog(&upstream)).unwrap();
         let mut cluster = Cluster {
@@ -81,8 +90,16 @@ impl Cluster {
         let config = self.dir.path().join("portico.yaml");
         let data = self.dir.path().join(format!("node-{i}"));
         let database = self.db.url().to_owned();
-        let redis = self.redis.url();
+        let redis = self.redis.as_ref().map(TestRedis::url);
         async move {
+            let mut env = vec![
+                ("PORTICO_ADMIN_KEY", ADMIN_KEY),
+                ("PORTICO_MASTER_KEY", MASTER_KEY),
+                ("PORTICO_DATABASE_URL", database.as_str()),
+            ];
+            if let Some(redis) = &redis {
+                env.push(("PORTICO_REDIS_URL", redis.as_str()));
+            }
             PorticoProcess::start(
                 &bin(),
                 &[
@@ -94,16 +111,15 @@ impl Cluster {
                     "--data-dir",
                     data.to_str().unwrap(),
                 ],
-                &[
-                    ("PORTICO_ADMIN_KEY", ADMIN_KEY),
-                    ("PORTICO_MASTER_KEY", MASTER_KEY),
-                    ("PORTICO_DATABASE_URL", &database),
-                    ("PORTICO_REDIS_URL", &redis),
-                ],
+                &env,
             )
             .await
             .unwrap()
         }
+    }
+
+    fn redis(&mut self) -> &mut TestRedis {
+        self.redis.as_mut().expect("the cluster has Redis")
     }
 
     fn node(&self, i: usize) -> &PorticoProcess {
@@ -371,7 +387,7 @@ async fn each_process_lists_every_processes_logs_and_one_killed_leaves_the_other
 async fn with_redis_down_budgets_fail_closed_and_rate_limits_open_then_recover() {
     let mut cluster = Cluster::start(2).await;
     assert_eq!(cluster.chat(0, BUDGET_KEY, &[], "hi").await.status, 200);
-    cluster.redis.stop();
+    cluster.redis().stop();
 
     let budget = cluster.chat(0, BUDGET_KEY, &[], "hi").await;
     assert_eq!(budget.status, 503, "{}", budget.body);
@@ -385,7 +401,7 @@ async fn with_redis_down_budgets_fail_closed_and_rate_limits_open_then_recover()
     // A key with neither needs no Redis at all.
     assert_eq!(cluster.chat(1, SERVICE_KEY, &[], "hi").await.status, 200);
 
-    cluster.redis.restart();
+    cluster.redis().restart();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let answer = cluster.chat(0, BUDGET_KEY, &[], "hi").await;
@@ -399,5 +415,118 @@ async fn with_redis_down_budgets_fail_closed_and_rate_limits_open_then_recover()
             answer.body
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// How long a charge on one process may take to count on another without Redis: one
+/// interval until its process delivers it to the database, one more until the other reads
+/// the totals back (docs: each is 1 s).
+const SPEND_LAG: Duration = Duration::from_secs(2);
+
+/// The tokens an answer charged: what the client was told it used.
+fn total_tokens(body: &Value) -> u64 {
+    body["usage"]["total_tokens"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no usage: {body}"))
+}
+
+/// `tokens_spent` of the key `budget`'s budget on `node`'s budgets page.
+async fn budget_page_tokens(cluster: &Cluster, node: usize) -> u64 {
+    let (status, budgets) = cluster.admin(node, "GET", "/budgets", None).await;
+    assert_eq!(status, 200, "{budgets}");
+    budgets["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["subject"] == "key:budget" && e["kind"] == "budget")
+        .and_then(|e| e["tokens_spent"].as_u64())
+        .unwrap_or_else(|| panic!("{budgets}"))
+}
+
+#[tokio::test]
+async fn without_redis_budget_spend_from_every_process_adds_up_in_the_database() {
+    let cluster = Cluster::without_redis(2).await;
+    // 40 words: charged 81 tokens (the mock echoes them), estimated at about 40, so the
+    // 300-token budget takes a few requests.
+    let text = vec!["word"; 40].join(" ");
+    let mut charged = 0;
+    let mut refused_on = None;
+    for i in 0..40 {
+        let answer = cluster.chat(i % 2, BUDGET_KEY, &[], &text).await;
+        match answer.status {
+            200 => charged += total_tokens(&answer.body),
+            412 => {
+                refused_on = Some(i % 2);
+                break;
+            }
+            other => panic!("unexpected {other}: {}", answer.body),
+        }
+    }
+    let refused_on = refused_on.expect("the budget refused a request");
+    assert!(charged >= 300, "refused after {charged} tokens of 300");
+
+    // (a) Both refuse within the lag: the first one at once, the other once it has read the
+    // first one's charges (or spent its own). What they admit meanwhile is charged too.
+    let started = Instant::now();
+    for node in [refused_on, 1 - refused_on] {
+        loop {
+            let answer = cluster.chat(node, BUDGET_KEY, &[], &text).await;
+            match answer.status {
+                412 => break,
+                200 => charged += total_tokens(&answer.body),
+                other => panic!("unexpected {other}: {}", answer.body),
+            }
+            assert!(
+                started.elapsed() < SPEND_LAG * 2,
+                "node {node} still admits after {:?}",
+                started.elapsed()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let took = started.elapsed();
+    assert!(took <= SPEND_LAG, "both refused after {took:?}");
+
+    // (b) The database holds every token both processes charged (each delivers its own
+    // as deltas), not the share of whichever process wrote last.
+    let store = portico_store::SqlStore::connect(
+        cluster.db.url(),
+        portico_store::MasterKey::from_env_value(MASTER_KEY).unwrap(),
+    )
+    .await
+    .unwrap();
+    let deadline = Instant::now() + SPEND_LAG * 3;
+    loop {
+        let stored = portico_store::SpendStore::load_spend(&store)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|s| s.subject.to_string() == "key:budget")
+            .map_or(0, |s| s.tokens);
+        if stored == charged {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the database holds {stored} tokens for key:budget; the clients were charged {charged}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    store.close().await;
+    // And each process's ledger, which its budgets page shows and its admissions use,
+    // counts the other's charges too.
+    for node in 0..2 {
+        let deadline = Instant::now() + SPEND_LAG * 3;
+        loop {
+            let tokens = budget_page_tokens(&cluster, node).await;
+            if tokens == charged {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {node} counts {tokens} tokens; both together charged {charged}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }
