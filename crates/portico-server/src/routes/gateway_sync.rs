@@ -334,12 +334,15 @@ async fn spend(
 }
 
 /// Charges a new batch to this process's ledger, for the periods in progress (an older
-/// period's spend is in the store only; it no longer limits anything).
+/// period's spend is in the store only; it no longer limits anything). With a shared ledger
+/// (Redis) the charges go there: the local ledger mirrors it, and the mirror would undo a
+/// charge made only here.
 fn charge_ledger(state: &AppState, batch: &SpendBatch) {
     let Some(limits) = &state.limits else {
         return;
     };
     let now = state.gateway.clock().now_ms();
+    let mut shared_ends = Vec::new();
     for delta in &batch.deltas {
         let Some(period) = delta.period else {
             continue;
@@ -365,15 +368,31 @@ fn charge_ledger(state: &AppState, batch: &SpendBatch) {
             }),
             rate_limit: None,
         };
-        account.settle(
-            &counted_in,
-            portico_limits::Reserved::default(),
-            portico_limits::Charge {
-                cost_usd: delta.cost_usd,
-                tokens: delta.tokens,
-            },
-            now,
-        );
+        let charge = portico_limits::Charge {
+            cost_usd: delta.cost_usd,
+            tokens: delta.tokens,
+        };
+        if limits.shared().is_some() {
+            shared_ends.push(portico_limits::SharedEnd {
+                account,
+                limits: counted_in,
+                reserved: portico_limits::Reserved::default(),
+                charge: Some(charge),
+            });
+        } else {
+            account.settle(
+                &counted_in,
+                portico_limits::Reserved::default(),
+                charge,
+                now,
+            );
+        }
+    }
+    if let Some(shared) = limits.shared()
+        && !shared_ends.is_empty()
+    {
+        // Nothing was reserved for these: a settlement without a ticket is a plain charge.
+        shared.end(None, shared_ends, Some(now));
     }
 }
 

@@ -49,19 +49,30 @@ keys:
 struct ControlPlane {
     dir: TempDir,
     port: u16,
+    /// Variables beside the admin key (a shared database and Redis).
+    env: Vec<(String, String)>,
     process: PorticoProcess,
 }
 
 impl ControlPlane {
     async fn start(upstream: &MockUpstream) -> ControlPlane {
+        ControlPlane::start_with_env(upstream, Vec::new()).await
+    }
+
+    async fn start_with_env(upstream: &MockUpstream, env: Vec<(String, String)>) -> ControlPlane {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("portico.yaml"), catalog(upstream)).unwrap();
         let port = free_port();
-        let process = ControlPlane::spawn(dir.path(), port).await;
-        ControlPlane { dir, port, process }
+        let process = ControlPlane::spawn(dir.path(), port, &env).await;
+        ControlPlane {
+            dir,
+            port,
+            env,
+            process,
+        }
     }
 
-    async fn spawn(dir: &Path, port: u16) -> PorticoProcess {
+    async fn spawn(dir: &Path, port: u16, extra_env: &[(String, String)]) -> PorticoProcess {
         let config = dir.join("portico.yaml");
         let data = dir.join("data");
         let listen = format!("127.0.0.1:{port}");
@@ -79,7 +90,9 @@ impl ControlPlane {
                     "--data-dir",
                     data.to_str().unwrap(),
                 ],
-                &[("PORTICO_ADMIN_KEY", ADMIN_KEY)],
+                &std::iter::once(("PORTICO_ADMIN_KEY", ADMIN_KEY))
+                    .chain(extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                    .collect::<Vec<_>>(),
             )
             .await;
             match started {
@@ -111,7 +124,7 @@ impl ControlPlane {
     }
 
     async fn restart(&mut self) {
-        self.process = ControlPlane::spawn(self.dir.path(), self.port).await;
+        self.process = ControlPlane::spawn(self.dir.path(), self.port, &self.env).await;
     }
 
     async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -650,4 +663,55 @@ async fn a_fresh_gateway_without_a_control_plane_is_not_ready_and_says_why() {
     // Still alive, and still no admin API.
     assert_eq!(get(&gateway, "/healthz").await.0, 200);
     assert_eq!(get(&gateway, "/admin/v1/keys").await.0, 404);
+}
+
+#[tokio::test]
+async fn a_control_plane_on_postgres_and_redis_keeps_its_gateways_spend() {
+    // Scaled out, the control plane's ledger mirrors Redis every second: a gateway's
+    // delivered spend must go to Redis too, or the mirror would undo it.
+    let upstream = MockUpstream::start().await;
+    let db = portico_testkit::TestPostgres::database().await;
+    let redis = portico_testkit::TestRedis::start();
+    let env = vec![
+        ("PORTICO_DATABASE_URL".to_owned(), db.url().to_owned()),
+        ("PORTICO_REDIS_URL".to_owned(), redis.url()),
+        (
+            "PORTICO_MASTER_KEY".to_owned(),
+            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".to_owned(),
+        ),
+    ];
+    let cp = ControlPlane::start_with_env(&upstream, env).await;
+    let token = cp.gateway_key(GATEWAY_NAME).await;
+    let data = tempfile::tempdir().unwrap();
+    let gateway = start_gateway(data.path(), &cp.url(), &token).await.unwrap();
+    wait_ready(&gateway).await;
+    let client = reqwest::Client::new();
+    for _ in 0..10 {
+        let response = chat_via(&client, &gateway, MODEL, &[]).await;
+        assert_eq!(response.status(), 200);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let logged_cost = loop {
+        let logs = cp.all_logs().await;
+        if logs.len() >= 10 || Instant::now() > deadline {
+            assert_eq!(logs.len(), 10, "{logs:?}");
+            break logs
+                .iter()
+                .map(|e| e["cost_usd"].as_f64().unwrap())
+                .sum::<f64>();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(logged_cost > 0.0);
+    within(Duration::from_secs(15), "the spend to arrive", || async {
+        (cp.service_spend().await - logged_cost).abs() < 1e-9
+    })
+    .await;
+    // Three more mirror rounds: the figure stays.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let spent = cp.service_spend().await;
+    assert!(
+        (spent - logged_cost).abs() < 1e-9,
+        "the control plane counts {spent} USD after the mirror, the requests cost {logged_cost}"
+    );
 }

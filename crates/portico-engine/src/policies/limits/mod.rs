@@ -169,6 +169,13 @@ impl LimitsPolicy {
         self
     }
 
+    /// The ledger shared with other processes (Redis), when there is one: what a charge made
+    /// outside a request (a hybrid gateway's delivered spend) must go to, since the local
+    /// ledger only mirrors it.
+    pub fn shared(&self) -> Option<&Arc<dyn SharedLimits>> {
+        self.shared.as_ref()
+    }
+
     /// The ledger it enforces on.
     pub fn ledger(&self) -> &Arc<Ledger> {
         &self.ledger
