@@ -288,7 +288,8 @@ EOF
 start_scale_out_stores() {
   local db="bench_$RANDOM$RANDOM" pgurl
   if [[ -z ${PG_ADMIN_URL:-} ]]; then
-    pgurl=$("$ROOT/scripts/services.sh" start) || die "cannot start PostgreSQL (apt-get install postgresql)"
+    # 9>&-: the server outlives this run, and must not inherit (and keep) the bench's lock.
+    pgurl=$("$ROOT/scripts/services.sh" start 9>&-) || die "cannot start PostgreSQL (apt-get install postgresql)"
     PG_ADMIN_URL=$(sed -E "s/^export PORTICO_TEST_POSTGRES_URL='(.*)'$/\1/" <<<"$pgurl")
     # The server was started by services.sh: move it to the load generator's core.
     if [[ ${#LOAD_CPU[@]} -gt 0 ]]; then
@@ -300,7 +301,7 @@ start_scale_out_stores() {
   if [[ -z ${REDIS_PID:-} ]] || ! kill -0 "$REDIS_PID" 2>/dev/null; then
     command -v redis-server >/dev/null || die "redis-server is missing (apt-get install redis-server)"
     "${LOAD_CPU[@]}" redis-server --port 0 --unixsocket "$WORK/redis.sock" --unixsocketperm 700 \
-      --save "" --appendonly no --dir "$WORK" --loglevel warning >"$WORK/redis.log" 2>&1 &
+      --save "" --appendonly no --dir "$WORK" --loglevel warning >"$WORK/redis.log" 2>&1 9>&- &
     REDIS_PID=$!
     PIDS+=("$REDIS_PID")
     for _ in $(seq 100); do [[ -S $WORK/redis.sock ]] && break; sleep 0.05; done
