@@ -590,6 +590,10 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_budget(&self, name: &str) -> Result<(), StoreError>;
 }
 
+/// How long a spend delivery's id is kept (30 days): far longer than a gateway or process
+/// retries an unacknowledged batch, which it does for as long as its link is down.
+pub const DELIVERY_RETENTION_MS: i64 = 30 * 24 * 3_600_000;
+
 /// The ledger of budgets and rate limits on disk: each subject's spend in its current period
 /// and its rate window. The engine keeps the ledger in memory and writes the subjects that
 /// changed in batches, off the request path; it reads them once at start. A trait of its own,
@@ -612,6 +616,12 @@ pub trait SpendStore: Send + Sync + 'static {
     /// gateway delivered it again because the first answer was lost) changes nothing and
     /// returns `false`; otherwise `true`.
     async fn apply_delivery(&self, batch: &str, deltas: &[SpendDelta]) -> Result<bool, StoreError>;
+
+    /// Forgets the deliveries applied before `before_ms` (Unix ms) and answers how many: the
+    /// table would otherwise grow by a row per process and second of traffic. A batch
+    /// delivered again after its record is gone would be applied again, so callers keep
+    /// records far longer than any batch is retried ([`DELIVERY_RETENTION_MS`]).
+    async fn prune_deliveries(&self, before_ms: i64) -> Result<u64, StoreError>;
 }
 
 /// Spend a hybrid gateway counted for one subject since its last delivery, added to the

@@ -326,6 +326,11 @@ where
     if let Some(shared) = &shared_spend {
         sync_tasks.spawn(Arc::clone(shared).run(LEDGER_WRITE_EVERY, stop_sync.clone()));
     }
+    sync_tasks.spawn(prune_deliveries(
+        store.clone(),
+        Arc::clone(&clock),
+        stop_sync.clone(),
+    ));
     sync_tasks.close();
 
     data_plane::serve_until(&args.common, listener, app, &state, shutdown).await;
@@ -356,6 +361,36 @@ where
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How often the ids of applied spend deliveries past their retention are deleted.
+const PRUNE_DELIVERIES_EVERY: Duration = Duration::from_secs(3600);
+
+/// Deletes the ids of spend deliveries (hybrid gateways', or this mode's own batches) older
+/// than [`portico_store::DELIVERY_RETENTION_MS`], at start and hourly, until `stop`.
+async fn prune_deliveries(
+    store: SqlStore,
+    clock: Arc<dyn Clock>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    use portico_store::SpendStore as _;
+    loop {
+        let before = clock.now_ms() - portico_store::DELIVERY_RETENTION_MS;
+        match store.prune_deliveries(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                deliveries = n,
+                "forgot spend deliveries past their retention"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot delete old spend deliveries; retrying in an hour");
+            }
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(PRUNE_DELIVERIES_EVERY) => {}
+        }
+    }
 }
 
 /// How long settlements still queued for Redis may take at shutdown.

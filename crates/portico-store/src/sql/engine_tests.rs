@@ -334,6 +334,23 @@ async fn a_delivery_adds_to_its_period_starts_a_new_one_or_is_too_late(store: Sq
     assert!(!store.apply_delivery("gw-1/batch-3", &[]).await.unwrap());
 }
 
+on_both_engines!(old_deliveries_are_forgotten_and_recent_ones_kept);
+async fn old_deliveries_are_forgotten_and_recent_ones_kept(store: SqlStore) {
+    let clock = std::sync::Arc::new(portico_core::ManualClock::at(50 * DAY));
+    let store = store.with_clock(clock.clone());
+    let today = 50 * DAY;
+    let deltas = [delta("key:backend", today, 1.0, 10)];
+    assert!(store.apply_delivery("old", &deltas).await.unwrap());
+    clock.set(60 * DAY);
+    assert!(store.apply_delivery("recent", &deltas).await.unwrap());
+
+    assert_eq!(store.prune_deliveries(55 * DAY).await.unwrap(), 1);
+    assert_eq!(store.prune_deliveries(55 * DAY).await.unwrap(), 0);
+    // The recent one is still recognised; the forgotten one would count again.
+    assert!(!store.apply_delivery("recent", &deltas).await.unwrap());
+    assert!(store.apply_delivery("old", &deltas).await.unwrap());
+}
+
 #[test]
 fn a_delta_travels_with_its_subject_as_text() {
     let d = delta("budget:team-search", 7, 0.5, 3);
@@ -422,7 +439,14 @@ async fn processes_starting_at_once_on_an_empty_postgres_database_all_come_up() 
         .fetch_one(&store.pool)
         .await
         .unwrap();
-    assert_eq!(migrations, 8, "each migration once");
+    let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"))
+        .unwrap()
+        .count();
+    assert_eq!(
+        usize::try_from(migrations).unwrap(),
+        files,
+        "each migration once"
+    );
 }
 
 #[tokio::test]

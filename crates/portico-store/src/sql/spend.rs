@@ -67,6 +67,14 @@ impl SpendStore for SqlStore {
         super::commit_write(tx, false).await?;
         Ok(true)
     }
+
+    async fn prune_deliveries(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM spend_deliveries WHERE applied_at < $1")
+            .bind(before_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
 }
 
 /// Adds one delivered delta to its subject's row, as [`SpendStore::apply_delivery`] says.
