@@ -97,6 +97,25 @@ where
     })
 }
 
+/// A page of the list from the rows of a query that asked for one more than `limit`: the
+/// extra row, when it came, says there is a next page, which starts after the last kept one.
+pub(crate) fn page(mut data: Vec<crate::LogSummary>, limit: u32) -> crate::LogPage {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let next_cursor = if data.len() > limit {
+        data.truncate(limit);
+        data.last().map(|last| {
+            crate::Cursor {
+                created_at_ms: last.created_at_ms,
+                seq: last.seq,
+            }
+            .encode()
+        })
+    } else {
+        None
+    };
+    crate::LogPage { data, next_cursor }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

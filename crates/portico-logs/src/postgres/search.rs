@@ -3,9 +3,9 @@
 use sqlx::postgres::PgPool;
 use sqlx::{Postgres, QueryBuilder, Row as _};
 
-use crate::sql::{like_pattern, payload_from, summary_from_row};
+use crate::sql::{like_pattern, page, payload_from, summary_from_row};
 use crate::store::payload_value;
-use crate::{Cursor, LogDetail, LogError, LogFilter, LogPage, LogQuery, Payload, StatusFilter};
+use crate::{LogDetail, LogError, LogFilter, LogPage, LogQuery, Payload, StatusFilter};
 
 /// The columns a [`LogSummary`] is read from (by name, in `sql::summary_from_row`, under
 /// the names and types SQLite's have). The JSON columns come as text: the workspace's sqlx has no `json` feature, and `serde_json` reads
@@ -109,24 +109,11 @@ pub(super) async fn search(pool: &PgPool, query: &LogQuery) -> Result<LogPage, L
     qb.push(" ORDER BY created_at DESC, seq DESC LIMIT ")
         .push_bind(i64::from(query.limit) + 1);
     let rows = qb.build().fetch_all(pool).await?;
-    let mut data = rows
+    let data = rows
         .iter()
         .map(summary_from_row)
         .collect::<Result<Vec<_>, _>>()?;
-    let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
-    let next_cursor = if data.len() > limit {
-        data.truncate(limit);
-        data.last().map(|last| {
-            Cursor {
-                created_at_ms: last.created_at_ms,
-                seq: last.seq,
-            }
-            .encode()
-        })
-    } else {
-        None
-    };
-    Ok(LogPage { data, next_cursor })
+    Ok(page(data, query.limit))
 }
 
 pub(super) async fn get(pool: &PgPool, id: &str) -> Result<Option<LogDetail>, LogError> {

@@ -3,9 +3,9 @@
 use sqlx::sqlite::SqlitePool;
 use sqlx::{QueryBuilder, Row as _, Sqlite};
 
-use crate::sql::{like_pattern, payload_from, summary_from_row};
+use crate::sql::{like_pattern, page, payload_from, summary_from_row};
 use crate::store::payload_value;
-use crate::{Cursor, LogDetail, LogError, LogFilter, LogPage, LogQuery, Payload, StatusFilter};
+use crate::{LogDetail, LogError, LogFilter, LogPage, LogQuery, Payload, StatusFilter};
 
 /// The columns a [`LogSummary`] is read from, in `summary_from_row`'s order.
 const SUMMARY_COLUMNS: &str = "seq, id, created_at, trace_id, metadata, key_name, user, \
@@ -86,24 +86,11 @@ pub(super) async fn search(pool: &SqlitePool, query: &LogQuery) -> Result<LogPag
     qb.push(" ORDER BY created_at DESC, seq DESC LIMIT ")
         .push_bind(i64::from(query.limit) + 1);
     let rows = qb.build().fetch_all(pool).await?;
-    let mut data = rows
+    let data = rows
         .iter()
         .map(summary_from_row)
         .collect::<Result<Vec<_>, _>>()?;
-    let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
-    let next_cursor = if data.len() > limit {
-        data.truncate(limit);
-        data.last().map(|last| {
-            Cursor {
-                created_at_ms: last.created_at_ms,
-                seq: last.seq,
-            }
-            .encode()
-        })
-    } else {
-        None
-    };
-    Ok(LogPage { data, next_cursor })
+    Ok(page(data, query.limit))
 }
 
 pub(super) async fn get(pool: &SqlitePool, id: &str) -> Result<Option<LogDetail>, LogError> {
