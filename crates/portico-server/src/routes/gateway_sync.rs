@@ -42,10 +42,9 @@ use serde::Deserialize;
 use crate::AppState;
 use crate::error::ErrorResponse;
 
-/// How often a waiting snapshot request looks for a reload of this process's catalog.
-const TICK: Duration = Duration::from_millis(100);
-/// How often it reads the store's version and the spend regardless (another process of a
-/// scale-out may have changed the catalog).
+/// How often a waiting snapshot request reads the store's version and the spend without
+/// being woken by a reload of this process's catalog (another process of a scale-out may
+/// have changed the catalog; spend moves without a reload).
 const RECHECK: Duration = Duration::from_secs(1);
 /// The largest delivery body: a log batch with its payloads (the gateway sends about 8 MiB
 /// at a time; one entry may be larger).
@@ -127,9 +126,9 @@ async fn snapshot(
     })?;
     let store = store(&state)?;
     let started = Instant::now();
-    let mut seen = state.gateway.snapshot();
+    // Subscribed before the first read, so a reload after it wakes the wait below.
+    let mut reloads = state.gateway.subscribe_reloads();
     let mut version = catalog_version(store.as_ref()).await?;
-    let mut checked = Instant::now();
     let mut spend_moved = false;
     loop {
         if query.version != Some(version) {
@@ -144,18 +143,16 @@ async fn snapshot(
         }
         tokio::select! {
             () = state.lifecycle.drain_started() => break,
-            () = tokio::time::sleep(TICK.min(LONG_POLL - waited)) => {}
+            // A reload of this process's catalog (its admin API, or another process's change
+            // it followed): read the version at once.
+            _ = reloads.changed() => {}
+            () = tokio::time::sleep(RECHECK.min(LONG_POLL - waited)) => {}
         }
-        let now = state.gateway.snapshot();
-        if !Arc::ptr_eq(&now, &seen) || checked.elapsed() >= RECHECK {
-            seen = now;
-            checked = Instant::now();
-            version = catalog_version(store.as_ref()).await?;
-            spend_moved = query
-                .spend
-                .as_deref()
-                .is_some_and(|held| held != spend_fingerprint(&spend_docs(&state)));
-        }
+        version = catalog_version(store.as_ref()).await?;
+        spend_moved = query
+            .spend
+            .as_deref()
+            .is_some_and(|held| held != spend_fingerprint(&spend_docs(&state)));
     }
     if spend_moved && !state.lifecycle.is_draining() {
         return answer(&state, store.as_ref(), &token, version).await;
