@@ -314,7 +314,7 @@ where
     // With a shared database, other processes change the catalog too: follow them.
     let stop_sync = tokio_util::sync::CancellationToken::new();
     let sync_tasks = tokio_util::task::TaskTracker::new();
-    if args.database_url.is_some() {
+    if shared_database(&args) {
         sync_tasks.spawn(catalog_sync::watch(
             Arc::new(store.clone()),
             Arc::clone(&state.gateway),
