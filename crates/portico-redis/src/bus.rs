@@ -139,10 +139,14 @@ impl ChangeBus {
                     .await
             })
             .await;
+        // Versions only grow: a read that raced this process's own newer publish is stale,
+        // not news (it would wake this process's receivers for its own change).
         if let Ok(Some(version)) = kept {
             inner.sender.send_if_modified(|current| {
-                let news = *current != version;
-                *current = version;
+                let news = version > *current;
+                if news {
+                    *current = version;
+                }
                 news
             });
         }
