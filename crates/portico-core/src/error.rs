@@ -58,6 +58,9 @@ pub enum ErrorCode {
     RateLimited,
     /// The gateway is shutting down or not ready.
     Unavailable,
+    /// The gateway has as many requests in flight as its admission limit allows
+    /// (`--max-in-flight`); `Retry-After` says when to try again.
+    Overloaded,
     /// A bug in the gateway.
     Internal,
 }
@@ -83,7 +86,7 @@ impl ErrorCode {
             ErrorCode::RequestTimeout | ErrorCode::ClientTimeout => 408,
             ErrorCode::BudgetExceeded => 412,
             ErrorCode::RateLimited => 429,
-            ErrorCode::Unavailable => 503,
+            ErrorCode::Unavailable | ErrorCode::Overloaded => 503,
             ErrorCode::Internal => 500,
         }
     }
@@ -113,7 +116,7 @@ impl ErrorCode {
             ErrorCode::BudgetExceeded => "insufficient_quota",
             // OpenAI's rate-limit errors name the limit's unit: `requests` or `tokens`.
             ErrorCode::RateLimited => "requests",
-            ErrorCode::Unavailable => "service_unavailable",
+            ErrorCode::Unavailable | ErrorCode::Overloaded => "service_unavailable",
             ErrorCode::Internal => "server_error",
         }
     }
@@ -144,6 +147,7 @@ impl ErrorCode {
             ErrorCode::BudgetExceeded => "budget_exceeded",
             ErrorCode::RateLimited => "rate_limit_exceeded",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Overloaded => "overloaded",
             ErrorCode::Internal => "internal_error",
         }
     }
@@ -249,6 +253,10 @@ impl ApiError {
             && ANTHROPIC_ERROR_TYPES.contains(&kind)
         {
             return kind;
+        }
+        if self.code == ErrorCode::Overloaded {
+            // Anthropic's own word for a service at capacity, which its SDKs retry.
+            return "overloaded_error";
         }
         match self.status {
             400 | 405 | 409 | 422 => "invalid_request_error",

@@ -39,6 +39,10 @@ pub(crate) async fn messages(State(state): State<AppState>, request: Request) ->
 /// One request of `family` through the pipeline.
 async fn relay(state: AppState, family: Family, request: Request) -> Response {
     let (parts, body) = request.into_parts();
+    if let Some(refusal) = state.admission.check(state.lifecycle.in_flight()) {
+        let reply = state.gateway.refuse(family, &parts.headers, refusal).await;
+        return write(family, reply);
+    }
     let body = state.body_limits.read(&parts.headers, body);
     let reply = state
         .gateway

@@ -21,6 +21,7 @@ use portico_engine::Gateway;
 use portico_logs::LogStore;
 use portico_store::{SpendStore, Store};
 
+mod admission;
 mod body;
 mod connections;
 mod data_plane;
@@ -28,6 +29,7 @@ mod error;
 mod lifecycle;
 mod routes;
 
+pub use admission::{Admission, DEFAULT_MAX_IN_FLIGHT};
 pub use body::{BodyLimits, DEFAULT_BODY_STALL_TIMEOUT, DEFAULT_MAX_BODY_BYTES};
 pub use connections::{DEFAULT_HEADER_TIMEOUT, ServeOptions, serve};
 pub use error::ErrorResponse;
@@ -53,6 +55,9 @@ pub struct AppState {
     /// The spend ledger's store, for hybrid gateways' spend (`POST /gateway/v1/spend`);
     /// `None` answers that 503.
     pub spend: Option<Arc<dyn SpendStore>>,
+    /// How many requests may be in flight before data-plane requests are refused with 503
+    /// `overloaded` ([`Admission`]).
+    pub admission: Admission,
 }
 
 impl AppState {
@@ -66,6 +71,7 @@ impl AppState {
             logs: None,
             limits: None,
             spend: None,
+            admission: Admission::default(),
         }
     }
 
@@ -95,6 +101,12 @@ impl AppState {
     /// their spend (`/gateway/v1/spend`).
     pub fn with_spend_store(mut self, spend: Arc<dyn SpendStore>) -> AppState {
         self.spend = Some(spend);
+        self
+    }
+
+    /// The same state with another admission limit.
+    pub fn with_admission(mut self, admission: Admission) -> AppState {
+        self.admission = admission;
         self
     }
 

@@ -141,6 +141,12 @@ pub struct DataPlaneArgs {
     #[arg(long, env = "PORTICO_MAX_BODY_BYTES", default_value_t = portico_server::DEFAULT_MAX_BODY_BYTES)]
     pub(crate) max_body_bytes: usize,
 
+    /// Requests in flight (streams until they end) above which a new data-plane request is
+    /// refused at once with 503 `overloaded` and `Retry-After: 1`; health checks, metrics and
+    /// the admin API are never refused.
+    #[arg(long, env = "PORTICO_MAX_IN_FLIGHT", default_value_t = portico_server::DEFAULT_MAX_IN_FLIGHT, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub(crate) max_in_flight: usize,
+
     /// Time a client has to send a complete request head (also the longest a keep-alive
     /// connection stays idle), in seconds; the connection is closed after it.
     #[arg(long, env = "PORTICO_HEADER_TIMEOUT_SECS", default_value_t = portico_server::DEFAULT_HEADER_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]

@@ -16,7 +16,7 @@ use portico_engine::policies::limits::LimitsPolicy;
 use portico_engine::{AccessLog, Gateway, Snapshot};
 use portico_logs::{PipelineOptions, Retention};
 use portico_providers::http::{HttpClient, HttpOptions, build_client};
-use portico_server::{AppState, BodyLimits, ServeOptions};
+use portico_server::{Admission, AppState, BodyLimits, ServeOptions};
 
 use crate::Fatal;
 use crate::cli::{DataPlaneArgs, LogFormat};
@@ -159,6 +159,13 @@ pub(crate) fn body_limits(common: &DataPlaneArgs) -> BodyLimits {
     BodyLimits {
         max_bytes: common.max_body_bytes,
         stall_timeout: Duration::from_secs(common.body_timeout_secs),
+    }
+}
+
+/// The admission limit of the flags.
+pub(crate) fn admission(common: &DataPlaneArgs) -> Admission {
+    Admission {
+        max_in_flight: common.max_in_flight,
     }
 }
 

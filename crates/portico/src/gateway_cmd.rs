@@ -229,7 +229,8 @@ where
 
     let state = AppState::new(gateway)
         .with_limits(Arc::clone(&policies.limits))
-        .with_body_limits(data_plane::body_limits(common));
+        .with_body_limits(data_plane::body_limits(common))
+        .with_admission(data_plane::admission(common));
     let app = portico_server::data_plane_router(state.clone())
         .merge(portico_metrics::router(
             metrics,

@@ -283,7 +283,8 @@ where
         .with_spend_store(Arc::new(store.clone()))
         .with_logs(log_store.clone())
         .with_limits(policies.limits.clone())
-        .with_body_limits(data_plane::body_limits(&args.common));
+        .with_body_limits(data_plane::body_limits(&args.common))
+        .with_admission(data_plane::admission(&args.common));
     let app = portico_server::router(state.clone()).merge(portico_metrics::router(
         metrics,
         args.common.metrics_token.clone(),

@@ -169,6 +169,26 @@ impl Gateway {
         }
     }
 
+    /// Answers a data-plane request with `error` without running it: the server's admission
+    /// limit refusing a request when the gateway is at capacity. The caller is still
+    /// authenticated (from the headers, in memory), so a bad key gets its 401 and the refusal
+    /// is logged under the key that was refused; the body is never read.
+    pub async fn refuse(
+        self: &Arc<Self>,
+        family: Family,
+        headers: &HeaderMap,
+        error: ApiError,
+    ) -> Reply {
+        let mut pending = PendingRecord::begin(self, family);
+        let error = match self.identify(family, headers, &mut pending.record).await {
+            Ok(_) => error,
+            Err(auth) => auth,
+        };
+        let headers = pending.reply_headers();
+        pending.finish(Err(&error));
+        Reply::Error { error, headers }
+    }
+
     /// The phases from authentication to the answer; the caller records the outcome.
     async fn run<B>(
         self: &Arc<Self>,

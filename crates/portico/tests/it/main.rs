@@ -9,6 +9,7 @@
 )]
 
 mod admin_catalog;
+mod admission;
 mod amplification;
 mod anthropic;
 mod apply;
