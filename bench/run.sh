@@ -20,7 +20,7 @@ usage() {
   cat <<'EOF'
 usage: bench/run.sh [--quick] [--repeat N] [--duration S] [--soak] [--with-portkey] [--with-litellm]
                     [--with-fallback] [--with-limits] [--with-cache] [--with-scale-out]
-                    [--concurrency N]
+                    [--concurrency N] [--no-extras]
                     [--rates "R1 R2"]
                     [--latencies "L1 L2"] [--baseline BIN] [--no-wait]
 
@@ -51,11 +51,15 @@ usage: bench/run.sh [--quick] [--repeat N] [--duration S] [--soak] [--with-portk
   --rates "R ..."  open-loop rates in requests/s (default "1000 5000")
   --latencies "L ..."  mock latencies in ms (default "0 20")
   --no-wait        do not wait for other engineers' rustc processes to finish first
+  --no-extras      skip the scenarios after the matrix: overload (nginx and Portico offered
+                   twice Portico's measured saturation on 1,024 connections, Portico with an
+                   admission limit of 256 in flight) and cold start (10 new processes on
+                   empty data dirs, to their first answered chat completion)
 EOF
 }
 
 QUICK=0 REPEAT="" DURATION="" SOAK=0 WITH_PORTKEY=0 WITH_LITELLM=0 WITH_FALLBACK=0 WITH_LIMITS=0
-WITH_CACHE=0 WITH_SCALE_OUT=0
+WITH_CACHE=0 WITH_SCALE_OUT=0 EXTRAS=1
 NO_WAIT=0 BASELINE=""
 CONC=64 RATES="1000 5000" LATENCIES="0 20"
 while [[ $# -gt 0 ]]; do
@@ -75,6 +79,7 @@ while [[ $# -gt 0 ]]; do
     --rates) RATES=$2; shift ;;
     --latencies) LATENCIES=$2; shift ;;
     --no-wait) NO_WAIT=1 ;;
+    --no-extras) EXTRAS=0 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "bench/run.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -96,6 +101,10 @@ CHUNKS=16          # content chunks per streamed answer (plus a usage chunk and 
 SERVICE_KEY=prt-bench-service-key-0123456789
 ADMIN_KEY=prt-bench-admin-key-0123456789
 MODEL="@bench/gpt-4o-mini"
+OVERLOAD_CONC=1024   # connections offering the overload: more than Portico admits at once
+OVERLOAD_LIMIT=256   # Portico's --max-in-flight in the overload scenario
+COLDSTART_RUNS=10
+PORTICO_EXTRA_ENV=() # more environment for the Portico under test (the overload's limit)
 
 log() { printf '== %s %s\n' "$(date +%T)" "$*" >&2; }
 warn() { printf 'bench: warning: %s\n' "$*" >&2; }
@@ -382,7 +391,7 @@ keys:
 EOF
   fi
   # Default log level (info): request logging stays on, as in production. stderr to a file.
-  env -u RUST_LOG PORTICO_ADMIN_KEY=$ADMIN_KEY "${scale_env[@]}" \
+  env -u RUST_LOG PORTICO_ADMIN_KEY=$ADMIN_KEY "${scale_env[@]}" "${PORTICO_EXTRA_ENV[@]}" \
     "${SUT_CPU[@]}" "$bin" serve --config "$dir/portico.yaml" \
     --listen "127.0.0.1:$port" --data-dir "$dir/data" >"$dir/stdout.log" 2>"$dir/stderr.log" &
   SUT_PID=$!
@@ -508,6 +517,62 @@ matrix() {
   ELAPSED=$((SECONDS - started))
 }
 
+# Overload: nginx and Portico offered twice Portico's saturation rate of this run (mock at
+# once, non-streaming), open loop on OVERLOAD_CONC connections, Portico with an admission
+# limit below that. What counts: no failure but the limit's fast 503s, a bounded p99 for the
+# requests admitted, bounded memory. Raw files: RAW/overload/<target>/.
+overload() {
+  local sat target out
+  sat=$(cat "$RAW"/r*/lat0/nonstream/portico/saturation.json 2>/dev/null |
+    grep -o '"requestsPerSec": *[0-9.]*' | tr -dc '0-9.\n' | sort -n | tail -1)
+  if [[ -z $sat ]]; then
+    warn "no saturation figure for Portico with the mock at 0 ms: overload skipped"
+    return 0
+  fi
+  local rate
+  rate=$(awk -v s="$sat" 'BEGIN { printf "%d", 2 * s }')
+  for target in nginx portico; do
+    log "overload: $target, $rate rps offered on $OVERLOAD_CONC connections"
+    out=$RAW/overload/$target
+    mkdir -p "$out"
+    echo "$rate" >"$out/offered-rps.txt"
+    start_mock 0
+    PORTICO_EXTRA_ENV=(PORTICO_MAX_IN_FLIGHT=$OVERLOAD_LIMIT)
+    start_target "$target"
+    PORTICO_EXTRA_ENV=()
+    oha_run "$out/oha.json" -z "${RUN_SECS}s" -w -c "$OVERLOAD_CONC" -q "$rate" \
+      --latency-correction --stats-success-breakdown -D "$BODY_DIR/nonstream.json"
+    "$PB" rss --pid "$SUT_PID" >"$out/mem.json" || warn "cannot read the memory of $target"
+    stop "$SUT_PID"
+    stop "$MOCK_PID"
+    note_noise "overload, $target"
+  done
+}
+
+# Cold start: a new Portico on an empty data dir, timed from its start to its first answered
+# chat completion (the catalog file of the plain scenario, the mock at once), COLDSTART_RUNS
+# times; also the baseline build's when there is one. Raw files: RAW/coldstart/<target>.json.
+coldstart() {
+  local target bin
+  mkdir -p "$RAW/coldstart"
+  start_mock 0
+  # Writes the plain catalog to $WORK/portico/portico.yaml; the process itself is not used.
+  start_target portico
+  stop "$SUT_PID"
+  cp "$WORK/portico/portico.yaml" "$WORK/coldstart.yaml"
+  for target in portico $([[ -n $BASELINE ]] && echo portico-baseline); do
+    bin=$PORTICO; [[ $target == portico-baseline ]] && bin=$BASELINE
+    log "cold start: $target, $COLDSTART_RUNS runs"
+    "$PB" coldstart --runs "$COLDSTART_RUNS" --work-dir "$WORK" --path /v1/chat/completions \
+      --header "Authorization: Bearer $SERVICE_KEY" --header "Content-Type: application/json" \
+      --body "$(cat "$BODY_DIR/nonstream.json")" -- \
+      env -u RUST_LOG PORTICO_ADMIN_KEY=$ADMIN_KEY "${SUT_CPU[@]}" "$bin" serve \
+      --config "$WORK/coldstart.yaml" --listen '127.0.0.1:{port}' --data-dir '{dir}/data' \
+      >"$RAW/coldstart/$target.json" || warn "cold start of $target failed"
+  done
+  stop "$MOCK_PID"
+}
+
 soak() {
   local dir=$RESULTS/soak
   rm -rf "$dir"; mkdir -p "$dir"
@@ -564,6 +629,10 @@ if [[ $SOAK == 1 ]]; then
   exit 0
 fi
 matrix
+if [[ $EXTRAS == 1 ]]; then
+  overload
+  coldstart
+fi
 
 # BENCH_COMMIT names the commit when the tree is an export without .git (git archive).
 commit=${BENCH_COMMIT:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)}

@@ -16,6 +16,7 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 
+mod coldstart;
 mod mock;
 mod oha;
 mod report;
@@ -43,6 +44,8 @@ enum Command {
     Ttfb(ttfb::TtfbArgs),
     /// Sample VmRSS/VmHWM of a process and report peak, first/last and growth as JSON.
     Rss(rss::RssArgs),
+    /// Time from starting the gateway (a fresh data dir each run) to its first answer.
+    Coldstart(coldstart::ColdstartArgs),
     /// Build the markdown table and summary JSON from the raw results of a run.
     Report(report::ReportArgs),
 }
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
         Command::Ttfb(args) => ttfb::run(args),
         Command::Rss(args) => rss::run(args),
         Command::Report(args) => report::run(args),
+        Command::Coldstart(args) => coldstart::run(args),
     };
     match result {
         Ok(code) => code,

@@ -33,6 +33,7 @@ mod entry;
 mod error;
 mod pipeline;
 mod postgres;
+mod priority;
 mod query;
 mod retention;
 mod spill;

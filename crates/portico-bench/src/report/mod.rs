@@ -15,6 +15,7 @@ use anyhow::Context as _;
 use crate::oha::{OhaRun, TtfbRun, parse_hwm_kb};
 use crate::stats::Spread;
 
+mod extras;
 mod table;
 
 /// Options of `portico-bench report`.
@@ -312,10 +313,37 @@ pub(crate) fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
         }
         None => String::new(),
     };
-    let markdown = format!("{preamble}{}", table::markdown(&runs, args.concurrency));
+    let extras = extras::Extras::load(&args.raw)?;
+    let markdown = format!(
+        "{preamble}{}{}",
+        table::markdown(&runs, args.concurrency),
+        extras.markdown()
+    );
     std::fs::write(&args.markdown, &markdown)
         .with_context(|| format!("writing {}", args.markdown.display()))?;
-    let json = table::summary_json(&runs);
+    let mut json = table::summary_json(&runs);
+    if let Some(object) = json.as_object_mut() {
+        let overload: serde_json::Map<String, serde_json::Value> = extras
+            .overload
+            .iter()
+            .map(|(target, o)| {
+                let value = serde_json::json!({
+                    "offered_rps": o.offered_rps, "ok_rps": o.ok_rps, "refused": o.refused,
+                    "other_failures": o.other_failures, "ok_p50_ms": o.ok_p50_ms,
+                    "ok_p99_ms": o.ok_p99_ms, "refused_p99_ms": o.refused_p99_ms,
+                    "hwm_kb": o.hwm_kb,
+                });
+                (target.clone(), value)
+            })
+            .collect();
+        object.insert("overload".into(), overload.into());
+        let coldstart: serde_json::Map<String, serde_json::Value> = extras
+            .coldstart
+            .iter()
+            .map(|(target, c)| (target.clone(), serde_json::json!(c.median_ms)))
+            .collect();
+        object.insert("coldstart_median_ms".into(), coldstart.into());
+    }
     std::fs::write(&args.json, serde_json::to_string_pretty(&json)?)
         .with_context(|| format!("writing {}", args.json.display()))?;
     {

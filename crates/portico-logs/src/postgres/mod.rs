@@ -26,7 +26,8 @@
 //!
 //! Writing: one multi-row `INSERT ... SELECT FROM UNNEST(<one array per column>) ON CONFLICT
 //! (id) DO NOTHING RETURNING` per batch, and one more for the new rows' payloads, in one
-//! transaction (`writer`). Reading in `search`, analytics in `stats` (percentiles computed by
+//! transaction (`writer`), on a thread of its own at a lower priority with a connection of
+//! its own (`thread`), as SQLite's writer. Reading in `search`, analytics in `stats` (percentiles computed by
 //! the database), pruning in `prune`.
 //!
 //! What differs from SQLite, observably: PostgreSQL text cannot hold a NUL character, so one
@@ -39,6 +40,7 @@ mod search;
 mod stats;
 #[cfg(test)]
 mod tests;
+mod thread;
 mod writer;
 
 use std::str::FromStr as _;
@@ -61,10 +63,12 @@ const SCHEMA_LOCK: i64 = 0x706f_7274_6c6f_6773;
 /// whose `max_connections` (100 by default) is the budget.
 const MAX_CONNECTIONS: u32 = 8;
 
-/// The request log on PostgreSQL. Cheap to clone: clones share the pool.
+/// The request log on PostgreSQL. Cheap to clone: clones share the pool and the writer.
 #[derive(Debug, Clone)]
 pub struct PgLogStore {
     pool: PgPool,
+    /// Inserts: a thread of its own (`thread.rs`).
+    writer: Arc<thread::PgWriter>,
 }
 
 impl PgLogStore {
@@ -79,11 +83,12 @@ impl PgLogStore {
         let options = PgConnectOptions::from_str(url)?.options([("search_path", SCHEMA)]);
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         create_schema(&pool).await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        Ok(PgLogStore { pool })
+        let writer = Arc::new(thread::PgWriter::start(options)?);
+        Ok(PgLogStore { pool, writer })
     }
 }
 
@@ -115,7 +120,7 @@ async fn create_schema(pool: &PgPool) -> Result<(), LogError> {
 #[async_trait]
 impl LogStore for PgLogStore {
     async fn insert(&self, entries: Arc<[LogEntry]>) -> Result<u64, LogError> {
-        writer::insert(&self.pool, &entries).await
+        self.writer.insert(entries).await
     }
 
     async fn search(&self, query: &LogQuery) -> Result<LogPage, LogError> {
@@ -142,6 +147,7 @@ impl LogStore for PgLogStore {
     }
 
     async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 }

@@ -8,7 +8,7 @@
 //! batch costs one hand-off in and one reply out (docs/performance.md has the numbers).
 //!
 //! The thread also runs at a lower scheduling priority than the request path (nice
-//! [`WRITER_NICE`]): when both want the same core, the kernel runs request handling first
+//! [`crate::priority::WRITER_NICE`]): when both want the same core, the kernel runs request handling first
 //! and the writer in the gaps, so a batch being written does not delay the requests that
 //! arrive meanwhile. Under sustained overload the writer still gets its share of the core
 //! (CFS never starves a runnable thread), and what it cannot take in time goes to the spill
@@ -24,11 +24,9 @@ use rusqlite::{Connection, OpenFlags, params};
 use tokio::sync::oneshot;
 
 use super::metadata_text;
+use crate::priority::lower_priority;
 use crate::sql::to_i64;
 use crate::{LogEntry, LogError};
-
-/// The writer thread's nice value (0 is the default; higher runs later).
-pub(crate) const WRITER_NICE: i32 = 10;
 
 const INSERT_LOG: &str = "INSERT INTO logs (id, created_at, trace_id, key_name, user, provider, \
      model, endpoint, status, stream, outcome, latency_ms, upstream_latency_ms, ttft_ms, \
@@ -212,14 +210,4 @@ fn encode_json(e: &LogEntry) -> rusqlite::Result<(Option<String>, String, Option
 
 fn sqlite_error(err: rusqlite::Error) -> LogError {
     LogError::Write(err.to_string())
-}
-
-/// Lowers this thread's scheduling priority (on Linux, nice is per thread and
-/// `setpriority(PRIO_PROCESS, 0)` changes the calling thread only). Best effort: where it
-/// cannot be changed, the writer runs at the default priority.
-fn lower_priority() {
-    #[cfg(target_os = "linux")]
-    if let Err(err) = rustix::process::setpriority_process(None, WRITER_NICE) {
-        tracing::debug!("request log writer: cannot lower its priority: {err}");
-    }
 }
