@@ -41,7 +41,15 @@ async fn relay(state: AppState, family: Family, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     if let Some(refusal) = state.admission.check(state.lifecycle.in_flight()) {
         let reply = state.gateway.refuse(family, &parts.headers, refusal).await;
-        return write(family, reply);
+        let mut response = write(family, reply);
+        // The connection closes after the refusal, as proxies shed load (Envoy's overload
+        // manager turns keep-alive off): a client that ignores `Retry-After` and sends again
+        // at once must first connect again, which leaves the gateway's core to the requests
+        // it admitted instead of to refusing the same client in a loop.
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return response;
     }
     let body = state.body_limits.read(&parts.headers, body);
     let reply = state

@@ -55,6 +55,7 @@ async fn past_the_limit_requests_get_a_fast_503_and_the_admitted_ones_finish() {
     );
     assert_eq!(refused.status(), 503);
     assert_eq!(refused.headers()["retry-after"], "1");
+    assert_eq!(refused.headers()["connection"], "close");
     assert!(refused.headers().contains_key("x-portkey-request-id"));
     let body: Value = refused.json().await.unwrap();
     assert_eq!(body["error"]["code"], "overloaded");
