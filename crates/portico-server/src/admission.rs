@@ -8,7 +8,8 @@
 //! come back. The count is the listener's in-flight count ([`crate::Lifecycle::in_flight`]):
 //! every request from its arrival until its answer, a stream's included, has been sent. Health
 //! checks, `/metrics`, the admin API and the dashboard are counted but never refused, so a
-//! gateway at capacity still says so and can still be operated.
+//! gateway at capacity still says so and can still be operated. A refusal closes its
+//! connection (`data_plane.rs` says why).
 
 use portico_core::{ApiError, ErrorCode};
 
@@ -17,7 +18,8 @@ use portico_core::{ApiError, ErrorCode};
 /// High enough that a gateway is not refusing long LLM calls while it still has room (4,096
 /// streams of several seconds each are a few hundred requests a second), low enough to bound
 /// memory: a request in flight holds its connection's buffers and, for the request log, its
-/// payloads, a few tens of kilobytes, so a few hundred megabytes at this limit.
+/// payloads, about 85 KB each as measured with 1,024 in flight (docs/performance.md), so
+/// about 350 MB at this limit.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 4096;
 
 /// Seconds a refused client is told to wait (`Retry-After`).
