@@ -21,11 +21,18 @@ pub(crate) struct OhaRun {
     pub(crate) p999_ms: f64,
 }
 
+/// The fields of `oha --output-format json` the reports read.
 #[derive(Deserialize)]
-struct RawOha {
+pub(crate) struct RawOha {
     summary: RawSummary,
-    #[serde(rename = "latencyPercentiles")]
+    #[serde(rename = "latencyPercentiles", default)]
     latency_percentiles: BTreeMap<String, Option<f64>>,
+    /// With `--stats-success-breakdown`: the 2xx answers only.
+    #[serde(rename = "latencyPercentilesSuccessful", default)]
+    pub(crate) ok_percentiles: BTreeMap<String, Option<f64>>,
+    /// With `--stats-success-breakdown`: every other answer.
+    #[serde(rename = "latencyPercentilesNotSuccessful", default)]
+    pub(crate) not_ok_percentiles: BTreeMap<String, Option<f64>>,
     #[serde(rename = "statusCodeDistribution", default)]
     status_codes: BTreeMap<String, u64>,
     #[serde(rename = "errorDistribution", default)]
@@ -38,56 +45,86 @@ struct RawSummary {
     total: f64,
 }
 
+/// A run's answers by kind.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    /// 2xx answers.
+    pub(crate) ok: u64,
+    /// Answers with the status set apart (an admission limit's 503s).
+    pub(crate) set_apart: u64,
+    /// Every other answer that was not 2xx, and transport errors.
+    pub(crate) failures: u64,
+    /// The most frequent of those.
+    pub(crate) first_failure: Option<String>,
+}
+
+impl RawOha {
+    /// Parses the JSON that `oha --output-format json` prints.
+    pub(crate) fn parse(text: &str) -> anyhow::Result<RawOha> {
+        serde_json::from_str(text).context("not oha's JSON output")
+    }
+
+    /// Counts the answers, setting apart those with status `apart` (when given).
+    pub(crate) fn tally(&self, apart: Option<&str>) -> Tally {
+        let mut tally = Tally::default();
+        let mut first: Option<(u64, String)> = None;
+        let mut note = |tally: &mut Tally, count: u64, what: String| {
+            tally.failures += count;
+            if first.as_ref().is_none_or(|(c, _)| count > *c) {
+                first = Some((count, what));
+            }
+        };
+        for (status, count) in &self.status_codes {
+            if status.starts_with('2') {
+                tally.ok += count;
+            } else if Some(status.as_str()) == apart {
+                tally.set_apart += count;
+            } else {
+                note(&mut tally, *count, format!("status {status}"));
+            }
+        }
+        for (error, count) in &self.errors {
+            note(&mut tally, *count, error.clone());
+        }
+        tally.first_failure = first.map(|(_, what)| what);
+        tally
+    }
+
+    /// `count` per second of the run.
+    pub(crate) fn per_second(&self, count: u64) -> f64 {
+        if self.summary.total > 0.0 {
+            count as f64 / self.summary.total
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Percentile `key` of `map` (seconds), in milliseconds.
+pub(crate) fn ms(map: &BTreeMap<String, Option<f64>>, key: &str) -> Option<f64> {
+    map.get(key).copied().flatten().map(|s| s * 1e3)
+}
+
 impl OhaRun {
     /// Parses the JSON that `oha --output-format json` prints.
     pub(crate) fn parse(text: &str) -> anyhow::Result<OhaRun> {
-        let raw: RawOha = serde_json::from_str(text).context("not oha's JSON output")?;
-        let all_failed = !raw
-            .status_codes
-            .iter()
-            .any(|(s, n)| s.starts_with('2') && *n > 0);
+        let raw = RawOha::parse(text)?;
+        let tally = raw.tally(None);
         // Latencies of requests that all failed say nothing about the hop: leave them out.
-        let ms = |key: &str| {
-            if all_failed {
+        let latency = |key: &str| {
+            if tally.ok == 0 {
                 return f64::NAN;
             }
-            raw.latency_percentiles
-                .get(key)
-                .copied()
-                .flatten()
-                .map_or(f64::NAN, |s| s * 1e3)
+            ms(&raw.latency_percentiles, key).unwrap_or(f64::NAN)
         };
-        let mut ok = 0;
-        let mut failures = 0;
-        let mut first_failure: Option<(u64, String)> = None;
-        let mut note = |count: u64, what: String| {
-            failures += count;
-            if first_failure.as_ref().is_none_or(|(c, _)| count > *c) {
-                first_failure = Some((count, what));
-            }
-        };
-        for (status, count) in &raw.status_codes {
-            if status.starts_with('2') {
-                ok += count;
-            } else {
-                note(*count, format!("status {status}"));
-            }
-        }
-        for (error, count) in &raw.errors {
-            note(*count, error.clone());
-        }
         Ok(OhaRun {
-            ok_rps: if raw.summary.total > 0.0 {
-                ok as f64 / raw.summary.total
-            } else {
-                0.0
-            },
-            failures,
-            first_failure: first_failure.map(|(_, what)| what),
-            p50_ms: ms("p50"),
-            p90_ms: ms("p90"),
-            p99_ms: ms("p99"),
-            p999_ms: ms("p99.9"),
+            ok_rps: raw.per_second(tally.ok),
+            failures: tally.failures,
+            first_failure: tally.first_failure,
+            p50_ms: latency("p50"),
+            p90_ms: latency("p90"),
+            p99_ms: latency("p99"),
+            p999_ms: latency("p99.9"),
         })
     }
 }

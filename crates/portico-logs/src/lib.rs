@@ -33,7 +33,6 @@ mod entry;
 mod error;
 mod pipeline;
 mod postgres;
-mod priority;
 mod query;
 mod retention;
 mod spill;
@@ -43,6 +42,7 @@ mod store;
 #[cfg(test)]
 mod store_tests;
 mod time;
+mod writer_thread;
 
 pub use analytics::{Analytics, AnalyticsRow, Percentiles, Stats};
 pub use entry::{DEFAULT_MAX_PAYLOAD_BYTES, LogEntry, LoggedAttempt, Payload};

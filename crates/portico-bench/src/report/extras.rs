@@ -10,7 +10,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use serde::Deserialize;
 
-use crate::oha::parse_hwm_kb;
+use crate::oha::{RawOha, ms, parse_hwm_kb};
 
 /// One target offered more than it can serve.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,65 +32,21 @@ pub(crate) struct Overload {
     pub(crate) hwm_kb: Option<f64>,
 }
 
-#[derive(Deserialize)]
-struct RawOverload {
-    summary: RawSummary,
-    #[serde(rename = "latencyPercentilesSuccessful", default)]
-    ok: BTreeMap<String, Option<f64>>,
-    #[serde(rename = "latencyPercentilesNotSuccessful", default)]
-    not_ok: BTreeMap<String, Option<f64>>,
-    #[serde(rename = "statusCodeDistribution", default)]
-    status_codes: BTreeMap<String, u64>,
-    #[serde(rename = "errorDistribution", default)]
-    errors: BTreeMap<String, u64>,
-}
-
-#[derive(Deserialize)]
-struct RawSummary {
-    total: f64,
-}
-
 impl Overload {
     /// Parses oha's JSON (run with `--stats-success-breakdown`).
     pub(crate) fn parse(text: &str) -> anyhow::Result<Overload> {
-        let raw: RawOverload = serde_json::from_str(text).context("not oha's JSON output")?;
-        let ms = |map: &BTreeMap<String, Option<f64>>, key: &str| {
-            map.get(key).copied().flatten().map(|s| s * 1e3)
-        };
-        let (mut ok, mut refused, mut other) = (0, 0, 0);
-        let mut first_other: Option<(u64, String)> = None;
-        let mut note = |count: u64, what: String| {
-            other += count;
-            if first_other.as_ref().is_none_or(|(c, _)| count > *c) {
-                first_other = Some((count, what));
-            }
-        };
-        for (status, count) in &raw.status_codes {
-            if status.starts_with('2') {
-                ok += count;
-            } else if status == "503" {
-                refused += count;
-            } else {
-                note(*count, format!("status {status}"));
-            }
-        }
-        for (error, count) in &raw.errors {
-            note(*count, error.clone());
-        }
+        let raw = RawOha::parse(text)?;
+        let tally = raw.tally(Some("503"));
         Ok(Overload {
             offered_rps: None,
-            ok_rps: if raw.summary.total > 0.0 {
-                ok as f64 / raw.summary.total
-            } else {
-                0.0
-            },
-            refused,
-            other_failures: other,
-            first_other: first_other.map(|(_, what)| what),
-            ok_p50_ms: ms(&raw.ok, "p50"),
-            ok_p99_ms: ms(&raw.ok, "p99"),
-            refused_p99_ms: if refused > 0 {
-                ms(&raw.not_ok, "p99")
+            ok_rps: raw.per_second(tally.ok),
+            refused: tally.set_apart,
+            other_failures: tally.failures,
+            first_other: tally.first_failure,
+            ok_p50_ms: ms(&raw.ok_percentiles, "p50"),
+            ok_p99_ms: ms(&raw.ok_percentiles, "p99"),
+            refused_p99_ms: if tally.set_apart > 0 {
+                ms(&raw.not_ok_percentiles, "p99")
             } else {
                 None
             },

@@ -50,6 +50,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use crate::sql::to_u64;
+use crate::writer_thread::WriterThread;
 use crate::{
     Analytics, AnalyticsQuery, LogDetail, LogEntry, LogError, LogPage, LogQuery, LogStore,
     Retention,
@@ -68,7 +69,7 @@ const MAX_CONNECTIONS: u32 = 8;
 pub struct PgLogStore {
     pool: PgPool,
     /// Inserts: a thread of its own (`thread.rs`).
-    writer: Arc<thread::PgWriter>,
+    writer: Arc<WriterThread>,
 }
 
 impl PgLogStore {
@@ -87,7 +88,7 @@ impl PgLogStore {
             .await?;
         create_schema(&pool).await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        let writer = Arc::new(thread::PgWriter::start(options)?);
+        let writer = Arc::new(thread::start(options)?);
         Ok(PgLogStore { pool, writer })
     }
 }

@@ -26,8 +26,8 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
-use self::writer::Writer;
 use crate::sql::to_u64;
+use crate::writer_thread::WriterThread;
 use crate::{
     Analytics, AnalyticsQuery, LogDetail, LogEntry, LogError, LogPage, LogQuery, LogStore,
     Retention,
@@ -44,7 +44,7 @@ pub struct SqliteLogStore {
     /// Reads, analytics, pruning and migrations.
     pool: SqlitePool,
     /// Inserts: a thread of its own (`writer.rs`).
-    writer: Arc<Writer>,
+    writer: Arc<WriterThread>,
 }
 
 impl SqliteLogStore {
@@ -69,7 +69,7 @@ impl SqliteLogStore {
             .await?;
         // The files directly in `migrations/`: sqlx does not descend into `postgres/`.
         sqlx::migrate!("./migrations").run(&pool).await?;
-        let writer = Writer::start(path, BUSY_TIMEOUT)?;
+        let writer = writer::start(path, BUSY_TIMEOUT)?;
         Ok(SqliteLogStore {
             pool,
             writer: Arc::new(writer),

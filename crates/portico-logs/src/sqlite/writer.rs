@@ -1,4 +1,4 @@
-//! [`Writer`]: the one thread that inserts into `logs.db`.
+//! The one thread that inserts into `logs.db` ([`start`]).
 //!
 //! Writing is where the request log spends nearly all its CPU, so it is done the cheapest way
 //! SQLite offers: one connection on a thread of its own, one prepared statement per table,
@@ -7,25 +7,19 @@
 //! argument per bound value and a hand-off to the connection's thread per statement; here a
 //! batch costs one hand-off in and one reply out (docs/performance.md has the numbers).
 //!
-//! The thread also runs at a lower scheduling priority than the request path (nice
-//! [`crate::priority::WRITER_NICE`]): when both want the same core, the kernel runs request handling first
-//! and the writer in the gaps, so a batch being written does not delay the requests that
-//! arrive meanwhile. Under sustained overload the writer still gets its share of the core
-//! (CFS never starves a runnable thread), and what it cannot take in time goes to the spill
-//! file, as before.
+//! The thread is a [`WriterThread`]: a lower priority than the request path, batches handed
+//! over and answered through a channel.
 //!
 //! Reads, pruning and migrations stay on the sqlx pool: they are rare and async suits them.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, params};
-use tokio::sync::oneshot;
 
 use super::metadata_text;
-use crate::priority::lower_priority;
 use crate::sql::to_i64;
+use crate::writer_thread::WriterThread;
 use crate::{LogEntry, LogError};
 
 const INSERT_LOG: &str = "INSERT INTO logs (id, created_at, trace_id, key_name, user, provider, \
@@ -40,63 +34,16 @@ const INSERT_METADATA: &str = "INSERT INTO log_metadata (log_seq, key, value) VA
 const INSERT_PAYLOAD: &str = "INSERT INTO log_payloads (log_seq, request, request_size, \
      response, response_size) VALUES (?1, ?2, ?3, ?4, ?5)";
 
-type Job = (Arc<[LogEntry]>, oneshot::Sender<Result<u64, LogError>>);
-
-/// The handle to the writer thread. Dropping every handle (or [`Writer::close`]) ends it.
-#[derive(Debug)]
-pub(crate) struct Writer {
-    jobs: Mutex<Option<mpsc::Sender<Job>>>,
-    exited: Mutex<Option<oneshot::Receiver<()>>>,
-}
-
-impl Writer {
-    /// Opens a connection to the (already migrated) database at `path` and starts the thread.
-    pub(crate) fn start(path: &Path, busy_timeout: Duration) -> Result<Writer, LogError> {
-        let conn = open(path, busy_timeout)?;
-        let (jobs, rx) = mpsc::channel::<Job>();
-        let (exited_tx, exited) = oneshot::channel();
-        std::thread::Builder::new()
-            .name("portico-logdb".into())
-            .spawn(move || {
-                lower_priority();
-                run(conn, &rx);
-                let _ = exited_tx.send(());
-            })?;
-        Ok(Writer {
-            jobs: Mutex::new(Some(jobs)),
-            exited: Mutex::new(Some(exited)),
-        })
-    }
-
-    /// Inserts `entries` in one transaction on the writer thread; answers how many were new.
-    pub(crate) async fn insert(&self, entries: Arc<[LogEntry]>) -> Result<u64, LogError> {
-        let (reply, answer) = oneshot::channel();
-        let sent = lock(&self.jobs)
-            .as_ref()
-            .is_some_and(|jobs| jobs.send((entries, reply)).is_ok());
-        if !sent {
-            return Err(closed());
+/// Opens a connection to the (already migrated) database at `path` and starts the writer
+/// thread on it.
+pub(crate) fn start(path: &Path, busy_timeout: Duration) -> Result<WriterThread, LogError> {
+    let mut conn = open(path, busy_timeout)?;
+    WriterThread::start("portico-logdb", move |mut jobs| {
+        // One transaction per batch, until every handle is gone.
+        while let Some((entries, reply)) = jobs.blocking_recv() {
+            let _ = reply.send(insert(&mut conn, &entries).map_err(sqlite_error));
         }
-        answer.await.unwrap_or_else(|_| Err(closed()))
-    }
-
-    /// Lets the thread finish the batches already handed to it, then waits for it to end.
-    pub(crate) async fn close(&self) {
-        drop(lock(&self.jobs).take());
-        let exited = lock(&self.exited).take();
-        if let Some(exited) = exited {
-            let _ = exited.await;
-        }
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // Nothing panics while holding these locks; a poisoned one still holds a valid Option.
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn closed() -> LogError {
-    LogError::Io(std::io::Error::other("the request log writer has stopped"))
+    })
 }
 
 fn open(path: &Path, busy_timeout: Duration) -> Result<Connection, LogError> {
@@ -111,13 +58,6 @@ fn open(path: &Path, busy_timeout: Duration) -> Result<Connection, LogError> {
     conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(sqlite_error)?;
     Ok(conn)
-}
-
-/// The thread's loop: one transaction per job, until every sender is gone.
-fn run(mut conn: Connection, jobs: &mpsc::Receiver<Job>) {
-    while let Ok((entries, reply)) = jobs.recv() {
-        let _ = reply.send(insert(&mut conn, &entries).map_err(sqlite_error));
-    }
 }
 
 fn insert(conn: &mut Connection, entries: &[LogEntry]) -> rusqlite::Result<u64> {
