@@ -566,12 +566,17 @@ coldstart() {
   for target in portico $([[ -n $BASELINE ]] && echo portico-baseline); do
     bin=$PORTICO; [[ $target == portico-baseline ]] && bin=$BASELINE
     log "cold start: $target, $COLDSTART_RUNS runs"
-    "$PB" coldstart --runs "$COLDSTART_RUNS" --work-dir "$WORK" --path /v1/chat/completions \
+    # Written under its final name only when complete: the report reads every file there.
+    if "$PB" coldstart --runs "$COLDSTART_RUNS" --work-dir "$WORK" --path /v1/chat/completions \
       --header "Authorization: Bearer $SERVICE_KEY" --header "Content-Type: application/json" \
       --body "$(cat "$BODY_DIR/nonstream.json")" -- \
       env -u RUST_LOG PORTICO_ADMIN_KEY=$ADMIN_KEY "${SUT_CPU[@]}" "$bin" serve \
       --config "$WORK/coldstart.yaml" --listen '127.0.0.1:{port}' --data-dir '{dir}/data' \
-      >"$RAW/coldstart/$target.json" || warn "cold start of $target failed"
+      >"$WORK/coldstart.json"; then
+      mv "$WORK/coldstart.json" "$RAW/coldstart/$target.json"
+    else
+      warn "cold start of $target failed"
+    fi
   done
   stop "$MOCK_PID"
 }
