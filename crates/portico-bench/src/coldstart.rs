@@ -75,7 +75,12 @@ pub(crate) fn run(args: ColdstartArgs) -> anyhow::Result<ExitCode> {
 /// One cold start, in milliseconds.
 fn one(args: &ColdstartArgs) -> anyhow::Result<f64> {
     let port = free_port()?;
-    let dir = tempfile_dir(&args.work_dir)?;
+    // Removed when the run ends.
+    let data_dir = tempfile::Builder::new()
+        .prefix("portico-coldstart-")
+        .tempdir_in(&args.work_dir)
+        .context("creating a data dir")?;
+    let dir = data_dir.path().to_path_buf();
     let fill = |s: &String| {
         s.replace("{port}", &port.to_string())
             .replace("{dir}", &dir.display().to_string())
@@ -105,7 +110,7 @@ fn one(args: &ColdstartArgs) -> anyhow::Result<f64> {
         std::thread::sleep(Duration::from_micros(args.poll_us));
     };
     stop(&mut child);
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(data_dir);
     match answered {
         Some(elapsed) => Ok(elapsed.as_secs_f64() * 1000.0),
         None => bail!(
@@ -174,17 +179,4 @@ fn stop(child: &mut Child) {
 fn free_port() -> anyhow::Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
     Ok(listener.local_addr()?.port())
-}
-
-/// A new empty directory under `base`.
-fn tempfile_dir(base: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
-    for n in 0..1000u32 {
-        let dir = base.join(format!("portico-coldstart-{}-{n}", std::process::id()));
-        match std::fs::create_dir(&dir) {
-            Ok(()) => return Ok(dir),
-            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(err) => return Err(err).context("creating a data dir"),
-        }
-    }
-    bail!("no free data dir name under {}", base.display())
 }
