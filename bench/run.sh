@@ -19,8 +19,8 @@ RESULTS=$BENCH/results
 usage() {
   cat <<'EOF'
 usage: bench/run.sh [--quick] [--repeat N] [--duration S] [--soak] [--with-portkey] [--with-litellm]
-                    [--with-fallback] [--with-limits] [--with-cache] [--with-scale-out]
-                    [--concurrency N] [--no-extras]
+                    [--with-fallback] [--with-limits] [--with-cache] [--with-full]
+                    [--with-scale-out] [--concurrency N] [--no-extras]
                     [--rates "R1 R2"]
                     [--latencies "L1 L2"] [--baseline BIN] [--no-wait]
 
@@ -40,6 +40,11 @@ usage: bench/run.sh [--quick] [--repeat N] [--duration S] [--soak] [--with-portk
   --with-cache     also measure Portico with a simple response cache on the key's config:
                    every measured request after the first is a hit, answered from memory
                    (the latency a hit adds against a direct answer from the mock; docs/cache.md)
+  --with-full      also measure Portico with everything a production key carries at once
+                   ("portico-full"): a routing config (fallback over two targets, retries on
+                   429 and 5xx, a request timeout), a budget (cost and tokens) and a rate
+                   limit (requests and tokens) on the key; the first target answers, so no
+                   fallback or retry happens: the cost of carrying the policies
   --with-scale-out also measure Portico on PostgreSQL + Redis (docs/deployment.md): plain
                    ("portico-pg": the catalog and request log in PostgreSQL) and with the
                    key's budget and rate limit checked in Redis ("portico-pg-limits": one
@@ -59,7 +64,7 @@ EOF
 }
 
 QUICK=0 REPEAT="" DURATION="" SOAK=0 WITH_PORTKEY=0 WITH_LITELLM=0 WITH_FALLBACK=0 WITH_LIMITS=0
-WITH_CACHE=0 WITH_SCALE_OUT=0 EXTRAS=1
+WITH_CACHE=0 WITH_FULL=0 WITH_SCALE_OUT=0 EXTRAS=1
 NO_WAIT=0 BASELINE=""
 CONC=64 RATES="1000 5000" LATENCIES="0 20"
 while [[ $# -gt 0 ]]; do
@@ -73,6 +78,7 @@ while [[ $# -gt 0 ]]; do
     --with-fallback) WITH_FALLBACK=1 ;;
     --with-limits) WITH_LIMITS=1 ;;
     --with-cache) WITH_CACHE=1 ;;
+    --with-full) WITH_FULL=1 ;;
     --with-scale-out) WITH_SCALE_OUT=1 ;;
     --baseline) BASELINE=$2; shift ;;
     --concurrency) CONC=$2; shift ;;
@@ -323,6 +329,7 @@ start_scale_out_stores() {
 # Portico with the bench key; VARIANT: plain, fallback (a one-hop fallback config), limits
 # (a budget and a rate limit on the key that the run never reaches), cache (a simple
 # response cache on the key's config: every request after the first of its body is a hit),
+# full (a fallback + retry + timeout config, a budget and a rate limit, none of them acting),
 # pg or pg-limits (plain or limits on PostgreSQL + Redis).
 start_portico() {
   local port=$1 variant=${2:-plain} dir=$WORK/portico models="" bin=$PORTICO
@@ -336,7 +343,7 @@ start_portico() {
     if [[ $variant == pg ]]; then variant=plain; else variant=limits; fi
   fi
   # With limits, a price for the model: the budget's cost is estimated and charged too.
-  [[ $variant == limits ]] && models=$'
+  [[ $variant == limits || $variant == full ]] && models=$'
     models:
       - id: gpt-4o-mini
         pricing: { input_per_mtok: 0.15, output_per_mtok: 0.6 }'
@@ -358,6 +365,22 @@ EOF
 keys:
   - name: bench
     key: $SERVICE_KEY
+    budget: { cost_usd: 1000000000, tokens: 1000000000000000, period: month }
+    rate_limit: { requests_per_minute: 1000000000, tokens_per_minute: 1000000000000 }
+EOF
+  elif [[ $variant == full ]]; then
+    cat >>"$dir/portico.yaml" <<EOF
+configs:
+  - id: production
+    config:
+      strategy: { mode: fallback }
+      retry: { attempts: 2, on_status_codes: [429, 500, 502, 503, 504] }
+      request_timeout: 30000
+      targets: [ { provider: "@bench" }, { provider: "@missing" } ]
+keys:
+  - name: bench
+    key: $SERVICE_KEY
+    config: production
     budget: { cost_usd: 1000000000, tokens: 1000000000000000, period: month }
     rate_limit: { requests_per_minute: 1000000000, tokens_per_minute: 1000000000000 }
 EOF
@@ -415,9 +438,9 @@ start_target() {
       port=$(free_port); start_nginx "$port"
       URL="http://127.0.0.1:$port/v1/chat/completions"
       HEADERS+=(-H "Authorization: Bearer $SERVICE_KEY") ;;
-    portico|portico-fallback|portico-limits|portico-cache|portico-baseline|portico-pg|portico-pg-limits)
+    portico|portico-fallback|portico-limits|portico-cache|portico-full|portico-baseline|portico-pg|portico-pg-limits)
       port=$(free_port)
-      start_portico "$port" "$(case $target in portico-fallback) echo fallback ;; portico-limits) echo limits ;; portico-cache) echo cache ;; portico-baseline) echo baseline ;; portico-pg) echo pg ;; portico-pg-limits) echo pg-limits ;; *) echo plain ;; esac)"
+      start_portico "$port" "$(case $target in portico-fallback) echo fallback ;; portico-limits) echo limits ;; portico-cache) echo cache ;; portico-full) echo full ;; portico-baseline) echo baseline ;; portico-pg) echo pg ;; portico-pg-limits) echo pg-limits ;; *) echo plain ;; esac)"
       URL="http://127.0.0.1:$port/v1/chat/completions"
       HEADERS+=(-H "Authorization: Bearer $SERVICE_KEY") ;;
     portkey|litellm)
@@ -485,6 +508,7 @@ matrix() {
   [[ $WITH_FALLBACK == 1 ]] && targets+=" portico-fallback"
   [[ $WITH_LIMITS == 1 ]] && targets+=" portico-limits"
   [[ $WITH_CACHE == 1 ]] && targets+=" portico-cache"
+  [[ $WITH_FULL == 1 ]] && targets+=" portico-full"
   [[ $WITH_SCALE_OUT == 1 ]] && targets+=" portico-pg portico-pg-limits"
   [[ -n $BASELINE ]] && targets+=" portico-baseline"
   write_bodies "$MODEL" "$WORK/bodies/portico"
@@ -663,7 +687,7 @@ dirty=$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null | gre
 } >"$WORK/preamble.md"
 "$PB" report --raw "$RAW" --markdown "$RESULTS/latest.md" --json "$RESULTS/latest.json" \
   --preamble "$WORK/preamble.md" --concurrency "$CONC" --fail-on-errors-of \
-  "direct,nginx,portico$([[ $WITH_LIMITS == 1 ]] && echo ,portico-limits)$([[ $WITH_CACHE == 1 ]] && echo ,portico-cache)" ||
+  "direct,nginx,portico$([[ $WITH_LIMITS == 1 ]] && echo ,portico-limits)$([[ $WITH_CACHE == 1 ]] && echo ,portico-cache)$([[ $WITH_FULL == 1 ]] && echo ,portico-full)" ||
   die "requests to direct, nginx or Portico failed (listed above); the numbers are written anyway"
 echo >&2
 log "written: bench/results/latest.md, bench/results/latest.json, raw files in bench/results/raw/"

@@ -85,13 +85,14 @@ pub(crate) struct Runs {
 }
 
 /// The order targets are listed in; peers and unknown names follow.
-const TARGET_ORDER: [&str; 9] = [
+const TARGET_ORDER: [&str; 10] = [
     "direct",
     "nginx",
     "portico",
     "portico-fallback",
     "portico-limits",
     "portico-cache",
+    "portico-full",
     "portico-baseline",
     "portkey",
     "litellm",

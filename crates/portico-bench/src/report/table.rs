@@ -18,6 +18,9 @@ fn target_label(target: &str) -> String {
         "portico-fallback" => "Portico, one fallback hop (first target 404s)".to_owned(),
         "portico-limits" => "Portico, key budget and rate limit on".to_owned(),
         "portico-cache" => "Portico, simple cache on (every request a hit)".to_owned(),
+        "portico-full" => {
+            "Portico, fallback + retry config, key budget and rate limit on".to_owned()
+        }
         "portico-baseline" => "Portico, baseline build (--baseline)".to_owned(),
         "portkey" => "Portkey gateway (node)".to_owned(),
         "litellm" => "LiteLLM proxy (python, 1 worker)".to_owned(),
