@@ -41,6 +41,7 @@ mod openclaw;
 #[cfg(unix)]
 mod permissions;
 mod persistence;
+mod portkey_sdk;
 mod proxy;
 mod rate_limits;
 mod request_log;
