@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs Portico's whole test suite: unit, integration and end-to-end tests (the real binary
-# against mock upstreams, driven by reqwest and by the official OpenAI Python SDK).
+# against mock upstreams, driven by reqwest, the OpenAI and Anthropic Python SDKs and Portkey's
+# Python and Node SDKs).
 #
 # Usage: scripts/test.sh [extra arguments for cargo nextest / cargo test]
 set -euo pipefail
@@ -18,6 +19,14 @@ if ! cmp -s tests/python/requirements.txt "$stamp"; then
   cp tests/python/requirements.txt "$stamp"
 fi
 export PORTICO_TEST_PYTHON="$venv/bin/python"
+
+# Portkey's Node SDK for its end-to-end test, into tests/node/node_modules from the lock file
+# (npm ci again only when tests/node/package-lock.json changes).
+node_stamp=tests/node/node_modules/.portico-lock
+if ! cmp -s tests/node/package-lock.json "$node_stamp"; then
+  (cd tests/node && npm ci --silent --no-audit --no-fund)
+  cp tests/node/package-lock.json "$node_stamp"
+fi
 
 # The dashboard's browser tests need Debian's chromium and chromium-driver; without them they
 # pass after printing SKIPPED, which nextest hides, so say it here (.ci/run installs them and

@@ -1,46 +1,39 @@
-//! Portkey's own Python SDK (`portkey-ai` from PyPI) as the client, pointed at Portico by its
-//! `base_url` alone (tests/python/portkey_sdk_e2e.py): chat, streams, embeddings, configs by
-//! id and inline, trace ids and metadata, and the errors it must surface.
+//! Portkey's own SDKs as the client, pointed at Portico by their base URL alone: the Python
+//! `portkey-ai` from PyPI (tests/python/portkey_sdk_e2e.py) and the Node `portkey-ai` from npm
+//! (tests/node/portkey_sdk_e2e.mjs). Chat, streams, embeddings, configs by id and inline, trace
+//! ids and metadata, and the errors they must surface.
 
 use portico_testkit::MockUpstream;
 
-use crate::support::{Gateway, SERVICE_KEY, run_python_checks, standard_catalog, wait_for_logs};
+use crate::support::{
+    Gateway, SERVICE_KEY, run_node_checks, run_python_checks, standard_catalog, wait_for_logs,
+};
 
-#[tokio::test]
-async fn portkey_python_sdk() {
+/// The stored config the SDKs name by id: a fallback whose only target is the mock upstream.
+const CONFIG_ID: &str = "pk-sdk-fallback";
+
+/// The standard gateway plus the stored config, and the environment the check scripts read.
+async fn gateway() -> (Gateway, Vec<(&'static str, String)>) {
     let upstream = MockUpstream::start().await;
     let catalog = format!(
-        "{}configs:\n  - id: pk-sdk-fallback\n    config:\n      strategy: {{ mode: fallback }}\n      targets: [ {{ provider: \"@openai-mock\" }} ]\n",
+        "{}configs:\n  - id: {CONFIG_ID}\n    config:\n      strategy: {{ mode: fallback }}\n      targets: [ {{ provider: \"@openai-mock\" }} ]\n",
         standard_catalog(&upstream)
     );
     let gw = Gateway::start_with(upstream, &catalog).await;
-    let passed = run_python_checks(
-        "portkey_ai",
-        "portkey_sdk_e2e.py",
-        &[
-            ("PORTICO_BASE_URL", gw.url("/v1")),
-            ("PORTICO_KEY", SERVICE_KEY.to_owned()),
-            ("PORTICO_MODEL", "@openai-mock/gpt-4o-mini".to_owned()),
-            ("PORTICO_CONFIG_ID", "pk-sdk-fallback".to_owned()),
-        ],
-        &[],
-    )
-    .await;
-    assert_eq!(
-        passed,
-        [
-            "chat",
-            "stream",
-            "embeddings",
-            "config_id",
-            "config_inline",
-            "bad_config",
-            "401"
-        ]
-    );
+    let env = vec![
+        ("PORTICO_BASE_URL", gw.url("/v1")),
+        ("PORTICO_KEY", SERVICE_KEY.to_owned()),
+        ("PORTICO_MODEL", "@openai-mock/gpt-4o-mini".to_owned()),
+        ("PORTICO_CONFIG_ID", CONFIG_ID.to_owned()),
+    ];
+    (gw, env)
+}
 
-    // The upstream saw the five answered calls, with the provider's key and not the gateway's
-    // (which the SDK sends in `x-portkey-api-key`), and no `x-portkey-*` header.
+/// What both SDKs' runs must leave behind: five answered calls upstream, each with the
+/// provider's key (not the gateway key the SDK sent in `x-portkey-api-key`) and no
+/// `x-portkey-*` header; and a request log holding the SDK's trace ids (`{prefix}-chat`, ...),
+/// its metadata with `_user` as the user, and the config by id.
+async fn assert_upstream_and_log(gw: &Gateway, prefix: &str, user: &str) {
     let requests = gw.upstream.requests();
     assert_eq!(requests.len(), 5, "chat, stream, embeddings, two configs");
     for request in &requests {
@@ -59,20 +52,56 @@ async fn portkey_python_sdk() {
         assert_eq!(request.json_body()["model"], "gpt-4o-mini");
     }
 
-    // The request log holds what the SDK sent: its trace ids, its metadata (`_user` as the
-    // user) and the config, by id or inline.
-    let chat = wait_for_logs(&gw.portico, "trace_id=pk-sdk-chat", 1).await;
+    let chat = wait_for_logs(&gw.portico, &format!("trace_id={prefix}-chat"), 1).await;
     assert_eq!(chat[0]["status"], 200);
-    assert_eq!(chat[0]["user"], "pk-alice");
+    assert_eq!(chat[0]["user"], user);
     assert_eq!(chat[0]["metadata"]["team"], "qa");
     assert_eq!(chat[0]["key_name"], "service");
-    let stream = wait_for_logs(&gw.portico, "trace_id=pk-sdk-stream", 1).await;
+    let stream = wait_for_logs(&gw.portico, &format!("trace_id={prefix}-stream"), 1).await;
     assert_eq!(stream[0]["stream"], true);
     assert!(stream[0]["completion_tokens"].as_u64().unwrap() > 0);
-    let by_id = wait_for_logs(&gw.portico, "trace_id=pk-sdk-config-id", 1).await;
-    assert_eq!(by_id[0]["config_id"], "pk-sdk-fallback");
+    let by_id = wait_for_logs(&gw.portico, &format!("trace_id={prefix}-config-id"), 1).await;
+    assert_eq!(by_id[0]["config_id"], CONFIG_ID);
     assert_eq!(by_id[0]["target"], "config.targets[0]");
-    let embeddings = wait_for_logs(&gw.portico, "trace_id=pk-sdk-embeddings", 1).await;
+    let embeddings = wait_for_logs(&gw.portico, &format!("trace_id={prefix}-embeddings"), 1).await;
     assert_eq!(embeddings[0]["endpoint"], "embeddings");
-    wait_for_logs(&gw.portico, "trace_id=pk-sdk-config-inline", 1).await;
+    wait_for_logs(&gw.portico, &format!("trace_id={prefix}-config-inline"), 1).await;
+}
+
+#[tokio::test]
+async fn portkey_python_sdk() {
+    let (gw, env) = gateway().await;
+    let passed = run_python_checks("portkey_ai", "portkey_sdk_e2e.py", &env, &[]).await;
+    assert_eq!(
+        passed,
+        [
+            "chat",
+            "stream",
+            "embeddings",
+            "config_id",
+            "config_inline",
+            "bad_config",
+            "401"
+        ]
+    );
+    assert_upstream_and_log(&gw, "pk-sdk", "pk-alice").await;
+}
+
+#[tokio::test]
+async fn portkey_node_sdk() {
+    let (gw, env) = gateway().await;
+    let passed = run_node_checks("portkey_sdk_e2e.mjs", &env, &[]).await;
+    assert_eq!(
+        passed,
+        [
+            "chat",
+            "stream",
+            "embeddings",
+            "config_id",
+            "config_inline",
+            "bad_config",
+            "wrong_key"
+        ]
+    );
+    assert_upstream_and_log(&gw, "pk-node", "pk-bob").await;
 }

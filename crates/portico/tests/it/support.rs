@@ -233,6 +233,35 @@ pub(crate) async fn run_python_checks(
         .join(script);
     let mut command = tokio::process::Command::new(python);
     command.arg(path).args(checks);
+    passed_checks(command, script, env).await
+}
+
+/// Runs `tests/node/<script>` with node, its packages from `tests/node/node_modules` (installed
+/// by scripts/test.sh from tests/node/package-lock.json), passing `env` and the `checks` to run
+/// (none: all of them); returns the names of the checks that passed, as
+/// [`run_python_checks`] does. Missing packages fail the test with the fix.
+pub(crate) async fn run_node_checks(
+    script: &str,
+    env: &[(&str, String)],
+    checks: &[&str],
+) -> Vec<String> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/node");
+    assert!(
+        dir.join("node_modules").is_dir(),
+        "the Node SDKs are not installed in tests/node/node_modules; run the suite with scripts/test.sh, which runs `npm ci` there"
+    );
+    let mut command = tokio::process::Command::new("node");
+    command.current_dir(&dir).arg(script).args(checks);
+    passed_checks(command, script, env).await
+}
+
+/// Runs a check script with `env`; asserts it succeeded and returns the `check` field of each
+/// JSON line it printed.
+async fn passed_checks(
+    mut command: tokio::process::Command,
+    script: &str,
+    env: &[(&str, String)],
+) -> Vec<String> {
     for (name, value) in env {
         command.env(name, value);
     }
