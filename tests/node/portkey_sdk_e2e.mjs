@@ -85,6 +85,33 @@ const checks = {
     passed("config_inline");
   },
 
+  async virtual_key() {
+    // A Portkey virtual key names a catalog provider's slug; the model stays bare.
+    const [slug, model] = [MODEL.split("/")[0], MODEL.slice(MODEL.indexOf("/") + 1)];
+    const pk = client({ traceID: "pk-node-virtual-key", virtualKey: slug.slice(1) });
+    const completion = await pk.chat.completions.create({
+      model,
+      messages: message("by virtual key"),
+    });
+    assert.equal(completion.choices[0].message.content, "echo: by virtual key");
+    assert.equal(completion.getHeaders()["provider"], slug);
+    passed("virtual_key");
+  },
+
+  async custom_host() {
+    // A per-request upstream URL is refused with what to do instead, never silently ignored.
+    const pk = client({ customHost: "http://10.1.2.3/v1" });
+    await assert.rejects(
+      pk.chat.completions.create({ model: MODEL, messages: message("x") }),
+      (err) => {
+        assert.equal(err.status, 400, String(err));
+        assert.match(String(err.message), /x-portkey-custom-host.*base_url/);
+        return true;
+      },
+    );
+    passed("custom_host");
+  },
+
   async bad_config() {
     const pk = client({
       config: { strategy: { mode: "sideways" }, targets: [{ provider: "@openai-mock" }] },

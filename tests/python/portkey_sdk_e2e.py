@@ -103,6 +103,31 @@ def check_inline_config():
     passed("config_inline")
 
 
+def check_virtual_key():
+    # A Portkey virtual key names a catalog provider's slug; the model stays bare.
+    pk = client(trace_id="pk-sdk-virtual-key", virtual_key=MODEL.split("/")[0].lstrip("@"))
+    completion = pk.chat.completions.create(
+        model=MODEL.split("/", 1)[1], messages=[{"role": "user", "content": "by virtual key"}]
+    )
+    assert completion.choices[0].message.content == "echo: by virtual key", completion
+    assert (completion.get_headers() or {}).get("provider") == MODEL.split("/")[0], completion
+    passed("virtual_key")
+
+
+def check_custom_host():
+    # A per-request upstream URL is refused with what to do instead, never silently ignored.
+    pk = client(custom_host="http://10.1.2.3/v1")
+    try:
+        pk.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}])
+    except Exception as err:  # the SDK's vendored `openai.BadRequestError`
+        message = str(err)
+        assert getattr(err, "status_code", None) == 400, repr(err)
+        assert "x-portkey-custom-host" in message and "base_url" in message, message
+        passed("custom_host")
+        return
+    raise AssertionError("x-portkey-custom-host was accepted")
+
+
 def check_bad_config():
     # A config the gateway cannot use is refused with the reason, not ignored.
     pk = client(
@@ -136,6 +161,8 @@ CHECKS = {
     "embeddings": check_embeddings,
     "config_id": check_config_id,
     "config_inline": check_inline_config,
+    "virtual_key": check_virtual_key,
+    "custom_host": check_custom_host,
     "bad_config": check_bad_config,
     "401": check_wrong_key,
 }

@@ -214,6 +214,7 @@ impl Gateway {
         let stream = parsed.stream && family.can_stream();
         pending.record.stream = stream;
         // resolve
+        request::refuse_unsupported(headers)?;
         let dispatch = self.plan_request(&RouteRequest {
             key: &key,
             model: parsed.model.as_deref(),

@@ -11,6 +11,10 @@ pub(crate) const TRACE_ID: &str = "x-portkey-trace-id";
 pub(crate) const METADATA: &str = "x-portkey-metadata";
 /// Header naming the provider for a bare model name.
 pub(crate) const PROVIDER: &str = "x-portkey-provider";
+/// Portkey's older name for the same thing (its SDKs' `virtual_key`): a provider's slug.
+pub(crate) const VIRTUAL_KEY: &str = "x-portkey-virtual-key";
+/// Portkey's per-request upstream URL, which Portico refuses (see [`refuse_unsupported`]).
+pub(crate) const CUSTOM_HOST: &str = "x-portkey-custom-host";
 /// Response header carrying the request's log id.
 pub(crate) const REQUEST_ID: &str = "x-portkey-request-id";
 /// The routing config to apply: a config id or inline JSON.
@@ -130,13 +134,37 @@ pub(crate) fn request_timeout(
         })
 }
 
-/// `x-portkey-provider`, when sent.
+/// `x-portkey-provider`, or else `x-portkey-virtual-key`, when sent.
+///
+/// A Portkey virtual key names a stored provider credential; its Portico counterpart is a
+/// catalog provider, so a user moving from Portkey keeps `virtual_key="openai-prod"` in their
+/// code and names the catalog provider `openai-prod` (docs/api.md).
 pub(crate) fn provider_header(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(PROVIDER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
+    let named = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    };
+    named(PROVIDER).or_else(|| named(VIRTUAL_KEY))
+}
+
+/// Refuses the Portkey request headers Portico does not honour and that would otherwise be
+/// silently ignored, changing where a request goes: `x-portkey-custom-host` asks for an
+/// upstream URL chosen per request, and Portico sends requests only to the providers of its
+/// catalog (an arbitrary URL from a caller would also let any key reach internal hosts).
+pub(crate) fn refuse_unsupported(headers: &HeaderMap) -> Result<(), ApiError> {
+    if headers.contains_key(CUSTOM_HOST) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidHeader,
+            format!(
+                "`{CUSTOM_HOST}` is not supported: Portico sends requests only to the providers of its catalog; add a provider with that URL as its `base_url` and address it as `@slug/model`"
+            ),
+        )
+        .with_param(CUSTOM_HOST));
+    }
+    Ok(())
 }
 
 /// What the body of an OpenAI-style request must have for the gateway to route it.
@@ -234,6 +262,29 @@ mod tests {
             assert_eq!(err.status, 400, "{bad}");
             assert_eq!(err.param.as_deref(), Some(METADATA));
         }
+    }
+
+    #[test]
+    fn the_provider_comes_from_the_provider_header_else_the_virtual_key() {
+        assert_eq!(provider_header(&HeaderMap::new()), None);
+        assert_eq!(
+            provider_header(&headers(&[(VIRTUAL_KEY, " openai-prod ")])),
+            Some("openai-prod")
+        );
+        assert_eq!(
+            provider_header(&headers(&[(VIRTUAL_KEY, "vk"), (PROVIDER, "@explicit")])),
+            Some("@explicit")
+        );
+        assert_eq!(provider_header(&headers(&[(PROVIDER, " ")])), None);
+    }
+
+    #[test]
+    fn a_custom_host_is_refused_with_what_to_do_instead() {
+        assert!(refuse_unsupported(&headers(&[(PROVIDER, "@a")])).is_ok());
+        let err = refuse_unsupported(&headers(&[(CUSTOM_HOST, "http://10.0.0.1/v1")])).unwrap_err();
+        assert_eq!(err.status, 400);
+        assert_eq!(err.param.as_deref(), Some(CUSTOM_HOST));
+        assert!(err.message.contains("base_url"), "{}", err.message);
     }
 
     #[test]

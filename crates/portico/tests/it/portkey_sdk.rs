@@ -29,13 +29,17 @@ async fn gateway() -> (Gateway, Vec<(&'static str, String)>) {
     (gw, env)
 }
 
-/// What both SDKs' runs must leave behind: five answered calls upstream, each with the
+/// What both SDKs' runs must leave behind: six answered calls upstream, each with the
 /// provider's key (not the gateway key the SDK sent in `x-portkey-api-key`) and no
 /// `x-portkey-*` header; and a request log holding the SDK's trace ids (`{prefix}-chat`, ...),
 /// its metadata with `_user` as the user, and the config by id.
 async fn assert_upstream_and_log(gw: &Gateway, prefix: &str, user: &str) {
     let requests = gw.upstream.requests();
-    assert_eq!(requests.len(), 5, "chat, stream, embeddings, two configs");
+    assert_eq!(
+        requests.len(),
+        6,
+        "chat, stream, embeddings, two configs, a virtual key"
+    );
     for request in &requests {
         assert_eq!(
             request.header("authorization"),
@@ -66,6 +70,10 @@ async fn assert_upstream_and_log(gw: &Gateway, prefix: &str, user: &str) {
     let embeddings = wait_for_logs(&gw.portico, &format!("trace_id={prefix}-embeddings"), 1).await;
     assert_eq!(embeddings[0]["endpoint"], "embeddings");
     wait_for_logs(&gw.portico, &format!("trace_id={prefix}-config-inline"), 1).await;
+    let virtual_key =
+        wait_for_logs(&gw.portico, &format!("trace_id={prefix}-virtual-key"), 1).await;
+    assert_eq!(virtual_key[0]["provider"], "openai-mock");
+    assert_eq!(virtual_key[0]["model"], "gpt-4o-mini");
 }
 
 #[tokio::test]
@@ -80,6 +88,8 @@ async fn portkey_python_sdk() {
             "embeddings",
             "config_id",
             "config_inline",
+            "virtual_key",
+            "custom_host",
             "bad_config",
             "401"
         ]
@@ -99,6 +109,8 @@ async fn portkey_node_sdk() {
             "embeddings",
             "config_id",
             "config_inline",
+            "virtual_key",
+            "custom_host",
             "bad_config",
             "wrong_key"
         ]

@@ -4,7 +4,7 @@
 use portico_cache::{CacheKey, KeyBuilder};
 
 use crate::pipeline::policy::PolicyRequest;
-use crate::pipeline::request::{CACHE_NAMESPACE, CONFIG, METADATA, PROVIDER};
+use crate::pipeline::request::{CACHE_NAMESPACE, CONFIG, METADATA};
 
 /// The parts every key of `request` shares: all but the body. `domain` keeps the simple
 /// cache's keys and the semantic cache's scopes apart.
@@ -13,9 +13,12 @@ pub(super) fn common(request: &PolicyRequest<'_>, domain: &str) -> KeyBuilder {
     let mut key = KeyBuilder::new(domain);
     key.part("path", request.family.path().as_bytes())
         // Which provider answers: the body's `@slug/model` (in the body part), a bare
-        // model's `x-portkey-provider`, or the routing config (the key's by id, and a
-        // header's as sent).
-        .optional("provider", header(PROVIDER))
+        // model's `x-portkey-provider` or `x-portkey-virtual-key`, or the routing config
+        // (the key's by id, and a header's as sent).
+        .optional(
+            "provider",
+            crate::pipeline::request::provider_header(request.headers).map(str::as_bytes),
+        )
         .optional(
             "key_config",
             request.key.config.as_ref().map(|c| c.id.as_bytes()),

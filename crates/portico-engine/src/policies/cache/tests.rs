@@ -256,6 +256,11 @@ async fn the_same_request_hits_and_every_keyed_difference_misses() {
             vec![("x-portkey-metadata", r#"{"team":"x"}"#)],
         ),
         (body.clone(), vec![("x-portkey-cache-namespace", "ns-1")]),
+        // A bare model's provider, by either header, is part of the key: the same body
+        // through another virtual key is another provider's answer.
+        (chat("m", "hello"), vec![("x-portkey-virtual-key", "an")]),
+        (chat("m", "hello"), vec![("x-portkey-virtual-key", "oa")]),
+        (chat("m", "hello"), vec![("x-portkey-provider", "@oa")]),
         (
             json!({"model": "@oa/m", "temperature": 0, "tools": [{"type": "function", "function": {"name": "f"}}],
                    "messages": [{"role": "user", "content": "hello"}]}),
