@@ -347,6 +347,9 @@ start_portico() {
     models:
       - id: gpt-4o-mini
         pricing: { input_per_mtok: 0.15, output_per_mtok: 0.6 }'
+  # The key's budget and rate limit of the limits and full variants, far above what a run sends.
+  local key_limits='    budget: { cost_usd: 1000000000, tokens: 1000000000000000, period: month }
+    rate_limit: { requests_per_minute: 1000000000, tokens_per_minute: 1000000000000 }'
   rm -rf "$dir"; mkdir -p "$dir/data"
   cat >"$dir/portico.yaml" <<EOF
 auto_providers: false
@@ -365,8 +368,7 @@ EOF
 keys:
   - name: bench
     key: $SERVICE_KEY
-    budget: { cost_usd: 1000000000, tokens: 1000000000000000, period: month }
-    rate_limit: { requests_per_minute: 1000000000, tokens_per_minute: 1000000000000 }
+$key_limits
 EOF
   elif [[ $variant == full ]]; then
     cat >>"$dir/portico.yaml" <<EOF
@@ -381,8 +383,7 @@ keys:
   - name: bench
     key: $SERVICE_KEY
     config: production
-    budget: { cost_usd: 1000000000, tokens: 1000000000000000, period: month }
-    rate_limit: { requests_per_minute: 1000000000, tokens_per_minute: 1000000000000 }
+$key_limits
 EOF
   elif [[ $variant == cache ]]; then
     cat >>"$dir/portico.yaml" <<EOF
