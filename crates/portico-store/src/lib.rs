@@ -624,6 +624,41 @@ pub trait SpendStore: Send + Sync + 'static {
     async fn prune_deliveries(&self, before_ms: i64) -> Result<u64, StoreError>;
 }
 
+/// How long kept responses stay before they are pruned: 30 days, as OpenAI keeps them.
+pub const RESPONSE_RETENTION_MS: i64 = 30 * 24 * 3_600_000;
+
+/// The responses the gateway keeps for OpenAI's Responses API, so that
+/// `previous_response_id` continues a conversation on any provider and any process. The
+/// engine writes them in batches off the request path and reads one only when a request
+/// names it.
+#[async_trait]
+pub trait ResponseStore: Send + Sync + 'static {
+    /// Writes these responses; one already stored (a batch written again) is left as it is.
+    async fn save_responses(&self, rows: &[ResponseRow]) -> Result<(), StoreError>;
+
+    /// The response `id`, whoever owns it (the caller checks the owner).
+    async fn load_response(&self, id: &str) -> Result<Option<ResponseRow>, StoreError>;
+
+    /// Deletes the response `id` when `owner` owns it; whether it did.
+    async fn delete_response(&self, id: &str, owner: &str) -> Result<bool, StoreError>;
+
+    /// Forgets the responses made before `before_ms` (Unix ms); how many.
+    async fn prune_responses(&self, before_ms: i64) -> Result<u64, StoreError>;
+}
+
+/// One kept response, as the store holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseRow {
+    /// `resp_…`.
+    pub id: String,
+    /// The gateway key (and user) that made it.
+    pub owner: String,
+    /// Unix milliseconds.
+    pub created_at_ms: i64,
+    /// The stored response as JSON, opaque to the store.
+    pub payload: String,
+}
+
 /// Spend a hybrid gateway counted for one subject since its last delivery, added to the
 /// control plane's ledger by [`SpendStore::apply_delivery`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -28,6 +28,7 @@ mod connect;
 mod diff;
 mod guardrails;
 mod limits;
+mod responses;
 mod rows;
 mod spend;
 
