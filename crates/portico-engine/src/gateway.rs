@@ -33,6 +33,7 @@ pub struct Gateway {
     deferred: tokio_util::task::TaskTracker,
     /// Bumped after every reload: what another process is told, with a shared database.
     reloads: tokio::sync::watch::Sender<u64>,
+    responses: Arc<crate::responses::ResponseKeeper>,
 }
 
 impl Gateway {
@@ -50,6 +51,7 @@ impl Gateway {
             jwt: None,
             deferred: tokio_util::task::TaskTracker::new(),
             reloads: tokio::sync::watch::Sender::new(0),
+            responses: Arc::new(crate::responses::ResponseKeeper::in_memory()),
         }
     }
 
@@ -84,6 +86,21 @@ impl Gateway {
     }
 
     /// The policies, in order.
+    /// Keeps Responses API answers in `store` (written in batches off the request path,
+    /// the recent ones in memory too) rather than in memory only. Call within the runtime.
+    pub fn with_response_store(mut self, store: Arc<dyn portico_store::ResponseStore>) -> Gateway {
+        self.responses = Arc::new(crate::responses::ResponseKeeper::durable(
+            store,
+            &self.deferred,
+        ));
+        self
+    }
+
+    /// The responses the gateway keeps (the Responses API's `previous_response_id`).
+    pub fn responses(&self) -> &crate::responses::ResponseKeeper {
+        &self.responses
+    }
+
     pub(crate) fn policies(&self) -> &[Arc<dyn Policy>] {
         &self.policies
     }
@@ -175,6 +192,8 @@ impl Gateway {
     /// waiting for it: call it once the server has stopped, before the request log is
     /// flushed. Each piece of work is bounded by its checks' timeouts.
     pub async fn drain_deferred(&self) {
+        // The response writer ends once its queue is written.
+        self.responses.close();
         self.deferred.close();
         self.deferred.wait().await;
     }

@@ -33,6 +33,7 @@ mod gateway;
 pub mod pipeline;
 pub mod policies;
 mod registry;
+pub mod responses;
 mod route;
 mod sink;
 mod snapshot;

@@ -4,9 +4,12 @@
 //! as parts with `text`; Messages' `system` as a string or blocks), completions (`prompt`),
 //! embeddings (`input`). As in Portkey, the `default.*` checks read the *last* message's
 //! text; the `portico.*` detectors read every text (the system prompt and all messages).
+//! Responses requests read `instructions` and the `input` items' content (the last item is
+//! the last message).
 //! Answers: chat completions (`choices[].message.content`, `choices[].text`), Messages
-//! (`content[].text`), and a stream's events (`choices[].delta.content`, Messages'
-//! `content_block_delta` `delta.text`) assembled.
+//! (`content[].text`), Responses (`output[].content[].text`), and a stream's events
+//! (`choices[].delta.content`, Messages' `content_block_delta` `delta.text`, Responses'
+//! `response.output_text.delta`) assembled.
 
 use serde_json::{Map, Value};
 
@@ -33,6 +36,9 @@ fn push_content(content: &Value, out: &mut String) {
                     Value::Object(o) => {
                         if let Some(Value::String(s)) = o.get("text") {
                             push_line(out, s);
+                        } else if let Some(inner) = o.get("content").or_else(|| o.get("output")) {
+                            // A Responses input item: a message, or a function call's output.
+                            push_content(inner, out);
                         }
                     }
                     _ => {}
@@ -67,9 +73,20 @@ pub fn request_text(body: &Map<String, Value>) -> RequestText {
         }
         return text;
     }
+    if let Some(instructions) = body.get("instructions") {
+        push_content(instructions, &mut text.all);
+    }
     for field in ["prompt", "input"] {
         if let Some(value) = body.get(field) {
-            push_content(value, &mut text.last);
+            // Responses input items: the last item is the last message.
+            match value.as_array().and_then(|items| items.last()) {
+                Some(Value::Object(item)) if item.contains_key("content") => {
+                    if let Some(content) = item.get("content") {
+                        push_content(content, &mut text.last);
+                    }
+                }
+                _ => push_content(value, &mut text.last),
+            }
             push_content(value, &mut text.all);
             break;
         }
@@ -96,11 +113,16 @@ fn rewrite_content(content: &mut Value, f: &mut dyn FnMut(&str) -> Option<String
                         }
                     }
                     Value::Object(o) => {
-                        if let Some(Value::String(s)) = o.get_mut("text")
-                            && let Some(new) = f(s)
-                        {
-                            *s = new;
-                            changed = true;
+                        if let Some(Value::String(s)) = o.get_mut("text") {
+                            if let Some(new) = f(s) {
+                                *s = new;
+                                changed = true;
+                            }
+                        } else if let Some(inner) = o.get_mut("content") {
+                            // A Responses input item's content.
+                            changed |= rewrite_content(inner, f);
+                        } else if let Some(inner) = o.get_mut("output") {
+                            changed |= rewrite_content(inner, f);
                         }
                     }
                     _ => {}
@@ -119,7 +141,7 @@ pub fn rewrite_request(
     f: &mut dyn FnMut(&str) -> Option<String>,
 ) -> bool {
     let mut changed = false;
-    for field in ["system", "prompt", "input"] {
+    for field in ["system", "instructions", "prompt", "input"] {
         if let Some(value) = body.get_mut(field) {
             changed |= rewrite_content(value, f);
         }
@@ -200,6 +222,13 @@ pub fn response_text(body: &Value) -> String {
         }
     } else if let Some(content) = body.get("content") {
         push_content(content, &mut out);
+    } else if let Some(Value::Array(output)) = body.get("output") {
+        // A Responses object: its message items' `content[].text`.
+        for item in output {
+            if let Some(content) = item.get("content") {
+                push_content(content, &mut out);
+            }
+        }
     }
     out
 }
@@ -217,6 +246,12 @@ pub fn rewrite_response(body: &mut Value, f: &mut dyn FnMut(&str) -> Option<Stri
         }
     } else if let Some(content) = body.get_mut("content") {
         changed |= rewrite_content(content, f);
+    } else if let Some(Value::Array(output)) = body.get_mut("output") {
+        for item in output {
+            if let Some(content) = item.get_mut("content") {
+                changed |= rewrite_content(content, f);
+            }
+        }
     }
     changed
 }
@@ -243,6 +278,10 @@ pub fn stream_text(sse: &[u8]) -> String {
             }
         } else if event.get("type").and_then(Value::as_str) == Some("content_block_delta")
             && let Some(Value::String(t)) = event.get("delta").and_then(|d| d.get("text"))
+        {
+            out.push_str(t);
+        } else if event.get("type").and_then(Value::as_str) == Some("response.output_text.delta")
+            && let Some(Value::String(t)) = event.get("delta")
         {
             out.push_str(t);
         }
@@ -298,6 +337,27 @@ mod tests {
             .contains("hi")
             .then(|| s.replace("hi", "yo"))));
         assert_eq!(body["messages"][1]["content"], "Be brief. yo");
+    }
+
+    #[test]
+    fn reads_and_rewrites_responses_shapes() {
+        let mut body = map(json!({"instructions": "sys", "input": [
+            {"role": "user", "content": "first"},
+            {"type": "function_call_output", "call_id": "c", "output": "tool said"},
+            {"role": "user", "content": [{"type": "input_text", "text": "last one"}]}]}));
+        let t = request_text(&body);
+        assert_eq!(t.last, "last one");
+        assert_eq!(t.all, "sys\nfirst\ntool said\nlast one");
+        assert!(rewrite_request(&mut body, &mut |s| Some(s.to_uppercase())));
+        assert_eq!(body["input"][0]["content"], "FIRST");
+        assert_eq!(body["input"][2]["content"][0]["text"], "LAST ONE");
+        assert_eq!(body["instructions"], "SYS");
+        let answer = json!({"object": "response", "output": [
+            {"type": "reasoning", "summary": []},
+            {"type": "message", "content": [{"type": "output_text", "text": "hi there"}]}]});
+        assert_eq!(response_text(&answer), "hi there");
+        let sse = b"event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"hi \"}\n\nevent: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"there\"}\n\n";
+        assert_eq!(stream_text(sse), "hi there");
     }
 
     #[test]

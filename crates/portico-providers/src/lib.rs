@@ -150,6 +150,14 @@ pub trait Provider: Send + Sync + 'static {
         None
     }
 
+    /// Whether the upstream speaks OpenAI's Responses API (`POST /responses`): the gateway
+    /// then sends a Responses request untouched through [`Provider::send`] with
+    /// [`Endpoint::Responses`]. `false` (the default): the gateway translates it to chat
+    /// completions.
+    fn speaks_responses(&self) -> bool {
+        false
+    }
+
     /// Classifies text with the upstream's moderation endpoint (OpenAI's
     /// `POST /moderations`, body `{"model", "input"}`), for an adapter whose upstream has
     /// one: the answer's JSON body, read under the client's limit. `None` (the default): this

@@ -26,7 +26,7 @@ pub struct OpenAiProvider {
     /// The full URL of each endpoint, parsed once: parsing it per request (with its IDNA
     /// host check) was a few percent of a request's CPU. `None` when the base URL does not
     /// parse, in which case the request reports that.
-    urls: std::sync::Arc<[Option<reqwest::Url>; 3]>,
+    urls: std::sync::Arc<[Option<reqwest::Url>; Endpoint::ALL.len()]>,
     api_key: Option<Secret>,
 }
 
@@ -85,6 +85,12 @@ impl Provider for OpenAiProvider {
     async fn send_moderation(&self, body: JsonBody) -> Option<Result<Bytes, ProviderError>> {
         Some(self.moderate(&body).await)
     }
+
+    /// OpenAI itself has the Responses API; the OpenAI-compatible servers are not assumed to
+    /// (most answer chat completions only), so theirs is translated.
+    fn speaks_responses(&self) -> bool {
+        self.kind == ProviderKind::OpenAi
+    }
 }
 
 impl OpenAiProvider {
@@ -138,10 +144,14 @@ pub(crate) fn read_usage(body: &Bytes) -> Result<Option<Usage>, ProviderError> {
     struct WithUsage {
         usage: Option<UsageWire>,
     }
+    // The Responses API names the same counts `input_tokens` and `output_tokens`.
     #[derive(Deserialize)]
     struct UsageWire {
+        #[serde(alias = "input_tokens")]
         prompt_tokens: Option<u64>,
+        #[serde(alias = "output_tokens")]
         completion_tokens: Option<u64>,
+        #[serde(alias = "input_tokens_details")]
         prompt_tokens_details: Option<PromptDetails>,
     }
     #[derive(Deserialize)]
@@ -326,5 +336,15 @@ mod tests {
         );
         assert!(read_usage(&Bytes::from_static(b"not json")).is_err());
         assert_eq!(read_usage(&Bytes::from_static(b"{}")).unwrap(), None);
+        let responses = Bytes::from_static(br#"{"object":"response","usage":{"input_tokens":9,"output_tokens":2,"input_tokens_details":{"cached_tokens":5}}}"#);
+        let usage = read_usage(&responses).unwrap().unwrap();
+        assert_eq!(
+            (
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                usage.cached_tokens
+            ),
+            (9, 2, 5)
+        );
     }
 }

@@ -155,6 +155,12 @@ pub struct StoredResponse {
     pub upstream: Option<String>,
 }
 
+impl AsRef<StoredResponse> for StoredResponse {
+    fn as_ref(&self) -> &StoredResponse {
+        self
+    }
+}
+
 impl StoredResponse {
     /// The output items of the stored response.
     pub fn output(&self) -> &[Value] {
@@ -169,9 +175,9 @@ impl StoredResponse {
 /// input and then its output. Item ids and statuses are left out and reasoning items
 /// dropped: they belong to the upstream that made them, and the next turn may go to
 /// another.
-pub fn conversation_of(chain: &[StoredResponse]) -> Vec<Value> {
+pub fn conversation_of<R: AsRef<StoredResponse>>(chain: &[R]) -> Vec<Value> {
     let mut items = Vec::new();
-    for stored in chain {
+    for stored in chain.iter().map(AsRef::as_ref) {
         for item in stored.input.iter().chain(stored.output()) {
             if item.get("type").and_then(Value::as_str) == Some("reasoning") {
                 continue;

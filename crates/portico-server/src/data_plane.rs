@@ -6,10 +6,11 @@
 //! after the caller is authenticated on the headers.
 
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use portico_core::Endpoint;
+use portico_engine::responses::KeptAction;
 use portico_engine::{Family, Reply};
 
 use crate::AppState;
@@ -34,6 +35,45 @@ pub(crate) async fn embeddings(State(state): State<AppState>, request: Request) 
 /// Anthropic's shape, which Anthropic SDKs parse.
 pub(crate) async fn messages(State(state): State<AppState>, request: Request) -> Response {
     relay(state, Family::Messages, request).await
+}
+
+/// `POST /v1/responses`: OpenAI's Responses API, any provider out.
+pub(crate) async fn responses(State(state): State<AppState>, request: Request) -> Response {
+    relay(state, Family::OpenAi(Endpoint::Responses), request).await
+}
+
+/// `GET /v1/responses/{id}`: a kept response.
+pub(crate) async fn get_response(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    kept(&state, &headers, &id, KeptAction::Get).await
+}
+
+/// `GET /v1/responses/{id}/input_items`: a kept response's input items.
+pub(crate) async fn response_input_items(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    kept(&state, &headers, &id, KeptAction::InputItems).await
+}
+
+/// `DELETE /v1/responses/{id}`.
+pub(crate) async fn delete_response(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    kept(&state, &headers, &id, KeptAction::Delete).await
+}
+
+async fn kept(state: &AppState, headers: &HeaderMap, id: &str, action: KeptAction) -> Response {
+    match state.gateway.kept_response(headers, id, action).await {
+        Ok(body) => axum::Json(body).into_response(),
+        Err(error) => render(Family::OpenAi(Endpoint::Responses), &error),
+    }
 }
 
 /// One request of `family` through the pipeline.

@@ -152,6 +152,15 @@ fn data_plane_routes() -> Router<AppState> {
         .route("/v1/embeddings", post(data_plane::embeddings))
         .route("/v1/models", get(routes::models::list_models))
         .route("/v1/messages", post(data_plane::messages))
+        .route("/v1/responses", post(data_plane::responses))
+        .route(
+            "/v1/responses/{id}",
+            get(data_plane::get_response).delete(data_plane::delete_response),
+        )
+        .route(
+            "/v1/responses/{id}/input_items",
+            get(data_plane::response_input_items),
+        )
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
 }

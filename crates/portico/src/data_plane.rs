@@ -123,7 +123,8 @@ pub(crate) struct Policies {
     pub(crate) limits: Arc<LimitsPolicy>,
 }
 
-/// The gateway on `snapshot`, its sinks and policies attached.
+/// The gateway on `snapshot`, its sinks and policies attached, keeping Responses API
+/// answers in `responses` when there is a database.
 pub(crate) fn build_gateway(
     common: &DataPlaneArgs,
     snapshot: Snapshot,
@@ -132,9 +133,16 @@ pub(crate) fn build_gateway(
     clock: &Arc<dyn Clock>,
     jwt: Option<JwtAuth>,
     policies: &Policies,
+    responses: Option<Arc<dyn portico_store::ResponseStore>>,
 ) -> Arc<Gateway> {
+    let gateway = Gateway::new(snapshot, client, Arc::new(Fanout::new(sinks)));
+    // A gateway without a database keeps the recent responses in memory only.
+    let gateway = match responses {
+        Some(store) => gateway.with_response_store(store),
+        None => gateway,
+    };
     Arc::new(
-        Gateway::new(snapshot, client, Arc::new(Fanout::new(sinks)))
+        gateway
             .with_plan_options(portico_routing::PlanOptions {
                 latency_aware: common.latency_aware_loadbalance,
             })

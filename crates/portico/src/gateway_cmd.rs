@@ -211,6 +211,8 @@ where
         &clock,
         None,
         &policies,
+        // A hybrid gateway has no database: Responses API answers are kept in memory.
+        None,
     );
     let readiness = Readiness::not_ready(format!(
         "no snapshot yet: waiting for the first answer of the control plane at {url}"

@@ -260,6 +260,7 @@ where
         &clock,
         jwt,
         &policies,
+        Some(Arc::new(store.clone())),
     );
     // A breaker opened here opens on the other processes, and theirs here.
     let _shared_breakers = redis.as_ref().and_then(|redis| {

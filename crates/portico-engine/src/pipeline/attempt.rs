@@ -16,6 +16,7 @@ use portico_providers::{EventStream, ProviderError, SseEvent, UpstreamResponse};
 use crate::dispatch::{Answer, AttemptError};
 use crate::gateway::Gateway;
 use crate::pipeline::Family;
+use crate::responses::ResponsesTurn;
 use crate::route::Route;
 
 /// An upstream's answer, ready to forward: a whole body, or a stream whose first event has
@@ -92,23 +93,42 @@ impl Ready {
     }
 
     /// A whole answer's body in the client's family: a chat completion that answers a
-    /// Messages request becomes a Messages response.
+    /// Messages request becomes a Messages response; one that answers a Responses request
+    /// (`responses`) a Response object.
     pub(crate) fn whole_body(
         body: Bytes,
         translated: bool,
         route: &Route,
+        responses: Option<&ResponsesTurn>,
     ) -> Result<Bytes, ApiError> {
         if !translated {
             return Ok(body);
         }
-        let message = inbound::from_chat_body(&body).map_err(|e| e.to_api_error(&route.slug))?;
-        serde_json::to_vec(&message).map(Bytes::from).map_err(|e| {
-            ApiError::new(
-                ErrorCode::Internal,
-                format!("could not write the answer: {e}"),
-            )
-        })
+        let written = match responses {
+            Some(turn) => portico_responses::from_chat_body(&body, &turn.turn)
+                .map_err(|e| e.to_api_error(&route.slug))
+                .and_then(|r| {
+                    serde_json::to_vec(&r)
+                        .map_err(|e| e.to_string())
+                        .map_err(internal)
+                }),
+            None => {
+                let message =
+                    inbound::from_chat_body(&body).map_err(|e| e.to_api_error(&route.slug))?;
+                serde_json::to_vec(&message)
+                    .map_err(|e| e.to_string())
+                    .map_err(internal)
+            }
+        };
+        written.map(Bytes::from)
     }
+}
+
+fn internal(e: String) -> ApiError {
+    ApiError::new(
+        ErrorCode::Internal,
+        format!("could not write the answer: {e}"),
+    )
 }
 
 /// What an attempt needs besides the route and the body.
@@ -121,6 +141,8 @@ pub(crate) struct AttemptSpec<'a> {
     /// The client's own `anthropic-beta` header (Claude Code turns features on with it), for
     /// a Messages request passed through.
     pub(crate) anthropic_beta: Option<&'a str>,
+    /// A Responses request's turn: its ids and the conversation it continues.
+    pub(crate) responses: Option<&'a ResponsesTurn>,
 }
 
 /// Sends `body` along `route` in the client's family and waits for the answer (for a stream,
@@ -132,6 +154,43 @@ pub(crate) async fn attempt(
     body: JsonBody,
 ) -> Result<Ready, AttemptError> {
     match spec.family {
+        Family::OpenAi(Endpoint::Responses) => {
+            let Some(turn) = spec.responses else {
+                return Err(AttemptError::Fatal(ApiError::new(
+                    ErrorCode::Internal,
+                    "a Responses request reached dispatch without its turn",
+                )));
+            };
+            if route.provider.speaks_responses() {
+                let body = turn
+                    .passthrough_body(&body, &route.slug)
+                    .map_err(AttemptError::Fatal)?;
+                let answer = gateway
+                    .send(&route, Endpoint::Responses, body, spec.stream)
+                    .await?;
+                return Ready::from_upstream(answer, false).await;
+            }
+            let req: portico_responses::ResponsesRequest = body.deserialize().map_err(|e| {
+                AttemptError::Fatal(ApiError::new(
+                    ErrorCode::InvalidParameter,
+                    format!("the body is not a valid Responses request: {e}"),
+                ))
+            })?;
+            let chat =
+                portico_responses::to_chat_request(&req, &turn.history, route.provider.kind())
+                    .map_err(AttemptError::Fatal)?;
+            match send_chat(gateway, &route, &chat, spec.stream).await? {
+                UpstreamResponse::Stream { status, events } => {
+                    let events = portico_responses::to_response_events(
+                        events,
+                        turn.turn.clone(),
+                        &route.model,
+                    );
+                    Ready::first_event(status, events).await
+                }
+                complete => Ready::from_upstream(complete, true).await,
+            }
+        }
         Family::OpenAi(endpoint) => {
             let answer = gateway.send(&route, endpoint, body, spec.stream).await?;
             Ready::from_upstream(answer, false).await
@@ -172,7 +231,19 @@ async fn translate_and_send(
     })?;
     let chat =
         inbound::to_chat_request(&req, route.provider.kind()).map_err(AttemptError::Fatal)?;
-    let bytes = serde_json::to_vec(&chat).map_err(|e| {
+    send_chat(gateway, route, &chat, stream).await
+}
+
+/// Sends a chat request translated from another API along `route`.
+async fn send_chat(
+    gateway: &Gateway,
+    route: &Route,
+    chat: &portico_providers::chat::ChatRequest,
+    stream: bool,
+) -> Result<UpstreamResponse, AttemptError> {
+    let fatal =
+        |code: ErrorCode, message: String| AttemptError::Fatal(ApiError::new(code, message));
+    let bytes = serde_json::to_vec(chat).map_err(|e| {
         fatal(
             ErrorCode::Internal,
             format!("could not write the chat request: {e}"),

@@ -6,6 +6,8 @@ use http::HeaderMap;
 use portico_core::{ApiError, Endpoint, ErrorCode, Usage};
 use portico_providers::SseEvent;
 
+use crate::responses::ResponsesTurn;
+
 /// Header carrying the gateway key (Portkey's name for it).
 pub(crate) const API_KEY: &str = "x-portkey-api-key";
 /// The header Anthropic SDKs send their API key in (accepted on `/v1/messages`).
@@ -37,6 +39,7 @@ impl Family {
             Family::OpenAi(Endpoint::ChatCompletions) => "/v1/chat/completions",
             Family::OpenAi(Endpoint::Completions) => "/v1/completions",
             Family::OpenAi(Endpoint::Embeddings) => "/v1/embeddings",
+            Family::OpenAi(Endpoint::Responses) => "/v1/responses",
             Family::Messages => "/v1/messages",
         }
     }
@@ -87,10 +90,23 @@ impl Family {
 
     /// The in-band error event that ends a stream which cannot end normally any more.
     pub(crate) fn error_event(self, err: &ApiError) -> SseEvent {
-        let body = self.error_json(err).to_string();
         match self {
-            Family::OpenAi(_) => SseEvent::data(body),
-            Family::Messages => SseEvent::named("error", body),
+            Family::OpenAi(Endpoint::Responses) => {
+                SseEvent::named("error", responses_error(&self.error_json(err)).to_string())
+            }
+            Family::OpenAi(_) => SseEvent::data(self.error_json(err).to_string()),
+            Family::Messages => SseEvent::named("error", self.error_json(err).to_string()),
+        }
+    }
+
+    /// A refusal's body (a guardrail's 446, say) as the in-band event that ends a stream.
+    pub(crate) fn refusal_event(self, body: &serde_json::Value) -> SseEvent {
+        match self {
+            Family::OpenAi(Endpoint::Responses) => {
+                SseEvent::named("error", responses_error(body).to_string())
+            }
+            Family::OpenAi(_) => SseEvent::data(body.to_string()),
+            Family::Messages => SseEvent::named("error", body.to_string()),
         }
     }
 }
@@ -106,11 +122,22 @@ pub(crate) enum StreamObserver {
     },
     /// Anthropic events: usage from `message_start` and `message_delta`; nothing dropped.
     Messages(portico_anthropic::passthrough::EventObserver),
+    /// Responses API events: usage and the final response from the terminal event; nothing
+    /// dropped. `keep` is the turn whose answer is to be kept, and the provider whose
+    /// upstream keeps it too.
+    Responses {
+        observer: portico_responses::ResponsesObserver,
+        keep: Option<Box<(ResponsesTurn, Option<String>)>>,
+    },
 }
 
 impl StreamObserver {
     pub(crate) fn new(family: Family, client_wants_usage: bool) -> StreamObserver {
         match family {
+            Family::OpenAi(Endpoint::Responses) => StreamObserver::Responses {
+                observer: portico_responses::ResponsesObserver::new(),
+                keep: None,
+            },
             Family::OpenAi(_) => StreamObserver::OpenAi {
                 client_wants_usage,
                 usage: None,
@@ -121,9 +148,34 @@ impl StreamObserver {
         }
     }
 
+    /// An observer of a Responses stream whose answer is kept when it completes.
+    pub(crate) fn keeping(turn: ResponsesTurn, upstream: Option<String>) -> StreamObserver {
+        StreamObserver::Responses {
+            observer: portico_responses::ResponsesObserver::new(),
+            keep: Some(Box::new((turn, upstream))),
+        }
+    }
+
+    /// The response to keep, once a Responses stream has completed.
+    pub(crate) fn take_kept(&mut self) -> Option<portico_responses::StoredResponse> {
+        let StreamObserver::Responses { observer, keep } = self else {
+            return None;
+        };
+        let response = observer.take_response()?;
+        if response.get("status").and_then(serde_json::Value::as_str) == Some("failed") {
+            return None;
+        }
+        let (turn, upstream) = *keep.take()?;
+        turn.to_keep(response, upstream.as_deref())
+    }
+
     /// Reads usage from `event`; returns whether the event goes to the client.
     pub(crate) fn observe(&mut self, event: &SseEvent) -> bool {
         match self {
+            StreamObserver::Responses { observer, .. } => {
+                observer.observe(event);
+                true
+            }
             StreamObserver::Messages(observer) => {
                 observer.observe(event);
                 true
@@ -158,6 +210,7 @@ impl StreamObserver {
         match self {
             StreamObserver::OpenAi { usage, .. } => *usage,
             StreamObserver::Messages(observer) => observer.usage(),
+            StreamObserver::Responses { observer, .. } => observer.usage(),
         }
     }
 
@@ -165,11 +218,38 @@ impl StreamObserver {
     pub(crate) fn upstream_error(&self) -> Option<(String, String)> {
         match self {
             StreamObserver::OpenAi { .. } => None,
+            StreamObserver::Responses { observer, .. } => observer.error().cloned(),
             StreamObserver::Messages(observer) => observer
                 .error()
                 .map(|e| (e.kind.clone(), e.message.clone())),
         }
     }
+}
+
+/// The Responses API's `error` event for an OpenAI error body: its `code`, `message` and
+/// `param` at the top (the event's own shape), and the body's fields kept beside them (the
+/// `error` object, which makes OpenAI's SDKs raise their API error).
+fn responses_error(body: &serde_json::Value) -> serde_json::Value {
+    let error = body.get("error");
+    let field = |name: &str| {
+        error
+            .and_then(|e| e.get(name))
+            .cloned()
+            .unwrap_or(serde_json::Value::Null)
+    };
+    let mut event = serde_json::json!({
+        "type": "error",
+        "code": field("code"),
+        "message": field("message"),
+        "param": field("param"),
+        "sequence_number": 0,
+    });
+    if let (Some(event), Some(body)) = (event.as_object_mut(), body.as_object()) {
+        for (k, v) in body {
+            event.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    event
 }
 
 fn mentions_usage(data: &[u8]) -> bool {

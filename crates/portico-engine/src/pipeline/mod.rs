@@ -32,7 +32,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::HeaderMap;
-use portico_core::ApiError;
+use portico_core::{ApiError, Endpoint};
 use tokio_util::sync::CancellationToken;
 
 use crate::dispatch::RouteRequest;
@@ -215,6 +215,11 @@ impl Gateway {
         pending.record.stream = stream;
         // resolve
         request::refuse_unsupported(headers)?;
+        let responses = if family == Family::OpenAi(Endpoint::Responses) {
+            Some(self.responses_turn(&key, &parsed.body).await?)
+        } else {
+            None
+        };
         let dispatch = self.plan_request(&RouteRequest {
             key: &key,
             model: parsed.model.as_deref(),
@@ -250,6 +255,7 @@ impl Gateway {
             family,
             stream,
             anthropic_beta: headers.get("anthropic-beta").and_then(|v| v.to_str().ok()),
+            responses: responses.as_ref(),
         };
         let runs = &mut pending.runs;
         let outcome = self
@@ -273,8 +279,13 @@ impl Gateway {
                 translated,
             } => {
                 pending.record.set_usage(usage);
-                let body = Ready::whole_body(body, translated, &route)?;
+                let body = Ready::whole_body(body, translated, &route, responses.as_ref())?;
                 let (status, body) = check_whole(status, body, family, pending).await;
+                if let Some(turn) = &responses
+                    && (200..300).contains(&status)
+                {
+                    self.keep_whole(turn, &body, (!translated).then_some(route.slug.as_str()));
+                }
                 if pending.record.log_payloads {
                     pending.record.response = Some(body.clone());
                 }
@@ -285,11 +296,36 @@ impl Gateway {
                 first,
                 events,
             } => {
-                let observer = StreamObserver::new(family, parsed.include_usage);
+                let observer = match responses {
+                    Some(turn) => {
+                        let upstream = route
+                            .provider
+                            .speaks_responses()
+                            .then(|| route.slug.clone());
+                        StreamObserver::keeping(turn, upstream)
+                    }
+                    None => StreamObserver::new(family, parsed.include_usage),
+                };
                 Ok(Answered::Stream(self.stream_reply(
                     status, first, events, family, observer, pending, cut,
                 )))
             }
+        }
+    }
+
+    /// Keeps a whole Responses answer (unless its request said `store: false`); `upstream`
+    /// is the provider whose upstream answered it natively, and keeps it too.
+    fn keep_whole(
+        &self,
+        turn: &crate::responses::ResponsesTurn,
+        body: &Bytes,
+        upstream: Option<&str>,
+    ) {
+        let Ok(response) = serde_json::from_slice::<serde_json::Value>(body) else {
+            return;
+        };
+        if let Some(kept) = turn.to_keep(response, upstream) {
+            self.responses().keep(kept);
         }
     }
 

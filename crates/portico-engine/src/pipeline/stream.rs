@@ -201,12 +201,9 @@ impl AnswerStream {
             }
             Err(refusal) => {
                 self.error = Some((refusal.code.clone(), refusal.message.clone()));
-                let body = refusal.body.to_string();
-                let event = match self.family {
-                    Family::OpenAi(_) => SseEvent::data(body),
-                    Family::Messages => SseEvent::named("error", body),
-                };
-                event.encode_into(&mut self.pending);
+                self.family
+                    .refusal_event(&refusal.body)
+                    .encode_into(&mut self.pending);
             }
         }
     }
@@ -337,6 +334,11 @@ impl Drop for AnswerStream {
             record.error = Some(message);
         }
         record.set_usage(self.observer.usage());
+        if record.outcome == Outcome::Completed
+            && let Some(kept) = self.observer.take_kept()
+        {
+            end.gateway.responses().keep(kept);
+        }
         if record.log_payloads {
             let mut text = Vec::with_capacity(self.captured_len);
             for chunk in &self.captured {

@@ -314,7 +314,9 @@ impl<D: Dialect> Provider for Translating<D> {
             Endpoint::ChatCompletions => self.chat(req).await,
             Endpoint::Embeddings => D::embeddings(self, req).await,
             // The legacy completions API has no counterpart in any translated dialect.
-            Endpoint::Completions => Err(unsupported::<D>(req.endpoint)),
+            // The gateway translates a Responses request to chat completions before a
+            // translating dialect sees it; the legacy completions API has no counterpart.
+            Endpoint::Completions | Endpoint::Responses => Err(unsupported::<D>(req.endpoint)),
         }
     }
 

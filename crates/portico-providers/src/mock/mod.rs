@@ -145,6 +145,13 @@ impl Provider for MockProvider {
                     .then(|| completion_chunks(&meta, &reply, &body_map));
                 (completion_body(&meta, &reply), reply.usage, events)
             }
+            // The gateway translates a Responses request to chat completions for the mock.
+            Endpoint::Responses => {
+                return Err(ProviderError::Unsupported {
+                    kind: ProviderKind::Mock.as_str(),
+                    endpoint: req.endpoint,
+                });
+            }
             // Embeddings never stream, whatever the request says.
             Endpoint::Embeddings => {
                 let (body, usage) = embeddings(&req.model, &body_map)?;

@@ -72,6 +72,10 @@ impl Provider for RedactingProvider {
         self.inner.extra_secrets()
     }
 
+    fn speaks_responses(&self) -> bool {
+        self.inner.speaks_responses()
+    }
+
     async fn send_anthropic_messages(
         &self,
         body: JsonBody,

@@ -30,12 +30,11 @@ impl ResponseStore for SqlStore {
     }
 
     async fn load_response(&self, id: &str) -> Result<Option<ResponseRow>, StoreError> {
-        let row: Option<(String, String, i64, String)> = sqlx::query_as(
-            "SELECT id, owner, created_at, payload FROM responses WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row: Option<(String, String, i64, String)> =
+            sqlx::query_as("SELECT id, owner, created_at, payload FROM responses WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(row.map(|(id, owner, created_at_ms, payload)| ResponseRow {
             id,
             owner,

@@ -78,6 +78,7 @@ fn request_type(family: Family) -> &'static str {
         Family::OpenAi(Endpoint::ChatCompletions) => "chatComplete",
         Family::OpenAi(Endpoint::Completions) => "complete",
         Family::OpenAi(Endpoint::Embeddings) => "embed",
+        Family::OpenAi(Endpoint::Responses) => "createModelResponse",
         Family::Messages => "messages",
     }
 }

@@ -23,7 +23,7 @@ impl Size {
         let body = &*request.body;
         let completion = match request.family {
             Family::OpenAi(Endpoint::Embeddings) => 0,
-            _ => ["max_completion_tokens", "max_tokens"]
+            _ => ["max_completion_tokens", "max_tokens", "max_output_tokens"]
                 .into_iter()
                 .find_map(|field| body.get::<u64>(field).and_then(Result::ok))
                 .unwrap_or(DEFAULT_COMPLETION_TOKENS),
