@@ -102,7 +102,10 @@ impl Ready {
         responses: Option<&ResponsesTurn>,
     ) -> Result<Bytes, ApiError> {
         if !translated {
-            return Ok(body);
+            return Ok(match responses {
+                Some(turn) => turn.echo_previous(body, &route.slug),
+                None => body,
+            });
         }
         let written = match responses {
             Some(turn) => portico_responses::from_chat_body(&body, &turn.turn)

@@ -91,6 +91,30 @@ impl ResponsesTurn {
         }
     }
 
+    /// A whole answer of the upstream `slug`, which was sent the conversation's items in
+    /// place of `previous_response_id` ([`ResponsesTurn::passthrough_body`]): it names the
+    /// response the client continued again, as the client sent it. Any other answer is left
+    /// as it is.
+    pub(crate) fn echo_previous(&self, body: bytes::Bytes, slug: &str) -> bytes::Bytes {
+        let Some((previous, upstream)) = &self.previous else {
+            return body;
+        };
+        if upstream.as_deref() == Some(slug) {
+            return body;
+        }
+        let Ok(mut response) = serde_json::from_slice::<Value>(&body) else {
+            return body;
+        };
+        let Some(object) = response.as_object_mut() else {
+            return body;
+        };
+        object.insert(
+            "previous_response_id".to_owned(),
+            Value::String(previous.clone()),
+        );
+        serde_json::to_vec(&response).map_or(body, bytes::Bytes::from)
+    }
+
     /// The response to keep for `response` (the Response object the client got), unless the
     /// request said `store: false`. `upstream` is the provider whose upstream keeps it too.
     pub(crate) fn to_keep(

@@ -13,6 +13,7 @@ mod anthropic;
 mod azure;
 mod bedrock;
 mod gemini;
+mod responses;
 
 /// The native default reply for this request's path, if a dialect claims the path.
 pub(crate) fn default_reply(req: &RecordedRequest) -> Option<MockReply> {
@@ -20,4 +21,5 @@ pub(crate) fn default_reply(req: &RecordedRequest) -> Option<MockReply> {
         .or_else(|| gemini::default_reply(req))
         .or_else(|| bedrock::default_reply(req))
         .or_else(|| azure::default_reply(req))
+        .or_else(|| responses::default_reply(req))
 }

@@ -45,6 +45,7 @@ mod portkey_sdk;
 mod proxy;
 mod rate_limits;
 mod request_log;
+mod responses;
 mod routing;
 mod scale_out;
 mod sdk;
