@@ -125,6 +125,10 @@ pub(crate) struct Policies {
 
 /// The gateway on `snapshot`, its sinks and policies attached, keeping Responses API
 /// answers in `responses` when there is a database.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "called once by each command that serves (serve, gateway); a struct would only rename them"
+)]
 pub(crate) fn build_gateway(
     common: &DataPlaneArgs,
     snapshot: Snapshot,
