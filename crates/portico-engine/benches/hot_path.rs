@@ -290,6 +290,58 @@ fn bench_pipeline(c: &mut Criterion) {
         });
     }
 
+    // The same question on the Responses API, to the mock (a chat-completions kind): the
+    // request translated to chat, the answer back to a Response object, and the response
+    // kept (in memory: this gateway has no store).
+    let gateway = Arc::new(build());
+    let responses = bytes::Bytes::from_static(
+        br#"{"model":"@mock/echo","input":"Say hello.","max_output_tokens":32}"#,
+    );
+    c.bench_function("pipeline/responses_translated", |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                let body = responses.clone();
+                let reply = gateway
+                    .handle(
+                        portico_engine::Family::OpenAi(Endpoint::Responses),
+                        &headers,
+                        async move { Ok(body) },
+                        &cut,
+                    )
+                    .await;
+                black_box(matches!(
+                    reply,
+                    portico_engine::Reply::Whole { status: 200, .. }
+                ))
+            })
+        })
+    });
+
+    // For comparison, the same question on Anthropic's Messages API, translated the same way
+    // (the mock does not speak Messages natively).
+    let messages = bytes::Bytes::from_static(
+        br#"{"model":"@mock/echo","messages":[{"role":"user","content":"Say hello."}],"max_tokens":32}"#,
+    );
+    c.bench_function("pipeline/messages_translated", |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                let body = messages.clone();
+                let reply = gateway
+                    .handle(
+                        portico_engine::Family::Messages,
+                        &headers,
+                        async move { Ok(body) },
+                        &cut,
+                    )
+                    .await;
+                black_box(matches!(
+                    reply,
+                    portico_engine::Reply::Whole { status: 200, .. }
+                ))
+            })
+        })
+    });
+
     // The same request answered by the response cache: every iteration after the first is a
     // hit (key derivation, lookup, the canned answer, the record), no upstream call.
     let cache = portico_engine::policies::cache::CachePolicy::new(

@@ -4,7 +4,9 @@
 
 use portico_core::Usage;
 use portico_providers::SseEvent;
+use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// The terminal events, which carry the whole response.
 const TERMINAL: [&str; 3] = [
@@ -16,9 +18,24 @@ const TERMINAL: [&str; 3] = [
 /// What a Responses stream said about itself (see the module docs).
 #[derive(Debug, Default)]
 pub struct ResponsesObserver {
-    response: Option<Value>,
+    response: Option<Box<RawValue>>,
     usage: Option<Usage>,
     error: Option<(String, String)>,
+}
+
+/// A terminal event: the response, kept as its text.
+#[derive(Deserialize)]
+struct Terminal {
+    response: Box<RawValue>,
+}
+
+/// The parts of a Response object the gateway reads.
+#[derive(Deserialize)]
+struct Head {
+    #[serde(default)]
+    usage: Option<Value>,
+    #[serde(default)]
+    error: Option<Value>,
 }
 
 /// The event's type: its SSE name, else the `type` its data names (some servers send data
@@ -37,8 +54,12 @@ fn kind_of(event: &SseEvent) -> Option<String> {
     {
         return None;
     }
-    let value: Value = serde_json::from_slice(data).ok()?;
-    value.get("type").and_then(Value::as_str).map(str::to_owned)
+    #[derive(Deserialize)]
+    struct Kind {
+        #[serde(rename = "type")]
+        kind: String,
+    }
+    serde_json::from_slice::<Kind>(data).ok().map(|k| k.kind)
 }
 
 impl ResponsesObserver {
@@ -53,25 +74,26 @@ impl ResponsesObserver {
             return;
         };
         if TERMINAL.contains(&kind.as_str()) {
-            let Ok(mut value) = serde_json::from_slice::<Value>(&event.data) else {
+            let Ok(terminal) = serde_json::from_slice::<Terminal>(&event.data) else {
                 return;
             };
-            let Some(response) = value.get_mut("response").map(Value::take) else {
+            let Ok(head) = serde_json::from_str::<Head>(terminal.response.get()) else {
                 return;
             };
-            self.usage = usage_of(&response);
+            self.usage = head.usage.as_ref().and_then(usage_of_block);
             if kind == "response.failed" {
-                let error = response.get("error");
                 let text = |field: &str| {
-                    error
+                    head.error
+                        .as_ref()
                         .and_then(|e| e.get(field))
                         .and_then(Value::as_str)
                         .unwrap_or("response.failed")
                         .to_owned()
                 };
                 self.error = Some((text("code"), text("message")));
+            } else {
+                self.response = Some(terminal.response);
             }
-            self.response = Some(response);
         } else if kind == "error" {
             let Ok(value) = serde_json::from_slice::<Value>(&event.data) else {
                 return;
@@ -98,15 +120,21 @@ impl ResponsesObserver {
         self.error.as_ref()
     }
 
-    /// The final Response object, once a terminal event has passed.
-    pub fn take_response(&mut self) -> Option<Value> {
+    /// The final Response object (as its JSON text), once a terminal event other than
+    /// `response.failed` has passed.
+    pub fn take_response(&mut self) -> Option<Box<RawValue>> {
         self.response.take()
     }
 }
 
 /// A Response object's usage in OpenAI's chat meaning.
 pub fn usage_of(response: &Value) -> Option<Usage> {
-    let usage = response.get("usage").filter(|u| u.is_object())?;
+    usage_of_block(response.get("usage")?)
+}
+
+/// A Responses `usage` block in OpenAI's chat meaning.
+fn usage_of_block(usage: &Value) -> Option<Usage> {
+    let usage = Some(usage).filter(|u| u.is_object())?;
     let count = |path: &str| usage.pointer(path).and_then(Value::as_u64).unwrap_or(0);
     Some(Usage {
         prompt_tokens: count("/input_tokens"),
@@ -144,7 +172,8 @@ mod tests {
             ),
             (9, 4, 3)
         );
-        assert_eq!(o.take_response().unwrap()["id"], "resp_1");
+        let kept: Value = serde_json::from_str(o.take_response().unwrap().get()).unwrap();
+        assert_eq!(kept["id"], "resp_1");
         assert!(o.error().is_none());
     }
 
@@ -165,5 +194,6 @@ mod tests {
             json!({"type": "response.failed", "response": {"id": "r", "error": {"code": "rate_limit_exceeded", "message": "slow down"}}}).to_string(),
         ));
         assert_eq!(failed.error().unwrap().0, "rate_limit_exceeded");
+        assert!(failed.take_response().is_none());
     }
 }

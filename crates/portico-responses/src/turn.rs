@@ -2,6 +2,7 @@
 //! echoes from the request, and what a stored response hands on to the next turn.
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use crate::request::ResponsesRequest;
@@ -134,7 +135,11 @@ pub fn usage_json(input: u64, output: u64, cached: u64, reasoning: u64) -> Value
 
 /// A response the gateway keeps, so that `previous_response_id` continues its conversation
 /// on any provider, and `GET`/`DELETE /v1/responses/{id}` find it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// The input and the response are kept as the JSON text they were sent in: they are read only
+/// when a later request continues the conversation, and text is cheap to keep, write and drop
+/// (a tree of values per response made dropping evicted ones a fifth of a request's CPU).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StoredResponse {
     /// The response's id.
     pub id: String,
@@ -145,10 +150,10 @@ pub struct StoredResponse {
     pub created_at_ms: i64,
     /// The response it continued.
     pub previous_response_id: Option<String>,
-    /// This turn's own input items (not those of the responses before it).
-    pub input: Vec<Value>,
+    /// This turn's own input items (not those of the responses before it): a JSON array.
+    pub input: Box<RawValue>,
     /// The Response object as the client received it.
-    pub response: Value,
+    pub response: Box<RawValue>,
     /// The provider slug whose upstream keeps this response itself (an OpenAI provider it
     /// was passed through to with `store` on): a continuation routed there again can send
     /// `previous_response_id` as it is.
@@ -162,12 +167,21 @@ impl AsRef<StoredResponse> for StoredResponse {
 }
 
 impl StoredResponse {
+    /// This turn's input items.
+    pub fn input_items(&self) -> Vec<Value> {
+        serde_json::from_str(self.input.get()).unwrap_or_default()
+    }
+
     /// The output items of the stored response.
-    pub fn output(&self) -> &[Value] {
-        self.response
-            .get("output")
-            .and_then(Value::as_array)
-            .map_or(&[], Vec::as_slice)
+    pub fn output(&self) -> Vec<Value> {
+        #[derive(Deserialize)]
+        struct Output {
+            #[serde(default)]
+            output: Vec<Value>,
+        }
+        serde_json::from_str::<Output>(self.response.get())
+            .map(|o| o.output)
+            .unwrap_or_default()
     }
 }
 
@@ -178,11 +192,10 @@ impl StoredResponse {
 pub fn conversation_of<R: AsRef<StoredResponse>>(chain: &[R]) -> Vec<Value> {
     let mut items = Vec::new();
     for stored in chain.iter().map(AsRef::as_ref) {
-        for item in stored.input.iter().chain(stored.output()) {
+        for mut item in stored.input_items().into_iter().chain(stored.output()) {
             if item.get("type").and_then(Value::as_str) == Some("reasoning") {
                 continue;
             }
-            let mut item = item.clone();
             if let Some(object) = item.as_object_mut() {
                 object.remove("id");
                 object.remove("status");
@@ -198,13 +211,14 @@ mod tests {
     use super::*;
 
     fn stored(id: &str, input: Value, output: Value) -> StoredResponse {
+        let raw = |v: Value| serde_json::value::to_raw_value(&v).unwrap();
         StoredResponse {
             id: id.into(),
             owner: "k".into(),
             created_at_ms: 0,
             previous_response_id: None,
-            input: input.as_array().cloned().unwrap_or_default(),
-            response: json!({"id": id, "output": output}),
+            input: raw(input),
+            response: raw(json!({"id": id, "output": output})),
             upstream: None,
         }
     }

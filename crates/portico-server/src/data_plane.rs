@@ -71,7 +71,14 @@ pub(crate) async fn delete_response(
 
 async fn kept(state: &AppState, headers: &HeaderMap, id: &str, action: KeptAction) -> Response {
     match state.gateway.kept_response(headers, id, action).await {
-        Ok(body) => axum::Json(body).into_response(),
+        Ok(body) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response(),
         Err(error) => render(Family::OpenAi(Endpoint::Responses), &error),
     }
 }

@@ -110,18 +110,10 @@ impl Ready {
         let written = match responses {
             Some(turn) => portico_responses::from_chat_body(&body, &turn.turn)
                 .map_err(|e| e.to_api_error(&route.slug))
-                .and_then(|r| {
-                    serde_json::to_vec(&r)
-                        .map_err(|e| e.to_string())
-                        .map_err(internal)
-                }),
-            None => {
-                let message =
-                    inbound::from_chat_body(&body).map_err(|e| e.to_api_error(&route.slug))?;
-                serde_json::to_vec(&message)
-                    .map_err(|e| e.to_string())
-                    .map_err(internal)
-            }
+                .and_then(|r| serde_json::to_vec(&r).map_err(|e| internal(e.to_string()))),
+            None => inbound::from_chat_body(&body)
+                .map_err(|e| e.to_api_error(&route.slug))
+                .and_then(|m| serde_json::to_vec(&m).map_err(|e| internal(e.to_string()))),
         };
         written.map(Bytes::from)
     }

@@ -162,11 +162,19 @@ impl StreamObserver {
             return None;
         };
         let response = observer.take_response()?;
-        if response.get("status").and_then(serde_json::Value::as_str) == Some("failed") {
-            return None;
-        }
         let (turn, upstream) = *keep.take()?;
-        turn.to_keep(response, upstream.as_deref())
+        // A stream the gateway wrote carries its own id; an upstream's, the upstream's.
+        let id = match &upstream {
+            None => turn.turn.id.clone(),
+            Some(_) => {
+                #[derive(serde::Deserialize)]
+                struct Id {
+                    id: String,
+                }
+                serde_json::from_str::<Id>(response.get()).ok()?.id
+            }
+        };
+        turn.to_keep(id, response, upstream.as_deref())
     }
 
     /// Reads usage from `event`; returns whether the event goes to the client.

@@ -283,8 +283,10 @@ impl Gateway {
                 let (status, body) = check_whole(status, body, family, pending).await;
                 if let Some(turn) = &responses
                     && (200..300).contains(&status)
+                    && let Some(kept) =
+                        turn.whole_to_keep(&body, (!translated).then_some(route.slug.as_str()))
                 {
-                    self.keep_whole(turn, &body, (!translated).then_some(route.slug.as_str()));
+                    self.responses().keep(kept);
                 }
                 if pending.record.log_payloads {
                     pending.record.response = Some(body.clone());
@@ -310,22 +312,6 @@ impl Gateway {
                     status, first, events, family, observer, pending, cut,
                 )))
             }
-        }
-    }
-
-    /// Keeps a whole Responses answer (unless its request said `store: false`); `upstream`
-    /// is the provider whose upstream answered it natively, and keeps it too.
-    fn keep_whole(
-        &self,
-        turn: &crate::responses::ResponsesTurn,
-        body: &Bytes,
-        upstream: Option<&str>,
-    ) {
-        let Ok(response) = serde_json::from_slice::<serde_json::Value>(body) else {
-            return;
-        };
-        if let Some(kept) = turn.to_keep(response, upstream) {
-            self.responses().keep(kept);
         }
     }
 

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use portico_core::{ApiError, ErrorCode, JsonBody};
 use portico_responses::{ResponsesRequest, StoredResponse, Turn, conversation_of, input_items};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 pub use keeper::ResponseKeeper;
 
@@ -35,8 +36,8 @@ pub(crate) struct ResponsesTurn {
     pub(crate) turn: Turn,
     /// The items of the conversation it continues, oldest first.
     pub(crate) history: Vec<Value>,
-    /// This request's own input items.
-    input: Vec<Value>,
+    /// This request's own input items, as a JSON array.
+    input: Box<RawValue>,
     /// The response it continues, and the provider whose upstream keeps that one itself.
     previous: Option<(String, Option<String>)>,
     /// Whether the answer is kept (`store` is not `false`).
@@ -78,7 +79,8 @@ impl ResponsesTurn {
             Some((_, Some(upstream))) if upstream == slug => Ok(body.clone()),
             Some(_) => {
                 let mut body = body.clone();
-                let items: Vec<&Value> = self.history.iter().chain(&self.input).collect();
+                let input: Vec<Value> = serde_json::from_str(self.input.get()).unwrap_or_default();
+                let items: Vec<&Value> = self.history.iter().chain(&input).collect();
                 body.remove("previous_response_id");
                 body.set("input", &items).map_err(|e| {
                     ApiError::new(
@@ -115,17 +117,18 @@ impl ResponsesTurn {
         serde_json::to_vec(&response).map_or(body, bytes::Bytes::from)
     }
 
-    /// The response to keep for `response` (the Response object the client got), unless the
-    /// request said `store: false`. `upstream` is the provider whose upstream keeps it too.
+    /// The response to keep: `response` (the Response object the client got, as JSON text)
+    /// whose id is `id`, unless the request said `store: false`. `upstream` is the provider
+    /// whose upstream keeps it too.
     pub(crate) fn to_keep(
         &self,
-        response: Value,
+        id: String,
+        response: Box<RawValue>,
         upstream: Option<&str>,
     ) -> Option<StoredResponse> {
         if !self.stores {
             return None;
         }
-        let id = response.get("id")?.as_str()?.to_owned();
         Some(StoredResponse {
             id,
             owner: self.owner.clone(),
@@ -136,6 +139,52 @@ impl ResponsesTurn {
             upstream: upstream.map(str::to_owned),
         })
     }
+
+    /// The response to keep for a whole answer `body` (unless `store: false`): its id is
+    /// this turn's when the gateway wrote it (`upstream` is `None`), else the upstream's.
+    pub(crate) fn whole_to_keep(
+        &self,
+        body: &[u8],
+        upstream: Option<&str>,
+    ) -> Option<StoredResponse> {
+        if !self.stores {
+            return None;
+        }
+        #[derive(serde::Deserialize)]
+        struct Id {
+            id: String,
+        }
+        let id = match upstream {
+            None => self.turn.id.clone(),
+            Some(_) => serde_json::from_slice::<Id>(body).ok()?.id,
+        };
+        let text = std::str::from_utf8(body).ok()?.to_owned();
+        let response = RawValue::from_string(text).ok()?;
+        self.to_keep(id, response, upstream)
+    }
+}
+
+/// A request's `input` as a JSON array of items: a string is one user message, nothing is
+/// no item.
+fn input_array(body: &JsonBody) -> Result<Box<RawValue>, ApiError> {
+    let invalid = || {
+        ApiError::new(
+            ErrorCode::InvalidParameter,
+            "`input` must be a string or a list of input items",
+        )
+        .with_param("input")
+    };
+    let raw = body.get_raw("input").map(str::trim).unwrap_or("null");
+    let text = match raw.as_bytes().first() {
+        Some(b'[') => raw.to_owned(),
+        Some(b'"') => {
+            let items = input_items(Some(&serde_json::from_str(raw).map_err(|_| invalid())?))?;
+            serde_json::to_string(&items).map_err(|_| invalid())?
+        }
+        _ if raw == "null" => "[]".to_owned(),
+        _ => return Err(invalid()),
+    };
+    RawValue::from_string(text).map_err(|_| invalid())
 }
 
 impl Gateway {
@@ -156,7 +205,7 @@ impl Gateway {
                 format!("the body is not a valid Responses request: {e}"),
             )
         })?;
-        let input = input_items(req.input.as_ref())?;
+        let input = input_array(body)?;
         let owner = owner_of(key);
         let mut chain: Vec<Arc<StoredResponse>> = Vec::new();
         let mut next = req.previous_response_id.clone();
@@ -222,7 +271,7 @@ impl Gateway {
         headers: &http::HeaderMap,
         id: &str,
         action: KeptAction,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<String, ApiError> {
         let family = crate::Family::OpenAi(portico_core::Endpoint::Responses);
         let key = self
             .authenticate(family.secret(headers))
@@ -232,7 +281,10 @@ impl Gateway {
         match action {
             KeptAction::Delete => {
                 if self.responses().delete(id, &owner).await? {
-                    Ok(serde_json::json!({"id": id, "object": "response", "deleted": true}))
+                    Ok(
+                        serde_json::json!({"id": id, "object": "response", "deleted": true})
+                            .to_string(),
+                    )
                 } else {
                     Err(response_not_found(id))
                 }
@@ -244,15 +296,16 @@ impl Gateway {
                     .await?
                     .ok_or_else(|| response_not_found(id))?;
                 if action == KeptAction::Get {
-                    return Ok(kept.response.clone());
+                    return Ok(kept.response.get().to_owned());
                 }
                 Ok(serde_json::json!({
                     "object": "list",
-                    "data": kept.input,
+                    "data": kept.input_items(),
                     "first_id": null,
                     "last_id": null,
                     "has_more": false,
-                }))
+                })
+                .to_string())
             }
         }
     }
