@@ -21,6 +21,7 @@ use portico_server::{Admission, AppState, BodyLimits, ServeOptions};
 use crate::Fatal;
 use crate::cli::{DataPlaneArgs, LogFormat};
 use crate::line_writer::{self, LineWriter, LineWriterGuard};
+use crate::otel::Otel;
 
 /// The default `--listen`.
 pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
@@ -132,9 +133,11 @@ pub(crate) fn build_gateway(
     clock: &Arc<dyn Clock>,
     jwt: Option<JwtAuth>,
     policies: &Policies,
+    otel: Option<&Otel>,
 ) -> Arc<Gateway> {
     Arc::new(
         Gateway::new(snapshot, client, Arc::new(Fanout::new(sinks)))
+            .with_tracing(otel.map(Otel::tracing))
             .with_plan_options(portico_routing::PlanOptions {
                 latency_aware: common.latency_aware_loadbalance,
             })

@@ -211,6 +211,9 @@ impl Gateway {
             pending.record.request = Some(raw.clone());
         }
         let parsed = request::parse_body(raw)?;
+        if let Some(trace) = pending.record.trace.as_deref_mut() {
+            trace.request_model.clone_from(&parsed.model);
+        }
         let stream = parsed.stream && family.can_stream();
         pending.record.stream = stream;
         // resolve
@@ -378,6 +381,9 @@ impl Gateway {
         record: &mut portico_core::RequestRecord,
     ) -> Result<Arc<KeyEntry>, ApiError> {
         record.trace_id = request::trace_id(headers)?;
+        if let Some(tracing) = self.tracing() {
+            tracing.start(family.path(), headers, record);
+        }
         record.metadata = request::metadata(headers)?;
         let key = self
             .authenticate(family.secret(headers))
