@@ -22,8 +22,12 @@
 //!
 //! [`Gateway::with_tracing`]: crate::Gateway::with_tracing
 
+use std::future::Future;
 use std::time::{Duration, SystemTime};
 
+use tokio::task::futures::TaskLocalFuture;
+
+use futures::future::Either;
 use http::HeaderMap;
 use opentelemetry::global::BoxedTracer;
 use opentelemetry::trace::{
@@ -151,6 +155,60 @@ impl Tracing {
             span.end_with_timestamp(to);
         }
         cx.span().end_with_timestamp(end);
+    }
+}
+
+/// What an upstream attempt is told of the trace: its `traceparent`, naming the attempt's
+/// span (derived from the request's, [`TraceContext::attempt_span_id`]) as the parent.
+pub(crate) struct UpstreamTrace {
+    /// `None`: tracing is off, attempts are sent as they are.
+    trace: Option<UpstreamIds>,
+}
+
+/// The fields of a request's trace an attempt's `traceparent` is made of.
+struct UpstreamIds {
+    context: TraceContext,
+    /// Attempts sent so far: the dispatcher records exactly one attempt per call, in order,
+    /// so this is the index of the next one in the record.
+    sent: usize,
+}
+
+impl UpstreamTrace {
+    /// The trace of the request `record` is of; off when it has none.
+    pub(crate) fn of(record: &RequestRecord) -> UpstreamTrace {
+        UpstreamTrace {
+            trace: record.trace.as_deref().map(|trace| UpstreamIds {
+                // Only the ids are needed for the header: no strings copied.
+                context: TraceContext {
+                    trace_id: trace.trace_id,
+                    span_id: trace.span_id,
+                    parent_span_id: trace.parent_span_id,
+                    flags: trace.flags,
+                    trace_state: None,
+                    started: trace.started,
+                    request_model: None,
+                    route: trace.route,
+                    attempt_seed: trace.attempt_seed,
+                },
+                sent: 0,
+            }),
+        }
+    }
+
+    /// `attempt`, sending the next attempt's `traceparent` upstream when tracing is on.
+    pub(crate) fn propagate<F: Future>(
+        &mut self,
+        attempt: F,
+    ) -> Either<F, TaskLocalFuture<http::HeaderValue, F>> {
+        let Some(ids) = &mut self.trace else {
+            return Either::Left(attempt);
+        };
+        let index = ids.sent;
+        ids.sent += 1;
+        match http::HeaderValue::from_str(&ids.context.attempt_traceparent(index)) {
+            Ok(header) => Either::Right(portico_providers::http::with_traceparent(header, attempt)),
+            Err(_) => Either::Left(attempt),
+        }
     }
 }
 

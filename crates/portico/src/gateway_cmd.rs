@@ -148,7 +148,7 @@ where
         ))
     })?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let client = data_plane::http_client(common)?;
+    let client = data_plane::http_client(common)?.with_trace_propagation(otel.is_some());
 
     let url = args.control_plane.clone();
     let control_plane = Arc::new(ControlPlane::new(&url, &args.token).map_err(Fatal::other)?);

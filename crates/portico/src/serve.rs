@@ -183,7 +183,7 @@ where
         None => None,
     };
 
-    let client = data_plane::http_client(&args.common)?;
+    let client = data_plane::http_client(&args.common)?.with_trace_propagation(otel.is_some());
     let snapshot = Snapshot::load(&store, &client)
         .await
         .map_err(Fatal::other)?;

@@ -255,6 +255,7 @@ impl Gateway {
             anthropic_beta: headers.get("anthropic-beta").and_then(|v| v.to_str().ok()),
         };
         let runs = &mut pending.runs;
+        let mut upstream_trace = crate::telemetry::UpstreamTrace::of(&pending.record);
         let outcome = self
             .dispatch(
                 &dispatch,
@@ -262,7 +263,7 @@ impl Gateway {
                 &body,
                 &mut pending.record,
                 |route| runs.before_attempt(route),
-                |route, body| attempt::attempt(self, spec, route, body),
+                |route, body| upstream_trace.propagate(attempt::attempt(self, spec, route, body)),
             )
             .await;
         pending.retry_count = Some(outcome.retry_count);
