@@ -124,7 +124,9 @@ impl Tracing {
         let start = trace.started;
         let end = start + Duration::from_millis(record.latency_ms);
         let kind_of = |slug: &str| snapshot.provider(slug).map(|p| p.kind);
-        let server = SpanBuilder::from_name(trace.route)
+        // The HTTP server conventions' name, `{method} {route}`; the GenAI `chat {model}`
+        // names are the attempts' (client spans).
+        let server = SpanBuilder::from_name(format!("POST {}", trace.route))
             .with_kind(SpanKind::Server)
             .with_trace_id(TraceId::from_bytes(trace.trace_id))
             .with_span_id(SpanId::from_bytes(trace.span_id))
