@@ -332,6 +332,37 @@ async fn a_fallback_is_one_server_span_and_two_attempt_spans_in_the_callers_trac
         told(&backup),
         format!("00-{CALLER_TRACE}-{}-01", hex(&attempts[1].span_id))
     );
+
+    // A client's own x-portkey-trace-id stays the logged one; the spans carry it.
+    let other_trace = "0af7651916cd43dd8448eb211c80319c";
+    let resp = gw
+        .http
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(SERVICE_KEY)
+        .header("x-portkey-trace-id", "session-42")
+        .header(
+            "traceparent",
+            format!("00-{other_trace}-b7ad6b7169203331-01"),
+        )
+        .json(&chat("@backup/gpt-4o-mini", "again"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(header(&resp, "x-portkey-trace-id"), "session-42");
+    let record = access_record(&gw, &header(&resp, "x-portkey-request-id")).await;
+    assert_eq!(record["trace_id"], "session-42");
+    let spans = spans_of(&received, other_trace, 2, &gw).await;
+    let (_, server) = spans
+        .iter()
+        .find(|(_, s)| s.kind == SpanKind::Server as i32)
+        .unwrap();
+    assert_eq!(
+        string_attr(&server.attributes, "portico.trace_id").unwrap(),
+        "session-42"
+    );
+    assert_eq!(hex(&server.parent_span_id), "b7ad6b7169203331");
+
     // OTEL_EXPORTER_OTLP_HEADERS went to the collector.
     let headers = &received.lock().unwrap().headers;
     assert!(headers.iter().all(|h| {
