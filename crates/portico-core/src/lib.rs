@@ -33,6 +33,7 @@ mod record;
 mod secret;
 pub mod settings;
 mod sink;
+mod trace;
 mod usage;
 
 pub use body::{BodyError, JsonBody};
@@ -48,4 +49,5 @@ pub use model_ref::{ModelRef, ModelRefError, is_valid_slug};
 pub use record::{Attempt, Outcome, RequestRecord};
 pub use secret::{KEY_PREFIX, KeyHash, Secret, generate_key, key_hint};
 pub use sink::{Fanout, RequestSink};
+pub use trace::TraceContext;
 pub use usage::Usage;

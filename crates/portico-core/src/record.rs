@@ -5,7 +5,7 @@ use serde::Serialize;
 
 #[cfg(doc)]
 use crate::Endpoint;
-use crate::Usage;
+use crate::{TraceContext, Usage};
 
 /// How a request ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
@@ -105,6 +105,10 @@ pub struct RequestRecord {
     /// written to the access log.
     #[serde(skip)]
     pub response: Option<Bytes>,
+    /// The request's W3C trace context, only while OpenTelemetry tracing is on (boxed: a
+    /// record without one stays as small as before). Never written to a log.
+    #[serde(skip)]
+    pub trace: Option<Box<TraceContext>>,
 }
 
 /// One upstream try of a request.
@@ -165,6 +169,7 @@ impl RequestRecord {
             log_payloads: true,
             request: None,
             response: None,
+            trace: None,
         }
     }
 

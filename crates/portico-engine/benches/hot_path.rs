@@ -372,5 +372,119 @@ fn bench_pipeline(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench_hot_path, bench_pipeline);
+/// An exporter that drops every batch: the bench measures what tracing costs a request (the
+/// spans built and queued), not a collector.
+#[derive(Debug)]
+struct Discard;
+
+impl opentelemetry_sdk::trace::SpanExporter for Discard {
+    async fn export(
+        &self,
+        batch: Vec<opentelemetry_sdk::trace::SpanData>,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
+        black_box(batch);
+        Ok(())
+    }
+}
+
+/// `pipeline/no_policy` with OpenTelemetry tracing on, the caller sending a `traceparent`:
+/// the trace context read on arrival, the upstream's `traceparent`, the request's and its
+/// attempt's spans built from the record and queued for the batch processor (which runs on
+/// a worker thread, as in the binary, and exports nowhere).
+fn bench_pipeline_tracing(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let provider = {
+        let _inside = runtime.enter();
+        let processor =
+            opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor::builder(
+                Discard,
+                opentelemetry_sdk::runtime::Tokio,
+            )
+            .build();
+        opentelemetry_sdk::trace::SdkTracerProvider::builder()
+            .with_span_processor(processor)
+            .build()
+    };
+    let tracer = {
+        use opentelemetry::trace::TracerProvider as _;
+        opentelemetry::global::BoxedTracer::new(Box::new(provider.tracer("bench")))
+    };
+    let client = portico_providers::http::build_client(Default::default())
+        .unwrap()
+        .with_trace_propagation(true);
+    let provider_record = ProviderRecord {
+        slug: "mock".to_owned(),
+        kind: ProviderKind::Mock,
+        base_url: None,
+        api_key: None,
+        settings: serde_json::json!({}),
+        credentials: Default::default(),
+        models: None,
+        source: RecordSource::File,
+        limits: Default::default(),
+    };
+    let key = KeyRecord {
+        id: "key".to_owned(),
+        name: "service".to_owned(),
+        key_type: KeyType::Service,
+        user: None,
+        hash: KeyHash::of("prt-bench-key-pipeline"),
+        hint: String::new(),
+        allowed_models: None,
+        log_payloads: true,
+        config: None,
+        source: RecordSource::File,
+        created_at_ms: 0,
+        revoked_at_ms: None,
+        expires_at_ms: None,
+        limits: Default::default(),
+    };
+    let snapshot = Snapshot::build(vec![provider_record], vec![key], Vec::new(), &client).unwrap();
+    let gateway = Arc::new(
+        Gateway::new(snapshot, client, Arc::new(AccessLog::discard()))
+            .with_tracing(Some(portico_engine::Tracing::new(tracer))),
+    );
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        "authorization",
+        http::HeaderValue::from_static("Bearer prt-bench-key-pipeline"),
+    );
+    headers.insert(
+        "traceparent",
+        http::HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+    );
+    let body = bytes::Bytes::from_static(
+        br#"{"model":"@mock/echo","messages":[{"role":"user","content":"Say hello."}],"max_tokens":32}"#,
+    );
+    let cut = tokio_util::sync::CancellationToken::new();
+    c.bench_function("pipeline/tracing_on", |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                let body = body.clone();
+                let reply = gateway
+                    .handle(
+                        portico_engine::Family::OpenAi(Endpoint::ChatCompletions),
+                        &headers,
+                        async move { Ok(body) },
+                        &cut,
+                    )
+                    .await;
+                black_box(matches!(reply, portico_engine::Reply::Whole { .. }))
+            })
+        })
+    });
+    drop(gateway);
+    let _ = provider.shutdown();
+}
+
+criterion_group!(
+    benches,
+    bench_hot_path,
+    bench_pipeline,
+    bench_pipeline_tracing
+);
 criterion_main!(benches);

@@ -16,6 +16,7 @@ use crate::auth::JwtAuth;
 use crate::pipeline::policy::{Deferred, Finished, Output, Policy, Runs};
 use crate::route::Route;
 use crate::snapshot::{KeyEntry, Snapshot};
+use crate::telemetry::Tracing;
 
 /// The request pipeline over a swappable [`Snapshot`].
 pub struct Gateway {
@@ -34,6 +35,8 @@ pub struct Gateway {
     /// Bumped after every reload: what another process is told, with a shared database.
     reloads: tokio::sync::watch::Sender<u64>,
     responses: Arc<crate::responses::ResponseKeeper>,
+    /// OpenTelemetry traces of requests; `None` (the default): off, and free.
+    tracing: Option<Tracing>,
 }
 
 impl Gateway {
@@ -52,7 +55,20 @@ impl Gateway {
             deferred: tokio_util::task::TaskTracker::new(),
             reloads: tokio::sync::watch::Sender::new(0),
             responses: Arc::new(crate::responses::ResponseKeeper::in_memory()),
+            tracing: None,
         }
+    }
+
+    /// The same gateway tracing every request with `tracing` (OpenTelemetry spans), or with
+    /// `None` not at all.
+    pub fn with_tracing(mut self, tracing: Option<Tracing>) -> Gateway {
+        self.tracing = tracing;
+        self
+    }
+
+    /// The request tracing, when on.
+    pub(crate) fn tracing(&self) -> Option<&Tracing> {
+        self.tracing.as_ref()
     }
 
     /// The same gateway accepting JWTs as `jwt` says (`auth.jwt`) besides gateway keys, or
@@ -150,6 +166,9 @@ impl Gateway {
         }
         if record.cost_usd.is_none() {
             record.cost_usd = self.cost(&record);
+        }
+        if let Some(tracing) = &self.tracing {
+            tracing.export(&record, &self.snapshot.load());
         }
         let deferred = if runs.is_empty() {
             Vec::new()

@@ -37,6 +37,7 @@ pub mod responses;
 mod route;
 mod sink;
 mod snapshot;
+mod telemetry;
 
 pub use dispatch::{Answer, AttemptError, Dispatch, Dispatched, RouteRequest};
 pub use gateway::Gateway;
@@ -48,3 +49,4 @@ pub use registry::build_provider;
 pub use route::Route;
 pub use sink::AccessLog;
 pub use snapshot::{ConfigEntry, Credential, KeyEntry, ModelPattern, ProviderEntry, Snapshot};
+pub use telemetry::Tracing;

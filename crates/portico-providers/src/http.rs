@@ -60,6 +60,24 @@ impl Default for HttpOptions {
 pub struct HttpClient {
     client: reqwest::Client,
     max_body_bytes: usize,
+    /// Whether requests carry the attempt's `traceparent` ([`with_traceparent`]): on only
+    /// while OpenTelemetry tracing is, so that otherwise a request pays one branch.
+    propagate_trace: bool,
+}
+
+tokio::task_local! {
+    /// The W3C `traceparent` of the upstream attempt being sent.
+    static TRACEPARENT: http::HeaderValue;
+}
+
+/// Runs `attempt` (one upstream try) so that every request it sends through a client with
+/// trace propagation on ([`HttpClient::with_trace_propagation`]) carries `traceparent`: the
+/// attempt's span as the upstream's parent.
+pub fn with_traceparent<F: std::future::Future>(
+    traceparent: http::HeaderValue,
+    attempt: F,
+) -> tokio::task::futures::TaskLocalFuture<http::HeaderValue, F> {
+    TRACEPARENT.scope(traceparent, attempt)
 }
 
 /// Builds the shared upstream client.
@@ -84,7 +102,15 @@ impl HttpClient {
         HttpClient {
             client,
             max_body_bytes,
+            propagate_trace: false,
         }
+    }
+
+    /// The same client, sending the current attempt's `traceparent` upstream when
+    /// `propagate` (see [`with_traceparent`]).
+    pub fn with_trace_propagation(mut self, propagate: bool) -> HttpClient {
+        self.propagate_trace = propagate;
+        self
     }
 
     /// The reqwest client, for building requests.
@@ -94,7 +120,14 @@ impl HttpClient {
 
     /// A POST to `url` (see [`reqwest::Client::post`]).
     pub fn post<U: reqwest::IntoUrl>(&self, url: U) -> reqwest::RequestBuilder {
-        self.client.post(url)
+        let request = self.client.post(url);
+        if !self.propagate_trace {
+            return request;
+        }
+        match TRACEPARENT.try_with(http::HeaderValue::clone) {
+            Ok(traceparent) => request.header("traceparent", traceparent),
+            Err(_) => request,
+        }
     }
 
     /// The most bytes one answer or event may hold.

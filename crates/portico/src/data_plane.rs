@@ -21,6 +21,7 @@ use portico_server::{Admission, AppState, BodyLimits, ServeOptions};
 use crate::Fatal;
 use crate::cli::{DataPlaneArgs, LogFormat};
 use crate::line_writer::{self, LineWriter, LineWriterGuard};
+use crate::otel::Otel;
 
 /// The default `--listen`.
 pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
@@ -123,11 +124,11 @@ pub(crate) struct Policies {
     pub(crate) limits: Arc<LimitsPolicy>,
 }
 
-/// The gateway on `snapshot`, its sinks and policies attached, keeping Responses API
-/// answers in `responses` when there is a database.
+/// The gateway on `snapshot`, its sinks and policies attached, tracing with `otel` when it
+/// is on, keeping Responses API answers in `responses` when there is a database.
 #[expect(
     clippy::too_many_arguments,
-    reason = "called once by each command that serves (serve, gateway); a struct would only rename them"
+    reason = "the two modes' one wiring of the gateway; a struct would only rename the arguments"
 )]
 pub(crate) fn build_gateway(
     common: &DataPlaneArgs,
@@ -138,6 +139,7 @@ pub(crate) fn build_gateway(
     jwt: Option<JwtAuth>,
     policies: &Policies,
     responses: Option<Arc<dyn portico_store::ResponseStore>>,
+    otel: Option<&Otel>,
 ) -> Arc<Gateway> {
     let gateway = Gateway::new(snapshot, client, Arc::new(Fanout::new(sinks)));
     // A gateway without a database keeps the recent responses in memory only.
@@ -147,6 +149,7 @@ pub(crate) fn build_gateway(
     };
     Arc::new(
         gateway
+            .with_tracing(otel.map(Otel::tracing))
             .with_plan_options(portico_routing::PlanOptions {
                 latency_aware: common.latency_aware_loadbalance,
             })

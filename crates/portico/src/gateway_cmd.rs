@@ -36,6 +36,7 @@ use tokio_util::task::TaskTracker;
 use crate::Fatal;
 use crate::cli::DataPlaneArgs;
 use crate::data_plane::{self, DEFAULT_LISTEN, Listen, Policies};
+use crate::otel::Otel;
 
 /// Not `portico serve`'s `.portico`, so the two can run from one directory.
 const DEFAULT_DATA_DIR: &str = ".portico-gateway";
@@ -128,6 +129,8 @@ where
         ));
     }
     data_plane::set_process_limits(common);
+    // OpenTelemetry traces, when OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set.
+    let otel = Otel::from_env(&|name: &str| std::env::var(name).ok())?;
     let listen_addr: SocketAddr = match common.listen {
         Some(addr) => addr,
         None => DEFAULT_LISTEN
@@ -145,7 +148,7 @@ where
         ))
     })?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let client = data_plane::http_client(common)?;
+    let client = data_plane::http_client(common)?.with_trace_propagation(otel.is_some());
 
     let url = args.control_plane.clone();
     let control_plane = Arc::new(ControlPlane::new(&url, &args.token).map_err(Fatal::other)?);
@@ -213,6 +216,7 @@ where
         &policies,
         // A hybrid gateway has no database: Responses API answers are kept in memory.
         None,
+        otel.as_ref(),
     );
     let readiness = Readiness::not_ready(format!(
         "no snapshot yet: waiting for the first answer of the control plane at {url}"
@@ -286,6 +290,9 @@ where
         spilled = logged.spilled,
         "request log handed over"
     );
+    if let Some(otel) = otel {
+        otel.shutdown().await;
+    }
     sync.final_delivery(FINAL_DELIVERY).await;
     tracing::info!("stopped");
     Ok(())

@@ -18,6 +18,7 @@ mod data_plane;
 pub mod gateway_cmd;
 mod line_writer;
 mod logs_cmd;
+mod otel;
 pub mod serve;
 mod shared_spend;
 

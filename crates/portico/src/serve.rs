@@ -24,6 +24,7 @@ use portico_store::{MasterKey, SqlStore};
 use crate::cli::{FailMode, ServeArgs};
 pub use crate::data_plane::Listen;
 use crate::data_plane::{self, DEFAULT_LISTEN, Policies};
+use crate::otel::Otel;
 use crate::shared_spend::SharedSpend;
 use crate::{Fatal, catalog_sync};
 
@@ -124,6 +125,9 @@ where
         ))
     })?;
 
+    // OpenTelemetry traces, when OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set.
+    let otel = Otel::from_env(&env)?;
+
     // One clock for every timestamp the process keeps: records, the store's rows, retention.
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let stores = open_stores(&args, &data_dir, env_master, &clock).await?;
@@ -179,7 +183,7 @@ where
         None => None,
     };
 
-    let client = data_plane::http_client(&args.common)?;
+    let client = data_plane::http_client(&args.common)?.with_trace_propagation(otel.is_some());
     let snapshot = Snapshot::load(&store, &client)
         .await
         .map_err(Fatal::other)?;
@@ -261,6 +265,7 @@ where
         jwt,
         &policies,
         Some(Arc::new(store.clone())),
+        otel.as_ref(),
     );
     // A breaker opened here opens on the other processes, and theirs here.
     let _shared_breakers = redis.as_ref().and_then(|redis| {
@@ -346,6 +351,10 @@ where
         spilled = logged.spilled,
         "request log flushed"
     );
+    // Every request has been recorded, so every span has ended: export what is queued.
+    if let Some(otel) = otel {
+        otel.shutdown().await;
+    }
     // Settlements still queued for Redis, and the last shared figures into the ledger.
     if let Some(redis) = &redis {
         redis.shutdown(REDIS_SHUTDOWN).await;

@@ -211,6 +211,9 @@ impl Gateway {
             pending.record.request = Some(raw.clone());
         }
         let parsed = request::parse_body(raw)?;
+        if let Some(trace) = pending.record.trace.as_deref_mut() {
+            trace.request_model.clone_from(&parsed.model);
+        }
         let stream = parsed.stream && family.can_stream();
         pending.record.stream = stream;
         // resolve
@@ -258,6 +261,7 @@ impl Gateway {
             responses: responses.as_ref(),
         };
         let runs = &mut pending.runs;
+        let mut upstream_trace = crate::telemetry::UpstreamTrace::of(&pending.record);
         let outcome = self
             .dispatch(
                 &dispatch,
@@ -265,7 +269,7 @@ impl Gateway {
                 &body,
                 &mut pending.record,
                 |route| runs.before_attempt(route),
-                |route, body| attempt::attempt(self, spec, route, body),
+                |route, body| upstream_trace.propagate(attempt::attempt(self, spec, route, body)),
             )
             .await;
         pending.retry_count = Some(outcome.retry_count);
@@ -400,6 +404,9 @@ impl Gateway {
         record: &mut portico_core::RequestRecord,
     ) -> Result<Arc<KeyEntry>, ApiError> {
         record.trace_id = request::trace_id(headers)?;
+        if let Some(tracing) = self.tracing() {
+            tracing.start(family.path(), headers, record);
+        }
         record.metadata = request::metadata(headers)?;
         let key = self
             .authenticate(family.secret(headers))

@@ -38,6 +38,7 @@ mod matrix;
 mod messages;
 mod metrics;
 mod openclaw;
+mod otel;
 #[cfg(unix)]
 mod permissions;
 mod persistence;
