@@ -13,15 +13,27 @@ pub enum Endpoint {
     Completions,
     /// `POST /v1/embeddings`
     Embeddings,
+    /// `POST /v1/moderations`
+    Moderations,
+    /// `POST /v1/images/generations`
+    ImageGenerations,
+    /// `POST /v1/audio/transcriptions` (a `multipart/form-data` upload)
+    AudioTranscriptions,
+    /// `POST /v1/audio/speech` (answered with audio bytes)
+    AudioSpeech,
 }
 
 impl Endpoint {
     /// Every endpoint, in declaration order, so `ALL[e as usize] == e`: a table indexed by
     /// endpoint is an array, not a map.
-    pub const ALL: [Endpoint; 3] = [
+    pub const ALL: [Endpoint; 7] = [
         Endpoint::ChatCompletions,
         Endpoint::Completions,
         Endpoint::Embeddings,
+        Endpoint::Moderations,
+        Endpoint::ImageGenerations,
+        Endpoint::AudioTranscriptions,
+        Endpoint::AudioSpeech,
     ];
 
     /// The path under the provider's base URL (which, for OpenAI-style kinds, ends in `/v1`).
@@ -30,12 +42,41 @@ impl Endpoint {
             Endpoint::ChatCompletions => "/chat/completions",
             Endpoint::Completions => "/completions",
             Endpoint::Embeddings => "/embeddings",
+            Endpoint::Moderations => "/moderations",
+            Endpoint::ImageGenerations => "/images/generations",
+            Endpoint::AudioTranscriptions => "/audio/transcriptions",
+            Endpoint::AudioSpeech => "/audio/speech",
         }
     }
 
     /// Whether this operation can answer with a server-sent-event stream.
     pub fn can_stream(self) -> bool {
-        !matches!(self, Endpoint::Embeddings)
+        matches!(self, Endpoint::ChatCompletions | Endpoint::Completions)
+    }
+
+    /// Whether the operation is sent to a provider as it is, to OpenAI's own path, and only
+    /// to providers that serve OpenAI's API (OpenAI-style kinds and Azure OpenAI): no
+    /// translating adapter has an equivalent, and the answer may be something other than
+    /// JSON (audio, subtitles).
+    pub fn is_passthrough(self) -> bool {
+        matches!(
+            self,
+            Endpoint::Moderations
+                | Endpoint::ImageGenerations
+                | Endpoint::AudioTranscriptions
+                | Endpoint::AudioSpeech
+        )
+    }
+
+    /// Whether the request body is a `multipart/form-data` upload rather than JSON.
+    pub fn takes_form(self) -> bool {
+        self == Endpoint::AudioTranscriptions
+    }
+
+    /// Whether the operation generates tokens (so a request may be budgeted by
+    /// `max_tokens`): chat and text completions.
+    pub fn generates_tokens(self) -> bool {
+        matches!(self, Endpoint::ChatCompletions | Endpoint::Completions)
     }
 
     /// Stable name used in logs and metrics.
@@ -44,6 +85,10 @@ impl Endpoint {
             Endpoint::ChatCompletions => "chat.completions",
             Endpoint::Completions => "completions",
             Endpoint::Embeddings => "embeddings",
+            Endpoint::Moderations => "moderations",
+            Endpoint::ImageGenerations => "images.generations",
+            Endpoint::AudioTranscriptions => "audio.transcriptions",
+            Endpoint::AudioSpeech => "audio.speech",
         }
     }
 }

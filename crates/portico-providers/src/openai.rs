@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use crate::http::HttpClient;
 pub use crate::http::transport_error;
+use crate::passthrough::{PassthroughAnswer, PassthroughRequest};
 use crate::{Provider, ProviderError, UpstreamRequest, UpstreamResponse};
 
 use crate::dialect::MAX_ERROR_BODY;
@@ -26,7 +27,7 @@ pub struct OpenAiProvider {
     /// The full URL of each endpoint, parsed once: parsing it per request (with its IDNA
     /// host check) was a few percent of a request's CPU. `None` when the base URL does not
     /// parse, in which case the request reports that.
-    urls: std::sync::Arc<[Option<reqwest::Url>; 3]>,
+    urls: std::sync::Arc<[Option<reqwest::Url>; Endpoint::ALL.len()]>,
     api_key: Option<Secret>,
 }
 
@@ -85,9 +86,35 @@ impl Provider for OpenAiProvider {
     async fn send_moderation(&self, body: JsonBody) -> Option<Result<Bytes, ProviderError>> {
         Some(self.moderate(&body).await)
     }
+
+    async fn send_passthrough(
+        &self,
+        req: PassthroughRequest,
+    ) -> Option<Result<PassthroughAnswer, ProviderError>> {
+        Some(self.pass_through(req).await)
+    }
 }
 
 impl OpenAiProvider {
+    /// `POST {base_url}{path}` with the provider's key, the body as the client sent it (but
+    /// for `model`) under its own Content-Type.
+    async fn pass_through(&self, req: PassthroughRequest) -> Result<PassthroughAnswer, ProviderError> {
+        let (body, content_type) = req.wire_body()?;
+        let builder = match &self.urls[req.endpoint as usize] {
+            Some(url) => self.client.post(url.clone()),
+            None => self
+                .client
+                .post(format!("{}{}", self.base_url, req.endpoint.path())),
+        };
+        let mut builder = builder
+            .header(http::header::CONTENT_TYPE, content_type)
+            .body(body);
+        if let Some(key) = &self.api_key {
+            builder = builder.bearer_auth(key.expose());
+        }
+        crate::passthrough::send(&self.client, builder).await
+    }
+
     /// `POST {base_url}/moderations` with the provider's key; the answer's JSON body.
     async fn moderate(&self, body: &JsonBody) -> Result<Bytes, ProviderError> {
         let mut builder = self

@@ -313,8 +313,13 @@ impl<D: Dialect> Provider for Translating<D> {
         match req.endpoint {
             Endpoint::ChatCompletions => self.chat(req).await,
             Endpoint::Embeddings => D::embeddings(self, req).await,
-            // The legacy completions API has no counterpart in any translated dialect.
-            Endpoint::Completions => Err(unsupported::<D>(req.endpoint)),
+            // The legacy completions API, and OpenAI's pass-through operations (which the
+            // gateway never sends through `send`), have no counterpart here.
+            Endpoint::Completions
+            | Endpoint::Moderations
+            | Endpoint::ImageGenerations
+            | Endpoint::AudioTranscriptions
+            | Endpoint::AudioSpeech => Err(unsupported::<D>(req.endpoint)),
         }
     }
 
