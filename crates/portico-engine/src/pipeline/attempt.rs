@@ -42,12 +42,23 @@ pub(crate) enum Ready {
         /// The rest.
         events: EventStream,
     },
+    /// A whole answer that is not JSON (audio, subtitles), of a pass-through operation.
+    Media {
+        /// The upstream's status.
+        status: u16,
+        /// The upstream's Content-Type.
+        content_type: http::HeaderValue,
+        /// The body.
+        body: Bytes,
+    },
 }
 
 impl Answer for Ready {
     fn status(&self) -> u16 {
         match self {
-            Ready::Complete { status, .. } | Ready::Stream { status, .. } => *status,
+            Ready::Complete { status, .. }
+            | Ready::Stream { status, .. }
+            | Ready::Media { status, .. } => *status,
         }
     }
 }
@@ -121,6 +132,8 @@ pub(crate) struct AttemptSpec<'a> {
     /// The client's own `anthropic-beta` header (Claude Code turns features on with it), for
     /// a Messages request passed through.
     pub(crate) anthropic_beta: Option<&'a str>,
+    /// The upload of a `multipart/form-data` request, sent in place of the JSON body.
+    pub(crate) form: Option<&'a std::sync::Arc<portico_providers::form::FormUpload>>,
 }
 
 /// Sends `body` along `route` in the client's family and waits for the answer (for a stream,
@@ -132,6 +145,9 @@ pub(crate) async fn attempt(
     body: JsonBody,
 ) -> Result<Ready, AttemptError> {
     match spec.family {
+        Family::OpenAi(endpoint) if endpoint.is_passthrough() => {
+            super::passthrough::attempt(&route, endpoint, body, spec.form).await
+        }
         Family::OpenAi(endpoint) => {
             let answer = gateway.send(&route, endpoint, body, spec.stream).await?;
             Ready::from_upstream(answer, false).await
