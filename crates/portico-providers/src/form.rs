@@ -101,7 +101,10 @@ impl FormUpload {
                 return Err(malformed("the form has more than 64 parts"));
             }
             // Transport padding (spaces and tabs) may follow a delimiter before its CRLF.
-            let padding = rest.iter().take_while(|b| matches!(b, b' ' | b'\t')).count();
+            let padding = rest
+                .iter()
+                .take_while(|b| matches!(b, b' ' | b'\t'))
+                .count();
             if !rest[padding..].starts_with(b"\r\n") {
                 return Err(malformed(
                     "a boundary line is not followed by CRLF (or the closing `--`)",
@@ -163,7 +166,10 @@ impl FormUpload {
                 Some(Value::Array(items)) => items.push(Value::String(text)),
                 Some(first) => {
                     let first = first.take();
-                    map.insert(part.name.clone(), Value::Array(vec![first, Value::String(text)]));
+                    map.insert(
+                        part.name.clone(),
+                        Value::Array(vec![first, Value::String(text)]),
+                    );
                 }
             }
         }
@@ -331,7 +337,9 @@ fn boundary_of(content_type: &HeaderValue) -> Result<String, ApiError> {
         .map(|b| b.as_str().to_owned())
         .filter(|b| (1..=70).contains(&b.len()))
         .ok_or_else(|| {
-            not_a_form("the multipart/form-data Content-Type has no boundary (of 1 to 70 characters)")
+            not_a_form(
+                "the multipart/form-data Content-Type has no boundary (of 1 to 70 characters)",
+            )
         })?;
     Ok(boundary)
 }
@@ -381,7 +389,10 @@ mod tests {
     fn the_model_is_replaced_and_everything_else_kept() {
         let f = form(BODY).unwrap();
         let joined: Vec<u8> = f.with_model("whisper-1").unwrap().concat();
-        assert_eq!(joined, BODY.replace("@oa/whisper-1", "whisper-1").as_bytes());
+        assert_eq!(
+            joined,
+            BODY.replace("@oa/whisper-1", "whisper-1").as_bytes()
+        );
         let same = f.with_model("@oa/whisper-1").unwrap();
         assert_eq!(same.len(), 1, "the client's own bytes");
         assert!(f.with_model("a\r\n--XyZ").is_err());
@@ -392,11 +403,8 @@ mod tests {
         let body = "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n\r\nabc\r\n--XyZ--";
         let f = form(body).unwrap();
         let joined = String::from_utf8(f.with_model("m").unwrap().concat()).unwrap();
-        let again = FormUpload::parse(
-            Some(&HeaderValue::from_static(TYPE)),
-            Bytes::from(joined),
-        )
-        .unwrap();
+        let again =
+            FormUpload::parse(Some(&HeaderValue::from_static(TYPE)), Bytes::from(joined)).unwrap();
         assert_eq!(again.text("model"), Some("m"));
         assert_eq!(again.files()[0].bytes, 3);
     }
@@ -417,13 +425,21 @@ mod tests {
             Bytes::from_static(b"{}"),
         )
         .unwrap_err();
-        assert!(json.message.contains("multipart/form-data"), "{}", json.message);
+        assert!(
+            json.message.contains("multipart/form-data"),
+            "{}",
+            json.message
+        );
         let no_boundary = FormUpload::parse(
             Some(&HeaderValue::from_static("multipart/form-data")),
             Bytes::from_static(b""),
         )
         .unwrap_err();
-        assert!(no_boundary.message.contains("boundary"), "{}", no_boundary.message);
+        assert!(
+            no_boundary.message.contains("boundary"),
+            "{}",
+            no_boundary.message
+        );
         assert!(FormUpload::parse(None, Bytes::new()).is_err());
         for bad in [
             "",

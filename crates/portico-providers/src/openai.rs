@@ -98,7 +98,10 @@ impl Provider for OpenAiProvider {
 impl OpenAiProvider {
     /// `POST {base_url}{path}` with the provider's key, the body as the client sent it (but
     /// for `model`) under its own Content-Type.
-    async fn pass_through(&self, req: PassthroughRequest) -> Result<PassthroughAnswer, ProviderError> {
+    async fn pass_through(
+        &self,
+        req: PassthroughRequest,
+    ) -> Result<PassthroughAnswer, ProviderError> {
         let (body, content_type) = req.wire_body()?;
         let builder = match &self.urls[req.endpoint as usize] {
             Some(url) => self.client.post(url.clone()),

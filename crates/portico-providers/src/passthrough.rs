@@ -10,10 +10,10 @@ use bytes::Bytes;
 use http::HeaderValue;
 use portico_core::{Endpoint, JsonBody};
 
+use crate::ProviderError;
 use crate::form::FormUpload;
 use crate::http::HttpClient;
 use crate::openai::{error_from_response, transport_error};
-use crate::ProviderError;
 
 /// One pass-through call.
 #[derive(Debug, Clone)]

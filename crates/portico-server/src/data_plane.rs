@@ -36,10 +36,7 @@ pub(crate) async fn moderations(State(state): State<AppState>, request: Request)
 }
 
 /// `POST /v1/images/generations`
-pub(crate) async fn image_generations(
-    State(state): State<AppState>,
-    request: Request,
-) -> Response {
+pub(crate) async fn image_generations(State(state): State<AppState>, request: Request) -> Response {
     relay(state, Family::OpenAi(Endpoint::ImageGenerations), request).await
 }
 
@@ -49,7 +46,12 @@ pub(crate) async fn audio_transcriptions(
     State(state): State<AppState>,
     request: Request,
 ) -> Response {
-    relay(state, Family::OpenAi(Endpoint::AudioTranscriptions), request).await
+    relay(
+        state,
+        Family::OpenAi(Endpoint::AudioTranscriptions),
+        request,
+    )
+    .await
 }
 
 /// `POST /v1/audio/speech`: answered with the upstream's audio bytes and Content-Type.

@@ -151,7 +151,10 @@ fn data_plane_routes() -> Router<AppState> {
         .route("/v1/completions", post(data_plane::completions))
         .route("/v1/embeddings", post(data_plane::embeddings))
         .route("/v1/moderations", post(data_plane::moderations))
-        .route("/v1/images/generations", post(data_plane::image_generations))
+        .route(
+            "/v1/images/generations",
+            post(data_plane::image_generations),
+        )
         .route(
             "/v1/audio/transcriptions",
             post(data_plane::audio_transcriptions),

@@ -130,7 +130,11 @@ pub(crate) async fn attempt(
 /// as it is; anything else (audio) as a note of its type and size, not megabytes of bytes.
 pub(crate) fn loggable_media(content_type: &HeaderValue, body: &Bytes) -> Bytes {
     let essence = content_type.to_str().unwrap_or_default();
-    if essence.trim_start().to_ascii_lowercase().starts_with("text/") {
+    if essence
+        .trim_start()
+        .to_ascii_lowercase()
+        .starts_with("text/")
+    {
         return body.clone();
     }
     Bytes::from(

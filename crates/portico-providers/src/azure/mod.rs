@@ -28,8 +28,8 @@ use portico_core::{Endpoint, ProviderKind};
 use reqwest::Url;
 
 use crate::openai::{read_answer, transport_error};
-use crate::settings::{AzureSettings, SetupError};
 use crate::passthrough::{PassthroughAnswer, PassthroughRequest};
+use crate::settings::{AzureSettings, SetupError};
 use crate::{Provider, ProviderError, ProviderSetup, UpstreamRequest, UpstreamResponse};
 
 use self::url::{AzureApi, request_url};
@@ -202,7 +202,10 @@ impl Provider for AzureOpenAiProvider {
 }
 
 impl AzureOpenAiProvider {
-    async fn pass_through(&self, req: PassthroughRequest) -> Result<PassthroughAnswer, ProviderError> {
+    async fn pass_through(
+        &self,
+        req: PassthroughRequest,
+    ) -> Result<PassthroughAnswer, ProviderError> {
         let (body, content_type) = req.wire_body()?;
         let url = request_url(&self.endpoint, &self.api, req.endpoint, &req.model);
         let builder = self
