@@ -19,11 +19,13 @@ use crate::support::{
 const OA_KEY: &str = "sk-kinds-openai-000";
 /// The upstream key of `@az`.
 const AZ_KEY: &str = "kinds-azure-key-000";
+/// A gateway key allowed one request a minute.
+const LIMITED_KEY: &str = "prt-test-limited-key-0123456789";
 
 async fn start() -> Gateway {
     let upstream = MockUpstream::start().await;
     let catalog = format!(
-        "providers:{}keys:\n  - name: service\n    key: {SERVICE_KEY}\n",
+        "providers:{}keys:\n  - name: service\n    key: {SERVICE_KEY}\n  - name: limited\n    key: {LIMITED_KEY}\n    rate_limit: {{ requests_per_minute: 1 }}\n",
         every_kind_providers(&upstream)
     );
     Gateway::start_with(upstream, &catalog).await
@@ -270,6 +272,55 @@ async fn speech_answers_with_the_upstreams_audio_bytes_exactly() {
         entry["response"],
         json!({"_binary": {"content_type": "audio/mpeg", "bytes": 200_000}})
     );
+    // The metrics count it under its endpoint.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = gw
+            .http
+            .get(gw.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if text.lines().any(|l| {
+            l.starts_with("portico_requests_total{")
+                && l.contains(r#"endpoint="audio.speech""#)
+                && l.contains(r#"provider="oa""#)
+                && l.contains(r#"status="200""#)
+        }) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no audio.speech count:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_keys_rate_limit_applies_to_uploads() {
+    let gw = start().await;
+    let content_type = "multipart/form-data; boundary=b";
+    let mut statuses = Vec::new();
+    for _ in 0..2 {
+        gw.upstream
+            .enqueue(MockReply::json(200, json!({"text": "ok"})));
+        let resp = gw
+            .http
+            .post(gw.url("/v1/audio/transcriptions"))
+            .bearer_auth(LIMITED_KEY)
+            .header("content-type", content_type)
+            .body(form("b", &[("model", "@oa/whisper-1")], b"RIFF"))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(resp.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 429]);
+    assert_eq!(gw.upstream.hits(), 1);
 }
 
 #[tokio::test]
@@ -468,4 +519,34 @@ async fn the_openai_python_sdk_calls_all_four_through_portico() {
     for request in &requests {
         assert_clean_headers(request);
     }
+}
+
+#[tokio::test]
+async fn an_upload_over_the_body_limit_is_refused_with_413() {
+    let upstream = MockUpstream::start().await;
+    let catalog = format!(
+        "providers:{}keys:\n  - name: service\n    key: {SERVICE_KEY}\n",
+        every_kind_providers(&upstream)
+    );
+    let gw =
+        Gateway::start_with_env(upstream, &catalog, &[("PORTICO_MAX_BODY_BYTES", "4096")]).await;
+    let resp = gw
+        .http
+        .post(gw.url("/v1/audio/transcriptions"))
+        .bearer_auth(SERVICE_KEY)
+        .header("content-type", "multipart/form-data; boundary=b")
+        .body(form("b", &[("model", "@oa/whisper-1")], &audio(8192)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    let body: Value = resp.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 4096 bytes"),
+        "{body}"
+    );
+    assert_eq!(gw.upstream.hits(), 0);
 }
