@@ -15,16 +15,28 @@ pub enum Endpoint {
     Embeddings,
     /// `POST /v1/responses` (OpenAI's Responses API), as sent to an upstream that speaks it.
     Responses,
+    /// `POST /v1/moderations`
+    Moderations,
+    /// `POST /v1/images/generations`
+    ImageGenerations,
+    /// `POST /v1/audio/transcriptions` (a `multipart/form-data` upload)
+    AudioTranscriptions,
+    /// `POST /v1/audio/speech` (answered with audio bytes)
+    AudioSpeech,
 }
 
 impl Endpoint {
     /// Every endpoint, in declaration order, so `ALL[e as usize] == e`: a table indexed by
     /// endpoint is an array, not a map.
-    pub const ALL: [Endpoint; 4] = [
+    pub const ALL: [Endpoint; 8] = [
         Endpoint::ChatCompletions,
         Endpoint::Completions,
         Endpoint::Embeddings,
         Endpoint::Responses,
+        Endpoint::Moderations,
+        Endpoint::ImageGenerations,
+        Endpoint::AudioTranscriptions,
+        Endpoint::AudioSpeech,
     ];
 
     /// The path under the provider's base URL (which, for OpenAI-style kinds, ends in `/v1`).
@@ -34,12 +46,47 @@ impl Endpoint {
             Endpoint::Completions => "/completions",
             Endpoint::Embeddings => "/embeddings",
             Endpoint::Responses => "/responses",
+            Endpoint::Moderations => "/moderations",
+            Endpoint::ImageGenerations => "/images/generations",
+            Endpoint::AudioTranscriptions => "/audio/transcriptions",
+            Endpoint::AudioSpeech => "/audio/speech",
         }
     }
 
     /// Whether this operation can answer with a server-sent-event stream.
     pub fn can_stream(self) -> bool {
-        !matches!(self, Endpoint::Embeddings)
+        matches!(
+            self,
+            Endpoint::ChatCompletions | Endpoint::Completions | Endpoint::Responses
+        )
+    }
+
+    /// Whether the operation is sent to a provider as it is, to OpenAI's own path, and only
+    /// to providers that serve OpenAI's API (OpenAI-style kinds and Azure OpenAI): no
+    /// translating adapter has an equivalent, and the answer may be something other than
+    /// JSON (audio, subtitles).
+    pub fn is_passthrough(self) -> bool {
+        matches!(
+            self,
+            Endpoint::Moderations
+                | Endpoint::ImageGenerations
+                | Endpoint::AudioTranscriptions
+                | Endpoint::AudioSpeech
+        )
+    }
+
+    /// Whether the request body is a `multipart/form-data` upload rather than JSON.
+    pub fn takes_form(self) -> bool {
+        self == Endpoint::AudioTranscriptions
+    }
+
+    /// Whether the operation generates tokens (so a request may be budgeted by
+    /// `max_tokens`): chat and text completions.
+    pub fn generates_tokens(self) -> bool {
+        matches!(
+            self,
+            Endpoint::ChatCompletions | Endpoint::Completions | Endpoint::Responses
+        )
     }
 
     /// Stable name used in logs and metrics.
@@ -49,6 +96,10 @@ impl Endpoint {
             Endpoint::Completions => "completions",
             Endpoint::Embeddings => "embeddings",
             Endpoint::Responses => "responses",
+            Endpoint::Moderations => "moderations",
+            Endpoint::ImageGenerations => "images.generations",
+            Endpoint::AudioTranscriptions => "audio.transcriptions",
+            Endpoint::AudioSpeech => "audio.speech",
         }
     }
 }

@@ -295,6 +295,15 @@ impl ProviderError {
                 ErrorCode::UpstreamUnreachable,
                 format!("the stream from provider @{provider_slug} broke: {detail}"),
             ),
+            ProviderError::Unsupported { kind, endpoint } if endpoint.is_passthrough() => {
+                ApiError::new(
+                    ErrorCode::UnsupportedOperation,
+                    format!(
+                        "provider @{provider_slug} (kind {kind}) has no equivalent of `POST /v1{path}`; send this request to a provider that serves OpenAI's API (kind openai, openai-compatible, azure-openai, groq, mistral, together, deepseek or ollama), by its `@slug/model` or a routing config target",
+                        path = endpoint.path()
+                    ),
+                )
+            }
             ProviderError::Unsupported { kind, endpoint } => ApiError::new(
                 ErrorCode::UnsupportedOperation,
                 format!(

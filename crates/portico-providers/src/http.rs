@@ -193,6 +193,14 @@ pub fn request_body(body: &JsonBody) -> reqwest::Body {
     reqwest::Body::wrap(Chunks::new(chunks))
 }
 
+/// A body sent as `chunks`, shared slices of other buffers, with its `Content-Length`.
+pub(crate) fn shared_body(mut chunks: Vec<Bytes>) -> reqwest::Body {
+    if chunks.len() == 1 {
+        return reqwest::Body::from(chunks.swap_remove(0));
+    }
+    reqwest::Body::wrap(Chunks::new(chunks))
+}
+
 /// A body of known length sent as a list of shared byte slices.
 struct Chunks {
     chunks: std::collections::VecDeque<Bytes>,

@@ -33,9 +33,11 @@ pub mod azure;
 pub mod chat;
 pub mod dialect;
 pub mod error;
+pub mod form;
 pub mod http;
 pub mod mock;
 pub mod openai;
+pub mod passthrough;
 pub mod redact;
 pub mod settings;
 pub mod sse;
@@ -163,6 +165,18 @@ pub trait Provider: Send + Sync + 'static {
     /// one: the answer's JSON body, read under the client's limit. `None` (the default): this
     /// adapter has no moderation endpoint. The `portico.moderation` guardrail calls it.
     async fn send_moderation(&self, _body: JsonBody) -> Option<Result<Bytes, ProviderError>> {
+        None
+    }
+
+    /// Sends one of OpenAI's pass-through operations (moderations, image generation, audio
+    /// transcription and speech: [`Endpoint::is_passthrough`]) as it is, for an adapter
+    /// whose upstream serves OpenAI's API. The answer is whatever the upstream sent (JSON,
+    /// text, audio) with its Content-Type. `None` (the default): this kind has no
+    /// equivalent, and the gateway refuses the request without calling anything.
+    async fn send_passthrough(
+        &self,
+        _req: passthrough::PassthroughRequest,
+    ) -> Option<Result<passthrough::PassthroughAnswer, ProviderError>> {
         None
     }
 }

@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use crate::http::HttpClient;
 pub use crate::http::transport_error;
+use crate::passthrough::{PassthroughAnswer, PassthroughRequest};
 use crate::{Provider, ProviderError, UpstreamRequest, UpstreamResponse};
 
 use crate::dialect::MAX_ERROR_BODY;
@@ -91,9 +92,38 @@ impl Provider for OpenAiProvider {
     fn speaks_responses(&self) -> bool {
         self.kind == ProviderKind::OpenAi
     }
+
+    async fn send_passthrough(
+        &self,
+        req: PassthroughRequest,
+    ) -> Option<Result<PassthroughAnswer, ProviderError>> {
+        Some(self.pass_through(req).await)
+    }
 }
 
 impl OpenAiProvider {
+    /// `POST {base_url}{path}` with the provider's key, the body as the client sent it (but
+    /// for `model`) under its own Content-Type.
+    async fn pass_through(
+        &self,
+        req: PassthroughRequest,
+    ) -> Result<PassthroughAnswer, ProviderError> {
+        let (body, content_type) = req.wire_body()?;
+        let builder = match &self.urls[req.endpoint as usize] {
+            Some(url) => self.client.post(url.clone()),
+            None => self
+                .client
+                .post(format!("{}{}", self.base_url, req.endpoint.path())),
+        };
+        let mut builder = builder
+            .header(http::header::CONTENT_TYPE, content_type)
+            .body(body);
+        if let Some(key) = &self.api_key {
+            builder = builder.bearer_auth(key.expose());
+        }
+        crate::passthrough::send(&self.client, builder).await
+    }
+
     /// `POST {base_url}/moderations` with the provider's key; the answer's JSON body.
     async fn moderate(&self, body: &JsonBody) -> Result<Bytes, ProviderError> {
         let mut builder = self

@@ -31,6 +31,35 @@ pub(crate) async fn embeddings(State(state): State<AppState>, request: Request) 
     relay(state, Family::OpenAi(Endpoint::Embeddings), request).await
 }
 
+/// `POST /v1/moderations`
+pub(crate) async fn moderations(State(state): State<AppState>, request: Request) -> Response {
+    relay(state, Family::OpenAi(Endpoint::Moderations), request).await
+}
+
+/// `POST /v1/images/generations`
+pub(crate) async fn image_generations(State(state): State<AppState>, request: Request) -> Response {
+    relay(state, Family::OpenAi(Endpoint::ImageGenerations), request).await
+}
+
+/// `POST /v1/audio/transcriptions`: a `multipart/form-data` upload, forwarded intact but for
+/// its `model` field.
+pub(crate) async fn audio_transcriptions(
+    State(state): State<AppState>,
+    request: Request,
+) -> Response {
+    relay(
+        state,
+        Family::OpenAi(Endpoint::AudioTranscriptions),
+        request,
+    )
+    .await
+}
+
+/// `POST /v1/audio/speech`: answered with the upstream's audio bytes and Content-Type.
+pub(crate) async fn audio_speech(State(state): State<AppState>, request: Request) -> Response {
+    relay(state, Family::OpenAi(Endpoint::AudioSpeech), request).await
+}
+
 /// `POST /v1/messages`: Anthropic's Messages API in, any provider out. Errors are answered in
 /// Anthropic's shape, which Anthropic SDKs parse.
 pub(crate) async fn messages(State(state): State<AppState>, request: Request) -> Response {
@@ -113,13 +142,14 @@ fn write(family: Family, reply: Reply) -> Response {
         Reply::Whole {
             status: code,
             body,
+            content_type,
             headers,
         } => (
             (
                 status(code),
                 [(
                     header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
+                    content_type.unwrap_or(HeaderValue::from_static("application/json")),
                 )],
                 body,
             )

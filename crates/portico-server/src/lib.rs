@@ -150,6 +150,16 @@ fn data_plane_routes() -> Router<AppState> {
         .route("/v1/chat/completions", post(data_plane::chat_completions))
         .route("/v1/completions", post(data_plane::completions))
         .route("/v1/embeddings", post(data_plane::embeddings))
+        .route("/v1/moderations", post(data_plane::moderations))
+        .route(
+            "/v1/images/generations",
+            post(data_plane::image_generations),
+        )
+        .route(
+            "/v1/audio/transcriptions",
+            post(data_plane::audio_transcriptions),
+        )
+        .route("/v1/audio/speech", post(data_plane::audio_speech))
         .route("/v1/models", get(routes::models::list_models))
         .route("/v1/messages", post(data_plane::messages))
         .route("/v1/responses", post(data_plane::responses))

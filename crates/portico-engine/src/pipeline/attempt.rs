@@ -43,12 +43,23 @@ pub(crate) enum Ready {
         /// The rest.
         events: EventStream,
     },
+    /// A whole answer that is not JSON (audio, subtitles), of a pass-through operation.
+    Media {
+        /// The upstream's status.
+        status: u16,
+        /// The upstream's Content-Type.
+        content_type: http::HeaderValue,
+        /// The body.
+        body: Bytes,
+    },
 }
 
 impl Answer for Ready {
     fn status(&self) -> u16 {
         match self {
-            Ready::Complete { status, .. } | Ready::Stream { status, .. } => *status,
+            Ready::Complete { status, .. }
+            | Ready::Stream { status, .. }
+            | Ready::Media { status, .. } => *status,
         }
     }
 }
@@ -138,6 +149,8 @@ pub(crate) struct AttemptSpec<'a> {
     pub(crate) anthropic_beta: Option<&'a str>,
     /// A Responses request's turn: its ids and the conversation it continues.
     pub(crate) responses: Option<&'a ResponsesTurn>,
+    /// The upload of a `multipart/form-data` request, sent in place of the JSON body.
+    pub(crate) form: Option<&'a std::sync::Arc<portico_providers::form::FormUpload>>,
 }
 
 /// Sends `body` along `route` in the client's family and waits for the answer (for a stream,
@@ -185,6 +198,9 @@ pub(crate) async fn attempt(
                 }
                 complete => Ready::from_upstream(complete, true).await,
             }
+        }
+        Family::OpenAi(endpoint) if endpoint.is_passthrough() => {
+            super::passthrough::attempt(&route, endpoint, body, spec.form).await
         }
         Family::OpenAi(endpoint) => {
             let answer = gateway.send(&route, endpoint, body, spec.stream).await?;

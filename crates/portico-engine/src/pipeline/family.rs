@@ -40,6 +40,10 @@ impl Family {
             Family::OpenAi(Endpoint::Completions) => "/v1/completions",
             Family::OpenAi(Endpoint::Embeddings) => "/v1/embeddings",
             Family::OpenAi(Endpoint::Responses) => "/v1/responses",
+            Family::OpenAi(Endpoint::Moderations) => "/v1/moderations",
+            Family::OpenAi(Endpoint::ImageGenerations) => "/v1/images/generations",
+            Family::OpenAi(Endpoint::AudioTranscriptions) => "/v1/audio/transcriptions",
+            Family::OpenAi(Endpoint::AudioSpeech) => "/v1/audio/speech",
             Family::Messages => "/v1/messages",
         }
     }

@@ -41,6 +41,7 @@ use crate::snapshot::KeyEntry;
 
 mod attempt;
 mod family;
+mod passthrough;
 pub mod policy;
 mod record;
 pub mod request;
@@ -62,12 +63,15 @@ use stream::StreamEnd;
     reason = "built once per request and moved straight into the response; boxing the stream would add an allocation that the response's own boxing already pays"
 )]
 pub enum Reply {
-    /// A whole JSON answer.
+    /// A whole answer: JSON, or what `content_type` says.
     Whole {
         /// The status.
         status: u16,
         /// The body, in the client's family.
         body: Bytes,
+        /// The body's type when it is not JSON (a pass-through operation's audio or text, as
+        /// the upstream sent it); `None` for JSON.
+        content_type: Option<http::HeaderValue>,
         /// The request's identifying and routing headers.
         headers: ReplyHeaders,
     },
@@ -119,8 +123,17 @@ async fn check_whole(
     reason = "returned once per request, never stored"
 )]
 enum Answered {
-    Whole { status: u16, body: Bytes },
+    Whole {
+        status: u16,
+        body: Bytes,
+    },
     Stream(Reply),
+    /// A whole answer that is not JSON ([`Ready::Media`]).
+    Media {
+        status: u16,
+        content_type: http::HeaderValue,
+        body: Bytes,
+    },
 }
 
 impl Gateway {
@@ -158,6 +171,21 @@ impl Gateway {
                 Reply::Whole {
                     status,
                     body,
+                    content_type: None,
+                    headers,
+                }
+            }
+            Ok(Answered::Media {
+                status,
+                content_type,
+                body,
+            }) => {
+                let headers = pending.reply_headers();
+                pending.finish(Ok((status, Output::Whole(&body))));
+                Reply::Whole {
+                    status,
+                    body,
+                    content_type: Some(content_type),
                     headers,
                 }
             }
@@ -206,11 +234,7 @@ impl Gateway {
         // read
         let raw = body.await?;
         pending.record.log_payloads = key.log_payloads;
-        if key.log_payloads {
-            // `Bytes` are shared: this copies nothing.
-            pending.record.request = Some(raw.clone());
-        }
-        let parsed = request::parse_body(raw)?;
+        let (parsed, form) = passthrough::read_body(family, headers, raw, &mut pending.record)?;
         if let Some(trace) = pending.record.trace.as_deref_mut() {
             trace.request_model.clone_from(&parsed.model);
         }
@@ -259,6 +283,7 @@ impl Gateway {
             stream,
             anthropic_beta: headers.get("anthropic-beta").and_then(|v| v.to_str().ok()),
             responses: responses.as_ref(),
+            form: form.as_ref(),
         };
         let runs = &mut pending.runs;
         let mut upstream_trace = crate::telemetry::UpstreamTrace::of(&pending.record);
@@ -315,6 +340,22 @@ impl Gateway {
                 Ok(Answered::Stream(self.stream_reply(
                     status, first, events, family, observer, pending, cut,
                 )))
+            }
+            Ready::Media {
+                status,
+                content_type,
+                body,
+            } => {
+                // Output checks read JSON; audio and subtitles pass unchecked (docs/api.md).
+                if pending.record.log_payloads {
+                    pending.record.response =
+                        Some(passthrough::loggable_media(&content_type, &body));
+                }
+                Ok(Answered::Media {
+                    status,
+                    content_type,
+                    body,
+                })
             }
         }
     }

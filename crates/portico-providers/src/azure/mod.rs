@@ -28,6 +28,7 @@ use portico_core::{Endpoint, ProviderKind};
 use reqwest::Url;
 
 use crate::openai::{read_answer, transport_error};
+use crate::passthrough::{PassthroughAnswer, PassthroughRequest};
 use crate::settings::{AzureSettings, SetupError};
 use crate::{Provider, ProviderError, ProviderSetup, UpstreamRequest, UpstreamResponse};
 
@@ -182,6 +183,38 @@ impl Provider for AzureOpenAiProvider {
         let response = builder.send().await.map_err(transport_error)?;
         // Only an error status becomes a 404 `Status`, so the hint is added to nothing else.
         read_answer(&self.client, response)
+            .await
+            .map_err(|err| self.explain(err, &req.model))
+    }
+
+    /// Image generation, transcriptions and speech at the deployment's URL; Azure OpenAI has
+    /// no moderations endpoint (its content filters run on every call instead), so that one
+    /// is refused like any kind without it.
+    async fn send_passthrough(
+        &self,
+        req: PassthroughRequest,
+    ) -> Option<Result<PassthroughAnswer, ProviderError>> {
+        if req.endpoint == Endpoint::Moderations {
+            return None;
+        }
+        Some(self.pass_through(req).await)
+    }
+}
+
+impl AzureOpenAiProvider {
+    async fn pass_through(
+        &self,
+        req: PassthroughRequest,
+    ) -> Result<PassthroughAnswer, ProviderError> {
+        let (body, content_type) = req.wire_body()?;
+        let url = request_url(&self.endpoint, &self.api, req.endpoint, &req.model);
+        let builder = self
+            .client
+            .post(url)
+            .header(http::header::CONTENT_TYPE, content_type)
+            .header(API_KEY_HEADER, self.api_key.clone())
+            .body(body);
+        crate::passthrough::send(&self.client, builder)
             .await
             .map_err(|err| self.explain(err, &req.model))
     }

@@ -313,10 +313,16 @@ impl<D: Dialect> Provider for Translating<D> {
         match req.endpoint {
             Endpoint::ChatCompletions => self.chat(req).await,
             Endpoint::Embeddings => D::embeddings(self, req).await,
-            // The legacy completions API has no counterpart in any translated dialect.
-            // The gateway translates a Responses request to chat completions before a
-            // translating dialect sees it; the legacy completions API has no counterpart.
-            Endpoint::Completions | Endpoint::Responses => Err(unsupported::<D>(req.endpoint)),
+            // The legacy completions API, and OpenAI's pass-through operations (which the
+            // gateway never sends through `send`), have no counterpart here; the gateway
+            // translates a Responses request to chat completions before a translating
+            // dialect sees it.
+            Endpoint::Completions
+            | Endpoint::Responses
+            | Endpoint::Moderations
+            | Endpoint::ImageGenerations
+            | Endpoint::AudioTranscriptions
+            | Endpoint::AudioSpeech => Err(unsupported::<D>(req.endpoint)),
         }
     }
 

@@ -157,6 +157,17 @@ impl Provider for MockProvider {
                 let (body, usage) = embeddings(&req.model, &body_map)?;
                 (body, usage, None)
             }
+            // The mock simulates text models only; the gateway sends OpenAI's pass-through
+            // operations through `send_passthrough`, which the mock does not have.
+            Endpoint::Moderations
+            | Endpoint::ImageGenerations
+            | Endpoint::AudioTranscriptions
+            | Endpoint::AudioSpeech => {
+                return Err(ProviderError::Unsupported {
+                    kind: ProviderKind::Mock.as_str(),
+                    endpoint: req.endpoint,
+                });
+            }
         };
         if let Some(events) = events {
             let chunk_delay = Duration::from_millis(self.options.chunk_delay_ms);

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use portico_core::{JsonBody, ProviderKind, Secret};
 
 use super::{Redactor, RedactorError};
+use crate::passthrough::{PassthroughAnswer, PassthroughRequest};
 use crate::{Provider, ProviderError, UpstreamRequest, UpstreamResponse};
 
 /// An adapter whose every answer, stream event and error passes through its provider's
@@ -96,6 +97,20 @@ impl Provider for RedactingProvider {
         let result = self.inner.send_moderation(body).await?;
         Some(match result {
             Ok(answer) => Ok(self.redactor.bytes(answer)),
+            Err(err) => Err(self.redactor.error(err)),
+        })
+    }
+    async fn send_passthrough(
+        &self,
+        req: PassthroughRequest,
+    ) -> Option<Result<PassthroughAnswer, ProviderError>> {
+        let result = self.inner.send_passthrough(req).await?;
+        Some(match result {
+            // Audio is scanned too: one pass of the automaton, and a copy only on a match.
+            Ok(mut answer) => {
+                answer.body = self.redactor.bytes(answer.body);
+                Ok(answer)
+            }
             Err(err) => Err(self.redactor.error(err)),
         })
     }

@@ -26,6 +26,7 @@ mod cost;
 mod dashboard;
 mod dashboard_budgets;
 mod dashboard_policies;
+mod endpoints;
 mod gemini;
 mod guardrails;
 mod hybrid;

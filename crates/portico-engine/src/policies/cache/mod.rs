@@ -37,6 +37,7 @@ use portico_routing::CacheMode;
 
 pub use semantic::{DEFAULT_THRESHOLD, MAX_MESSAGES, MAX_QUESTION_BYTES, SemanticSettings};
 
+use crate::pipeline::Family;
 use crate::pipeline::policy::{Policy, PolicyRequest, PolicyRun};
 use crate::snapshot::Snapshot;
 use run::CacheRun;
@@ -92,6 +93,13 @@ impl Policy for CachePolicy {
 
     fn begin(&self, request: &PolicyRequest<'_>) -> Option<Box<dyn PolicyRun>> {
         let cache = request.config?.cache.as_ref()?;
+        // Images and speech are made anew on every call, and a transcription's key would be
+        // its form fields without the audio: none of OpenAI's pass-through answers is cached.
+        if let Family::OpenAi(endpoint) = request.family
+            && endpoint.is_passthrough()
+        {
+            return None;
+        }
         let max_age_ms = cache
             .max_age
             .unwrap_or(DEFAULT_MAX_AGE_SECS)

@@ -186,6 +186,7 @@ async fn answer(reply: Reply) -> (String, u16, String) {
             status,
             body,
             headers,
+            ..
         } => {
             headers.apply(&mut out);
             (status, String::from_utf8(body.to_vec()).unwrap())

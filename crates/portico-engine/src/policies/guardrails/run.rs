@@ -79,6 +79,11 @@ fn request_type(family: Family) -> &'static str {
         Family::OpenAi(Endpoint::Completions) => "complete",
         Family::OpenAi(Endpoint::Embeddings) => "embed",
         Family::OpenAi(Endpoint::Responses) => "createModelResponse",
+        // Portkey's names for the same operations.
+        Family::OpenAi(Endpoint::Moderations) => "moderate",
+        Family::OpenAi(Endpoint::ImageGenerations) => "imageGenerate",
+        Family::OpenAi(Endpoint::AudioTranscriptions) => "createTranscription",
+        Family::OpenAi(Endpoint::AudioSpeech) => "createSpeech",
         Family::Messages => "messages",
     }
 }

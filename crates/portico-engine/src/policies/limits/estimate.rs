@@ -2,7 +2,7 @@
 //! `max_completion_tokens` / `max_tokens`, and the price of the model it goes to
 //! (`portico_limits`' `estimate` module has the rule and its reasons).
 
-use portico_core::{Endpoint, ModelRef, Usage};
+use portico_core::{ModelRef, Usage};
 use portico_limits::{DEFAULT_COMPLETION_TOKENS, Estimate, prompt_tokens};
 
 use crate::pipeline::Family;
@@ -18,11 +18,12 @@ pub(super) struct Size {
 
 impl Size {
     /// The size of `request`: a quarter of its body's bytes, plus `max_completion_tokens`,
-    /// else `max_tokens`, else the default (nothing for embeddings).
+    /// else `max_tokens`, else the default (nothing for embeddings and the other operations
+    /// that generate no tokens).
     pub(super) fn of(request: &PolicyRequest<'_>) -> Size {
         let body = &*request.body;
         let completion = match request.family {
-            Family::OpenAi(Endpoint::Embeddings) => 0,
+            Family::OpenAi(endpoint) if !endpoint.generates_tokens() => 0,
             _ => ["max_completion_tokens", "max_tokens", "max_output_tokens"]
                 .into_iter()
                 .find_map(|field| body.get::<u64>(field).and_then(Result::ok))
