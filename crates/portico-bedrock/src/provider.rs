@@ -164,7 +164,7 @@ impl Dialect for Bedrock {
         to_converse(chat)
     }
 
-    fn request(
+    async fn request(
         &self,
         client: &HttpClient,
         call: Call<'_>,

@@ -161,7 +161,7 @@ impl Dialect for Gemini {
         request::to_gemini(chat, call.model, call.stream)
     }
 
-    fn request(
+    async fn request(
         &self,
         client: &HttpClient,
         call: Call<'_>,

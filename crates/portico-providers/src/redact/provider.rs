@@ -7,14 +7,16 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use portico_core::{JsonBody, ProviderKind, Secret};
 
-use super::{Redactor, RedactorError};
+use super::{LiveSecrets, Redactor, RedactorError};
 use crate::{Provider, ProviderError, UpstreamRequest, UpstreamResponse};
 
 /// An adapter whose every answer, stream event and error passes through its provider's
-/// [`Redactor`] before the gateway sees it.
+/// [`Redactor`] (and that of the secrets it mints, [`LiveSecrets`]) before the gateway sees
+/// it.
 pub struct RedactingProvider {
     inner: Arc<dyn Provider>,
-    redactor: Arc<Redactor>,
+    redactor: Option<Arc<Redactor>>,
+    live: Option<Arc<LiveSecrets>>,
 }
 
 impl std::fmt::Debug for RedactingProvider {
@@ -28,16 +30,34 @@ impl std::fmt::Debug for RedactingProvider {
 impl RedactingProvider {
     /// Wraps `inner`, redacting with `redactor`.
     pub fn new(inner: Arc<dyn Provider>, redactor: Redactor) -> RedactingProvider {
+        let live = inner.live_secrets();
         RedactingProvider {
             inner,
-            redactor: Arc::new(redactor),
+            redactor: Some(Arc::new(redactor)),
+            live,
         }
+    }
+
+    /// The redactors in force: the record's, then the minted secrets' (read now, so a token
+    /// minted a moment ago is covered).
+    fn redactors(&self) -> impl Iterator<Item = Arc<Redactor>> + use<> {
+        let live = self.live.as_ref().and_then(|live| live.redactor());
+        self.redactor.clone().into_iter().chain(live)
+    }
+
+    fn answer(&self, answer: UpstreamResponse) -> UpstreamResponse {
+        self.redactors().fold(answer, |answer, r| r.answer(answer))
+    }
+
+    fn error(&self, err: ProviderError) -> ProviderError {
+        self.redactors().fold(err, |err, r| r.error(err))
     }
 }
 
 /// `adapter` wrapped in a [`RedactingProvider`] for `secrets` together with the adapter's own
-/// [`Provider::extra_secrets`]; the adapter itself, at no cost, when no secret is long
-/// enough to match (see [`super::MIN_SECRET_LEN`]).
+/// [`Provider::extra_secrets`] and the secrets it mints ([`Provider::live_secrets`]); the
+/// adapter itself, at no cost, when no secret is long enough to match (see
+/// [`super::MIN_SECRET_LEN`]) and it mints none.
 ///
 /// # Errors
 ///
@@ -49,10 +69,16 @@ pub fn guard<'a>(
     let extra = adapter.extra_secrets();
     let mut all: Vec<&str> = secrets.into_iter().map(Secret::expose).collect();
     all.extend(extra.iter().map(Secret::expose));
-    Ok(match Redactor::new(all)? {
-        Some(redactor) => Arc::new(RedactingProvider::new(adapter, redactor)),
-        None => adapter,
-    })
+    let redactor = Redactor::new(all)?.map(Arc::new);
+    let live = adapter.live_secrets();
+    if redactor.is_none() && live.is_none() {
+        return Ok(adapter);
+    }
+    Ok(Arc::new(RedactingProvider {
+        inner: adapter,
+        redactor,
+        live,
+    }))
 }
 
 #[async_trait]
@@ -63,13 +89,17 @@ impl Provider for RedactingProvider {
 
     async fn send(&self, req: UpstreamRequest) -> Result<UpstreamResponse, ProviderError> {
         match self.inner.send(req).await {
-            Ok(answer) => Ok(self.redactor.answer(answer)),
-            Err(err) => Err(self.redactor.error(err)),
+            Ok(answer) => Ok(self.answer(answer)),
+            Err(err) => Err(self.error(err)),
         }
     }
 
     fn extra_secrets(&self) -> Vec<Secret> {
         self.inner.extra_secrets()
+    }
+
+    fn live_secrets(&self) -> Option<Arc<LiveSecrets>> {
+        self.live.clone()
     }
 
     async fn send_anthropic_messages(
@@ -83,16 +113,16 @@ impl Provider for RedactingProvider {
             .send_anthropic_messages(body, stream, client_beta)
             .await?;
         Some(match result {
-            Ok(answer) => Ok(self.redactor.answer(answer)),
-            Err(err) => Err(self.redactor.error(err)),
+            Ok(answer) => Ok(self.answer(answer)),
+            Err(err) => Err(self.error(err)),
         })
     }
 
     async fn send_moderation(&self, body: JsonBody) -> Option<Result<Bytes, ProviderError>> {
         let result = self.inner.send_moderation(body).await?;
         Some(match result {
-            Ok(answer) => Ok(self.redactor.bytes(answer)),
-            Err(err) => Err(self.redactor.error(err)),
+            Ok(answer) => Ok(self.redactors().fold(answer, |answer, r| r.bytes(answer))),
+            Err(err) => Err(self.error(err)),
         })
     }
 }
