@@ -429,9 +429,13 @@ fn service_account_problem(text: &str) -> Result<(), String> {
     let help = "paste the whole JSON key file of the service account (IAM > Service accounts > \
                 Keys > Add key > JSON), e.g. `vertex_service_account_json: ${GCP_SA_JSON}`; \
                 the value is not shown because it is a secret";
-    let value: Value = serde_json::from_str(text)
-        .map_err(|_| format!("is not JSON; {help}"))?;
-    let field = |name: &str| value.get(name).and_then(Value::as_str).filter(|s| !s.is_empty());
+    let value: Value = serde_json::from_str(text).map_err(|_| format!("is not JSON; {help}"))?;
+    let field = |name: &str| {
+        value
+            .get(name)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
     if field("type") != Some("service_account") {
         return Err(format!(
             "is not a service-account key (its `type` is not `service_account`); {help}"

@@ -654,20 +654,17 @@ impl Validator<'_> {
 
 /// Validates one provider object outside a file (the admin API's body), with no environment.
 pub(crate) fn provider(raw: ProviderFile, origin: &str) -> Result<ProviderConfig, ConfigError> {
-    Validator { origin }
-    .provider(raw, "")
+    Validator { origin }.provider(raw, "")
 }
 
 /// Validates one `budgets:` entry outside a file (the admin API's body), with no environment.
 pub(crate) fn budget_entry(raw: BudgetEntryFile, origin: &str) -> Result<NamedBudget, ConfigError> {
-    Validator { origin }
-    .named_budget(raw, "")
+    Validator { origin }.named_budget(raw, "")
 }
 
 /// Validates a key's limits outside a file (the admin API's body), with no environment.
 pub(crate) fn limits(raw: LimitsFile, origin: &str) -> Result<Limits, ConfigError> {
-    Validator { origin }
-    .limits(raw.budget, raw.rate_limit, "")
+    Validator { origin }.limits(raw.budget, raw.rate_limit, "")
 }
 
 /// `@slug` (every model of a provider) or `@slug/model` (one model); the error says what is

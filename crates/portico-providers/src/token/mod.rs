@@ -22,8 +22,11 @@
 //!
 //! What it is not: the chain that decides where credentials come from (each cloud's adapter).
 
+mod answer;
 #[cfg(test)]
 mod tests;
+
+pub use answer::{TOKEN_TIMEOUT, TokenAnswer, request_token};
 
 use std::fmt;
 use std::future::Future;
@@ -57,10 +60,53 @@ pub struct Minted<T> {
 }
 
 /// Why no credential could be had: a text that says what was tried and what to fix, and
-/// that holds no secret. Cloned to every request that waited for the same fetch.
+/// that holds no secret (a client may be shown it), with more for the log (addresses, the
+/// transport error). Cloned to every request that waited for the same fetch.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct MintError(pub String);
+#[error("{reason}")]
+pub struct MintError {
+    /// What a client may be told.
+    pub reason: String,
+    /// The whole story for the log, when there is more.
+    pub detail: Option<String>,
+}
+
+impl MintError {
+    /// A failure with a client-safe `reason` and the `detail` for the log.
+    pub fn new(reason: impl Into<String>, detail: impl Into<String>) -> MintError {
+        MintError {
+            reason: reason.into(),
+            detail: Some(detail.into()),
+        }
+    }
+
+    /// The same failure with `context` (which provider, what was tried, how to fix it) put
+    /// before its reason and detail.
+    pub fn context(self, context: &str) -> MintError {
+        MintError {
+            reason: format!("{context}: {}", self.reason),
+            detail: self.detail.map(|d| format!("{context}: {d}")),
+        }
+    }
+
+    /// The provider error a request that needed the credential fails with: the upstream
+    /// could not be called, so a 502 the router may fall back from.
+    pub fn into_provider_error(self) -> crate::ProviderError {
+        crate::ProviderError::Unreachable(crate::TransportFailure {
+            reason: self.reason,
+            detail: self.detail,
+        })
+    }
+}
+
+impl From<String> for MintError {
+    fn from(reason: String) -> MintError {
+        MintError {
+            reason,
+            detail: None,
+        }
+    }
+}
 
 /// The future a [`Mint`] function returns.
 pub type MintFuture<T> = Pin<Box<dyn Future<Output = Result<Minted<T>, MintError>> + Send>>;
@@ -169,7 +215,7 @@ impl<T: Clone + Send + Sync + 'static> TokenCache<T> {
         let fetch: Fetch<T> = async move {
             let result = mint.await;
             let Some(inner) = weak.upgrade() else {
-                return Err(MintError("the provider was removed".to_owned()));
+                return Err(MintError::from("the provider was removed".to_owned()));
             };
             let outcome = result.map(|minted| {
                 inner.live.add(&minted.secrets);

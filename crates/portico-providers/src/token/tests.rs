@@ -17,7 +17,9 @@ fn counting(
         Box::pin(async move {
             tokio::time::sleep(delay).await;
             if fail {
-                return Err(MintError("the token endpoint answered 500".into()));
+                return Err(MintError::from(
+                    "the token endpoint answered 500".to_owned(),
+                ));
             }
             let value = format!("minted-token-{n:04}");
             Ok(Minted {
@@ -44,7 +46,11 @@ async fn concurrent_requests_share_one_fetch() {
     let cache = TokenCache::new(mint, LiveSecrets::new());
     let gets = (0..20).map(|_| cache.get());
     let tokens = futures::future::join_all(gets).await;
-    assert!(tokens.iter().all(|t| t.as_deref() == Ok("minted-token-0001")));
+    assert!(
+        tokens
+            .iter()
+            .all(|t| t.as_deref() == Ok("minted-token-0001"))
+    );
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     assert_eq!(cache.get().await.unwrap(), "minted-token-0001");
     assert_eq!(calls.load(Ordering::SeqCst), 1, "a cached token is reused");
