@@ -29,6 +29,7 @@
 //!
 //! docs/providers/gemini.md describes the behaviour users see.
 
+mod adc;
 mod embeddings;
 mod error;
 mod ids;

@@ -138,7 +138,16 @@ impl KindSettings {
             ProviderKind::Anthropic => {
                 KindSettings::Anthropic(AnthropicSettings::parse(slug, settings)?)
             }
-            ProviderKind::Gemini => KindSettings::Gemini(GeminiSettings::parse(slug, settings)?),
+            ProviderKind::Gemini => {
+                let mut gemini = GeminiSettings::parse(slug, settings)?;
+                if let Some(vertex) = &mut gemini.vertex {
+                    vertex.service_account = credentials
+                        .get("vertex_service_account_json")
+                        .filter(|s| !s.expose().trim().is_empty())
+                        .cloned();
+                }
+                KindSettings::Gemini(gemini)
+            }
             ProviderKind::Bedrock => {
                 KindSettings::Bedrock(BedrockSettings::parse(slug, settings, credentials)?)
             }
@@ -316,6 +325,9 @@ pub struct VertexSettings {
     pub project: String,
     /// The region (`us-central1`, `global`, ...).
     pub region: String,
+    /// `vertex_service_account_json`: the service account's JSON key file, when the catalog
+    /// has one (else application default credentials are looked for).
+    pub service_account: Option<Secret>,
 }
 
 impl GeminiSettings {
@@ -366,6 +378,7 @@ impl GeminiSettings {
             (Some(project), Some(region)) => Some(VertexSettings {
                 project: project.to_owned(),
                 region: region.to_owned(),
+                service_account: None,
             }),
         };
         Ok(GeminiSettings { vertex })
