@@ -28,6 +28,7 @@ struct Shared {
     mint: Box<MintFn>,
     requests: Mutex<Vec<RecordedRequest>>,
     failure: Mutex<Option<(u16, Value)>>,
+    headers: Mutex<Vec<(String, String)>>,
 }
 
 /// A token endpoint for tests.
@@ -59,6 +60,7 @@ impl MockTokenServer {
             mint: Box::new(mint),
             requests: Mutex::new(Vec::new()),
             failure: Mutex::new(None),
+            headers: Mutex::new(Vec::new()),
         });
         let app = Router::new()
             .fallback(handle)
@@ -120,6 +122,16 @@ impl MockTokenServer {
         self.requests().iter().filter(|r| r.path == path).count()
     }
 
+    /// Adds a header to every answer from now on (IMDSv2 answers its session token with
+    /// `x-aws-ec2-metadata-token-ttl-seconds`).
+    pub fn add_header(&self, name: &str, value: &str) {
+        self.shared
+            .headers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((name.to_owned(), value.to_owned()));
+    }
+
     /// Answers every request with `status` and `body` from now on, or mints again with `None`.
     pub fn fail_with(&self, failure: Option<(u16, Value)>) {
         *self
@@ -162,8 +174,22 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         None => (200, (shared.mint)(recorded.seq, &recorded)),
     };
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    match value {
+    let mut response = match value {
         Value::String(text) => (status, Body::from(text)).into_response(),
         other => (status, axum::Json(other)).into_response(),
+    };
+    let headers = shared
+        .headers
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    for (name, value) in headers {
+        if let (Ok(name), Ok(value)) = (
+            axum::http::HeaderName::from_bytes(name.as_bytes()),
+            axum::http::HeaderValue::from_str(&value),
+        ) {
+            response.headers_mut().insert(name, value);
+        }
     }
+    response
 }
