@@ -15,8 +15,9 @@
 //! still load.
 //!
 //! What it is not: the catalog file's validation (portico-config, which reports field paths
-//! like `providers[2].aws_region`), or the environment (Bedrock reads its `AWS_*` variables
-//! when the adapter is built).
+//! like `providers[2].aws_region`), or the environment and the cloud credential chains
+//! (the adapters read their variables when they are built, and fetch tokens at run time:
+//! see [`crate::token`]).
 
 use std::collections::BTreeMap;
 

@@ -177,9 +177,13 @@ impl<T: Clone + Send + Sync + 'static> TokenCache<T> {
     /// [`MintError`] when there is no usable credential and the fetch failed.
     pub async fn get(&self) -> Result<T, MintError> {
         let now = Instant::now();
-        if let Some(held) = self.inner.current.load_full() {
-            let retired = held.retire_at.is_some_and(|at| now >= at);
-            if !retired {
+        {
+            // A guard, not a clone of the Arc: no reference count touched on the fast path;
+            // dropped before any await.
+            let current = self.inner.current.load();
+            if let Some(held) = current.as_ref()
+                && held.retire_at.is_none_or(|at| now < at)
+            {
                 if held.refresh_at.is_some_and(|at| now >= at) {
                     self.refresh_in_background();
                 }
