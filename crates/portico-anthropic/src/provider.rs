@@ -109,7 +109,7 @@ impl Dialect for Anthropic {
         to_messages_request(chat, call.model, call.stream)
     }
 
-    fn request(
+    async fn request(
         &self,
         client: &HttpClient,
         call: Call<'_>,

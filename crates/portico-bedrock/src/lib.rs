@@ -6,8 +6,8 @@
 //!
 //! What this is: [`BedrockProvider`], the translating adapters' one skeleton
 //! ([`portico_providers::dialect::Translating`]) over the [`Bedrock`] dialect, built from a
-//! catalog provider of kind `bedrock`. It reads the region and credentials once, at
-//! start-up; signs every request with SigV4 (or sends a Bedrock API key as a bearer token);
+//! catalog provider of kind `bedrock`. It finds its region and credentials as the AWS SDKs
+//! do (`credentials`), caching temporary ones; signs every request with SigV4 (or sends a Bedrock API key as a bearer token);
 //! translates the request; and turns the answer, including the binary event stream of a
 //! streamed answer, back into OpenAI's shapes with usage.
 //!
@@ -17,6 +17,8 @@
 //!
 //! The layout follows the request path:
 //! - `provider`: the dialect: region, credentials, URLs, signed calls, embeddings calls.
+//! - `credentials`: where the region and credentials come from (the catalog, the
+//!   environment, AWS's default chain through `aws-config`).
 //! - `sign`: SigV4 and bearer authentication.
 //! - `request`: OpenAI chat request → Converse request (pure); `media`: inline images and
 //!   documents.
@@ -29,6 +31,7 @@
 //! `docs/providers/bedrock.md` lists what is supported and what Portico does where Bedrock
 //! cannot do what a request asks.
 
+mod credentials;
 mod embeddings;
 mod error;
 pub mod eventstream;

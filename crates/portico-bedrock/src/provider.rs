@@ -2,6 +2,7 @@
 //! one skeleton, [`Translating`]) and InvokeModel embeddings: settings and credentials read
 //! once when the adapter is built, URLs, SigV4.
 
+use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -11,18 +12,21 @@ use portico_core::{ProviderKind, Secret};
 use portico_providers::chat::{ChatRequest, ChatResponse};
 use portico_providers::dialect::{Answered, Call, Dialect, Inputs, Translating};
 use portico_providers::http::{HttpClient, transport_error};
-use portico_providers::settings::{AwsKeys, BedrockSettings};
+use portico_providers::redact::LiveSecrets;
+use portico_providers::settings::BedrockSettings;
+use portico_providers::token::MintError;
 use portico_providers::{
     ProviderError, ProviderSetup, SetupError, UpstreamRequest, UpstreamResponse,
 };
 use reqwest::header::HeaderMap;
 
+use crate::credentials::{RegionSource, resolve_auth};
 use crate::embeddings::{self, CallAnswer, Family};
 use crate::error::{from_response, invalid_request};
 use crate::eventstream::Frame;
 use crate::request::to_converse;
 use crate::response::to_chat_response;
-use crate::sign::{Auth, AwsCredentials, auth_headers};
+use crate::sign::{Auth, auth_headers};
 use crate::stream::{Translator, frames};
 use crate::wire::{ConverseRequest, ConverseResponse};
 
@@ -53,19 +57,23 @@ pub fn with_env(
 /// InvokeModel, every call signed.
 #[derive(Debug, Clone)]
 pub struct Bedrock {
-    base_url: String,
-    region: String,
+    slug: String,
+    /// The catalog's base URL; `None` for the region's own endpoint.
+    base_url: Option<String>,
+    region: RegionSource,
     auth: Auth,
 }
 
 impl Bedrock {
     /// The dialect of a catalog provider, reading `AWS_*` variables from `env` for what the
-    /// catalog leaves out: the region (`AWS_REGION`, `AWS_DEFAULT_REGION`) and credentials.
+    /// catalog leaves out: the region (`AWS_REGION`, `AWS_DEFAULT_REGION`; else the AWS
+    /// profile's, at the first request) and credentials (else AWS's default chain, at the
+    /// first request: see `credentials`).
     ///
     /// # Errors
     ///
-    /// [`SetupError`] naming the provider and the setting to add, when no region or no
-    /// credentials can be found, or the environment's region is not one.
+    /// [`SetupError`] naming the provider and the setting to fix, when the environment's
+    /// region is not one or holds half a key pair.
     pub fn with_env(
         setup: ProviderSetup<'_>,
         settings: &BedrockSettings,
@@ -74,52 +82,56 @@ impl Bedrock {
         let slug = setup.slug;
         let env = |name: &str| env(name).filter(|v| !v.trim().is_empty());
         let region = match &settings.region {
-            Some(region) => region.clone(),
-            None => {
-                let (var, region) = ["AWS_REGION", "AWS_DEFAULT_REGION"]
-                    .into_iter()
-                    .find_map(|var| env(var).map(|value| (var, value.trim().to_owned())))
-                    .ok_or_else(|| {
-                        SetupError::incomplete(
-                            slug,
-                            ProviderKind::Bedrock,
-                            "has no AWS region; set `aws_region` in the catalog (e.g. us-east-1) \
-                             or AWS_REGION in the environment",
-                        )
-                    })?;
-                if !is_region(&region) {
+            Some(region) => RegionSource::Known(region.clone()),
+            None => match ["AWS_REGION", "AWS_DEFAULT_REGION"]
+                .into_iter()
+                .find_map(|var| env(var).map(|value| (var, value.trim().to_owned())))
+            {
+                Some((var, region)) if !is_region(&region) => {
                     return Err(SetupError::setting(
                         slug,
                         var,
                         format!("`{region}` is not an AWS region name (such as us-east-1)"),
                     ));
                 }
-                region
-            }
+                Some((_, region)) => RegionSource::Known(region),
+                None => RegionSource::Profile(Arc::default()),
+            },
         };
-        let auth = resolve_auth(slug, setup.api_key, settings.keys.as_ref(), &env)?;
-        let base_url = match setup.base_url {
-            Some(url) => url.trim_end_matches('/').to_owned(),
-            None => format!("https://bedrock-runtime.{region}.amazonaws.com"),
-        };
+        let auth = resolve_auth(slug, setup.api_key, settings.keys.as_ref(), &env, &region)?;
         Ok(Bedrock {
-            base_url,
+            slug: slug.to_owned(),
+            base_url: setup
+                .base_url
+                .map(|url| url.trim_end_matches('/').to_owned()),
             region,
             auth,
         })
     }
 
-    /// The URL of an operation (`converse`, `converse-stream`, `invoke`) on `model`.
-    fn url(&self, model: &str, operation: &str) -> String {
-        format!(
-            "{}/model/{}/{operation}",
-            self.base_url,
-            encode_model_id(model)
-        )
+    /// The region, read from the AWS profile the first time when it is not known.
+    async fn region(&self) -> Result<&str, ProviderError> {
+        self.region
+            .get(&self.slug)
+            .await
+            .map_err(MintError::into_provider_error)
     }
 
-    /// A POST of `body` to `url`, authenticated (signed with the clock's time for SigV4).
-    fn post(
+    /// The URL of an operation (`converse`, `converse-stream`, `invoke`) on `model`.
+    async fn url(&self, model: &str, operation: &str) -> Result<String, ProviderError> {
+        let model = encode_model_id(model);
+        Ok(match &self.base_url {
+            Some(base) => format!("{base}/model/{model}/{operation}"),
+            None => {
+                let region = self.region().await?;
+                format!("https://bedrock-runtime.{region}.amazonaws.com/model/{model}/{operation}")
+            }
+        })
+    }
+
+    /// A POST of `body` to `url`, authenticated (signed with the clock's time for SigV4;
+    /// credentials from AWS's default chain are fetched first when none are cached).
+    async fn post(
         &self,
         client: &HttpClient,
         url: &str,
@@ -129,7 +141,17 @@ impl Bedrock {
         let headers = [("content-type", "application/json"), ("accept", accept)];
         let now =
             UNIX_EPOCH + Duration::from_millis(u64::try_from(portico_core::now_ms()).unwrap_or(0));
-        let auth = auth_headers(&self.auth, &self.region, "POST", url, &headers, &body, now)
+        let fetched;
+        let auth = match &self.auth {
+            Auth::Chain { tokens, .. } => {
+                let credentials = tokens.get().await.map_err(MintError::into_provider_error)?;
+                fetched = Auth::SigV4(credentials);
+                &fetched
+            }
+            resolved => resolved,
+        };
+        let region = self.region().await?;
+        let auth = auth_headers(auth, region, "POST", url, &headers, &body, now)
             .map_err(|e| ProviderError::Unreachable(e.into()))?;
         let mut builder = client.post(url).body(body);
         for (name, value) in headers {
@@ -164,22 +186,19 @@ impl Dialect for Bedrock {
         to_converse(chat)
     }
 
-    fn request(
+    async fn request(
         &self,
         client: &HttpClient,
         call: Call<'_>,
         body: Bytes,
     ) -> Result<reqwest::RequestBuilder, ProviderError> {
         if call.stream {
-            let url = self.url(call.model, "converse-stream");
+            let url = self.url(call.model, "converse-stream").await?;
             self.post(client, &url, body, EVENT_STREAM_CONTENT_TYPE)
+                .await
         } else {
-            self.post(
-                client,
-                &self.url(call.model, "converse"),
-                body,
-                "application/json",
-            )
+            let url = self.url(call.model, "converse").await?;
+            self.post(client, &url, body, "application/json").await
         }
     }
 
@@ -253,6 +272,15 @@ impl Dialect for Bedrock {
                 secrets
             }
             Auth::Bearer(key) => vec![key.clone()],
+            // Reported as they are fetched, through `live_secrets`.
+            Auth::Chain { .. } => Vec::new(),
+        }
+    }
+
+    fn live_secrets(&self) -> Option<Arc<LiveSecrets>> {
+        match &self.auth {
+            Auth::Chain { live, .. } => Some(Arc::clone(live)),
+            _ => None,
         }
     }
 }
@@ -278,11 +306,13 @@ async fn embed(
     };
     let parsed = embeddings::parse_request(&req.body)?;
     let bedrock = upstream.dialect();
-    let url = bedrock.url(&req.model, "invoke");
+    let url = bedrock.url(&req.model, "invoke").await?;
     embeddings::embed(family, &req.model, &parsed, |body| {
         let url = url.clone();
         async move {
-            let request = bedrock.post(upstream.client(), &url, body, "application/json")?;
+            let request = bedrock
+                .post(upstream.client(), &url, body, "application/json")
+                .await?;
             let response = upstream.call(request).await?;
             let input_tokens_header = response
                 .headers()
@@ -297,61 +327,6 @@ async fn embed(
         }
     })
     .await
-}
-
-/// Credentials in order: the catalog's key pair, the catalog's API key, the environment's
-/// key pair, the environment's Bedrock API key (`AWS_BEARER_TOKEN_BEDROCK`).
-fn resolve_auth(
-    slug: &str,
-    api_key: Option<&Secret>,
-    keys: Option<&AwsKeys>,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Auth, SetupError> {
-    let incomplete = |problem: &str| SetupError::incomplete(slug, ProviderKind::Bedrock, problem);
-    if let Some(keys) = keys {
-        return Ok(Auth::SigV4(AwsCredentials {
-            access_key_id: keys.access_key_id.expose().to_owned(),
-            secret_access_key: keys.secret_access_key.clone(),
-            session_token: keys.session_token.clone(),
-        }));
-    }
-    if let Some(key) = api_key.filter(|k| !k.expose().trim().is_empty()) {
-        return Ok(Auth::Bearer(key.clone()));
-    }
-    let from_env = |name: &str| env(name).map(Secret::new);
-    match (
-        from_env("AWS_ACCESS_KEY_ID"),
-        from_env("AWS_SECRET_ACCESS_KEY"),
-    ) {
-        (Some(id), Some(secret)) => {
-            return Ok(Auth::SigV4(AwsCredentials {
-                access_key_id: id.expose().trim().to_owned(),
-                secret_access_key: secret,
-                session_token: from_env("AWS_SESSION_TOKEN"),
-            }));
-        }
-        (Some(_), None) => {
-            return Err(incomplete(
-                "has an AWS access key id in the environment (AWS_ACCESS_KEY_ID) but no secret \
-                 access key; set AWS_SECRET_ACCESS_KEY",
-            ));
-        }
-        (None, Some(_)) => {
-            return Err(incomplete(
-                "has an AWS secret access key in the environment (AWS_SECRET_ACCESS_KEY) but no \
-                 access key id; set AWS_ACCESS_KEY_ID",
-            ));
-        }
-        (None, None) => {}
-    }
-    if let Some(key) = from_env("AWS_BEARER_TOKEN_BEDROCK") {
-        return Ok(Auth::Bearer(key));
-    }
-    Err(incomplete(
-        "has no AWS credentials; set `aws_access_key_id` and `aws_secret_access_key` (or a \
-         Bedrock API key as `api_key`) in the catalog, or AWS_ACCESS_KEY_ID and \
-         AWS_SECRET_ACCESS_KEY in the environment",
-    ))
 }
 
 /// A model id (a name, an inference profile such as `us.anthropic...:0`, or an ARN) as one
@@ -430,11 +405,8 @@ mod tests {
             &[("AWS_REGION", "us-west-2")],
         )
         .unwrap();
-        assert_eq!(p.region, "eu-west-1");
-        assert_eq!(
-            p.base_url,
-            "https://bedrock-runtime.eu-west-1.amazonaws.com"
-        );
+        assert!(matches!(&p.region, RegionSource::Known(r) if r == "eu-west-1"));
+        assert_eq!(p.base_url, None, "the region's own endpoint");
         let p = build(
             serde_json::json!({}),
             &creds,
@@ -442,10 +414,19 @@ mod tests {
             &[("AWS_DEFAULT_REGION", "ap-south-1")],
         )
         .unwrap();
-        assert_eq!(p.region, "ap-south-1");
-        let err = build(serde_json::json!({}), &creds, None, &[]).unwrap_err();
+        assert!(matches!(&p.region, RegionSource::Known(r) if r == "ap-south-1"));
+        // Neither: the AWS profile's, read at the first request.
+        let p = build(serde_json::json!({}), &creds, None, &[]).unwrap();
+        assert!(matches!(&p.region, RegionSource::Profile(_)));
+        let err = build(
+            serde_json::json!({}),
+            &creds,
+            None,
+            &[("AWS_REGION", "Paris")],
+        )
+        .unwrap_err();
         assert!(
-            err.contains("@bedrock-prod") && err.contains("aws_region"),
+            err.contains("AWS_REGION") && err.contains("not an AWS region"),
             "{err}"
         );
         let err = build(
@@ -541,8 +522,12 @@ mod tests {
         assert!(matches!(p.auth, Auth::Bearer(_)));
         let err = build(region.clone(), &[("aws_access_key_id", "AKID")], None, &[]).unwrap_err();
         assert!(err.contains("no secret access key"), "{err}");
-        let err = build(region, &[], None, &[]).unwrap_err();
-        assert!(err.contains("no AWS credentials"), "{err}");
         assert!(!format!("{p:?}").contains("abk"));
+        // Nothing in the catalog or the variables read at start-up: AWS's default chain, at
+        // the first request.
+        let p = build(region, &[], None, &[]).unwrap();
+        assert!(matches!(p.auth, Auth::Chain { .. }), "{:?}", p.auth);
+        assert!(p.live_secrets().is_some());
+        assert!(p.extra_secrets().is_empty());
     }
 }

@@ -8,12 +8,15 @@
 //! access key id, the date, the scope and the signature.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
 use portico_core::Secret;
+use portico_providers::redact::LiveSecrets;
+use portico_providers::token::TokenCache;
 
 /// The SigV4 service name of the Bedrock runtime.
 pub(crate) const SERVICE: &str = "bedrock";
@@ -46,6 +49,13 @@ pub(crate) enum Auth {
     SigV4(AwsCredentials),
     /// Send a Bedrock API key as `Authorization: Bearer`.
     Bearer(Secret),
+    /// Sign with credentials from AWS's default chain, fetched and cached at run time.
+    Chain {
+        /// The cached credentials.
+        tokens: TokenCache<AwsCredentials>,
+        /// What the chain handed out, for the redactor.
+        live: Arc<LiveSecrets>,
+    },
 }
 
 impl fmt::Debug for Auth {
@@ -53,12 +63,14 @@ impl fmt::Debug for Auth {
         match self {
             Auth::SigV4(creds) => f.debug_tuple("SigV4").field(creds).finish(),
             Auth::Bearer(_) => f.write_str("Bearer(<redacted>)"),
+            Auth::Chain { .. } => f.write_str("Chain"),
         }
     }
 }
 
 /// The headers that authenticate a request: `authorization`, plus `x-amz-date` and
-/// `x-amz-security-token` when signing.
+/// `x-amz-security-token` when signing. `auth` is resolved: never [`Auth::Chain`], whose
+/// credentials the caller fetched (see `Bedrock::post`).
 ///
 /// `url` must be the exact, already percent-encoded URL sent; `headers` the other headers
 /// sent that should be signed (the host is taken from the URL); `body` the exact body bytes.
@@ -79,6 +91,7 @@ pub(crate) fn auth_headers(
         Auth::SigV4(creds) => {
             sigv4_headers(creds, region, SERVICE, method, url, headers, body, time)
         }
+        Auth::Chain { .. } => Err("the AWS credentials were not fetched before signing".into()),
     }
 }
 

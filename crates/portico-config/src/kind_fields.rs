@@ -1,7 +1,8 @@
 //! The provider fields only some kinds take, under Portkey's flat names: `aws_region`,
 //! `aws_access_key_id`, `aws_secret_access_key`, `aws_session_token` (bedrock),
-//! `azure_api_version` (azure-openai), `vertex_project_id` and `vertex_region` (gemini),
-//! `anthropic_version` and `anthropic_beta` (anthropic).
+//! `azure_api_version`, `azure_tenant_id`, `azure_client_id` and `azure_client_secret`
+//! (azure-openai), `vertex_project_id`, `vertex_region` and `vertex_service_account_json`
+//! (gemini), `anthropic_version` and `anthropic_beta` (anthropic).
 //!
 //! Each is allowed on its own kind only; on another one the error names the field and the kind
 //! it belongs to. Text values go to [`ProviderConfig::settings`](crate::ProviderConfig) and
@@ -25,19 +26,19 @@ use crate::error::{ConfigError, field_path};
 use crate::file::ProviderFile;
 use crate::validate::{Validator, present};
 
-/// The environment variables a bedrock provider without `aws_region` takes its region from,
-/// in the order the AWS SDKs read them.
-const AWS_REGION_VARS: [&str; 2] = ["AWS_REGION", "AWS_DEFAULT_REGION"];
-
 /// Every kind-specific field and the kind it belongs to, in the order they are checked.
-const OWNERS: [(&str, ProviderKind); 9] = [
+const OWNERS: [(&str, ProviderKind); 13] = [
     ("aws_region", ProviderKind::Bedrock),
     ("aws_access_key_id", ProviderKind::Bedrock),
     ("aws_secret_access_key", ProviderKind::Bedrock),
     ("aws_session_token", ProviderKind::Bedrock),
     ("azure_api_version", ProviderKind::AzureOpenAi),
+    ("azure_tenant_id", ProviderKind::AzureOpenAi),
+    ("azure_client_id", ProviderKind::AzureOpenAi),
+    ("azure_client_secret", ProviderKind::AzureOpenAi),
     ("vertex_project_id", ProviderKind::Gemini),
     ("vertex_region", ProviderKind::Gemini),
+    ("vertex_service_account_json", ProviderKind::Gemini),
     ("anthropic_version", ProviderKind::Anthropic),
     ("anthropic_beta", ProviderKind::Anthropic),
 ];
@@ -124,6 +125,7 @@ impl Validator<'_> {
         match kind {
             ProviderKind::Bedrock => self.bedrock(&fields, has_api_key, &at)?,
             ProviderKind::AzureOpenAi => {
+                self.entra(&fields, has_api_key, &at)?;
                 if let Some(version) = fields.text("azure_api_version")
                     && !is_azure_api_version(version)
                 {
@@ -137,7 +139,7 @@ impl Validator<'_> {
                     ));
                 }
             }
-            ProviderKind::Gemini => self.vertex(&fields, &at)?,
+            ProviderKind::Gemini => self.vertex(&fields, has_api_key, &at)?,
             ProviderKind::Anthropic => {
                 if let Some(version) = fields.text("anthropic_version")
                     && !is_date(version)
@@ -188,6 +190,8 @@ impl Validator<'_> {
         let text = [
             ("aws_region", raw.aws_region.take()),
             ("azure_api_version", raw.azure_api_version.take()),
+            ("azure_tenant_id", raw.azure_tenant_id.take()),
+            ("azure_client_id", raw.azure_client_id.take()),
             ("vertex_project_id", raw.vertex_project_id.take()),
             ("vertex_region", raw.vertex_region.take()),
             ("anthropic_version", raw.anthropic_version.take()),
@@ -201,10 +205,25 @@ impl Validator<'_> {
             ("aws_access_key_id", raw.aws_access_key_id.take()),
             ("aws_secret_access_key", raw.aws_secret_access_key.take()),
             ("aws_session_token", raw.aws_session_token.take()),
+            ("azure_client_secret", raw.azure_client_secret.take()),
         ] {
             if let Some(secret) = self.secret(value, &field_path(path, name), None)? {
                 secrets.push((name, secret));
             }
+        }
+        // A JSON document, spaces and line breaks included: checked for its form, not for
+        // stray whitespace like a key.
+        let account = raw
+            .vertex_service_account_json
+            .take()
+            .map(|f| f.0)
+            .filter(|s| !s.expose().trim().is_empty());
+        if let Some(account) = account {
+            let at = field_path(path, "vertex_service_account_json");
+            if let Err(problem) = service_account_problem(account.expose()) {
+                return Err(self.invalid(&at, problem));
+            }
+            secrets.push(("vertex_service_account_json", account));
         }
         Ok(Present { text, secrets })
     }
@@ -222,20 +241,9 @@ impl Validator<'_> {
                     format!("{region:?} is not an AWS region; write one like us-east-1"),
                 ));
             }
-            Some(_) => {}
-            None => {
-                let from_env = AWS_REGION_VARS
-                    .iter()
-                    .any(|var| (self.env)(var).is_some_and(|v| !v.trim().is_empty()));
-                if !from_env {
-                    return Err(self.invalid(
-                        &at("aws_region"),
-                        "is required for kind bedrock when neither AWS_REGION nor \
-                         AWS_DEFAULT_REGION is set: the region of your Bedrock models, like \
-                         `aws_region: us-east-1`",
-                    ));
-                }
-            }
+            // Without one, the adapter reads AWS_REGION, AWS_DEFAULT_REGION, then the AWS
+            // profile's region, and says so when none has one.
+            _ => {}
         }
         let id = fields.has_secret("aws_access_key_id");
         let secret = fields.has_secret("aws_secret_access_key");
@@ -271,9 +279,88 @@ impl Validator<'_> {
         Ok(())
     }
 
-    fn vertex(&self, fields: &Present, at: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
+    /// Entra ID client credentials: all three fields, or `azure_client_id` alone (the
+    /// client id of a user-assigned managed identity), or none.
+    fn entra(
+        &self,
+        fields: &Present,
+        has_api_key: bool,
+        at: &dyn Fn(&str) -> String,
+    ) -> Result<(), ConfigError> {
+        let tenant = fields.text("azure_tenant_id");
+        let client = fields.text("azure_client_id");
+        let secret = fields.has_secret("azure_client_secret");
+        for (field, value) in [("azure_tenant_id", tenant), ("azure_client_id", client)] {
+            if let Some(value) = value
+                && !is_entra_id(value)
+            {
+                return Err(self.invalid(
+                    &at(field),
+                    format!(
+                        "{value:?} is not an Entra ID; write the GUID (or, for the tenant, its \
+                         domain like contoso.onmicrosoft.com) shown in the Azure portal"
+                    ),
+                ));
+            }
+        }
+        match (tenant.is_some(), client.is_some(), secret) {
+            (true, true, true) | (false, true, false) | (false, false, false) => {}
+            (_, _, true) | (true, _, _) => {
+                let missing: Vec<&str> = [
+                    ("azure_tenant_id", tenant.is_none()),
+                    ("azure_client_id", client.is_none()),
+                    ("azure_client_secret", !secret),
+                ]
+                .into_iter()
+                .filter_map(|(name, gone)| gone.then_some(name))
+                .collect();
+                return Err(self.invalid(
+                    &at(missing[0]),
+                    format!(
+                        "is required: Entra ID client credentials are azure_tenant_id, \
+                         azure_client_id and azure_client_secret together (missing: {}); set \
+                         them all, or none to use a managed identity",
+                        missing.join(", ")
+                    ),
+                ));
+            }
+        }
+        if has_api_key && (secret || client.is_some()) {
+            return Err(self.invalid(
+                &at("api_key"),
+                "an azure-openai provider authenticates with either api_key or Entra ID \
+                 (azure_tenant_id, azure_client_id, azure_client_secret, or a managed identity's \
+                 azure_client_id), not both; remove one",
+            ));
+        }
+        Ok(())
+    }
+
+    fn vertex(
+        &self,
+        fields: &Present,
+        has_api_key: bool,
+        at: &dyn Fn(&str) -> String,
+    ) -> Result<(), ConfigError> {
         let project = fields.text("vertex_project_id");
         let region = fields.text("vertex_region");
+        if fields.has_secret("vertex_service_account_json") {
+            if project.is_none() {
+                return Err(self.invalid(
+                    &at("vertex_project_id"),
+                    "is required with vertex_service_account_json (a service account is for \
+                     Vertex AI); set vertex_project_id and vertex_region, or remove the \
+                     service account to use the Gemini API with an api_key",
+                ));
+            }
+            if has_api_key {
+                return Err(self.invalid(
+                    &at("api_key"),
+                    "a Vertex AI provider authenticates with either api_key (an access token) \
+                     or vertex_service_account_json, not both; remove one",
+                ));
+            }
+        }
         match (project, region) {
             (Some(_), None) => Err(self.invalid(
                 &at("vertex_region"),
@@ -300,6 +387,14 @@ impl Validator<'_> {
         }
     }
 
+    /// Whether an AI Studio provider (no `vertex_project_id`) lacks the API key it needs;
+    /// Vertex AI finds credentials itself (service account, application default credentials).
+    pub(crate) fn gemini_needs_api_key(raw: &ProviderFile) -> bool {
+        raw.vertex_project_id
+            .as_deref()
+            .is_none_or(|p| p.trim().is_empty())
+    }
+
     /// `base_url` of an azure-openai provider: the resource endpoint, without the API path
     /// that the adapter appends.
     pub(crate) fn azure_endpoint(&self, s: &str, path: &str) -> Result<String, ConfigError> {
@@ -317,6 +412,41 @@ impl Validator<'_> {
         }
         Ok(url)
     }
+}
+
+/// An Entra tenant or client id: a GUID, or a tenant's domain name.
+fn is_entra_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+}
+
+/// What is wrong with a service-account key file's text, if anything: it must be the JSON
+/// Google Cloud downloads (`type: service_account`, `client_email`, `private_key`). The
+/// message quotes nothing from it.
+fn service_account_problem(text: &str) -> Result<(), String> {
+    let help = "paste the whole JSON key file of the service account (IAM > Service accounts > \
+                Keys > Add key > JSON), e.g. `vertex_service_account_json: ${GCP_SA_JSON}`; \
+                the value is not shown because it is a secret";
+    let value: Value = serde_json::from_str(text).map_err(|_| format!("is not JSON; {help}"))?;
+    let field = |name: &str| {
+        value
+            .get(name)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
+    if field("type") != Some("service_account") {
+        return Err(format!(
+            "is not a service-account key (its `type` is not `service_account`); {help}"
+        ));
+    }
+    for name in ["client_email", "private_key"] {
+        if field(name).is_none() {
+            return Err(format!("has no `{name}`; {help}"));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -702,11 +702,6 @@ fn every_rule_has_a_message_naming_the_field() {
         ),
         // bedrock.
         (
-            "providers:\n  - { slug: a, kind: bedrock }\n",
-            "providers[0].aws_region",
-            "is required for kind bedrock when neither AWS_REGION nor AWS_DEFAULT_REGION is set",
-        ),
-        (
             "providers:\n  - { slug: a, kind: bedrock, aws_region: US East }\n",
             "providers[0].aws_region",
             "\"US East\" is not an AWS region; write one like us-east-1",
@@ -733,9 +728,49 @@ fn every_rule_has_a_message_naming_the_field() {
         ),
         // azure-openai.
         (
-            "providers:\n  - { slug: a, kind: azure-openai, base_url: \"https://r.openai.azure.com\" }\n",
+            "providers:\n  - { slug: a, kind: azure-openai, base_url: \"https://r.openai.azure.com\", azure_tenant_id: t-1 }\n",
+            "providers[0].azure_client_id",
+            "(missing: azure_client_id, azure_client_secret)",
+        ),
+        (
+            "providers:\n  - { slug: a, kind: azure-openai, base_url: \"https://r.openai.azure.com\", azure_client_secret: s }\n",
+            "providers[0].azure_tenant_id",
+            "azure_tenant_id, azure_client_id and azure_client_secret together",
+        ),
+        (
+            "providers:\n  - { slug: a, kind: azure-openai, base_url: \"https://r.openai.azure.com\", azure_client_id: \"a b\" }\n",
+            "providers[0].azure_client_id",
+            "is not an Entra ID",
+        ),
+        (
+            "providers:\n  - { slug: a, kind: azure-openai, base_url: \"https://r.openai.azure.com\", api_key: k, azure_tenant_id: t, azure_client_id: c, azure_client_secret: s }\n",
             "providers[0].api_key",
-            "api_key: ${AZURE_OPENAI_API_KEY}",
+            "either api_key or Entra ID",
+        ),
+        (
+            "providers:\n  - { slug: a, kind: anthropic, api_key: k, azure_client_secret: s }\n",
+            "providers[0].azure_client_secret",
+            "is only allowed on kind azure-openai",
+        ),
+        (
+            "providers:\n  - { slug: a, kind: gemini, vertex_project_id: p-1, vertex_region: us-central1, vertex_service_account_json: \"{not json\" }\n",
+            "providers[0].vertex_service_account_json",
+            "is not JSON",
+        ),
+        (
+            "providers:\n  - { slug: a, kind: gemini, vertex_project_id: p-1, vertex_region: us-central1, vertex_service_account_json: '{\"type\": \"authorized_user\"}' }\n",
+            "providers[0].vertex_service_account_json",
+            "is not a service-account key",
+        ),
+        (
+            "providers:\n  - { slug: a, kind: gemini, vertex_project_id: p-1, vertex_region: us-central1, vertex_service_account_json: '{\"type\": \"service_account\", \"client_email\": \"x@y\"}' }\n",
+            "providers[0].vertex_service_account_json",
+            "has no `private_key`",
+        ),
+        (
+            "providers:\n  - { slug: a, kind: gemini, api_key: k, vertex_service_account_json: '{\"type\": \"service_account\", \"client_email\": \"x@y\", \"private_key\": \"k\"}' }\n",
+            "providers[0].vertex_project_id",
+            "is required with vertex_service_account_json",
         ),
         (
             "providers:\n  - { slug: a, kind: azure-openai, api_key: k }\n",
@@ -1158,17 +1193,50 @@ providers:
 }
 
 #[test]
-fn bedrock_region_may_come_from_the_environment() {
+fn cloud_providers_may_leave_their_credentials_to_the_cloud_chains() {
+    // Bedrock: no region and no keys; the adapter reads AWS_REGION, the profile and the
+    // default credentials chain at run time.
     let text = "providers:\n  - { slug: aws, kind: bedrock }\n";
-    for var in ["AWS_REGION", "AWS_DEFAULT_REGION"] {
-        let env = move |name: &str| (name == var).then(|| "eu-central-1".to_owned());
-        let catalog = parse_str(text, ORIGIN, &env).unwrap();
-        // The file leaves it unset: the adapter reads the variable itself.
-        assert_eq!(catalog.providers[0].settings, Map::new(), "{var}");
-    }
-    let blank = |name: &str| (name == "AWS_REGION").then(|| "  ".to_owned());
-    let err = parse_str(text, ORIGIN, &blank).unwrap_err();
-    assert_eq!(err.path(), Some("providers[0].aws_region"), "{err}");
+    let catalog = parse_str(text, ORIGIN, &|_: &str| None).unwrap();
+    assert_eq!(catalog.providers[0].settings, Map::new());
+    assert!(catalog.providers[0].credentials.is_empty());
+
+    // Azure OpenAI without api_key: Entra ID client credentials, or a managed identity.
+    let catalog = parse(
+        "providers:\n  - { slug: az, kind: azure-openai, base_url: \"https://r.openai.azure.com\", azure_tenant_id: contoso.onmicrosoft.com, azure_client_id: 00000000-0000-0000-0000-000000000001, azure_client_secret: entra-secret-TOPSECRET }\n  - { slug: mi, kind: azure-openai, base_url: \"https://r.openai.azure.com\" }\n",
+    )
+    .unwrap();
+    let az = provider(&catalog, "az");
+    assert_eq!(az.api_key, None);
+    assert_eq!(
+        az.settings["azure_tenant_id"],
+        serde_json::json!("contoso.onmicrosoft.com")
+    );
+    assert_eq!(
+        az.credentials.get("azure_client_secret"),
+        Some(&Secret::new("entra-secret-TOPSECRET"))
+    );
+    assert!(!format!("{az:?}").contains("TOPSECRET"));
+    assert_eq!(provider(&catalog, "mi").api_key, None);
+
+    // Vertex AI without api_key: a service account, or application default credentials.
+    let account = r#"{"type": "service_account", "client_email": "sa@p.iam.gserviceaccount.com", "private_key": "-----BEGIN PRIVATE KEY-----\nTOPSECRET\n-----END PRIVATE KEY-----\n"}"#;
+    let env = move |name: &str| (name == "SA").then(|| account.to_owned());
+    let catalog = parse_str(
+        "providers:\n  - { slug: v, kind: gemini, vertex_project_id: p-1, vertex_region: us-central1, vertex_service_account_json: \"${SA}\" }\n  - { slug: adc, kind: gemini, vertex_project_id: p-1, vertex_region: global }\n",
+        ORIGIN,
+        &env,
+    )
+    .unwrap();
+    let v = provider(&catalog, "v");
+    assert_eq!(
+        v.credentials
+            .get("vertex_service_account_json")
+            .map(Secret::expose),
+        Some(account)
+    );
+    assert!(!format!("{v:?}").contains("TOPSECRET"));
+    assert_eq!(provider(&catalog, "adc").api_key, None);
 }
 
 #[test]

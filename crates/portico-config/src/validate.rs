@@ -31,14 +31,15 @@ const MAX_CONFIG_ID_CHARS: usize = 64;
 /// realistic attack, short enough not to get in the way of a password manager's output.
 const MIN_KEY_CHARS: usize = 16;
 
-/// Validates a whole file. `env` is the environment the file was substituted from; a few
-/// rules depend on it (a bedrock provider may take its region from `AWS_REGION`).
+/// Validates a whole file. `_env` is the environment the file was substituted from; no rule
+/// depends on it any more (a bedrock provider without `aws_region` finds its region at run
+/// time, in the AWS profile too), but callers keep passing it for rules to come.
 pub(crate) fn catalog(
     raw: CatalogFile,
     origin: &str,
-    env: &dyn Fn(&str) -> Option<String>,
+    _env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Catalog, ConfigError> {
-    let v = Validator { origin, env };
+    let v = Validator { origin };
     let listen = present(raw.listen).map(|s| v.listen(&s)).transpose()?;
     let admin_key = v.secret(raw.admin_key, "admin_key", Some(MIN_KEY_CHARS))?;
 
@@ -155,8 +156,6 @@ pub(crate) fn present(value: Option<String>) -> Option<String> {
 /// Validates raw values into config types; errors name `origin` and the field path.
 pub(crate) struct Validator<'a> {
     origin: &'a str,
-    /// The environment, for the rules that depend on it.
-    pub(crate) env: &'a dyn Fn(&str) -> Option<String>,
 }
 
 impl Validator<'_> {
@@ -253,7 +252,14 @@ impl Validator<'_> {
 
         let api_key_path = field_path(path, "api_key");
         let api_key = self.secret(raw.api_key.take(), &api_key_path, None)?;
-        if api_key.is_none() && kind.requires_api_key() {
+        // Azure OpenAI falls back on Entra ID and managed identity, Vertex AI on a service
+        // account and application default credentials: neither needs an api_key.
+        let needs_api_key = match kind {
+            ProviderKind::AzureOpenAi => false,
+            ProviderKind::Gemini => Validator::gemini_needs_api_key(&raw),
+            _ => kind.requires_api_key(),
+        };
+        if api_key.is_none() && needs_api_key {
             let example = kind.api_key_env().unwrap_or(match kind {
                 ProviderKind::AzureOpenAi => "AZURE_OPENAI_API_KEY",
                 _ => "MY_API_KEY",
@@ -648,32 +654,17 @@ impl Validator<'_> {
 
 /// Validates one provider object outside a file (the admin API's body), with no environment.
 pub(crate) fn provider(raw: ProviderFile, origin: &str) -> Result<ProviderConfig, ConfigError> {
-    let no_env = |_: &str| None;
-    Validator {
-        origin,
-        env: &no_env,
-    }
-    .provider(raw, "")
+    Validator { origin }.provider(raw, "")
 }
 
 /// Validates one `budgets:` entry outside a file (the admin API's body), with no environment.
 pub(crate) fn budget_entry(raw: BudgetEntryFile, origin: &str) -> Result<NamedBudget, ConfigError> {
-    let no_env = |_: &str| None;
-    Validator {
-        origin,
-        env: &no_env,
-    }
-    .named_budget(raw, "")
+    Validator { origin }.named_budget(raw, "")
 }
 
 /// Validates a key's limits outside a file (the admin API's body), with no environment.
 pub(crate) fn limits(raw: LimitsFile, origin: &str) -> Result<Limits, ConfigError> {
-    let no_env = |_: &str| None;
-    Validator {
-        origin,
-        env: &no_env,
-    }
-    .limits(raw.budget, raw.rate_limit, "")
+    Validator { origin }.limits(raw.budget, raw.rate_limit, "")
 }
 
 /// `@slug` (every model of a provider) or `@slug/model` (one model); the error says what is

@@ -10,7 +10,8 @@
 //! to the Gemini API of AI Studio (`/v1beta/models/{model}:generateContent`, an API key in
 //! `x-goog-api-key`) or, when the provider's settings name `vertex_project_id` and
 //! `vertex_region`, to Vertex AI (`/v1/projects/.../publishers/google/models/...`, an OAuth
-//! access token as bearer). Streams use `:streamGenerateContent?alt=sse`.
+//! access token as bearer: the catalog's `api_key`, else one Portico gets from Google's
+//! application default credentials, `adc`). Streams use `:streamGenerateContent?alt=sse`.
 //!
 //! What it is not: a Gemini SDK. Only what OpenAI's chat and embeddings APIs can express is
 //! translated; `/v1/completions` is refused as unsupported.
@@ -25,10 +26,13 @@
 //! - `media`: user content parts (images, audio, files);
 //! - `embeddings`: `batchEmbedContents` / Vertex `predict`;
 //! - `error`: Google's error bodies, and the requests Portico refuses itself;
-//! - `provider`: the dialect: URLs, credentials, and the embeddings calls.
+//! - `provider`: the dialect: URLs, credentials, and the embeddings calls;
+//! - `adc`: Vertex AI access tokens from a service account, `GOOGLE_APPLICATION_CREDENTIALS`
+//!   or the metadata server, cached.
 //!
 //! docs/providers/gemini.md describes the behaviour users see.
 
+mod adc;
 mod embeddings;
 mod error;
 mod ids;

@@ -2,6 +2,8 @@
 //! and embeddings; chat completions go through the translating adapters' one skeleton
 //! ([`Translating`]).
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream;
@@ -10,8 +12,10 @@ use portico_core::{ProviderKind, Secret};
 use portico_providers::chat::{ChatRequest, ChatResponse};
 use portico_providers::dialect::{Answered, Call, Dialect, Inputs, Translating};
 use portico_providers::http::{HttpClient, is_event_stream};
+use portico_providers::redact::LiveSecrets;
 use portico_providers::settings::GeminiSettings;
 use portico_providers::sse::SseEvent;
+use portico_providers::token::{MintError, TokenCache};
 use portico_providers::{
     ProviderError, ProviderSetup, SetupError, UpstreamRequest, UpstreamResponse,
 };
@@ -54,6 +58,8 @@ pub struct Gemini {
     api: Api,
     /// The AI Studio API key, or the Vertex AI access token.
     api_key: Option<Secret>,
+    /// Vertex AI without `api_key`: access tokens from application default credentials.
+    tokens: Option<(TokenCache<Secret>, Arc<LiveSecrets>)>,
 }
 
 impl Gemini {
@@ -86,14 +92,15 @@ impl Gemini {
         })
     }
 
-    /// A POST of `body` to `url` with the provider's credentials.
-    fn post(
+    /// A POST of `body` to `url` with the provider's credentials (an access token is
+    /// fetched first when none is cached).
+    async fn post(
         &self,
         client: &HttpClient,
         url: String,
         body: Bytes,
         stream: bool,
-    ) -> reqwest::RequestBuilder {
+    ) -> Result<reqwest::RequestBuilder, ProviderError> {
         let mut builder = client
             .post(url)
             .header(http::header::CONTENT_TYPE, "application/json")
@@ -106,22 +113,25 @@ impl Gemini {
                 Api::AiStudio => builder.header("x-goog-api-key", key.expose()),
                 Api::Vertex { .. } => builder.bearer_auth(key.expose()),
             };
+        } else if let Some((tokens, _)) = &self.tokens {
+            let token = tokens.get().await.map_err(MintError::into_provider_error)?;
+            builder = builder.bearer_auth(token.expose());
         }
-        builder
+        Ok(builder)
     }
-}
 
-#[async_trait]
-impl Dialect for Gemini {
-    const KIND: ProviderKind = ProviderKind::Gemini;
-    const NAME: &'static str = "Gemini";
-    type Settings = GeminiSettings;
-    type Request = GenerateContentRequest;
-    type Response = GenerateContentResponse;
-    type Translator = StreamTranslator;
-
-    /// Fails when the provider has no key while the default (Google) URL is used.
-    fn new(setup: ProviderSetup<'_>, settings: &GeminiSettings) -> Result<Gemini, SetupError> {
+    /// The dialect of a catalog provider, with `env` standing in for the process
+    /// environment (`GOOGLE_APPLICATION_CREDENTIALS`, `GCE_METADATA_HOST`).
+    ///
+    /// # Errors
+    ///
+    /// [`SetupError`] when an AI Studio provider has no key and the default URL, or the
+    /// catalog's service account cannot be used.
+    pub fn with_env(
+        setup: ProviderSetup<'_>,
+        settings: &GeminiSettings,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Gemini, SetupError> {
         let api = match &settings.vertex {
             None => Api::AiStudio,
             Some(vertex) => Api::Vertex {
@@ -129,11 +139,30 @@ impl Dialect for Gemini {
                 region: vertex.region.clone(),
             },
         };
-        if setup.api_key.is_none() && setup.base_url.is_none() {
+        let api_key = setup
+            .api_key
+            .filter(|k| !k.expose().trim().is_empty())
+            .cloned();
+        let tokens = match (&settings.vertex, &api_key) {
+            (Some(vertex), None) => {
+                let live = LiveSecrets::new();
+                let cache = crate::adc::token_cache(
+                    setup.slug,
+                    vertex.service_account.as_ref(),
+                    setup.client,
+                    &env,
+                    Arc::clone(&live),
+                )?;
+                Some((cache, live))
+            }
+            _ => None,
+        };
+        if api_key.is_none() && tokens.is_none() && setup.base_url.is_none() {
             return Err(SetupError::incomplete(
                 setup.slug,
                 ProviderKind::Gemini,
-                "has no api_key; set an AI Studio API key, or for Vertex AI an OAuth access token",
+                "has no api_key; set an AI Studio API key, or vertex_project_id and \
+                 vertex_region for Vertex AI (which finds Google credentials itself)",
             ));
         }
         let base_url = match (setup.base_url, &api) {
@@ -149,8 +178,24 @@ impl Dialect for Gemini {
         Ok(Gemini {
             base_url: trim_base_url(&base_url),
             api,
-            api_key: setup.api_key.cloned(),
+            api_key,
+            tokens,
         })
+    }
+}
+
+#[async_trait]
+impl Dialect for Gemini {
+    const KIND: ProviderKind = ProviderKind::Gemini;
+    const NAME: &'static str = "Gemini";
+    type Settings = GeminiSettings;
+    type Request = GenerateContentRequest;
+    type Response = GenerateContentResponse;
+    type Translator = StreamTranslator;
+
+    /// [`Gemini::with_env`] over the process environment.
+    fn new(setup: ProviderSetup<'_>, settings: &GeminiSettings) -> Result<Gemini, SetupError> {
+        Gemini::with_env(setup, settings, |name| std::env::var(name).ok())
     }
 
     fn encode(
@@ -161,7 +206,7 @@ impl Dialect for Gemini {
         request::to_gemini(chat, call.model, call.stream)
     }
 
-    fn request(
+    async fn request(
         &self,
         client: &HttpClient,
         call: Call<'_>,
@@ -172,7 +217,7 @@ impl Dialect for Gemini {
         } else {
             self.url(call.model, "generateContent")?
         };
-        Ok(self.post(client, url, body, call.stream))
+        self.post(client, url, body, call.stream).await
     }
 
     fn error(&self, status: u16, _headers: &HeaderMap, body: &[u8]) -> ProviderError {
@@ -222,6 +267,10 @@ impl Dialect for Gemini {
         Ok(Box::pin(stream::iter(events)))
     }
 
+    fn live_secrets(&self) -> Option<Arc<LiveSecrets>> {
+        self.tokens.as_ref().map(|(_, live)| Arc::clone(live))
+    }
+
     /// Batches of inputs to `batchEmbedContents` (AI Studio) or `predict` (Vertex AI), one
     /// call after the other.
     async fn embeddings(
@@ -238,10 +287,10 @@ async fn call<B: Serialize, T: serde::de::DeserializeOwned>(
     url: String,
     body: &B,
 ) -> Result<T, ProviderError> {
-    let request =
-        upstream
-            .dialect()
-            .post(upstream.client(), url, Bytes::from(encode(body)?), false);
+    let request = upstream
+        .dialect()
+        .post(upstream.client(), url, Bytes::from(encode(body)?), false)
+        .await?;
     let response = upstream.call(request).await?;
     upstream.read_json(response).await
 }

@@ -41,6 +41,7 @@ pub mod passthrough;
 pub mod redact;
 pub mod settings;
 pub mod sse;
+pub mod token;
 
 pub use error::{Fault, ProviderError, TransportFailure};
 pub use settings::SetupError;
@@ -130,11 +131,17 @@ pub trait Provider: Send + Sync + 'static {
 
     /// Credentials the adapter found itself, beyond the catalog record's `api_key` and
     /// `credentials` (Bedrock's `AWS_*` environment variables): the registry adds them to the
-    /// provider's [`redact::Redactor`], so an upstream that echoes them cannot leak them. An
-    /// adapter that minted tokens at run time would have to report them too; none does (a
-    /// Vertex AI access token is configured as `api_key`).
+    /// provider's [`redact::Redactor`], so an upstream that echoes them cannot leak them.
+    /// Credentials minted at run time are reported through [`Provider::live_secrets`].
     fn extra_secrets(&self) -> Vec<Secret> {
         Vec::new()
+    }
+
+    /// The secrets this adapter mints while it runs (cloud access tokens, temporary AWS
+    /// keys; see [`token::TokenCache`]), for the redactor; `None` (the default) when it mints
+    /// none.
+    fn live_secrets(&self) -> Option<std::sync::Arc<redact::LiveSecrets>> {
+        None
     }
 
     /// Sends an Anthropic Messages request (`POST /v1/messages`) as it is, for an adapter

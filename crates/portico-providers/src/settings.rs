@@ -15,8 +15,9 @@
 //! still load.
 //!
 //! What it is not: the catalog file's validation (portico-config, which reports field paths
-//! like `providers[2].aws_region`), or the environment (Bedrock reads its `AWS_*` variables
-//! when the adapter is built).
+//! like `providers[2].aws_region`), or the environment and the cloud credential chains
+//! (the adapters read their variables when they are built, and fetch tokens at run time:
+//! see [`crate::token`]).
 
 use std::collections::BTreeMap;
 
@@ -133,12 +134,21 @@ impl KindSettings {
         Ok(match kind {
             ProviderKind::Mock => KindSettings::Mock(mock_options(slug, settings)?),
             ProviderKind::AzureOpenAi => {
-                KindSettings::AzureOpenAi(AzureSettings::parse(slug, settings)?)
+                KindSettings::AzureOpenAi(AzureSettings::parse(slug, settings, credentials)?)
             }
             ProviderKind::Anthropic => {
                 KindSettings::Anthropic(AnthropicSettings::parse(slug, settings)?)
             }
-            ProviderKind::Gemini => KindSettings::Gemini(GeminiSettings::parse(slug, settings)?),
+            ProviderKind::Gemini => {
+                let mut gemini = GeminiSettings::parse(slug, settings)?;
+                if let Some(vertex) = &mut gemini.vertex {
+                    vertex.service_account = credentials
+                        .get("vertex_service_account_json")
+                        .filter(|s| !s.expose().trim().is_empty())
+                        .cloned();
+                }
+                KindSettings::Gemini(gemini)
+            }
             ProviderKind::Bedrock => {
                 KindSettings::Bedrock(BedrockSettings::parse(slug, settings, credentials)?)
             }
@@ -159,15 +169,47 @@ pub struct AzureSettings {
     /// `azure_api_version`: a dated version (`2024-10-21`, `2025-04-01-preview`) or `v1`;
     /// [`DEFAULT_AZURE_API_VERSION`] when not set.
     pub api_version: String,
+    /// Who the provider is in Entra ID, for when it has no `api_key`.
+    pub identity: AzureIdentity,
+}
+
+/// How an Azure OpenAI provider without `api_key` gets its Entra ID tokens.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum AzureIdentity {
+    /// The client credentials flow: `azure_tenant_id`, `azure_client_id`,
+    /// `azure_client_secret`.
+    ClientSecret {
+        /// The directory (tenant) id or domain.
+        tenant_id: String,
+        /// The application (client) id.
+        client_id: String,
+        /// The client secret.
+        client_secret: Secret,
+    },
+    /// The managed identity of the machine Portico runs on: the system-assigned one, or the
+    /// user-assigned one whose client id is `azure_client_id`.
+    ManagedIdentity {
+        /// The user-assigned identity's client id.
+        client_id: Option<String>,
+    },
+    /// No catalog field: the system-assigned managed identity.
+    #[default]
+    Default,
 }
 
 impl AzureSettings {
-    /// Reads `azure_api_version` from provider `slug`'s stored settings.
+    /// Reads `azure_api_version`, `azure_tenant_id` and `azure_client_id` from provider
+    /// `slug`'s stored settings and `azure_client_secret` from its credentials.
     ///
     /// # Errors
     ///
-    /// [`SetupError::Setting`] when it is not a text, or not an API version.
-    pub fn parse(slug: &str, settings: &Value) -> Result<AzureSettings, SetupError> {
+    /// [`SetupError::Setting`] when a field is not a text, the version is not one, or the
+    /// client credentials are incomplete.
+    pub fn parse(
+        slug: &str,
+        settings: &Value,
+        credentials: &BTreeMap<String, Secret>,
+    ) -> Result<AzureSettings, SetupError> {
         let fields = Fields::of(slug, settings)?;
         let wrong = || {
             format!("must be a text like {DEFAULT_AZURE_API_VERSION} or 2025-04-01-preview, or v1")
@@ -179,7 +221,37 @@ impl AzureSettings {
                 return Err(fields.error("azure_api_version", format!("{} (not {v:?})", wrong())));
             }
         };
-        Ok(AzureSettings { api_version })
+        let id = || "must be a text: an Entra ID (a GUID)".to_owned();
+        let tenant = fields.text("azure_tenant_id", id)?;
+        let client = fields.text("azure_client_id", id)?;
+        let secret = credentials
+            .get("azure_client_secret")
+            .filter(|s| !s.expose().trim().is_empty());
+        let identity = match (tenant, client, secret) {
+            (Some(tenant), Some(client), Some(secret)) => AzureIdentity::ClientSecret {
+                tenant_id: tenant.to_owned(),
+                client_id: client.to_owned(),
+                client_secret: secret.clone(),
+            },
+            (None, client, None) => match client {
+                Some(client) => AzureIdentity::ManagedIdentity {
+                    client_id: Some(client.to_owned()),
+                },
+                None => AzureIdentity::Default,
+            },
+            _ => {
+                return Err(fields.error(
+                    "azure_client_secret",
+                    "is incomplete: Entra ID client credentials are azure_tenant_id, \
+                     azure_client_id and azure_client_secret together; set them all, or none \
+                     to use a managed identity",
+                ));
+            }
+        };
+        Ok(AzureSettings {
+            api_version,
+            identity,
+        })
     }
 }
 
@@ -254,6 +326,9 @@ pub struct VertexSettings {
     pub project: String,
     /// The region (`us-central1`, `global`, ...).
     pub region: String,
+    /// `vertex_service_account_json`: the service account's JSON key file, when the catalog
+    /// has one (else application default credentials are looked for).
+    pub service_account: Option<Secret>,
 }
 
 impl GeminiSettings {
@@ -304,6 +379,7 @@ impl GeminiSettings {
             (Some(project), Some(region)) => Some(VertexSettings {
                 project: project.to_owned(),
                 region: region.to_owned(),
+                service_account: None,
             }),
         };
         Ok(GeminiSettings { vertex })
@@ -514,7 +590,8 @@ mod tests {
         assert_eq!(
             parse(ProviderKind::AzureOpenAi, json!({"future": 1})),
             Ok(KindSettings::AzureOpenAi(AzureSettings {
-                api_version: DEFAULT_AZURE_API_VERSION.to_owned()
+                api_version: DEFAULT_AZURE_API_VERSION.to_owned(),
+                identity: AzureIdentity::Default,
             }))
         );
         // The catalog file accepts domain-scoped project IDs; so does the adapter.

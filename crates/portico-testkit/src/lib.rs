@@ -37,6 +37,7 @@ mod record;
 mod script;
 pub mod services;
 pub mod sse;
+pub mod token;
 mod upstream;
 
 pub use defaults::{DEFAULT_EMBEDDING_DIMENSIONS, MOCK_MODELS, mock_embedding};

@@ -10,6 +10,7 @@ mod provider;
 mod request;
 mod response;
 mod stream;
+mod vertex_auth;
 
 /// A fixture file's path.
 fn fixture_path(path: &str) -> PathBuf {

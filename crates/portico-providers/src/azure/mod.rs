@@ -7,7 +7,8 @@
 //!   the v1 API (`azure_api_version: v1`) uses OpenAI's paths under `/openai/v1`. The model
 //!   name of `@slug/model` is the deployment name; the body's `model` keeps it too (the classic
 //!   API ignores it, the v1 API needs it). See `url`.
-//! - **Auth**: an `api-key: <key>` header, never `Authorization`.
+//! - **Auth**: an `api-key: <key>` header; without `api_key`, an Entra ID token as
+//!   `Authorization: Bearer` (client credentials, else managed identity: see `entra`).
 //! - **Streams** may start with a chunk whose `choices` is `[]`, carrying only
 //!   `prompt_filter_results`; it is forwarded untouched like every other event (it has no
 //!   usage, so the gateway never mistakes it for the usage chunk).
@@ -20,7 +21,10 @@
 //! Everything else (request bodies, answers, SSE framing, `content_filter_results`) is OpenAI's
 //! and passes through unchanged, with the shared helpers of [`crate::openai`].
 
+mod entra;
 mod url;
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use http::HeaderValue;
@@ -29,10 +33,14 @@ use reqwest::Url;
 
 use crate::openai::{read_answer, transport_error};
 use crate::passthrough::{PassthroughAnswer, PassthroughRequest};
+use crate::redact::LiveSecrets;
 use crate::settings::{AzureSettings, SetupError};
+use crate::token::TokenCache;
 use crate::{Provider, ProviderError, ProviderSetup, UpstreamRequest, UpstreamResponse};
 
 use self::url::{AzureApi, request_url};
+
+pub use self::entra::{DEFAULT_AUTHORITY_HOST, IMDS_TOKEN_URL, SCOPE};
 
 /// The `api-version` when the catalog sets no `azure_api_version`: the newest GA version of
 /// the classic API (the catalog fills in the same default).
@@ -49,21 +57,46 @@ pub struct AzureOpenAiProvider {
     /// The resource endpoint, like `https://NAME.openai.azure.com`.
     endpoint: Url,
     api: AzureApi,
-    /// The key, as a header value marked sensitive (so it is never printed).
-    api_key: HeaderValue,
+    auth: Auth,
+}
+
+/// How requests authenticate.
+#[derive(Debug, Clone)]
+enum Auth {
+    /// `api-key`: the key, as a header value marked sensitive (so it is never printed).
+    Key(HeaderValue),
+    /// `Authorization: Bearer` with an Entra ID token, minted and cached.
+    Entra {
+        tokens: TokenCache<HeaderValue>,
+        live: Arc<LiveSecrets>,
+    },
 }
 
 impl AzureOpenAiProvider {
-    /// An adapter for the resource at `setup.base_url`, authenticating with `setup.api_key`,
-    /// speaking the API version of `settings` (`v1` selects the v1 API).
+    /// An adapter for the resource at `setup.base_url`, authenticating with `setup.api_key`
+    /// or else Entra ID (endpoints from the process environment; see `entra`), speaking the
+    /// API version of `settings` (`v1` selects the v1 API).
     ///
     /// # Errors
     ///
-    /// [`SetupError`] naming the provider and what to set, when the base URL or the key is
-    /// missing or unusable.
+    /// [`SetupError`] naming the provider and what to set, when the base URL is missing or
+    /// the base URL or the key is unusable.
     pub fn new(
         setup: ProviderSetup<'_>,
         settings: &AzureSettings,
+    ) -> Result<AzureOpenAiProvider, SetupError> {
+        Self::with_env(setup, settings, |name| std::env::var(name).ok())
+    }
+
+    /// [`AzureOpenAiProvider::new`] with `env` standing in for the process environment.
+    ///
+    /// # Errors
+    ///
+    /// As [`AzureOpenAiProvider::new`].
+    pub fn with_env(
+        setup: ProviderSetup<'_>,
+        settings: &AzureSettings,
+        env: impl Fn(&str) -> Option<String>,
     ) -> Result<AzureOpenAiProvider, SetupError> {
         let slug = setup.slug;
         let kind = ProviderKind::AzureOpenAi;
@@ -86,29 +119,37 @@ impl AzureOpenAiProvider {
                      https://NAME.openai.azure.com",
                 )
             })?;
-        let key = setup.api_key.ok_or_else(|| {
-            SetupError::incomplete(
-                slug,
-                kind,
-                "has no api_key; set it to one of the resource's keys (Keys and Endpoint in \
-                 the Azure portal)",
-            )
-        })?;
-        let mut api_key = HeaderValue::from_str(key.expose()).map_err(|_| {
-            SetupError::setting(
-                slug,
-                "api_key",
-                "holds characters that cannot be sent in a header; copy the key again (it is \
-                 not shown because it is a secret)",
-            )
-        })?;
-        api_key.set_sensitive(true);
+        let auth = match setup.api_key.filter(|k| !k.expose().trim().is_empty()) {
+            Some(key) => {
+                let mut api_key = HeaderValue::from_str(key.expose()).map_err(|_| {
+                    SetupError::setting(
+                        slug,
+                        "api_key",
+                        "holds characters that cannot be sent in a header; copy the key again \
+                         (it is not shown because it is a secret)",
+                    )
+                })?;
+                api_key.set_sensitive(true);
+                Auth::Key(api_key)
+            }
+            None => {
+                let live = LiveSecrets::new();
+                let tokens = entra::token_cache(
+                    slug,
+                    &settings.identity,
+                    setup.client,
+                    &env,
+                    Arc::clone(&live),
+                );
+                Auth::Entra { tokens, live }
+            }
+        };
         Ok(AzureOpenAiProvider {
             slug: slug.to_owned(),
             client: setup.client.clone(),
             endpoint,
             api: AzureApi::from_version(&settings.api_version),
-            api_key,
+            auth,
         })
     }
 
@@ -166,16 +207,24 @@ impl Provider for AzureOpenAiProvider {
         ProviderKind::AzureOpenAi
     }
 
+    fn live_secrets(&self) -> Option<Arc<LiveSecrets>> {
+        match &self.auth {
+            Auth::Key(_) => None,
+            Auth::Entra { live, .. } => Some(Arc::clone(live)),
+        }
+    }
+
     async fn send(&self, mut req: UpstreamRequest) -> Result<UpstreamResponse, ProviderError> {
         let url = request_url(&self.endpoint, &self.api, req.endpoint, &req.model);
         if !self.api.accepts_stream_options() {
             req.body.remove("stream_options");
         }
+        let (name, value) = self.auth_header().await?;
         let mut builder = self
             .client
             .post(url)
             .header(http::header::CONTENT_TYPE, "application/json")
-            .header(API_KEY_HEADER, self.api_key.clone())
+            .header(name, value)
             .body(crate::http::request_body(&req.body));
         if req.stream && req.endpoint != Endpoint::Embeddings {
             builder = builder.header(http::header::ACCEPT, "text/event-stream");
@@ -202,17 +251,33 @@ impl Provider for AzureOpenAiProvider {
 }
 
 impl AzureOpenAiProvider {
+    /// The header a request authenticates with: `api-key`, or an Entra ID bearer token
+    /// (fetched, or cached until shortly before it expires).
+    async fn auth_header(&self) -> Result<(&'static str, http::HeaderValue), ProviderError> {
+        Ok(match &self.auth {
+            Auth::Key(key) => (API_KEY_HEADER, key.clone()),
+            Auth::Entra { tokens, .. } => {
+                let token = tokens
+                    .get()
+                    .await
+                    .map_err(crate::token::MintError::into_provider_error)?;
+                (http::header::AUTHORIZATION.as_str(), token)
+            }
+        })
+    }
+
     async fn pass_through(
         &self,
         req: PassthroughRequest,
     ) -> Result<PassthroughAnswer, ProviderError> {
         let (body, content_type) = req.wire_body()?;
         let url = request_url(&self.endpoint, &self.api, req.endpoint, &req.model);
+        let (name, value) = self.auth_header().await?;
         let builder = self
             .client
             .post(url)
             .header(http::header::CONTENT_TYPE, content_type)
-            .header(API_KEY_HEADER, self.api_key.clone())
+            .header(name, value)
             .body(body);
         crate::passthrough::send(&self.client, builder)
             .await
@@ -220,5 +285,7 @@ impl AzureOpenAiProvider {
     }
 }
 
+#[cfg(test)]
+mod entra_tests;
 #[cfg(test)]
 mod tests;

@@ -102,13 +102,15 @@ pub trait Dialect: std::fmt::Debug + Send + Sync + Sized + 'static {
     /// request.
     fn encode(&self, chat: &ChatRequest, call: Call<'_>) -> Result<Self::Request, ProviderError>;
 
-    /// The HTTP request carrying `body` for `call`: URL, headers, credentials.
+    /// The HTTP request carrying `body` for `call`: URL, headers, credentials. Async because
+    /// credentials minted at run time may have to be fetched first (once, then cached: see
+    /// [`crate::token`]).
     ///
     /// # Errors
     ///
     /// [`ProviderError::Rejected`] when the call cannot be addressed (a model name a URL
-    /// cannot carry); a failure to sign it.
-    fn request(
+    /// cannot carry); a failure to get credentials or to sign it.
+    async fn request(
         &self,
         client: &HttpClient,
         call: Call<'_>,
@@ -174,6 +176,11 @@ pub trait Dialect: std::fmt::Debug + Send + Sync + Sized + 'static {
     /// Credentials the dialect found itself (see [`Provider::extra_secrets`]).
     fn extra_secrets(&self) -> Vec<Secret> {
         Vec::new()
+    }
+
+    /// The secrets the dialect mints while it runs (see [`Provider::live_secrets`]).
+    fn live_secrets(&self) -> Option<std::sync::Arc<crate::redact::LiveSecrets>> {
+        None
     }
 }
 
@@ -273,7 +280,8 @@ impl<D: Dialect> Translating<D> {
         })?;
         let request = self
             .dialect
-            .request(&self.client, call, Bytes::from(body))?;
+            .request(&self.client, call, Bytes::from(body))
+            .await?;
         let response = self.call(request).await?;
         let status = response.status().as_u16();
         let cx = Answered {
@@ -328,6 +336,10 @@ impl<D: Dialect> Provider for Translating<D> {
 
     fn extra_secrets(&self) -> Vec<Secret> {
         self.dialect.extra_secrets()
+    }
+
+    fn live_secrets(&self) -> Option<std::sync::Arc<crate::redact::LiveSecrets>> {
+        self.dialect.live_secrets()
     }
 
     async fn send_anthropic_messages(

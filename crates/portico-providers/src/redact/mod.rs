@@ -20,6 +20,9 @@
 //! [`MIN_SECRET_LEN`] bytes are ignored: a placeholder like `none` or `ollama` would otherwise
 //! blank out ordinary words of every answer, and such a value protects nothing.
 //!
+//! Secrets an adapter mints while it runs (cloud access tokens) are added to the provider's
+//! [`LiveSecrets`] as they are minted; the decorator applies their redactor too.
+//!
 //! What it is not: a scanner for secrets it was not given (another provider's key, a key the
 //! client put in its own prompt), and it sees each body and each event whole but not across
 //! events: a secret an upstream split over two stream events would pass.
@@ -31,6 +34,7 @@
 //! [`MIN_FRAGMENT_LEN`] bytes) right before that mark is redacted as well.
 
 mod encodings;
+mod live;
 mod provider;
 
 use std::sync::Arc;
@@ -42,6 +46,7 @@ use futures::StreamExt as _;
 use crate::error::{CUT_MARK, TransportFailure};
 use crate::{ProviderError, SseEvent, UpstreamResponse};
 
+pub use live::LiveSecrets;
 pub use provider::{RedactingProvider, guard};
 
 /// What each occurrence of a secret is replaced by.

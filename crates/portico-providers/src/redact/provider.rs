@@ -7,15 +7,17 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use portico_core::{JsonBody, ProviderKind, Secret};
 
-use super::{Redactor, RedactorError};
+use super::{LiveSecrets, Redactor, RedactorError};
 use crate::passthrough::{PassthroughAnswer, PassthroughRequest};
 use crate::{Provider, ProviderError, UpstreamRequest, UpstreamResponse};
 
 /// An adapter whose every answer, stream event and error passes through its provider's
-/// [`Redactor`] before the gateway sees it.
+/// [`Redactor`] (and that of the secrets it mints, [`LiveSecrets`]) before the gateway sees
+/// it.
 pub struct RedactingProvider {
     inner: Arc<dyn Provider>,
-    redactor: Arc<Redactor>,
+    redactor: Option<Arc<Redactor>>,
+    live: Option<Arc<LiveSecrets>>,
 }
 
 impl std::fmt::Debug for RedactingProvider {
@@ -29,16 +31,58 @@ impl std::fmt::Debug for RedactingProvider {
 impl RedactingProvider {
     /// Wraps `inner`, redacting with `redactor`.
     pub fn new(inner: Arc<dyn Provider>, redactor: Redactor) -> RedactingProvider {
+        let live = inner.live_secrets();
         RedactingProvider {
             inner,
-            redactor: Arc::new(redactor),
+            redactor: Some(Arc::new(redactor)),
+            live,
+        }
+    }
+
+    /// The live redactor, read now, so a token minted a moment ago is covered; `None` for
+    /// an adapter that mints nothing (one branch, no atomic).
+    fn live(&self) -> Option<Arc<Redactor>> {
+        self.live.as_ref().and_then(|live| live.redactor())
+    }
+
+    fn answer(&self, answer: UpstreamResponse) -> UpstreamResponse {
+        let answer = match &self.redactor {
+            Some(r) => r.answer(answer),
+            None => answer,
+        };
+        match self.live() {
+            Some(r) => r.answer(answer),
+            None => answer,
+        }
+    }
+
+    fn error(&self, err: ProviderError) -> ProviderError {
+        let err = match &self.redactor {
+            Some(r) => r.error(err),
+            None => err,
+        };
+        match self.live() {
+            Some(r) => r.error(err),
+            None => err,
+        }
+    }
+
+    fn bytes(&self, bytes: Bytes) -> Bytes {
+        let bytes = match &self.redactor {
+            Some(r) => r.bytes(bytes),
+            None => bytes,
+        };
+        match self.live() {
+            Some(r) => r.bytes(bytes),
+            None => bytes,
         }
     }
 }
 
 /// `adapter` wrapped in a [`RedactingProvider`] for `secrets` together with the adapter's own
-/// [`Provider::extra_secrets`]; the adapter itself, at no cost, when no secret is long
-/// enough to match (see [`super::MIN_SECRET_LEN`]).
+/// [`Provider::extra_secrets`] and the secrets it mints ([`Provider::live_secrets`]); the
+/// adapter itself, at no cost, when no secret is long enough to match (see
+/// [`super::MIN_SECRET_LEN`]) and it mints none.
 ///
 /// # Errors
 ///
@@ -50,10 +94,16 @@ pub fn guard<'a>(
     let extra = adapter.extra_secrets();
     let mut all: Vec<&str> = secrets.into_iter().map(Secret::expose).collect();
     all.extend(extra.iter().map(Secret::expose));
-    Ok(match Redactor::new(all)? {
-        Some(redactor) => Arc::new(RedactingProvider::new(adapter, redactor)),
-        None => adapter,
-    })
+    let redactor = Redactor::new(all)?.map(Arc::new);
+    let live = adapter.live_secrets();
+    if redactor.is_none() && live.is_none() {
+        return Ok(adapter);
+    }
+    Ok(Arc::new(RedactingProvider {
+        inner: adapter,
+        redactor,
+        live,
+    }))
 }
 
 #[async_trait]
@@ -64,8 +114,8 @@ impl Provider for RedactingProvider {
 
     async fn send(&self, req: UpstreamRequest) -> Result<UpstreamResponse, ProviderError> {
         match self.inner.send(req).await {
-            Ok(answer) => Ok(self.redactor.answer(answer)),
-            Err(err) => Err(self.redactor.error(err)),
+            Ok(answer) => Ok(self.answer(answer)),
+            Err(err) => Err(self.error(err)),
         }
     }
 
@@ -75,6 +125,10 @@ impl Provider for RedactingProvider {
 
     fn speaks_responses(&self) -> bool {
         self.inner.speaks_responses()
+    }
+
+    fn live_secrets(&self) -> Option<Arc<LiveSecrets>> {
+        self.live.clone()
     }
 
     async fn send_anthropic_messages(
@@ -88,18 +142,19 @@ impl Provider for RedactingProvider {
             .send_anthropic_messages(body, stream, client_beta)
             .await?;
         Some(match result {
-            Ok(answer) => Ok(self.redactor.answer(answer)),
-            Err(err) => Err(self.redactor.error(err)),
+            Ok(answer) => Ok(self.answer(answer)),
+            Err(err) => Err(self.error(err)),
         })
     }
 
     async fn send_moderation(&self, body: JsonBody) -> Option<Result<Bytes, ProviderError>> {
         let result = self.inner.send_moderation(body).await?;
         Some(match result {
-            Ok(answer) => Ok(self.redactor.bytes(answer)),
-            Err(err) => Err(self.redactor.error(err)),
+            Ok(answer) => Ok(self.bytes(answer)),
+            Err(err) => Err(self.error(err)),
         })
     }
+
     async fn send_passthrough(
         &self,
         req: PassthroughRequest,
@@ -108,10 +163,10 @@ impl Provider for RedactingProvider {
         Some(match result {
             // Audio is scanned too: one pass of the automaton, and a copy only on a match.
             Ok(mut answer) => {
-                answer.body = self.redactor.bytes(answer.body);
+                answer.body = self.bytes(answer.body);
                 Ok(answer)
             }
-            Err(err) => Err(self.redactor.error(err)),
+            Err(err) => Err(self.error(err)),
         })
     }
 }

@@ -327,3 +327,63 @@ fn the_quick_search_and_the_automaton_agree() {
         }
     }
 }
+
+/// An adapter that mints its credential at run time and echoes it.
+struct Minting {
+    live: Arc<LiveSecrets>,
+}
+
+#[async_trait]
+impl Provider for Minting {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::AzureOpenAi
+    }
+
+    async fn send(&self, _req: UpstreamRequest) -> Result<UpstreamResponse, ProviderError> {
+        Err(ProviderError::upstream(
+            401,
+            "invalid token Bearer minted-token-ROTATING-1 and minted-token-ROTATING-2",
+            None,
+            None,
+        ))
+    }
+
+    fn live_secrets(&self) -> Option<Arc<LiveSecrets>> {
+        Some(Arc::clone(&self.live))
+    }
+}
+
+#[tokio::test]
+async fn secrets_minted_after_the_guard_was_built_are_redacted_too() {
+    let live = LiveSecrets::new();
+    let adapter = Arc::new(Minting {
+        live: Arc::clone(&live),
+    });
+    // No catalog secret at all: the guard is still put on, for what will be minted.
+    let provider = guard(adapter, std::iter::empty()).unwrap();
+    let before = provider.send(request("m", false)).await.unwrap_err();
+    assert!(
+        before.to_string().contains("ROTATING-1"),
+        "nothing minted yet"
+    );
+
+    live.add(&[Secret::new("minted-token-ROTATING-1")]);
+    let err = provider
+        .send(request("m", false))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        !err.contains("ROTATING-1") && err.contains("ROTATING-2"),
+        "{err}"
+    );
+
+    // A refresh: the new token and the one before are both known.
+    live.add(&[Secret::new("minted-token-ROTATING-2")]);
+    let err = provider
+        .send(request("m", false))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(!err.contains("ROTATING"), "{err}");
+}

@@ -5,8 +5,9 @@
 //!   does the mock);
 //! - v1: `POST /openai/v1/{chat/completions|completions|embeddings}`, no `api-version`.
 //!
-//! Both need the `api-key` header (401 in Azure's shape otherwise); an `Authorization` header
-//! is not accepted in its place. The answer is the OpenAI default of [`crate::defaults`] for
+//! Both need the `api-key` header or an Entra ID token as `Authorization: Bearer` (401 in
+//! Azure's shape otherwise); a non-bearer `Authorization` (an OpenAI-style key in another
+//! scheme) is not accepted. The answer is the OpenAI default of [`crate::defaults`] for
 //! the same operation, with what Azure adds: chat answers carry `prompt_filter_results`, and
 //! chat streams start with a chunk whose `choices` is `[]` carrying only those results, as
 //! Azure's do. Tests read what was sent (path, `api-version`, headers) from the recorded
@@ -23,7 +24,9 @@ pub(super) fn default_reply(req: &RecordedRequest) -> Option<MockReply> {
     if req.method != "POST" {
         return Some(azure_error(405, "405", "Method not allowed"));
     }
-    if req.header("api-key").is_none_or(|k| k.trim().is_empty()) {
+    let has_key = req.header("api-key").is_some_and(|k| !k.trim().is_empty());
+    let has_token = req.bearer().is_some_and(|t| !t.trim().is_empty());
+    if !has_key && !has_token {
         return Some(azure_error(
             401,
             "401",

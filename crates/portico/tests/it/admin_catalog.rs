@@ -832,3 +832,86 @@ async fn keys_created_concurrently_all_work_as_soon_as_they_are_answered() {
         assert_eq!(task.await.unwrap(), 200);
     }
 }
+
+#[tokio::test]
+async fn cloud_credentials_go_through_the_admin_api_and_are_kept_on_replacement() {
+    let google = portico_testkit::token::MockTokenServer::oauth("admin-vertex-token", 3600).await;
+    let gw = Gateway::start().await;
+    let admin = AdminClient::new(&gw);
+    let private_key = include_str!("../../../portico-testkit/fixtures/jwt/rsa-a.pem");
+    let account =
+        json!({"type": "service_account", "client_email": "sa@p-1.iam.gserviceaccount.com",
+                         "private_key": private_key, "token_uri": google.url_for("/token")})
+        .to_string();
+    let base = format!("http://{}", gw.upstream.addr());
+    let created = admin
+        .call(
+            "POST",
+            "/providers",
+            Some(json!({"slug": "vx", "kind": "gemini", "base_url": base,
+                        "vertex_project_id": "p-1", "vertex_region": "us-central1",
+                        "vertex_service_account_json": account})),
+        )
+        .await;
+    expect(&created, 201);
+    assert_eq!(
+        created.body["credentials_set"],
+        json!(["vertex_service_account_json"])
+    );
+    // Replaced without the key file: the stored one is kept.
+    let replaced = admin
+        .call(
+            "PUT",
+            "/providers/vx",
+            Some(json!({"kind": "gemini", "base_url": base,
+                        "vertex_project_id": "p-1", "vertex_region": "europe-west4"})),
+        )
+        .await;
+    expect(&replaced, 200);
+    assert_eq!(
+        replaced.body["credentials_set"],
+        json!(["vertex_service_account_json"])
+    );
+    let (status, body) = chat_as(&gw, SERVICE_KEY, "@vx/gemini-2.5-flash").await;
+    assert_eq!(status, 200, "{body}");
+    let seen = gw.upstream.last_request().unwrap();
+    assert!(
+        seen.path.contains("/locations/europe-west4/"),
+        "{}",
+        seen.path
+    );
+    assert_eq!(seen.bearer(), Some("admin-vertex-token-1"));
+
+    let entra_secret = "entra-secret-through-admin-api-0042";
+    let azure = admin
+        .call(
+            "POST",
+            "/providers",
+            Some(
+                json!({"slug": "az", "kind": "azure-openai", "base_url": base,
+                        "azure_tenant_id": "tenant-1", "azure_client_id": "client-1",
+                        "azure_client_secret": entra_secret}),
+            ),
+        )
+        .await;
+    expect(&azure, 201);
+    assert_eq!(
+        azure.body["credentials_set"],
+        json!(["azure_client_secret"])
+    );
+    assert_eq!(azure.body["settings"]["azure_tenant_id"], "tenant-1");
+    let incomplete = admin
+        .call(
+            "POST",
+            "/providers",
+            Some(
+                json!({"slug": "az2", "kind": "azure-openai", "base_url": base,
+                        "azure_tenant_id": "tenant-1"}),
+            ),
+        )
+        .await;
+    expect(&incomplete, 400);
+    assert_eq!(incomplete.body["error"]["param"], "azure_client_id");
+
+    admin.assert_never_answered(&[entra_secret, "BEGIN PRIVATE KEY", PROVIDER_KEY]);
+}

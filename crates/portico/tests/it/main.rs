@@ -22,6 +22,7 @@ mod cache;
 mod cli;
 mod cli_catalog;
 mod client_limits;
+mod cloud_credentials;
 mod cost;
 mod dashboard;
 mod dashboard_budgets;

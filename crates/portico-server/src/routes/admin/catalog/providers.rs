@@ -26,6 +26,11 @@ use crate::routes::admin::Admin;
 /// Stands in for a kept secret while a body without it is validated; never stored.
 const KEPT: &str = "kept-stored-secret";
 
+/// Stands in for a kept `vertex_service_account_json`, which is checked for the form of a
+/// service-account key file; never stored.
+const KEPT_ACCOUNT: &str =
+    r#"{"type":"service_account","client_email":"kept@kept","private_key":"kept"}"#;
+
 /// A provider as answered: no secret, only whether one is set.
 fn provider_json(p: &ProviderRecord, times: Option<&RecordTimes>) -> Value {
     let mut credentials: Vec<&str> = p.credentials.keys().map(String::as_str).collect();
@@ -166,7 +171,11 @@ pub(super) async fn replace(
         && !stored.credentials.keys().any(|k| object.contains_key(k));
     if keep_credentials {
         for name in stored.credentials.keys() {
-            object.insert(name.clone(), Value::String(KEPT.to_owned()));
+            let kept = match name.as_str() {
+                "vertex_service_account_json" => KEPT_ACCOUNT,
+                _ => KEPT,
+            };
+            object.insert(name.clone(), Value::String(kept.to_owned()));
         }
     }
     let mut record = parse(&value)?;
