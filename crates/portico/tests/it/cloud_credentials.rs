@@ -349,7 +349,19 @@ async fn bedrock_with_ecs_container_credentials_refreshed_before_expiry() {
         .iter()
         .map(|r| signer(r).0)
         .collect();
-    assert_eq!(keys, ["ASIAECS1", "ASIAECS2"], "refreshed before expiry");
+    // Whether the request straight after the sleep still had the first credentials or
+    // already the second depends on how much of their two seconds the machine let pass (the
+    // expiry is written in whole seconds); what holds is that both succeeded and the
+    // refreshed credentials are in use by the last.
+    assert!(
+        keys.iter().all(|k| k == "ASIAECS1" || k == "ASIAECS2"),
+        "{keys:?}"
+    );
+    assert_eq!(
+        keys.last().map(String::as_str),
+        Some("ASIAECS2"),
+        "refreshed before expiry"
+    );
     let logs = gw.portico.stderr_text();
     assert!(!logs.contains("ecs-secret-1"), "{logs}");
 }
