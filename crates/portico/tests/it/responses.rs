@@ -2,7 +2,7 @@
 //! untouched to an OpenAI provider, translated for every other kind (whole and streamed, with
 //! tool calls), conversations continued with `previous_response_id` on any provider (the
 //! gateway keeps the responses, across restarts), `store: false`, `GET`/`DELETE`, routing,
-//! the cache, guardrails and the request log as on every endpoint, and the OpenAI Python SDK
+//! budgets, the cache, guardrails and the request log as on every endpoint, and the OpenAI Python SDK
 //! as the client (tests/python/openai_responses_e2e.py).
 
 use std::time::Duration;
@@ -17,6 +17,8 @@ use crate::support::{
 
 /// A second key, to check that one caller cannot see another's responses.
 const OTHER_KEY: &str = "prt-test-responses-other-0123456789";
+/// A key with a budget of 500 tokens a day.
+const BUDGETED_KEY: &str = "prt-test-responses-budget-0123456789";
 
 /// Every provider kind on the mock (`@oa` openai, `@az`, `@an`, `@ge`, `@be`), two keys, and
 /// a config that falls back from a failing target.
@@ -30,6 +32,9 @@ keys:
     key: {SERVICE_KEY}
   - name: other
     key: {OTHER_KEY}
+  - name: budgeted
+    key: {BUDGETED_KEY}
+    budget: {{ tokens: 500, period: day }}
 "#,
         providers = every_kind_providers(upstream)
     )
@@ -451,6 +456,34 @@ async fn configs_the_cache_and_guardrails_apply_to_responses() {
         "{text}"
     );
     assert!(!text.contains("response.completed"), "{text}");
+}
+
+#[tokio::test]
+async fn budgets_estimate_from_max_output_tokens() {
+    let gw = start().await;
+    // About 20 tokens of body and 100 of answer: within 500 (the default estimate of an
+    // answer, 1,024 tokens, would not be).
+    let (status, answer) = create(
+        &gw,
+        BUDGETED_KEY,
+        &json!({"model": "@an/m", "input": "small", "max_output_tokens": 100}),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let hits = gw.upstream.hits();
+    let (status, error) = create(
+        &gw,
+        BUDGETED_KEY,
+        &json!({"model": "@an/m", "input": "large", "max_output_tokens": 2000}),
+    )
+    .await;
+    assert_eq!(status, 412, "{error}");
+    assert_eq!(error["error"]["code"], "budget_exceeded");
+    assert_eq!(
+        gw.upstream.hits(),
+        hits,
+        "a refused request never reaches the provider"
+    );
 }
 
 #[tokio::test]
