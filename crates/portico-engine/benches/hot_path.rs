@@ -8,7 +8,7 @@ use std::sync::Arc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures::FutureExt as _;
 use portico_core::{Endpoint, KeyHash, ProviderKind, RequestRecord, Secret};
-use portico_engine::{AccessLog, Gateway, Snapshot};
+use portico_engine::{AccessLog, Family, Gateway, Snapshot};
 use portico_store::{KeyRecord, KeyType, ModelRecord, ProviderRecord, RecordSource};
 
 fn gateway(keys: usize) -> Gateway {
@@ -220,39 +220,82 @@ impl portico_engine::pipeline::policy::PolicyRun for NoOpRun {}
 /// One whole request through the pipeline (`Gateway::handle`: key, body, plan, dispatch,
 /// answer, record) to the built-in mock provider, which answers in-process: the engine's own
 /// cost per request, without a policy and with one that applies and does nothing.
+/// The mock provider and the key every pipeline bench uses.
+fn pipeline_records() -> (ProviderRecord, KeyRecord) {
+    let provider = ProviderRecord {
+        slug: "mock".to_owned(),
+        kind: ProviderKind::Mock,
+        base_url: None,
+        api_key: None,
+        settings: serde_json::json!({}),
+        credentials: Default::default(),
+        models: None,
+        source: RecordSource::File,
+        limits: Default::default(),
+    };
+    let key = KeyRecord {
+        id: "key".to_owned(),
+        name: "service".to_owned(),
+        key_type: KeyType::Service,
+        user: None,
+        hash: KeyHash::of("prt-bench-key-pipeline"),
+        hint: String::new(),
+        allowed_models: None,
+        log_payloads: true,
+        config: None,
+        source: RecordSource::File,
+        created_at_ms: 0,
+        revoked_at_ms: None,
+        expires_at_ms: None,
+        limits: Default::default(),
+    };
+    (provider, key)
+}
+
+/// Benches `pipeline/{name}`: one request of `family` with `headers` and `body` through
+/// `gateway`, answered whole with a 200 (a bench whose requests failed would measure the
+/// error path).
+fn bench_handle(
+    c: &mut Criterion,
+    name: &str,
+    runtime: &tokio::runtime::Runtime,
+    gateway: &Arc<Gateway>,
+    (family, headers, body): (Family, &http::HeaderMap, &bytes::Bytes),
+) {
+    let cut = tokio_util::sync::CancellationToken::new();
+    let answered = |reply: &portico_engine::Reply| {
+        matches!(reply, portico_engine::Reply::Whole { status: 200, .. })
+    };
+    let first = runtime.block_on(gateway.handle(
+        family,
+        headers,
+        {
+            let body = body.clone();
+            async move { Ok(body) }
+        },
+        &cut,
+    ));
+    assert!(answered(&first), "pipeline/{name}: {first:?}");
+    c.bench_function(&format!("pipeline/{name}"), |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                let body = body.clone();
+                let reply = gateway
+                    .handle(family, headers, async move { Ok(body) }, &cut)
+                    .await;
+                black_box(answered(&reply))
+            })
+        })
+    });
+}
+
 fn bench_pipeline(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
     let client = portico_providers::http::build_client(Default::default()).unwrap();
     let build = || {
-        let provider = ProviderRecord {
-            slug: "mock".to_owned(),
-            kind: ProviderKind::Mock,
-            base_url: None,
-            api_key: None,
-            settings: serde_json::json!({}),
-            credentials: Default::default(),
-            models: None,
-            source: RecordSource::File,
-            limits: Default::default(),
-        };
-        let key = KeyRecord {
-            id: "key".to_owned(),
-            name: "service".to_owned(),
-            key_type: KeyType::Service,
-            user: None,
-            hash: KeyHash::of("prt-bench-key-pipeline"),
-            hint: String::new(),
-            allowed_models: None,
-            log_payloads: true,
-            config: None,
-            source: RecordSource::File,
-            created_at_ms: 0,
-            revoked_at_ms: None,
-            expires_at_ms: None,
-            limits: Default::default(),
-        };
+        let (provider, key) = pipeline_records();
         let snapshot = Snapshot::build(vec![provider], vec![key], Vec::new(), &client).unwrap();
         Gateway::new(snapshot, client.clone(), Arc::new(AccessLog::discard()))
     };
@@ -264,7 +307,6 @@ fn bench_pipeline(c: &mut Criterion) {
     let body = bytes::Bytes::from_static(
         br#"{"model":"@mock/echo","messages":[{"role":"user","content":"Say hello."}],"max_tokens":32}"#,
     );
-    let cut = tokio_util::sync::CancellationToken::new();
     for (name, gateway) in [
         ("no_policy", Arc::new(build())),
         (
@@ -272,22 +314,8 @@ fn bench_pipeline(c: &mut Criterion) {
             Arc::new(build().with_policy(Arc::new(NoOp))),
         ),
     ] {
-        c.bench_function(&format!("pipeline/{name}"), |b| {
-            b.iter(|| {
-                runtime.block_on(async {
-                    let body = body.clone();
-                    let reply = gateway
-                        .handle(
-                            portico_engine::Family::OpenAi(Endpoint::ChatCompletions),
-                            &headers,
-                            async move { Ok(body) },
-                            &cut,
-                        )
-                        .await;
-                    black_box(matches!(reply, portico_engine::Reply::Whole { .. }))
-                })
-            })
-        });
+        let chat = Family::OpenAi(Endpoint::ChatCompletions);
+        bench_handle(c, name, &runtime, &gateway, (chat, &headers, &body));
     }
 
     // The same question on the Responses API, to the mock (a chat-completions kind): the
@@ -297,50 +325,28 @@ fn bench_pipeline(c: &mut Criterion) {
     let responses = bytes::Bytes::from_static(
         br#"{"model":"@mock/echo","input":"Say hello.","max_output_tokens":32}"#,
     );
-    c.bench_function("pipeline/responses_translated", |b| {
-        b.iter(|| {
-            runtime.block_on(async {
-                let body = responses.clone();
-                let reply = gateway
-                    .handle(
-                        portico_engine::Family::OpenAi(Endpoint::Responses),
-                        &headers,
-                        async move { Ok(body) },
-                        &cut,
-                    )
-                    .await;
-                black_box(matches!(
-                    reply,
-                    portico_engine::Reply::Whole { status: 200, .. }
-                ))
-            })
-        })
-    });
+    let family = Family::OpenAi(Endpoint::Responses);
+    bench_handle(
+        c,
+        "responses_translated",
+        &runtime,
+        &gateway,
+        (family, &headers, &responses),
+    );
 
     // For comparison, the same question on Anthropic's Messages API, translated the same way
     // (the mock does not speak Messages natively).
     let messages = bytes::Bytes::from_static(
         br#"{"model":"@mock/echo","messages":[{"role":"user","content":"Say hello."}],"max_tokens":32}"#,
     );
-    c.bench_function("pipeline/messages_translated", |b| {
-        b.iter(|| {
-            runtime.block_on(async {
-                let body = messages.clone();
-                let reply = gateway
-                    .handle(
-                        portico_engine::Family::Messages,
-                        &headers,
-                        async move { Ok(body) },
-                        &cut,
-                    )
-                    .await;
-                black_box(matches!(
-                    reply,
-                    portico_engine::Reply::Whole { status: 200, .. }
-                ))
-            })
-        })
-    });
+    let family = Family::Messages;
+    bench_handle(
+        c,
+        "messages_translated",
+        &runtime,
+        &gateway,
+        (family, &headers, &messages),
+    );
 
     // The same request answered by the response cache: every iteration after the first is a
     // hit (key derivation, lookup, the canned answer, the record), no upstream call.
@@ -354,22 +360,8 @@ fn bench_pipeline(c: &mut Criterion) {
         "x-portkey-config",
         http::HeaderValue::from_static(r#"{"cache":{"mode":"simple","max_age":3600}}"#),
     );
-    c.bench_function("pipeline/cache_hit", |b| {
-        b.iter(|| {
-            runtime.block_on(async {
-                let body = body.clone();
-                let reply = gateway
-                    .handle(
-                        portico_engine::Family::OpenAi(Endpoint::ChatCompletions),
-                        &cached,
-                        async move { Ok(body) },
-                        &cut,
-                    )
-                    .await;
-                black_box(matches!(reply, portico_engine::Reply::Whole { .. }))
-            })
-        })
-    });
+    let chat = Family::OpenAi(Endpoint::ChatCompletions);
+    bench_handle(c, "cache_hit", &runtime, &gateway, (chat, &cached, &body));
 }
 
 /// An exporter that drops every batch: the bench measures what tracing costs a request (the
@@ -416,33 +408,7 @@ fn bench_pipeline_tracing(c: &mut Criterion) {
     let client = portico_providers::http::build_client(Default::default())
         .unwrap()
         .with_trace_propagation(true);
-    let provider_record = ProviderRecord {
-        slug: "mock".to_owned(),
-        kind: ProviderKind::Mock,
-        base_url: None,
-        api_key: None,
-        settings: serde_json::json!({}),
-        credentials: Default::default(),
-        models: None,
-        source: RecordSource::File,
-        limits: Default::default(),
-    };
-    let key = KeyRecord {
-        id: "key".to_owned(),
-        name: "service".to_owned(),
-        key_type: KeyType::Service,
-        user: None,
-        hash: KeyHash::of("prt-bench-key-pipeline"),
-        hint: String::new(),
-        allowed_models: None,
-        log_payloads: true,
-        config: None,
-        source: RecordSource::File,
-        created_at_ms: 0,
-        revoked_at_ms: None,
-        expires_at_ms: None,
-        limits: Default::default(),
-    };
+    let (provider_record, key) = pipeline_records();
     let snapshot = Snapshot::build(vec![provider_record], vec![key], Vec::new(), &client).unwrap();
     let gateway = Arc::new(
         Gateway::new(snapshot, client, Arc::new(AccessLog::discard()))

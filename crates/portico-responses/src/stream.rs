@@ -15,37 +15,13 @@
 
 use std::collections::HashMap;
 
-use portico_providers::chat::Delta;
+use portico_providers::chat::{Delta, LenientChunk};
 use portico_providers::dialect::{self, Translate};
 use portico_providers::{EventStream, ProviderError, SseEvent};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::response::{message_item, reasoning_item, status_of, text_part};
 use crate::turn::{Turn, usage_json};
-
-/// A chunk, read leniently: OpenAI-compatible servers differ in what they omit.
-#[derive(Deserialize)]
-struct Chunk {
-    #[serde(default)]
-    model: Option<String>,
-    #[serde(default)]
-    choices: Vec<ChunkChoice>,
-    #[serde(default)]
-    usage: Option<Value>,
-    #[serde(default)]
-    error: Option<Value>,
-}
-
-#[derive(Deserialize)]
-struct ChunkChoice {
-    #[serde(default)]
-    index: u32,
-    #[serde(default)]
-    delta: Option<Delta>,
-    #[serde(default)]
-    finish_reason: Option<String>,
-}
 
 /// The output item being written: its index in `output` and its id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,18 +100,7 @@ impl ResponsesStreamWriter {
         if ev.is_done() {
             return self.finish(out);
         }
-        let chunk: Chunk = serde_json::from_slice(&ev.data).map_err(|e| {
-            ProviderError::Malformed(format!(
-                "a stream event is not a chat completion chunk: {e}"
-            ))
-        })?;
-        if let Some(error) = chunk.error {
-            let message = error
-                .get("message")
-                .and_then(Value::as_str)
-                .map_or_else(|| error.to_string(), str::to_owned);
-            return Err(ProviderError::StreamBroken(message));
-        }
+        let chunk = LenientChunk::parse(&ev.data)?;
         self.start(chunk.model.as_deref(), out);
         for choice in chunk.choices.into_iter().filter(|c| c.index == 0) {
             if let Some(delta) = choice.delta {

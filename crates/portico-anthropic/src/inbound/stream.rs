@@ -11,10 +11,9 @@
 
 use std::collections::HashMap;
 
-use portico_providers::chat::Delta;
+use portico_providers::chat::{Delta, LenientChunk};
 use portico_providers::dialect::{self, Translate};
 use portico_providers::{EventStream, ProviderError, SseEvent};
-use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::response::{message_id, wire_usage};
@@ -22,31 +21,6 @@ use crate::wire::{
     BlockDelta, ContentBlock, DeltaUsage, MessageDeltaBody, MessagesResponse, StreamEvent,
     WireUsage, stop_reason,
 };
-
-/// A chunk, read leniently: OpenAI-compatible servers differ in what they omit.
-#[derive(Deserialize)]
-struct Chunk {
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    model: Option<String>,
-    #[serde(default)]
-    choices: Vec<ChunkChoice>,
-    #[serde(default)]
-    usage: Option<Value>,
-    #[serde(default)]
-    error: Option<Value>,
-}
-
-#[derive(Deserialize)]
-struct ChunkChoice {
-    #[serde(default)]
-    index: u32,
-    #[serde(default)]
-    delta: Option<Delta>,
-    #[serde(default)]
-    finish_reason: Option<String>,
-}
 
 /// The block being written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,18 +102,7 @@ impl MessagesStreamWriter {
             self.end(out);
             return Ok(());
         }
-        let chunk: Chunk = serde_json::from_slice(&ev.data).map_err(|e| {
-            ProviderError::Malformed(format!(
-                "a stream event is not a chat completion chunk: {e}"
-            ))
-        })?;
-        if let Some(error) = chunk.error {
-            let message = error
-                .get("message")
-                .and_then(Value::as_str)
-                .map_or_else(|| error.to_string(), str::to_owned);
-            return Err(ProviderError::StreamBroken(message));
-        }
+        let chunk = LenientChunk::parse(&ev.data)?;
         self.start(chunk.id.as_deref(), chunk.model.as_deref(), out);
         for choice in chunk.choices.into_iter().filter(|c| c.index == 0) {
             if let Some(delta) = choice.delta {

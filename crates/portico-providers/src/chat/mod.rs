@@ -14,10 +14,12 @@
 //! multi-turn tool conversation).
 
 mod chunk;
+mod lenient;
 mod request;
 mod response;
 
 pub use chunk::{ChatChunk, ChunkChoice, ChunkWriter, Delta, FunctionDelta, ToolCallDelta};
+pub use lenient::{LenientChoice, LenientChunk};
 pub use request::{
     ChatRequest, Content, ContentPart, FunctionCall, FunctionDef, ImageUrl, JsonSchemaFormat,
     Message, NamedFunction, ResponseFormat, Role, Stop, StreamOptions, ThinkingBlock, Tool,
