@@ -6,26 +6,35 @@ use async_trait::async_trait;
 use super::SqlStore;
 use crate::{ResponseRow, ResponseStore, StoreError};
 
+/// Rows per `INSERT`: four parameters each, far below SQLite's and PostgreSQL's limits.
+const ROWS_PER_STATEMENT: usize = 128;
+
 #[async_trait]
 impl ResponseStore for SqlStore {
     async fn save_responses(&self, rows: &[ResponseRow]) -> Result<(), StoreError> {
-        if rows.is_empty() {
-            return Ok(());
+        // One multi-row statement per chunk: each statement is a round trip to the
+        // database's worker, which cost more than the rows themselves one by one.
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut sql =
+                String::from("INSERT INTO responses (id, owner, created_at, payload) VALUES ");
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                let n = i * 4;
+                sql.push_str(&format!("(${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4));
+            }
+            sql.push_str(" ON CONFLICT (id) DO NOTHING");
+            let mut query = sqlx::query(&sql);
+            for row in chunk {
+                query = query
+                    .bind(&row.id)
+                    .bind(&row.owner)
+                    .bind(row.created_at_ms)
+                    .bind(&row.payload);
+            }
+            query.execute(&self.pool).await?;
         }
-        let mut tx = self.pool.begin().await?;
-        for row in rows {
-            sqlx::query(
-                "INSERT INTO responses (id, owner, created_at, payload) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(&row.id)
-            .bind(&row.owner)
-            .bind(row.created_at_ms)
-            .bind(&row.payload)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
         Ok(())
     }
 
@@ -81,6 +90,22 @@ mod tests {
             .save_responses(&[row("resp_a", "k1", 10), row("resp_b", "k2", 20)])
             .await
             .unwrap();
+        // More rows than one statement takes, one of them twice.
+        let mut many: Vec<ResponseRow> = (0..300)
+            .map(|i| row(&format!("resp_m{i}"), "k3", 30))
+            .collect();
+        many.push(row("resp_m7", "k3", 30));
+        store.save_responses(&many).await.unwrap();
+        for i in [0, 127, 128, 299] {
+            assert!(
+                store
+                    .load_response(&format!("resp_m{i}"))
+                    .await
+                    .unwrap()
+                    .is_some(),
+                "{i}"
+            );
+        }
         // Saved again (a retried batch): nothing changes.
         let mut again = row("resp_a", "k1", 10);
         again.payload = "{}".into();
