@@ -47,7 +47,7 @@ pub use limits::{
 };
 pub use model_ref::{ModelRef, ModelRefError, is_valid_slug};
 pub use record::{Attempt, Outcome, RequestRecord};
-pub use secret::{KEY_PREFIX, KeyHash, Secret, generate_key, key_hint};
+pub use secret::{KEY_PREFIX, KeyHash, Secret, generate_key, key_hint, secrets_equal};
 pub use sink::{Fanout, RequestSink};
 pub use trace::TraceContext;
 pub use usage::Usage;

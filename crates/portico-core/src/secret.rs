@@ -17,8 +17,30 @@ use subtle::ConstantTimeEq as _;
 pub const KEY_PREFIX: &str = "prt-";
 
 /// The SHA-256 of a gateway key secret: what the store keeps instead of the secret.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+///
+/// Its equality is constant-time ([`KeyHash::ct_eq`]), so the snapshot's hash-map probe,
+/// which compares the presented key's hash with the stored ones in its bucket, takes the same
+/// time however many leading bytes match. That probe would be no timing oracle even with a
+/// plain `memcmp`: what is compared is the SHA-256 of the presented secret, so an attacker
+/// who learns how many leading hash bytes matched learns nothing about the next secret to
+/// try (choosing a secret whose hash has a given prefix costs a preimage search), and
+/// `HashMap`'s SipHash with a random per-process key keeps the bucket itself unpredictable.
+#[derive(Clone, Copy, Eq)]
 pub struct KeyHash(pub [u8; 32]);
+
+impl PartialEq for KeyHash {
+    fn eq(&self, other: &KeyHash) -> bool {
+        self.ct_eq(other)
+    }
+}
+
+// By hand because `PartialEq` is: the same bytes as the derived `Hash`, so equal hashes (the
+// same bytes) still hash alike.
+impl std::hash::Hash for KeyHash {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
 
 impl KeyHash {
     /// Hashes a presented secret.
@@ -26,8 +48,7 @@ impl KeyHash {
         KeyHash(Sha256::digest(secret.as_bytes()).into())
     }
 
-    /// Compares in constant time (the map lookup already narrowed it; this guards callers
-    /// that compare hashes directly).
+    /// Compares in constant time (what `==` does too).
     pub fn ct_eq(&self, other: &KeyHash) -> bool {
         self.0.ct_eq(&other.0).into()
     }
@@ -49,6 +70,15 @@ impl fmt::Debug for KeyHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "KeyHash({}…)", &self.to_hex()[..8])
     }
+}
+
+/// Whether two secrets are equal, in time that depends on neither their contents nor their
+/// lengths: both are hashed with SHA-256 and the digests compared with `subtle`. For a
+/// secret held as text and compared directly (the metrics token); gateway keys are compared
+/// by [`KeyHash`]. A plain `==` stops at the first differing byte, and `subtle`'s slice
+/// comparison at a length mismatch, which would tell a prober the secret's length.
+pub fn secrets_equal(presented: &str, expected: &str) -> bool {
+    KeyHash::of(presented).ct_eq(&KeyHash::of(expected))
 }
 
 /// Generates a new gateway key: `prt-<label>-<43 chars of base64url of 32 random bytes>`.
@@ -117,6 +147,33 @@ mod tests {
         assert!(h.ct_eq(&KeyHash::of("prt-x-secret")));
         assert!(!h.ct_eq(&KeyHash::of("prt-x-other")));
         assert_eq!(KeyHash::from_hex("zz"), None);
+    }
+
+    #[test]
+    fn key_hash_equality_is_the_constant_time_comparison() {
+        let a = KeyHash::of("prt-x-secret");
+        let mut b = a;
+        assert!(a == b && a.ct_eq(&b));
+        // A difference in the last byte only, and in the first only.
+        b.0[31] ^= 1;
+        assert!(a != b && !a.ct_eq(&b));
+        let mut c = a;
+        c.0[0] ^= 0x80;
+        assert!(a != c && !a.ct_eq(&c));
+        // Still usable as a map key.
+        let map = std::collections::HashMap::from([(a, 1)]);
+        assert_eq!(map.get(&KeyHash::of("prt-x-secret")), Some(&1));
+        assert_eq!(map.get(&b), None);
+    }
+
+    #[test]
+    fn secrets_equal_compares_whole_secrets_of_any_length() {
+        assert!(secrets_equal("metrics-token-123", "metrics-token-123"));
+        assert!(!secrets_equal("metrics-token-124", "metrics-token-123"));
+        assert!(!secrets_equal("metrics-token-12", "metrics-token-123"));
+        assert!(!secrets_equal("metrics-token-1234", "metrics-token-123"));
+        assert!(!secrets_equal("", "metrics-token-123"));
+        assert!(secrets_equal("", ""));
     }
 
     #[test]

@@ -8,7 +8,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use portico_core::{ApiError, ErrorCode};
-use subtle::ConstantTimeEq as _;
 
 use crate::Metrics;
 
@@ -65,7 +64,8 @@ fn authorize(headers: &HeaderMap, token: &str) -> Result<(), ApiError> {
         })
         .map(str::trim)
         .unwrap_or_default();
-    if bool::from(presented.as_bytes().ct_eq(token.as_bytes())) {
+    // Constant time in the token's contents and length (docs/security.md).
+    if portico_core::secrets_equal(presented, token) {
         Ok(())
     } else {
         Err(ApiError::new(
@@ -82,4 +82,34 @@ fn unauthorized(err: &ApiError) -> Response {
         HeaderValue::from_static("Bearer realm=\"metrics\""),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bearer(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+        headers
+    }
+
+    #[test]
+    fn authorize_takes_the_exact_token_only() {
+        let token = "metrics-token-0123456789";
+        assert!(authorize(&bearer("Bearer metrics-token-0123456789"), token).is_ok());
+        // A prefix, a longer value, one changed last character, another scheme, nothing.
+        for wrong in [
+            "Bearer metrics-token-012345678",
+            "Bearer metrics-token-01234567890",
+            "Bearer metrics-token-0123456788",
+            "Basic metrics-token-0123456789",
+        ] {
+            let err = authorize(&bearer(wrong), token).unwrap_err();
+            assert_eq!(err.code, ErrorCode::InvalidApiKey, "{wrong}");
+            assert!(!err.message.contains(token), "{}", err.message);
+        }
+        let err = authorize(&HeaderMap::new(), token).unwrap_err();
+        assert_eq!(err.code, ErrorCode::MissingApiKey);
+    }
 }

@@ -8,6 +8,10 @@
 //! plain-text listener: hyper's protocol sniffing has no deadline of its own, and LLM clients
 //! speak HTTP/1.1 to a gateway (TLS, where used, ends in front of it).
 //!
+//! Every answer passes two checks of the listener's: a client address that has failed to
+//! authenticate too often is refused before routing ([`crate::AuthThrottle`]), and the
+//! security headers are added to each answer ([`crate::security_headers`]).
+//!
 //! During a drain the listener keeps accepting (so `/readyz` answers 503 rather than
 //! refusing connections); connections it accepts then serve one request each, and the
 //! connections open before the drain close once their current answer is sent. The accept
@@ -16,7 +20,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -34,6 +38,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::Service;
 
+use portico_core::{ApiError, Endpoint, ErrorCode};
+use portico_engine::Family;
+
+use crate::auth_throttle::{
+    AUTH_FAILURE_WINDOW, AuthFailed, AuthThrottle, DEFAULT_AUTH_FAILURE_LIMIT,
+};
 use crate::lifecycle::{InFlightGuard, Lifecycle};
 
 /// Deadlines a client's connection is held to.
@@ -45,6 +55,10 @@ pub struct ServeOptions {
     /// After the shutdown deadline, how long connections get to write the answers the cut
     /// produced (503s, error events) before the process stops waiting for them.
     pub cut_grace: Duration,
+    /// Refused credentials (401 `invalid_api_key`) one client address may present within a
+    /// minute before its requests are
+    /// refused with 429 until that minute ends ([`AuthThrottle`]); 0 turns this off.
+    pub auth_failure_limit: u32,
 }
 
 /// Default [`ServeOptions::header_timeout`] (spec section 13).
@@ -55,6 +69,7 @@ impl Default for ServeOptions {
         ServeOptions {
             header_timeout: DEFAULT_HEADER_TIMEOUT,
             cut_grace: Duration::from_secs(2),
+            auth_failure_limit: DEFAULT_AUTH_FAILURE_LIMIT,
         }
     }
 }
@@ -69,6 +84,7 @@ pub async fn serve(
     lifecycle: Arc<Lifecycle>,
 ) {
     let connections = TaskTracker::new();
+    let throttle = Arc::new(AuthThrottle::new(options.auth_failure_limit));
     // Fired when the accept loop ends: connections accepted during the drain close too.
     let closing = CancellationToken::new();
     let mut serving = http1::Builder::new();
@@ -92,7 +108,12 @@ pub async fn serve(
                         continue;
                     }
                 };
-                let service = Counted { app: app.clone(), lifecycle: Arc::clone(&lifecycle) };
+                let service = Counted {
+                    app: app.clone(),
+                    lifecycle: Arc::clone(&lifecycle),
+                    throttle: Arc::clone(&throttle),
+                    client: peer.ip(),
+                };
                 let (builder, close) = if lifecycle.is_draining() {
                     (Arc::clone(&draining), Closer::Closing(closing.clone()))
                 } else {
@@ -180,12 +201,15 @@ async fn serve_connection(
     }
 }
 
-/// The app as hyper's service, counting each request in flight until its answer's body has
-/// been sent or dropped.
+/// The app as hyper's service for one connection, counting each request in flight until
+/// its answer's body has been sent or dropped, throttling a client that keeps failing to
+/// authenticate, and adding the security headers.
 #[derive(Clone)]
 struct Counted {
     app: Router,
     lifecycle: Arc<Lifecycle>,
+    throttle: Arc<AuthThrottle>,
+    client: IpAddr,
 }
 
 impl hyper::service::Service<Request<Incoming>> for Counted {
@@ -195,20 +219,58 @@ impl hyper::service::Service<Request<Incoming>> for Counted {
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         let guard = self.lifecycle.enter();
+        let throttle = self.throttle.is_enabled().then(|| Arc::clone(&self.throttle));
+        if let Some(secs) = self.throttle.refused(self.client, std::time::Instant::now()) {
+            return CountedFuture {
+                answer: Answer::Refused(Some(too_many_failures(request.uri().path(), secs))),
+                guard: Some(guard),
+                throttle: None,
+                client: self.client,
+            };
+        }
         // A Router is always ready (`poll_ready` is `Ready(Ok)`), and `call` on a clone is
         // how axum's own `serve` drives it.
         let mut app = self.app.clone();
         CountedFuture {
-            inner: app.call(request.map(Body::new)),
+            answer: Answer::Routed(app.call(request.map(Body::new))),
             guard: Some(guard),
+            throttle,
+            client: self.client,
         }
     }
 }
 
+/// The 429 for a client address that has used up its failed authentications.
+fn too_many_failures(path: &str, retry_after: u32) -> Response<Body> {
+    let family = if path == "/v1/messages" {
+        Family::Messages
+    } else {
+        Family::OpenAi(Endpoint::ChatCompletions)
+    };
+    let mut error = ApiError::new(
+        ErrorCode::RateLimited,
+        format!(
+            "too many failed authentications from this address (more than the limit within {} s); wait {retry_after} s, and check the key this client sends",
+            AUTH_FAILURE_WINDOW.as_secs()
+        ),
+    );
+    error.retry_after = Some(retry_after);
+    crate::error::render(family, &error)
+}
+
 /// The router's answer to one request, with its in-flight count.
 struct CountedFuture {
-    inner: <Router as Service<Request<Body>>>::Future,
+    answer: Answer,
     guard: Option<InFlightGuard>,
+    /// Where a refused credential is counted, when throttling is on.
+    throttle: Option<Arc<AuthThrottle>>,
+    client: IpAddr,
+}
+
+/// The router's answer, or the throttle's refusal made without routing.
+enum Answer {
+    Routed(<Router as Service<Request<Body>>>::Future),
+    Refused(Option<Response<Body>>),
 }
 
 impl Future for CountedFuture {
@@ -216,9 +278,21 @@ impl Future for CountedFuture {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll(cx) {
+        let answered = match &mut this.answer {
+            Answer::Routed(inner) => Pin::new(inner).poll(cx),
+            Answer::Refused(refusal) => Poll::Ready(Ok(refusal.take().unwrap_or_default())),
+        };
+        match answered {
             Poll::Pending => Poll::Pending,
-            Poll::Ready(result) => {
+            Poll::Ready(mut result) => {
+                if let Ok(response) = &mut result {
+                    if response.extensions().get::<AuthFailed>().is_some()
+                        && let Some(throttle) = &this.throttle
+                    {
+                        throttle.record_failure(this.client, std::time::Instant::now());
+                    }
+                    crate::security_headers::add(response.headers_mut());
+                }
                 let guard = this.guard.take();
                 Poll::Ready(result.map(|response| {
                     response.map(|inner| CountedBody {

@@ -4,7 +4,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use portico_core::{ApiError, Endpoint};
+use portico_core::{ApiError, Endpoint, ErrorCode};
 use portico_engine::Family;
 
 /// An [`ApiError`] as an axum response in OpenAI's shape: status, `Retry-After` when set,
@@ -38,6 +38,12 @@ pub(crate) fn render(family: Family, err: &ApiError) -> Response {
         family.error_json(err).to_string(),
     )
         .into_response();
+    if err.code == ErrorCode::InvalidApiKey {
+        // A credential was presented and refused: the listener counts it per client address.
+        response
+            .extensions_mut()
+            .insert(crate::auth_throttle::AuthFailed);
+    }
     if let Some(secs) = err.retry_after {
         response
             .headers_mut()

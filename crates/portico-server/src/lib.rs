@@ -22,18 +22,24 @@ use portico_logs::LogStore;
 use portico_store::{SpendStore, Store};
 
 mod admission;
+mod auth_throttle;
 mod body;
 mod connections;
 mod data_plane;
 mod error;
 mod lifecycle;
 mod routes;
+mod security_headers;
 
 pub use admission::{Admission, DEFAULT_MAX_IN_FLIGHT};
+pub use auth_throttle::{
+    AUTH_FAILURE_WINDOW, AuthThrottle, DEFAULT_AUTH_FAILURE_LIMIT, MAX_TRACKED_CLIENTS,
+};
 pub use body::{BodyLimits, DEFAULT_BODY_STALL_TIMEOUT, DEFAULT_MAX_BODY_BYTES};
 pub use connections::{DEFAULT_HEADER_TIMEOUT, ServeOptions, serve};
 pub use error::ErrorResponse;
 pub use lifecycle::{InFlightGuard, Lifecycle};
+pub use security_headers::DEFAULT_CONTENT_SECURITY_POLICY;
 
 /// What every handler shares. Cheap to clone.
 #[derive(Clone)]

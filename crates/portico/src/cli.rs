@@ -157,6 +157,13 @@ pub struct DataPlaneArgs {
     #[arg(long, env = "PORTICO_BODY_TIMEOUT_SECS", default_value_t = portico_server::DEFAULT_BODY_STALL_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) body_timeout_secs: u64,
 
+    /// Refused gateway keys (401 `invalid_api_key`) one client address (an IPv6 /64) may
+    /// present within a minute; past it every
+    /// request from that address is answered 429 with `Retry-After` until the minute ends.
+    /// The address is the TCP peer's: behind a reverse proxy, raise it or set 0 (off).
+    #[arg(long, env = "PORTICO_AUTH_FAILURE_LIMIT", default_value_t = portico_server::DEFAULT_AUTH_FAILURE_LIMIT)]
+    pub(crate) auth_failure_limit: u32,
+
     /// Time allowed to connect to an upstream, in milliseconds.
     #[arg(
         long,

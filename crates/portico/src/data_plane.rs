@@ -214,6 +214,7 @@ pub(crate) async fn serve_until<S>(
     };
     let options = ServeOptions {
         header_timeout: Duration::from_secs(common.header_timeout_secs),
+        auth_failure_limit: common.auth_failure_limit,
         ..ServeOptions::default()
     };
     tokio::select! {

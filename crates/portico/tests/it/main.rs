@@ -57,3 +57,4 @@ mod shutdown;
 mod streaming;
 mod support;
 mod upstream_limits;
+mod web_security;
