@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Supply-chain checks, offline: `cargo deny check` (licences, advisories, bans, sources; the
+# policy is deny.toml) and `cargo audit` (advisories; its ignores are in .cargo/audit.toml),
+# both against the RustSec advisory database snapshot in .ci/advisory-db/ (see its README:
+# what it is, its date, how to refresh it). Installs both tools from crates.io when missing.
+#
+# Usage: scripts/audit.sh        (from anywhere; exits non-zero on any finding)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+for tool in cargo-deny cargo-audit; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    echo "== installing $tool (cargo install --locked)"
+    cargo install --locked "$tool"
+  fi
+done
+
+# Both tools read the database as a git repository (its HEAD gives the database's date), so
+# the snapshot is unpacked into one, with a single commit dated like the snapshot. It is
+# rebuilt whenever the snapshot changes.
+snapshot=.ci/advisory-db/crates.tar.gz
+read -r commit date < .ci/advisory-db/SNAPSHOT
+db_root=target/advisory-db
+# cargo-deny looks in db-path (deny.toml) for a directory named after the database's URL.
+deny_db="$db_root/$DENY_DB_DIR_PLACEHOLDER"
+stamp="$db_root/.snapshot"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$commit" ]; then
+  echo "== unpacking the advisory database snapshot ($commit, $date)"
+  rm -rf "$db_root"
+  mkdir -p "$deny_db"
+  tar -xzf "$snapshot" -C "$deny_db"
+  (
+    cd "$deny_db"
+    git init -q -b main
+    git add -A
+    GIT_AUTHOR_DATE="$date" GIT_COMMITTER_DATE="$date" \
+      git -c user.name=portico -c user.email=portico@localhost \
+      commit -q -m "RustSec advisory-db snapshot $commit"
+  )
+  echo "$commit" > "$stamp"
+fi
+
+echo "== cargo deny check (advisories, bans, licenses, sources)"
+cargo deny --locked check --disable-fetch
+
+echo "== cargo audit"
+cargo audit --db "$deny_db" --no-fetch --stale --deny warnings
