@@ -21,8 +21,9 @@ done
 snapshot=.ci/advisory-db/crates.tar.gz
 read -r commit date < .ci/advisory-db/SNAPSHOT
 db_root=target/advisory-db
-# cargo-deny looks in db-path (deny.toml) for a directory named after the database's URL.
-deny_db="$db_root/$DENY_DB_DIR_PLACEHOLDER"
+# cargo-deny looks in db-path (deny.toml) for a directory named after the database's URL
+# (cargo-deny 0.20's name for db-urls' one entry); cargo-audit is given the same one.
+deny_db="$db_root/advisory-db-3157b0e258782691"
 stamp="$db_root/.snapshot"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$commit" ]; then
   echo "== unpacking the advisory database snapshot ($commit, $date)"
@@ -40,8 +41,14 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$commit" ]; then
   echo "$commit" > "$stamp"
 fi
 
+# `--offline` keeps cargo-deny from fetching the database; the `cargo metadata` it runs then
+# needs every crate of the lock file on disk, for every platform: `cargo fetch` gets them from
+# crates.io.
+echo "== cargo fetch (the crates of Cargo.lock, all platforms)"
+cargo fetch --locked --quiet
+
 echo "== cargo deny check (advisories, bans, licenses, sources)"
-cargo deny --locked check --disable-fetch
+cargo deny --offline --locked check
 
 echo "== cargo audit"
 cargo audit --db "$deny_db" --no-fetch --stale --deny warnings

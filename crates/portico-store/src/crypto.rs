@@ -8,9 +8,10 @@
 //! Encrypted blob format: a version byte (`1`), the 24-byte nonce, then ciphertext and the
 //! 16-byte tag. The version byte is also the associated data, so it cannot be altered silently.
 //!
-//! What this is not: a key-management system. Rotating the master key means re-encrypting the
-//! stored secrets, which a later command can do through [`MasterKey::decrypt`] and
-//! [`MasterKey::encrypt`].
+//! What this is not: a key-management system. Rotating the master key re-encrypts the stored
+//! secrets (`SqlStore::rotate_master_key`, run by `portico master-key rotate`); this module
+//! gives that command the key's text ([`MasterKey::expose_base64`]) and the key files
+//! ([`MasterKey::read_file`], [`MasterKey::write_new_file`]).
 
 use std::fmt;
 use std::fs;
@@ -114,6 +115,50 @@ impl MasterKey {
             }
             Err(e) => Err(io_err("create", e)),
         }
+    }
+
+    /// Parses a key given as text (`--new-key`): the forms of `PORTICO_MASTER_KEY`. `what`
+    /// names it in messages and is its [`MasterKey::source`]. The error never contains it.
+    pub fn from_value(s: &str, what: &str) -> Result<MasterKey, StoreError> {
+        let key = parse_key(s).ok_or_else(|| {
+            StoreError::MasterKey(format!(
+                "{what} must be 32 bytes written as standard base64 (44 characters) or as 64 \
+                 hex digits; generate one with `openssl rand -base64 32`"
+            ))
+        })?;
+        Ok(MasterKey {
+            key,
+            source: what.to_owned(),
+        })
+    }
+
+    /// Reads an existing key file (never creates one).
+    pub fn read_file(path: &Path) -> Result<MasterKey, StoreError> {
+        let source = path.display().to_string();
+        let text = fs::read_to_string(path)
+            .map_err(|e| StoreError::MasterKey(format!("cannot read {source}: {e}")))?;
+        MasterKey::from_file_text(&text, source)
+    }
+
+    /// Writes this key into `path` in the key file's form (base64 and a newline), which must
+    /// not exist, with mode 0600 on unix, synced to disk with its directory entry.
+    pub fn write_new_file(&self, path: &Path) -> io::Result<()> {
+        write_private(path, format!("{}\n", self.expose_base64()).as_bytes())?;
+        if let Some(dir) = path.parent() {
+            sync_dir(dir);
+        }
+        Ok(())
+    }
+
+    /// The key as standard base64, the form of `master.key` and `PORTICO_MASTER_KEY`: for the
+    /// one place that must store or show it (a rotation's new key).
+    pub fn expose_base64(&self) -> String {
+        STANDARD.encode(self.key)
+    }
+
+    /// Whether two keys are the same key (constant time).
+    pub fn same_key(&self, other: &MasterKey) -> bool {
+        subtle::ConstantTimeEq::ct_eq(&self.key[..], &other.key[..]).into()
     }
 
     /// A new random key (from the operating system's generator).
@@ -283,6 +328,33 @@ fn warn_if_readable_by_others(_path: &str) {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_written_to_a_file_reads_back_private_and_never_prints() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.key.new");
+        let key = MasterKey::generate();
+        key.write_new_file(&path).unwrap();
+        let read = MasterKey::read_file(&path).unwrap();
+        assert!(read.same_key(&key));
+        assert!(!read.same_key(&MasterKey::generate()));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+        // It is never overwritten.
+        assert!(MasterKey::generate().write_new_file(&path).is_err());
+        let text = key.expose_base64();
+        assert!(MasterKey::from_value(&text, "--new-key").unwrap().same_key(&key));
+        let err = MasterKey::from_value("not-a-key", "--new-key").unwrap_err().to_string();
+        assert!(err.contains("--new-key") && !err.contains("not-a-key"), "{err}");
+        // `Debug` shows where it came from, never the key (a panic message prints `Debug`).
+        let debug = format!("{read:?}");
+        assert!(!debug.contains(&text), "{debug}");
+        assert!(debug.contains("master.key.new"), "{debug}");
+    }
 
     #[test]
     fn encrypt_round_trips_and_uses_fresh_nonces() {

@@ -376,7 +376,9 @@ pub enum StoreError {
     #[error(
         "cannot decrypt stored provider secrets: the master key from {path} is not the one they \
          were encrypted with; set PORTICO_MASTER_KEY to the original key, or restore the data \
-         dir's master.key"
+         dir's master.key; after `portico master-key rotate`, use the key it gave (a rotation \
+         interrupted after its commit left it in the data dir's master.key.new: rename that \
+         to master.key)"
     )]
     WrongMasterKey {
         /// Where the master key came from, for the message.
@@ -709,7 +711,7 @@ pub use configs::{is_valid_config_id, provider_refs, validate_config};
 pub use crypto::MasterKey;
 pub use guardrails::{GuardrailRecord, GuardrailSpec};
 pub use plan::{ApplyOptions, Change, ChangeAction, FieldChange, ObjectKind};
-pub use sql::SqlStore;
+pub use sql::{RotationReport, SqlStore};
 
 /// The name [`SqlStore`] had while it served SQLite only; kept so that callers opening a
 /// SQLite file (`SqliteStore::open`, `SqliteStore::open_in_memory`) read as before.

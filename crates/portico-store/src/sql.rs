@@ -29,10 +29,13 @@ mod diff;
 mod guardrails;
 mod limits;
 mod responses;
+mod rotate;
 mod rows;
 mod spend;
 
 use std::sync::Arc;
+
+pub use rotate::RotationReport;
 
 use async_trait::async_trait;
 use portico_core::{Clock, KeyHash};

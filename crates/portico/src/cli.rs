@@ -38,6 +38,47 @@ pub enum Command {
     Providers(ProvidersArgs),
     /// List the models of a running instance, with prices.
     Models(ModelsArgs),
+    /// Manage the master key that encrypts provider secrets at rest (offline: stop every
+    /// process using the database first).
+    #[command(subcommand, name = "master-key")]
+    MasterKey(MasterKeyCommand),
+}
+
+/// `portico master-key ...`
+#[derive(Debug, clap::Subcommand)]
+pub enum MasterKeyCommand {
+    /// Re-encrypt every stored provider secret under a new master key, in one transaction.
+    /// The current key comes from PORTICO_MASTER_KEY or DATA_DIR/master.key. A key file is
+    /// replaced by the new key (0600); a key from the environment is not stored: the new one
+    /// is printed once, to be put in PORTICO_MASTER_KEY of every process.
+    Rotate(MasterKeyRotateArgs),
+}
+
+/// `portico master-key rotate`
+#[derive(Debug, clap::Args)]
+pub struct MasterKeyRotateArgs {
+    /// Directory of the database and the master key [default: ./.portico].
+    #[arg(long, env = "PORTICO_DATA_DIR", value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+
+    /// The shared database instead of the data dir's SQLite file (needs PORTICO_MASTER_KEY).
+    #[arg(
+        long,
+        env = "PORTICO_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub(crate) database_url: Option<String>,
+
+    /// The new key (32 bytes as standard base64 or 64 hex digits) [default: a new random
+    /// key]. Prefer PORTICO_NEW_MASTER_KEY: a command line is visible to other users.
+    #[arg(
+        long,
+        env = "PORTICO_NEW_MASTER_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub(crate) new_key: Option<String>,
 }
 
 /// How the log lines on stderr are written.

@@ -18,6 +18,7 @@ mod data_plane;
 pub mod gateway_cmd;
 mod line_writer;
 mod logs_cmd;
+mod master_key_cmd;
 mod otel;
 pub mod serve;
 mod shared_spend;
@@ -69,6 +70,9 @@ pub async fn run(command: cli::Command) -> Result<(), Fatal> {
         cli::Command::Keys(args) => catalog_cmd::keys(args).await,
         cli::Command::Providers(args) => catalog_cmd::providers(args).await,
         cli::Command::Models(args) => catalog_cmd::models(args).await,
+        cli::Command::MasterKey(cli::MasterKeyCommand::Rotate(args)) => {
+            master_key_cmd::rotate(args).await
+        }
     }
 }
 

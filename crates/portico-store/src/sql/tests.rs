@@ -1345,3 +1345,57 @@ async fn rows_are_stamped_with_the_stores_clock(store: SqlStore) {
         .unwrap();
     assert_eq!((config.created_at_ms, config.updated_at_ms), (2_000, 3_000));
 }
+
+#[tokio::test]
+async fn rotating_the_master_key_re_encrypts_every_secret_in_one_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("portico.db");
+    let old = MasterKey::generate();
+    let store = SqlStore::open(&path, old.clone()).await.unwrap();
+    store.apply_catalog(&catalog()).await.unwrap();
+    store.create_provider(&bedrock()).await.unwrap();
+    let before = store.list_providers().await.unwrap();
+    let before_bytes = {
+        store.close().await;
+        database_bytes(dir.path())
+    };
+    let store = SqlStore::open(&path, old.clone()).await.unwrap();
+
+    let new = MasterKey::generate();
+    let report = store.rotate_master_key(&new).await.unwrap();
+    // openai-prod (API key), aws (credentials); the canary too.
+    let with_secrets = before
+        .iter()
+        .filter(|p| p.api_key.is_some() || !p.credentials.is_empty())
+        .count();
+    assert!(with_secrets >= 2, "{before:?}");
+    assert_eq!(report.providers, with_secrets);
+    assert!(report.values > report.providers, "{report:?}");
+    store.close().await;
+
+    // The new key opens it, with every secret as it was; the old one is refused.
+    let reopened = SqlStore::open(&path, new.clone()).await.unwrap();
+    assert_eq!(reopened.list_providers().await.unwrap(), before);
+    reopened.close().await;
+    let err = SqlStore::open(&path, old.clone()).await.unwrap_err();
+    assert!(matches!(err, StoreError::WrongMasterKey { .. }), "{err}");
+    assert!(err.to_string().contains("master-key rotate"), "{err}");
+    // Still no secret in plain text, and the blobs changed.
+    let after_bytes = database_bytes(dir.path());
+    assert!(!contains(&after_bytes, OPENAI_SECRET));
+    assert!(!contains(&after_bytes, AWS_SECRET));
+    assert_ne!(before_bytes, after_bytes);
+
+    // A store opened with the old key before the rotation cannot rotate again: its key no
+    // longer opens the canary, and nothing changes.
+    let stale = SqlStore::open(&path, new.clone()).await.unwrap();
+    let third = MasterKey::generate();
+    let stale_old = SqlStore {
+        master: old,
+        ..stale.clone()
+    };
+    let err = stale_old.rotate_master_key(&third).await.unwrap_err();
+    assert!(matches!(err, StoreError::WrongMasterKey { .. }), "{err}");
+    assert_eq!(stale.list_providers().await.unwrap(), before);
+    stale.close().await;
+}

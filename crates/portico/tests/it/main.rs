@@ -36,6 +36,7 @@ mod jwt;
 mod key_lifecycle;
 mod limits_persistence;
 mod log_search;
+mod master_key;
 mod matrix;
 mod messages;
 mod metrics;
