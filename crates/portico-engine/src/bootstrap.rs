@@ -84,6 +84,23 @@ pub struct AppliedCatalog {
     pub generated_keys: Vec<(String, Secret)>,
 }
 
+/// The first provider of `catalog` whose `base_url` `allowlist` refuses (the SSRF guard,
+/// `--upstream-allowlist`): its field path (`providers[2].base_url`) and why. Checked before a
+/// catalog is applied, at start and by `POST /admin/v1/apply`.
+pub fn refused_base_url(
+    catalog: &Catalog,
+    allowlist: &portico_providers::upstream_guard::UpstreamAllowlist,
+) -> Option<(String, String)> {
+    catalog.providers.iter().enumerate().find_map(|(i, p)| {
+        let url = p.base_url.as_deref()?;
+        let err = allowlist.check_url_str(url).err()?;
+        Some((
+            format!("providers[{i}].base_url"),
+            format!("provider `{}`: base_url `{url}`: {err}", p.slug),
+        ))
+    })
+}
+
 /// Applies `catalog` to a running instance's store (`POST /admin/v1/apply`): the catalog ends
 /// up as a start with the file would leave it (the admin key and the other start-up settings
 /// aside). With `dry_run`, the report of what the apply would change, nothing written.

@@ -83,6 +83,12 @@ impl Gateway {
         self.jwt.as_ref()
     }
 
+    /// The hosts outgoing connections may reach (`--upstream-allowlist`): what a URL set
+    /// through the admin API is checked against.
+    pub fn upstream_allowlist(&self) -> &portico_providers::upstream_guard::UpstreamAllowlist {
+        self.client().allowlist()
+    }
+
     /// The shared upstream HTTP client (adapters, the identity provider's keys).
     pub(crate) fn client(&self) -> &HttpClient {
         &self.client

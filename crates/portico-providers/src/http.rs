@@ -12,6 +12,7 @@
 //! second. [`transport_error`] maps reqwest's errors, keeping URLs and addresses out of what
 //! a client is told.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,6 +20,7 @@ use futures::Stream;
 use portico_core::JsonBody;
 
 use crate::error::TransportFailure;
+use crate::upstream_guard::{GuardedResolver, UpstreamAllowlist};
 use crate::{ProviderError, SseEvent};
 
 /// The default limit on one upstream body or stream event, 64 MiB: far above any real answer
@@ -63,6 +65,9 @@ pub struct HttpClient {
     /// Whether requests carry the attempt's `traceparent` ([`with_traceparent`]): on only
     /// while OpenTelemetry tracing is, so that otherwise a request pays one branch.
     propagate_trace: bool,
+    /// The hosts the client may connect to (its resolver enforces it), for the checks made
+    /// when an outgoing URL is set.
+    allowlist: Arc<UpstreamAllowlist>,
 }
 
 tokio::task_local! {
@@ -80,9 +85,20 @@ pub fn with_traceparent<F: std::future::Future>(
     TRACEPARENT.scope(traceparent, attempt)
 }
 
-/// Builds the shared upstream client.
+/// Builds the shared upstream client, with the default SSRF guard (every host but the cloud
+/// metadata services; see [`crate::upstream_guard`]).
 pub fn build_client(options: HttpOptions) -> Result<HttpClient, reqwest::Error> {
+    build_guarded_client(options, Arc::new(UpstreamAllowlist::default()))
+}
+
+/// Builds the shared upstream client, resolving host names through a [`GuardedResolver`] so
+/// that it connects only to addresses `allowlist` allows.
+pub fn build_guarded_client(
+    options: HttpOptions,
+    allowlist: Arc<UpstreamAllowlist>,
+) -> Result<HttpClient, reqwest::Error> {
     let client = reqwest::Client::builder()
+        .dns_resolver(Arc::new(GuardedResolver::new(Arc::clone(&allowlist))))
         .connect_timeout(options.connect_timeout)
         .read_timeout(options.read_timeout)
         .pool_idle_timeout(options.pool_idle_timeout)
@@ -93,7 +109,9 @@ pub fn build_client(options: HttpOptions) -> Result<HttpClient, reqwest::Error> 
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("portico/", env!("CARGO_PKG_VERSION")))
         .build()?;
-    Ok(HttpClient::new(client, options.max_body_bytes))
+    let mut client = HttpClient::new(client, options.max_body_bytes);
+    client.allowlist = allowlist;
+    Ok(client)
 }
 
 impl HttpClient {
@@ -103,7 +121,14 @@ impl HttpClient {
             client,
             max_body_bytes,
             propagate_trace: false,
+            allowlist: Arc::new(UpstreamAllowlist::default()),
         }
+    }
+
+    /// The hosts this client may connect to: check an outgoing URL against it when it is set
+    /// (its resolver checks every resolved address again at connect time).
+    pub fn allowlist(&self) -> &UpstreamAllowlist {
+        &self.allowlist
     }
 
     /// The same client, sending the current attempt's `traceparent` upstream when

@@ -19,7 +19,7 @@
 //! record; building fails with a [`SetupError`]. The shared, pooled HTTP client is built by
 //! [`http::build_client`], with the limit every answer is read under; [`sse`] parses and
 //! re-frames server-sent events; [`redact`] keeps provider credentials out of everything an
-//! upstream answers.
+//! upstream answers; [`upstream_guard`] decides which hosts outgoing connections may reach.
 
 use std::pin::Pin;
 
@@ -42,6 +42,7 @@ pub mod redact;
 pub mod settings;
 pub mod sse;
 pub mod token;
+pub mod upstream_guard;
 
 pub use error::{Fault, ProviderError, TransportFailure};
 pub use settings::SetupError;

@@ -205,6 +205,14 @@ pub struct DataPlaneArgs {
     #[arg(long, env = "PORTICO_AUTH_FAILURE_LIMIT", default_value_t = portico_server::DEFAULT_AUTH_FAILURE_LIMIT)]
     pub(crate) auth_failure_limit: u32,
 
+    /// Hosts the gateway may connect to for providers' base URLs, guardrail webhooks and
+    /// other URLs set in the catalog or the admin API: a comma-separated list of host names
+    /// (`api.openai.com`), suffixes (`.corp.example`), networks (`10.0.0.0/8`) and addresses.
+    /// Checked when a URL is set and on every resolved address when connecting. Unset: every
+    /// host but the cloud metadata services, which stay refused unless listed exactly.
+    #[arg(long, env = "PORTICO_UPSTREAM_ALLOWLIST", value_name = "LIST")]
+    pub(crate) upstream_allowlist: Option<String>,
+
     /// Time allowed to connect to an upstream, in milliseconds.
     #[arg(
         long,

@@ -15,7 +15,8 @@ use portico_engine::policies::guardrails::GuardrailsPolicy;
 use portico_engine::policies::limits::LimitsPolicy;
 use portico_engine::{AccessLog, Gateway, Snapshot};
 use portico_logs::{PipelineOptions, Retention};
-use portico_providers::http::{HttpClient, HttpOptions, build_client};
+use portico_providers::http::{HttpClient, HttpOptions, build_guarded_client};
+use portico_providers::upstream_guard::UpstreamAllowlist;
 use portico_server::{Admission, AppState, BodyLimits, ServeOptions};
 
 use crate::Fatal;
@@ -55,14 +56,25 @@ pub(crate) fn set_process_limits(common: &DataPlaneArgs) {
     );
 }
 
-/// The client every upstream call goes through, with the flags' timeouts and size bound.
+/// The hosts outgoing connections may reach, from `--upstream-allowlist` (docs/security.md).
+pub(crate) fn upstream_allowlist(common: &DataPlaneArgs) -> Result<UpstreamAllowlist, Fatal> {
+    UpstreamAllowlist::parse(common.upstream_allowlist.as_deref().unwrap_or_default())
+        .map_err(|e| Fatal::usage(e.to_string()))
+}
+
+/// The client every upstream call goes through, with the flags' timeouts and size bound, and
+/// the SSRF guard on every address it connects to.
 pub(crate) fn http_client(common: &DataPlaneArgs) -> Result<HttpClient, Fatal> {
-    build_client(HttpOptions {
-        connect_timeout: Duration::from_millis(common.upstream_connect_timeout_ms),
-        read_timeout: Duration::from_millis(common.upstream_read_timeout_ms),
-        max_body_bytes: common.max_upstream_body_bytes,
-        ..HttpOptions::default()
-    })
+    let allowlist = Arc::new(upstream_allowlist(common)?);
+    build_guarded_client(
+        HttpOptions {
+            connect_timeout: Duration::from_millis(common.upstream_connect_timeout_ms),
+            read_timeout: Duration::from_millis(common.upstream_read_timeout_ms),
+            max_body_bytes: common.max_upstream_body_bytes,
+            ..HttpOptions::default()
+        },
+        allowlist,
+    )
     .map_err(|e| Fatal::other(format!("cannot build the HTTP client: {e}")))
 }
 

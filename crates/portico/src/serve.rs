@@ -86,6 +86,15 @@ where
         .map(|path| portico_config::load_file(path, &env))
         .transpose()
         .map_err(|e| Fatal::usage(e.to_string()))?;
+    // The SSRF guard on the file's base URLs, before anything is stored or started.
+    let allowlist = data_plane::upstream_allowlist(&args.common)?;
+    if let Some((path, why)) = catalog
+        .as_ref()
+        .and_then(|c| portico_engine::bootstrap::refused_base_url(c, &allowlist))
+    {
+        let file = args.config.as_deref().unwrap_or(std::path::Path::new("the catalog file"));
+        return Err(Fatal::usage(format!("{}: {path}: {why}", file.display())));
+    }
     let listen_addr: SocketAddr = match args
         .common
         .listen

@@ -112,6 +112,13 @@ pub(super) async fn apply(
     let env = |name: &str| std::env::var(name).ok();
     let catalog =
         portico_config::parse_json_document(&body, &params.origin, &env).map_err(config_error)?;
+    if let Some((param, message)) =
+        portico_engine::bootstrap::refused_base_url(&catalog, state.gateway.upstream_allowlist())
+    {
+        return Err(ApiError::new(ErrorCode::InvalidParameter, message)
+            .with_param(param)
+            .into());
+    }
     let applied = portico_engine::bootstrap::apply_file(
         store.as_ref(),
         &catalog,

@@ -116,6 +116,24 @@ fn parse(value: &Value) -> Result<ProviderRecord, ApiError> {
     Ok(provider_record(&config, RecordSource::Api))
 }
 
+/// 400 when the provider's `base_url` is one `--upstream-allowlist` refuses (the SSRF guard).
+fn check_base_url(state: &AppState, record: &ProviderRecord) -> Result<(), ApiError> {
+    let Some(url) = record.base_url.as_deref() else {
+        return Ok(());
+    };
+    state
+        .gateway
+        .upstream_allowlist()
+        .check_url_str(url)
+        .map_err(|e| {
+            ApiError::new(
+                ErrorCode::InvalidParameter,
+                format!("base_url `{url}`: {e}"),
+            )
+            .with_param("base_url")
+        })
+}
+
 /// `POST /admin/v1/providers`: 201 with the provider.
 pub(super) async fn create(
     _admin: Admin,
@@ -124,6 +142,7 @@ pub(super) async fn create(
 ) -> Result<Response, ErrorResponse> {
     let store = store(&state)?;
     let record = parse(&json_value(&body)?)?;
+    check_base_url(&state, &record)?;
     store.create_provider(&record).await.map_err(store_error)?;
     audit("provider created", &record.slug);
     reload(&state, store.as_ref()).await?;
@@ -185,6 +204,7 @@ pub(super) async fn replace(
     if keep_credentials {
         record.credentials = BTreeMap::new();
     }
+    check_base_url(&state, &record)?;
     store.replace_provider(&record).await.map_err(store_error)?;
     audit("provider replaced", &slug);
     reload(&state, store.as_ref()).await?;
