@@ -379,7 +379,10 @@ fn reason_of(kind: Option<std::io::ErrorKind>, detail: &str, connecting: bool) -
         _ => {}
     }
     let text = detail.to_ascii_lowercase();
-    if text.contains("dns error") || text.contains("failed to lookup address") {
+    if text.contains("--upstream-allowlist") {
+        // The SSRF guard refused every address the host resolved to (upstream_guard).
+        "its address is not allowed by --upstream-allowlist"
+    } else if text.contains("dns error") || text.contains("failed to lookup address") {
         "the host name could not be resolved"
     } else if text.contains("certificate") || text.contains("tls") || text.contains("handshake") {
         "the TLS handshake failed"

@@ -55,6 +55,7 @@ mod scale_out;
 mod sdk;
 mod secrets;
 mod shutdown;
+mod ssrf;
 mod streaming;
 mod support;
 mod upstream_limits;
