@@ -46,9 +46,18 @@ if ! command -v redis-server >/dev/null 2>&1; then
   echo "!!! redis-server is missing: the Redis tests will FAIL (apt-get install -y redis-server)" >&2
 fi
 
+# Every gateway the tests spawn copies its stdout and stderr here (crates/portico-testkit's
+# process runner); scripts/grep-secrets.sh checks them for provider test secrets at the end.
+export PORTICO_TEST_OUTPUT_DIR="$PWD/target/test-output"
+rm -rf "$PORTICO_TEST_OUTPUT_DIR"
+mkdir -p "$PORTICO_TEST_OUTPUT_DIR"
+
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"
 else
   cargo test --workspace --no-fail-fast "$@"
 fi
 cargo test --workspace --doc
+
+# No provider secret in anything the suite's gateways printed (docs/security.md).
+scripts/grep-secrets.sh "$PORTICO_TEST_OUTPUT_DIR"

@@ -41,7 +41,11 @@ pub mod token;
 mod upstream;
 
 pub use defaults::{DEFAULT_EMBEDDING_DIMENSIONS, MOCK_MODELS, mock_embedding};
-pub use process::{PorticoProcess, ProcessError, START_TIMEOUT};
+pub use process::{OUTPUT_DIR_VAR, PorticoProcess, ProcessError, START_TIMEOUT};
+
+/// The substring every provider secret of the end-to-end tests contains (any case), so that
+/// scripts/grep-secrets.sh finds one wherever the suite's gateways printed it.
+pub const TEST_SECRET_MARKER: &str = "ptsecret";
 pub use record::RecordedRequest;
 pub use script::{MockReply, SseEnd, SseScript, SseStep};
 pub use services::{TestPostgres, TestRedis};

@@ -3,6 +3,10 @@
 //! The child gets a cleared environment, its stdout and stderr are read by background tasks
 //! (so it never blocks on a full pipe), and [`PorticoProcess::start`] returns once the binary
 //! printed `portico: listening on http://ADDR`.
+//!
+//! With [`OUTPUT_DIR_VAR`] set (scripts/test.sh sets it), every line the child prints is also
+//! appended to `<dir>/<test>-<pid>.stdout` and `.stderr`, so that the whole suite's output can
+//! be searched afterwards (scripts/grep-secrets.sh: no provider secret may appear in it).
 
 use std::fmt;
 use std::io;
@@ -22,6 +26,9 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// After the child exited, how long to wait for its pipes to reach EOF (a grandchild may
 /// still hold them open).
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The environment variable naming the directory the children's output is copied into.
+pub const OUTPUT_DIR_VAR: &str = "PORTICO_TEST_OUTPUT_DIR";
 
 const LISTENING: &str = "portico: listening on http://";
 const ADMIN_KEY: &str = "portico: admin key (shown once, store it now): ";
@@ -138,7 +145,32 @@ impl Output {
     }
 }
 
-async fn read_lines(pipe: impl AsyncRead + Unpin, output: Arc<Output>, stdout: bool) {
+/// The file a child's stream is copied into, under [`OUTPUT_DIR_VAR`] when it is set: named
+/// after the test (its thread's name) and the child's pid. `None` when the variable is unset
+/// or the file cannot be created (the copy is for a later check, never a reason to fail).
+fn output_copy(pid: u32, stream: &str) -> Option<std::fs::File> {
+    let dir = PathBuf::from(std::env::var_os(OUTPUT_DIR_VAR)?);
+    std::fs::create_dir_all(&dir).ok()?;
+    let thread = std::thread::current();
+    let test: String = thread
+        .name()
+        .unwrap_or("test")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '-' })
+        .collect();
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("{test}-{pid}.{stream}")))
+        .ok()
+}
+
+async fn read_lines(
+    pipe: impl AsyncRead + Unpin,
+    output: Arc<Output>,
+    stdout: bool,
+    mut copy: Option<std::fs::File>,
+) {
     let mut reader = BufReader::new(pipe);
     let mut buf = Vec::new();
     loop {
@@ -146,6 +178,10 @@ async fn read_lines(pipe: impl AsyncRead + Unpin, output: Arc<Output>, stdout: b
         match reader.read_until(b'\n', &mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(_) => {}
+        }
+        if let Some(file) = copy.as_mut() {
+            // A few hundred bytes per line, in tests only: a blocking write is fine here.
+            let _ = std::io::Write::write_all(file, &buf);
         }
         let line = String::from_utf8_lossy(&buf);
         if stdout {
@@ -228,10 +264,12 @@ impl PorticoProcess {
         });
         let mut readers = JoinSet::new();
         if let Some(stdout) = child.stdout.take() {
-            readers.spawn(read_lines(stdout, Arc::clone(&output), true));
+            let copy = output_copy(pid, "stdout");
+            readers.spawn(read_lines(stdout, Arc::clone(&output), true, copy));
         }
         if let Some(stderr) = child.stderr.take() {
-            readers.spawn(read_lines(stderr, Arc::clone(&output), false));
+            let copy = output_copy(pid, "stderr");
+            readers.spawn(read_lines(stderr, Arc::clone(&output), false, copy));
         }
 
         let started = tokio::select! {

@@ -16,9 +16,9 @@ use crate::support::{
 };
 
 /// The upstream key of `@oa` in [`every_kind_providers`].
-const OA_KEY: &str = "sk-kinds-openai-000";
+const OA_KEY: &str = "sk-ptsecret-kinds-openai-000";
 /// The upstream key of `@az`.
-const AZ_KEY: &str = "kinds-azure-key-000";
+const AZ_KEY: &str = "ptsecret-kinds-azure-key-000";
 /// A gateway key allowed one request a minute.
 const LIMITED_KEY: &str = "prt-test-limited-key-0123456789";
 

@@ -55,7 +55,7 @@ async fn assert_upstream_and_log(gw: &Gateway, prefix: &str, user: &str) {
     for request in &requests {
         assert_eq!(
             request.header("authorization"),
-            Some("Bearer sk-upstream-secret-abc123")
+            Some("Bearer sk-ptsecret-upstream-abc123")
         );
         assert!(
             request

@@ -15,15 +15,15 @@ use tempfile::TempDir;
 use crate::support::{ADMIN_KEY, SERVICE_KEY, chat, start_in};
 
 /// `@oa`'s key; the `/` and `+` give it distinct JSON-escaped and percent-encoded forms.
-const OA_KEY: &str = "sk-probe/openai+7f3a9c2e41b8d605";
+const OA_KEY: &str = "sk-ptsecret-probe/openai+7f3a9c2e41b8d605";
 /// `@oa2`'s key, the fallback target.
-const OA2_KEY: &str = "sk-probe-backup-2b6e0d9a7c4f1358";
-const AN_KEY: &str = "sk-ant-probe-5c8e1a3f9d7b2046";
-const AZ_KEY: &str = "azprobe0d4c7e9a1b3f5862";
-const GE_KEY: &str = "AIzaProbeGemini3e8c1a7f5d9b";
-const BE_AKID: &str = "AKIAPROBEBEDROCK7Q2X";
-const BE_SECRET: &str = "probeSecretAccessKey/with+slash=9a8b7c6d";
-const BE_TOKEN: &str = "IQoJb3JpZ2luProbeSessionToken/abc+def==";
+const OA2_KEY: &str = "sk-ptsecret-probe-backup-2b6e0d9a7c4f1358";
+const AN_KEY: &str = "sk-ant-ptsecret-probe-5c8e1a3f9d7b2046";
+const AZ_KEY: &str = "ptsecretazprobe0d4c7e9a1b3f5862";
+const GE_KEY: &str = "AIzaPtsecretProbeGemini3e8c1a7f5d9b";
+const BE_AKID: &str = "AKIAPTSECRETBEDROCK7Q2X";
+const BE_SECRET: &str = "ptsecretProbeSecretAccessKey/with+slash=9a8b7c6d";
+const BE_TOKEN: &str = "IQoJb3JpZ2luPtsecretProbeSessionToken/abc+def==";
 
 const ALL_SECRETS: [&str; 8] = [
     OA_KEY, OA2_KEY, AN_KEY, AZ_KEY, GE_KEY, BE_AKID, BE_SECRET, BE_TOKEN,
@@ -502,6 +502,32 @@ async fn a_refused_connection_hides_the_address_from_the_client_but_logs_it() {
                 .unwrap()
                 .contains(&port),
             "{detail}"
+        );
+    }
+}
+
+/// Every provider secret of these tests, and of the shared catalogs, carries the marker
+/// scripts/grep-secrets.sh looks for in the suite's output.
+#[tokio::test]
+async fn the_provider_test_secrets_carry_the_marker() {
+    let upstream = MockUpstream::start().await;
+    let every_kind = crate::support::every_kind_providers(&upstream);
+    let mut secrets: Vec<&str> = ALL_SECRETS.to_vec();
+    secrets.push(crate::support::PROVIDER_KEY);
+    for line in every_kind.lines() {
+        if let Some((field, value)) = line.trim().split_once(": ")
+            && (field.contains("key") || field.contains("secret"))
+        {
+            secrets.push(value.trim());
+        }
+    }
+    assert!(secrets.len() >= 15, "{secrets:?}");
+    for secret in secrets {
+        assert!(
+            secret
+                .to_ascii_lowercase()
+                .contains(portico_testkit::TEST_SECRET_MARKER),
+            "{secret}"
         );
     }
 }

@@ -15,7 +15,7 @@ pub(crate) const SERVICE_KEY: &str = "prt-test-service-key-0123456789";
 /// The admin key passed in PORTICO_ADMIN_KEY.
 pub(crate) const ADMIN_KEY: &str = "prt-test-admin-key-0123456789";
 /// The provider API key the catalog gives the OpenAI-kind mock upstream.
-pub(crate) const PROVIDER_KEY: &str = "sk-upstream-secret-abc123";
+pub(crate) const PROVIDER_KEY: &str = "sk-ptsecret-upstream-abc123";
 
 /// The `portico` binary built for this test run.
 pub(crate) fn bin() -> PathBuf {
@@ -73,26 +73,26 @@ pub(crate) fn every_kind_providers(upstream: &MockUpstream) -> String {
         r#"
   - slug: oa
     kind: openai
-    api_key: sk-kinds-openai-000
+    api_key: sk-ptsecret-kinds-openai-000
     base_url: http://{addr}/v1
   - slug: az
     kind: azure-openai
-    api_key: kinds-azure-key-000
+    api_key: ptsecret-kinds-azure-key-000
     base_url: http://{addr}
   - slug: an
     kind: anthropic
-    api_key: sk-ant-kinds-000
+    api_key: sk-ant-ptsecret-kinds-000
     base_url: http://{addr}
   - slug: ge
     kind: gemini
-    api_key: kinds-gemini-key-000
+    api_key: ptsecret-kinds-gemini-key-000
     base_url: http://{addr}
   - slug: be
     kind: bedrock
     base_url: http://{addr}
     aws_region: us-east-1
-    aws_access_key_id: AKIDKINDS000
-    aws_secret_access_key: kinds-secret-access-key-000
+    aws_access_key_id: AKIDPTSECRETKINDS000
+    aws_secret_access_key: ptsecret-kinds-access-key-000
 "#
     )
 }
