@@ -226,7 +226,7 @@ async fn an_openai_upstream_echoing_its_key_leaks_it_nowhere() {
     // A 200 body holding the key as it is, JSON-escaped (`\/`) and percent-encoded.
     let escaped = OA_KEY.replace('/', "\\/");
     let body = format!(
-        r#"{{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"m","choices":[{{"index":0,"message":{{"role":"assistant","content":"raw {OA_KEY} escaped {escaped} url ?key=sk-probe%2Fopenai%2B7f3a9c2e41b8d605"}},"finish_reason":"stop"}}],"usage":{{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}}}"#
+        r#"{{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"m","choices":[{{"index":0,"message":{{"role":"assistant","content":"raw {OA_KEY} escaped {escaped} url ?key=sk-ptsecret-probe%2Fopenai%2B7f3a9c2e41b8d605"}},"finish_reason":"stop"}}],"usage":{{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}}}"#
     );
     up.enqueue(MockReply::raw(200, "application/json", body));
     // A stream with the key in a chunk, then an in-band error event echoing it.

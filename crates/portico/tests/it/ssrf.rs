@@ -6,7 +6,7 @@ use portico_testkit::MockUpstream;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{ADMIN_KEY, Gateway, bin, chat, standard_catalog};
+use crate::support::{ADMIN_KEY, Gateway, SERVICE_KEY, bin, chat, standard_catalog};
 
 const METADATA_URL: &str = "http://169.254.169.254/latest";
 
@@ -99,10 +99,11 @@ async fn a_catalog_file_with_a_refused_base_url_does_not_load() {
     assert!(stderr.contains("is not a host name"), "{stderr}");
 }
 
-/// A catalog whose `@local` provider is the mock upstream reached by the name `localhost`.
+/// A catalog whose `@local` provider is the mock upstream reached by the name `localhost`,
+/// and the service key.
 fn localhost_catalog(upstream: &MockUpstream) -> String {
     format!(
-        "providers:\n  - slug: local\n    kind: openai\n    api_key: sk-ssrf-local-0123456789\n    base_url: http://localhost:{}/v1\n",
+        "providers:\n  - slug: local\n    kind: openai\n    api_key: sk-ssrf-local-0123456789\n    base_url: http://localhost:{}/v1\nkeys:\n  - name: service\n    key: {SERVICE_KEY}\n",
         upstream.addr().port()
     )
 }
