@@ -156,8 +156,14 @@ mod tests {
             assert_eq!(throttle.refused(client, t0), None, "after {i} failures");
             throttle.record_failure(client, t0 + Duration::from_secs(i));
         }
-        assert_eq!(throttle.refused(client, t0 + Duration::from_secs(3)), Some(57));
-        assert_eq!(throttle.refused(client, t0 + Duration::from_millis(59_500)), Some(1));
+        assert_eq!(
+            throttle.refused(client, t0 + Duration::from_secs(3)),
+            Some(57)
+        );
+        assert_eq!(
+            throttle.refused(client, t0 + Duration::from_millis(59_500)),
+            Some(1)
+        );
         // Another client is not affected.
         assert_eq!(throttle.refused(ip("10.0.0.2"), t0), None);
         // The window is over: allowed again, and counting starts afresh.

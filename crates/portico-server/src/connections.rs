@@ -219,8 +219,14 @@ impl hyper::service::Service<Request<Incoming>> for Counted {
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         let guard = self.lifecycle.enter();
-        let throttle = self.throttle.is_enabled().then(|| Arc::clone(&self.throttle));
-        if let Some(secs) = self.throttle.refused(self.client, std::time::Instant::now()) {
+        let throttle = self
+            .throttle
+            .is_enabled()
+            .then(|| Arc::clone(&self.throttle));
+        if let Some(secs) = self
+            .throttle
+            .refused(self.client, std::time::Instant::now())
+        {
             return CountedFuture {
                 answer: Answer::Refused(Some(too_many_failures(request.uri().path(), secs))),
                 guard: Some(guard),

@@ -54,6 +54,9 @@ mod tests {
         );
         add(&mut own);
         assert_eq!(own[header::CONTENT_SECURITY_POLICY], "script-src 'self'");
-        assert_eq!(own.get_all(header::CONTENT_SECURITY_POLICY).iter().count(), 1);
+        assert_eq!(
+            own.get_all(header::CONTENT_SECURITY_POLICY).iter().count(),
+            1
+        );
     }
 }

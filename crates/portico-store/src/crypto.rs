@@ -347,9 +347,18 @@ mod tests {
         // It is never overwritten.
         assert!(MasterKey::generate().write_new_file(&path).is_err());
         let text = key.expose_base64();
-        assert!(MasterKey::from_value(&text, "--new-key").unwrap().same_key(&key));
-        let err = MasterKey::from_value("not-a-key", "--new-key").unwrap_err().to_string();
-        assert!(err.contains("--new-key") && !err.contains("not-a-key"), "{err}");
+        assert!(
+            MasterKey::from_value(&text, "--new-key")
+                .unwrap()
+                .same_key(&key)
+        );
+        let err = MasterKey::from_value("not-a-key", "--new-key")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--new-key") && !err.contains("not-a-key"),
+            "{err}"
+        );
         // `Debug` shows where it came from, never the key (a panic message prints `Debug`).
         let debug = format!("{read:?}");
         assert!(!debug.contains(&text), "{debug}");

@@ -156,7 +156,13 @@ fn output_copy(pid: u32, stream: &str) -> Option<std::fs::File> {
         .name()
         .unwrap_or("test")
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     std::fs::OpenOptions::new()
         .create(true)

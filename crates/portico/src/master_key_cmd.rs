@@ -94,9 +94,8 @@ pub(crate) async fn rotate(args: MasterKeyRotateArgs) -> Result<(), Fatal> {
             // The current key opened the database, so a leftover `master.key.new` is from a
             // rotation that never committed: it opens nothing.
             let _ = std::fs::remove_file(&pending);
-            new.write_new_file(&pending).map_err(|e| {
-                Fatal::other(format!("cannot write {}: {e}", pending.display()))
-            })?;
+            new.write_new_file(&pending)
+                .map_err(|e| Fatal::other(format!("cannot write {}: {e}", pending.display())))?;
         }
         KeySource::Env if generated => out(&format!(
             "portico: new master key (not in force until this command says so; store it now): {}",

@@ -92,7 +92,10 @@ where
         .as_ref()
         .and_then(|c| portico_engine::bootstrap::refused_base_url(c, &allowlist))
     {
-        let file = args.config.as_deref().unwrap_or(std::path::Path::new("the catalog file"));
+        let file = args
+            .config
+            .as_deref()
+            .unwrap_or(std::path::Path::new("the catalog file"));
         return Err(Fatal::usage(format!("{}: {path}: {why}", file.display())));
     }
     let listen_addr: SocketAddr = match args

@@ -73,12 +73,15 @@ impl UpstreamAllowlist {
     pub fn parse(list: &str) -> Result<UpstreamAllowlist, GuardError> {
         let mut entries = Vec::new();
         for raw in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let item = raw.trim_start_matches('[').trim_end_matches(']');
+            // `[::1]` and `[fd00::]/8`: IPv6 as in a URL.
+            let unbracketed = raw.replace(['[', ']'], "");
+            let item = unbracketed.as_str();
             let entry = if let Ok(net) = item.parse::<IpNet>() {
                 Entry::Net(net.trunc())
             } else if let Ok(ip) = item.parse::<IpAddr>() {
                 Entry::Net(IpNet::from(ip))
-            } else if let Some(suffix) = item.strip_prefix('.').or_else(|| item.strip_prefix("*.")) {
+            } else if let Some(suffix) = item.strip_prefix('.').or_else(|| item.strip_prefix("*."))
+            {
                 Entry::Suffix(format!(".{}", host_name(suffix, raw)?))
             } else {
                 Entry::Host(host_name(item, raw)?)
@@ -156,7 +159,9 @@ impl UpstreamAllowlist {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
             v4 => v4,
         };
-        let through = name.map(|n| format!(" (`{n}` resolves to it)")).unwrap_or_default();
+        let through = name
+            .map(|n| format!(" (`{n}` resolves to it)"))
+            .unwrap_or_default();
         if METADATA_ADDRESSES.contains(&ip) {
             let exact = self
                 .entries

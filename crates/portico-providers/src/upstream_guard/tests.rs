@@ -80,7 +80,10 @@ fn a_list_allows_its_hosts_suffixes_and_networks_only() {
         "http://[::ffff:127.0.0.1]/",
     ] {
         let err = l.check_url_str(url).unwrap_err().to_string();
-        assert!(err.contains("not allowed by --upstream-allowlist"), "{url}: {err}");
+        assert!(
+            err.contains("not allowed by --upstream-allowlist"),
+            "{url}: {err}"
+        );
     }
     // Host names not listed pass the configuration check only when the list has networks:
     // then their addresses decide, when they are resolved.
@@ -100,7 +103,10 @@ fn bad_entries_are_refused_with_what_is_expected() {
         let err = UpstreamAllowlist::parse(bad).unwrap_err().to_string();
         assert!(err.contains("is not a host name"), "{bad}: {err}");
     }
-    assert_eq!(UpstreamAllowlist::parse(" , ").unwrap(), UpstreamAllowlist::default());
+    assert_eq!(
+        UpstreamAllowlist::parse(" , ").unwrap(),
+        UpstreamAllowlist::default()
+    );
     assert_eq!(list("*.corp.example"), list(".corp.example"));
 }
 
@@ -109,32 +115,42 @@ fn resolved_addresses_are_filtered_by_the_list() {
     // A listed name may resolve anywhere but to a metadata service.
     let l = list("api.example.com,10.0.0.0/8");
     assert_eq!(
-        l.filter_resolved("api.example.com", [addr("203.0.113.9")]).unwrap(),
+        l.filter_resolved("api.example.com", [addr("203.0.113.9")])
+            .unwrap(),
         [addr("203.0.113.9")]
     );
     let err = l
         .filter_resolved("api.example.com", [addr("169.254.169.254")])
         .unwrap_err()
         .to_string();
-    assert!(err.contains("169.254.169.254 (`api.example.com` resolves to it)"), "{err}");
+    assert!(
+        err.contains("169.254.169.254 (`api.example.com` resolves to it)"),
+        "{err}"
+    );
     // Another name: only its addresses in a listed network are kept.
     assert_eq!(
-        l.filter_resolved("other.example", [addr("127.0.0.1"), addr("10.0.0.5")]).unwrap(),
+        l.filter_resolved("other.example", [addr("127.0.0.1"), addr("10.0.0.5")])
+            .unwrap(),
         [addr("10.0.0.5")]
     );
     let err = l
         .filter_resolved("rebind.example", [addr("127.0.0.1")])
         .unwrap_err()
         .to_string();
-    assert!(err.contains("127.0.0.1 (`rebind.example` resolves to it) is not allowed"), "{err}");
+    assert!(
+        err.contains("127.0.0.1 (`rebind.example` resolves to it) is not allowed"),
+        "{err}"
+    );
     // The default list: a name rebound to the metadata address is refused.
     let open = UpstreamAllowlist::default();
-    assert!(open
-        .filter_resolved("rebind.example", [addr("169.254.169.254")])
-        .is_err());
-    assert!(open
-        .filter_resolved("rebind.example", [addr("[::ffff:169.254.169.254]")])
-        .is_err());
+    assert!(
+        open.filter_resolved("rebind.example", [addr("169.254.169.254")])
+            .is_err()
+    );
+    assert!(
+        open.filter_resolved("rebind.example", [addr("::ffff:169.254.169.254")])
+            .is_err()
+    );
 }
 
 #[tokio::test]
@@ -142,7 +158,10 @@ async fn the_resolver_refuses_localhost_unless_loopback_is_listed() {
     let refused = GuardedResolver::new(Arc::new(list("10.0.0.0/8")));
     let name: Name = "localhost".parse().unwrap();
     let err = refused.resolve(name).await.err().unwrap().to_string();
-    assert!(err.contains("`localhost` resolves to it) is not allowed"), "{err}");
+    assert!(
+        err.contains("`localhost` resolves to it) is not allowed"),
+        "{err}"
+    );
 
     let allowed = GuardedResolver::new(Arc::new(list("127.0.0.0/8,::1")));
     let addrs: Vec<SocketAddr> = allowed
@@ -169,7 +188,10 @@ async fn the_shared_client_cannot_connect_through_a_refused_name() {
     .unwrap();
     let err = client.reqwest().get(&url).send().await.unwrap_err();
     let text = format!("{err:?}");
-    assert!(text.contains("is not allowed by --upstream-allowlist"), "{text}");
+    assert!(
+        text.contains("is not allowed by --upstream-allowlist"),
+        "{text}"
+    );
     assert_eq!(upstream.hits(), 0);
 
     let client = crate::http::build_guarded_client(

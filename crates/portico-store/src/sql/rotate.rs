@@ -59,12 +59,14 @@ impl SqlStore {
         };
         for (slug, api_key, credentials) in &rows {
             values += usize::from(api_key.is_some()) + usize::from(credentials.is_some());
-            sqlx::query("UPDATE providers SET api_key_enc = $1, credentials_enc = $2 WHERE slug = $3")
-                .bind(reencrypt(api_key.clone())?)
-                .bind(reencrypt(credentials.clone())?)
-                .bind(slug)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE providers SET api_key_enc = $1, credentials_enc = $2 WHERE slug = $3",
+            )
+            .bind(reencrypt(api_key.clone())?)
+            .bind(reencrypt(credentials.clone())?)
+            .bind(slug)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(RotationReport {

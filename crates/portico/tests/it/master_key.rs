@@ -43,7 +43,10 @@ fn serve_fails(data: &Path, env: &[(&str, &str)]) -> (Option<i32>, String) {
         .envs(env.iter().copied())
         .output()
         .unwrap();
-    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// `portico master-key rotate --data-dir DATA` with `env`: exit code, stdout, stderr.
@@ -68,8 +71,10 @@ async fn add_provider(gw: &PorticoProcess, upstream: &MockUpstream) {
     let resp = reqwest::Client::new()
         .post(gw.url("/admin/v1/providers"))
         .bearer_auth(ADMIN_KEY)
-        .json(&json!({"slug": "rot", "kind": "openai", "api_key": API_PROVIDER_KEY,
-            "base_url": upstream.base_url()}))
+        .json(
+            &json!({"slug": "rot", "kind": "openai", "api_key": API_PROVIDER_KEY,
+            "base_url": upstream.base_url()}),
+        )
         .send()
         .await
         .unwrap();
@@ -143,7 +148,10 @@ async fn rotating_a_key_file_keeps_every_secret_and_refuses_the_old_key() {
     std::fs::write(data.join("master.key"), &old_key).unwrap();
     let (code, stderr) = serve_fails(&data, &[]);
     assert_ne!(code, Some(0));
-    assert!(stderr.contains("cannot decrypt stored provider secrets"), "{stderr}");
+    assert!(
+        stderr.contains("cannot decrypt stored provider secrets"),
+        "{stderr}"
+    );
     assert!(stderr.contains("master-key rotate"), "{stderr}");
     assert!(!stderr.contains(old_key.trim()), "{stderr}");
 
@@ -152,8 +160,14 @@ async fn rotating_a_key_file_keeps_every_secret_and_refuses_the_old_key() {
     std::fs::write(data.join("master.key.new"), &new_key).unwrap();
     let (code, stdout, stderr) = rotate(&data, &[]);
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
-    assert!(stdout.contains("finished an interrupted rotation"), "{stdout}");
-    assert_eq!(std::fs::read_to_string(data.join("master.key")).unwrap(), new_key);
+    assert!(
+        stdout.contains("finished an interrupted rotation"),
+        "{stdout}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(data.join("master.key")).unwrap(),
+        new_key
+    );
     let gw = serve(&data, &[]).await;
     assert_eq!(
         upstream_authorization(&gw, &upstream).await,
@@ -176,7 +190,9 @@ async fn rotating_a_key_from_the_environment_prints_the_new_one_once() {
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     let marker = "store it now): ";
     let line = stdout.lines().find(|l| l.contains(marker)).unwrap();
-    let new = line[line.find(marker).unwrap() + marker.len()..].trim().to_owned();
+    let new = line[line.find(marker).unwrap() + marker.len()..]
+        .trim()
+        .to_owned();
     assert_eq!(new.len(), 44, "{line}");
     assert_eq!(stdout.matches(&new).count(), 1, "printed once: {stdout}");
     assert!(stdout.contains("set PORTICO_MASTER_KEY"), "{stdout}");
@@ -191,7 +207,10 @@ async fn rotating_a_key_from_the_environment_prints_the_new_one_once() {
     stop(gw).await;
     let (code, stderr) = serve_fails(&data, &[("PORTICO_MASTER_KEY", old)]);
     assert_ne!(code, Some(0));
-    assert!(stderr.contains("cannot decrypt stored provider secrets"), "{stderr}");
+    assert!(
+        stderr.contains("cannot decrypt stored provider secrets"),
+        "{stderr}"
+    );
     assert!(stderr.contains("PORTICO_MASTER_KEY"), "{stderr}");
 
     // A rotation with the wrong current key changes nothing.

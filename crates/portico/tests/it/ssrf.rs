@@ -41,7 +41,10 @@ async fn a_metadata_base_url_is_refused_by_the_admin_api() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     let resp = gw
-        .post("/v1/chat/completions", chat("@openai-mock/gpt-4o-mini", "hi"))
+        .post(
+            "/v1/chat/completions",
+            chat("@openai-mock/gpt-4o-mini", "hi"),
+        )
         .await;
     assert_eq!(resp.status(), StatusCode::OK);
 
@@ -87,7 +90,13 @@ async fn a_catalog_file_with_a_refused_base_url_does_not_load() {
 
     // A malformed list is a usage error too.
     let out = std::process::Command::new(bin())
-        .args(["serve", "--listen", "127.0.0.1:0", "--upstream-allowlist", "http://x"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream-allowlist",
+            "http://x",
+        ])
         .arg("--data-dir")
         .arg(dir.path().join("data2"))
         .env_clear()
@@ -121,17 +130,26 @@ async fn a_name_resolving_to_a_refused_address_is_never_connected_to() {
         &[("PORTICO_UPSTREAM_ALLOWLIST", "10.0.0.0/8")],
     )
     .await;
-    let resp = gw.post("/v1/chat/completions", chat("@local/gpt-4o-mini", "hi")).await;
+    let resp = gw
+        .post("/v1/chat/completions", chat("@local/gpt-4o-mini", "hi"))
+        .await;
     assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
     let body: Value = resp.json().await.unwrap();
     let message = body["error"]["message"].as_str().unwrap();
     assert!(message.contains("@local"), "{message}");
-    assert!(message.contains("not allowed by --upstream-allowlist"), "{message}");
+    assert!(
+        message.contains("not allowed by --upstream-allowlist"),
+        "{message}"
+    );
     assert!(!message.contains("127.0.0.1"), "{message}");
     assert_eq!(gw.upstream.hits(), 0, "the upstream was reached");
     // The log (stderr's access record) says why.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !gw.portico.stderr_text().contains("is not allowed by --upstream-allowlist") {
+    while !gw
+        .portico
+        .stderr_text()
+        .contains("is not allowed by --upstream-allowlist")
+    {
         assert!(
             std::time::Instant::now() < deadline,
             "{}",
@@ -149,7 +167,9 @@ async fn a_name_resolving_to_a_refused_address_is_never_connected_to() {
         &[("PORTICO_UPSTREAM_ALLOWLIST", "127.0.0.0/8,::1")],
     )
     .await;
-    let resp = gw.post("/v1/chat/completions", chat("@local/gpt-4o-mini", "hi")).await;
+    let resp = gw
+        .post("/v1/chat/completions", chat("@local/gpt-4o-mini", "hi"))
+        .await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(gw.upstream.hits(), 1);
 
@@ -158,7 +178,10 @@ async fn a_name_resolving_to_a_refused_address_is_never_connected_to() {
     let catalog = standard_catalog(&upstream);
     let gw = Gateway::start_with(upstream, &catalog).await;
     let resp = gw
-        .post("/v1/chat/completions", chat("@openai-mock/gpt-4o-mini", "hi"))
+        .post(
+            "/v1/chat/completions",
+            chat("@openai-mock/gpt-4o-mini", "hi"),
+        )
         .await;
     assert_eq!(resp.status(), StatusCode::OK);
 }

@@ -46,7 +46,10 @@ async fn every_answer_carries_the_security_headers_and_no_cors_grant_or_cookie()
     };
     answers.push((
         "GET /admin/v1/providers",
-        admin(Method::GET, "/admin/v1/providers").send().await.unwrap(),
+        admin(Method::GET, "/admin/v1/providers")
+            .send()
+            .await
+            .unwrap(),
     ));
     answers.push((
         "POST /admin/v1/keys (a new key)",
@@ -62,7 +65,10 @@ async fn every_answer_carries_the_security_headers_and_no_cors_grant_or_cookie()
         http.request(Method::OPTIONS, gw.url("/admin/v1/keys"))
             .header("origin", EVIL_ORIGIN)
             .header("access-control-request-method", "POST")
-            .header("access-control-request-headers", "authorization,content-type")
+            .header(
+                "access-control-request-headers",
+                "authorization,content-type",
+            )
             .send()
             .await
             .unwrap(),
@@ -89,14 +95,24 @@ async fn every_answer_carries_the_security_headers_and_no_cors_grant_or_cookie()
         "GET / (dashboard)",
         http.get(gw.url("/")).send().await.unwrap(),
     ));
-    answers.push(("GET /healthz", http.get(gw.url("/healthz")).send().await.unwrap()));
-    answers.push(("GET /nowhere", http.get(gw.url("/nowhere")).send().await.unwrap()));
+    answers.push((
+        "GET /healthz",
+        http.get(gw.url("/healthz")).send().await.unwrap(),
+    ));
+    answers.push((
+        "GET /nowhere",
+        http.get(gw.url("/nowhere")).send().await.unwrap(),
+    ));
     for (what, resp) in &answers {
         assert_safe_headers(what, resp);
     }
     let statuses: Vec<u16> = answers.iter().map(|(_, r)| r.status().as_u16()).collect();
     // The preflight is not granted (no route answers OPTIONS), the rest as usual.
-    assert_eq!(statuses, [200, 201, 405, 200, 401, 200, 200, 404], "{answers:?}");
+    assert_eq!(
+        statuses,
+        [200, 201, 405, 200, 401, 200, 200, 404],
+        "{answers:?}"
+    );
     // The dashboard's page keeps its own policy (its own scripts), not the API's.
     let page_csp = answers[5].1.headers()["content-security-policy"]
         .to_str()
@@ -107,7 +123,9 @@ async fn every_answer_carries_the_security_headers_and_no_cors_grant_or_cookie()
 #[tokio::test]
 async fn a_cookie_is_no_credential() {
     let gw = Gateway::start().await;
-    let cookie = format!("portico_admin_key={ADMIN_KEY}; session={ADMIN_KEY}; authorization=Bearer%20{ADMIN_KEY}");
+    let cookie = format!(
+        "portico_admin_key={ADMIN_KEY}; session={ADMIN_KEY}; authorization=Bearer%20{ADMIN_KEY}"
+    );
     for path in ["/admin/v1/providers", "/admin/v1/logs", "/v1/models"] {
         let resp = gw
             .http
@@ -153,8 +171,7 @@ async fn a_path_with_markup_is_answered_as_json_never_html() {
         assert_safe_headers(path, &resp);
         let content_type = resp.headers()["content-type"].to_str().unwrap().to_owned();
         assert!(
-            content_type.starts_with("application/json")
-                || content_type.starts_with("text/plain"),
+            content_type.starts_with("application/json") || content_type.starts_with("text/plain"),
             "{path}: {content_type}"
         );
         let text = resp.text().await.unwrap();
@@ -194,8 +211,8 @@ fn client_from(ip: Ipv4Addr) -> reqwest::Client {
 async fn repeated_failed_authentications_are_throttled_for_that_address_only() {
     let upstream = MockUpstream::start().await;
     let catalog = standard_catalog(&upstream);
-    let gw = Gateway::start_with_env(upstream, &catalog, &[("PORTICO_AUTH_FAILURE_LIMIT", "5")])
-        .await;
+    let gw =
+        Gateway::start_with_env(upstream, &catalog, &[("PORTICO_AUTH_FAILURE_LIMIT", "5")]).await;
     let prober = client_from(Ipv4Addr::new(127, 0, 0, 2));
     let other = client_from(Ipv4Addr::new(127, 0, 0, 3));
     // Five wrong keys, on the data plane and the admin API: 401 each.
@@ -224,7 +241,12 @@ async fn repeated_failed_authentications_are_throttled_for_that_address_only() {
         ("/v1/models", SERVICE_KEY),
         ("/v1/models", "prt-guess-again-000000000"),
     ] {
-        let resp = prober.get(gw.url(path)).bearer_auth(key).send().await.unwrap();
+        let resp = prober
+            .get(gw.url(path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS, "{path}");
         assert_safe_headers(path, &resp);
         let retry_after: u64 = resp.headers()["retry-after"]
@@ -264,8 +286,8 @@ async fn repeated_failed_authentications_are_throttled_for_that_address_only() {
 async fn an_upstreams_401_is_not_the_clients_failure() {
     let upstream = MockUpstream::start().await;
     let catalog = standard_catalog(&upstream);
-    let gw = Gateway::start_with_env(upstream, &catalog, &[("PORTICO_AUTH_FAILURE_LIMIT", "2")])
-        .await;
+    let gw =
+        Gateway::start_with_env(upstream, &catalog, &[("PORTICO_AUTH_FAILURE_LIMIT", "2")]).await;
     let client = client_from(Ipv4Addr::new(127, 0, 0, 4));
     for _ in 0..4 {
         gw.upstream
