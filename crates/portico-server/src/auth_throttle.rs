@@ -82,6 +82,11 @@ impl AuthThrottle {
         self.limit > 0
     }
 
+    /// The failures allowed within a window (0: off).
+    pub fn limit(&self) -> u32 {
+        self.limit
+    }
+
     /// The seconds `client` must wait (for `Retry-After`, at least 1) when it has used up
     /// its failures in the current window, `None` when it may go on.
     pub fn refused(&self, client: IpAddr, now: Instant) -> Option<u32> {
@@ -97,10 +102,11 @@ impl AuthThrottle {
         })
     }
 
-    /// Counts a refused credential of `client`.
-    pub fn record_failure(&self, client: IpAddr, now: Instant) {
+    /// Counts a refused credential of `client`; true when this failure used up its window's
+    /// allowance (the moment to log that the address is now throttled).
+    pub fn record_failure(&self, client: IpAddr, now: Instant) -> bool {
         if !self.is_enabled() {
-            return;
+            return false;
         }
         let key = group(client);
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
@@ -123,7 +129,9 @@ impl AuthThrottle {
             };
         }
         failures.count = failures.count.saturating_add(1);
+        let used_up = failures.count == self.limit;
         self.tracked.store(clients.len(), Ordering::Relaxed);
+        used_up
     }
 }
 
@@ -154,7 +162,8 @@ mod tests {
         let client = ip("10.0.0.1");
         for i in 0..3 {
             assert_eq!(throttle.refused(client, t0), None, "after {i} failures");
-            throttle.record_failure(client, t0 + Duration::from_secs(i));
+            let used_up = throttle.record_failure(client, t0 + Duration::from_secs(i));
+            assert_eq!(used_up, i == 2, "failure {i}");
         }
         assert_eq!(
             throttle.refused(client, t0 + Duration::from_secs(3)),

@@ -56,8 +56,8 @@ pub struct ServeOptions {
     /// produced (503s, error events) before the process stops waiting for them.
     pub cut_grace: Duration,
     /// Refused credentials (401 `invalid_api_key`) one client address may present within a
-    /// minute before its requests are
-    /// refused with 429 until that minute ends ([`AuthThrottle`]); 0 turns this off.
+    /// minute; past it, its requests are answered 429 until that minute ends
+    /// ([`AuthThrottle`]). 0 turns this off.
     pub auth_failure_limit: u32,
 }
 
@@ -227,8 +227,13 @@ impl hyper::service::Service<Request<Incoming>> for Counted {
             .throttle
             .refused(self.client, std::time::Instant::now())
         {
+            tracing::debug!(client = %self.client, path = request.uri().path(), "refused: too many failed authentications");
             return CountedFuture {
-                answer: Answer::Refused(Some(too_many_failures(request.uri().path(), secs))),
+                answer: Answer::Refused(Some(too_many_failures(
+                    request.uri().path(),
+                    self.throttle.limit(),
+                    secs,
+                ))),
                 guard: Some(guard),
                 throttle: None,
                 client: self.client,
@@ -247,7 +252,7 @@ impl hyper::service::Service<Request<Incoming>> for Counted {
 }
 
 /// The 429 for a client address that has used up its failed authentications.
-fn too_many_failures(path: &str, retry_after: u32) -> Response<Body> {
+fn too_many_failures(path: &str, limit: u32, retry_after: u32) -> Response<Body> {
     let family = if path == "/v1/messages" {
         Family::Messages
     } else {
@@ -256,7 +261,7 @@ fn too_many_failures(path: &str, retry_after: u32) -> Response<Body> {
     let mut error = ApiError::new(
         ErrorCode::RateLimited,
         format!(
-            "too many failed authentications from this address (more than the limit within {} s); wait {retry_after} s, and check the key this client sends",
+            "too many failed authentications from this address ({limit} refused keys within {} s); wait {retry_after} s, and check the key this client sends",
             AUTH_FAILURE_WINDOW.as_secs()
         ),
     );
@@ -295,7 +300,14 @@ impl Future for CountedFuture {
                     if response.extensions().get::<AuthFailed>().is_some()
                         && let Some(throttle) = &this.throttle
                     {
-                        throttle.record_failure(this.client, std::time::Instant::now());
+                        let now = std::time::Instant::now();
+                        if throttle.record_failure(this.client, now) {
+                            tracing::warn!(
+                                client = %this.client,
+                                limit = throttle.limit(),
+                                "client address throttled: too many failed authentications within a minute; its requests get 429 until the minute ends"
+                            );
+                        }
                     }
                     crate::security_headers::add(response.headers_mut());
                 }

@@ -260,6 +260,15 @@ async fn repeated_failed_authentications_are_throttled_for_that_address_only() {
         let message = body["error"]["message"].as_str().unwrap();
         assert!(message.contains("failed authentications"), "{message}");
     }
+    // The moment the address was throttled is logged (the refused requests themselves never
+    // reach the gateway's pipeline, so they have no request record).
+    assert!(
+        gw.portico
+            .stderr_text()
+            .contains("client address throttled: too many failed authentications"),
+        "{}",
+        gw.portico.stderr_text()
+    );
     // Anthropic's shape on /v1/messages.
     let resp = prober
         .post(gw.url("/v1/messages"))
