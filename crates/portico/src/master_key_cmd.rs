@@ -106,6 +106,10 @@ pub(crate) async fn rotate(args: MasterKeyRotateArgs) -> Result<(), Fatal> {
 
     let report = store.rotate_master_key(&new).await;
     store.close().await;
+    if report.is_err() && matches!(source, KeySource::File(_)) {
+        // Nothing was encrypted under it: it must not be mistaken for the database's key.
+        let _ = std::fs::remove_file(data_dir.join(NEW_KEY_FILE));
+    }
     let report = report.map_err(|e| {
         Fatal::other(format!(
             "the rotation failed and changed nothing (the current key still opens everything): {e}"
