@@ -15,6 +15,10 @@ const MODEL: &str = "@openai-mock/gpt-4o-mini";
 
 /// The standard catalog with `auth.jwt` pointed at `idp`.
 async fn start(idp: &MockIdp) -> Gateway {
+    start_with_env(idp, &[]).await
+}
+
+async fn start_with_env(idp: &MockIdp, env: &[(&str, &str)]) -> Gateway {
     let upstream = MockUpstream::start().await;
     let catalog = format!(
         "{}auth:\n  jwt:\n    jwks_url: {}\n    issuer: {ISSUER}\n    audience: {AUDIENCE}\n    \
@@ -22,7 +26,7 @@ async fn start(idp: &MockIdp) -> Gateway {
         standard_catalog(&upstream),
         idp.jwks_url()
     );
-    Gateway::start_with(upstream, &catalog).await
+    Gateway::start_with_env(upstream, &catalog, env).await
 }
 
 fn now() -> i64 {
@@ -165,7 +169,9 @@ async fn bad_tokens_get_401_with_the_reason() {
 #[tokio::test]
 async fn a_rotated_signing_key_is_fetched_once_and_a_flood_of_unknown_kids_is_not() {
     let idp = MockIdp::start(&[TestKey::RsaA]).await;
-    let gw = start(&idp).await;
+    // The flood below is fifty refused tokens from one address: the failed-authentication
+    // throttle (web_security.rs) is off, so this test sees what the JWKS cache does.
+    let gw = start_with_env(&idp, &[("PORTICO_AUTH_FAILURE_LIMIT", "0")]).await;
     let (status, _) = chat_with(&gw, &TestKey::RsaA.sign(&claims("alice")), "before").await;
     assert_eq!(status, 200);
     assert_eq!(idp.hits(), 1);

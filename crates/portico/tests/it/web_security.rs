@@ -261,14 +261,21 @@ async fn repeated_failed_authentications_are_throttled_for_that_address_only() {
         assert!(message.contains("failed authentications"), "{message}");
     }
     // The moment the address was throttled is logged (the refused requests themselves never
-    // reach the gateway's pipeline, so they have no request record).
-    assert!(
-        gw.portico
-            .stderr_text()
-            .contains("client address throttled: too many failed authentications"),
-        "{}",
-        gw.portico.stderr_text()
-    );
+    // reach the gateway's pipeline, so they have no request record). Stderr is read
+    // asynchronously: wait for the line.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !gw
+        .portico
+        .stderr_text()
+        .contains("client address throttled: too many failed authentications")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            gw.portico.stderr_text()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     // Anthropic's shape on /v1/messages.
     let resp = prober
         .post(gw.url("/v1/messages"))
