@@ -202,7 +202,7 @@ pub struct DataPlaneArgs {
     /// present within a minute; past it every
     /// request from that address is answered 429 with `Retry-After` until the minute ends.
     /// The address is the TCP peer's: behind a reverse proxy, raise it or set 0 (off).
-    #[arg(long, env = "PORTICO_AUTH_FAILURE_LIMIT", default_value_t = portico_server::DEFAULT_AUTH_FAILURE_LIMIT)]
+    #[arg(long, env = "PORTICO_AUTH_FAILURE_LIMIT", value_name = "N", default_value_t = portico_server::DEFAULT_AUTH_FAILURE_LIMIT)]
     pub(crate) auth_failure_limit: u32,
 
     /// Hosts the gateway may connect to for providers' base URLs, guardrail webhooks and
