@@ -245,25 +245,36 @@ pub(crate) async fn serve_until<S>(
 }
 
 /// Completes on SIGTERM or Ctrl-C.
-pub(crate) async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+///
+/// The handlers are installed when this is called, not when the future is first polled: the
+/// serve loop polls it only after the listening line is printed, and a SIGTERM sent the moment
+/// a supervisor sees that line would otherwise find the default action and kill the process
+/// without a drain.
+pub(crate) fn wait_for_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate());
+        let interrupt = signal(SignalKind::interrupt());
+        async move {
+            match (term, interrupt) {
+                (Ok(mut term), Ok(mut interrupt)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = interrupt.recv() => {}
+                    }
                 }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = ctrl_c.await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

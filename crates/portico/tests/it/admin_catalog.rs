@@ -12,7 +12,7 @@ use crate::support::{
 };
 
 /// A provider secret given through the admin API; it must never come back.
-const ADDED_KEY: &str = "sk-added-through-admin-api-7f3e";
+const ADDED_KEY: &str = "sk-ptsecret-added-through-admin-api-7f3e";
 
 /// One answer of the admin API: status and body (JSON, or null when empty).
 struct Answer {

@@ -10,7 +10,7 @@ use crate::support::{
 };
 
 /// The key the catalog gives the Anthropic provider.
-const ANTHROPIC_KEY: &str = "sk-ant-upstream-secret-0123456789";
+const ANTHROPIC_KEY: &str = "sk-ant-ptsecret-upstream-0123456789";
 
 /// `@anthropic` (any model) and `@claude` (allow-list `claude-mock`, a beta header), both on
 /// the mock upstream's address as Anthropic's host (no `/v1`: the adapter adds it).

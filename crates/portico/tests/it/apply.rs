@@ -14,8 +14,8 @@ use tempfile::TempDir;
 
 use crate::support::{ADMIN_KEY, bin, chat};
 
-const FRESH_V1: &str = "sk-fresh-upstream-secret-v1";
-const FRESH_V2: &str = "sk-fresh-upstream-secret-v2";
+const FRESH_V1: &str = "sk-fresh-ptsecret-upstream-v1";
+const FRESH_V2: &str = "sk-fresh-ptsecret-upstream-v2";
 const BACKEND_V1: &str = "prt-backend-fixed-secret-v1";
 const BACKEND_V2: &str = "prt-backend-fixed-secret-v2";
 const OPS_KEY: &str = "prt-ops-fixed-secret-000000";

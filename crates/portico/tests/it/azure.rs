@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::support::{Gateway, SERVICE_KEY, access_record, chat, run_every_openai_sdk_check};
 
 /// The key the catalog gives the Azure resource.
-const AZURE_KEY: &str = "azure-resource-key-0123456789abcdef";
+const AZURE_KEY: &str = "ptsecret-azure-resource-key-0123456789abcdef";
 
 /// `@azure` (classic API, default version, allow-list of two deployments) and `@azure-v1`
 /// (v1 API, any deployment), both on the mock upstream's address as the resource endpoint.

@@ -13,7 +13,7 @@ use crate::support::{
 /// The fake AWS access key id the catalog gives the Bedrock providers.
 const ACCESS_KEY_ID: &str = "AKIDPORTICOTEST";
 /// The fake AWS secret: it signs, and must never be sent.
-const SECRET_KEY: &str = "portico-test-secret-access-key-0123";
+const SECRET_KEY: &str = "portico-ptsecret-access-key-0123";
 /// The region of the catalog's Bedrock providers.
 const REGION: &str = "eu-west-3";
 /// The chat model of the `@bedrock` allow-list (an inference profile: `:` in the path).

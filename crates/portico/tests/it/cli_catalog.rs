@@ -305,7 +305,7 @@ async fn providers_and_models_are_listed_without_secrets() {
     let out = cli(&gw, &["providers", "remove", "@restricted"]).await;
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("catalog file"), "{}", stderr(&out));
-    let added = json!({"slug": "extra", "kind": "openai", "api_key": "sk-extra-secret-000",
+    let added = json!({"slug": "extra", "kind": "openai", "api_key": "sk-ptsecret-extra-000",
         "base_url": gw.upstream.base_url()});
     let out = cli(&gw, &["providers", "add", "--json", &added.to_string()]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -315,7 +315,7 @@ async fn providers_and_models_are_listed_without_secrets() {
         .await;
     assert_eq!(resp.status(), 200, "the new provider serves at once");
     let out = cli(&gw, &["providers", "list"]).await;
-    assert!(!stdout(&out).contains("sk-extra-secret-000"));
+    assert!(!stdout(&out).contains("sk-ptsecret-extra-000"));
     let out = cli(&gw, &["providers", "remove", "@extra"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let out = cli(&gw, &["providers", "list", "--json"]).await;

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::support::{Gateway, SERVICE_KEY, chat};
 
-const ENTRA_SECRET: &str = "entra-client-secret-E2E-0123456789";
+const ENTRA_SECRET: &str = "entra-ptsecret-client-E2E-0123456789";
 
 fn keys() -> String {
     format!("keys:\n  - name: service\n    key: {SERVICE_KEY}\n")

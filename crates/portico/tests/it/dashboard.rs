@@ -553,7 +553,7 @@ async fn catalog_pages_list_providers_models_and_show_config_errors_with_their_p
     browser
         .fill(
             &format!("{form} input[name=api_key]"),
-            "sk-added-in-the-ui-0000",
+            "sk-ptsecret-added-in-the-ui-0000",
         )
         .await;
     browser.click(&format!("{form} button[type=submit]")).await;
@@ -571,11 +571,11 @@ async fn catalog_pages_list_providers_models_and_show_config_errors_with_their_p
     );
     assert_eq!(
         gw.upstream.last_request().unwrap().bearer(),
-        Some("sk-added-in-the-ui-0000")
+        Some("sk-ptsecret-added-in-the-ui-0000")
     );
     let page = browser.client.source().await.unwrap();
     assert!(
-        !page.contains("sk-added-in-the-ui-0000"),
+        !page.contains("sk-ptsecret-added-in-the-ui-0000"),
         "the new provider's API key is in the page"
     );
 
@@ -600,7 +600,7 @@ async fn catalog_pages_list_providers_models_and_show_config_errors_with_their_p
     assert_eq!(allowed.status(), 200);
     assert_eq!(
         gw.upstream.last_request().unwrap().bearer(),
-        Some("sk-added-in-the-ui-0000"),
+        Some("sk-ptsecret-added-in-the-ui-0000"),
         "the edit lost the stored API key"
     );
     let refused = gw

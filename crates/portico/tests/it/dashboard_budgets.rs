@@ -16,7 +16,7 @@ use crate::support::{ADMIN_KEY, Gateway, PROVIDER_KEY, SERVICE_KEY};
 
 /// The API key of the provider made through the admin API; the page must keep it and never
 /// show it.
-const CAPPED_API_KEY: &str = "sk-api-capped-secret-0000";
+const CAPPED_API_KEY: &str = "sk-api-capped-ptsecret-0000";
 
 /// `@oa` (a priced model, a token budget and a rate limit), the service key with a USD budget
 /// and a rate limit, and a named budget for team backend with room for two requests.

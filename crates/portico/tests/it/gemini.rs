@@ -11,9 +11,9 @@ use crate::support::{
 };
 
 /// The AI Studio key the catalog gives `@gemini`.
-const GEMINI_KEY: &str = "gemini-upstream-key-3f9a";
+const GEMINI_KEY: &str = "gemini-ptsecret-upstream-key-3f9a";
 /// The access token the catalog gives `@vertex`.
-const VERTEX_TOKEN: &str = "ya29.vertex-access-token";
+const VERTEX_TOKEN: &str = "ya29.ptsecret-vertex-access-token";
 /// The placeholder Gemini documents for a function call whose signature is lost.
 const SKIP_SIGNATURE: &str = "skip_thought_signature_validator";
 

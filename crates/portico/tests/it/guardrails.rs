@@ -576,7 +576,7 @@ async fn the_admin_api_adds_replaces_and_removes_named_guardrails() {
 }
 
 /// The moderation provider's key: it must never appear in a check's error.
-const MODERATION_KEY: &str = "sk-moderation-secret-0123456789";
+const MODERATION_KEY: &str = "sk-ptsecret-moderation-0123456789";
 
 fn moderation_answer(flagged: &[&str]) -> Value {
     let mut categories = serde_json::Map::new();

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::support::{ADMIN_KEY, bin, chat};
 
-const API_PROVIDER_KEY: &str = "sk-rotation-api-secret-0123456789";
+const API_PROVIDER_KEY: &str = "sk-ptsecret-rotation-api-0123456789";
 
 /// `portico serve` on `data` without a catalog file: every provider comes from the database.
 async fn serve(data: &Path, env: &[(&str, &str)]) -> PorticoProcess {

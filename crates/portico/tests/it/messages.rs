@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::support::{Gateway, SERVICE_KEY, run_python_checks, script_text};
 
 /// The key the catalog gives both providers.
-const UPSTREAM_KEY: &str = "sk-upstream-secret-for-messages-42";
+const UPSTREAM_KEY: &str = "sk-ptsecret-upstream-for-messages-42";
 
 /// `@anthropic-mock` (kind anthropic) and `@openai-mock` (kind openai), both on the mock.
 fn catalog(upstream: &MockUpstream) -> String {

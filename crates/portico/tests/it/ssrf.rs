@@ -13,7 +13,7 @@ const METADATA_URL: &str = "http://169.254.169.254/latest";
 #[tokio::test]
 async fn a_metadata_base_url_is_refused_by_the_admin_api() {
     let gw = Gateway::start().await;
-    let provider = json!({"slug": "meta", "kind": "openai", "api_key": "sk-ssrf-test-0123456789",
+    let provider = json!({"slug": "meta", "kind": "openai", "api_key": "sk-ptsecret-ssrf-test-0123456789",
         "base_url": METADATA_URL});
     let resp = gw
         .http
@@ -68,7 +68,7 @@ async fn a_catalog_file_with_a_refused_base_url_does_not_load() {
     let config = dir.path().join("portico.yaml");
     std::fs::write(
         &config,
-        "providers:\n  - slug: ok\n    kind: openai\n    api_key: sk-ssrf-ok-0123456789\n    base_url: https://api.example.com/v1\n  - slug: meta\n    kind: openai\n    api_key: sk-ssrf-test-0123456789\n    base_url: http://metadata.google.internal/v1\n",
+        "providers:\n  - slug: ok\n    kind: openai\n    api_key: sk-ptsecret-ssrf-ok-0123456789\n    base_url: https://api.example.com/v1\n  - slug: meta\n    kind: openai\n    api_key: sk-ptsecret-ssrf-test-0123456789\n    base_url: http://metadata.google.internal/v1\n",
     )
     .unwrap();
     let out = std::process::Command::new(bin())
@@ -112,7 +112,7 @@ async fn a_catalog_file_with_a_refused_base_url_does_not_load() {
 /// and the service key.
 fn localhost_catalog(upstream: &MockUpstream) -> String {
     format!(
-        "providers:\n  - slug: local\n    kind: openai\n    api_key: sk-ssrf-local-0123456789\n    base_url: http://localhost:{}/v1\nkeys:\n  - name: service\n    key: {SERVICE_KEY}\n",
+        "providers:\n  - slug: local\n    kind: openai\n    api_key: sk-ptsecret-ssrf-local-0123456789\n    base_url: http://localhost:{}/v1\nkeys:\n  - name: service\n    key: {SERVICE_KEY}\n",
         upstream.addr().port()
     )
 }
