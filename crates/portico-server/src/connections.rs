@@ -34,10 +34,15 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::Service;
 
-use crate::lifecycle::{InFlightGuard, Lifecycle};
+use portico_core::ServerLimitObserver;
 
-/// Deadlines a client's connection is held to.
-#[derive(Debug, Clone, Copy)]
+use crate::connection_limit::{ConnectionCount, ConnectionSlot, DEFAULT_MAX_CONNECTIONS};
+use crate::head_limits::{self, HeadLimits};
+use crate::lifecycle::{InFlightGuard, Lifecycle};
+use crate::write_deadline::{DEFAULT_WRITE_TIMEOUT, WriteDeadline};
+
+/// Deadlines and limits a client's connection is held to.
+#[derive(Clone)]
 pub struct ServeOptions {
     /// Time a client has, from connecting or from the end of its previous answer, to send a
     /// complete request head; past it the connection is closed.
@@ -45,6 +50,16 @@ pub struct ServeOptions {
     /// After the shutdown deadline, how long connections get to write the answers the cut
     /// produced (503s, error events) before the process stops waiting for them.
     pub cut_grace: Duration,
+    /// How many headers, and header bytes, a request may carry (431 past them).
+    pub head_limits: HeadLimits,
+    /// Longest a write to a client may wait (the client not reading); then the connection
+    /// is closed ([`crate::write_deadline`]).
+    pub write_timeout: Duration,
+    /// Most client connections open at once; past it a new one gets a 503 and is closed
+    /// ([`crate::connection_limit`]).
+    pub max_connections: usize,
+    /// Where the listener's limit hits and open connections are counted (the metrics).
+    pub observer: Option<Arc<dyn ServerLimitObserver>>,
 }
 
 /// Default [`ServeOptions::header_timeout`] (spec section 13).
@@ -55,7 +70,23 @@ impl Default for ServeOptions {
         ServeOptions {
             header_timeout: DEFAULT_HEADER_TIMEOUT,
             cut_grace: Duration::from_secs(2),
+            head_limits: HeadLimits::default(),
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            observer: None,
         }
+    }
+}
+
+impl std::fmt::Debug for ServeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeOptions")
+            .field("header_timeout", &self.header_timeout)
+            .field("cut_grace", &self.cut_grace)
+            .field("head_limits", &self.head_limits)
+            .field("write_timeout", &self.write_timeout)
+            .field("max_connections", &self.max_connections)
+            .finish_non_exhaustive()
     }
 }
 
@@ -74,7 +105,18 @@ pub async fn serve(
     let mut serving = http1::Builder::new();
     serving
         .timer(TokioTimer::new())
-        .header_read_timeout(options.header_timeout);
+        .header_read_timeout(options.header_timeout)
+        // Backstops above our own head limits, which answer in JSON (head_limits.rs).
+        .max_buf_size(options.head_limits.hyper_max_buf_size());
+    if options.head_limits.hyper_max_headers() > HYPER_STACK_HEADERS {
+        serving.max_headers(options.head_limits.hyper_max_headers());
+    }
+    let count = ConnectionCount::new(options.max_connections, options.observer.clone());
+    let limits = ConnectionLimits {
+        head: options.head_limits,
+        write_timeout: options.write_timeout,
+        observer: options.observer.clone(),
+    };
     let mut draining = serving.clone();
     draining.keep_alive(false);
     let (serving, draining) = (Arc::new(serving), Arc::new(draining));
@@ -92,14 +134,25 @@ pub async fn serve(
                         continue;
                     }
                 };
-                let service = Counted { app: app.clone(), lifecycle: Arc::clone(&lifecycle) };
+                let Some(slot) = count.admit() else {
+                    let count = count.clone();
+                    connections.spawn(async move { count.refuse(tcp).await });
+                    continue;
+                };
+                let service = Counted {
+                    app: app.clone(),
+                    lifecycle: Arc::clone(&lifecycle),
+                    head: limits.head,
+                    observer: limits.observer.clone(),
+                };
                 let (builder, close) = if lifecycle.is_draining() {
                     (Arc::clone(&draining), Closer::Closing(closing.clone()))
                 } else {
                     let close = Closer::Drain(Arc::clone(&lifecycle), closing.clone());
                     (Arc::clone(&serving), close)
                 };
-                connections.spawn(serve_connection(builder, tcp, peer, service, close));
+                let io = WriteDeadline::new(tcp, limits.write_timeout, peer, limits.observer.clone());
+                connections.spawn(serve_connection(builder, io, peer, service, close, slot));
             }
             () = lifecycle.drained() => break,
             () = lifecycle.cut_signal().cancelled() => break,
@@ -149,19 +202,30 @@ impl Closer {
     }
 }
 
+/// The per-connection settings of the listener's limits.
+struct ConnectionLimits {
+    head: HeadLimits,
+    write_timeout: Duration,
+    observer: Option<Arc<dyn ServerLimitObserver>>,
+}
+
+/// hyper's default header count, which it keeps on the stack.
+const HYPER_STACK_HEADERS: usize = 100;
+
 async fn serve_connection(
     builder: Arc<http1::Builder>,
-    tcp: TcpStream,
+    io: WriteDeadline<TcpStream>,
     peer: SocketAddr,
     service: Counted,
     close: Closer,
+    _slot: ConnectionSlot,
 ) {
     // Streamed events are small writes: without TCP_NODELAY, Nagle's algorithm would hold
     // each one back until the previous was acknowledged.
-    if let Err(err) = tcp.set_nodelay(true) {
+    if let Err(err) = io.get_ref().set_nodelay(true) {
         tracing::debug!("could not set TCP_NODELAY: {err}");
     }
-    let conn = builder.serve_connection(TokioIo::new(tcp), service);
+    let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     let closed = close.fired();
     tokio::pin!(closed);
@@ -186,6 +250,9 @@ async fn serve_connection(
 struct Counted {
     app: Router,
     lifecycle: Arc<Lifecycle>,
+    /// Checked on every request before it is routed.
+    head: HeadLimits,
+    observer: Option<Arc<dyn ServerLimitObserver>>,
 }
 
 impl hyper::service::Service<Request<Incoming>> for Counted {
@@ -195,19 +262,38 @@ impl hyper::service::Service<Request<Incoming>> for Counted {
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         let guard = self.lifecycle.enter();
+        if let Some((limit, error)) = self.head.check(request.headers()) {
+            if let Some(observer) = &self.observer {
+                observer.hit(limit);
+            }
+            tracing::info!(
+                path = request.uri().path(),
+                "request refused before routing: {}",
+                error.message
+            );
+            let refusal = head_limits::refusal(request.uri().path(), &error);
+            return CountedFuture {
+                inner: None,
+                refusal: Some(refusal),
+                guard: Some(guard),
+            };
+        }
         // A Router is always ready (`poll_ready` is `Ready(Ok)`), and `call` on a clone is
         // how axum's own `serve` drives it.
         let mut app = self.app.clone();
         CountedFuture {
-            inner: app.call(request.map(Body::new)),
+            inner: Some(app.call(request.map(Body::new))),
+            refusal: None,
             guard: Some(guard),
         }
     }
 }
 
-/// The router's answer to one request, with its in-flight count.
+/// The router's answer to one request (or the refusal of its head), with its in-flight
+/// count.
 struct CountedFuture {
-    inner: <Router as Service<Request<Body>>>::Future,
+    inner: Option<<Router as Service<Request<Body>>>::Future>,
+    refusal: Option<Response<Body>>,
     guard: Option<InFlightGuard>,
 }
 
@@ -216,7 +302,15 @@ impl Future for CountedFuture {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll(cx) {
+        let Some(inner) = this.inner.as_mut() else {
+            let response = this.refusal.take().unwrap_or_default();
+            let guard = this.guard.take();
+            return Poll::Ready(Ok(response.map(|inner| CountedBody {
+                inner,
+                _guard: guard,
+            })));
+        };
+        match Pin::new(inner).poll(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(result) => {
                 let guard = this.guard.take();

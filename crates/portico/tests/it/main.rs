@@ -53,6 +53,7 @@ mod routing;
 mod scale_out;
 mod sdk;
 mod secrets;
+mod server_limits;
 mod shutdown;
 mod streaming;
 mod support;
