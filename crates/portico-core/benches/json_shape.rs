@@ -40,11 +40,14 @@ fn agent_request(target: usize) -> Bytes {
     let mut messages = vec![json!({"role": "system", "content": code(2000)})];
     let mut i = 0;
     while serde_json::to_vec(&messages).unwrap().len() + 4000 < target {
-        messages.push(json!({"role": "user", "content": format!("Fix the bug in file {i}, please.")}));
+        messages
+            .push(json!({"role": "user", "content": format!("Fix the bug in file {i}, please.")}));
         messages.push(json!({"role": "assistant", "content": null, "tool_calls": [{
             "id": format!("call_{i}"), "type": "function",
             "function": {"name": "tool_0", "arguments": format!("{{\"path\":\"src/f{i}.rs\"}}")}}]}));
-        messages.push(json!({"role": "tool", "tool_call_id": format!("call_{i}"), "content": code(2000)}));
+        messages.push(
+            json!({"role": "tool", "tool_call_id": format!("call_{i}"), "content": code(2000)}),
+        );
         i += 1;
     }
     let body = json!({"model": "@anthropic/claude-sonnet-4-5", "stream": true,

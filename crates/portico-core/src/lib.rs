@@ -53,8 +53,8 @@ pub use limits::{
 };
 pub use model_ref::{ModelRef, ModelRefError, is_valid_slug};
 pub use record::{Attempt, Outcome, RequestRecord};
-pub use server_limit::{ServerLimit, ServerLimitObserver};
 pub use secret::{KEY_PREFIX, KeyHash, Secret, generate_key, key_hint};
+pub use server_limit::{ServerLimit, ServerLimitObserver};
 pub use sink::{Fanout, RequestSink};
 pub use trace::TraceContext;
 pub use usage::Usage;

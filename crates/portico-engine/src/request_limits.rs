@@ -12,9 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use portico_core::json_shape::{array_len, nesting_depth, nests_deeper_than};
-use portico_core::{
-    ApiError, Endpoint, ErrorCode, JsonBody, ServerLimit, ServerLimitObserver,
-};
+use portico_core::{ApiError, Endpoint, ErrorCode, JsonBody, ServerLimit, ServerLimitObserver};
 
 use crate::pipeline::Family;
 
@@ -174,7 +172,10 @@ impl RequestLimits {
         limit: ServerLimit,
         flag: &str,
     ) -> Result<(), ApiError> {
-        let Some(count) = body.get_raw(field).and_then(|raw| array_len(raw.as_bytes())) else {
+        let Some(count) = body
+            .get_raw(field)
+            .and_then(|raw| array_len(raw.as_bytes()))
+        else {
             return Ok(());
         };
         if count <= max {
@@ -184,9 +185,7 @@ impl RequestLimits {
             limit,
             ApiError::new(
                 ErrorCode::ArrayTooLong,
-                format!(
-                    "`{field}` has {count} items; the gateway accepts at most {max} ({flag})"
-                ),
+                format!("`{field}` has {count} items; the gateway accepts at most {max} ({flag})"),
             )
             .with_param(field),
         ))

@@ -19,7 +19,10 @@ fn sdk_headers() -> HeaderMap {
         ("content-type", "application/json"),
         ("content-length", "36512"),
         ("user-agent", "OpenAI/Python 1.99.1"),
-        ("authorization", "Bearer prt-0123456789abcdef0123456789abcdef"),
+        (
+            "authorization",
+            "Bearer prt-0123456789abcdef0123456789abcdef",
+        ),
         ("x-stainless-lang", "python"),
         ("x-stainless-package-version", "1.99.1"),
         ("x-stainless-os", "Linux"),
@@ -27,7 +30,10 @@ fn sdk_headers() -> HeaderMap {
         ("x-stainless-runtime", "CPython"),
         ("x-stainless-retry-count", "0"),
         ("x-portkey-trace-id", "session-auth-refactor"),
-        ("x-portkey-metadata", "{\"team\":\"backend\",\"project\":\"api-v2\"}"),
+        (
+            "x-portkey-metadata",
+            "{\"team\":\"backend\",\"project\":\"api-v2\"}",
+        ),
     ] {
         headers.insert(
             HeaderName::from_static(name),

@@ -135,12 +135,20 @@ mod tests {
         assert_eq!(err.status, 431);
         assert_eq!(err.code_string(), "request_header_fields_too_large");
         assert!(err.message.contains("has 5 headers"), "{}", err.message);
-        assert!(err.message.contains("--max-header-count"), "{}", err.message);
+        assert!(
+            err.message.contains("--max-header-count"),
+            "{}",
+            err.message
+        );
         let (limit, err) = limits.check(&headers(2, 60)).unwrap();
         assert_eq!(limit, ServerLimit::MaxHeaderBytes);
         // Two names of 4 bytes and two values of 60.
         assert!(err.message.contains("are 128 bytes"), "{}", err.message);
-        assert!(err.message.contains("--max-header-bytes"), "{}", err.message);
+        assert!(
+            err.message.contains("--max-header-bytes"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

@@ -37,10 +37,10 @@ pub use admission::{Admission, DEFAULT_MAX_IN_FLIGHT};
 pub use body::{BodyLimits, DEFAULT_BODY_STALL_TIMEOUT, DEFAULT_MAX_BODY_BYTES};
 pub use connection_limit::DEFAULT_MAX_CONNECTIONS;
 pub use connections::{DEFAULT_HEADER_TIMEOUT, ServeOptions, serve};
-pub use head_limits::{DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADER_COUNT, HeadLimits};
-pub use write_deadline::DEFAULT_WRITE_TIMEOUT;
 pub use error::ErrorResponse;
+pub use head_limits::{DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADER_COUNT, HeadLimits};
 pub use lifecycle::{InFlightGuard, Lifecycle};
+pub use write_deadline::DEFAULT_WRITE_TIMEOUT;
 
 /// What every handler shares. Cheap to clone.
 #[derive(Clone)]

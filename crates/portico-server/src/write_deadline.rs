@@ -93,7 +93,11 @@ impl<T> WriteDeadline<T> {
     }
 
     /// A write's outcome: one that went through disarms the timer.
-    fn progressed<R>(&mut self, result: Poll<io::Result<R>>, cx: &mut Context<'_>) -> Poll<io::Result<R>> {
+    fn progressed<R>(
+        &mut self,
+        result: Poll<io::Result<R>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<R>> {
         match result {
             Poll::Pending => self.stall(cx),
             ready => {

@@ -60,7 +60,10 @@ async fn wait_for_metrics(gw: &Gateway, what: &str, check: impl Fn(&str) -> bool
         if check(&text) {
             return text;
         }
-        assert!(Instant::now() < deadline, "never saw {what} in /metrics:\n{text}");
+        assert!(
+            Instant::now() < deadline,
+            "never saw {what} in /metrics:\n{text}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -161,7 +164,11 @@ async fn a_body_nested_too_deep_is_a_400_naming_the_depth_and_the_limit() {
     let logged = wait_for_logs(&gw.portico, "trace_id=too-deep", 1).await;
     assert_eq!(logged[0]["status"], 400);
     assert_eq!(logged[0]["error_code"], "json_too_deep");
-    assert_eq!(gw.upstream.hits(), 1, "only the accepted request went upstream");
+    assert_eq!(
+        gw.upstream.hits(),
+        1,
+        "only the accepted request went upstream"
+    );
     let text = metrics(&gw).await;
     assert_eq!(hits(&text, "max_json_depth"), 1.0, "{text}");
 }
@@ -287,7 +294,11 @@ async fn too_many_messages_or_tools_is_a_400_naming_the_field_and_the_limit() {
         assert_eq!(logged[0]["status"], 400);
         assert_eq!(logged[0]["error_code"], "array_above_max_length");
     }
-    assert_eq!(gw.upstream.hits(), 1, "refused requests never went upstream");
+    assert_eq!(
+        gw.upstream.hits(),
+        1,
+        "refused requests never went upstream"
+    );
     let text = metrics(&gw).await;
     assert_eq!(hits(&text, "max_messages"), 3.0, "{text}");
     assert_eq!(hits(&text, "max_tools"), 1.0, "{text}");
@@ -335,7 +346,10 @@ async fn connections_past_the_limit_get_a_503_and_their_places_come_back() {
         if metric(&text, "portico_open_connections") == 1.0 {
             break text;
         }
-        assert!(Instant::now() < deadline, "connections still counted:\n{text}");
+        assert!(
+            Instant::now() < deadline,
+            "connections still counted:\n{text}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(hits(&text, "max_connections") >= 1.0, "{text}");
@@ -353,7 +367,10 @@ async fn streams_past_the_limit_get_a_503_and_their_slots_come_back() {
         "/v1/chat/completions",
         MockReply::sse(
             SseScript::new()
-                .data(&portico_testkit::sse::chat_chunk(json!({"role": "assistant", "content": "a"}), None))
+                .data(&portico_testkit::sse::chat_chunk(
+                    json!({"role": "assistant", "content": "a"}),
+                    None,
+                ))
                 .wait(Duration::from_secs(3))
                 .data(&portico_testkit::sse::chat_chunk(json!({}), Some("stop")))
                 .done(),
@@ -453,14 +470,14 @@ async fn a_client_that_stops_reading_a_stream_loses_it_at_the_write_timeout() {
         "data: {}\n\n",
         portico_testkit::sse::chat_chunk(json!({"content": "x".repeat(1000)}), None)
     );
-    gw.upstream.enqueue_for(
-        "/v1/chat/completions",
-        MockReply::endless(200, "text/event-stream", chunk),
-    );
     let warm = gw
         .post("/v1/chat/completions", chat("@openai-mock/m", "warm"))
         .await;
     assert_eq!(warm.status(), 200);
+    gw.upstream.enqueue_for(
+        "/v1/chat/completions",
+        MockReply::endless(200, "text/event-stream", chunk),
+    );
     let before = crate::upstream_limits::peak_rss_kib(gw.portico.pid());
     let mut tcp = tiny_window_connection(&gw).await;
     let mut body = chat("@openai-mock/m", "never read");
@@ -475,7 +492,10 @@ async fn a_client_that_stops_reading_a_stream_loses_it_at_the_write_timeout() {
     assert_eq!(hits(&text, "write_timeout"), 1.0);
     let deadline = Instant::now() + Duration::from_secs(10);
     while gw.upstream.disconnects() == 0 {
-        assert!(Instant::now() < deadline, "the upstream stream was never dropped");
+        assert!(
+            Instant::now() < deadline,
+            "the upstream stream was never dropped"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     let received = drain_until_closed(&mut tcp, Duration::from_secs(10)).await;
@@ -487,7 +507,9 @@ async fn a_client_that_stops_reading_a_stream_loses_it_at_the_write_timeout() {
     // Exactly one record, even after the close.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
-        wait_for_logs(&gw.portico, "trace_id=stops-reading", 1).await.len(),
+        wait_for_logs(&gw.portico, "trace_id=stops-reading", 1)
+            .await
+            .len(),
         1
     );
     // The gateway still serves.
@@ -515,7 +537,12 @@ async fn a_client_that_stops_reading_a_whole_answer_loses_it_at_the_write_timeou
         ),
     );
     let mut tcp = tiny_window_connection(&gw).await;
-    send_json(&mut tcp, &chat("@openai-mock/m", "never read"), "whole-unread").await;
+    send_json(
+        &mut tcp,
+        &chat("@openai-mock/m", "never read"),
+        "whole-unread",
+    )
+    .await;
     wait_for_metrics(&gw, "a write timeout", |t| hits(t, "write_timeout") >= 1.0).await;
     let received = drain_until_closed(&mut tcp, Duration::from_secs(10)).await;
     assert!(
