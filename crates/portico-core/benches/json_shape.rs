@@ -3,7 +3,7 @@
 //! 1 MB coding-agent conversation (code in tool results, so strings full of escapes), beside
 //! the parse every request already pays ([`JsonBody::parse`]).
 
-#![expect(clippy::unwrap_used, clippy::expect_used, reason = "benchmark set-up")]
+#![expect(clippy::unwrap_used, reason = "benchmark set-up")]
 
 use std::hint::black_box;
 
