@@ -18,6 +18,13 @@ pub enum ErrorCode {
     InvalidHeader,
     /// The request body is larger than the gateway accepts.
     PayloadTooLarge,
+    /// The request has more headers, or more header bytes, than the gateway accepts (431).
+    HeadersTooLarge,
+    /// The request body nests JSON arrays and objects deeper than the gateway accepts.
+    JsonTooDeep,
+    /// An array of the request (`messages`, `input`, `tools`) has more items than the
+    /// gateway accepts; OpenAI's own code for the same refusal.
+    ArrayTooLong,
     /// No gateway key was sent.
     MissingApiKey,
     /// The gateway key is unknown or revoked.
@@ -72,6 +79,8 @@ impl ErrorCode {
         match self {
             ErrorCode::InvalidJson | ErrorCode::InvalidParameter | ErrorCode::InvalidHeader => 400,
             ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::HeadersTooLarge => 431,
+            ErrorCode::JsonTooDeep | ErrorCode::ArrayTooLong => 400,
             ErrorCode::MissingApiKey | ErrorCode::InvalidApiKey => 401,
             ErrorCode::Forbidden => 403,
             ErrorCode::UnknownProvider | ErrorCode::UnknownModel | ErrorCode::RouteNotFound => 404,
@@ -98,6 +107,9 @@ impl ErrorCode {
             | ErrorCode::InvalidParameter
             | ErrorCode::InvalidHeader
             | ErrorCode::PayloadTooLarge
+            | ErrorCode::HeadersTooLarge
+            | ErrorCode::JsonTooDeep
+            | ErrorCode::ArrayTooLong
             | ErrorCode::UnknownProvider
             | ErrorCode::UnknownModel
             | ErrorCode::RouteNotFound
@@ -128,6 +140,9 @@ impl ErrorCode {
             ErrorCode::InvalidParameter => "invalid_parameter",
             ErrorCode::InvalidHeader => "invalid_header",
             ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::HeadersTooLarge => "request_header_fields_too_large",
+            ErrorCode::JsonTooDeep => "json_too_deep",
+            ErrorCode::ArrayTooLong => "array_above_max_length",
             ErrorCode::MissingApiKey => "missing_api_key",
             ErrorCode::InvalidApiKey => "invalid_api_key",
             ErrorCode::Forbidden => "forbidden",
@@ -259,7 +274,7 @@ impl ApiError {
             return "overloaded_error";
         }
         match self.status {
-            400 | 405 | 409 | 422 => "invalid_request_error",
+            400 | 405 | 409 | 422 | 431 => "invalid_request_error",
             401 => "authentication_error",
             402 => "billing_error",
             403 => "permission_error",

@@ -10,6 +10,8 @@
 //! - [`ProviderKind`]: the closed set of upstream dialects Portico speaks.
 //! - [`ModelRef`]: the `@slug/model` address of a model in the catalog.
 //! - [`JsonBody`]: a request body kept as its bytes, top-level fields indexed for cheap rewrites.
+//! - [`json_shape`]: a JSON text's nesting depth and an array's length, measured without
+//!   parsing (the request-shape limits).
 //! - [`Endpoint`]: the OpenAI-compatible operations a request can ask for.
 //! - [`RequestRecord`]: what the request log keeps of one request.
 //! - [`Usage`]: token counts in OpenAI's meaning.
@@ -19,6 +21,8 @@
 //! - [`limits`]: budgets and rate limits as declared ([`Limits`], [`Period`], [`Subject`],
 //!   [`NamedBudget`]), what the ledger persists ([`SpendState`]) and reports
 //!   ([`LimitObserver`]).
+//! - [`ServerLimit`], [`ServerLimitObserver`]: the gateway's protective limits (connections,
+//!   streams, request heads and shapes, slow readers) and where their hits are counted.
 //! - [`settings`]: the forms and defaults of the kind-specific provider settings, shared by
 //!   the catalog file's validation and the adapters.
 
@@ -26,11 +30,13 @@ mod body;
 mod clock;
 mod endpoint;
 mod error;
+pub mod json_shape;
 mod kind;
 pub mod limits;
 mod model_ref;
 mod record;
 mod secret;
+mod server_limit;
 pub mod settings;
 mod sink;
 mod trace;
@@ -48,6 +54,7 @@ pub use limits::{
 pub use model_ref::{ModelRef, ModelRefError, is_valid_slug};
 pub use record::{Attempt, Outcome, RequestRecord};
 pub use secret::{KEY_PREFIX, KeyHash, Secret, generate_key, key_hint, secrets_equal};
+pub use server_limit::{ServerLimit, ServerLimitObserver};
 pub use sink::{Fanout, RequestSink};
 pub use trace::TraceContext;
 pub use usage::Usage;

@@ -37,6 +37,8 @@ pub struct Gateway {
     responses: Arc<crate::responses::ResponseKeeper>,
     /// OpenTelemetry traces of requests; `None` (the default): off, and free.
     tracing: Option<Tracing>,
+    /// The shape a request body may have, and the open streams.
+    request_limits: crate::request_limits::RequestLimits,
 }
 
 impl Gateway {
@@ -56,7 +58,19 @@ impl Gateway {
             reloads: tokio::sync::watch::Sender::new(0),
             responses: Arc::new(crate::responses::ResponseKeeper::in_memory()),
             tracing: None,
+            request_limits: crate::request_limits::RequestLimits::default(),
         }
+    }
+
+    /// The same gateway with other limits on request shapes and open streams.
+    pub fn with_request_limits(mut self, limits: crate::request_limits::RequestLimits) -> Gateway {
+        self.request_limits = limits;
+        self
+    }
+
+    /// The limits on request shapes and open streams.
+    pub fn request_limits(&self) -> &crate::request_limits::RequestLimits {
+        &self.request_limits
     }
 
     /// The same gateway tracing every request with `tracing` (OpenTelemetry spans), or with

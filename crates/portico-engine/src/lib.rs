@@ -33,6 +33,7 @@ mod gateway;
 pub mod pipeline;
 pub mod policies;
 mod registry;
+pub mod request_limits;
 pub mod responses;
 mod route;
 mod sink;
@@ -46,6 +47,7 @@ pub use pipeline::{AnswerStream, Family, Reply, ReplyHeaders};
 /// mock provider without an allow-list).
 pub use portico_providers::mock::MOCK_MODELS;
 pub use registry::build_provider;
+pub use request_limits::RequestLimits;
 pub use route::Route;
 pub use sink::AccessLog;
 pub use snapshot::{ConfigEntry, Credential, KeyEntry, ModelPattern, ProviderEntry, Snapshot};

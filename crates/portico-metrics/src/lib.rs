@@ -4,7 +4,9 @@
 //! mounts its route and puts it among the gateway's sinks.
 //!
 //! [`Metrics`] is also the limits policy's [`portico_core::LimitObserver`]: refusals and
-//! spend by budget subject (`limits`).
+//! spend by budget subject (`limits`), and the listener's and engine's
+//! [`portico_core::ServerLimitObserver`]: protective-limit hits and open connections
+//! (`server_limits`).
 //!
 //! [`Metrics`] is a [`portico_core::RequestSink`]: the binary puts it beside the access log
 //! in a `Fanout`, so the request path only hands it a record it already built. [`router`]
@@ -20,6 +22,7 @@ mod labels;
 mod limits;
 mod recorder;
 mod route;
+mod server_limits;
 
 pub use recorder::{DEFAULT_MAX_MODELS_PER_PROVIDER, Metrics};
 pub use route::router;

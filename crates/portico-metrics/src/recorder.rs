@@ -53,6 +53,8 @@ pub struct Metrics {
     cache: crate::cache::CacheFamilies,
     /// Guardrail checks by id and verdict, requests by outcome.
     guardrails: crate::guardrails::GuardrailFamilies,
+    /// Protective-limit hits and open connections.
+    pub(crate) server_limits: crate::server_limits::ServerLimitFamilies,
 }
 
 /// The families whose handles are cached per `(provider, model)`.
@@ -166,6 +168,7 @@ impl Metrics {
         let limits = crate::limits::LimitFamilies::register(&registry)?;
         let cache = crate::cache::CacheFamilies::register(&registry)?;
         let guardrails = crate::guardrails::GuardrailFamilies::register(&registry)?;
+        let server_limits = crate::server_limits::ServerLimitFamilies::register(&registry)?;
         let build = IntGaugeVec::new(
             Opts::new("portico_build_info", "The running Portico version."),
             &["version"],
@@ -194,6 +197,7 @@ impl Metrics {
             limits,
             cache,
             guardrails,
+            server_limits,
         })
     }
 

@@ -38,16 +38,19 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::Service;
 
-use portico_core::{ApiError, Endpoint, ErrorCode};
+use portico_core::{ApiError, Endpoint, ErrorCode, ServerLimitObserver};
 use portico_engine::Family;
 
 use crate::auth_throttle::{
     AUTH_FAILURE_WINDOW, AuthFailed, AuthThrottle, DEFAULT_AUTH_FAILURE_LIMIT,
 };
+use crate::connection_limit::{ConnectionCount, ConnectionSlot, DEFAULT_MAX_CONNECTIONS};
+use crate::head_limits::{self, HeadLimits};
 use crate::lifecycle::{InFlightGuard, Lifecycle};
+use crate::write_deadline::{DEFAULT_WRITE_TIMEOUT, WriteDeadline};
 
-/// Deadlines a client's connection is held to.
-#[derive(Debug, Clone, Copy)]
+/// Deadlines and limits a client's connection is held to.
+#[derive(Clone)]
 pub struct ServeOptions {
     /// Time a client has, from connecting or from the end of its previous answer, to send a
     /// complete request head; past it the connection is closed.
@@ -59,6 +62,16 @@ pub struct ServeOptions {
     /// minute; past it, its requests are answered 429 until that minute ends
     /// ([`AuthThrottle`]). 0 turns this off.
     pub auth_failure_limit: u32,
+    /// How many headers, and header bytes, a request may carry (431 past them).
+    pub head_limits: HeadLimits,
+    /// Longest a write to a client may wait (the client not reading); then the connection
+    /// is closed ([`crate::write_deadline`]).
+    pub write_timeout: Duration,
+    /// Most client connections open at once; past it a new one gets a 503 and is closed
+    /// ([`crate::connection_limit`]).
+    pub max_connections: usize,
+    /// Where the listener's limit hits and open connections are counted (the metrics).
+    pub observer: Option<Arc<dyn ServerLimitObserver>>,
 }
 
 /// Default [`ServeOptions::header_timeout`] (spec section 13).
@@ -70,7 +83,24 @@ impl Default for ServeOptions {
             header_timeout: DEFAULT_HEADER_TIMEOUT,
             cut_grace: Duration::from_secs(2),
             auth_failure_limit: DEFAULT_AUTH_FAILURE_LIMIT,
+            head_limits: HeadLimits::default(),
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            observer: None,
         }
+    }
+}
+
+impl std::fmt::Debug for ServeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeOptions")
+            .field("header_timeout", &self.header_timeout)
+            .field("cut_grace", &self.cut_grace)
+            .field("auth_failure_limit", &self.auth_failure_limit)
+            .field("head_limits", &self.head_limits)
+            .field("write_timeout", &self.write_timeout)
+            .field("max_connections", &self.max_connections)
+            .finish_non_exhaustive()
     }
 }
 
@@ -90,7 +120,18 @@ pub async fn serve(
     let mut serving = http1::Builder::new();
     serving
         .timer(TokioTimer::new())
-        .header_read_timeout(options.header_timeout);
+        .header_read_timeout(options.header_timeout)
+        // Backstops above our own head limits, which answer in JSON (head_limits.rs).
+        .max_buf_size(options.head_limits.hyper_max_buf_size());
+    if options.head_limits.hyper_max_headers() > HYPER_STACK_HEADERS {
+        serving.max_headers(options.head_limits.hyper_max_headers());
+    }
+    let count = ConnectionCount::new(options.max_connections, options.observer.clone());
+    let limits = ConnectionLimits {
+        head: options.head_limits,
+        write_timeout: options.write_timeout,
+        observer: options.observer.clone(),
+    };
     let mut draining = serving.clone();
     draining.keep_alive(false);
     let (serving, draining) = (Arc::new(serving), Arc::new(draining));
@@ -108,11 +149,18 @@ pub async fn serve(
                         continue;
                     }
                 };
+                let Some(slot) = count.admit() else {
+                    let count = count.clone();
+                    connections.spawn(async move { count.refuse(tcp).await });
+                    continue;
+                };
                 let service = Counted {
                     app: app.clone(),
                     lifecycle: Arc::clone(&lifecycle),
                     throttle: Arc::clone(&throttle),
                     client: peer.ip(),
+                    head: limits.head,
+                    observer: limits.observer.clone(),
                 };
                 let (builder, close) = if lifecycle.is_draining() {
                     (Arc::clone(&draining), Closer::Closing(closing.clone()))
@@ -120,7 +168,8 @@ pub async fn serve(
                     let close = Closer::Drain(Arc::clone(&lifecycle), closing.clone());
                     (Arc::clone(&serving), close)
                 };
-                connections.spawn(serve_connection(builder, tcp, peer, service, close));
+                let io = WriteDeadline::new(tcp, limits.write_timeout, peer, limits.observer.clone());
+                connections.spawn(serve_connection(builder, io, peer, service, close, slot));
             }
             () = lifecycle.drained() => break,
             () = lifecycle.cut_signal().cancelled() => break,
@@ -170,19 +219,30 @@ impl Closer {
     }
 }
 
+/// The per-connection settings of the listener's limits.
+struct ConnectionLimits {
+    head: HeadLimits,
+    write_timeout: Duration,
+    observer: Option<Arc<dyn ServerLimitObserver>>,
+}
+
+/// hyper's default header count, which it keeps on the stack.
+const HYPER_STACK_HEADERS: usize = 100;
+
 async fn serve_connection(
     builder: Arc<http1::Builder>,
-    tcp: TcpStream,
+    io: WriteDeadline<TcpStream>,
     peer: SocketAddr,
     service: Counted,
     close: Closer,
+    _slot: ConnectionSlot,
 ) {
     // Streamed events are small writes: without TCP_NODELAY, Nagle's algorithm would hold
     // each one back until the previous was acknowledged.
-    if let Err(err) = tcp.set_nodelay(true) {
+    if let Err(err) = io.get_ref().set_nodelay(true) {
         tracing::debug!("could not set TCP_NODELAY: {err}");
     }
-    let conn = builder.serve_connection(TokioIo::new(tcp), service);
+    let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     let closed = close.fired();
     tokio::pin!(closed);
@@ -210,6 +270,9 @@ struct Counted {
     lifecycle: Arc<Lifecycle>,
     throttle: Arc<AuthThrottle>,
     client: IpAddr,
+    /// Checked on every request before it is routed.
+    head: HeadLimits,
+    observer: Option<Arc<dyn ServerLimitObserver>>,
 }
 
 impl hyper::service::Service<Request<Incoming>> for Counted {
@@ -234,6 +297,22 @@ impl hyper::service::Service<Request<Incoming>> for Counted {
                     self.throttle.limit(),
                     secs,
                 ))),
+                guard: Some(guard),
+                throttle: None,
+                client: self.client,
+            };
+        }
+        if let Some((limit, error)) = self.head.check(request.headers()) {
+            if let Some(observer) = &self.observer {
+                observer.hit(limit);
+            }
+            tracing::info!(
+                path = request.uri().path(),
+                "request refused before routing: {}",
+                error.message
+            );
+            return CountedFuture {
+                answer: Answer::Refused(Some(head_limits::refusal(request.uri().path(), &error))),
                 guard: Some(guard),
                 throttle: None,
                 client: self.client,

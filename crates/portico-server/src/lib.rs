@@ -4,8 +4,9 @@
 //! Where it sits: above the engine, below the binary. The data plane's handlers are thin: the
 //! route names the API family, [`portico_engine::Gateway::handle`] runs the request through the
 //! pipeline, and the reply is written in HTTP (a JSON body, a server-sent-event stream, or an
-//! error in the family's shape). The connection's limits (request-head deadline, body size
-//! and stall, the drain) are this crate's.
+//! error in the family's shape). The connection's limits (request-head deadline, header
+//! count and size, body size and stall, the write-stall deadline, open connections, the
+//! drain) are this crate's.
 //!
 //! What it is not: routing decisions, policies, provider wire formats, or persistence.
 //!
@@ -24,22 +25,28 @@ use portico_store::{SpendStore, Store};
 mod admission;
 mod auth_throttle;
 mod body;
+mod connection_limit;
 mod connections;
 mod data_plane;
 mod error;
+mod head_limits;
 mod lifecycle;
 mod routes;
 mod security_headers;
+mod write_deadline;
 
 pub use admission::{Admission, DEFAULT_MAX_IN_FLIGHT};
 pub use auth_throttle::{
     AUTH_FAILURE_WINDOW, AuthThrottle, DEFAULT_AUTH_FAILURE_LIMIT, MAX_TRACKED_CLIENTS,
 };
 pub use body::{BodyLimits, DEFAULT_BODY_STALL_TIMEOUT, DEFAULT_MAX_BODY_BYTES};
+pub use connection_limit::DEFAULT_MAX_CONNECTIONS;
 pub use connections::{DEFAULT_HEADER_TIMEOUT, ServeOptions, serve};
 pub use error::ErrorResponse;
+pub use head_limits::{DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADER_COUNT, HeadLimits};
 pub use lifecycle::{InFlightGuard, Lifecycle};
 pub use security_headers::DEFAULT_CONTENT_SECURITY_POLICY;
+pub use write_deadline::DEFAULT_WRITE_TIMEOUT;
 
 /// What every handler shares. Cheap to clone.
 #[derive(Clone)]

@@ -212,6 +212,43 @@ pub struct DataPlaneArgs {
     /// host but the cloud metadata services, which stay refused unless listed exactly.
     #[arg(long, env = "PORTICO_UPSTREAM_ALLOWLIST", value_name = "LIST")]
     pub(crate) upstream_allowlist: Option<String>,
+    /// Most headers a request may carry; a request with more is answered 431 (hyper's own
+    /// bare 431 stays above it, at 100 or half again this limit).
+    #[arg(long, env = "PORTICO_MAX_HEADER_COUNT", default_value_t = portico_server::DEFAULT_MAX_HEADER_COUNT, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000))]
+    pub(crate) max_header_count: usize,
+
+    /// Most bytes of header names and values one request may carry; more is answered 431.
+    #[arg(long, env = "PORTICO_MAX_HEADER_BYTES", default_value_t = portico_server::DEFAULT_MAX_HEADER_BYTES, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1024..=16 * 1024 * 1024))]
+    pub(crate) max_header_bytes: usize,
+
+    /// Deepest nesting of arrays and objects in a JSON request body (the top-level object
+    /// counts 1); a deeper body is answered 400 `json_too_deep`.
+    #[arg(long, env = "PORTICO_MAX_JSON_DEPTH", default_value_t = portico_engine::request_limits::DEFAULT_MAX_JSON_DEPTH, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(2..=100_000))]
+    pub(crate) max_json_depth: usize,
+
+    /// Most `messages` (chat completions, Anthropic Messages) or `input` items (Responses)
+    /// of one request; more is answered 400 `array_above_max_length`.
+    #[arg(long, env = "PORTICO_MAX_MESSAGES", default_value_t = portico_engine::request_limits::DEFAULT_MAX_MESSAGES, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub(crate) max_messages: usize,
+
+    /// Most `tools` of one request; more is answered 400 `array_above_max_length`.
+    #[arg(long, env = "PORTICO_MAX_TOOLS", default_value_t = portico_engine::request_limits::DEFAULT_MAX_TOOLS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub(crate) max_tools: usize,
+
+    /// Most client connections open at once; a connection past it is answered 503
+    /// `overloaded` with `Retry-After: 1` and closed, its request unread.
+    #[arg(long, env = "PORTICO_MAX_CONNECTIONS", default_value_t = portico_server::DEFAULT_MAX_CONNECTIONS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub(crate) max_connections: usize,
+
+    /// Most streamed answers open at once; a streamed request past it is answered 503
+    /// `overloaded` with `Retry-After: 1` before any upstream is called.
+    #[arg(long, env = "PORTICO_MAX_STREAMS", default_value_t = portico_engine::request_limits::DEFAULT_MAX_STREAMS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub(crate) max_streams: usize,
+
+    /// Longest a write to a client may wait on a client that reads nothing, in seconds; then
+    /// its connection is closed (a stream's record ends as a client disconnect).
+    #[arg(long, env = "PORTICO_WRITE_TIMEOUT_SECS", default_value_t = portico_server::DEFAULT_WRITE_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) write_timeout_secs: u64,
 
     /// Time allowed to connect to an upstream, in milliseconds.
     #[arg(

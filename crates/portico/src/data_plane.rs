@@ -8,16 +8,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use portico_core::{Clock, Fanout, RequestSink};
+use portico_core::{Clock, Fanout, RequestSink, ServerLimitObserver};
 use portico_engine::auth::JwtAuth;
 use portico_engine::policies::cache::{CachePolicy, SemanticSettings};
 use portico_engine::policies::guardrails::GuardrailsPolicy;
 use portico_engine::policies::limits::LimitsPolicy;
-use portico_engine::{AccessLog, Gateway, Snapshot};
+use portico_engine::{AccessLog, Gateway, RequestLimits, Snapshot};
 use portico_logs::{PipelineOptions, Retention};
 use portico_providers::http::{HttpClient, HttpOptions, build_guarded_client};
 use portico_providers::upstream_guard::UpstreamAllowlist;
-use portico_server::{Admission, AppState, BodyLimits, ServeOptions};
+use portico_server::{Admission, AppState, BodyLimits, HeadLimits, ServeOptions};
 
 use crate::Fatal;
 use crate::cli::{DataPlaneArgs, LogFormat};
@@ -152,8 +152,10 @@ pub(crate) fn build_gateway(
     policies: &Policies,
     responses: Option<Arc<dyn portico_store::ResponseStore>>,
     otel: Option<&Otel>,
+    limits_observer: Arc<dyn ServerLimitObserver>,
 ) -> Arc<Gateway> {
-    let gateway = Gateway::new(snapshot, client, Arc::new(Fanout::new(sinks)));
+    let gateway = Gateway::new(snapshot, client, Arc::new(Fanout::new(sinks)))
+        .with_request_limits(request_limits(common).with_observer(limits_observer));
     // A gateway without a database keeps the recent responses in memory only.
     let gateway = match responses {
         Some(store) => gateway.with_response_store(store),
@@ -187,6 +189,16 @@ pub(crate) fn body_limits(common: &DataPlaneArgs) -> BodyLimits {
         max_bytes: common.max_body_bytes,
         stall_timeout: Duration::from_secs(common.body_timeout_secs),
     }
+}
+
+/// The limits on request shapes and open streams of the flags.
+pub(crate) fn request_limits(common: &DataPlaneArgs) -> RequestLimits {
+    RequestLimits::new(
+        common.max_json_depth,
+        common.max_messages,
+        common.max_tools,
+        common.max_streams,
+    )
 }
 
 /// The admission limit of the flags.
@@ -227,6 +239,14 @@ pub(crate) async fn serve_until<S>(
     let options = ServeOptions {
         header_timeout: Duration::from_secs(common.header_timeout_secs),
         auth_failure_limit: common.auth_failure_limit,
+        head_limits: HeadLimits {
+            max_count: common.max_header_count,
+            max_bytes: common.max_header_bytes,
+        },
+        write_timeout: Duration::from_secs(common.write_timeout_secs),
+        max_connections: common.max_connections,
+        // The metrics, which the gateway's own limits report to as well.
+        observer: state.gateway.request_limits().observer.clone(),
         ..ServeOptions::default()
     };
     tokio::select! {

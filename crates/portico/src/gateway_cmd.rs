@@ -217,6 +217,7 @@ where
         // A hybrid gateway has no database: Responses API answers are kept in memory.
         None,
         otel.as_ref(),
+        metrics.clone(),
     );
     let readiness = Readiness::not_ready(format!(
         "no snapshot yet: waiting for the first answer of the control plane at {url}"

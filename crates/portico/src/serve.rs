@@ -278,6 +278,7 @@ where
         &policies,
         Some(Arc::new(store.clone())),
         otel.as_ref(),
+        metrics.clone(),
     );
     // A breaker opened here opens on the other processes, and theirs here.
     let _shared_breakers = redis.as_ref().and_then(|redis| {

@@ -48,6 +48,11 @@ impl Family {
         }
     }
 
+    /// Whether a request of this family is a form upload rather than a JSON body.
+    pub fn takes_form(self) -> bool {
+        matches!(self, Family::OpenAi(endpoint) if endpoint.takes_form())
+    }
+
     /// Whether a request of this family may ask for a stream.
     pub fn can_stream(self) -> bool {
         match self {

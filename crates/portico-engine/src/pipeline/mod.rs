@@ -234,12 +234,21 @@ impl Gateway {
         // read
         let raw = body.await?;
         pending.record.log_payloads = key.log_payloads;
+        let limits = self.request_limits();
+        if !family.takes_form() {
+            limits.check_depth(&raw)?;
+        }
         let (parsed, form) = passthrough::read_body(family, headers, raw, &mut pending.record)?;
+        limits.check_counts(family, &parsed.body)?;
         if let Some(trace) = pending.record.trace.as_deref_mut() {
             trace.request_model.clone_from(&parsed.model);
         }
         let stream = parsed.stream && family.can_stream();
         pending.record.stream = stream;
+        if stream {
+            // Held by the stream until it ends; a request that fails first gives it back.
+            pending.stream_slot = Some(limits.open_stream()?);
+        }
         // resolve
         request::refuse_unsupported(headers)?;
         let responses = if family == Family::OpenAi(Endpoint::Responses) {
@@ -423,6 +432,7 @@ impl Gateway {
             runs,
             started: pending.started,
             gateway: Arc::clone(self),
+            _slot: pending.stream_slot.take(),
         };
         Reply::Stream {
             status,

@@ -33,6 +33,8 @@ pub(crate) struct PendingRecord {
     /// `x-portkey-retry-attempt-count`, once the request was dispatched.
     pub(crate) retry_count: Option<i32>,
     pub(crate) started: Instant,
+    /// A streamed request's place under `--max-streams`, handed on to its stream.
+    pub(crate) stream_slot: Option<crate::request_limits::StreamSlot>,
     gateway: Arc<Gateway>,
     /// Whether the record was finished or handed on (to a stream).
     done: bool,
@@ -51,6 +53,7 @@ impl PendingRecord {
             runs: Runs::default(),
             retry_count: None,
             started: Instant::now(),
+            stream_slot: None,
             gateway: Arc::clone(gateway),
             done: false,
         }

@@ -37,6 +37,9 @@ pub(crate) struct StreamEnd {
     pub(crate) started: Instant,
     /// Finishes the record.
     pub(crate) gateway: Arc<Gateway>,
+    /// The stream's place under `--max-streams`, given back when the stream ends or its
+    /// client leaves (`None` for a stream that was not asked for, such as a replay).
+    pub(crate) _slot: Option<crate::request_limits::StreamSlot>,
 }
 
 /// The client-facing body of a streamed answer: the bytes to write, in order.

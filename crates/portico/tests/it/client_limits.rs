@@ -50,7 +50,7 @@ fn trace_of(key: Option<&str>, length: usize) -> String {
 }
 
 /// Reads an HTTP answer's status line and body (the gateway closes or ends the answer).
-async fn read_answer(tcp: &mut TcpStream, within: Duration) -> (u16, String) {
+pub(crate) async fn read_answer(tcp: &mut TcpStream, within: Duration) -> (u16, String) {
     let mut got = Vec::new();
     let read = tokio::time::timeout(within, async {
         let mut buf = [0u8; 4096];

@@ -54,6 +54,7 @@ mod routing;
 mod scale_out;
 mod sdk;
 mod secrets;
+mod server_limits;
 mod shutdown;
 mod ssrf;
 mod streaming;

@@ -342,7 +342,7 @@ async fn a_stalled_upstream_is_logged_as_a_timeout_streamed_or_not() {
 }
 
 /// `VmHWM` (peak resident memory) of a process, in KiB.
-fn peak_rss_kib(pid: u32) -> u64 {
+pub(crate) fn peak_rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
         .lines()

@@ -76,6 +76,7 @@ fn forward_until(
         runs: Runs::default(),
         started: Instant::now(),
         gateway,
+        _slot: None,
     };
     let family = Family::OpenAi(portico_core::Endpoint::ChatCompletions);
     let observer = StreamObserver::new(family, true);
