@@ -205,28 +205,10 @@ fn checked_events(
     })
 }
 
-/// A successful (2xx) answer, or stream event, whose body is an error object: the upstream
-/// failed but said so in the body only. Reported as the upstream's error with its message,
-/// type and code, answered 502 (the upstream's own status said nothing was wrong).
+/// A successful (2xx) answer, or stream event, whose body is an error object: the upstream's
+/// error with its message, type and code, answered 502.
 fn answered_error(body: &[u8]) -> ProviderError {
-    match parse_error_body(502, body) {
-        ProviderError::Status {
-            status,
-            message,
-            error_type,
-            code,
-            param,
-            retry_after,
-        } => ProviderError::Status {
-            status,
-            message: format!("the upstream answered with an error: {message}"),
-            error_type,
-            code,
-            param,
-            retry_after,
-        },
-        other => other,
-    }
+    crate::error::answered_error(parse_error_body(502, body))
 }
 
 /// Checks that a complete answer is JSON and reads its usage without building a tree. An

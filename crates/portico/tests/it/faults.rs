@@ -147,6 +147,9 @@ keys:
     async fn chat(&self, model: &str, stream: bool, config: Option<&Value>) -> Answer {
         let n = self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let trace = format!("fault-{}-{n}", std::process::id());
+        // A model name of its own: the circuit breaker keeps state per provider and model,
+        // and would otherwise eject a provider these faults fail over and over.
+        let model = format!("{model}-{n}");
         let mut body = json!({"model": model, "max_tokens": 32,
             "messages": [{"role": "user", "content": "hello faults"}]});
         if stream {
@@ -260,10 +263,19 @@ keys:
         let config = Faulty::fallback(first);
         let answer = self.chat("gpt-x", stream, Some(&config)).await;
         assert_eq!(answer.status, 200, "{first}: {}", answer.text);
-        assert!(answer.text.contains("echo: hello faults"), "{}", answer.text);
-        if stream {
+        let content = if stream {
             assert!(answer.text.trim_end().ends_with("data: [DONE]"));
-        }
+            portico_testkit::sse::collect_chat_stream(&answer.text)
+                .unwrap()
+                .content
+        } else {
+            let body: Value = serde_json::from_str(&answer.text).unwrap();
+            body["choices"][0]["message"]["content"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        assert_eq!(content, "echo: hello faults", "{}", answer.text);
         assert_eq!(self.good.hits(), good_hits + 1);
         let record = self.record(&answer).await;
         assert_eq!(record["status"], 200, "{record}");
@@ -684,16 +696,28 @@ async fn a_stream_that_stalls_after_its_first_byte_times_out() {
     assert!(gw.settle("stalls").await < PEAK_KIB);
 }
 
+/// How a bad answer must be reported: whole, as a stream's first event, and after it.
+struct Expected {
+    /// The error code of a whole answer (always 502).
+    whole: &'static str,
+    /// The status and code when the bad event is the stream's first.
+    first: fn(Kind) -> (u16, &'static str),
+    /// The code of the in-band error when it comes after the first event.
+    later: fn(Kind) -> &'static str,
+    /// What the message says.
+    says: &'static str,
+}
+
 /// Runs one bad answer through both kinds: whole (`whole(kind)` as the body), as a stream's
-/// first event and after a good first event (`event(kind)`); each must be answered `code`
-/// (502), logged, and (before the stream started) fall back.
+/// first event and after a good first event (`event(kind)`); each must be answered as
+/// `expected` says, logged, and (before the stream started) fall back.
 async fn bad_answers(
     what: &str,
-    code: &str,
-    says: &str,
+    expected: Expected,
     whole: fn(Kind) -> Vec<u8>,
     event: fn(Kind) -> Vec<u8>,
 ) {
+    let says = expected.says;
     let gw = Faulty::start().await;
     for kind in KINDS {
         let m = model(kind);
@@ -703,6 +727,7 @@ async fn bad_answers(
             .bytes(body);
         gw.raw.enqueue(answer_whole.clone());
         let answer = gw.chat(&m, false, None).await;
+        let code = expected.whole;
         let message = answer.is_error(502, code);
         assert!(message.contains(says), "{what}, {kind:?}: {message}");
         failed(&gw.record(&answer).await, "failed", 502, code, says, 1);
@@ -712,9 +737,10 @@ async fn bad_answers(
         let first = sse_head().chunk(event(kind)).last_chunk();
         gw.raw.enqueue(first.clone());
         let answer = gw.chat(&m, true, None).await;
-        let message = answer.is_error(502, code);
+        let (status, code) = (expected.first)(kind);
+        let message = answer.is_error(status, code);
         assert!(message.contains(says), "{what}, {kind:?}: {message}");
-        failed(&gw.record(&answer).await, "failed", 502, code, says, 1);
+        failed(&gw.record(&answer).await, "failed", status, code, says, 1);
         gw.falls_back(kind.slug(), true, Some(first), code).await;
 
         gw.raw.enqueue(
@@ -725,6 +751,7 @@ async fn bad_answers(
                 .last_chunk(),
         );
         let answer = gw.chat(&m, true, None).await;
+        let code = (expected.later)(kind);
         let message = answer.is_broken_stream("Hel", code);
         assert!(message.contains(says), "{what}, {kind:?}: {message}");
         failed(
@@ -737,6 +764,18 @@ async fn bad_answers(
         );
     }
     assert!(gw.settle(what).await < PEAK_KIB);
+}
+
+impl Expected {
+    /// A malformed answer: 502 `upstream_malformed_response` wherever it comes.
+    fn malformed(says: &'static str) -> Expected {
+        Expected {
+            whole: "upstream_malformed_response",
+            first: |_| (502, "upstream_malformed_response"),
+            later: |_| "upstream_malformed_response",
+            says,
+        }
+    }
 }
 
 /// `text` with a byte that is never valid UTF-8 in the middle.
@@ -752,8 +791,7 @@ fn with_bad_byte(text: &str) -> Vec<u8> {
 async fn invalid_utf8_from_the_upstream_never_reaches_the_client() {
     bad_answers(
         "invalid UTF-8",
-        "upstream_malformed_response",
-        "UTF-8",
+        Expected::malformed("UTF-8"),
         |kind| {
             let body = whole_body(kind);
             // Inside the answer's text.
@@ -775,8 +813,7 @@ async fn invalid_utf8_from_the_upstream_never_reaches_the_client() {
 async fn invalid_json_from_the_upstream_is_a_malformed_answer() {
     bad_answers(
         "invalid JSON",
-        "upstream_malformed_response",
-        "JSON",
+        Expected::malformed("JSON"),
         |kind| whole_body(kind)[..40].as_bytes().to_vec(),
         |kind| match kind {
             Kind::OpenAi => b"data: {\"choices\": [{\"delta\": \n\n".to_vec(),
@@ -793,8 +830,22 @@ async fn invalid_json_from_the_upstream_is_a_malformed_answer() {
 async fn a_200_whose_body_is_an_error_is_the_upstreams_error() {
     bad_answers(
         "200 with an error body",
-        "upstream_error",
-        "The server is overloaded",
+        Expected {
+            whole: "upstream_error",
+            // Anthropic's in-band error carries a type, which gives its status (api_error:
+            // 500); OpenAI's does not say, so a 502.
+            first: |kind| match kind {
+                Kind::OpenAi => (502, "upstream_error"),
+                Kind::Anthropic => (500, "upstream_error"),
+            },
+            // Anthropic's error event after the message started is reported as a broken
+            // stream (portico-anthropic's choice), its message quoting the upstream's.
+            later: |kind| match kind {
+                Kind::OpenAi => "upstream_error",
+                Kind::Anthropic => "upstream_unreachable",
+            },
+            says: "The server is overloaded",
+        },
         |kind| match kind {
             Kind::OpenAi => json!({"error": {"message": "The server is overloaded", "type":
                 "server_error", "param": null, "code": null}})
