@@ -572,6 +572,9 @@ async fn replay_file(
     }
     stored += store.insert(batch.into()).await?;
     shared.counters.stored.fetch_add(stored, Ordering::Relaxed);
-    shared.counters.replayed.fetch_add(stored, Ordering::Relaxed);
+    shared
+        .counters
+        .replayed
+        .fetch_add(stored, Ordering::Relaxed);
     Ok((stored, bad))
 }

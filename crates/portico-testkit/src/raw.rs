@@ -190,7 +190,9 @@ impl RawUpstream {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0 for the raw upstream");
-        let addr = listener.local_addr().expect("local address of the raw mock");
+        let addr = listener
+            .local_addr()
+            .expect("local address of the raw mock");
         let shared = Arc::new(Shared {
             queue: Mutex::new(VecDeque::new()),
             requests: Mutex::new(Vec::new()),
@@ -322,7 +324,9 @@ async fn read_request(socket: &mut TcpStream) -> io::Result<String> {
     let header = |name: &str| {
         head.lines().find_map(|l| {
             let (n, v) = l.split_once(':')?;
-            n.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+            n.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_owned())
         })
     };
     if let Some(length) = header("content-length").and_then(|v| v.parse::<usize>().ok()) {

@@ -33,10 +33,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::chat::{ChatRequest, ChatResponse, created_now};
+use crate::error::answered_error;
 use crate::http::{HttpClient, transport_error};
 use crate::openai::{read_capped, retry_after};
 use crate::settings::SetupError;
-use crate::error::answered_error;
 use crate::{Provider, ProviderError, ProviderSetup, UpstreamRequest, UpstreamResponse};
 
 pub use stream::{Translate, translate};

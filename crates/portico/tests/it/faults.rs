@@ -627,8 +627,13 @@ async fn a_half_open_upstream_times_out_is_logged_and_falls_back() {
                 .await;
             hanging += 1;
         }
-        gw.falls_back(kind.slug(), false, Some(RawScript::never_read()), "upstream_timeout")
-            .await;
+        gw.falls_back(
+            kind.slug(),
+            false,
+            Some(RawScript::never_read()),
+            "upstream_timeout",
+        )
+        .await;
     }
     // The gateway closed every connection it gave up on (those it read a request on).
     assert!(

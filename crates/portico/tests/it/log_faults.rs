@@ -306,7 +306,9 @@ async fn a_corrupt_log_database_at_start_is_moved_aside_and_replaced() {
     );
     // Ready, with the repair on show.
     let ready = gw.wait_ready("ready").await;
-    let notice = ready["log_store"]["last_error"].as_str().unwrap_or_default();
+    let notice = ready["log_store"]["last_error"]
+        .as_str()
+        .unwrap_or_default();
     assert!(notice.contains("corrupt"), "{ready}");
     // A fresh log: the requests from now on.
     gw.sent = 0;
