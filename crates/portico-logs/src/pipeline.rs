@@ -5,9 +5,14 @@
 //! carries up to two payloads of up to `max_payload_bytes` each, so a count alone would let
 //! a few thousand large requests take gigabytes). When either bound is reached (or the queue
 //! is closed, during shutdown) the entry is appended to the spill file instead: the record is
-//! kept, memory stays bounded, and the request pays one small buffered file write. Nothing
-//! is dropped silently: if even the spill write fails, the entry is counted as lost and an
-//! error line says how many so far.
+//! kept, memory stays bounded, and the request pays one small buffered file write. While the
+//! spill file cannot be written (a full disk) its lines wait in memory, up to a bound. Nothing
+//! is dropped silently: past that bound the entry is counted as lost and an error line says
+//! how many so far.
+//!
+//! The pipeline also keeps the store's health ([`LogPipeline::health`]): whether the last
+//! write or replay succeeded, the last error, and what was spilled, replayed and lost, for
+//! `/readyz` and `/metrics`.
 //!
 //! One writer task drains the queue: it takes whatever is queued (up to `batch_max`) and
 //! writes it in one transaction, so batches grow by themselves under load (group commit);

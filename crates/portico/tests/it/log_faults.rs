@@ -13,7 +13,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use portico_testkit::{MockUpstream, PorticoProcess};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tempfile::TempDir;
 
 use crate::support::{SERVICE_KEY, admin_get, chat, standard_catalog, start_in};
@@ -425,5 +425,4 @@ async fn a_full_disk_keeps_serving_holds_records_and_replays_them_once_freed() {
         .await
         .unwrap();
     assert!(detail["request"]["messages"].is_array(), "{detail}");
-    let _ = json!(null);
 }
