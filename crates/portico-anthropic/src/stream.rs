@@ -97,14 +97,15 @@ impl StreamTranslator {
             return Ok(());
         }
         let parsed: StreamEvent = serde_json::from_slice(&event.data).map_err(|e| {
-            ProviderError::Malformed(format!(
-                "a stream event{} is not an Anthropic event: {e}",
+            let what = format!(
+                "a stream event{}",
                 event
                     .event
                     .as_deref()
                     .map(|n| format!(" `{n}`"))
                     .unwrap_or_default()
-            ))
+            );
+            portico_providers::error::unreadable_event(&what, "an Anthropic event", &event.data, &e)
         })?;
         match parsed {
             StreamEvent::MessageStart { message } => {

@@ -17,6 +17,8 @@
 //! - [`Usage`]: token counts in OpenAI's meaning.
 //! - [`KeyHash`], [`Secret`]: gateway key hashing and secrets that never print themselves.
 //! - [`RequestSink`], [`Fanout`]: where finished records go (log, metrics, access log).
+//! - [`LogHealth`], [`LogHealthSource`]: the request log's storage state, for `/readyz` and
+//!   `/metrics`.
 //! - [`Clock`]: wall-clock time, which tests can drive ([`ManualClock`]).
 //! - [`limits`]: budgets and rate limits as declared ([`Limits`], [`Period`], [`Subject`],
 //!   [`NamedBudget`]), what the ledger persists ([`SpendState`]) and reports
@@ -33,6 +35,7 @@ mod error;
 pub mod json_shape;
 mod kind;
 pub mod limits;
+mod log_health;
 mod model_ref;
 mod record;
 mod secret;
@@ -51,6 +54,7 @@ pub use limits::{
     BudgetSpec, LimitKind, LimitObserver, Limits, NamedBudget, Period, RateLimitSpec, SpendState,
     Subject, WindowBucket, rfc3339_utc,
 };
+pub use log_health::{LogHealth, LogHealthSource};
 pub use model_ref::{ModelRef, ModelRefError, is_valid_slug};
 pub use record::{Attempt, Outcome, RequestRecord};
 pub use secret::{KEY_PREFIX, KeyHash, Secret, generate_key, key_hint, secrets_equal};

@@ -47,7 +47,10 @@ mod writer_thread;
 pub use analytics::{Analytics, AnalyticsRow, Percentiles, Stats};
 pub use entry::{DEFAULT_MAX_PAYLOAD_BYTES, LogEntry, LoggedAttempt, Payload};
 pub use error::LogError;
-pub use pipeline::{DEFAULT_QUEUE_BYTES, LogPipeline, LogSink, PipelineOptions, PipelineStats};
+pub use pipeline::{
+    DEFAULT_QUEUE_BYTES, DEFAULT_SPILL_MEMORY_BYTES, LogPipeline, LogSink, PipelineOptions,
+    PipelineStats,
+};
 pub use postgres::PgLogStore;
 pub use query::{
     AnalyticsQuery, Cursor, GroupBy, Interval, LogFilter, LogQuery, MAX_METADATA_FILTERS,

@@ -5,9 +5,14 @@
 //! carries up to two payloads of up to `max_payload_bytes` each, so a count alone would let
 //! a few thousand large requests take gigabytes). When either bound is reached (or the queue
 //! is closed, during shutdown) the entry is appended to the spill file instead: the record is
-//! kept, memory stays bounded, and the request pays one small buffered file write. Nothing
-//! is dropped silently: if even the spill write fails, the entry is counted as lost and an
-//! error line says how many so far.
+//! kept, memory stays bounded, and the request pays one small buffered file write. While the
+//! spill file cannot be written (a full disk) its lines wait in memory, up to a bound. Nothing
+//! is dropped silently: past that bound the entry is counted as lost and an error line says
+//! how many so far.
+//!
+//! The pipeline also keeps the store's health ([`LogPipeline::health`]): whether the last
+//! write or replay succeeded, the last error, and what was spilled, replayed and lost, for
+//! `/readyz` and `/metrics`.
 //!
 //! One writer task drains the queue: it takes whatever is queued (up to `batch_max`) and
 //! writes it in one transaction, so batches grow by themselves under load (group commit);
@@ -18,10 +23,11 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use portico_core::{Clock, RequestRecord, RequestSink, SystemClock};
+use portico_core::{Clock, LogHealth, LogHealthSource, RequestRecord, RequestSink, SystemClock};
 use tokio::io::AsyncBufReadExt as _;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -43,6 +49,9 @@ const REPLAY_ROUNDS: usize = 3;
 /// The default bound on the bytes the write queue holds (see [`LogEntry::memory_size`]).
 pub const DEFAULT_QUEUE_BYTES: usize = 4 * 1024 * 1024;
 
+/// The default bound on spill lines held in memory while the spill file cannot be written.
+pub const DEFAULT_SPILL_MEMORY_BYTES: usize = 16 * 1024 * 1024;
+
 /// How the pipeline is sized.
 #[derive(Clone)]
 pub struct PipelineOptions {
@@ -57,6 +66,12 @@ pub struct PipelineOptions {
     pub max_payload_bytes: usize,
     /// The spill file (`<data dir>/logs-spill.jsonl`).
     pub spill_path: PathBuf,
+    /// Spill lines held in memory while the spill file cannot be written (a full disk),
+    /// in bytes; beyond it, records are lost (counted and logged).
+    pub spill_memory_bytes: usize,
+    /// Something to report as the log store's last error from the start (a corrupt
+    /// `logs.db` moved aside, see [`crate::SqliteLogStore::open_or_repair`]).
+    pub notice: Option<String>,
     /// What the pruner keeps.
     pub retention: Retention,
     /// The time the pruner counts ages from: the system's, or a test's `ManualClock`.
@@ -71,6 +86,7 @@ impl std::fmt::Debug for PipelineOptions {
             .field("batch_max", &self.batch_max)
             .field("max_payload_bytes", &self.max_payload_bytes)
             .field("spill_path", &self.spill_path)
+            .field("spill_memory_bytes", &self.spill_memory_bytes)
             .field("retention", &self.retention)
             .finish_non_exhaustive()
     }
@@ -87,6 +103,8 @@ impl PipelineOptions {
             batch_max: 500,
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             spill_path,
+            spill_memory_bytes: DEFAULT_SPILL_MEMORY_BYTES,
+            notice: None,
             retention: Retention::default(),
             clock: Arc::new(SystemClock),
         }
@@ -104,6 +122,10 @@ pub struct PipelineStats {
     pub stored: u64,
     /// Records that could be neither queued nor spilled.
     pub lost: u64,
+    /// Batch writes and spill replays that failed.
+    pub write_errors: u64,
+    /// Entries read back from the spill file and newly stored.
+    pub replayed: u64,
 }
 
 #[derive(Debug, Default)]
@@ -112,6 +134,8 @@ struct Counters {
     spilled: AtomicU64,
     stored: AtomicU64,
     lost: AtomicU64,
+    write_errors: AtomicU64,
+    replayed: AtomicU64,
 }
 
 impl Counters {
@@ -121,21 +145,58 @@ impl Counters {
             spilled: self.spilled.load(Ordering::Relaxed),
             stored: self.stored.load(Ordering::Relaxed),
             lost: self.lost.load(Ordering::Relaxed),
+            write_errors: self.write_errors.load(Ordering::Relaxed),
+            replayed: self.replayed.load(Ordering::Relaxed),
         }
     }
 }
 
 /// What the writer and the sink share.
-#[derive(Debug)]
 struct Shared {
     spill: Spill,
     counters: Counters,
     /// Bytes held by entries admitted to the queue and not yet written (or spilled).
     queued_bytes: AtomicUsize,
     queue_bytes: usize,
+    /// Whether the last write or replay succeeded (see [`LogHealth::up`]).
+    up: AtomicBool,
+    /// The last failure and when (Unix ms).
+    last_error: Mutex<Option<(String, i64)>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("spill", &self.spill)
+            .field("counters", &self.counters)
+            .field("up", &self.up)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Shared {
+    /// A write or replay failed: the store is down until one succeeds.
+    fn failed(&self, what: &str, err: &LogError) {
+        self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
+        self.up.store(false, Ordering::Release);
+        self.note_error(format!("{what}: {err}"));
+    }
+
+    /// Keeps `message` as the last error, with the time.
+    fn note_error(&self, message: String) {
+        let now = self.clock.now_ms();
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some((message, now));
+    }
+
+    /// A write or replay succeeded.
+    fn succeeded(&self) {
+        self.up.store(true, Ordering::Release);
+    }
+
     /// Counts `size` more bytes queued, unless that would pass the bound; an empty queue
     /// admits any entry, so one oversized entry is written rather than always spilled.
     fn admit(&self, size: usize) -> bool {
@@ -208,6 +269,25 @@ impl RequestSink for LogSink {
     }
 }
 
+impl LogHealthSource for Shared {
+    fn log_health(&self) -> LogHealth {
+        let stats = self.counters.snapshot();
+        LogHealth {
+            up: self.up.load(Ordering::Acquire),
+            write_errors: stats.write_errors,
+            spilled: stats.spilled,
+            replayed: stats.replayed,
+            lost: stats.lost,
+            spill_pending_bytes: self.spill.pending_bytes(),
+            last_error: self
+                .last_error
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+        }
+    }
+}
+
 /// The running pipeline: the writer and the pruner.
 #[derive(Debug)]
 pub struct LogPipeline {
@@ -223,11 +303,17 @@ impl LogPipeline {
     pub fn start(store: Arc<dyn LogStore>, options: PipelineOptions) -> LogPipeline {
         let (tx, rx) = mpsc::channel(options.queue_capacity.max(1));
         let shared = Arc::new(Shared {
-            spill: Spill::new(options.spill_path),
+            spill: Spill::new(options.spill_path, options.spill_memory_bytes),
             counters: Counters::default(),
             queued_bytes: AtomicUsize::new(0),
             queue_bytes: options.queue_bytes,
+            up: AtomicBool::new(true),
+            last_error: Mutex::new(None),
+            clock: Arc::clone(&options.clock),
         });
+        if let Some(notice) = options.notice {
+            shared.note_error(notice);
+        }
         let stop = CancellationToken::new();
         let tasks = TaskTracker::new();
         tasks.spawn(write_loop(
@@ -264,6 +350,11 @@ impl LogPipeline {
     /// What has gone through so far.
     pub fn stats(&self) -> PipelineStats {
         self.shared.counters.snapshot()
+    }
+
+    /// The log store's health, for `/readyz` and `/metrics`.
+    pub fn health(&self) -> Arc<dyn LogHealthSource> {
+        Arc::clone(&self.shared) as Arc<dyn LogHealthSource>
     }
 
     /// Stops taking records into the queue (later ones go to the spill file, replayed on the
@@ -358,9 +449,22 @@ async fn linger(
     }
 }
 
+/// Writes the spill lines buffered in memory to the file; says so once when that starts
+/// failing (it is retried every second) and once when it works again.
 fn flush_spill(shared: &Shared) {
-    if let Err(err) = shared.spill.flush() {
-        tracing::error!("request log: cannot write the spill file: {err}");
+    let was_failing = shared.spill.is_failing();
+    match shared.spill.flush() {
+        Err(err) if !was_failing => {
+            shared.failed("spill file", &err);
+            tracing::error!(
+                "request log: cannot write the spill file, holding its lines in memory (up to --log-spill-memory-bytes) and retrying every second: {err}"
+            );
+        }
+        Err(_) => {}
+        Ok(()) if was_failing => {
+            tracing::info!("request log: the spill file is writable again");
+        }
+        Ok(()) => {}
     }
 }
 
@@ -373,9 +477,11 @@ async fn write(store: &dyn LogStore, batch: &mut Vec<LogEntry>, shared: &Shared)
     let written = match store.insert(Arc::clone(&entries)).await {
         Ok(stored) => {
             shared.counters.stored.fetch_add(stored, Ordering::Relaxed);
+            shared.succeeded();
             true
         }
         Err(err) => {
+            shared.failed("write", &err);
             tracing::error!(
                 entries = entries.len(),
                 "request log: write failed, keeping the entries in the spill file: {err}"
@@ -409,6 +515,7 @@ async fn replay_once(store: &dyn LogStore, shared: &Shared, batch_max: usize) ->
         Ok(None) => return true,
         Err(err) => {
             shared.spill.set_pending();
+            shared.failed("spill file", &err);
             tracing::error!("request log: cannot open the spill file for replay: {err}");
             return false;
         }
@@ -422,6 +529,7 @@ async fn replay_once(store: &dyn LogStore, shared: &Shared, batch_max: usize) ->
                     "request log: spill lines that could not be read were skipped"
                 );
             }
+            shared.succeeded();
             if stored > 0 {
                 tracing::info!(stored, "request log: replayed spilled entries");
             }
@@ -433,6 +541,7 @@ async fn replay_once(store: &dyn LogStore, shared: &Shared, batch_max: usize) ->
         }
         Err(err) => {
             shared.spill.set_pending();
+            shared.failed("replay", &err);
             tracing::error!(
                 path = %path.display(),
                 "request log: replaying the spill file failed, will retry: {err}"
@@ -468,5 +577,9 @@ async fn replay_file(
     }
     stored += store.insert(batch.into()).await?;
     shared.counters.stored.fetch_add(stored, Ordering::Relaxed);
+    shared
+        .counters
+        .replayed
+        .fetch_add(stored, Ordering::Relaxed);
     Ok((stored, bad))
 }

@@ -1,39 +1,99 @@
 //! The spill file: where records go when the write queue is full (or closed for shutdown).
 //!
 //! `logs-spill.jsonl` in the data dir, one [`LogEntry`] JSON line each. The line is encoded
-//! before the mutex is taken, and appended to a 64 KiB buffer under it, so a request that
-//! spills holds the lock for a copy, not a system call. The writer flushes the buffer within a
-//! second (and at shutdown); a crash can lose at most that buffer, as it loses the queue.
-//! To replay it, the writer first
-//! renames it to `logs-spill.replay.jsonl` (so new spills start a fresh file), inserts its
+//! before the mutex is taken and appended to a buffer under it, written out at 64 KiB, so a
+//! request that spills mostly holds the lock for a copy, not a system call. The writer
+//! flushes the buffer within a second (and at shutdown); a crash can lose at most that
+//! buffer, as it loses the queue. To replay it, the writer first renames it to `logs-spill.replay.jsonl` (so new spills start a fresh file), inserts its
 //! lines, and deletes it. A replay file left by a crash is replayed first on the next start;
 //! inserts skip ids already stored, so a replay cut short is simply repeated.
+//!
+//! When the file cannot be written (a full disk), lines stay in memory, up to a bound
+//! (`--log-spill-memory-bytes`), and are written once it can: a disk that fills and is
+//! freed again loses nothing below that bound. Beyond it, records are lost, counted and
+//! logged.
 //!
 //! The file holds whole payloads, so it is created `0600` (and an older one tightened); the
 //! replay file is the same file renamed, so it keeps that mode.
 
 use std::fs::File;
-use std::io::{BufWriter, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use crate::{LogEntry, LogError};
+
+/// Buffered lines are written to the file once they reach this many bytes (and by the
+/// writer's flush every second).
+const FLUSH_AT: usize = 64 * 1024;
 
 /// The spill file and its replay twin.
 #[derive(Debug)]
 pub(crate) struct Spill {
     path: PathBuf,
     replay_path: PathBuf,
-    file: Mutex<Option<BufWriter<File>>>,
+    inner: Mutex<Inner>,
+    /// Most bytes of lines held in memory while the file cannot be written.
+    max_held: usize,
     /// Set when something is waiting to be replayed.
     pending: AtomicBool,
+    /// Bytes held in memory, for the health figures (read without the lock).
+    held_bytes: AtomicU64,
+}
+
+/// The open file and the lines not yet written to it.
+#[derive(Debug, Default)]
+struct Inner {
+    file: Option<File>,
+    buf: Vec<u8>,
+    /// The last write failed (a full disk): appends stop trying the file until a flush
+    /// succeeds, so a request does not pay a failing system call.
+    failing: bool,
+}
+
+impl Inner {
+    /// Writes the buffered lines to the file (opening it if needed). What a failed write
+    /// did not take stays buffered, whole lines or not, so the file gets every byte in order
+    /// once the disk has room again.
+    fn write_out(&mut self, path: &Path) -> Result<(), LogError> {
+        let result = self.try_write_out(path);
+        self.failing = result.is_err();
+        result
+    }
+
+    fn try_write_out(&mut self, path: &Path) -> Result<(), LogError> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let file = match &mut self.file {
+            Some(file) => file,
+            None => self
+                .file
+                .insert(portico_store::private_files::open_append(path)?),
+        };
+        let mut written = 0;
+        let result = loop {
+            if written == self.buf.len() {
+                break Ok(());
+            }
+            match file.write(&self.buf[written..]) {
+                Ok(0) => break Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => written += n,
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(err) => break Err(err),
+            }
+        };
+        self.buf.drain(..written);
+        Ok(result?)
+    }
 }
 
 impl Spill {
-    /// The spill file at `path`; notes whether an earlier run left lines to replay, and
+    /// The spill file at `path`, holding at most `max_held` bytes of lines in memory while
+    /// the file cannot be written; notes whether an earlier run left lines to replay, and
     /// makes files an older version left readable by others private.
-    pub(crate) fn new(path: PathBuf) -> Spill {
+    pub(crate) fn new(path: PathBuf, max_held: usize) -> Spill {
         let replay_path = path.with_extension("replay.jsonl");
         portico_store::private_files::tighten(&path);
         portico_store::private_files::tighten(&replay_path);
@@ -41,35 +101,58 @@ impl Spill {
         Spill {
             path,
             replay_path,
-            file: Mutex::new(None),
+            inner: Mutex::new(Inner::default()),
+            max_held: max_held.max(FLUSH_AT),
             pending: AtomicBool::new(pending),
+            held_bytes: AtomicU64::new(0),
         }
     }
 
-    /// Appends `entry` as one line.
+    /// Appends `entry` as one line: into the buffer, written to the file once the buffer
+    /// holds [`FLUSH_AT`] bytes. While the file cannot be written, lines are held in memory
+    /// up to the bound; beyond it the entry is refused (the caller counts it lost).
     pub(crate) fn append(&self, entry: &LogEntry) -> Result<(), LogError> {
         let mut line = serde_json::to_vec(entry)?;
         line.push(b'\n');
-        let mut file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
-        let open = match &mut *file {
-            Some(open) => open,
-            None => file.insert(BufWriter::with_capacity(
-                64 * 1024,
-                portico_store::private_files::open_append(&self.path)?,
-            )),
-        };
-        open.write_all(&line)?;
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if inner.buf.len() + line.len() > self.max_held {
+            return Err(LogError::Io(std::io::Error::other(format!(
+                "the spill file cannot be written and {} bytes of spilled records are already held in memory (--log-spill-memory-bytes)",
+                inner.buf.len()
+            ))));
+        }
+        inner.buf.extend_from_slice(&line);
         self.pending.store(true, Ordering::Release);
+        if inner.buf.len() >= FLUSH_AT && !inner.failing {
+            // A failure keeps the lines held; the writer's next flush tries again.
+            let _ = inner.write_out(&self.path);
+        }
+        self.held_bytes
+            .store(inner.buf.len() as u64, Ordering::Relaxed);
         Ok(())
     }
 
     /// Writes buffered lines to the file.
     pub(crate) fn flush(&self) -> Result<(), LogError> {
-        let mut file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(open) = &mut *file {
-            open.flush()?;
-        }
-        Ok(())
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let result = inner.write_out(&self.path);
+        self.held_bytes
+            .store(inner.buf.len() as u64, Ordering::Relaxed);
+        result
+    }
+
+    /// Whether the last write to the file failed.
+    pub(crate) fn is_failing(&self) -> bool {
+        self.inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .failing
+    }
+
+    /// Bytes waiting to be replayed: both files and the lines held in memory.
+    pub(crate) fn pending_bytes(&self) -> u64 {
+        let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+        size(&self.path) + size(&self.replay_path) + self.held_bytes.load(Ordering::Relaxed)
     }
 
     /// Whether lines are waiting to be replayed.
@@ -83,12 +166,14 @@ impl Spill {
     }
 
     /// The file to replay now, if any: a replay file left over, or else the spill file,
-    /// renamed so that new lines go to a fresh one.
+    /// renamed so that new lines go to a fresh one. Fails while buffered lines cannot be
+    /// written (they would be missing from the file replayed).
     pub(crate) fn take(&self) -> Result<Option<PathBuf>, LogError> {
-        let mut file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(open) = &mut *file {
-            open.flush()?;
-        }
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let flushed = inner.write_out(&self.path);
+        self.held_bytes
+            .store(inner.buf.len() as u64, Ordering::Relaxed);
+        flushed?;
         self.pending.store(false, Ordering::Release);
         if self.replay_path.exists() {
             // The spill file (if any) waits for the next round.
@@ -98,7 +183,7 @@ impl Spill {
             return Ok(Some(self.replay_path.clone()));
         }
         // New lines go to a new file from here on.
-        *file = None;
+        inner.file = None;
         if !self.path.exists() {
             return Ok(None);
         }
@@ -137,7 +222,7 @@ mod tests {
     #[test]
     fn a_replay_takes_what_was_spilled_and_later_lines_start_a_new_file() {
         let dir = tempfile::tempdir().unwrap();
-        let spill = Spill::new(dir.path().join("logs-spill.jsonl"));
+        let spill = Spill::new(dir.path().join("logs-spill.jsonl"), 1 << 20);
         assert!(!spill.pending());
         assert_eq!(spill.take().unwrap(), None);
         spill.append(&entry("a")).unwrap();
@@ -155,7 +240,7 @@ mod tests {
         assert_eq!(ids(&next), ["c"]);
         spill.done(&next).unwrap();
         // A new Spill on the same path sees nothing left.
-        assert!(!Spill::new(dir.path().join("logs-spill.jsonl")).pending());
+        assert!(!Spill::new(dir.path().join("logs-spill.jsonl"), 1 << 20).pending());
     }
 
     #[cfg(unix)]
@@ -165,7 +250,7 @@ mod tests {
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("logs-spill.jsonl");
-        let spill = Spill::new(path.clone());
+        let spill = Spill::new(path.clone(), 1 << 20);
         spill.append(&entry("a")).unwrap();
         spill.flush().unwrap();
         assert_eq!(mode(&path), 0o600);
@@ -178,7 +263,7 @@ mod tests {
             std::fs::write(file, b"").unwrap();
             std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644)).unwrap();
         }
-        drop(Spill::new(old.clone()));
+        drop(Spill::new(old.clone(), 1 << 20));
         assert_eq!((mode(&old), mode(&old_replay)), (0o600, 0o600));
     }
 
@@ -186,9 +271,9 @@ mod tests {
     fn a_spill_left_by_an_earlier_run_is_pending_at_start() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("logs-spill.jsonl");
-        let first = Spill::new(path.clone());
+        let first = Spill::new(path.clone(), 1 << 20);
         first.append(&entry("a")).unwrap();
         first.flush().unwrap();
-        assert!(Spill::new(path).pending());
+        assert!(Spill::new(path, 1 << 20).pending());
     }
 }

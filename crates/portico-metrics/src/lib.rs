@@ -3,6 +3,9 @@
 //! Where it sits: above `portico-core` only (it implements its `RequestSink`); the binary
 //! mounts its route and puts it among the gateway's sinks.
 //!
+//! [`Metrics::watch_log_store`] adds the request log's storage health (`portico_log_*`),
+//! read at each scrape.
+//!
 //! [`Metrics`] is also the limits policy's [`portico_core::LimitObserver`]: refusals and
 //! spend by budget subject (`limits`), and the listener's and engine's
 //! [`portico_core::ServerLimitObserver`]: protective-limit hits and open connections
@@ -20,6 +23,7 @@ mod cache;
 mod guardrails;
 mod labels;
 mod limits;
+mod log_store;
 mod recorder;
 mod route;
 mod server_limits;

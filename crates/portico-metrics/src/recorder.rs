@@ -55,6 +55,8 @@ pub struct Metrics {
     guardrails: crate::guardrails::GuardrailFamilies,
     /// Protective-limit hits and open connections.
     pub(crate) server_limits: crate::server_limits::ServerLimitFamilies,
+    /// The request log's storage, once [`Metrics::watch_log_store`] named its source.
+    log_store: std::sync::OnceLock<crate::log_store::LogStoreFamilies>,
 }
 
 /// The families whose handles are cached per `(provider, model)`.
@@ -198,11 +200,28 @@ impl Metrics {
             cache,
             guardrails,
             server_limits,
+            log_store: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Adds the request log's storage families (`portico_log_*`), read from `source` at
+    /// each scrape. Only the first call counts.
+    pub fn watch_log_store(
+        &self,
+        source: Arc<dyn portico_core::LogHealthSource>,
+    ) -> Result<(), prometheus::Error> {
+        if self.log_store.get().is_none() {
+            let families = crate::log_store::LogStoreFamilies::register(&self.registry, source)?;
+            let _ = self.log_store.set(families);
+        }
+        Ok(())
     }
 
     /// Every metric in the Prometheus text format (version 0.0.4).
     pub fn render(&self) -> String {
+        if let Some(log_store) = self.log_store.get() {
+            log_store.refresh();
+        }
         let mut out = String::new();
         let encoder = prometheus::TextEncoder::new();
         if let Err(err) = encoder.encode_utf8(&self.registry.gather(), &mut out) {

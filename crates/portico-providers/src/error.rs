@@ -319,6 +319,48 @@ impl ProviderError {
     }
 }
 
+/// `error`, an upstream's error read from a successful (2xx) answer or stream event whose
+/// body is an error object: the upstream failed but said so in the body only. Its message
+/// says so; its status stays the one given (502: the upstream's own said nothing was wrong).
+pub fn answered_error(error: ProviderError) -> ProviderError {
+    match error {
+        ProviderError::Status {
+            status,
+            message,
+            error_type,
+            code,
+            param,
+            retry_after,
+        } => ProviderError::Status {
+            status,
+            message: format!("the upstream answered with an error: {message}"),
+            error_type,
+            code,
+            param,
+            retry_after,
+        },
+        other => other,
+    }
+}
+
+/// A streamed event (`what`, such as "a stream event `content_block_delta`") whose `data`
+/// did not read as the dialect's event, said precisely: not UTF-8, not JSON, or JSON of
+/// another shape (`dialect` names it: "an Anthropic event").
+pub fn unreadable_event(
+    what: &str,
+    dialect: &str,
+    data: &[u8],
+    err: &serde_json::Error,
+) -> ProviderError {
+    if let Err(utf8) = std::str::from_utf8(data) {
+        return ProviderError::Malformed(format!("{what} is not valid UTF-8: {utf8}"));
+    }
+    if err.is_syntax() || err.is_eof() {
+        return ProviderError::Malformed(format!("{what} is not valid JSON: {err}"));
+    }
+    ProviderError::Malformed(format!("{what} is not {dialect}: {err}"))
+}
+
 /// OpenAI's error `type` for an HTTP status, for upstreams whose errors carry none of their
 /// own (see [`ProviderError::upstream`]): OpenAI's SDKs and their users know these.
 pub fn openai_type(status: u16) -> &'static str {

@@ -156,7 +156,7 @@ pub(crate) async fn read_answer(
     if crate::http::is_event_stream(&response) {
         return Ok(UpstreamResponse::Stream {
             status,
-            events: Box::pin(client.sse_events(response)),
+            events: Box::pin(checked_events(client.sse_events(response))),
         });
     }
     let body = client.read_body(response).await?;
@@ -168,11 +168,64 @@ pub(crate) async fn read_answer(
     })
 }
 
-/// Checks that a complete answer is JSON and reads its usage without building a tree.
+/// The events of an OpenAI-style stream, each checked before it is forwarded: its data must
+/// be UTF-8 JSON (else [`ProviderError::Malformed`]: a client must never get an event it
+/// cannot parse), and an event that is an error object (`{"error": {...}}`, which OpenAI
+/// sends when a stream fails) is the upstream's error ([`answered_error`]), not content.
+/// Either ends the stream: before its first event the request can still fall back; after,
+/// the client gets an in-band error event and the log a broken stream.
+fn checked_events(
+    events: impl futures::Stream<Item = Result<crate::SseEvent, ProviderError>> + Send + 'static,
+) -> impl futures::Stream<Item = Result<crate::SseEvent, ProviderError>> + Send + 'static {
+    use futures::StreamExt as _;
+    events.map(|item| {
+        let event = item?;
+        if event.is_done() {
+            return Ok(event);
+        }
+        #[derive(Deserialize)]
+        struct Probe<'a> {
+            #[serde(borrow, default)]
+            error: Option<&'a serde_json::value::RawValue>,
+        }
+        // serde_json checks UTF-8 only where it decodes a string, so the bytes first.
+        let text = std::str::from_utf8(&event.data).map_err(|e| {
+            ProviderError::Malformed(format!("a stream event is not valid UTF-8: {e}"))
+        })?;
+        let probe: Probe<'_> = serde_json::from_str(text).map_err(|e| {
+            ProviderError::Malformed(format!(
+                "a stream event is not JSON ({e}): {}",
+                crate::error::quote(text)
+            ))
+        })?;
+        match probe.error {
+            Some(error) if error.get() != "null" => Err(answered_error(event.data.as_ref())),
+            _ => Ok(event),
+        }
+    })
+}
+
+/// A successful (2xx) answer, or stream event, whose body is an error object: the upstream's
+/// error with its message, type and code, answered 502.
+fn answered_error(body: &[u8]) -> ProviderError {
+    crate::error::answered_error(parse_error_body(502, body))
+}
+
+/// Checks that a complete answer is JSON and reads its usage without building a tree. An
+/// answer that is an error object (`{"error": {...}}` with no `choices`, `data` or
+/// `output`) is the upstream's error ([`answered_error`]).
 pub(crate) fn read_usage(body: &Bytes) -> Result<Option<Usage>, ProviderError> {
     #[derive(Deserialize)]
-    struct WithUsage {
+    struct WithUsage<'a> {
         usage: Option<UsageWire>,
+        #[serde(borrow, default)]
+        error: Option<&'a serde_json::value::RawValue>,
+        #[serde(borrow, default)]
+        choices: Option<&'a serde_json::value::RawValue>,
+        #[serde(borrow, default)]
+        data: Option<&'a serde_json::value::RawValue>,
+        #[serde(borrow, default)]
+        output: Option<&'a serde_json::value::RawValue>,
     }
     // The Responses API names the same counts `input_tokens` and `output_tokens`.
     #[derive(Deserialize)]
@@ -189,8 +242,19 @@ pub(crate) fn read_usage(body: &Bytes) -> Result<Option<Usage>, ProviderError> {
         cached_tokens: Option<u64>,
         cache_creation_tokens: Option<u64>,
     }
-    let parsed: WithUsage = serde_json::from_slice(body)
+    // serde_json checks UTF-8 only where it decodes a string; the body goes to the client
+    // as it is, so all of it.
+    let text = std::str::from_utf8(body)
+        .map_err(|e| ProviderError::Malformed(format!("the answer is not valid UTF-8: {e}")))?;
+    let parsed: WithUsage<'_> = serde_json::from_str(text)
         .map_err(|e| ProviderError::Malformed(format!("the answer is not a JSON object: {e}")))?;
+    if parsed.error.is_some_and(|e| e.get().starts_with('{'))
+        && parsed.choices.is_none()
+        && parsed.data.is_none()
+        && parsed.output.is_none()
+    {
+        return Err(answered_error(body));
+    }
     Ok(parsed.usage.and_then(|u| {
         if u.prompt_tokens.is_none() && u.completion_tokens.is_none() {
             return None;

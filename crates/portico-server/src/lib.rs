@@ -62,6 +62,8 @@ pub struct AppState {
     pub store: Option<Arc<dyn Store>>,
     /// The request log, for the admin API's logs and analytics; `None` answers them 503.
     pub logs: Option<Arc<dyn LogStore>>,
+    /// The request log's storage health, shown by `/readyz`; `None` shows nothing.
+    pub log_health: Option<Arc<dyn portico_core::LogHealthSource>>,
     /// The budgets and rate limits in force, for `GET /admin/v1/budgets`; `None` answers it
     /// 503.
     pub limits: Option<Arc<portico_engine::policies::limits::LimitsPolicy>>,
@@ -82,6 +84,7 @@ impl AppState {
             body_limits: BodyLimits::default(),
             store: None,
             logs: None,
+            log_health: None,
             limits: None,
             spend: None,
             admission: Admission::default(),
@@ -97,6 +100,12 @@ impl AppState {
     /// The same state with the request log, which enables the admin API's logs and analytics.
     pub fn with_logs(mut self, logs: Arc<dyn LogStore>) -> AppState {
         self.logs = Some(logs);
+        self
+    }
+
+    /// The same state with the request log's health, which `/readyz` then shows.
+    pub fn with_log_health(mut self, health: Arc<dyn portico_core::LogHealthSource>) -> AppState {
+        self.log_health = Some(health);
         self
     }
 

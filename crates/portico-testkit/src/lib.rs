@@ -11,6 +11,8 @@
 //!   deterministic OpenAI-shaped defaults, or plays scripted [`MockReply`]s (JSON, errors,
 //!   [`SseScript`]s with exact chunking, delays, aborts, hangs), and counts client
 //!   disconnects.
+//! - [`RawUpstream`]: a bare TCP server playing [`RawScript`]s byte for byte, for the faults
+//!   below HTTP: resets mid-body, sockets accepted and never read, a head and then silence.
 //! - [`PorticoProcess`]: the real `portico` binary run with a cleared environment, its
 //!   output captured and its listening address and printed keys parsed.
 //! - [`sse`]: parse an SSE body into `data:` payloads and assemble an OpenAI chat stream.
@@ -33,6 +35,7 @@ mod defaults;
 mod dialects;
 pub mod idp;
 mod process;
+mod raw;
 mod record;
 mod script;
 pub mod services;
@@ -46,6 +49,7 @@ pub use process::{OUTPUT_DIR_VAR, PorticoProcess, ProcessError, START_TIMEOUT};
 /// The substring every provider secret of the end-to-end tests contains (any case), so that
 /// scripts/grep-secrets.sh finds one wherever the suite's gateways printed it.
 pub const TEST_SECRET_MARKER: &str = "ptsecret";
+pub use raw::{RawEnd, RawScript, RawUpstream};
 pub use record::RecordedRequest;
 pub use script::{MockReply, SseEnd, SseScript, SseStep};
 pub use services::{TestPostgres, TestRedis};

@@ -37,9 +37,10 @@ pub(crate) enum ReplyBody {
     },
     Sse(SseScript),
     Hang,
-    /// The same chunk over and over, until the client goes away.
+    /// `first` once, then the same chunk over and over, until the client goes away.
     Endless {
         content_type: &'static str,
+        first: Bytes,
         chunk: Bytes,
     },
     /// A reply computed from the request when it arrives.
@@ -119,10 +120,22 @@ impl MockReply {
     /// disconnect). An upstream that would fill the gateway's memory if it read without a
     /// limit.
     pub fn endless(status: u16, content_type: &'static str, chunk: impl Into<Bytes>) -> Self {
+        Self::endless_after(status, content_type, Bytes::new(), chunk)
+    }
+
+    /// Like [`MockReply::endless`], but `first` is sent once before the repeated chunk: a
+    /// stream's opening events, then content events forever.
+    pub fn endless_after(
+        status: u16,
+        content_type: &'static str,
+        first: impl Into<Bytes>,
+        chunk: impl Into<Bytes>,
+    ) -> Self {
         Self::new(
             status,
             ReplyBody::Endless {
                 content_type,
+                first: first.into(),
                 chunk: chunk.into(),
             },
         )

@@ -290,13 +290,17 @@ fn to_response(reply: MockReply, guard: Option<ReplyGuard>) -> Response {
         }
         ReplyBody::Endless {
             content_type,
+            first,
             chunk,
         } => {
             // The guard lives as long as the body: only the client's leaving ends it.
-            let body = futures::stream::repeat(chunk).map(move |chunk| {
-                let _alive = &guard;
-                Ok::<_, io::Error>(chunk)
-            });
+            let opening = futures::stream::iter((!first.is_empty()).then_some(first));
+            let body = opening
+                .chain(futures::stream::repeat(chunk))
+                .map(move |chunk| {
+                    let _alive = &guard;
+                    Ok::<_, io::Error>(chunk)
+                });
             (content_type, Body::from_stream(body))
         }
         // Resolved or handled in `handle`; an empty body if it ever got here.

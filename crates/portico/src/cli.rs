@@ -161,6 +161,12 @@ pub struct ServeArgs {
     #[arg(long, env = "PORTICO_LOG_MAX_ROWS", value_name = "N")]
     pub(crate) log_max_rows: Option<u64>,
 
+    /// How long a write to `logs.db` waits for a lock another process holds, in
+    /// milliseconds; then the batch goes to the spill file and is replayed later. At start,
+    /// a lock held longer than this stops the start.
+    #[arg(long, env = "PORTICO_LOG_BUSY_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub(crate) log_busy_timeout_ms: u64,
+
     /// The flags `portico serve` shares with `portico gateway`.
     #[command(flatten)]
     pub(crate) common: DataPlaneArgs,
@@ -329,6 +335,12 @@ pub struct DataPlaneArgs {
     /// spills to `logs-spill.jsonl`; bounds the gateway's memory under overload.
     #[arg(long, env = "PORTICO_LOG_QUEUE_BYTES", default_value_t = portico_logs::DEFAULT_QUEUE_BYTES)]
     pub(crate) log_queue_bytes: usize,
+
+    /// Bytes of spilled records the request log holds in memory while the spill file
+    /// cannot be written (a full disk); they are written once it can. Beyond it, records
+    /// are lost (counted in `portico_log_records_lost_total`).
+    #[arg(long, env = "PORTICO_LOG_SPILL_MEMORY_BYTES", default_value_t = portico_logs::DEFAULT_SPILL_MEMORY_BYTES)]
+    pub(crate) log_spill_memory_bytes: usize,
 
     /// Threads that handle requests [default: the CPUs the process may use]. With 1, every
     /// request runs on one thread under tokio's current-thread scheduler, the fastest setting

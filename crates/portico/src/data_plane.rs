@@ -119,6 +119,7 @@ pub(crate) fn log_options(
         queue_capacity: common.log_queue_capacity,
         queue_bytes: common.log_queue_bytes,
         max_payload_bytes: common.log_max_payload_bytes,
+        spill_memory_bytes: common.log_spill_memory_bytes,
         retention,
         ..PipelineOptions::new(data_dir.join("logs-spill.jsonl"))
     }

@@ -150,6 +150,7 @@ where
         log_store.clone(),
         portico_logs::PipelineOptions {
             clock: Arc::clone(&clock),
+            notice: stores.log_notice,
             ..data_plane::log_options(&args.common, &data_dir, retention(&args))
         },
     );
@@ -207,6 +208,9 @@ where
         portico_metrics::Metrics::new()
             .map_err(|e| Fatal::other(format!("cannot set up the metrics: {e}")))?,
     );
+    metrics
+        .watch_log_store(log_pipeline.health())
+        .map_err(|e| Fatal::other(format!("cannot set up the metrics: {e}")))?;
     // A database other processes may share, with no Redis to keep their ledgers at one
     // figure: charges go to it as deltas and the ledger follows its totals, instead of
     // being written as it is (which would overwrite the others' spend).
@@ -301,6 +305,7 @@ where
         .with_store(Arc::new(store.clone()))
         .with_spend_store(Arc::new(store.clone()))
         .with_logs(log_store.clone())
+        .with_log_health(log_pipeline.health())
         .with_limits(policies.limits.clone())
         .with_body_limits(data_plane::body_limits(&args.common))
         .with_admission(data_plane::admission(&args.common));
@@ -469,6 +474,8 @@ fn shared_database(args: &ServeArgs) -> bool {
 struct Stores {
     catalog: SqlStore,
     logs: Arc<dyn LogStore>,
+    /// What opening the request log repaired (a corrupt `logs.db` moved aside), to report.
+    log_notice: Option<String>,
     /// What to name in an error: the SQLite file, or "the shared database".
     location: String,
 }
@@ -493,18 +500,21 @@ async fn open_stores(
             .await
             .map_err(|e| Fatal::other(format!("the shared database: {e}")))?
             .with_clock(Arc::clone(clock));
-        let logs: Arc<dyn LogStore> =
-            match catalog.backend_name() {
-                "postgres" => Arc::new(PgLogStore::connect(url).await.map_err(|e| {
+        let (logs, log_notice): (Arc<dyn LogStore>, _) = match catalog.backend_name() {
+            "postgres" => (
+                Arc::new(PgLogStore::connect(url).await.map_err(|e| {
                     Fatal::other(format!("the shared database's request log: {e}"))
                 })?),
-                // `sqlite://`: one process's file named by URL; its log stays beside it in the
-                // data dir.
-                _ => open_sqlite_log(data_dir).await?,
-            };
+                None,
+            ),
+            // `sqlite://`: one process's file named by URL; its log stays beside it in the
+            // data dir.
+            _ => open_sqlite_log(args, data_dir).await?,
+        };
         return Ok(Stores {
             catalog,
             logs,
+            log_notice,
             location: format!("the shared database ({})", catalog_backend(url)),
         });
     }
@@ -517,20 +527,37 @@ async fn open_stores(
         .await
         .map_err(|e| Fatal::other(format!("{}: {e}", db_path.display())))?
         .with_clock(Arc::clone(clock));
+    let (logs, log_notice) = open_sqlite_log(args, data_dir).await?;
     Ok(Stores {
         catalog,
-        logs: open_sqlite_log(data_dir).await?,
+        logs,
+        log_notice,
         location: db_path.display().to_string(),
     })
 }
 
-/// The data dir's `logs.db`.
-async fn open_sqlite_log(data_dir: &std::path::Path) -> Result<Arc<dyn LogStore>, Fatal> {
+/// The data dir's `logs.db`; a corrupt one is moved aside and a fresh one created, which
+/// the answer's message reports (it is also printed here, loudly).
+async fn open_sqlite_log(
+    args: &ServeArgs,
+    data_dir: &std::path::Path,
+) -> Result<(Arc<dyn LogStore>, Option<String>), Fatal> {
     let logs_path = data_dir.join("logs.db");
-    let logs = SqliteLogStore::open(&logs_path)
+    let busy_timeout = Duration::from_millis(args.log_busy_timeout_ms);
+    let (logs, notice) = SqliteLogStore::open_or_repair(&logs_path, busy_timeout)
         .await
-        .map_err(|e| Fatal::other(format!("{}: {e}", logs_path.display())))?;
-    Ok(Arc::new(logs))
+        .map_err(|e| {
+            let hint = if e.to_string().contains("locked") {
+                " (another process holds the file: is a second portico using this data directory?)"
+            } else {
+                ""
+            };
+            Fatal::other(format!("{}: {e}{hint}", logs_path.display()))
+        })?;
+    if let Some(notice) = &notice {
+        tracing::error!("request log: {notice}");
+    }
+    Ok((Arc::new(logs), notice))
 }
 
 /// The engine a database URL names, for messages (never the URL: it may hold a password).

@@ -149,5 +149,10 @@ fn encode_json(e: &LogEntry) -> rusqlite::Result<(Option<String>, String, Option
 }
 
 fn sqlite_error(err: rusqlite::Error) -> LogError {
-    LogError::Write(err.to_string())
+    match err.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase) => {
+            LogError::Corrupt(err.to_string())
+        }
+        _ => LogError::Write(err.to_string()),
+    }
 }

@@ -33,6 +33,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::chat::{ChatRequest, ChatResponse, created_now};
+use crate::error::answered_error;
 use crate::http::{HttpClient, transport_error};
 use crate::openai::{read_capped, retry_after};
 use crate::settings::SetupError;
@@ -257,9 +258,31 @@ impl<D: Dialect> Translating<D> {
         response: reqwest::Response,
     ) -> Result<T, ProviderError> {
         let bytes = self.client.read_body(response).await?;
-        serde_json::from_slice(&bytes).map_err(|e| {
-            ProviderError::Malformed(format!("{}'s answer could not be read: {e}", D::NAME))
-        })
+        serde_json::from_slice(&bytes).map_err(|e| self.unreadable(&bytes, &e))
+    }
+
+    /// Why a successful answer's body did not read as `T`, said precisely: not UTF-8, not
+    /// JSON, or JSON of another shape; and when that shape is the upstream's error (a 200
+    /// whose body says it failed), the upstream's error itself ([`answered_error`]).
+    fn unreadable(&self, body: &[u8], err: &serde_json::Error) -> ProviderError {
+        if let Err(utf8) = std::str::from_utf8(body) {
+            return ProviderError::Malformed(format!(
+                "{}'s answer is not valid UTF-8: {utf8}",
+                D::NAME
+            ));
+        }
+        if err.is_syntax() || err.is_eof() {
+            return ProviderError::Malformed(format!(
+                "{}'s answer is not valid JSON: {err}",
+                D::NAME
+            ));
+        }
+        let is_error = serde_json::from_slice::<serde_json::Value>(body)
+            .is_ok_and(|v| v.get("error").is_some_and(serde_json::Value::is_object));
+        if is_error {
+            return answered_error(self.dialect.error(502, &HeaderMap::new(), body));
+        }
+        ProviderError::Malformed(format!("{}'s answer could not be read: {err}", D::NAME))
     }
 
     /// A chat completion, whole or streamed: the skeleton itself.
