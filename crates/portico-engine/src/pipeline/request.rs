@@ -113,9 +113,7 @@ pub fn config_header(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
 }
 
 /// `x-portkey-request-timeout`: whole milliseconds above 0.
-pub fn request_timeout(
-    headers: &HeaderMap,
-) -> Result<Option<std::time::Duration>, ApiError> {
+pub fn request_timeout(headers: &HeaderMap) -> Result<Option<std::time::Duration>, ApiError> {
     let Some(value) = headers.get(REQUEST_TIMEOUT) else {
         return Ok(None);
     };
