@@ -153,7 +153,7 @@ pub fn find(text: &str, kinds: &[PiiKind]) -> Vec<Finding> {
         if !kinds.contains(kind) {
             continue;
         }
-        let mut push = |m: regex::Match<'_>, found: &mut Vec<Finding>| {
+        let push = |m: regex::Match<'_>, found: &mut Vec<Finding>| {
             if kind.valid(m.as_str()) {
                 found.push(Finding {
                     kind: *kind,
