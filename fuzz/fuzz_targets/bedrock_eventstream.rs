@@ -31,5 +31,8 @@ fuzz_target!(|data: &[u8]| {
     let (whole, whole_failed) = frames(data, data.len());
     let (chunked, chunked_failed) = frames(data, chunk_size(data));
     assert_eq!(whole, chunked, "the frames depend on the chunking");
-    assert_eq!(whole_failed, chunked_failed, "the failure depends on the chunking");
+    assert_eq!(
+        whole_failed, chunked_failed,
+        "the failure depends on the chunking"
+    );
 });

@@ -15,7 +15,10 @@ use serde_json::Value;
 /// A frame of the fixtures' JSON form; `None` for an entry of another shape.
 fn frame(entry: &Value) -> Option<Frame> {
     if let Some(name) = entry.get("event").and_then(Value::as_str) {
-        let payload = entry.get("payload").map(|p| p.to_string()).unwrap_or_default();
+        let payload = entry
+            .get("payload")
+            .map(|p| p.to_string())
+            .unwrap_or_default();
         return Some(Frame::Event {
             event_type: name.to_owned(),
             payload: Bytes::from(payload),

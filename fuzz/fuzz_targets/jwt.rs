@@ -41,7 +41,10 @@ struct Fixture {
 /// Serves the JWKS to every connection, forever, on a thread of its own.
 fn serve_jwks() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
-    let url = format!("http://{}/jwks.json", listener.local_addr().expect("an address"));
+    let url = format!(
+        "http://{}/jwks.json",
+        listener.local_addr().expect("an address")
+    );
     let body = jwks();
     std::thread::spawn(move || {
         for stream in listener.incoming() {
@@ -90,7 +93,9 @@ fuzz_target!(|data: &[u8]| {
     };
     let f = fixture();
     let client = portico_fuzz::client();
-    let outcome = f.runtime.block_on(f.auth.check(token.trim(), NOW_MS, client));
+    let outcome = f
+        .runtime
+        .block_on(f.auth.check(token.trim(), NOW_MS, client));
     if std::env::var_os("FUZZ_JWT_VERBOSE").is_some() {
         eprintln!("{outcome:?}");
     }

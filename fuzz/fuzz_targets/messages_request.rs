@@ -15,7 +15,11 @@ fuzz_target!(|data: &[u8]| {
     let Ok(req) = serde_json::from_slice::<MessagesRequest>(data) else {
         return;
     };
-    for target in [ProviderKind::OpenAi, ProviderKind::Gemini, ProviderKind::Bedrock] {
+    for target in [
+        ProviderKind::OpenAi,
+        ProviderKind::Gemini,
+        ProviderKind::Bedrock,
+    ] {
         if let Ok(chat) = to_chat_request(&req, target) {
             let bytes = write_json(&chat);
             let back: ChatRequest =

@@ -16,7 +16,11 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(whole, bytewise, "the events depend on the chunking");
     } else {
         let n = whole.len().min(chunked.len());
-        assert_eq!(whole[..n], chunked[..n], "the events depend on the chunking");
+        assert_eq!(
+            whole[..n],
+            chunked[..n],
+            "the events depend on the chunking"
+        );
     }
     for event in &whole {
         // Only the round trip, not JSON: upstream data is anything.

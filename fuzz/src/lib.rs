@@ -91,7 +91,11 @@ pub fn check_chunk_events(events: &[SseEvent]) {
         let encoded = event.encode();
         let (back, failed) = sse_events(&encoded, encoded.len());
         assert!(!failed);
-        assert_eq!(back.as_slice(), std::slice::from_ref(event), "an event reads back as itself");
+        assert_eq!(
+            back.as_slice(),
+            std::slice::from_ref(event),
+            "an event reads back as itself"
+        );
     }
 }
 
