@@ -153,18 +153,43 @@ pub fn find(text: &str, kinds: &[PiiKind]) -> Vec<Finding> {
         if !kinds.contains(kind) {
             continue;
         }
-        for m in re.find_iter(text) {
-            if !kind.valid(m.as_str()) {
-                continue;
-            }
-            let overlaps = found.iter().any(|f| m.start() < f.end && f.start < m.end());
-            if !overlaps {
+        let push = |m: regex::Match<'_>, found: &mut Vec<Finding>| {
+            if kind.valid(m.as_str()) {
                 found.push(Finding {
                     kind: *kind,
                     start: m.start(),
                     end: m.end(),
                 });
             }
+        };
+        let mut at = 0;
+        while let Some(m) = re.find_at(text, at) {
+            let blocking = found
+                .iter()
+                .filter(|f| m.start() < f.end && f.start < m.end())
+                .min_by_key(|f| f.start)
+                .copied();
+            at = match blocking {
+                None => {
+                    push(m, &mut found);
+                    m.end()
+                }
+                // The match runs into a span already claimed, as a phone number written
+                // just before an SSN does: the greedy match takes part of the SSN, and
+                // dropping it whole would leave the phone number unredacted. Look for the
+                // match that ends before the claimed span instead.
+                Some(claimed) if claimed.start > m.start() => {
+                    if let Some(short) = re
+                        .find_at(&text[..claimed.start], m.start())
+                        .filter(|short| short.start() == m.start())
+                    {
+                        push(short, &mut found);
+                    }
+                    claimed.start
+                }
+                // It starts inside a claimed span: go on after that span.
+                Some(claimed) => claimed.end,
+            };
         }
     }
     found.sort_by_key(|f| f.start);
@@ -262,6 +287,18 @@ fn valid_iban(m: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `guardrail_text` fuzz target: a phone number written just before an SSN
+    /// was matched together with part of the SSN, dropped as overlapping it, and so left
+    /// unredacted (redacting the text again found it).
+    #[test]
+    fn a_phone_number_just_before_an_ssn_is_redacted_too() {
+        let text = "SSF 06BAN DE8+9 3704 00 123-45-6789, carSp 2191.68.1.20";
+        let (redacted, n) = redact(text, &PiiKind::ALL).unwrap();
+        assert_eq!(redacted, "SSF 06BAN DE8[PHONE] [SSN], carSp 2191.68.1.20");
+        assert_eq!(n, 2);
+        assert!(find(&redacted, &PiiKind::ALL).is_empty());
+    }
 
     fn kinds(text: &str) -> Vec<PiiKind> {
         find(text, &PiiKind::ALL).iter().map(|f| f.kind).collect()

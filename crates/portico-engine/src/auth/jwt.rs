@@ -235,8 +235,28 @@ impl JwtAuth {
         &self.config
     }
 
+    /// Checks the bearer credential `token` at `now_ms` (the gateway's clock), fetching the
+    /// identity provider's key set with `client` when it must: the user the token names, or
+    /// the refusal as the client sees it (401 saying why; 503 when the key set cannot be
+    /// fetched). A credential that is not shaped like a JWT is refused as malformed.
+    ///
+    /// # Errors
+    ///
+    /// The refusal, as above.
+    pub async fn check(
+        &self,
+        token: &str,
+        now_ms: i64,
+        client: &HttpClient,
+    ) -> Result<String, ApiError> {
+        let header = header_of(token).ok_or_else(|| JwtError::Malformed.to_api())?;
+        self.verify(token, header, now_ms, client)
+            .await
+            .map_err(|e| e.to_api())
+    }
+
     /// Checks `token` (whose header is `header`) at `now_ms`; answers the user it names.
-    pub(crate) async fn verify(
+    async fn verify(
         &self,
         token: &str,
         header: TokenHeader,

@@ -122,16 +122,15 @@ impl Gateway {
 
     /// A credential no stored key has: a JWT, when it is shaped like one.
     async fn authenticate_jwt(&self, secret: &str) -> Result<Arc<KeyEntry>, ApiError> {
-        let Some(header) = jwt::header_of(secret) else {
+        if jwt::header_of(secret).is_none() {
             return Err(unknown_key(secret));
-        };
+        }
         let Some(auth) = self.jwt() else {
             return Err(jwt::JwtError::NotConfigured.to_api());
         };
         let user = auth
-            .verify(secret, header, self.clock().now_ms(), self.client())
-            .await
-            .map_err(|e| e.to_api())?;
+            .check(secret, self.clock().now_ms(), self.client())
+            .await?;
         Ok(Arc::new(KeyEntry::for_jwt(
             user,
             auth.config().default_user_limits(),

@@ -40,7 +40,7 @@ const MAX_METADATA: usize = 8 * 1024;
 /// The trace id the client sent (validated) or a new one: a UUID v7, time-ordered like the
 /// request id, so that the request log's trace-id index grows at its end instead of taking a
 /// write to a random page for every request (docs/performance.md).
-pub(crate) fn trace_id(headers: &HeaderMap) -> Result<String, ApiError> {
+pub fn trace_id(headers: &HeaderMap) -> Result<String, ApiError> {
     let Some(value) = headers.get(TRACE_ID) else {
         return Ok(uuid::Uuid::now_v7().to_string());
     };
@@ -60,7 +60,7 @@ pub(crate) fn trace_id(headers: &HeaderMap) -> Result<String, ApiError> {
 
 /// `x-portkey-metadata`: a JSON object whose values are strings (Portkey's rule). `_user`
 /// names the end user.
-pub(crate) fn metadata(
+pub fn metadata(
     headers: &HeaderMap,
 ) -> Result<Option<serde_json::Map<String, serde_json::Value>>, ApiError> {
     let Some(value) = headers.get(METADATA) else {
@@ -94,7 +94,7 @@ pub(crate) fn metadata(
 }
 
 /// `x-portkey-config`: a config id or inline JSON, when sent.
-pub(crate) fn config_header(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+pub fn config_header(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     match headers.get(CONFIG) {
         None => Ok(None),
         Some(value) => value
@@ -113,9 +113,7 @@ pub(crate) fn config_header(headers: &HeaderMap) -> Result<Option<&str>, ApiErro
 }
 
 /// `x-portkey-request-timeout`: whole milliseconds above 0.
-pub(crate) fn request_timeout(
-    headers: &HeaderMap,
-) -> Result<Option<std::time::Duration>, ApiError> {
+pub fn request_timeout(headers: &HeaderMap) -> Result<Option<std::time::Duration>, ApiError> {
     let Some(value) = headers.get(REQUEST_TIMEOUT) else {
         return Ok(None);
     };
@@ -139,7 +137,7 @@ pub(crate) fn request_timeout(
 /// A Portkey virtual key names a stored provider credential; its Portico counterpart is a
 /// catalog provider, so a user moving from Portkey keeps `virtual_key="openai-prod"` in their
 /// code and names the catalog provider `openai-prod` (docs/api.md).
-pub(crate) fn provider_header(headers: &HeaderMap) -> Option<&str> {
+pub fn provider_header(headers: &HeaderMap) -> Option<&str> {
     let named = |name: &str| {
         headers
             .get(name)
@@ -154,7 +152,7 @@ pub(crate) fn provider_header(headers: &HeaderMap) -> Option<&str> {
 /// silently ignored, changing where a request goes: `x-portkey-custom-host` asks for an
 /// upstream URL chosen per request, and Portico sends requests only to the providers of its
 /// catalog (an arbitrary URL from a caller would also let any key reach internal hosts).
-pub(crate) fn refuse_unsupported(headers: &HeaderMap) -> Result<(), ApiError> {
+pub fn refuse_unsupported(headers: &HeaderMap) -> Result<(), ApiError> {
     if headers.contains_key(CUSTOM_HOST) {
         return Err(ApiError::new(
             ErrorCode::InvalidHeader,
@@ -168,20 +166,20 @@ pub(crate) fn refuse_unsupported(headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 /// What the body of an OpenAI-style request must have for the gateway to route it.
-pub(crate) struct ParsedBody {
+pub struct ParsedBody {
     /// The whole body, kept as its bytes.
-    pub(crate) body: JsonBody,
+    pub body: JsonBody,
     /// `model`, as sent; `None` when absent (a routing config may set it).
-    pub(crate) model: Option<String>,
+    pub model: Option<String>,
     /// `stream`, false when absent.
-    pub(crate) stream: bool,
+    pub stream: bool,
     /// `stream_options.include_usage`: whether the client wants the usage chunk.
-    pub(crate) include_usage: bool,
+    pub include_usage: bool,
 }
 
 /// Parses a request body: a JSON object with a string `model` and, if present, a boolean
 /// `stream`. Only the top level is indexed; nested values stay unparsed bytes.
-pub(crate) fn parse_body(bytes: Bytes) -> Result<ParsedBody, ApiError> {
+pub fn parse_body(bytes: Bytes) -> Result<ParsedBody, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::new(
             ErrorCode::InvalidJson,
