@@ -8,10 +8,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# One target dir for both installs: the two tools share most of their dependencies (rustsec,
+# gix, tame-index, reqwest...), which are then compiled once instead of twice.
 for tool in cargo-deny cargo-audit; do
   if ! command -v "$tool" >/dev/null 2>&1; then
     echo "== installing $tool (cargo install --locked)"
-    cargo install --locked "$tool"
+    start=$(date +%s)
+    cargo install --locked --target-dir target/cargo-tools "$tool"
+    echo "== $tool installed in $(( $(date +%s) - start )) s"
   fi
 done
 
