@@ -20,9 +20,11 @@ mod labels;
 mod limits;
 mod recorder;
 mod route;
+mod sampled;
 
 pub use recorder::{DEFAULT_MAX_MODELS_PER_PROVIDER, Metrics};
 pub use route::router;
+pub use sampled::GaugeFn;
 
 #[cfg(test)]
 mod tests;

@@ -53,6 +53,8 @@ pub struct Metrics {
     cache: crate::cache::CacheFamilies,
     /// Guardrail checks by id and verdict, requests by outcome.
     guardrails: crate::guardrails::GuardrailFamilies,
+    /// Gauges read at each scrape (tasks, requests in flight), added by the binary.
+    sampled: crate::sampled::SampledGauges,
 }
 
 /// The families whose handles are cached per `(provider, model)`.
@@ -194,12 +196,25 @@ impl Metrics {
             limits,
             cache,
             guardrails,
+            sampled: crate::sampled::SampledGauges::default(),
         })
+    }
+
+    /// Adds gauge `name` (`help` its description), set from `read` at every scrape: for
+    /// figures kept elsewhere, such as the runtime's live tasks (docs/metrics.md).
+    pub fn add_sampled_gauge(
+        &self,
+        name: &str,
+        help: &str,
+        read: crate::GaugeFn,
+    ) -> Result<(), prometheus::Error> {
+        self.sampled.add(&self.registry, name, help, read)
     }
 
     /// Every metric in the Prometheus text format (version 0.0.4).
     pub fn render(&self) -> String {
         let mut out = String::new();
+        self.sampled.refresh();
         let encoder = prometheus::TextEncoder::new();
         if let Err(err) = encoder.encode_utf8(&self.registry.gather(), &mut out) {
             tracing::warn!("could not encode the metrics: {err}");
