@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::gateway::{Gateway, key_name};
 use super::load::Sent;
-use super::mix::Kind;
+use super::mix::{Kind, STREAM_USAGE, cost_micro_usd};
 
 /// One log record, as the check needs it.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +32,9 @@ pub(crate) struct KindFigures {
     /// Status the client saw → count (`0`: no answer).
     pub(crate) statuses: BTreeMap<u16, u64>,
     pub(crate) cancelled: u64,
+    /// Of those, streams the gateway had already forwarded to their end when the client
+    /// left (logged `completed`, charged their whole usage): a race the soak allows.
+    pub(crate) cancelled_late: u64,
     pub(crate) prompt_tokens: i64,
     pub(crate) completion_tokens: i64,
     pub(crate) logged: u64,
@@ -71,6 +74,7 @@ impl Checked {
                 *total.statuses.entry(*s).or_default() += n;
             }
             total.cancelled += f.cancelled;
+            total.cancelled_late += f.cancelled_late;
             total.prompt_tokens += f.prompt_tokens;
             total.completion_tokens += f.completion_tokens;
             total.logged += f.logged;
@@ -314,14 +318,27 @@ pub(crate) fn compare(
             f.prompt_tokens += p;
             f.completion_tokens += c;
         }
-        f.expected_log_cost += s.expected_log_cost();
-        f.expected_charge += s.expected_charge();
         if let Some(problem) = &s.problem {
             checked
                 .problems
                 .push(format!("{} #{}: {problem}", s.kind, s.seq));
         }
-        let Some(record) = by_seq.get(&s.seq) else {
+        let record = by_seq.get(&s.seq);
+        // A stream the client left after its first bytes is cut off, unless the gateway had
+        // already forwarded all of it (a busy machine): then it is a whole stream, and
+        // costs the mock's whole usage. Which one happened is the log's word; what it
+        // costs is the tally's.
+        let late = s.cancelled && record.is_some_and(|r| r.outcome == "completed");
+        let (outcome, log_cost, charge) = if late {
+            f.cancelled_late += 1;
+            let whole = cost_micro_usd(STREAM_USAGE.0, STREAM_USAGE.1);
+            ("completed", whole, whole)
+        } else {
+            (s.expected_outcome(), s.expected_log_cost(), s.expected_charge())
+        };
+        f.expected_log_cost += log_cost;
+        f.expected_charge += charge;
+        let Some(record) = record else {
             if s.status.is_some() {
                 checked.lost.push(s.seq);
             }
@@ -336,19 +353,11 @@ pub(crate) fn compare(
         {
             differs.push(format!("status {} (client {status})", record.status));
         }
-        if s.status.is_some() && record.outcome != s.expected_outcome() {
-            differs.push(format!(
-                "outcome {} (expected {})",
-                record.outcome,
-                s.expected_outcome()
-            ));
+        if s.status.is_some() && record.outcome != outcome {
+            differs.push(format!("outcome {} (expected {outcome})", record.outcome));
         }
-        if record.cost != s.expected_log_cost() {
-            differs.push(format!(
-                "cost {} µUSD (expected {})",
-                record.cost,
-                s.expected_log_cost()
-            ));
+        if record.cost != log_cost {
+            differs.push(format!("cost {} µUSD (expected {log_cost})", record.cost));
         }
         if !differs.is_empty() {
             checked
@@ -416,6 +425,31 @@ mod tests {
         assert_eq!((total.sent, total.logged, total.log_cost), (3, 3, 30));
         assert_eq!(total.expected_charge, 30 + estimate);
         assert_eq!(total.statuses[&200], 2);
+    }
+
+    #[test]
+    fn a_stream_left_too_late_to_cut_counts_whole_and_nothing_else_passes_for_it() {
+        let cancel = |seq: u64| {
+            let mut s = sent(seq, Kind::Cancel, 200, None);
+            s.cancelled = true;
+            s
+        };
+        let tally = vec![cancel(1), cancel(2), cancel(3)];
+        let whole = cost_micro_usd(12, 16);
+        let log = vec![
+            logged(1, 200, "client_disconnected", 0),
+            logged(2, 200, "completed", whole),
+            // Completed, but at another cost than the mock's whole stream: a mismatch.
+            logged(3, 200, "completed", whole + 1),
+        ];
+        let estimate = Kind::Cancel.estimate_micro_usd();
+        let budgets = HashMap::from([(Kind::Cancel, (estimate + 2 * whole, 0))]);
+        let checked = compare(&tally, &log, &budgets);
+        let f = &checked.kinds[&Kind::Cancel];
+        assert_eq!((f.cancelled, f.cancelled_late), (3, 2));
+        assert_eq!(f.expected_charge, estimate + 2 * whole);
+        assert_eq!(checked.mismatches.len(), 1, "{:?}", checked.mismatches);
+        assert!(checked.mismatches[0].starts_with("cancel #3: cost"));
     }
 
     #[test]

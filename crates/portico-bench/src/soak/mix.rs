@@ -13,6 +13,14 @@ pub(crate) const INPUT_MICRO_USD_PER_TOKEN: i64 = 1;
 /// See [`INPUT_MICRO_USD_PER_TOKEN`].
 pub(crate) const OUTPUT_MICRO_USD_PER_TOKEN: i64 = 2;
 
+/// Content events of the mock's streams; its usage event says this many completion tokens.
+pub(crate) const STREAM_CHUNKS: usize = 16;
+
+/// The usage the mock reports for a whole stream: 12 prompt tokens, one completion token a
+/// content event. What a stream the client left costs when the gateway had already
+/// forwarded all of it (the client's leaving came too late to cut it off).
+pub(crate) const STREAM_USAGE: (i64, i64) = (12, STREAM_CHUNKS as i64);
+
 /// `max_tokens` of every request: it sizes the budget's estimate.
 pub(crate) const MAX_TOKENS: i64 = 16;
 

@@ -61,7 +61,7 @@ impl Report<'_> {
              should hold: the usage, or the request's estimate for a stream the client left before \
              its usage came.\n\n",
         );
-        out.push_str("| kind | sent | client saw | left mid-stream | logged | tokens in / out | log cost expected | log cost | charge expected | budget spent |\n");
+        out.push_str("| kind | sent | client saw | left mid-stream (too late to cut) | logged | tokens in / out | log cost expected | log cost | charge expected | budget spent |\n");
         out.push_str("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
         let mut rows: Vec<(String, KindFigures)> = Kind::ALL
             .into_iter()
@@ -83,9 +83,10 @@ impl Report<'_> {
                 .join(", ");
             let _ = writeln!(
                 out,
-                "| {name} | {} | {statuses} | {} | {} | {} / {} | {} | {} | {} | {} |",
+                "| {name} | {} | {statuses} | {} ({}) | {} | {} / {} | {} | {} | {} | {} |",
                 f.sent,
                 f.cancelled,
+                f.cancelled_late,
                 f.logged,
                 f.prompt_tokens,
                 f.completion_tokens,
@@ -140,7 +141,7 @@ impl Report<'_> {
         }
         out.push_str("\n## Samples (about one a minute; every sample in ");
         out.push_str(&self.csv_name);
-        out.push_str(")\n\n| t (s) | RSS (MiB) | fds | threads | runtime tasks | in flight | background | soak in flight | load avg |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+        out.push_str(")\n\n| t (s) | RSS (MiB) | fds (sockets) | threads | runtime tasks | in flight | background | soak in flight | load avg |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
         let mut next_t = 0.0;
         for (i, s) in self.samples.iter().enumerate() {
             if s.t_s < next_t && i + 1 != self.samples.len() {
@@ -149,10 +150,11 @@ impl Report<'_> {
             next_t = s.t_s + 59.0;
             let _ = writeln!(
                 out,
-                "| {:.0} | {:.1} | {} | {} | {} | {} | {} | {} | {:.2} |",
+                "| {:.0} | {:.1} | {} ({}) | {} | {} | {} | {} | {} | {:.2} |",
                 s.t_s,
                 s.rss_kb as f64 / 1024.0,
                 s.fds,
+                s.sockets,
                 s.threads,
                 opt(s.tasks),
                 opt(s.in_flight),
@@ -172,15 +174,16 @@ fn opt(v: Option<i64>) -> String {
 /// Every sample as CSV.
 pub(crate) fn csv(samples: &[Sample]) -> String {
     let mut out = String::from(
-        "t_s,rss_kb,fds,threads,runtime_tasks,requests_in_flight,background_tasks,soak_in_flight,load1\n",
+        "t_s,rss_kb,fds,sockets,threads,runtime_tasks,requests_in_flight,background_tasks,soak_in_flight,load1\n",
     );
     for s in samples {
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{}",
             s.t_s,
             s.rss_kb,
             s.fds,
+            s.sockets,
             s.threads,
             s.tasks.map_or(String::new(), |v| v.to_string()),
             s.in_flight.map_or(String::new(), |v| v.to_string()),

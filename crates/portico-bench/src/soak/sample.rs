@@ -13,7 +13,10 @@ pub(crate) struct Sample {
     /// Seconds since the load started.
     pub(crate) t_s: f64,
     pub(crate) rss_kb: u64,
+    /// Open descriptors, sockets included.
     pub(crate) fds: u64,
+    /// Of those, sockets: they come and go with connections.
+    pub(crate) sockets: u64,
     pub(crate) threads: u64,
     /// `portico_runtime_alive_tasks`; `None` when the gateway does not export it.
     pub(crate) tasks: Option<i64>,
@@ -37,9 +40,7 @@ pub(crate) async fn take(
 ) -> anyhow::Result<Sample> {
     let t_s = super::load::secs_since(started);
     let (rss_kb, threads) = read_status(pid)?;
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .with_context(|| format!("listing /proc/{pid}/fd"))?
-        .count() as u64;
+    let (fds, sockets) = count_fds(pid)?;
     let text = match client.get(metrics_url).send().await {
         Ok(response) => response.text().await.unwrap_or_default(),
         Err(_) => String::new(),
@@ -48,6 +49,7 @@ pub(crate) async fn take(
         t_s,
         rss_kb,
         fds,
+        sockets,
         threads,
         tasks: gauge(&text, "portico_runtime_alive_tasks"),
         in_flight: gauge(&text, "portico_requests_in_flight"),
@@ -62,6 +64,23 @@ pub(crate) fn load_average() -> Option<[f64; 3]> {
     let text = std::fs::read_to_string("/proc/loadavg").ok()?;
     let mut parts = text.split_whitespace().map(|p| p.parse::<f64>().ok());
     Some([parts.next()??, parts.next()??, parts.next()??])
+}
+
+/// The entries of `/proc/PID/fd`, and how many of them are sockets.
+fn count_fds(pid: u32) -> anyhow::Result<(u64, u64)> {
+    let dir = format!("/proc/{pid}/fd");
+    let (mut fds, mut sockets) = (0, 0);
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("listing {dir}"))? {
+        let Ok(entry) = entry else { continue };
+        fds += 1;
+        // A descriptor closed since the listing has no link any more: not a socket.
+        if std::fs::read_link(entry.path())
+            .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"))
+        {
+            sockets += 1;
+        }
+    }
+    Ok((fds, sockets))
 }
 
 /// `VmRSS` (KiB) and `Threads` of `/proc/PID/status`.
@@ -152,6 +171,7 @@ mod tests {
             t_s,
             rss_kb,
             fds: 20,
+            sockets: 5,
             threads: 3,
             tasks: Some(10),
             in_flight: Some(1),
@@ -173,6 +193,10 @@ mod tests {
         let (rss, threads) = read_status(std::process::id()).unwrap();
         assert!(rss > 0 && threads > 0);
         assert!(load_average().is_some());
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let (fds, sockets) = count_fds(std::process::id()).unwrap();
+        assert!(sockets >= 1 && fds > sockets, "{fds} fds, {sockets} sockets");
+        drop(listener);
     }
 
     #[test]
