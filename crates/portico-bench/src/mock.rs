@@ -176,7 +176,9 @@ async fn handle(
         }
         (&Method::POST, path) if let Some(status) = fault_status(path) => {
             // Read the body first, as an upstream would, so the gateway's write completes.
-            let _ = Limited::new(req.into_body(), MAX_BODY_BYTES).collect().await;
+            let _ = Limited::new(req.into_body(), MAX_BODY_BYTES)
+                .collect()
+                .await;
             fault(status)
         }
         (&Method::GET, "/healthz") => plain(StatusCode::OK, "ok\n"),

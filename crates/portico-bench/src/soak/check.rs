@@ -81,7 +81,8 @@ impl Checked {
             total.expected_log_cost += f.expected_log_cost;
             total.log_cost += f.log_cost;
             total.expected_charge += f.expected_charge;
-            total.budget_spent = Some(total.budget_spent.unwrap_or(0) + f.budget_spent.unwrap_or(0));
+            total.budget_spent =
+                Some(total.budget_spent.unwrap_or(0) + f.budget_spent.unwrap_or(0));
             total.budget_reserved =
                 Some(total.budget_reserved.unwrap_or(0) + f.budget_reserved.unwrap_or(0));
         }
@@ -219,7 +220,9 @@ async fn read_log(
         let page = gateway
             .admin(client, reqwest::Method::GET, &path, None)
             .await?;
-        let data = page["data"].as_array().context("GET /admin/v1/logs: no data")?;
+        let data = page["data"]
+            .as_array()
+            .context("GET /admin/v1/logs: no data")?;
         for entry in data {
             out.push(logged_of(entry, &prefix)?);
         }
@@ -269,7 +272,9 @@ async fn read_budgets(
         let page = gateway
             .admin(client, reqwest::Method::GET, &path, None)
             .await?;
-        let data = page["data"].as_array().context("GET /admin/v1/budgets: no data")?;
+        let data = page["data"]
+            .as_array()
+            .context("GET /admin/v1/budgets: no data")?;
         for entry in data {
             if entry["kind"] != "budget" {
                 continue;
@@ -334,7 +339,11 @@ pub(crate) fn compare(
             let whole = cost_micro_usd(STREAM_USAGE.0, STREAM_USAGE.1);
             ("completed", whole, whole)
         } else {
-            (s.expected_outcome(), s.expected_log_cost(), s.expected_charge())
+            (
+                s.expected_outcome(),
+                s.expected_log_cost(),
+                s.expected_charge(),
+            )
         };
         f.expected_log_cost += log_cost;
         f.expected_charge += charge;
@@ -473,9 +482,15 @@ mod tests {
         assert_eq!(checked.mismatches.len(), 2, "{:?}", checked.mismatches);
         let failures = checked.failures().join("\n");
         assert!(failures.contains("no log record"), "{failures}");
-        assert!(failures.contains("chat: the log's cost is 31 µUSD, the tally's 60"), "{failures}");
+        assert!(
+            failures.contains("chat: the log's cost is 31 µUSD, the tally's 60"),
+            "{failures}"
+        );
         assert!(failures.contains("5 µUSD still reserved"), "{failures}");
-        assert!(failures.contains("stream: the key's budget is not listed"), "{failures}");
+        assert!(
+            failures.contains("stream: the key's budget is not listed"),
+            "{failures}"
+        );
     }
 
     #[test]

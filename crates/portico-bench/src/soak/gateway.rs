@@ -113,7 +113,10 @@ impl Gateway {
                 );
             }
             if Instant::now() > deadline {
-                bail!("the gateway did not listen within 60 s; see {}", self.log_hint());
+                bail!(
+                    "the gateway did not listen within 60 s; see {}",
+                    self.log_hint()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -206,7 +209,8 @@ pub(crate) async fn set_up(
     run_id: &str,
     small_budget_usd: f64,
 ) -> anyhow::Result<Setup> {
-    let pricing = json!([{ "id": MODEL, "pricing": { "input_per_mtok": 1.0, "output_per_mtok": 2.0 } }]);
+    let pricing =
+        json!([{ "id": MODEL, "pricing": { "input_per_mtok": 1.0, "output_per_mtok": 2.0 } }]);
     for (slug, base) in [
         ("soak", format!("http://{mock}/v1")),
         ("soak-fail500", format!("http://{mock}/status/500/v1")),
@@ -224,7 +228,14 @@ pub(crate) async fn set_up(
             "targets": [ { "provider": "@soak-fail500" }, { "provider": "@soak" } ],
         },
     });
-    put_or_post(gateway, client, "/admin/v1/configs", FALLBACK_CONFIG, &config).await?;
+    put_or_post(
+        gateway,
+        client,
+        "/admin/v1/configs",
+        FALLBACK_CONFIG,
+        &config,
+    )
+    .await?;
     let mut secrets = Vec::new();
     for kind in Kind::ALL {
         let budget_usd = if kind == Kind::Budget {

@@ -205,10 +205,10 @@ fn usage_of(usage: &serde_json::Value) -> Option<(i64, i64)> {
 fn stream_usage(text: &[u8]) -> Option<(i64, i64)> {
     let text = std::str::from_utf8(text).ok()?;
     text.lines()
+        .rev()
         .filter_map(|line| line.strip_prefix("data:"))
         .filter_map(|data| serde_json::from_str::<serde_json::Value>(data.trim()).ok())
-        .filter_map(|event| usage_of(&event["usage"]))
-        .last()
+        .find_map(|event| usage_of(&event["usage"]))
 }
 
 /// Seconds since `start`, rounded to 0.1.

@@ -171,7 +171,11 @@ impl Mix {
             .into_iter()
             .map(|k| (k, i64::from(k.default_weight())))
             .collect();
-        for part in spec.unwrap_or("").split(',').filter(|p| !p.trim().is_empty()) {
+        for part in spec
+            .unwrap_or("")
+            .split(',')
+            .filter(|p| !p.trim().is_empty())
+        {
             let (name, weight) = part
                 .split_once('=')
                 .ok_or_else(|| anyhow::anyhow!("--mix: `{part}` is not kind=weight"))?;

@@ -146,11 +146,13 @@ async fn soak(args: SoakArgs) -> anyhow::Result<ExitCode> {
     let warmup = args.warmup.unwrap_or_else(|| {
         (args.duration / 6).clamp(Duration::from_secs(10), Duration::from_secs(300))
     });
-    let sample_every = args.sample_every.unwrap_or(if args.duration < Duration::from_secs(300) {
-        Duration::from_secs(2)
-    } else {
-        Duration::from_secs(10)
-    });
+    let sample_every = args
+        .sample_every
+        .unwrap_or(if args.duration < Duration::from_secs(300) {
+            Duration::from_secs(2)
+        } else {
+            Duration::from_secs(10)
+        });
     let load_at_start = sample::load_average();
     let mock = crate::mock::spawn_in_thread(
         args.upstream_latency_ms,
@@ -172,7 +174,8 @@ async fn soak(args: SoakArgs) -> anyhow::Result<ExitCode> {
     let run_id = run_id();
     // The budget kind's key can pay for half of what the run sends it.
     let budget_requests = args.rate * args.duration.as_secs_f64() * mix.share(Kind::Budget) / 2.0;
-    let small_budget_usd = (budget_requests.floor().max(1.0) * mix::cost_micro_usd(12, 9) as f64) / 1e6;
+    let small_budget_usd =
+        (budget_requests.floor().max(1.0) * mix::cost_micro_usd(12, 9) as f64) / 1e6;
     let setup = gateway::set_up(&gateway, &client, mock, &run_id, small_budget_usd)
         .await
         .context("setting up the gateway through its admin API")?;
@@ -286,7 +289,8 @@ async fn soak(args: SoakArgs) -> anyhow::Result<ExitCode> {
     let tasks = Trend::of(&samples, warmup_s, |s| s.tasks.map(|t| t as f64));
     let in_flight = Trend::of(&samples, warmup_s, |s| s.in_flight.map(|t| t as f64));
     let background = Trend::of(&samples, warmup_s, |s| s.background.map(|t| t as f64));
-    let rss_failed = rss.is_some_and(|t| t.grew_beyond(args.max_rss_growth_mib, args.max_rss_growth_pct));
+    let rss_failed =
+        rss.is_some_and(|t| t.grew_beyond(args.max_rss_growth_mib, args.max_rss_growth_pct));
     let fds_failed = other_fds.is_some_and(|t| t.growth() > args.max_fd_growth);
     let sockets_failed = sockets.is_some_and(|t| t.growth() > args.max_socket_growth);
     let tasks_failed = tasks.is_some_and(|t| t.growth() > args.max_task_growth);
@@ -393,12 +397,19 @@ async fn soak(args: SoakArgs) -> anyhow::Result<ExitCode> {
             human(args.duration),
             args.rate,
             total.sent,
-            if skipped > 0 { format!(", {skipped} not sent") } else { String::new() },
+            if skipped > 0 {
+                format!(", {skipped} not sent")
+            } else {
+                String::new()
+            },
             gateway.url,
             gateway.pid,
             match &args.url {
                 Some(_) => " (given)".to_owned(),
-                None => format!(", started from `{}` on a fresh data dir", args.portico.display()),
+                None => format!(
+                    ", started from `{}` on a fresh data dir",
+                    args.portico.display()
+                ),
             },
         ),
         format!(
@@ -468,7 +479,10 @@ async fn soak(args: SoakArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    eprintln!("portico-bench soak: report written to {}", args.report.display());
+    eprintln!(
+        "portico-bench soak: report written to {}",
+        args.report.display()
+    );
     if failures.is_empty() {
         eprintln!(
             "portico-bench soak: PASS: {} requests, every answered one logged once, {} µUSD charged as tallied, resources flat",
@@ -512,9 +526,9 @@ fn run_id() -> String {
 
 fn human(d: Duration) -> String {
     let s = d.as_secs();
-    if s >= 3600 && s % 3600 == 0 {
+    if s >= 3600 && s.is_multiple_of(3600) {
         format!("{} h", s / 3600)
-    } else if s >= 60 && s % 60 == 0 {
+    } else if s >= 60 && s.is_multiple_of(60) {
         format!("{} min", s / 60)
     } else {
         format!("{:.0} s", d.as_secs_f64())
@@ -526,7 +540,9 @@ fn opt(v: Option<i64>) -> String {
 }
 
 fn fmt_load(load: Option<[f64; 3]>) -> String {
-    load.map_or("?".to_owned(), |l| format!("{:.2}/{:.2}/{:.2}", l[0], l[1], l[2]))
+    load.map_or("?".to_owned(), |l| {
+        format!("{:.2}/{:.2}/{:.2}", l[0], l[1], l[2])
+    })
 }
 
 /// The time now in UTC, `YYYY-MM-DD HH:MM`, from `date` (no time crate for one line).

@@ -54,7 +54,9 @@ impl Report<'_> {
                 let _ = writeln!(out, "- **{failure}**");
             }
         }
-        out.push_str("\n## Requests: the client's tally against the request log and the budgets\n\n");
+        out.push_str(
+            "\n## Requests: the client's tally against the request log and the budgets\n\n",
+        );
         out.push_str(
             "Costs in micro-USD (the catalog price: 1 µUSD per prompt token, 2 per completion \
              token). *log cost* sums the log records' `cost_usd`; *charge* is what the key's budget \

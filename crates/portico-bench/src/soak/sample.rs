@@ -195,7 +195,10 @@ mod tests {
         assert!(load_average().is_some());
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let (fds, sockets) = count_fds(std::process::id()).unwrap();
-        assert!(sockets >= 1 && fds > sockets, "{fds} fds, {sockets} sockets");
+        assert!(
+            sockets >= 1 && fds > sockets,
+            "{fds} fds, {sockets} sockets"
+        );
         drop(listener);
     }
 
