@@ -32,8 +32,8 @@ pub(crate) struct KindFigures {
     /// Status the client saw → count (`0`: no answer).
     pub(crate) statuses: BTreeMap<u16, u64>,
     pub(crate) cancelled: u64,
-    /// Of those, streams the gateway had already forwarded to their end when the client
-    /// left (logged `completed`, charged their whole usage): a race the soak allows.
+    /// Of those, streams whose usage the gateway had before it saw the client leave
+    /// (logged and charged with their whole usage): a race the soak allows.
     pub(crate) cancelled_late: u64,
     pub(crate) prompt_tokens: i64,
     pub(crate) completion_tokens: i64,
@@ -329,15 +329,21 @@ pub(crate) fn compare(
                 .push(format!("{} #{}: {problem}", s.kind, s.seq));
         }
         let record = by_seq.get(&s.seq);
-        // A stream the client left after its first bytes is cut off, unless the gateway had
-        // already forwarded all of it (a busy machine): then it is a whole stream, and
-        // costs the mock's whole usage. Which one happened is the log's word; what it
-        // costs is the tally's.
-        let late = s.cancelled && record.is_some_and(|r| r.outcome == "completed");
+        // A stream the client left after its first bytes is cut off before its usage came,
+        // unless the gateway was slower to notice than the mock to finish (a busy machine):
+        // then it had the whole stream's usage, logs and charges it, and the record says
+        // `completed` (all of it was written before the close was seen) or
+        // `client_disconnected` (a write after the usage failed). Which one happened is the
+        // log's word; what it costs is the tally's: the mock's whole usage.
+        let late = s.cancelled && record.is_some_and(|r| r.outcome == "completed" || r.cost != 0);
         let (outcome, log_cost, charge) = if late {
             f.cancelled_late += 1;
             let whole = cost_micro_usd(STREAM_USAGE.0, STREAM_USAGE.1);
-            ("completed", whole, whole)
+            let outcome = match record.map(|r| r.outcome.as_str()) {
+                Some("completed") => "completed",
+                _ => "client_disconnected",
+            };
+            (outcome, whole, whole)
         } else {
             (
                 s.expected_outcome(),
@@ -443,22 +449,24 @@ mod tests {
             s.cancelled = true;
             s
         };
-        let tally = vec![cancel(1), cancel(2), cancel(3)];
+        let tally = vec![cancel(1), cancel(2), cancel(3), cancel(4)];
         let whole = cost_micro_usd(12, 16);
         let log = vec![
             logged(1, 200, "client_disconnected", 0),
             logged(2, 200, "completed", whole),
+            // The usage came before the close was seen: charged whole, still a disconnect.
+            logged(3, 200, "client_disconnected", whole),
             // Completed, but at another cost than the mock's whole stream: a mismatch.
-            logged(3, 200, "completed", whole + 1),
+            logged(4, 200, "completed", whole + 1),
         ];
         let estimate = Kind::Cancel.estimate_micro_usd();
-        let budgets = HashMap::from([(Kind::Cancel, (estimate + 2 * whole, 0))]);
+        let budgets = HashMap::from([(Kind::Cancel, (estimate + 3 * whole, 0))]);
         let checked = compare(&tally, &log, &budgets);
         let f = &checked.kinds[&Kind::Cancel];
-        assert_eq!((f.cancelled, f.cancelled_late), (3, 2));
-        assert_eq!(f.expected_charge, estimate + 2 * whole);
+        assert_eq!((f.cancelled, f.cancelled_late), (4, 3));
+        assert_eq!(f.expected_charge, estimate + 3 * whole);
         assert_eq!(checked.mismatches.len(), 1, "{:?}", checked.mismatches);
-        assert!(checked.mismatches[0].starts_with("cancel #3: cost"));
+        assert!(checked.mismatches[0].starts_with("cancel #4: cost"));
     }
 
     #[test]

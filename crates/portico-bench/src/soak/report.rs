@@ -63,7 +63,7 @@ impl Report<'_> {
              should hold: the usage, or the request's estimate for a stream the client left before \
              its usage came.\n\n",
         );
-        out.push_str("| kind | sent | client saw | left mid-stream (too late to cut) | logged | tokens in / out | log cost expected | log cost | charge expected | budget spent |\n");
+        out.push_str("| kind | sent | client saw | left mid-stream (after the usage) | logged | tokens in / out | log cost expected | log cost | charge expected | budget spent |\n");
         out.push_str("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
         let mut rows: Vec<(String, KindFigures)> = Kind::ALL
             .into_iter()
