@@ -7,9 +7,11 @@
 //! - [`mock`]: the fastest reasonable OpenAI-shaped upstream (hyper directly, canned answers);
 //! - [`ttfb`]: a streaming client that measures time to first body byte and total stream time;
 //! - [`rss`]: a `/proc` sampler for peak memory and memory growth (the soak);
+//! - [`soak`]: an hour of mixed traffic at a fixed rate, then the request log, the spend and
+//!   the gateway's memory, descriptors and tasks audited against its own tally;
 //! - [`report`]: turns the raw JSON of a run into the markdown table and a summary JSON.
 //!
-//! What it is not: a load generator (that is `oha`) or a test double for the test suite (that
+//! What it is not: a throughput load generator (that is `oha`; the soak sends a modest rate) or a test double for the test suite (that
 //! is `portico-testkit`). Nothing here makes a timed assertion in `cargo test`.
 
 use std::process::ExitCode;
@@ -21,6 +23,7 @@ mod mock;
 mod oha;
 mod report;
 mod rss;
+mod soak;
 mod stats;
 mod ttfb;
 
@@ -46,6 +49,8 @@ enum Command {
     Rss(rss::RssArgs),
     /// Time from starting the gateway (a fresh data dir each run) to its first answer.
     Coldstart(coldstart::ColdstartArgs),
+    /// Soak a gateway: a fixed rate of mixed traffic, then the log, spend and resources audited.
+    Soak(soak::SoakArgs),
     /// Build the markdown table and summary JSON from the raw results of a run.
     Report(report::ReportArgs),
 }
@@ -58,6 +63,7 @@ fn main() -> ExitCode {
         Command::Rss(args) => rss::run(args),
         Command::Report(args) => report::run(args),
         Command::Coldstart(args) => coldstart::run(args),
+        Command::Soak(args) => soak::run(args),
     };
     match result {
         Ok(code) => code,

@@ -8,6 +8,8 @@
 //! - `POST /v1/chat/completions`: a canned `chat.completion` with usage, or, when the body
 //!   contains `"stream":true` (a byte search, not a JSON parse), an SSE stream of `--chunks`
 //!   `chat.completion.chunk` events, a usage event and `data: [DONE]`.
+//! - `POST /status/<code>/v1/chat/completions` (any 4xx or 5xx `<code>`): that status with an
+//!   OpenAI-style error body, at once: a failing upstream for the soak's failures and fallbacks.
 //! - `GET /healthz`: `ok`.
 //!
 //! `--latency-ms` is slept before the response head; `--chunk-delay-ms` between SSE events.
@@ -74,17 +76,58 @@ pub(crate) fn run(args: MockArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(args: MockArgs) -> anyhow::Result<()> {
-    let canned = Arc::new(Canned {
-        latency: Duration::from_millis(args.latency_ms),
-        chunk_delay: Duration::from_millis(args.chunk_delay_ms),
-        completion: completion_json(),
-        events: sse_events(args.chunks).into(),
-    });
     let listener = TcpListener::bind(args.listen).await?;
     eprintln!(
         "portico-bench mock: listening on http://{}",
         listener.local_addr()?
     );
+    serve_on(listener, canned(&args)).await;
+    Ok(())
+}
+
+fn canned(args: &MockArgs) -> Arc<Canned> {
+    Arc::new(Canned {
+        latency: Duration::from_millis(args.latency_ms),
+        chunk_delay: Duration::from_millis(args.chunk_delay_ms),
+        completion: completion_json(),
+        events: sse_events(args.chunks).into(),
+    })
+}
+
+/// Starts the mock on a thread of its own (a current-thread runtime, as the process would
+/// have) on a free loopback port, and answers its address. The thread lives as long as the
+/// process: the soak's upstream.
+pub(crate) fn spawn_in_thread(
+    latency_ms: u64,
+    chunks: usize,
+    chunk_delay_ms: u64,
+) -> anyhow::Result<SocketAddr> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let args = MockArgs {
+        listen: addr,
+        latency_ms,
+        chunks,
+        chunk_delay_ms,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("soak-mock".to_owned())
+        .spawn(move || {
+            runtime.block_on(async move {
+                match TcpListener::from_std(listener) {
+                    Ok(listener) => serve_on(listener, canned(&args)).await,
+                    Err(err) => eprintln!("portico-bench mock: cannot listen: {err}"),
+                }
+            });
+        })?;
+    Ok(addr)
+}
+
+async fn serve_on(listener: TcpListener, canned: Arc<Canned>) {
     let tracker = TaskTracker::new();
     loop {
         let (stream, _) = match listener.accept().await {
@@ -131,6 +174,13 @@ async fn handle(
                 json_response(&canned)
             }
         }
+        (&Method::POST, path) if let Some(status) = fault_status(path) => {
+            // Read the body first, as an upstream would, so the gateway's write completes.
+            let _ = Limited::new(req.into_body(), MAX_BODY_BYTES)
+                .collect()
+                .await;
+            fault(status)
+        }
         (&Method::GET, "/healthz") => plain(StatusCode::OK, "ok\n"),
         _ => plain(StatusCode::NOT_FOUND, "not found\n"),
     };
@@ -159,6 +209,32 @@ fn sse_response(canned: &Canned) -> Response<MockBody> {
         HeaderValue::from_static("text/event-stream"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// The status of a fault path, `/status/<code>/v1/chat/completions` with a 4xx or 5xx code.
+fn fault_status(path: &str) -> Option<StatusCode> {
+    let rest = path.strip_prefix("/status/")?;
+    let (code, rest) = rest.split_once('/')?;
+    if rest != "v1/chat/completions" {
+        return None;
+    }
+    let status = StatusCode::from_bytes(code.as_bytes()).ok()?;
+    (status.is_client_error() || status.is_server_error()).then_some(status)
+}
+
+/// An OpenAI-style error answer with `status`.
+fn fault(status: StatusCode) -> Response<MockBody> {
+    let body = format!(
+        r#"{{"error":{{"message":"portico-bench mock: scripted failure {}","type":"server_error","param":null,"code":null}}}}"#,
+        status.as_u16()
+    );
+    let mut response = Response::new(MockBody::Full(Some(Bytes::from(body))));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }
 
@@ -332,6 +408,24 @@ mod tests {
         assert!(wants_stream(
             br#"{"x":"\"stream\"","stream_options":{},"stream":true}"#
         ));
+    }
+
+    #[test]
+    fn fault_paths_name_an_error_status() {
+        assert_eq!(
+            fault_status("/status/500/v1/chat/completions"),
+            Some(StatusCode::INTERNAL_SERVER_ERROR)
+        );
+        assert_eq!(
+            fault_status("/status/429/v1/chat/completions"),
+            Some(StatusCode::TOO_MANY_REQUESTS)
+        );
+        assert_eq!(fault_status("/status/200/v1/chat/completions"), None);
+        assert_eq!(fault_status("/status/abc/v1/chat/completions"), None);
+        assert_eq!(fault_status("/status/500/v1/embeddings"), None);
+        assert_eq!(fault_status("/v1/chat/completions"), None);
+        let body = fault(StatusCode::BAD_GATEWAY);
+        assert_eq!(body.status(), StatusCode::BAD_GATEWAY);
     }
 
     #[test]

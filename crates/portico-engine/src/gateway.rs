@@ -132,6 +132,12 @@ impl Gateway {
         self
     }
 
+    /// Background tasks of finished requests still running (async guardrails, deliveries):
+    /// a gauge that must come back down when the traffic stops.
+    pub fn background_tasks(&self) -> usize {
+        self.deferred.len()
+    }
+
     /// The responses the gateway keeps (the Responses API's `previous_response_id`).
     pub fn responses(&self) -> &crate::responses::ResponseKeeper {
         &self.responses

@@ -26,10 +26,12 @@ mod limits;
 mod log_store;
 mod recorder;
 mod route;
+mod sampled;
 mod server_limits;
 
 pub use recorder::{DEFAULT_MAX_MODELS_PER_PROVIDER, Metrics};
 pub use route::router;
+pub use sampled::GaugeFn;
 
 #[cfg(test)]
 mod tests;

@@ -57,6 +57,8 @@ pub struct Metrics {
     pub(crate) server_limits: crate::server_limits::ServerLimitFamilies,
     /// The request log's storage, once [`Metrics::watch_log_store`] named its source.
     log_store: std::sync::OnceLock<crate::log_store::LogStoreFamilies>,
+    /// Gauges read at each scrape (tasks, requests in flight), added by the binary.
+    sampled: crate::sampled::SampledGauges,
 }
 
 /// The families whose handles are cached per `(provider, model)`.
@@ -201,6 +203,7 @@ impl Metrics {
             guardrails,
             server_limits,
             log_store: std::sync::OnceLock::new(),
+            sampled: crate::sampled::SampledGauges::default(),
         })
     }
 
@@ -217,12 +220,24 @@ impl Metrics {
         Ok(())
     }
 
+    /// Adds gauge `name` (`help` its description), set from `read` at every scrape: for
+    /// figures kept elsewhere, such as the runtime's live tasks (docs/metrics.md).
+    pub fn add_sampled_gauge(
+        &self,
+        name: &str,
+        help: &str,
+        read: crate::GaugeFn,
+    ) -> Result<(), prometheus::Error> {
+        self.sampled.add(&self.registry, name, help, read)
+    }
+
     /// Every metric in the Prometheus text format (version 0.0.4).
     pub fn render(&self) -> String {
         if let Some(log_store) = self.log_store.get() {
             log_store.refresh();
         }
         let mut out = String::new();
+        self.sampled.refresh();
         let encoder = prometheus::TextEncoder::new();
         if let Err(err) = encoder.encode_utf8(&self.registry.gather(), &mut out) {
             tracing::warn!("could not encode the metrics: {err}");

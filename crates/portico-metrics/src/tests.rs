@@ -423,3 +423,31 @@ fn cache_statuses_are_counted_and_a_hit_spends_no_tokens() {
         "only the miss's tokens: {text}"
     );
 }
+
+#[test]
+fn sampled_gauges_are_read_at_each_scrape() {
+    let metrics = Metrics::new().unwrap();
+    let value = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(7));
+    let read = std::sync::Arc::clone(&value);
+    metrics
+        .add_sampled_gauge(
+            "portico_test_tasks",
+            "A test gauge.",
+            Box::new(move || read.load(std::sync::atomic::Ordering::Relaxed)),
+        )
+        .unwrap();
+    assert_eq!(value_of(&metrics.render(), "portico_test_tasks"), Some(7.0));
+    value.store(3, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(value_of(&metrics.render(), "portico_test_tasks"), Some(3.0));
+    // A second gauge of the same name is refused, not silently shadowed.
+    assert!(
+        metrics
+            .add_sampled_gauge("portico_test_tasks", "again", Box::new(|| 0))
+            .is_err()
+    );
+}
+
+fn value_of(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}

@@ -202,6 +202,45 @@ pub(crate) fn request_limits(common: &DataPlaneArgs) -> RequestLimits {
     )
 }
 
+/// The gauges that show a leak when the traffic stops (docs/metrics.md): the runtime's live
+/// tasks, the requests in flight and the finished requests' background tasks, read at each
+/// scrape. Call within the runtime.
+pub(crate) fn task_gauges(
+    metrics: &portico_metrics::Metrics,
+    state: &AppState,
+) -> Result<(), Fatal> {
+    let runtime = tokio::runtime::Handle::current();
+    let lifecycle = Arc::clone(&state.lifecycle);
+    let gateway = Arc::clone(&state.gateway);
+    let gauges: [(&str, &str, portico_metrics::GaugeFn); 3] = [
+        (
+            "portico_runtime_alive_tasks",
+            "Tasks alive in the async runtime: connections, streams, background work.",
+            Box::new(move || to_gauge(runtime.metrics().num_alive_tasks())),
+        ),
+        (
+            "portico_requests_in_flight",
+            "Requests received and not yet answered to the end (streams until their last byte).",
+            Box::new(move || to_gauge(lifecycle.in_flight())),
+        ),
+        (
+            "portico_background_tasks",
+            "Finished requests' background work still running (async guardrails, log hand-off).",
+            Box::new(move || to_gauge(gateway.background_tasks())),
+        ),
+    ];
+    for (name, help, read) in gauges {
+        metrics
+            .add_sampled_gauge(name, help, read)
+            .map_err(|e| Fatal::other(format!("cannot set up the metric {name}: {e}")))?;
+    }
+    Ok(())
+}
+
+fn to_gauge(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
 /// The admission limit of the flags.
 pub(crate) fn admission(common: &DataPlaneArgs) -> Admission {
     Admission {

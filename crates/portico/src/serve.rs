@@ -309,6 +309,7 @@ where
         .with_limits(policies.limits.clone())
         .with_body_limits(data_plane::body_limits(&args.common))
         .with_admission(data_plane::admission(&args.common));
+    data_plane::task_gauges(&metrics, &state)?;
     let app = portico_server::router(state.clone()).merge(portico_metrics::router(
         metrics,
         args.common.metrics_token.clone(),
