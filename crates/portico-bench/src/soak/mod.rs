@@ -384,7 +384,7 @@ async fn soak(args: SoakArgs) -> anyhow::Result<ExitCode> {
     }
     // Once the traffic has stopped, no request may still be open (the scrape itself is
     // one) and no more background tasks may run than before the load (the gateway keeps
-    // one for good: the Responses store's writer).
+    // one for good: the durable Responses keeper runs on that tracker).
     if idle_after.in_flight.unwrap_or(0) > 1
         || idle_after.background.unwrap_or(0) > idle_before.background.unwrap_or(0)
     {
