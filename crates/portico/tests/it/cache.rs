@@ -21,11 +21,11 @@ fn catalog(upstream: &MockUpstream) -> String {
 providers:
   - slug: oa
     kind: openai
-    api_key: sk-cache-openai-0001
+    api_key: sk-ptsecret-cache-openai-0001
     base_url: http://{addr}/v1
   - slug: an
     kind: anthropic
-    api_key: sk-ant-cache-0001
+    api_key: sk-ant-ptsecret-cache-0001
     base_url: http://{addr}
 configs:
   - id: cached

@@ -15,7 +15,7 @@ fn catalog(upstream: &MockUpstream) -> String {
         r#"providers:{kinds}
   - slug: custom
     kind: openai
-    api_key: sk-cost-custom-000
+    api_key: sk-ptsecret-cost-custom-000
     base_url: {base}
     models:
       - id: in-house-model

@@ -78,27 +78,27 @@ impl Faulty {
 providers:
   - slug: oa
     kind: openai
-    api_key: sk-faults-openai-0001
+    api_key: sk-ptsecret-faults-openai-0001
     base_url: http://{raw}/v1
   - slug: an
     kind: anthropic
-    api_key: sk-ant-faults-0001
+    api_key: sk-ant-ptsecret-faults-0001
     base_url: http://{raw}
   - slug: gone
     kind: openai
-    api_key: sk-faults-gone-0001
+    api_key: sk-ptsecret-faults-gone-0001
     base_url: http://{gone}/v1
   - slug: gone-an
     kind: anthropic
-    api_key: sk-ant-faults-gone-0001
+    api_key: sk-ant-ptsecret-faults-gone-0001
     base_url: http://{gone}
   - slug: good
     kind: openai
-    api_key: sk-faults-good-0001
+    api_key: sk-ptsecret-faults-good-0001
     base_url: {good}
   - slug: good-an
     kind: anthropic
-    api_key: sk-ant-faults-good-0001
+    api_key: sk-ant-ptsecret-faults-good-0001
     base_url: http://{good_addr}
 keys:
   - name: service

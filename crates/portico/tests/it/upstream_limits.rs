@@ -24,15 +24,15 @@ fn catalog(upstream: &MockUpstream) -> String {
 providers:
   - slug: oa
     kind: openai
-    api_key: sk-limits-openai-0001
+    api_key: sk-ptsecret-limits-openai-0001
     base_url: http://{addr}/v1
   - slug: an
     kind: anthropic
-    api_key: sk-ant-limits-0001
+    api_key: sk-ant-ptsecret-limits-0001
     base_url: http://{addr}
   - slug: ge
     kind: gemini
-    api_key: limits-gemini-key-0001
+    api_key: ptsecret-limits-gemini-key-0001
     base_url: http://{addr}
   - slug: be
     kind: bedrock
