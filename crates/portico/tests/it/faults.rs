@@ -247,6 +247,32 @@ keys:
     }
 
     /// A fallback config: `first`, then `@good`.
+    /// Plays `script` to one request for `model` (streamed or not) that must fail before
+    /// anything was answered: `status` and `code` to the client, one `failed` record (one
+    /// attempt) whose error says `says`; then the same fault behind a fallback config must be
+    /// answered by `@good`. Returns the client's error message.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a fault, the request and what it must give: one line per case reads best"
+    )]
+    async fn fails_then_falls_back(
+        &self,
+        kind: Kind,
+        model: &str,
+        stream: bool,
+        script: RawScript,
+        status: u16,
+        code: &str,
+        says: &str,
+    ) -> String {
+        self.raw.enqueue(script.clone());
+        let answer = self.chat(model, stream, None).await;
+        let message = answer.is_error(status, code);
+        failed(&self.record(&answer).await, "failed", status, code, says, 1);
+        self.falls_back(kind.slug(), stream, Some(script)).await;
+        message
+    }
+
     fn fallback(first: &str) -> Value {
         json!({"strategy": {"mode": "fallback"},
             "targets": [{"provider": first}, {"provider": "@good"}]})
@@ -532,33 +558,13 @@ async fn a_reset_mid_body_or_mid_stream_is_reported_and_logged() {
             .bytes(body[..20].to_owned())
             .wait(SETTLE)
             .reset();
-        gw.raw.enqueue(cut.clone());
-        let answer = gw.chat(&m, false, None).await;
-        answer.is_error(502, "upstream_unreachable");
-        failed(
-            &gw.record(&answer).await,
-            "failed",
-            502,
-            "upstream_unreachable",
-            "broke",
-            1,
-        );
-        gw.falls_back(kind.slug(), false, Some(cut)).await;
+        gw.fails_then_falls_back(kind, &m, false, cut, 502, "upstream_unreachable", "broke")
+            .await;
 
         // A stream reset before its first event: nothing sent yet, so a 502 (and fallback).
         let early = sse_head().wait(SETTLE).reset();
-        gw.raw.enqueue(early.clone());
-        let answer = gw.chat(&m, true, None).await;
-        answer.is_error(502, "upstream_unreachable");
-        failed(
-            &gw.record(&answer).await,
-            "failed",
-            502,
-            "upstream_unreachable",
-            "broke",
-            1,
-        );
-        gw.falls_back(kind.slug(), true, Some(early)).await;
+        gw.fails_then_falls_back(kind, &m, true, early, 502, "upstream_unreachable", "broke")
+            .await;
 
         // A stream reset after its first event: the event, then an in-band error.
         gw.raw.enqueue(
@@ -607,20 +613,19 @@ async fn a_half_open_upstream_times_out_is_logged_and_falls_back() {
             } else {
                 RawScript::new().head(200, "application/json", Some(500))
             };
-            gw.raw.enqueue(head.clone().hang());
-            let answer = gw.chat(&m, stream, None).await;
-            answer.is_error(504, "upstream_timeout");
-            failed(
-                &gw.record(&answer).await,
-                "failed",
+            let silent = head.hang();
+            gw.fails_then_falls_back(
+                kind,
+                &m,
+                stream,
+                silent,
                 504,
                 "upstream_timeout",
                 "read timeout",
-                1,
-            );
-            hanging += 1;
-            gw.falls_back(kind.slug(), stream, Some(head.hang())).await;
-            hanging += 1;
+            )
+            .await;
+            // Both connections (the failed request's and its fallback's first attempt) hang.
+            hanging += 2;
         }
         gw.falls_back(kind.slug(), false, Some(RawScript::never_read()))
             .await;
@@ -646,32 +651,28 @@ async fn a_stream_that_stalls_after_its_first_byte_times_out() {
             .head(200, "application/json", Some(500))
             .bytes("{")
             .hang();
-        gw.raw.enqueue(whole.clone());
-        let answer = gw.chat(&m, false, None).await;
-        answer.is_error(504, "upstream_timeout");
-        failed(
-            &gw.record(&answer).await,
-            "failed",
+        gw.fails_then_falls_back(
+            kind,
+            &m,
+            false,
+            whole,
             504,
             "upstream_timeout",
             "read timeout",
-            1,
-        );
-        gw.falls_back(kind.slug(), false, Some(whole)).await;
+        )
+        .await;
         // A stream: one byte of its first event.
         let stream = sse_head().chunk("d").hang();
-        gw.raw.enqueue(stream.clone());
-        let answer = gw.chat(&m, true, None).await;
-        answer.is_error(504, "upstream_timeout");
-        failed(
-            &gw.record(&answer).await,
-            "failed",
+        gw.fails_then_falls_back(
+            kind,
+            &m,
+            true,
+            stream,
             504,
             "upstream_timeout",
             "read timeout",
-            1,
-        );
-        gw.falls_back(kind.slug(), true, Some(stream)).await;
+        )
+        .await;
         // A stream: its first event, then silence.
         gw.raw
             .enqueue(sse_head().chunk(first_event(kind, "Hel")).hang());
@@ -718,22 +719,17 @@ async fn bad_answers(
         let answer_whole = RawScript::new()
             .head(200, "application/json", Some(body.len()))
             .bytes(body);
-        gw.raw.enqueue(answer_whole.clone());
-        let answer = gw.chat(&m, false, None).await;
-        let code = expected.whole;
-        let message = answer.is_error(502, code);
+        let message = gw
+            .fails_then_falls_back(kind, &m, false, answer_whole, 502, expected.whole, says)
+            .await;
         assert!(message.contains(says), "{what}, {kind:?}: {message}");
-        failed(&gw.record(&answer).await, "failed", 502, code, says, 1);
-        gw.falls_back(kind.slug(), false, Some(answer_whole)).await;
 
         let first = sse_head().chunk(event(kind)).last_chunk();
-        gw.raw.enqueue(first.clone());
-        let answer = gw.chat(&m, true, None).await;
         let (status, code) = (expected.first)(kind);
-        let message = answer.is_error(status, code);
+        let message = gw
+            .fails_then_falls_back(kind, &m, true, first, status, code, says)
+            .await;
         assert!(message.contains(says), "{what}, {kind:?}: {message}");
-        failed(&gw.record(&answer).await, "failed", status, code, says, 1);
-        gw.falls_back(kind.slug(), true, Some(first)).await;
 
         gw.raw.enqueue(
             sse_head()
