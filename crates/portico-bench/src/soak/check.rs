@@ -202,6 +202,37 @@ async fn wait_for_log(
     }
 }
 
+/// Every item of a paged admin listing (its `data`, following `next_cursor`), from `path`
+/// (which has a query already).
+async fn every_item(
+    gateway: &Gateway,
+    client: &reqwest::Client,
+    path: &str,
+) -> anyhow::Result<Vec<Value>> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut page_path = path.to_owned();
+        if let Some(cursor) = &cursor {
+            page_path.push_str("&cursor=");
+            page_path.push_str(cursor);
+        }
+        let mut page = gateway
+            .admin(client, reqwest::Method::GET, &page_path, None)
+            .await?;
+        let next = page["next_cursor"].as_str().map(str::to_owned);
+        let Value::Array(data) = page["data"].take() else {
+            anyhow::bail!("GET {path}: no data");
+        };
+        let empty = data.is_empty();
+        out.extend(data);
+        match next {
+            Some(next) if !empty => cursor = Some(next),
+            _ => return Ok(out),
+        }
+    }
+}
+
 /// Every record of the run, through `GET /admin/v1/logs` pages of 500.
 async fn read_log(
     gateway: &Gateway,
@@ -209,28 +240,12 @@ async fn read_log(
     run_id: &str,
 ) -> anyhow::Result<Vec<Logged>> {
     let prefix = format!("soak-{run_id}-");
-    let mut out = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut path = format!("/admin/v1/logs?limit=500&metadata.soak_run={run_id}");
-        if let Some(cursor) = &cursor {
-            path.push_str("&cursor=");
-            path.push_str(cursor);
-        }
-        let page = gateway
-            .admin(client, reqwest::Method::GET, &path, None)
-            .await?;
-        let data = page["data"]
-            .as_array()
-            .context("GET /admin/v1/logs: no data")?;
-        for entry in data {
-            out.push(logged_of(entry, &prefix)?);
-        }
-        match page["next_cursor"].as_str() {
-            Some(next) if !data.is_empty() => cursor = Some(next.to_owned()),
-            _ => return Ok(out),
-        }
-    }
+    let path = format!("/admin/v1/logs?limit=500&metadata.soak_run={run_id}");
+    every_item(gateway, client, &path)
+        .await?
+        .iter()
+        .map(|entry| logged_of(entry, &prefix))
+        .collect()
 }
 
 fn logged_of(entry: &Value, prefix: &str) -> anyhow::Result<Logged> {
@@ -262,42 +277,25 @@ async fn read_budgets(
     run_id: &str,
 ) -> anyhow::Result<HashMap<Kind, (i64, i64)>> {
     let mut out = HashMap::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut path = "/admin/v1/budgets?limit=500".to_owned();
-        if let Some(cursor) = &cursor {
-            path.push_str("&cursor=");
-            path.push_str(cursor);
+    for entry in every_item(gateway, client, "/admin/v1/budgets?limit=500").await? {
+        if entry["kind"] != "budget" {
+            continue;
         }
-        let page = gateway
-            .admin(client, reqwest::Method::GET, &path, None)
-            .await?;
-        let data = page["data"]
-            .as_array()
-            .context("GET /admin/v1/budgets: no data")?;
-        for entry in data {
-            if entry["kind"] != "budget" {
-                continue;
-            }
-            let subject = entry["subject"].as_str().unwrap_or_default();
-            if let Some(kind) = Kind::ALL
-                .into_iter()
-                .find(|k| subject == format!("key:{}", key_name(*k, run_id)))
-            {
-                out.insert(
-                    kind,
-                    (
-                        micro_usd(&entry["cost_usd_spent"]),
-                        micro_usd(&entry["cost_usd_reserved"]),
-                    ),
-                );
-            }
-        }
-        match page["next_cursor"].as_str() {
-            Some(next) if !data.is_empty() => cursor = Some(next.to_owned()),
-            _ => return Ok(out),
+        let subject = entry["subject"].as_str().unwrap_or_default();
+        if let Some(kind) = Kind::ALL
+            .into_iter()
+            .find(|k| subject == format!("key:{}", key_name(*k, run_id)))
+        {
+            out.insert(
+                kind,
+                (
+                    micro_usd(&entry["cost_usd_spent"]),
+                    micro_usd(&entry["cost_usd_reserved"]),
+                ),
+            );
         }
     }
+    Ok(out)
 }
 
 /// Compares the tally with the log and the budgets.
